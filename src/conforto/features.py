@@ -1,0 +1,222 @@
+"""Physics features from pythermalcomfort, computed vectorised.
+
+Comfort indices per row: PMV/PPD after ISO 7730 and ASHRAE 55, the standard effective
+temperature (SET), the operative temperature, and the ASHRAE 55 adaptive comfort temperature
+from the running-mean outdoor temperature with the distance to it. Inputs outside a model's
+applicability give NaN, never an exception. Following the database's own method, PMV uses the
+relative air speed and the dynamic clothing insulation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pythermalcomfort.clothing import clo_dynamic_ashrae
+from pythermalcomfort.environment import operative_tmp, v_relative
+from pythermalcomfort.models import pmv_ppd_ashrae, pmv_ppd_iso, set_tmp
+
+FloatArray = npt.NDArray[np.float64]
+
+#: Slope and intercept of the ASHRAE 55 adaptive comfort temperature [°C/°C, °C].
+ADAPTIVE_SLOPE, ADAPTIVE_INTERCEPT = 0.31, 17.8
+#: Running-mean outdoor temperatures where the adaptive model applies [°C].
+ADAPTIVE_RANGE = (10.0, 33.5)
+
+#: Every feature :func:`comfort_features` can compute, with its unit and meaning.
+FEATURES: dict[str, tuple[str, str]] = {
+    "t_op": ("°C", "Operative temperature (ISO 7726), tr taken equal to ta where missing"),
+    "pmv_iso": ("-", "Predicted mean vote, ISO 7730"),
+    "ppd_iso": ("%", "Predicted percentage dissatisfied, ISO 7730"),
+    "pmv_ashrae": ("-", "Predicted mean vote with cooling effect, ASHRAE 55"),
+    "set": ("°C", "Standard effective temperature"),
+    "t_cmf": ("°C", "ASHRAE 55 adaptive comfort temperature from t_mot_isd"),
+    "dt_cmf": ("°C", "Operative temperature minus the adaptive comfort temperature"),
+}
+
+#: Features cheap enough to compute per request (about 0.1 ms each).
+FAST_FEATURES: tuple[str, ...] = ("t_op", "pmv_iso", "ppd_iso", "t_cmf", "dt_cmf")
+
+
+def _col(frame: pd.DataFrame, name: str) -> FloatArray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def pmv_ppd(
+    ta: npt.ArrayLike,
+    tr: npt.ArrayLike,
+    vel: npt.ArrayLike,
+    rh: npt.ArrayLike,
+    met: npt.ArrayLike,
+    clo: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray]:
+    """PMV and PPD after ISO 7730, the way the database computed its own ``pmv`` column.
+
+    The measured air speed becomes the relative air speed and the clothing insulation the
+    dynamic one before calling :func:`pythermalcomfort.models.pmv_ppd_iso`.
+
+    Parameters
+    ----------
+    ta, tr
+        Air and mean radiant temperature [°C].
+    vel
+        Measured air speed [m/s].
+    rh
+        Relative humidity [%].
+    met
+        Metabolic rate [met].
+    clo
+        Clothing insulation [clo].
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(pmv [-], ppd [%])``, NaN where an input is missing or outside ISO 7730's limits.
+
+    Examples
+    --------
+    >>> pmv, ppd = pmv_ppd(25.0, 25.0, 0.1, 50.0, 1.2, 0.5)
+    >>> round(float(pmv[0]), 2), round(float(ppd[0]), 1)
+    (-0.09, 5.2)
+    """
+    ta, tr, vel, rh, met, clo = np.broadcast_arrays(
+        *(np.atleast_1d(np.asarray(x, dtype=np.float64)) for x in (ta, tr, vel, rh, met, clo))
+    )
+    ok = np.isfinite(ta) & np.isfinite(tr) & np.isfinite(vel) & np.isfinite(rh)
+    ok &= np.isfinite(met) & np.isfinite(clo) & (met > 0)
+    pmv = np.full(ta.shape, np.nan)
+    ppd = np.full(ta.shape, np.nan)
+    if ok.any():
+        m = met[ok]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = pmv_ppd_iso(
+                tdb=ta[ok], tr=tr[ok], vr=v_relative(vel[ok], m), rh=rh[ok], met=m,
+                clo=clo_dynamic_ashrae(clo[ok], m), limit_inputs=True, round_output=False,
+            )  # fmt: skip
+        pmv[ok] = result.pmv
+        ppd[ok] = result.ppd
+    return pmv, ppd
+
+
+def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) -> pd.DataFrame:
+    """Compute physics features for every row of ``frame``.
+
+    Parameters
+    ----------
+    frame
+        Canonical columns ``ta``, ``rh``, ``vel``, ``met``, ``clo`` and, when available, ``tr``
+        (else taken equal to ``ta``) and ``t_mot_isd`` (running-mean outdoor temperature).
+    names
+        Which of :data:`FEATURES` to compute.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per feature, same index as ``frame``; NaN where a feature does not apply.
+    """
+    names = list(names)
+    unknown = sorted(set(names) - set(FEATURES))
+    if unknown:
+        raise ValueError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
+    ta, rh, vel = _col(frame, "ta"), _col(frame, "rh"), _col(frame, "vel")
+    met, clo = _col(frame, "met"), _col(frame, "clo")
+    tr = _col(frame, "tr")
+    tr = np.where(np.isnan(tr), ta, tr)
+    out: dict[str, FloatArray] = {}
+    t_op = operative_temperature(ta, tr, vel)
+    if "t_op" in names:
+        out["t_op"] = t_op
+    if {"pmv_iso", "ppd_iso"} & set(names):
+        pmv, ppd = pmv_ppd(ta, tr, vel, rh, met, clo)
+        out["pmv_iso"], out["ppd_iso"] = pmv, ppd
+    if "pmv_ashrae" in names:
+        out["pmv_ashrae"] = _guarded(
+            lambda ok: pmv_ppd_ashrae(
+                tdb=ta[ok], tr=tr[ok], vr=v_relative(vel[ok], met[ok]), rh=rh[ok], met=met[ok],
+                clo=clo_dynamic_ashrae(clo[ok], met[ok]), limit_inputs=True,
+                round_output=False,
+            ).pmv,
+            ta, tr, vel, rh, met, clo,
+        )  # fmt: skip
+    if "set" in names:
+        out["set"] = _guarded(
+            lambda ok: set_tmp(
+                tdb=ta[ok], tr=tr[ok], v=vel[ok], rh=rh[ok], met=met[ok], clo=clo[ok],
+                limit_inputs=True, round_output=False,
+            ).set,
+            ta, tr, vel, rh, met, clo,
+        )  # fmt: skip
+    t_cmf = adaptive_comfort_temperature(_col(frame, "t_mot_isd"))
+    if "t_cmf" in names:
+        out["t_cmf"] = t_cmf
+    if "dt_cmf" in names:
+        out["dt_cmf"] = t_op - t_cmf
+    return pd.DataFrame({n: out[n] for n in names}, index=frame.index)
+
+
+def operative_temperature(ta: npt.ArrayLike, tr: npt.ArrayLike, vel: npt.ArrayLike) -> FloatArray:
+    """Operative temperature after ISO 7726 [°C].
+
+    Parameters
+    ----------
+    ta, tr
+        Air and mean radiant temperature [°C].
+    vel
+        Air speed [m/s]; where missing, the still-air mean of ``ta`` and ``tr`` is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        Operative temperature [°C].
+
+    Examples
+    --------
+    >>> operative_temperature([20.0], [24.0], [0.1]).tolist()
+    [22.0]
+    """
+    ta, tr, vel = (np.asarray(x, dtype=np.float64) for x in (ta, tr, vel))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = operative_tmp(tdb=ta, tr=tr, v=np.where(np.isnan(vel), 0.0, vel))
+    return np.asarray(result, dtype=np.float64)
+
+
+def adaptive_comfort_temperature(t_running_mean: npt.ArrayLike) -> FloatArray:
+    """ASHRAE 55 adaptive comfort temperature [°C], NaN outside 10-33.5 °C running mean.
+
+    Parameters
+    ----------
+    t_running_mean
+        Prevailing (running-mean) outdoor temperature [°C].
+
+    Returns
+    -------
+    numpy.ndarray
+        ``17.8 + 0.31 * t_running_mean`` [°C].
+
+    Examples
+    --------
+    >>> adaptive_comfort_temperature([20.0, 5.0]).round(1).tolist()
+    [24.0, nan]
+    """
+    t = np.asarray(t_running_mean, dtype=np.float64)
+    low, high = ADAPTIVE_RANGE
+    valid = (t >= low) & (t <= high)
+    return np.where(valid, ADAPTIVE_INTERCEPT + ADAPTIVE_SLOPE * t, np.nan)
+
+
+def _guarded(compute: object, *inputs: FloatArray) -> FloatArray:
+    """Run ``compute(mask)`` on rows with all inputs finite; NaN elsewhere and on failure."""
+    ok = np.logical_and.reduce([np.isfinite(x) for x in inputs]) & (inputs[4] > 0)
+    out = np.full(inputs[0].shape, np.nan)
+    if ok.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[ok] = np.asarray(compute(ok), dtype=np.float64)  # type: ignore[operator]
+    return out

@@ -1,0 +1,103 @@
+"""One settings class for the whole project (environment prefix ``CONFORTO_``).
+
+Nested groups use ``__`` as delimiter, e.g. ``CONFORTO_DOWNLOAD__RETRIES=5``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conforto.errors import ConfigError
+
+MEASUREMENTS_URL = (
+    "https://github.com/CenterForTheBuiltEnvironment/ashrae-db-II/raw/master/"
+    "v2.1.0/db_measurements_v2.1.0.csv.gz"
+)
+MEASUREMENTS_SHA256 = "9722be588ec3e779de21679513711e2d980138359a1b44bb9775e9499bc68380"
+METADATA_URL = (
+    "https://github.com/CenterForTheBuiltEnvironment/ashrae-db-II/raw/master/v2.1.0/db_metadata.csv"
+)
+METADATA_SHA256 = "af6770a2b469f079cd172bd6632d1ae726a3a663515126816ff6d2d8f51bfc10"
+
+
+class DownloadSettings(BaseModel):
+    """Where the official ASHRAE Global Thermal Comfort Database II files come from."""
+
+    measurements_url: HttpUrl = HttpUrl(MEASUREMENTS_URL)
+    measurements_sha256: str = MEASUREMENTS_SHA256
+    metadata_url: HttpUrl = HttpUrl(METADATA_URL)
+    metadata_sha256: str = METADATA_SHA256
+    retries: int = Field(3, ge=0, le=10, description="Retries after a transient failure.")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server.")
+
+    @field_validator("measurements_sha256", "metadata_sha256")
+    @classmethod
+    def _is_sha256(cls, value: str) -> str:
+        value = value.strip().lower()
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError(f"expected 64 hex digits of a sha256 digest, got {value!r}")
+        return value
+
+
+class Settings(BaseSettings):
+    """Project settings, read from ``CONFORTO_*`` environment variables.
+
+    Attributes
+    ----------
+    home
+        Folder that holds everything the project writes (reports, models, stores).
+    measurements, metadata
+        Local copies of the database's two files; when unset, the official files are
+        downloaded once into ``cache_dir`` and reused.
+    cache_dir
+        Where downloaded data is kept; defaults to ``home / "cache"``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONFORTO_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Path(".conforto")
+    measurements: Path | None = None
+    metadata: Path | None = None
+    cache_dir: Path | None = None
+    seed: int = 42
+    download: DownloadSettings = DownloadSettings()
+
+    @property
+    def data_cache(self) -> Path:
+        """Folder holding downloaded data files."""
+        return self.cache_dir if self.cache_dir is not None else self.home / "cache"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Default folder for data reports."""
+        return self.home / "reports"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings, read once from the environment.
+
+    Returns
+    -------
+    Settings
+        The cached settings; call ``get_settings.cache_clear()`` after changing the environment.
+
+    Raises
+    ------
+    ConfigError
+        Naming each invalid setting by its environment variable, with the reason.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            "CONFORTO_" + "__".join(str(p) for p in err["loc"]).upper() + f": {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}.") from None

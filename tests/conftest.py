@@ -1,0 +1,111 @@
+"""Shared fixtures: synthetic frames, the real data (and a building-grouped sample), a temp home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conforto.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def make_frames(
+    n: int = 60, buildings: int = 6, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A small, valid measurements table and its metadata table, in the database's format."""
+    rng = np.random.default_rng(seed)
+    ta = rng.uniform(18, 32, n)
+    measurements = pd.DataFrame({
+        "record_id": np.arange(1, n + 1),
+        "building_id": rng.integers(1, buildings + 1, n),
+        "timestamp": rng.choice(["2012-01-15T00:00:00Z", "2013-07-02T00:00:00Z", None], n),
+        "season": rng.choice(["summer", "Winter", "fall"], n),
+        "gender": rng.choice(["male", "female", None], n),
+        "age": rng.uniform(20, 60, n).round(),
+        "ta": ta.round(1),
+        "tr": (ta + rng.normal(0, 1, n)).round(1),
+        "rh": rng.uniform(30, 70, n).round(),
+        "vel": rng.uniform(0.05, 0.4, n).round(2),
+        "met": rng.uniform(1.0, 1.4, n).round(2),
+        "clo": rng.uniform(0.4, 1.0, n).round(2),
+        "thermal_sensation": np.clip(np.round((ta - 25) / 3 + rng.normal(0, 0.7, n)), -3, 3),
+        "t_mot_isd": rng.uniform(12, 28, n).round(1),
+    })  # fmt: skip
+    metadata = pd.DataFrame({
+        "building_id": np.arange(1, buildings + 1),
+        "climate": rng.choice(["hot arid", "Desert (hot arid)", "humid subtropical"], buildings),
+        "building_type": rng.choice(["office", "classroom"], buildings),
+        "cooling_type": rng.choice(["air conditioned", "naturally ventilated"], buildings),
+        "country": "brazil",
+    })  # fmt: skip
+    return measurements, metadata
+
+
+@pytest.fixture
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Synthetic measurements and metadata frames."""
+    return make_frames()
+
+
+@pytest.fixture
+def data_files(tmp_path: Path, frames: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[Path, Path]:
+    """The synthetic frames written as csv files."""
+    measurements, metadata = frames
+    m, d = tmp_path / "measurements.csv", tmp_path / "metadata.csv"
+    measurements.to_csv(m, index=False)
+    metadata.to_csv(d, index=False)
+    return m, d
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary CONFORTO_HOME, so tests never write outside tmp_path."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("CONFORTO_HOME", str(path))
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def dev_paths() -> tuple[Path, Path]:
+    """The real dev data: CONFORTO_MEASUREMENTS/CONFORTO_METADATA, else ../shared/data."""
+    m = Path(
+        os.environ.get("CONFORTO_MEASUREMENTS", SHARED_DATA / "db_measurements_v2.1.0.dev.csv.gz")
+    )
+    d = Path(os.environ.get("CONFORTO_METADATA", SHARED_DATA / "db_metadata_v2.1.0.dev.csv"))
+    for path in (m, d):
+        if not path.is_file():
+            pytest.fail(
+                f"real data not found at {path}: set CONFORTO_MEASUREMENTS/CONFORTO_METADATA"
+            )
+    return m, d
+
+
+@pytest.fixture(scope="session")
+def dev_frames(dev_paths: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The real dev data as raw frames (read once per session)."""
+    m, d = dev_paths
+    return pd.read_csv(m, low_memory=False), pd.read_csv(d)
+
+
+@pytest.fixture(scope="session")
+def sample_paths(
+    tmp_path_factory: pytest.TempPathFactory, dev_frames: tuple[pd.DataFrame, pd.DataFrame]
+) -> tuple[Path, Path]:
+    """A building-grouped sample (about 15 % of the buildings) of the real data, as files."""
+    measurements, metadata = dev_frames
+    rng = np.random.default_rng(7)
+    ids = np.sort(measurements["building_id"].unique())
+    chosen = rng.choice(ids, size=len(ids) * 15 // 100, replace=False)
+    folder = tmp_path_factory.mktemp("sample")
+    m, d = folder / "measurements.csv.gz", folder / "metadata.csv"
+    measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
+    metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
+    return m, d

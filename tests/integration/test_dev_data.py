@@ -1,0 +1,98 @@
+"""The data layer on the real ASHRAE Global Thermal Comfort Database II dev files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conforto.data import NO_DATE, ensure_group_column, load_dataset
+from conforto.features import comfort_features
+from conforto.validation import validate_dataset
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def dataset(dev_paths: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+    return load_dataset(*dev_paths)
+
+
+def test_real_data_loads_and_joins(dataset) -> None:  # type: ignore[no-untyped-def]
+    frame = dataset.frame
+    assert len(frame) > 90_000
+    assert frame["climate"].notna().mean() > 0.99
+    assert "desert (hot arid)" not in set(frame["climate"].dropna())
+    assert not any("\u00a0" in c for c in frame["climate"].dropna().unique())
+
+
+def test_real_data_passes_validation_with_explained_warnings(dataset) -> None:  # type: ignore[no-untyped-def]
+    report = validate_dataset(dataset)
+    assert report.ok, report.summary()
+    duplicates = next(c for c in report.checks if c.name == "duplicates")
+    assert 2_000 < duplicates.rows < 3_500  # the README's ~2,700 id-only duplicates
+    assert next(c for c in report.checks if c.name == "plausible:vel").status == "warn"
+
+
+def test_group_column_covers_every_row(dataset) -> None:  # type: ignore[no-untyped-def]
+    grouped = ensure_group_column(dataset.frame)
+    assert grouped["mes_ano"].notna().all()
+    has_date = dataset.frame["timestamp"].notna()
+    assert (grouped.loc[~has_date, "mes_ano"] == NO_DATE).all()
+    assert grouped.loc[has_date, "mes_ano"].str.fullmatch(r"\d{4}-\d{2}").all()
+
+
+def test_computed_pmv_agrees_with_database(dataset) -> None:  # type: ignore[no-untyped-def]
+    frame = dataset.frame
+    features = comfort_features(frame, ["pmv_iso"])
+    both = features["pmv_iso"].notna() & frame["pmv"].notna()
+    assert both.sum() > 40_000
+    diff = np.abs(features.loc[both, "pmv_iso"] - frame.loc[both, "pmv"])
+    assert float(diff.median()) < 0.02
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conforto", *args], capture_output=True,
+                          text=True, check=False, timeout=300)  # fmt: skip
+
+
+def test_cli_validate_exit_codes_on_real_data(
+    dev_paths: tuple[Path, Path], dev_frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    m, d = dev_paths
+    ok = _cli(
+        "data",
+        "validate",
+        "--measurements",
+        str(m),
+        "--metadata",
+        str(d),
+        "--out",
+        str(tmp_path / "ok"),
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "ok" / "validation.json").read_text())["ok"] is True
+
+    measurements = dev_frames[0]
+    renamed = tmp_path / "renamed.csv.gz"
+    with gzip.open(renamed, "wt") as handle:
+        measurements.rename(columns={"rh": "rh_renamed"}).to_csv(handle, index=False)
+    bad = _cli("data", "validate", "--measurements", str(renamed), "--metadata", str(d),
+               "--out", str(tmp_path / "renamed"))  # fmt: skip
+    assert bad.returncode == 1
+    assert "rh: required column is missing" in bad.stdout
+
+    humid = tmp_path / "humid.csv.gz"
+    with gzip.open(humid, "wt") as handle:
+        rh = measurements["rh"].where(measurements.index % 1000 != 0, 104.0)
+        measurements.assign(rh=rh).to_csv(handle, index=False)
+    over = _cli("data", "validate", "--measurements", str(humid), "--metadata", str(d),
+                "--out", str(tmp_path / "humid"))  # fmt: skip
+    assert over.returncode == 1
+    assert "rh: impossible: Relative humidity" in over.stdout

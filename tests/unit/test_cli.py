@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from conforto.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("conforto ")
+
+
+def test_validate_passes_and_writes_reports(data_files: tuple[Path, Path], tmp_path: Path) -> None:
+    m, d = data_files
+    out = tmp_path / "reports"
+    result = runner.invoke(app, ["data", "validate", "--measurements", str(m), "--metadata", str(d),
+                                 "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "validation.json").read_text())["ok"] is True
+
+
+def test_validate_fails_naming_the_column(
+    tmp_path: Path, frames: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    measurements, metadata = frames
+    m, d = tmp_path / "m.csv", tmp_path / "d.csv"
+    measurements.assign(rh=150.0).to_csv(m, index=False)
+    metadata.to_csv(d, index=False)
+    result = runner.invoke(app, ["data", "validate", "--measurements", str(m), "--metadata", str(d),
+                                 "--out", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "rh: impossible: Relative humidity must be within 0..100 %" in result.output
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.csv"
+    result = runner.invoke(app, ["data", "validate", "--measurements", str(missing),
+                                 "--metadata", str(missing)])  # fmt: skip
+    assert result.exit_code == 1
+    assert "error: data file not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_profile_writes_reports(data_files: tuple[Path, Path], home: Path) -> None:
+    m, d = data_files
+    result = runner.invoke(app, ["data", "profile", "--measurements", str(m), "--metadata", str(d)])
+    assert result.exit_code == 0, result.output
+    assert (home / "reports" / "profile.html").is_file()
+
+
+def test_run_uses_settings_for_data(
+    data_files: tuple[Path, Path], home: Path, monkeypatch: object
+) -> None:
+    m, d = data_files
+    monkeypatch.setenv("CONFORTO_MEASUREMENTS", str(m))  # type: ignore[attr-defined]
+    monkeypatch.setenv("CONFORTO_METADATA", str(d))  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (home / "reports").iterdir()} == {
+        "validation.json",
+        "validation.html",
+        "profile.json",
+        "profile.html",
+    }
+
+
+def test_invalid_settings_are_reported(monkeypatch: object) -> None:
+    monkeypatch.setenv("CONFORTO_DOWNLOAD__RETRIES", "-1")  # type: ignore[attr-defined]
+    result = runner.invoke(app, ["data", "download"])
+    assert result.exit_code == 1
+    assert "CONFORTO_DOWNLOAD__RETRIES" in result.output
