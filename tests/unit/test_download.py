@@ -130,6 +130,8 @@ def test_an_existing_good_file_survives_a_failed_download(server: str, tmp_path:
 def _settings(server: str, tmp_path: Path, name: str = "good.csv") -> Settings:
     return Settings(
         home=tmp_path / "home",
+        measurements=None,  # ignore CONFORTO_MEASUREMENTS/METADATA from the environment
+        metadata=None,
         download={"measurements_url": f"{server}/{name}", "measurements_sha256": SHA,
                   "metadata_url": f"{server}/good.csv", "metadata_sha256": SHA,
                   "retries": 0},
