@@ -59,8 +59,10 @@ def main() -> None:
         print(f"{name:40s} {seconds:8.2f} {seconds / base:11.1f}")
     total = sum(v for k, v in times.items() if not k.startswith(("baseline", "features, per")))
     print(f"{'total load + validate + all features':40s} {total:8.2f} {total / base:11.1f}")
-    print(f"per-row cost of the per-request features: "
-          f"{1e6 * times['features, per-request set'] / rows:.1f} µs")  # fmt: skip
+    print(
+        f"per-row cost of the per-request features: "
+        f"{1e6 * times['features, per-request set'] / rows:.1f} µs"
+    )
 
 
 if __name__ == "__main__":

@@ -21,29 +21,35 @@ def make_frames(
     """A small, valid measurements table and its metadata table, in the database's format."""
     rng = np.random.default_rng(seed)
     ta = rng.uniform(18, 32, n)
-    measurements = pd.DataFrame({
-        "record_id": np.arange(1, n + 1),
-        "building_id": rng.integers(1, buildings + 1, n),
-        "timestamp": rng.choice(["2012-01-15T00:00:00Z", "2013-07-02T00:00:00Z", None], n),
-        "season": rng.choice(["summer", "Winter", "fall"], n),
-        "gender": rng.choice(["male", "female", None], n),
-        "age": rng.uniform(20, 60, n).round(),
-        "ta": ta.round(1),
-        "tr": (ta + rng.normal(0, 1, n)).round(1),
-        "rh": rng.uniform(30, 70, n).round(),
-        "vel": rng.uniform(0.05, 0.4, n).round(2),
-        "met": rng.uniform(1.0, 1.4, n).round(2),
-        "clo": rng.uniform(0.4, 1.0, n).round(2),
-        "thermal_sensation": np.clip(np.round((ta - 25) / 3 + rng.normal(0, 0.7, n)), -3, 3),
-        "t_mot_isd": rng.uniform(12, 28, n).round(1),
-    })  # fmt: skip
-    metadata = pd.DataFrame({
-        "building_id": np.arange(1, buildings + 1),
-        "climate": rng.choice(["hot arid", "Desert (hot arid)", "humid subtropical"], buildings),
-        "building_type": rng.choice(["office", "classroom"], buildings),
-        "cooling_type": rng.choice(["air conditioned", "naturally ventilated"], buildings),
-        "country": "brazil",
-    })  # fmt: skip
+    measurements = pd.DataFrame(
+        {
+            "record_id": np.arange(1, n + 1),
+            "building_id": rng.integers(1, buildings + 1, n),
+            "timestamp": rng.choice(["2012-01-15T00:00:00Z", "2013-07-02T00:00:00Z", None], n),
+            "season": rng.choice(["summer", "Winter", "fall"], n),
+            "gender": rng.choice(["male", "female", None], n),
+            "age": rng.uniform(20, 60, n).round(),
+            "ta": ta.round(1),
+            "tr": (ta + rng.normal(0, 1, n)).round(1),
+            "rh": rng.uniform(30, 70, n).round(),
+            "vel": rng.uniform(0.05, 0.4, n).round(2),
+            "met": rng.uniform(1.0, 1.4, n).round(2),
+            "clo": rng.uniform(0.4, 1.0, n).round(2),
+            "thermal_sensation": np.clip(np.round((ta - 25) / 3 + rng.normal(0, 0.7, n)), -3, 3),
+            "t_mot_isd": rng.uniform(12, 28, n).round(1),
+        }
+    )
+    metadata = pd.DataFrame(
+        {
+            "building_id": np.arange(1, buildings + 1),
+            "climate": rng.choice(
+                ["hot arid", "Desert (hot arid)", "humid subtropical"], buildings
+            ),
+            "building_type": rng.choice(["office", "classroom"], buildings),
+            "cooling_type": rng.choice(["air conditioned", "naturally ventilated"], buildings),
+            "country": "brazil",
+        }
+    )
     return measurements, metadata
 
 
@@ -106,6 +112,39 @@ def sample_paths(
     chosen = rng.choice(ids, size=len(ids) * 15 // 100, replace=False)
     folder = tmp_path_factory.mktemp("sample")
     m, d = folder / "measurements.csv.gz", folder / "metadata.csv"
+    measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
+    metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
+    return m, d
+
+
+@pytest.fixture(scope="session")
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]
+) -> Path:
+    """A model trained once per session on the building-grouped sample, with a small budget."""
+    from conforto.data import load_dataset
+    from conforto.train import TrainConfig, train_model
+
+    out = tmp_path_factory.mktemp("models") / "sample-model"
+    config = TrainConfig(folds=3, search_trials=2, max_rounds=300)
+    train_model(load_dataset(*sample_paths).frame, out, config=config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def holdout_paths(
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_frames: tuple[pd.DataFrame, pd.DataFrame],
+    sample_paths: tuple[Path, Path],
+) -> tuple[Path, Path]:
+    """Real data from buildings outside the training sample (unseen buildings)."""
+    measurements, metadata = dev_frames
+    seen = set(pd.read_csv(sample_paths[1])["building_id"])
+    rng = np.random.default_rng(11)
+    unseen = [b for b in np.sort(measurements["building_id"].unique()) if b not in seen]
+    chosen = rng.choice(unseen, size=60, replace=False)
+    folder = tmp_path_factory.mktemp("holdout")
+    m, d = folder / "measurements.csv", folder / "metadata.csv"
     measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
     metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
     return m, d

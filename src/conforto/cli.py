@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,17 +36,19 @@ _state = {"debug": False}
 MeasurementsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--measurements", help="Measurements file (csv, csv.gz, parquet). "
+        "--measurements",
+        help="Measurements file (csv, csv.gz, parquet). "
         "Default: CONFORTO_MEASUREMENTS, else the official file, downloaded once.",
     ),
-]  # fmt: skip
+]
 MetadataOpt = Annotated[
     Path | None,
     typer.Option(
-        "--metadata", help="Building metadata file. Default: CONFORTO_METADATA, else the "
+        "--metadata",
+        help="Building metadata file. Default: CONFORTO_METADATA, else the "
         "official file, downloaded once.",
     ),
-]  # fmt: skip
+]
 
 
 def _out(out: Path | None, *parts: str) -> Path:
@@ -165,26 +168,166 @@ def data_profile(
     )
 
 
+ModelOpt = Annotated[
+    Path, typer.Option("--model", help="Model directory written by `conforto train`.")
+]
+
+
+def _summary_table(summary: dict[str, Any], title: str) -> Table:
+    """Model vs PMV vs majority on the same rows."""
+    table = Table(title=title)
+    for col in ("", "rows", "accuracy", "macro-F1", "log loss", "Brier", "ECE"):
+        table.add_column(col, justify="left" if not col else "right")
+
+    def add(name: str, m: dict[str, float], probabilistic: bool = True) -> None:
+        cells = [
+            f"{m[k]:.3f}" if probabilistic or k in ("accuracy", "macro_f1") else "-"
+            for k in ("accuracy", "macro_f1", "log_loss", "brier", "ece")
+        ]
+        table.add_row(name, f"{int(m['rows'])}", *cells)
+
+    add("model", summary["model"])
+    add("majority class", summary["majority"])
+    add("model, rows with PMV", summary["pmv_rows"]["model"])
+    add("PMV binned, rows with PMV", summary["pmv_rows"]["pmv"], probabilistic=False)
+    add("probabilistic PMV", summary["pmv_rows"]["probabilistic_pmv"])
+    return table
+
+
+def _load_train_config(path: Path | None) -> Any:
+    from conforto.train import TrainConfig
+
+    if path is None:
+        return TrainConfig()
+    from conforto.config import load_yaml_model
+
+    return load_yaml_model(path, TrainConfig)
+
+
+@app.command("train")
+def train(
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Model directory to create. Default: CONFORTO_HOME/models/latest."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Training config (YAML).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing model directory.")
+    ] = False,
+) -> None:
+    """Train the thermal-sensation model with building-grouped cross-validation."""
+    from conforto.data import load_dataset
+    from conforto.train import train_model
+
+    with _errors():
+        cfg = _load_train_config(config)
+        target = _out(out, "models", "latest")
+        if target.exists() and not force:
+            raise _fail(
+                f"{target} already exists: choose another --out or pass --force to replace it."
+            )
+        m, d = _sources(measurements, metadata)
+        dataset = load_dataset(m, d)
+        model = train_model(
+            dataset.frame,
+            target,
+            config=cfg,
+            force=force,
+            sources={"measurements": str(m), "metadata": str(d)},
+        )
+    _report_model(target, model.manifest)
+
+
+def _report_model(target: Path, manifest: dict[str, Any]) -> None:
+    metrics = json.loads((target / "metrics.json").read_text())
+    console.print(_summary_table(metrics["cv"], "Cross-validation, grouped by building"))
+    split = metrics["random_split"]
+    console.print(
+        f"random 80/20 split (literature protocol, optimistic): accuracy {split['accuracy']:.3f}",
+        highlight=False,
+    )
+    console.print(f"model: {target}\nreport: {target / 'report.html'}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate(
+    model: ModelOpt,
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/evaluation.")
+    ] = None,
+) -> None:
+    """Score a trained model on other labelled data (for example unseen buildings)."""
+    from conforto.artifact import load_model
+    from conforto.data import load_dataset
+    from conforto.evaluate import evaluate_model, write_evaluation
+
+    with _errors():
+        loaded = load_model(model)
+        m, d = _sources(measurements, metadata)
+        metrics = evaluate_model(loaded, load_dataset(m, d).frame, seed=get_settings().seed)
+        target = _out(out, "reports", "evaluation")
+        paths = write_evaluation(
+            metrics, target, manifest=loaded.manifest, title=f"Evaluation on {m.name}"
+        )
+    console.print(_summary_table(metrics["holdout"], f"Evaluation on {m.name}"))
+    console.print(f"report: {paths['report.html']}", highlight=False)
+
+
+@app.command("predict")
+def predict(
+    model: ModelOpt,
+    input: Annotated[Path, typer.Option("--input", help="CSV of observations (database format).")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write the predictions to.")],
+    metadata: Annotated[
+        Path | None, typer.Option("--metadata", help="Building metadata to join on building_id.")
+    ] = None,
+) -> None:
+    """Score a CSV file: one output row per input row, in order."""
+    from conforto.artifact import load_model
+    from conforto.predict import predict_file
+
+    with _errors():
+        summary = predict_file(load_model(model), input, output, metadata=metadata)
+    console.print(
+        f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
+        f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",
+        highlight=False,
+    )
+
+
 @app.command("run")
 def run(
     measurements: MeasurementsOpt = None,
     metadata: MetadataOpt = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Folder for every report. Default: CONFORTO_HOME/reports.")
-    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Training config (YAML).")] = None,
 ) -> None:
-    """Run the main job end to end: validate → profile → physics features."""
+    """Run the main job end to end: validate → profile → train (grouped CV) → report."""
+    from conforto.data import load_dataset
     from conforto.pipeline import data_stage
+    from conforto.train import train_model
 
     with _errors():
+        cfg = _load_train_config(config)
         m, d = _sources(measurements, metadata)
         with console.status("data stage: load, validate, profile, features"):
-            result = data_stage(m, d, _out(out, "reports"))
-    _print_validation(result.validation, result.reports)
-    timings = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    console.print(f"timings: {timings}", highlight=False)
-    if not result.validation.ok:
-        raise typer.Exit(1)
+            result = data_stage(m, d, _out(None, "reports"))
+        _print_validation(result.validation, result.reports)
+        if not result.validation.ok:
+            raise typer.Exit(1)
+        target = _out(None, "models", "latest")
+        console.print("training (building-grouped cross-validation, then the final model) ...")
+        model = train_model(
+            load_dataset(m, d).frame,
+            target,
+            config=cfg,
+            force=True,
+            sources={"measurements": str(m), "metadata": str(d)},
+        )
+    _report_model(target, model.manifest)
 
 
 @contextmanager

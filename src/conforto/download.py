@@ -49,14 +49,18 @@ def official_files(settings: Settings) -> dict[str, RemoteFile]:
     dl = settings.download
     return {
         "measurements": RemoteFile(
-            "measurements", str(dl.measurements_url), dl.measurements_sha256,
+            "measurements",
+            str(dl.measurements_url),
+            dl.measurements_sha256,
             Path(str(dl.measurements_url.path)).name,
         ),
         "metadata": RemoteFile(
-            "metadata", str(dl.metadata_url), dl.metadata_sha256,
+            "metadata",
+            str(dl.metadata_url),
+            dl.metadata_sha256,
             Path(str(dl.metadata_url.path)).name,
         ),
-    }  # fmt: skip
+    }
 
 
 def sha256_file(path: Path) -> str:
@@ -139,10 +143,14 @@ def _fetch(remote: RemoteFile, dest: Path, *, timeout: float, progress: bool) ->
                 )
             total = int(response.headers.get("content-length", 0)) or None
             with Progress(
-                TextColumn(f"[bold]{remote.filename}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), disable=not progress,
+                TextColumn(f"[bold]{remote.filename}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                disable=not progress,
                 transient=True,
-            ) as bar:  # fmt: skip
+            ) as bar:
                 task = bar.add_task("download", total=total)
                 for chunk in response.iter_raw(_CHUNK):
                     handle.write(chunk)
@@ -201,9 +209,12 @@ def download_official(
         dest = folder / remote.filename
         if not (dest.is_file() and sha256_file(dest) == remote.sha256):
             download_file(
-                remote, dest, retries=settings.download.retries,
-                timeout=settings.download.timeout, progress=progress,
-            )  # fmt: skip
+                remote,
+                dest,
+                retries=settings.download.retries,
+                timeout=settings.download.timeout,
+                progress=progress,
+            )
         paths[key] = dest
     return paths
 

@@ -96,9 +96,15 @@ def pmv_ppd(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = pmv_ppd_iso(
-                tdb=ta[ok], tr=tr[ok], vr=v_relative(vel[ok], m), rh=rh[ok], met=m,
-                clo=clo_dynamic_ashrae(clo[ok], m), limit_inputs=True, round_output=False,
-            )  # fmt: skip
+                tdb=ta[ok],
+                tr=tr[ok],
+                vr=v_relative(vel[ok], m),
+                rh=rh[ok],
+                met=m,
+                clo=clo_dynamic_ashrae(clo[ok], m),
+                limit_inputs=True,
+                round_output=False,
+            )
         pmv[ok] = result.pmv
         ppd[ok] = result.ppd
     return pmv, ppd
@@ -137,21 +143,46 @@ def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) 
         out["pmv_iso"], out["ppd_iso"] = pmv, ppd
     if "pmv_ashrae" in names:
         out["pmv_ashrae"] = _guarded(
-            lambda ok: pmv_ppd_ashrae(
-                tdb=ta[ok], tr=tr[ok], vr=v_relative(vel[ok], met[ok]), rh=rh[ok], met=met[ok],
-                clo=clo_dynamic_ashrae(clo[ok], met[ok]), limit_inputs=True,
-                round_output=False,
-            ).pmv,
-            ta, tr, vel, rh, met, clo,
-        )  # fmt: skip
+            lambda ok: (
+                pmv_ppd_ashrae(
+                    tdb=ta[ok],
+                    tr=tr[ok],
+                    vr=v_relative(vel[ok], met[ok]),
+                    rh=rh[ok],
+                    met=met[ok],
+                    clo=clo_dynamic_ashrae(clo[ok], met[ok]),
+                    limit_inputs=True,
+                    round_output=False,
+                ).pmv
+            ),
+            ta,
+            tr,
+            vel,
+            rh,
+            met,
+            clo,
+        )
     if "set" in names:
         out["set"] = _guarded(
-            lambda ok: set_tmp(
-                tdb=ta[ok], tr=tr[ok], v=vel[ok], rh=rh[ok], met=met[ok], clo=clo[ok],
-                limit_inputs=True, round_output=False,
-            ).set,
-            ta, tr, vel, rh, met, clo,
-        )  # fmt: skip
+            lambda ok: (
+                set_tmp(
+                    tdb=ta[ok],
+                    tr=tr[ok],
+                    v=vel[ok],
+                    rh=rh[ok],
+                    met=met[ok],
+                    clo=clo[ok],
+                    limit_inputs=True,
+                    round_output=False,
+                ).set
+            ),
+            ta,
+            tr,
+            vel,
+            rh,
+            met,
+            clo,
+        )
     t_cmf = adaptive_comfort_temperature(_col(frame, "t_mot_isd"))
     if "t_cmf" in names:
         out["t_cmf"] = t_cmf

@@ -71,11 +71,14 @@ def data_stage(
             features = comfort_features(frame, FEATURES)
             result_seconds["features"] = time.perf_counter() - start
             run.log_metrics({f"{n}_coverage": float(features[n].notna().mean()) for n in features})
-        run.log_metrics({
-            "rows": float(report.n_rows), "checks_failed": float(len(report.failed)),
-            "checks_warned": float(len(report.warnings)),
-            **{f"seconds_{k}": v for k, v in result_seconds.items()},
-        })  # fmt: skip
+        run.log_metrics(
+            {
+                "rows": float(report.n_rows),
+                "checks_failed": float(len(report.failed)),
+                "checks_warned": float(len(report.warnings)),
+                **{f"seconds_{k}": v for k, v in result_seconds.items()},
+            }
+        )
         run.set_tags({"validation": "passed" if report.ok else "failed"})
         for path in reports.values():
             run.log_artifact(path)

@@ -18,29 +18,52 @@ from conforto.reports import figure_uri, new_figure, render
 #: Numeric columns that identify rows or files rather than measure anything.
 _IDENTIFIERS = frozenset({"index", "record_id", "building_id", "year", "records", "database"})
 #: Categorical columns worth profiling (free text such as contributor names is not).
-PROFILED_CATEGORICAL = (*DOMAINS, "region", "country", "thermal_acceptability",
-                        "thermal_preference")  # fmt: skip
+PROFILED_CATEGORICAL = (
+    *DOMAINS,
+    "region",
+    "country",
+    "thermal_acceptability",
+    "thermal_preference",
+)
 HIST_BINS = 30
 TOP_VALUES = 20
-_QUANTILES = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95,
-              "p99": 0.99}  # fmt: skip
+_QUANTILES = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
 
 
 def _numeric_profile(values: pd.Series) -> dict[str, Any]:
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = x[np.isfinite(x)]
-    stats: dict[str, Any] = {"kind": "numeric", "count": int(finite.size),
-                             "null_rate": float(1 - finite.size / max(len(x), 1))}  # fmt: skip
+    stats: dict[str, Any] = {
+        "kind": "numeric",
+        "count": int(finite.size),
+        "null_rate": float(1 - finite.size / max(len(x), 1)),
+    }
     bounds = PHYSICAL_BOUNDS.get(str(values.name))
     stats["unit"] = bounds.unit if bounds else ""
     if finite.size == 0:
         stats.update(dict.fromkeys(("mean", "std", "min", "max", *_QUANTILES)))
         stats["hist"] = {"edges": [], "counts": []}
         return stats
-    stats.update(mean=float(finite.mean()), std=float(finite.std()), min=float(finite.min()),
-                 max=float(finite.max()))  # fmt: skip
-    stats.update({k: float(v) for k, v in zip(
-        _QUANTILES, np.quantile(finite, list(_QUANTILES.values())), strict=True)})  # fmt: skip
+    stats.update(
+        mean=float(finite.mean()),
+        std=float(finite.std()),
+        min=float(finite.min()),
+        max=float(finite.max()),
+    )
+    stats.update(
+        {
+            k: float(v)
+            for k, v in zip(_QUANTILES, np.quantile(finite, list(_QUANTILES.values())), strict=True)
+        }
+    )
     counts, edges = np.histogram(finite, bins=HIST_BINS)
     stats["hist"] = {"edges": edges.tolist(), "counts": counts.tolist()}
     return stats
@@ -84,15 +107,19 @@ def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
 
 def histogram_grid(profile: dict[str, Any], ncols: int = 5) -> str:
     """Draw every numeric column's histogram in one grid; return it as a PNG data URI."""
-    numeric = {n: c for n, c in profile["columns"].items()
-               if c["kind"] == "numeric" and c["hist"]["counts"]}  # fmt: skip
+    numeric = {
+        n: c
+        for n, c in profile["columns"].items()
+        if c["kind"] == "numeric" and c["hist"]["counts"]
+    }
     nrows = max(1, -(-len(numeric) // ncols))
     fig = new_figure(3.0 * ncols, 1.9 * nrows, layout=None)
     fig.subplots_adjust(left=0.03, right=0.99, bottom=0.03, top=0.97, wspace=0.25, hspace=0.6)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (name, stats) in zip(axes, numeric.items(), strict=False):
-        ax.stairs(stats["hist"]["counts"], np.asarray(stats["hist"]["edges"]), fill=True,
-                  color="#4c72b0")  # fmt: skip
+        ax.stairs(
+            stats["hist"]["counts"], np.asarray(stats["hist"]["edges"]), fill=True, color="#4c72b0"
+        )
         ax.set_title(f"{name} [{stats['unit']}]" if stats["unit"] else name, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes[len(numeric) :]:

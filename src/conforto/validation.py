@@ -141,10 +141,19 @@ def build_schema(
             if severity == "hard"
             else (bounds.soft_min, bounds.soft_max)
         )
-        checks = [] if math.isinf(low) and math.isinf(high) else [
-            pa.Check.in_range(low, high, error=_range_rule(bounds, low, high, "impossible"
-                                                          if severity == "hard" else "implausible"))
-        ]  # fmt: skip
+        checks = (
+            []
+            if math.isinf(low) and math.isinf(high)
+            else [
+                pa.Check.in_range(
+                    low,
+                    high,
+                    error=_range_rule(
+                        bounds, low, high, "impossible" if severity == "hard" else "implausible"
+                    ),
+                )
+            ]
+        )
         spec[name] = pa.Column(float, checks, nullable=True, required=name in required)
     for name in sorted(required - set(PHYSICAL_BOUNDS)):
         spec[name] = pa.Column(nullable=True, required=True)
@@ -188,9 +197,13 @@ def _schema_checks(frame: pd.DataFrame, severity: Literal["hard", "soft"]) -> li
                 continue
             index = group["index"].dropna().unique()
             found[(str(column), str(check))] = Check(
-                f"{'range' if severity == 'hard' else 'plausible'}:{column}", str(column),
-                str(check), status, len(index), _examples(frame, index, str(column)),
-            )  # fmt: skip
+                f"{'range' if severity == 'hard' else 'plausible'}:{column}",
+                str(column),
+                str(check),
+                status,
+                len(index),
+                _examples(frame, index, str(column)),
+            )
     checks = list(found.values())
     for name, column in schema.columns.items():
         if not any(c.column == name for c in checks) and name in frame.columns:
@@ -232,35 +245,56 @@ def validate_frame(
             status: Status = "fail"
         else:
             status = "warn" if rate > NULL_RATE_WARN else "pass"
-        checks.append(Check(
-            f"nulls:{name}", name, f"null rate {rate:.1%} (warns above {NULL_RATE_WARN:.0%})",
-            status, int(nulls.sum()), _examples(frame, frame.index[nulls], name),
-        ))  # fmt: skip
+        checks.append(
+            Check(
+                f"nulls:{name}",
+                name,
+                f"null rate {rate:.1%} (warns above {NULL_RATE_WARN:.0%})",
+                status,
+                int(nulls.sum()),
+                _examples(frame, frame.index[nulls], name),
+            )
+        )
     content = [c for c in frame.columns if c not in ROW_IDS]
     dup = frame.duplicated(subset=content, keep="first")
-    checks.append(Check(
-        "duplicates", None, "rows identical in everything but their id",
-        "warn" if dup.any() else "pass", int(dup.sum()), _examples(frame, frame.index[dup], None),
-    ))  # fmt: skip
+    checks.append(
+        Check(
+            "duplicates",
+            None,
+            "rows identical in everything but their id",
+            "warn" if dup.any() else "pass",
+            int(dup.sum()),
+            _examples(frame, frame.index[dup], None),
+        )
+    )
     unmatched = sorted(unmatched_buildings)
     missing_meta = frame["building_id"].isin(unmatched) if "building_id" in frame else None
-    checks.append(Check(
-        "metadata", "building_id", f"buildings missing from the metadata: {unmatched[:20]}",
-        "warn" if unmatched else "pass",
-        int(missing_meta.sum()) if missing_meta is not None else 0,
-    ))  # fmt: skip
+    checks.append(
+        Check(
+            "metadata",
+            "building_id",
+            f"buildings missing from the metadata: {unmatched[:20]}",
+            "warn" if unmatched else "pass",
+            int(missing_meta.sum()) if missing_meta is not None else 0,
+        )
+    )
     for column, domain in DOMAINS.items():
         if column not in frame.columns:
             continue
         bad = unknown_values(frame, column)
         values = sorted(frame.loc[bad, column].astype(str).unique())[:10]
-        checks.append(Check(
-            f"domain:{column}", column,
-            f"values outside the known {len(domain)}: {values}" if values else
-            f"values within the known {len(domain)}",
-            "warn" if bad.any() else "pass", int(bad.sum()),
-            _examples(frame, frame.index[bad], column),
-        ))  # fmt: skip
+        checks.append(
+            Check(
+                f"domain:{column}",
+                column,
+                f"values outside the known {len(domain)}: {values}"
+                if values
+                else f"values within the known {len(domain)}",
+                "warn" if bad.any() else "pass",
+                int(bad.sum()),
+                _examples(frame, frame.index[bad], column),
+            )
+        )
     return ValidationReport(checks, len(frame), frame.shape[1], dict(sources or {}))
 
 

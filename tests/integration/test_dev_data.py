@@ -58,8 +58,13 @@ def test_computed_pmv_agrees_with_database(dataset) -> None:  # type: ignore[no-
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "conforto", *args], capture_output=True,
-                          text=True, check=False, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "conforto", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_cli_validate_exit_codes_on_real_data(
@@ -83,8 +88,16 @@ def test_cli_validate_exit_codes_on_real_data(
     renamed = tmp_path / "renamed.csv.gz"
     with gzip.open(renamed, "wt") as handle:
         measurements.rename(columns={"rh": "rh_renamed"}).to_csv(handle, index=False)
-    bad = _cli("data", "validate", "--measurements", str(renamed), "--metadata", str(d),
-               "--out", str(tmp_path / "renamed"))  # fmt: skip
+    bad = _cli(
+        "data",
+        "validate",
+        "--measurements",
+        str(renamed),
+        "--metadata",
+        str(d),
+        "--out",
+        str(tmp_path / "renamed"),
+    )
     assert bad.returncode == 1
     assert "rh: required column is missing" in bad.stdout
 
@@ -92,7 +105,15 @@ def test_cli_validate_exit_codes_on_real_data(
     with gzip.open(humid, "wt") as handle:
         rh = measurements["rh"].where(measurements.index % 1000 != 0, 104.0)
         measurements.assign(rh=rh).to_csv(handle, index=False)
-    over = _cli("data", "validate", "--measurements", str(humid), "--metadata", str(d),
-                "--out", str(tmp_path / "humid"))  # fmt: skip
+    over = _cli(
+        "data",
+        "validate",
+        "--measurements",
+        str(humid),
+        "--metadata",
+        str(d),
+        "--out",
+        str(tmp_path / "humid"),
+    )
     assert over.returncode == 1
     assert "rh: impossible: Relative humidity" in over.stdout

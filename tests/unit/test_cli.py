@@ -20,8 +20,9 @@ def test_version() -> None:
 def test_validate_passes_and_writes_reports(data_files: tuple[Path, Path], tmp_path: Path) -> None:
     m, d = data_files
     out = tmp_path / "reports"
-    result = runner.invoke(app, ["data", "validate", "--measurements", str(m), "--metadata", str(d),
-                                 "--out", str(out)])  # fmt: skip
+    result = runner.invoke(
+        app, ["data", "validate", "--measurements", str(m), "--metadata", str(d), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "validation.json").read_text())["ok"] is True
 
@@ -33,16 +34,28 @@ def test_validate_fails_naming_the_column(
     m, d = tmp_path / "m.csv", tmp_path / "d.csv"
     measurements.assign(rh=150.0).to_csv(m, index=False)
     metadata.to_csv(d, index=False)
-    result = runner.invoke(app, ["data", "validate", "--measurements", str(m), "--metadata", str(d),
-                                 "--out", str(tmp_path / "r")])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            "validate",
+            "--measurements",
+            str(m),
+            "--metadata",
+            str(d),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code == 1
     assert "rh: impossible: Relative humidity must be within 0..100 %" in result.output
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     missing = tmp_path / "nope.csv"
-    result = runner.invoke(app, ["data", "validate", "--measurements", str(missing),
-                                 "--metadata", str(missing)])  # fmt: skip
+    result = runner.invoke(
+        app, ["data", "validate", "--measurements", str(missing), "--metadata", str(missing)]
+    )
     assert result.exit_code == 1
     assert "error: data file not found" in result.output
     assert "Traceback" not in result.output

@@ -88,16 +88,18 @@ def test_checksum_mismatch_is_refused_and_nothing_saved(server: str, tmp_path: P
 
 
 def test_transient_server_errors_are_retried(server: str, tmp_path: Path) -> None:
-    dest = download_file(_remote(server, "flaky.csv"), tmp_path / "m.csv", backoff=0.01,
-                         progress=False)  # fmt: skip
+    dest = download_file(
+        _remote(server, "flaky.csv"), tmp_path / "m.csv", backoff=0.01, progress=False
+    )
     assert dest.read_bytes() == PAYLOAD
     assert _Handler.hits["/flaky.csv"] == 3
 
 
 def test_persistent_server_error_gives_up_cleanly(server: str, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="after 3 attempts: server answered HTTP 500"):
-        download_file(_remote(server, "down.csv"), tmp_path / "m.csv", retries=2, backoff=0.01,
-                      progress=False)  # fmt: skip
+        download_file(
+            _remote(server, "down.csv"), tmp_path / "m.csv", retries=2, backoff=0.01, progress=False
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,10 +134,14 @@ def _settings(server: str, tmp_path: Path, name: str = "good.csv") -> Settings:
         home=tmp_path / "home",
         measurements=None,  # ignore CONFORTO_MEASUREMENTS/METADATA from the environment
         metadata=None,
-        download={"measurements_url": f"{server}/{name}", "measurements_sha256": SHA,
-                  "metadata_url": f"{server}/good.csv", "metadata_sha256": SHA,
-                  "retries": 0},
-    )  # fmt: skip
+        download={
+            "measurements_url": f"{server}/{name}",
+            "measurements_sha256": SHA,
+            "metadata_url": f"{server}/good.csv",
+            "metadata_sha256": SHA,
+            "retries": 0,
+        },
+    )
 
 
 def test_official_files_are_cached_and_reused(server: str, tmp_path: Path) -> None:

@@ -22,8 +22,14 @@ def test_pmv_matches_pythermalcomfort_reference() -> None:
 
 
 def test_pmv_is_nan_outside_applicability_and_for_missing_inputs() -> None:
-    pmv, ppd = pmv_ppd([38.0, 22.0, 22.0], [38.0, 22.0, 22.0], [0.1, np.nan, 0.1],
-                       [50.0, 50.0, 50.0], [1.2, 1.2, 1.2], [0.5, 0.5, 0.5])  # fmt: skip
+    pmv, ppd = pmv_ppd(
+        [38.0, 22.0, 22.0],
+        [38.0, 22.0, 22.0],
+        [0.1, np.nan, 0.1],
+        [50.0, 50.0, 50.0],
+        [1.2, 1.2, 1.2],
+        [0.5, 0.5, 0.5],
+    )
     assert np.isnan(pmv[0])
     assert np.isnan(ppd[0])
     assert np.isnan(pmv[1])  # missing air speed
@@ -36,12 +42,17 @@ def test_pmv_increases_with_temperature() -> None:
 
 
 def test_comfort_features_never_crash_and_give_nan_where_inapplicable() -> None:
-    frame = pd.DataFrame({
-        "ta": [22.0, 45.0, np.nan, 24.0], "tr": [np.nan, 45.0, 20.0, 24.0],
-        "rh": [50.0, 50.0, 50.0, 101.0], "vel": [0.1, 3.0, 0.1, 0.1],
-        "met": [1.2, 1.2, 1.2, 0.0], "clo": [0.6, 0.6, 0.6, 0.6],
-        "t_mot_isd": [20.0, 40.0, 20.0, 5.0],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "ta": [22.0, 45.0, np.nan, 24.0],
+            "tr": [np.nan, 45.0, 20.0, 24.0],
+            "rh": [50.0, 50.0, 50.0, 101.0],
+            "vel": [0.1, 3.0, 0.1, 0.1],
+            "met": [1.2, 1.2, 1.2, 0.0],
+            "clo": [0.6, 0.6, 0.6, 0.6],
+            "t_mot_isd": [20.0, 40.0, 20.0, 5.0],
+        }
+    )
     features = comfort_features(frame, FEATURES)
     assert list(features.columns) == list(FEATURES)
     assert np.isfinite(features.loc[0, ["t_op", "pmv_iso", "set", "t_cmf", "dt_cmf"]]).all()

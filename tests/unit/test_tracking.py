@@ -70,8 +70,9 @@ def test_data_stage_records_results(data_files: tuple[Path, Path], tmp_path: Pat
 def test_data_stage_finishes_when_tracker_is_down(
     data_files: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broken = RecordingTracker(broken=("start_run", "log_params", "log_metrics", "set_tags",
-                                      "log_artifact", "end_run"))  # fmt: skip
+    broken = RecordingTracker(
+        broken=("start_run", "log_params", "log_metrics", "set_tags", "log_artifact", "end_run")
+    )
     with caplog.at_level(logging.WARNING):
         result = data_stage(*data_files, tmp_path / "out", tracker=broken)
     assert result.validation.ok

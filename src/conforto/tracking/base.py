@@ -77,8 +77,11 @@ class GuardedTracker:
             log.warning(
                 "tracking: %s.%s failed (%s: %s); the stage goes on and its results on disk "
                 "are complete",
-                type(self.inner).__name__, method, type(exc).__name__, exc,
-            )  # fmt: skip
+                type(self.inner).__name__,
+                method,
+                type(exc).__name__,
+                exc,
+            )
 
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
         """Begin a run, or warn."""

@@ -1,0 +1,170 @@
+"""The trained-model artifact: plain files that load without the training environment.
+
+A model directory holds::
+
+    manifest.json    format version, ordered features (units, categorical levels), classes,
+                     decision weights, calibration, baselines, config, seed, data fingerprint,
+                     package versions, lineage, and the sha256 of every file
+    booster.txt      the LightGBM booster in its native text format
+    metrics.json     cross-validation metrics, baselines and slices
+    oof.parquet      out-of-fold predictions of the building-grouped cross-validation
+    profile.json     the training data profile (reference for drift checks)
+    report.html      the evaluation report with plots
+    MODEL_CARD.md    intended use, data, metrics, limits
+
+Loading needs only numpy, pandas (for tabular input) and lightgbm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from conforto.design import FeatureSpec, encode
+from conforto.errors import ArtifactError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BOOSTER = "booster.txt"
+#: Files every artifact must have for prediction.
+REQUIRED_FILES = (MANIFEST, BOOSTER)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def softmax(scores: FloatArray) -> FloatArray:
+    """Row-wise softmax of raw class scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    out: FloatArray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class ThermalModel:
+    """A loaded model: booster, features, calibration and decision rule.
+
+    Attributes
+    ----------
+    spec
+        Ordered features.
+    booster
+        The LightGBM booster (``num_threads=1`` for prediction).
+    temperature
+        Temperature of the softmax calibration (1 = none).
+    class_weights
+        Decision weights: the predicted class is ``argmax(proba * class_weights)``.
+    manifest
+        Everything else, as stored.
+    """
+
+    spec: FeatureSpec
+    booster: Any
+    temperature: float
+    class_weights: FloatArray
+    manifest: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        """Short content id of the model (from its booster's sha256)."""
+        return str(self.manifest.get("files", {}).get(BOOSTER, "unknown"))[:12]
+
+    def predict_matrix(self, matrix: FloatArray) -> FloatArray:
+        """Calibrated class probabilities for an encoded matrix (rows × features)."""
+        raw = np.asarray(
+            self.booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64
+        )
+        return softmax(raw / self.temperature)
+
+    def predict_proba(self, frame: pd.DataFrame) -> FloatArray:
+        """Calibrated probabilities (cool, neutral, warm) for canonical data."""
+        return self.predict_matrix(encode(frame, self.spec))
+
+    def decide(self, proba: FloatArray) -> npt.NDArray[np.int64]:
+        """Class indices under the model's decision rule."""
+        return np.asarray((proba * self.class_weights).argmax(axis=1), dtype=np.int64)
+
+
+def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` with the sha256 of every other file in ``directory``."""
+    manifest = dict(manifest)
+    manifest["format_version"] = FORMAT_VERSION
+    manifest["files"] = {
+        p.name: file_sha256(p)
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+
+
+def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
+    """Load a model directory written by ``conforto train``.
+
+    Parameters
+    ----------
+    directory
+        The artifact folder.
+    verify
+        Check every file's sha256 against the manifest.
+
+    Returns
+    -------
+    ThermalModel
+        Ready to predict; reproduces the training run's probabilities exactly.
+
+    Raises
+    ------
+    ArtifactError
+        When the folder or a required file is missing, a checksum does not match, or the format
+        version is not supported; the message names what is wrong.
+    """
+    import lightgbm as lgb
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ArtifactError(
+            f"model directory not found: {directory}. Train one with `conforto train`."
+        )
+    missing = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{directory} is not a complete model: missing {', '.join(missing)}.")
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{directory / MANIFEST} is not valid JSON: {exc}.") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory} has artifact format {version!r}; this conforto reads format "
+            f"{FORMAT_VERSION}. Retrain the model with this version."
+        )
+    if verify:
+        for name, expected in manifest.get("files", {}).items():
+            path = directory / name
+            if not path.is_file():
+                raise ArtifactError(f"{directory} is incomplete: {name} is listed but missing.")
+            if file_sha256(path) != expected:
+                raise ArtifactError(f"{path} is corrupt: its sha256 does not match the manifest.")
+    try:
+        booster = lgb.Booster(model_file=str(directory / BOOSTER))
+    except lgb.basic.LightGBMError as exc:
+        raise ArtifactError(f"cannot load {directory / BOOSTER}: {exc}.") from None
+    return ThermalModel(
+        spec=FeatureSpec.from_dict(manifest["features"]),
+        booster=booster,
+        temperature=float(manifest["calibration"]["temperature"]),
+        class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
+        manifest=manifest,
+    )

@@ -1,0 +1,282 @@
+"""Evaluation: metrics against baselines, slices with intervals, report, model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conforto.artifact import ThermalModel
+from conforto.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
+from conforto.features import comfort_features
+from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.metrics import (
+    bootstrap_interval,
+    classification_metrics,
+    confusion,
+    macro_f1,
+    reliability,
+)
+from conforto.reports import figure_uri, new_figure, render
+from conforto.target import CLASSES
+from conforto.train import prepare
+
+SLICES = ("cooling_type", "climate", "season", "building_type")
+#: Slices with fewer rows are reported without an interval.
+MIN_SLICE_ROWS = 300
+_NAMES = [c.value for c in CLASSES]
+
+
+def _cols(frame: pd.DataFrame, prefix: str) -> np.ndarray:
+    return frame[[f"{prefix}_{c}" for c in _NAMES]].to_numpy(dtype=np.float64)
+
+
+def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+    """Metrics of the model and its baselines on the same rows, plus slices.
+
+    Parameters
+    ----------
+    pred
+        One row per vote: ``y``, ``decision``, ``p_*``, ``majority_*``, ``pmvprob_*``, ``pmv``,
+        ``building_id`` and slice columns (as in ``oof.parquet``).
+    seed
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``model``, ``majority`` and ``pmv_rows`` (model, PMV binned and probabilistic PMV on the
+        rows where PMV exists) metrics; ``confusion``; ``reliability``; ``slices``.
+    """
+    y = pred["y"].to_numpy(dtype=np.int64)
+    decision = pred["decision"].to_numpy(dtype=np.int64)
+    proba = _cols(pred, "p")
+    groups = pred["building_id"].to_numpy(dtype=np.int64)
+    has_pmv = pred["pmv"].notna().to_numpy()
+    pmv = pred["pmv"].to_numpy(dtype=np.float64)
+    model: dict[str, Any] = dict(classification_metrics(y, proba, decision))
+    model["ci"] = bootstrap_interval(y, decision, groups, seed=seed)
+    out: dict[str, Any] = {
+        "model": model,
+        "model_argmax": classification_metrics(y, proba),
+        "majority": classification_metrics(y, _cols(pred, "majority")),
+        "pmv_rows": {
+            "rows": int(has_pmv.sum()),
+            "model": classification_metrics(y[has_pmv], proba[has_pmv], decision[has_pmv]),
+            "pmv": classification_metrics(
+                y[has_pmv], pmv_onehot(pmv[has_pmv]), pmv_class(pmv[has_pmv])
+            ),
+            "probabilistic_pmv": classification_metrics(
+                y[has_pmv], _cols(pred, "pmvprob")[has_pmv]
+            ),
+        },
+        "confusion": {
+            "model": confusion(y, decision).tolist(),
+            "pmv": confusion(y[has_pmv], pmv_class(pmv[has_pmv])).tolist(),
+        },
+        "reliability": reliability(y, proba),
+        "class_share": {
+            "true": np.bincount(y, minlength=3).tolist(),
+            "predicted": np.bincount(decision, minlength=3).tolist(),
+        },
+        "slices": {},
+    }
+    for column in SLICES:
+        if column not in pred.columns:
+            continue
+        rows = []
+        values = pred[column].astype(object).where(pred[column].notna(), "(missing)")
+        for value, idx in values.groupby(values).groups.items():
+            i = pred.index.get_indexer(idx)
+            entry: dict[str, Any] = {
+                "value": str(value),
+                "rows": int(i.size),
+                "buildings": int(np.unique(groups[i]).size),
+                "accuracy": float((decision[i] == y[i]).mean()),
+                "macro_f1": macro_f1(y[i], decision[i]),
+            }
+            pmv_i = i[has_pmv[i]]
+            entry["pmv_macro_f1"] = (
+                macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None
+            )
+            if i.size >= MIN_SLICE_ROWS:
+                entry["ci"] = bootstrap_interval(y[i], decision[i], groups[i], seed=seed, reps=100)
+            rows.append(entry)
+        out["slices"][column] = sorted(rows, key=lambda r: -r["rows"])
+    return out
+
+
+def cv_metrics(oof: pd.DataFrame, groups: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+    """Summarise out-of-fold predictions (see :func:`summarise`) under the key ``cv``."""
+    del groups  # the building ids travel in ``oof``
+    return {"cv": summarise(oof, seed=seed)}
+
+
+def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Score labelled data with ``model`` and its stored baselines, in ``oof.parquet``'s shape."""
+    rows, y, groups = prepare(frame)
+    proba = model.predict_proba(rows)
+    pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
+    baselines = model.manifest["baselines"]
+    majority = np.tile(np.asarray(baselines["majority"]), (len(y), 1))
+    prob_pmv = ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv)
+    pred = pd.DataFrame(
+        {"fold": -1, "building_id": groups, "y": y, "decision": model.decide(proba), "pmv": pmv}
+    )
+    for i, name in enumerate(_NAMES):
+        pred[f"p_{name}"] = proba[:, i]
+        pred[f"majority_{name}"] = majority[:, i]
+        pred[f"pmvprob_{name}"] = prob_pmv[:, i]
+    for column in ("record_id", *SLICES):
+        if column in rows.columns:
+            pred[column] = rows[column].to_numpy()
+    return pred
+
+
+def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+    """Metrics of a trained model on other labelled data (for example unseen buildings).
+
+    Returns
+    -------
+    dict
+        ``{"holdout": summary}`` (see :func:`summarise`).
+    """
+    return {"holdout": summarise(predictions_frame(model, frame), seed=seed)}
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def _confusion_figure(cms: dict[str, list[list[int]]]) -> str:
+    fig = new_figure(7.5, 3.2)
+    for k, (name, cm) in enumerate(cms.items()):
+        ax = fig.add_subplot(1, len(cms), k + 1)
+        m = np.asarray(cm, dtype=float)
+        share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(3):
+            for j in range(3):
+                ax.text(
+                    j,
+                    i,
+                    f"{share[i, j]:.0%}\n{int(m[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(3), _NAMES)
+        ax.set_yticks(range(3), _NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual vote")
+        ax.set_title(name)
+    return figure_uri(fig)
+
+
+def _reliability_figure(rel: dict[str, list[float]]) -> str:
+    fig = new_figure(4.2, 3.4)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999", linestyle=":", label="perfect")
+    for k, name in enumerate(_NAMES):
+        ax.plot(rel[f"predicted_{k}"], rel[f"observed_{k}"], marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("reliability")
+    ax.legend(fontsize=8)
+    return figure_uri(fig)
+
+
+def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
+    entries = [
+        (f"{col}: {r['value']}", r)
+        for col, rows in slices.items()
+        for r in rows
+        if r["rows"] >= MIN_SLICE_ROWS
+    ]
+    fig = new_figure(7.5, 0.22 * len(entries) + 1.0)
+    ax = fig.add_subplot()
+    labels = [e[0] for e in entries]
+    f1 = [e[1]["macro_f1"] for e in entries]
+    lo = [
+        e[1]["macro_f1"] - e[1].get("ci", {}).get("macro_f1", (e[1]["macro_f1"],) * 2)[0]
+        for e in entries
+    ]
+    hi = [
+        e[1].get("ci", {}).get("macro_f1", (e[1]["macro_f1"],) * 2)[1] - e[1]["macro_f1"]
+        for e in entries
+    ]
+    pos = np.arange(len(entries))
+    ax.barh(pos, f1, xerr=[lo, hi], color="#4c72b0", label="model")
+    pmv = [e[1]["pmv_macro_f1"] if e[1]["pmv_macro_f1"] is not None else np.nan for e in entries]
+    ax.scatter(pmv, pos, color="#dd8452", zorder=3, label="PMV", s=14)
+    ax.set_yticks(pos, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("macro-F1 (95 % bootstrap interval over buildings)")
+    ax.legend(fontsize=8)
+    return figure_uri(fig)
+
+
+def _importance_figure(importance: dict[str, float]) -> str:
+    items = sorted(importance.items(), key=lambda kv: kv[1])[-20:]
+    fig = new_figure(5.0, 0.22 * len(items) + 0.8)
+    ax = fig.add_subplot()
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#55a868")
+    ax.set_xlabel("total gain")
+    ax.tick_params(labelsize=7)
+    ax.set_title("feature importance")
+    return figure_uri(fig)
+
+
+def write_evaluation(
+    metrics: dict[str, Any], out: Path, *, manifest: dict[str, Any], title: str
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.html`` (with plots) and ``MODEL_CARD.md`` into ``out``.
+
+    Parameters
+    ----------
+    metrics
+        ``{"cv": summary}`` or ``{"holdout": summary}`` plus optional ``random_split``.
+    out
+        Destination folder.
+    manifest
+        The model's manifest (features, importance, data, config).
+    title
+        Heading of the report.
+
+    Returns
+    -------
+    dict
+        Paths written.
+    """
+    key = "cv" if "cv" in metrics else "holdout"
+    summary = metrics[key]
+    figures = {
+        "confusion": _confusion_figure(
+            {
+                "model": summary["confusion"]["model"],
+                "PMV (ISO 7730), rows with PMV": summary["confusion"]["pmv"],
+            }
+        ),
+        "reliability": _reliability_figure(summary["reliability"]),
+        "slices": _slices_figure(summary["slices"]),
+    }
+    importance = manifest.get("booster", {}).get("feature_importance_gain")
+    if importance:
+        figures["importance"] = _importance_figure(importance)
+    context = {
+        "title": title,
+        "s": summary,
+        "metrics": metrics,
+        "manifest": manifest,
+        "figures": figures,
+    }
+    paths = {
+        "metrics.json": atomic_write_json(out / "metrics.json", metrics),
+        "report.html": atomic_write_text(out / "report.html", render("report.html", **context)),
+        "MODEL_CARD.md": atomic_write_text(
+            out / "MODEL_CARD.md", render("model_card.md", **context)
+        ),
+    }
+    return paths

@@ -1,0 +1,163 @@
+"""Classification metrics for 3-class thermal sensation, with bootstrap intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+N_CLASSES = 3
+ECE_BINS = 15
+
+
+def confusion(y: IntArray, pred: IntArray, n: int = N_CLASSES) -> IntArray:
+    """Confusion matrix, rows true class, columns predicted class."""
+    return np.bincount(y * n + pred, minlength=n * n).reshape(n, n).astype(np.int64)
+
+
+def _f1_from_confusion(cm: npt.NDArray[np.int64]) -> float:
+    tp = np.diag(cm).astype(float)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1.mean())
+
+
+def macro_f1(y: IntArray, pred: IntArray) -> float:
+    """Unweighted mean of the per-class F1 scores.
+
+    Examples
+    --------
+    >>> macro_f1(np.array([0, 1, 2, 2]), np.array([0, 1, 2, 1]))
+    0.7777777777777777
+    """
+    return _f1_from_confusion(confusion(y, pred))
+
+
+def expected_calibration_error(y: IntArray, proba: FloatArray, bins: int = ECE_BINS) -> float:
+    """Top-label expected calibration error over equal-width confidence bins.
+
+    Parameters
+    ----------
+    y
+        True class indices.
+    proba
+        Predicted probabilities, rows summing to 1.
+    bins
+        Number of confidence bins.
+
+    Returns
+    -------
+    float
+        Weighted mean |accuracy - confidence| over bins [0-1].
+    """
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = np.bincount(which, minlength=bins)
+    gap = np.abs(
+        np.bincount(which, correct, minlength=bins) - np.bincount(which, confidence, minlength=bins)
+    )
+    return float(gap.sum() / max(len(y), 1)) if total.sum() else float("nan")
+
+
+def classification_metrics(
+    y: IntArray, proba: FloatArray, pred: IntArray | None = None
+) -> dict[str, float]:
+    """Accuracy, macro-F1, balanced accuracy, log loss, Brier score and ECE.
+
+    Parameters
+    ----------
+    y
+        True class indices (0 cool, 1 neutral, 2 warm).
+    proba
+        Predicted class probabilities (rows × 3).
+    pred
+        Predicted classes (the decision rule); default ``proba.argmax(axis=1)``.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1``, ``balanced_accuracy``, ``log_loss`` [nats], ``brier``
+        (mean over rows of the summed squared error), ``ece`` and ``rows``.
+    """
+    pred = proba.argmax(axis=1) if pred is None else pred
+    cm = confusion(y, pred)
+    support = cm.sum(axis=1)
+    recall = np.divide(np.diag(cm), support, out=np.zeros(N_CLASSES), where=support > 0)
+    onehot = np.eye(N_CLASSES)[y]
+    clipped = np.clip(proba, 1e-15, 1.0)
+    return {
+        "rows": float(len(y)),
+        "accuracy": float(np.trace(cm) / max(len(y), 1)),
+        "macro_f1": _f1_from_confusion(cm),
+        "balanced_accuracy": float(recall[support > 0].mean()),
+        "log_loss": float(-np.log(clipped[np.arange(len(y)), y]).mean()),
+        "brier": float(((proba - onehot) ** 2).sum(axis=1).mean()),
+        "ece": expected_calibration_error(y, proba),
+    }
+
+
+def bootstrap_interval(
+    y: IntArray,
+    pred: IntArray,
+    groups: npt.NDArray[np.int64] | None = None,
+    *,
+    reps: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap confidence intervals of accuracy and macro-F1.
+
+    Parameters
+    ----------
+    y, pred
+        True and predicted class indices.
+    groups
+        Cluster ids (buildings): resample whole clusters, as votes in one building are not
+        independent. ``None`` resamples rows.
+    reps
+        Bootstrap replicates.
+    seed
+        Random seed.
+    level
+        Coverage of the interval.
+
+    Returns
+    -------
+    dict
+        ``{"accuracy": (low, high), "macro_f1": (low, high)}``.
+    """
+    rng = np.random.default_rng(seed)
+    cell = y * N_CLASSES + pred
+    if groups is None:
+        groups = np.arange(len(y))
+    ids, inverse = np.unique(groups, return_inverse=True)
+    # per-cluster confusion counts, so one replicate is a weighted sum over clusters
+    per_cluster = np.zeros((len(ids), N_CLASSES * N_CLASSES))
+    np.add.at(per_cluster, (inverse, cell), 1.0)
+    draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=reps)
+    cms = (draws @ per_cluster).reshape(reps, N_CLASSES, N_CLASSES)
+    acc = np.trace(cms, axis1=1, axis2=2) / np.maximum(cms.sum(axis=(1, 2)), 1)
+    f1 = np.array([_f1_from_confusion(cm.astype(np.int64)) for cm in cms])
+    tail = (1 - level) / 2 * 100
+    return {
+        "accuracy": tuple(np.percentile(acc, [tail, 100 - tail]).tolist()),
+        "macro_f1": tuple(np.percentile(f1, [tail, 100 - tail]).tolist()),
+    }
+
+
+def reliability(y: IntArray, proba: FloatArray, bins: int = 10) -> dict[str, list[float]]:
+    """Per-class reliability curve: mean predicted probability vs observed frequency per bin."""
+    out: dict[str, list[float]] = {}
+    edges = np.linspace(0, 1, bins + 1)
+    for k in range(N_CLASSES):
+        which = np.minimum(np.digitize(proba[:, k], edges) - 1, bins - 1)
+        count = np.bincount(which, minlength=bins)
+        mean_p = np.bincount(which, proba[:, k], minlength=bins)
+        observed = np.bincount(which, (y == k).astype(float), minlength=bins)
+        keep = count > 0
+        out[f"predicted_{k}"] = (mean_p[keep] / count[keep]).tolist()
+        out[f"observed_{k}"] = (observed[keep] / count[keep]).tolist()
+        out[f"count_{k}"] = count[keep].astype(float).tolist()
+    return out
