@@ -70,7 +70,11 @@ def main() -> None:
         f"PMV {rows['pmv']['macro_f1']:.4f}; log loss model {rows['model']['log_loss']:.4f}, "
         f"probabilistic PMV {rows['probabilistic_pmv']['log_loss']:.4f}"
     )
-    print("random 80/20 split:", metrics["random_split"])
+    for name, split in metrics["random_split"].items():
+        print(
+            f"random 80/20 split, {name}: accuracy {split['accuracy']:.4f}, "
+            f"macro-F1 {split['macro_f1']:.4f} ({split['rows']:.0f} test rows)"
+        )
 
 
 if __name__ == "__main__":

@@ -71,9 +71,10 @@ def data_files(tmp_path: Path, frames: tuple[pd.DataFrame, pd.DataFrame]) -> tup
 
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temporary CONFORTO_HOME, so tests never write outside tmp_path."""
+    """A temporary CONFORTO_HOME and working directory, so tests never write outside tmp_path."""
     path = tmp_path / "home"
     monkeypatch.setenv("CONFORTO_HOME", str(path))
+    monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     yield path
     get_settings.cache_clear()
@@ -105,11 +106,11 @@ def dev_frames(dev_paths: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame
 def sample_paths(
     tmp_path_factory: pytest.TempPathFactory, dev_frames: tuple[pd.DataFrame, pd.DataFrame]
 ) -> tuple[Path, Path]:
-    """A building-grouped sample (about 15 % of the buildings) of the real data, as files."""
+    """A building-grouped sample (30 % of the buildings) of the real data, as files."""
     measurements, metadata = dev_frames
     rng = np.random.default_rng(7)
     ids = np.sort(measurements["building_id"].unique())
-    chosen = rng.choice(ids, size=len(ids) * 15 // 100, replace=False)
+    chosen = rng.choice(ids, size=len(ids) * 30 // 100, replace=False)
     folder = tmp_path_factory.mktemp("sample")
     m, d = folder / "measurements.csv.gz", folder / "metadata.csv"
     measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
@@ -137,14 +138,47 @@ def holdout_paths(
     dev_frames: tuple[pd.DataFrame, pd.DataFrame],
     sample_paths: tuple[Path, Path],
 ) -> tuple[Path, Path]:
-    """Real data from buildings outside the training sample (unseen buildings)."""
+    """Real data from every building outside the training sample (unseen buildings)."""
     measurements, metadata = dev_frames
     seen = set(pd.read_csv(sample_paths[1])["building_id"])
-    rng = np.random.default_rng(11)
-    unseen = [b for b in np.sort(measurements["building_id"].unique()) if b not in seen]
-    chosen = rng.choice(unseen, size=60, replace=False)
+    chosen = [b for b in measurements["building_id"].unique() if b not in seen]
     folder = tmp_path_factory.mktemp("holdout")
     m, d = folder / "measurements.csv", folder / "metadata.csv"
     measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
     metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
     return m, d
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]) -> Path:
+    """Another, smaller model (a different artifact) for registry tests."""
+    from conforto.data import load_dataset
+    from conforto.train import TrainConfig, train_model
+
+    frame = load_dataset(*sample_paths).frame
+    frame = frame[frame["building_id"].isin(frame["building_id"].unique()[:50])]
+    out = tmp_path_factory.mktemp("models") / "second-model"
+    train_model(
+        frame, out, config=TrainConfig(folds=2, search_trials=1, max_rounds=80), progress=False
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CONFORTO_HOME whose embedded MLflow store has its schema created (done once: slow)."""
+    from conforto.tracking.mlflow import MlflowRegistryStore
+
+    home = tmp_path_factory.mktemp("template") / "home"
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    MlflowRegistryStore(uri, "conforto-thermal-sensation").versions()
+    return home
+
+
+@pytest.fixture
+def registry_home(store_template: Path, home: Path) -> Path:
+    """A fresh copy of the template store as this test's CONFORTO_HOME."""
+    import shutil
+
+    shutil.copytree(store_template, home)
+    return home

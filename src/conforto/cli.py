@@ -28,6 +28,12 @@ data_app = typer.Typer(
     help="Download, validate and profile thermal-comfort data.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+model_app = typer.Typer(
+    help="The model registry: register, list, promote, roll back.", no_args_is_help=True
+)
+app.add_typer(model_app, name="model")
+tracking_app = typer.Typer(help="Experiment tracking.", no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -169,8 +175,19 @@ def data_profile(
 
 
 ModelOpt = Annotated[
-    Path, typer.Option("--model", help="Model directory written by `conforto train`.")
+    str,
+    typer.Option("--model", help="Model directory written by `conforto train`, or 'production'."),
 ]
+
+
+def _model_dir(value: str) -> Path:
+    """A model directory, or the production version's artifact (reconciled and verified)."""
+    if value != "production":
+        return Path(value)
+    from conforto.registry import open_registry
+
+    _, artifact = open_registry(get_settings()).resolve("production")
+    return artifact
 
 
 def _summary_table(summary: dict[str, Any], title: str) -> Table:
@@ -243,11 +260,12 @@ def train(
 def _report_model(target: Path, manifest: dict[str, Any]) -> None:
     metrics = json.loads((target / "metrics.json").read_text())
     console.print(_summary_table(metrics["cv"], "Cross-validation, grouped by building"))
-    split = metrics["random_split"]
-    console.print(
-        f"random 80/20 split (literature protocol, optimistic): accuracy {split['accuracy']:.3f}",
-        highlight=False,
-    )
+    for name, split in metrics["random_split"].items():
+        console.print(
+            f"random 80/20 split, {name.replace('_', ' ')} (literature protocol, optimistic): "
+            f"accuracy {split['accuracy']:.3f}",
+            highlight=False,
+        )
     console.print(f"model: {target}\nreport: {target / 'report.html'}", highlight=False)
 
 
@@ -266,7 +284,7 @@ def evaluate(
     from conforto.evaluate import evaluate_model, write_evaluation
 
     with _errors():
-        loaded = load_model(model)
+        loaded = load_model(_model_dir(model))
         m, d = _sources(measurements, metadata)
         metrics = evaluate_model(loaded, load_dataset(m, d).frame, seed=get_settings().seed)
         target = _out(out, "reports", "evaluation")
@@ -291,7 +309,7 @@ def predict(
     from conforto.predict import predict_file
 
     with _errors():
-        summary = predict_file(load_model(model), input, output, metadata=metadata)
+        summary = predict_file(load_model(_model_dir(model)), input, output, metadata=metadata)
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
         f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",
@@ -305,29 +323,50 @@ def run(
     metadata: MetadataOpt = None,
     config: Annotated[Path | None, typer.Option(help="Training config (YAML).")] = None,
 ) -> None:
-    """Run the main job end to end: validate → profile → train (grouped CV) → report."""
+    """Run the main job end to end: validate → profile → train (grouped CV) → register.
+
+    The first model ever registered also becomes the production version.
+    """
     from conforto.data import load_dataset
-    from conforto.pipeline import data_stage
-    from conforto.train import train_model
+    from conforto.pipeline import data_stage, train_stage
+    from conforto.registry import open_registry
+    from conforto.tracking import make_tracker
 
     with _errors():
+        settings = get_settings()
         cfg = _load_train_config(config)
         m, d = _sources(measurements, metadata)
+        tracker = make_tracker(settings)
         with console.status("data stage: load, validate, profile, features"):
-            result = data_stage(m, d, _out(None, "reports"))
+            result = data_stage(
+                m, d, _out(None, "reports"), tracker=tracker, outbox=settings.tracking_outbox
+            )
         _print_validation(result.validation, result.reports)
         if not result.validation.ok:
             raise typer.Exit(1)
         target = _out(None, "models", "latest")
         console.print("training (building-grouped cross-validation, then the final model) ...")
-        model = train_model(
+        model = train_stage(
             load_dataset(m, d).frame,
             target,
             config=cfg,
-            force=True,
+            tracker=tracker,
+            outbox=settings.tracking_outbox,
             sources={"measurements": str(m), "metadata": str(d)},
         )
-    _report_model(target, model.manifest)
+        _report_model(target, model.manifest)
+        registry = open_registry(settings)
+        version, created = registry.register(target)
+        console.print(
+            f"registered as version {version.version}"
+            if created
+            else f"already registered as version {version.version}"
+        )
+        if registry.store.alias_version("production") is None:
+            registry.promote(
+                version.version, force=True, reason="first model", command="conforto run"
+            )
+            console.print(f"version {version.version} is now in production (first model)")
 
 
 @contextmanager
@@ -339,3 +378,142 @@ def _errors() -> Iterator[None]:
         if _state["debug"]:
             raise
         raise _fail(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------- registry
+
+
+def _registry() -> Any:
+    from conforto.registry import open_registry
+
+    registry = open_registry(get_settings())
+    with registry.locked():
+        for line in registry.reconcile():
+            err_console.print(f"[yellow]reconciled:[/] {line}", highlight=False)
+    return registry
+
+
+def _version_record(version: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from conforto.registry import lifecycle_tags
+
+    return {
+        "version": version.version,
+        "tags": lifecycle_tags(version.tags),
+        "aliases": version.aliases,
+        "created": datetime.fromtimestamp(version.created, UTC).isoformat(timespec="seconds"),
+        "metrics": {
+            k.removeprefix("metric."): float(v)
+            for k, v in version.tags.items()
+            if k.startswith("metric.")
+        },
+        "artifact": str(version.artifact) if version.artifact else version.source,
+        "lineage": {
+            k.removeprefix("lineage."): v
+            for k, v in version.tags.items()
+            if k.startswith("lineage.")
+        },
+        "rejected": version.tags.get("rejected"),
+    }
+
+
+@model_app.command("register")
+def model_register(
+    directory: Annotated[Path, typer.Argument(help="Model directory from `conforto train`.")],
+) -> None:
+    """Add a trained model as a new version (tag `training`, with lineage)."""
+    with _errors():
+        version, created = _registry().register(directory)
+    verb = "registered" if created else "already registered"
+    console.print(f"{verb}: version {version.version} ({directory})", highlight=False)
+
+
+@model_app.command("list")
+def model_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List every version with its lifecycle tags; production is marked."""
+    with _errors():
+        records = [_version_record(v) for v in _registry().store.versions()]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    table = Table(title="conforto model versions")
+    for col in ("", "version", "tags", "created", "macro-F1", "accuracy"):
+        table.add_column(col)
+    for r in records:
+        star = "[bold green]●[/]" if "production" in r["aliases"] else ""
+        m = r["metrics"]
+        table.add_row(
+            star,
+            r["version"],
+            ", ".join(r["tags"]),
+            r["created"],
+            f"{m.get('macro_f1', float('nan')):.3f}",
+            f"{m.get('accuracy', float('nan')):.3f}",
+        )
+    console.print(table)
+    console.print("● production", style="dim")
+
+
+@model_app.command("show")
+def model_show(
+    version: Annotated[str, typer.Argument(help="Version number or 'production'.")],
+) -> None:
+    """Show one version: tags, lineage, metrics and artifact."""
+    with _errors():
+        found, _ = _registry().resolve(version)
+        record = _version_record(found)
+    typer.echo(json.dumps(record, indent=2))
+
+
+@model_app.command("promote")
+def model_promote(
+    version: Annotated[str, typer.Argument(help="Version to put in production.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote even if not validated.")] = False,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+) -> None:
+    """Make a version the production version (only `validated` ones, unless --force)."""
+    with _errors():
+        move = _registry().promote(
+            version, force=force, reason=reason, command="conforto model promote"
+        )
+    if move is None:
+        console.print(f"version {version} already is in production")
+    else:
+        console.print(f"production: version {move.previous or '-'} → {move.to}", highlight=False)
+
+
+@model_app.command("rollback")
+def model_rollback(
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+) -> None:
+    """Put back the previous production version (repeat to keep stepping back)."""
+    with _errors():
+        move = _registry().rollback(reason=reason, command="conforto model rollback")
+    console.print(f"production: version {move.previous} → {move.to}", highlight=False)
+
+
+@model_app.command("audit")
+def model_audit() -> None:
+    """Print the audit log of promotions and rollbacks."""
+    with _errors():
+        moves = _registry().audit()
+    table = Table(title="production moves")
+    for col in ("time", "action", "from", "to", "reason", "command", "user"):
+        table.add_column(col)
+    for m in moves:
+        table.add_row(m.time, m.action, m.previous or "-", m.to, m.reason, m.command, m.user)
+    console.print(table)
+
+
+@tracking_app.command("retry")
+def tracking_retry() -> None:
+    """Send tracker calls that failed earlier (kept in CONFORTO_HOME/tracking/outbox.jsonl)."""
+    from conforto.tracking import make_tracker, replay_outbox
+
+    with _errors():
+        settings = get_settings()
+        sent = replay_outbox(make_tracker(settings), settings.tracking_outbox)
+    console.print(f"sent {sent} kept calls" if sent else "nothing to send")

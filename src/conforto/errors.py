@@ -14,6 +14,7 @@ one-line message and exit code 1, the API (later) to an HTTP status. Programming
     │   └── DataValidationError  values break the schema (impossible values, bad types)
     ├── DownloadError          a download failed or its checksum does not match
     ├── ArtifactError          a trained-model directory is missing, incomplete or incompatible
+    ├── RegistryError          a registry operation cannot be done (unknown version, no gate, …)
     └── TrackingError          an experiment tracker failed (never fatal to a stage)
 """
 
@@ -50,6 +51,10 @@ class DownloadError(ConfortoError):
 
 class ArtifactError(ConfortoError):
     """A trained-model directory is missing, incomplete or from an incompatible version."""
+
+
+class RegistryError(ConfortoError):
+    """A registry operation cannot be done: unknown version, gate not passed, no rollback."""
 
 
 class TrackingError(ConfortoError):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
+from conforto.artifact import ThermalModel
 from conforto.data import Dataset, ensure_group_column, load_dataset
 from conforto.features import FEATURES, comfort_features
 from conforto.profile import profile_frame, write_profile
 from conforto.tracking import NullTracker, Tracker, tracked_run
+from conforto.train import TrainConfig, train_model
 from conforto.validation import ValidationReport, validate_dataset, write_validation
 
 
@@ -29,6 +34,7 @@ def data_stage(
     out: Path,
     *,
     tracker: Tracker | None = None,
+    outbox: Path | None = None,
 ) -> DataStageResult:
     """Load → validate → profile → physics features, writing every report into ``out``.
 
@@ -40,6 +46,8 @@ def data_stage(
         Folder for ``validation.{json,html}`` and ``profile.{json,html}``.
     tracker
         Where to record parameters and results; failures there only warn.
+    outbox
+        Where tracker calls that failed are kept for a later retry.
 
     Returns
     -------
@@ -49,7 +57,9 @@ def data_stage(
     """
     result_seconds: dict[str, float] = {}
     reports: dict[str, Path] = {}
-    with tracked_run(tracker or NullTracker(), "data_validation", {"stage": "data"}) as run:
+    with tracked_run(
+        tracker or NullTracker(), "data_validation", {"stage": "data"}, outbox=outbox
+    ) as run:
         run.log_params({"measurements": str(measurements), "metadata": str(metadata)})
         start = time.perf_counter()
         dataset: Dataset = load_dataset(measurements, metadata, required=())
@@ -83,3 +93,45 @@ def data_stage(
         for path in reports.values():
             run.log_artifact(path)
     return DataStageResult(report, reports, result_seconds, run.failures)
+
+
+def train_stage(
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    config: TrainConfig,
+    tracker: Tracker | None = None,
+    outbox: Path | None = None,
+    sources: dict[str, str] | None = None,
+    progress: bool = True,
+) -> ThermalModel:
+    """Train (see :func:`conforto.train.train_model`) inside a tracked ``model_training`` run.
+
+    Returns
+    -------
+    ThermalModel
+        The trained model, written to ``out`` (replaced when it exists).
+    """
+    with tracked_run(
+        tracker or NullTracker(), "model_training", {"stage": "train"}, outbox=outbox
+    ) as run:
+        run.log_params({"seed": config.seed, **config.model_dump()})
+        model = train_model(
+            frame, out, config=config, force=True, sources=sources, progress=progress
+        )
+        metrics = json.loads((out / "metrics.json").read_text())
+        cv = metrics["cv"]
+        run.log_metrics(
+            {
+                **{f"cv_{k}": v for k, v in cv["model"].items() if isinstance(v, float)},
+                "pmv_macro_f1": cv["pmv_rows"]["pmv"]["macro_f1"],
+                "probabilistic_pmv_log_loss": cv["pmv_rows"]["probabilistic_pmv"]["log_loss"],
+                **{
+                    f"random_split_{k}_accuracy": v["accuracy"]
+                    for k, v in metrics["random_split"].items()
+                },
+            }
+        )
+        run.set_tags({"data_sha256": model.manifest["data"]["sha256"]})
+        run.log_artifact(out)
+    return model

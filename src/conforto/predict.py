@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import normalise_categories
-from conforto.columns import resolve_columns, validate_columns
+from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.data import coerce_numeric, read_table
 from conforto.errors import DataSourceError
 from conforto.target import CLASSES
@@ -132,9 +132,26 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _column_types(path: Path) -> dict[str, pa.DataType]:
+    """Types fixed from the header: numbers for the vocabulary's numeric columns, text otherwise.
+
+    Inferring them from the first block breaks on files whose later rows hold text where the
+    first rows held numbers (``subject_id`` in the database).
+    """
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    names = reader.schema.names
+    reader.close()
+    numeric = set(NUMERIC)
+    return {n: pa.float64() if resolve_name(n) in numeric else pa.string() for n in names}
+
+
 def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     try:
-        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 22),
+            convert_options=pacsv.ConvertOptions(column_types=_column_types(path)),
+        )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}.") from None
     buffer: list[pa.RecordBatch] = []
@@ -147,7 +164,9 @@ def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
                 yield pa.Table.from_batches(buffer).to_pandas()
                 buffer, count = [], 0
     except pa.ArrowInvalid as exc:
-        raise DataSourceError(f"cannot parse {path}: {str(exc).splitlines()[0]}.") from None
+        raise DataSourceError(
+            f"cannot parse {path}: {str(exc).splitlines()[0]}. Numeric columns must hold numbers."
+        ) from None
     if buffer:
         yield pa.Table.from_batches(buffer).to_pandas()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,22 @@ class DownloadSettings(BaseModel):
         return value
 
 
+class TrackingSettings(BaseModel):
+    """Experiment tracking and the model registry (MLflow).
+
+    Without a URI, MLflow runs embedded: a SQLite store and an artifact folder under
+    ``CONFORTO_HOME/mlflow``, no server.
+    """
+
+    backend: Literal["mlflow", "none"] = Field(
+        "mlflow", description="Where stages record their runs; 'none' records nothing."
+    )
+    uri: str | None = Field(None, description="MLflow tracking URI, e.g. http://mlflow:5000.")
+    registry_uri: str | None = Field(None, description="MLflow registry URI; default: uri.")
+    experiment: str = "conforto"
+    model_name: str = Field("conforto-thermal-sensation", description="Registered model name.")
+
+
 class Settings(BaseSettings):
     """Project settings, read from ``CONFORTO_*`` environment variables.
 
@@ -67,6 +84,7 @@ class Settings(BaseSettings):
     cache_dir: Path | None = None
     seed: int = 42
     download: DownloadSettings = DownloadSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @property
     def data_cache(self) -> Path:
@@ -77,6 +95,28 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         """Default folder for data reports."""
         return self.home / "reports"
+
+    @property
+    def registry_dir(self) -> Path:
+        """Folder of the audit log, the production pointer and the promotion lock."""
+        return self.home / "registry"
+
+    @property
+    def tracking_outbox(self) -> Path:
+        """Tracker calls that failed, kept for ``conforto tracking retry``."""
+        return self.home / "tracking" / "outbox.jsonl"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The MLflow tracking URI in force (embedded SQLite store by default)."""
+        if self.tracking.uri:
+            return self.tracking.uri
+        return f"sqlite:///{(self.home / 'mlflow' / 'mlflow.db').resolve()}"
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        """Artifact location of the embedded store."""
+        return (self.home / "mlflow" / "artifacts").resolve().as_uri()
 
 
 @lru_cache(maxsize=1)

@@ -83,5 +83,5 @@ def test_data_stage_finishes_when_tracker_is_down(
         "profile.html",
     }
     assert all(p.stat().st_size > 0 for p in result.reports.values())
-    assert len(result.tracking_failures) >= 6
+    assert len(result.tracking_failures) == 1  # then the tracker is left alone
     assert "tracking server unreachable" in caplog.text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,21 +61,39 @@ class NullTracker:
 class GuardedTracker:
     """Forward calls to ``inner``; a call that raises logs a warning instead of failing.
 
+    Parameters
+    ----------
+    inner
+        The tracker to protect.
+    outbox
+        JSON-lines file where failed calls are kept, to be sent later with
+        :func:`replay_outbox` (``conforto tracking retry``); ``None`` keeps nothing.
+
     Attributes
     ----------
     failures
-        ``(method, message)`` of every call that failed, for the stage's summary.
+        ``(method, message)`` of every call that failed, for the stage's summary. After the
+        first failure the remaining calls are not attempted (a dead server would make each
+        one wait for its timeout); they go straight to the outbox.
     """
 
-    def __init__(self, inner: Tracker) -> None:
+    def __init__(self, inner: Tracker, outbox: Path | None = None) -> None:
         self.inner = inner
+        self.outbox = outbox
         self.failures: list[tuple[str, str]] = []
+        self._run = ""
 
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> None:
+    def _call(self, method: str, *args: Any) -> None:
+        if method == "start_run":
+            self._run = f"{args[0]}@{time.time():.6f}"
+        if self.failures:  # the tracker is down: keep the rest of the run for later, don't wait
+            self._keep(method, args)
+            return
         try:
-            getattr(self.inner, method)(*args, **kwargs)
-        except Exception as exc:
+            getattr(self.inner, method)(*args)
+        except Exception as exc:  # any tracker failure must not stop the stage
             self.failures.append((method, f"{type(exc).__name__}: {exc}"))
+            self._keep(method, args)
             log.warning(
                 "tracking: %s.%s failed (%s: %s); the stage goes on and its results on disk "
                 "are complete",
@@ -82,6 +102,18 @@ class GuardedTracker:
                 type(exc).__name__,
                 exc,
             )
+
+    def _keep(self, method: str, args: tuple[Any, ...]) -> None:
+        if self.outbox is None:
+            return
+        payload = [
+            dict(a) if isinstance(a, Mapping) else str(a) if isinstance(a, Path) else a
+            for a in args
+        ]
+        record = {"run": self._run, "method": method, "args": payload}
+        self.outbox.parent.mkdir(parents=True, exist_ok=True)
+        with self.outbox.open("a") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
 
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
         """Begin a run, or warn."""
@@ -108,9 +140,48 @@ class GuardedTracker:
         self._call("end_run", status)
 
 
+def replay_outbox(tracker: Tracker, outbox: Path) -> int:
+    """Send the calls kept in ``outbox`` to ``tracker``, one run per original run.
+
+    Calls of a run whose ``start_run`` had succeeded go to a new run of the same name, tagged
+    ``conforto.replayed``. The outbox is emptied only when every call went through.
+
+    Returns
+    -------
+    int
+        Number of calls sent.
+    """
+    if not outbox.is_file():
+        return 0
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for line in outbox.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            runs.setdefault(record["run"], []).append(record)
+    sent = 0
+    for run, records in runs.items():
+        name = run.rsplit("@", 1)[0] or "replayed"
+        calls = [r for r in records if r["method"] not in ("start_run", "end_run")]
+        tracker.start_run(name, {"conforto.replayed": "true"})
+        for record in calls:
+            args = record["args"]
+            if record["method"] == "log_artifact":
+                args = [Path(args[0])]
+            getattr(tracker, record["method"])(*args)
+            sent += 1
+        status = next((r["args"][0] for r in records if r["method"] == "end_run"), "FINISHED")
+        tracker.end_run(status)
+    outbox.unlink()
+    return sent
+
+
 @contextmanager
 def tracked_run(
-    tracker: Tracker, name: str, tags: Mapping[str, str] | None = None
+    tracker: Tracker,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+    *,
+    outbox: Path | None = None,
 ) -> Iterator[GuardedTracker]:
     """Open a guarded run on ``tracker`` and close it, ``FAILED`` if the body raises.
 
@@ -122,13 +193,15 @@ def tracked_run(
         Run name, e.g. ``"data_validation"``.
     tags
         Tags set when the run starts.
+    outbox
+        Where failed calls are kept for a later retry.
 
     Yields
     ------
     GuardedTracker
         The guarded tracker to log to.
     """
-    guarded = tracker if isinstance(tracker, GuardedTracker) else GuardedTracker(tracker)
+    guarded = tracker if isinstance(tracker, GuardedTracker) else GuardedTracker(tracker, outbox)
     guarded.start_run(name, tags)
     try:
         yield guarded

@@ -1,0 +1,433 @@
+"""Model lifecycle on top of a registry store: register, promote, roll back, audit.
+
+Lifecycle tags follow the original design: ``training`` → ``validated`` → ``production``; the
+previous production version becomes ``archived``; ``rejected`` carries the reasons; deploys add
+``deployed-<sha>``. The ``production`` alias in the registry is the source of truth.
+
+Every move writes the registry first (one atomic alias update), then the append-only audit log,
+then the pointer file serving reads. An intent file written before the move lets any later
+command complete an interrupted one (:meth:`Registry.reconcile`), and a file lock serialises
+moves.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from conforto.artifact import load_model
+from conforto.errors import ArtifactError, RegistryError
+from conforto.fileio import atomic_write_json
+from conforto.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
+from conforto.settings import Settings
+from conforto.tracking.mlflow import ModelVersion
+
+PRODUCTION = "production"
+LIFECYCLE = ("training", "validated", "production", "archived", "rejected")
+AUDIT = "audit.jsonl"
+INTENT = "intent.json"
+LOCK = ".lock"
+LOCK_TIMEOUT_S = 120.0
+
+
+class RegistryStore(Protocol):
+    """What the lifecycle needs from a model registry (MLflow's, in practice)."""
+
+    model_name: str
+
+    def register(
+        self,
+        artifact: Path,
+        *,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> ModelVersion: ...
+
+    def versions(self) -> list[ModelVersion]: ...
+
+    def get(self, version: str) -> ModelVersion: ...
+
+    def set_tag(self, version: str, key: str, value: str) -> None: ...
+
+    def delete_tag(self, version: str, key: str) -> None: ...
+
+    def alias_version(self, alias: str) -> str | None: ...
+
+    def set_alias(self, alias: str, version: str) -> None: ...
+
+    def local_artifact(self, version: ModelVersion) -> Path: ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _checkpoint(name: str) -> None:
+    """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
+    if os.environ.get("CONFORTO_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def lifecycle_tags(tags: dict[str, str]) -> list[str]:
+    """The lifecycle tags among a version's tags, in lifecycle order."""
+    found = [t for t in LIFECYCLE if t in tags]
+    return found + sorted(t for t in tags if t.startswith("deployed-"))
+
+
+@dataclass
+class Move:
+    """One change of production, as written to the audit log."""
+
+    action: str
+    to: str
+    previous: str | None
+    reason: str
+    command: str
+    time: str = ""
+    user: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The audit-log record."""
+        return {
+            "time": self.time or _now(),
+            "action": self.action,
+            "from": self.previous,
+            "to": self.to,
+            "reason": self.reason,
+            "command": self.command,
+            "user": self.user or _user(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Move:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            data["action"],
+            str(data["to"]),
+            data.get("from"),
+            data.get("reason", ""),
+            data.get("command", ""),
+            data.get("time", ""),
+            data.get("user", ""),
+        )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Registry:
+    """The registered model's lifecycle.
+
+    Parameters
+    ----------
+    store
+        The registry store (see :class:`conforto.tracking.mlflow.MlflowRegistryStore`).
+    directory
+        Folder of the audit log, the intent file, the lock and the production pointer.
+    """
+
+    def __init__(self, store: RegistryStore, directory: Path) -> None:
+        self.store = store
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ locking and the audit log
+
+    @contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the registry's file lock; moves never interleave."""
+        with open(self.directory / LOCK, "a+") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(
+                            f"another command holds {self.directory / LOCK} for over "
+                            f"{timeout:.0f} s; "
+                            "try again when it has finished."
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def audit(self) -> list[Move]:
+        """Every move, oldest first."""
+        path = self.directory / AUDIT
+        if not path.is_file():
+            return []
+        moves = []
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    moves.append(Move.from_json(json.loads(line)))
+                except (json.JSONDecodeError, KeyError):
+                    continue  # a line torn by a crash mid-append carries no completed move
+        return moves
+
+    def _append(self, move: Move) -> None:
+        with open(self.directory / AUDIT, "a") as handle:
+            handle.write(json.dumps(move.to_json()) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def history(self) -> list[str]:
+        """Production versions as a stack: promotions push, rollbacks pop."""
+        stack: list[str] = []
+        for move in self.audit():
+            if move.action == "rollback" and len(stack) >= 2 and stack[-2] == move.to:
+                stack.pop()
+            elif not stack or stack[-1] != move.to:
+                stack.append(move.to)
+        return stack
+
+    # ------------------------------------------------------------------------------ reconciling
+
+    def reconcile(self) -> list[str]:
+        """Bring tags, audit log and pointer in line with the registry's production alias.
+
+        Returns
+        -------
+        list of str
+            What was repaired, for the user to read (empty when all agreed).
+        """
+        repaired: list[str] = []
+        current = self.store.alias_version(PRODUCTION)
+        intent_path = self.directory / INTENT
+        intent = json.loads(intent_path.read_text()) if intent_path.is_file() else None
+        history = self.history()
+        if current is not None and (not history or history[-1] != current):
+            if intent is not None and str(intent["to"]) == current:
+                move = Move.from_json(intent)
+                move.reason = f"{move.reason} (completed after an interruption)".strip()
+            else:
+                move = Move(
+                    "reconcile",
+                    current,
+                    history[-1] if history else None,
+                    "registry ahead of the audit log",
+                    "reconcile",
+                )
+            self._append(move)
+            repaired.append(f"audit log: recorded {move.action} to version {current}")
+        intent_path.unlink(missing_ok=True)
+        if current is None:
+            return repaired
+        for version in self.store.versions():
+            if version.version == current and PRODUCTION not in version.tags:
+                self.store.set_tag(current, PRODUCTION, _now())
+                repaired.append(f"tags: version {current} marked production")
+            elif version.version != current and PRODUCTION in version.tags:
+                self.store.delete_tag(version.version, PRODUCTION)
+                self.store.set_tag(version.version, "archived", _now())
+                repaired.append(f"tags: version {version.version} archived")
+        pointer = read_pointer(self.directory)
+        if pointer is None or pointer.version != current:
+            self._write_pointer(self.store.get(current))
+            repaired.append(f"pointer: now version {current}")
+        return repaired
+
+    def _write_pointer(self, version: ModelVersion) -> Pointer:
+        artifact = self.store.local_artifact(version)
+        pointer = Pointer(
+            version.version,
+            str(artifact.resolve()),
+            artifact_sha256(artifact),
+            self.store.model_name,
+            _now(),
+        )
+        write_pointer(self.directory, pointer)
+        return pointer
+
+    # ---------------------------------------------------------------------------------- actions
+
+    def register(self, artifact: Path) -> tuple[ModelVersion, bool]:
+        """Add an artifact as a new version tagged ``training`` with its lineage.
+
+        Registering the same artifact again returns the existing version.
+
+        Returns
+        -------
+        tuple
+            ``(version, created)``; ``created`` is False when it was already registered.
+
+        Raises
+        ------
+        ArtifactError
+            When the artifact is incomplete or corrupt.
+        """
+        model = load_model(artifact)  # verifies every file against the manifest
+        sha = artifact_sha256(artifact)
+        with self.locked():
+            for version in self.store.versions():
+                if version.tags.get("artifact_sha256") == sha:
+                    return version, False
+            manifest = model.manifest
+            config_hash = hashlib.sha256(
+                json.dumps(manifest["config"], sort_keys=True).encode()
+            ).hexdigest()
+            metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
+            tags = {
+                "training": _now(),
+                "artifact_sha256": sha,
+                "lineage.data_sha256": manifest["data"]["sha256"],
+                "lineage.data_rows": str(manifest["data"]["rows"]),
+                "lineage.git_commit": str(manifest["lineage"].get("git_commit")),
+                "lineage.config_hash": config_hash,
+                "lineage.package_version": str(manifest["lineage"].get("conforto")),
+                **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
+            }
+            params = {
+                "seed": manifest["seed"],
+                **{f"config.{k}": v for k, v in manifest["config"].items()},
+            }
+            return self.store.register(artifact, tags=tags, params=params, metrics=metrics), True
+
+    def _verified(self, version: ModelVersion) -> Path:
+        artifact = self.store.local_artifact(version)
+        expected = version.tags.get("artifact_sha256")
+        if not (artifact / "manifest.json").is_file() or artifact_sha256(artifact) != expected:
+            raise ArtifactError(
+                f"version {version.version}: artifact {artifact} is missing or does not match its "
+                "registered checksum; it cannot go to production."
+            )
+        load_model(artifact)  # every file against the manifest
+        return artifact
+
+    def _move(self, move: Move) -> ModelVersion:
+        target = self.store.get(move.to)
+        self._verified(target)
+        atomic_write_json(self.directory / INTENT, move.to_json())
+        _checkpoint("before-alias")
+        self.store.set_alias(PRODUCTION, move.to)
+        _checkpoint("after-alias")
+        self.store.set_tag(move.to, PRODUCTION, _now())
+        self.store.delete_tag(move.to, "archived")
+        if move.previous is not None and move.previous != move.to:
+            self.store.delete_tag(move.previous, PRODUCTION)
+            self.store.set_tag(move.previous, "archived", _now())
+        _checkpoint("after-tags")
+        self._append(move)
+        _checkpoint("after-audit")
+        self._write_pointer(target)
+        (self.directory / INTENT).unlink(missing_ok=True)
+        return target
+
+    def promote(
+        self, version: str, *, force: bool = False, reason: str = "", command: str = "promote"
+    ) -> Move | None:
+        """Make ``version`` the production version.
+
+        Returns
+        -------
+        Move or None
+            The move made, or ``None`` when the version already is in production.
+
+        Raises
+        ------
+        RegistryError
+            When the version does not exist, or is not tagged ``validated`` and ``force`` is not
+            set (or was ``rejected``).
+        ArtifactError
+            When its artifact is missing or corrupt.
+        """
+        with self.locked():
+            self.reconcile()
+            target = self.store.get(str(version))
+            current = self.store.alias_version(PRODUCTION)
+            if current == target.version:
+                return None
+            if not force:
+                if "rejected" in target.tags:
+                    raise RegistryError(
+                        f"version {target.version} was rejected ({target.tags['rejected']}); "
+                        "pass --force to promote it anyway."
+                    )
+                if "validated" not in target.tags:
+                    raise RegistryError(
+                        f"version {target.version} is not validated: run the gate "
+                        "(`conforto validate-model`) or pass --force."
+                    )
+            move = Move(
+                "promote",
+                target.version,
+                current,
+                reason or ("forced" if force else "validated"),
+                command,
+            )
+            self._move(move)
+            return move
+
+    def rollback(self, *, reason: str = "", command: str = "rollback") -> Move:
+        """Put back the version that was production before the current one (per the audit log).
+
+        Raises
+        ------
+        RegistryError
+            When there is no earlier production version.
+        """
+        with self.locked():
+            self.reconcile()
+            history = self.history()
+            if len(history) < 2:
+                raise RegistryError(
+                    "no earlier production version to roll back to "
+                    f"(production history: {history or 'empty'})."
+                )
+            move = Move("rollback", history[-2], history[-1], reason or "rollback", command)
+            self._move(move)
+            return move
+
+    def tag(self, version: str, key: str, value: str) -> None:
+        """Set a tag (``validated``, ``rejected``, ``deployed-<sha>``) on a version."""
+        with self.locked():
+            self.store.get(version)
+            self.store.set_tag(version, key, value)
+
+    def resolve(self, version: str) -> tuple[ModelVersion, Path]:
+        """A version (or ``production``) and its verified local artifact."""
+        if version == PRODUCTION:
+            current = self.store.alias_version(PRODUCTION)
+            if current is None:
+                raise RegistryError(
+                    "no production model yet: promote one with `conforto model promote`."
+                )
+            version = current
+        found = self.store.get(version)
+        return found, self._verified(found)
+
+
+def open_registry(settings: Settings) -> Registry:
+    """The project's registry: MLflow (embedded SQLite by default) plus the local audit files."""
+    from conforto.tracking.mlflow import MlflowRegistryStore
+
+    embedded = settings.tracking.uri is None
+    store = MlflowRegistryStore(
+        settings.mlflow_uri,
+        settings.tracking.model_name,
+        registry_uri=settings.tracking.registry_uri,
+        experiment=settings.tracking.experiment,
+        artifact_location=settings.mlflow_artifacts if embedded else None,
+        cache=settings.registry_dir / "cache",
+    )
+    return Registry(store, settings.registry_dir)

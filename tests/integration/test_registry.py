@@ -1,0 +1,275 @@
+"""The registry against a real MLflow SQLite store, checked from outside with MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from conforto.cli import app
+from conforto.errors import ArtifactError, RegistryError
+from conforto.pointer import read_pointer
+from conforto.registry import PRODUCTION, Registry, open_registry
+from conforto.settings import get_settings
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def _registry() -> Registry:
+    return open_registry(get_settings())
+
+
+def _client() -> MlflowClient:
+    settings = get_settings()
+    return MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conforto", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_register_adds_version_with_lineage_and_is_idempotent(
+    registry_home: Path, trained_model: Path
+) -> None:
+    registry = _registry()
+    version, created = registry.register(trained_model)
+    assert created
+    assert version.version == "1"
+    assert "training" in version.tags
+    for key in (
+        "lineage.data_sha256",
+        "lineage.git_commit",
+        "lineage.config_hash",
+        "lineage.package_version",
+        "metric.macro_f1",
+        "artifact_sha256",
+    ):
+        assert version.tags[key]
+    again, created_again = registry.register(trained_model)
+    assert (again.version, created_again) == ("1", False)
+    seen = _client().get_model_version("conforto-thermal-sensation", "1")
+    assert seen.tags["training"] == version.tags["training"]
+
+
+def test_promotion_needs_validation_unless_forced(registry_home: Path, trained_model: Path) -> None:
+    registry = _registry()
+    registry.register(trained_model)
+    with pytest.raises(RegistryError, match="not validated"):
+        registry.promote("1")
+    registry.tag("1", "validated", "gate passed")
+    move = registry.promote("1", reason="gate passed")
+    assert move is not None
+    assert move.to == "1"
+    assert move.previous is None
+    assert registry.promote("1") is None  # safe to repeat
+    assert (
+        str(_client().get_model_version_by_alias("conforto-thermal-sensation", PRODUCTION).version)
+        == "1"
+    )
+    pointer = read_pointer(registry_home / "registry")
+    assert pointer is not None
+    assert pointer.version == "1"
+    assert (Path(pointer.artifact) / "manifest.json").is_file()
+
+
+def test_models_uri_resolves_to_production(
+    registry_home: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.artifacts
+
+    registry = _registry()
+    registry.register(trained_model)
+    registry.promote("1", force=True)
+    uri = get_settings().mlflow_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    local = mlflow.artifacts.download_artifacts(
+        "models:/conforto-thermal-sensation@production", dst_path=str(registry_home / "download")
+    )
+    manifest = json.loads((Path(local) / "manifest.json").read_text())
+    assert manifest["files"] == json.loads((trained_model / "manifest.json").read_text())["files"]
+
+
+def test_lifecycle_from_the_cli(
+    registry_home: Path, trained_model: Path, second_model: Path
+) -> None:
+    for directory in (trained_model, second_model):
+        assert runner.invoke(app, ["model", "register", str(directory)]).exit_code == 0
+    assert (
+        runner.invoke(app, ["model", "promote", "1", "--force", "--reason", "first"]).exit_code == 0
+    )
+    assert runner.invoke(app, ["model", "promote", "2", "--force"]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["model", "list", "--json"]).output)
+    by_version = {r["version"]: r for r in listed}
+    assert by_version["1"]["tags"] == ["training", "archived"]
+    assert by_version["2"]["tags"] == ["training", "production"]
+    assert by_version["2"]["aliases"] == ["production"]
+    assert {"version", "tags", "aliases", "created", "metrics", "artifact"} <= set(by_version["1"])
+    table = runner.invoke(app, ["model", "list"]).output
+    assert "●" in table
+    assert "production" in table
+
+    result = runner.invoke(app, ["model", "rollback", "--reason", "bad latency"])
+    assert result.exit_code == 0, result.output
+    assert "2 → 1" in result.output
+    moves = _registry().audit()
+    assert [(m.action, m.previous, m.to) for m in moves] == [
+        ("promote", None, "1"),
+        ("promote", "1", "2"),
+        ("rollback", "2", "1"),
+    ]
+    assert moves[-1].reason == "bad latency"
+    assert runner.invoke(app, ["model", "rollback"]).exit_code == 1  # nothing earlier than 1
+    shown = json.loads(runner.invoke(app, ["model", "show", "production"]).output)
+    assert shown["version"] == "1"
+
+
+def test_rollback_keeps_stepping_back(
+    registry_home: Path, trained_model: Path, second_model: Path
+) -> None:
+    registry = _registry()
+    registry.register(trained_model)
+    registry.register(second_model)
+    for version in ("1", "2", "1", "2"):
+        registry.promote(version, force=True)
+    assert registry.rollback().to == "1"
+    assert registry.rollback().to == "2"
+    assert registry.rollback().to == "1"
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        registry.rollback()
+
+
+def test_corrupt_artifact_cannot_be_promoted(registry_home: Path, trained_model: Path) -> None:
+    registry = _registry()
+    version, _ = registry.register(trained_model)
+    assert version.artifact is not None
+    booster = version.artifact / "booster.txt"
+    booster.write_text(booster.read_text() + "\n")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        registry.promote("1", force=True)
+    shutil.rmtree(version.artifact)
+    with pytest.raises(ArtifactError, match="missing"):
+        registry.promote("1", force=True)
+    assert registry.store.alias_version(PRODUCTION) is None
+
+
+def test_model_production_is_accepted_by_predict(
+    registry_home: Path, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            "production",
+            "--input",
+            str(holdout_paths[0]),
+            "--output",
+            str(tmp_path / "p.csv"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "no production model yet" in result.output
+    _registry().register(trained_model)
+    _registry().promote("1", force=True)
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            "production",
+            "--input",
+            str(holdout_paths[0]),
+            "--output",
+            str(tmp_path / "p.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def _state(home: Path) -> tuple[str | None, list[str], str | None, list[str]]:
+    registry = _registry()
+    alias = registry.store.alias_version(PRODUCTION)
+    tagged = [v.version for v in registry.store.versions() if PRODUCTION in v.tags]
+    pointer = read_pointer(home / "registry")
+    return alias, registry.history(), pointer.version if pointer else None, tagged
+
+
+@pytest.mark.parametrize("point", ["before-alias", "after-alias", "after-tags", "after-audit"])
+def test_sigkill_during_promotion_leaves_old_or_new(
+    registry_home: Path, trained_model: Path, second_model: Path, point: str
+) -> None:
+    registry = _registry()
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("1", force=True)
+    killed = _cli("model", "promote", "2", "--force", env={"CONFORTO_CRASH_AT": point})
+    assert killed.returncode == -9, killed.stderr
+    alias = _registry().store.alias_version(PRODUCTION)
+    assert alias in {"1", "2"}
+    assert alias == ("1" if point == "before-alias" else "2")
+    listed = _cli("model", "list", "--json")  # any command reconciles first
+    assert listed.returncode == 0, listed.stderr
+    alias, history, pointer, tagged = _state(registry_home)
+    assert history[-1] == alias
+    assert pointer == alias
+    assert tagged == [alias]
+    assert not (registry_home / "registry" / "intent.json").exists()
+
+
+def test_sigkill_during_rollback_then_reconcile(
+    registry_home: Path, trained_model: Path, second_model: Path
+) -> None:
+    registry = _registry()
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("1", force=True)
+    registry.promote("2", force=True)
+    killed = _cli("model", "rollback", env={"CONFORTO_CRASH_AT": "after-alias"})
+    assert killed.returncode == -9
+    _cli("model", "list", "--json")
+    alias, history, pointer, tagged = _state(registry_home)
+    assert (alias, history, pointer, tagged) == ("1", ["1"], "1", ["1"])
+
+
+def test_concurrent_promotions_are_serialised(
+    registry_home: Path, trained_model: Path, second_model: Path
+) -> None:
+    registry = _registry()
+    registry.register(trained_model)
+    registry.register(second_model)
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "conforto", "model", "promote", v, "--force"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for v in ("1", "2")
+    ]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    moves = _registry().audit()
+    assert len(moves) == 2
+    assert moves[0].previous is None
+    assert moves[1].previous == moves[0].to  # the second saw the first's result
+    alias, _history, pointer, tagged = _state(registry_home)
+    assert alias == pointer == moves[1].to
+    assert tagged == [alias]

@@ -1,0 +1,61 @@
+"""The MLflow tracker on a real SQLite store, and a tracker whose server is gone."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from conforto.pipeline import data_stage
+from conforto.tracking import replay_outbox
+from conforto.tracking.mlflow import MlflowTracker
+
+pytestmark = pytest.mark.integration
+
+
+def test_data_stage_is_recorded_in_mlflow(
+    registry_home: Path, data_files: tuple[Path, Path]
+) -> None:
+    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "tests", artifact_location=(registry_home / "art").as_uri())
+    data_stage(*data_files, registry_home / "reports", tracker=tracker)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_name == "data_validation"
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["rows"] == 60
+    assert run.data.tags["validation"] == "passed"
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "validation.json",
+        "profile.html",
+    }
+
+
+def test_unreachable_server_warns_keeps_calls_and_replays(
+    registry_home: Path,
+    data_files: tuple[Path, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast, not after minutes
+    gone = MlflowTracker("http://127.0.0.1:9", "tests")  # the discard port: nothing listens
+    outbox = registry_home / "tracking" / "outbox.jsonl"
+    with caplog.at_level(logging.WARNING):
+        result = data_stage(*data_files, registry_home / "reports", tracker=gone, outbox=outbox)
+    assert result.validation.ok
+    assert (registry_home / "reports" / "profile.json").is_file()
+    assert "tracking:" in caplog.text
+    assert outbox.is_file()
+
+    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
+    sent = replay_outbox(MlflowTracker(uri, "replayed", (registry_home / "art").as_uri()), outbox)
+    assert sent >= 3
+    assert not outbox.exists()
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("replayed").experiment_id])[0]
+    assert run.data.metrics["rows"] == 60
+    assert run.data.tags["conforto.replayed"] == "true"
