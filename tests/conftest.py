@@ -182,3 +182,15 @@ def registry_home(store_template: Path, home: Path) -> Path:
 
     shutil.copytree(store_template, home)
     return home
+
+
+@pytest.fixture(scope="session")
+def full_model(tmp_path_factory: pytest.TempPathFactory, dev_paths: tuple[Path, Path]) -> Path:
+    """A model trained on all the dev data with a small budget (behavioural tests)."""
+    from conforto.data import load_dataset
+    from conforto.train import TrainConfig, train_model
+
+    out = tmp_path_factory.mktemp("models") / "full-model"
+    config = TrainConfig(folds=2, search_trials=1, max_rounds=300)
+    train_model(load_dataset(*dev_paths).frame, out, config=config, progress=False)
+    return out

@@ -1,0 +1,90 @@
+"""Request and response schemas; limits come from the one table of physical bounds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from conforto.bounds import PHYSICAL_BOUNDS
+from conforto.categories import DOMAINS
+
+#: Inputs a request must give.
+REQUIRED = ("ta", "rh", "vel", "met", "clo")
+#: Optional numeric inputs.
+OPTIONAL_NUMERIC = ("tr", "age", "ht", "wt", "t_out_isd", "rh_out_isd", "t_mot_isd", "lat", "lon")
+#: Optional categorical inputs with a closed set of values.
+OPTIONAL_CATEGORICAL = ("season", "gender", "climate", "cooling_type", "building_type")
+
+
+def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
+    b = PHYSICAL_BOUNDS[name]
+    description = f"{b.description} [{b.unit}], {b.hard_min:g} to {b.hard_max:g}"
+    if b.soft_min != b.hard_min or b.soft_max != b.hard_max:
+        description += f" (typical {b.soft_min:g} to {b.soft_max:g})"
+    field = Field(... if required else None, ge=b.hard_min, le=b.hard_max, description=description,
+                  allow_inf_nan=False)
+    return (float if required else float | None), field
+
+
+def _categorical_field(name: str) -> tuple[Any, Any]:
+    values = DOMAINS[name]
+    kind = Literal[values]  # type: ignore[valid-type]
+    return kind | None, Field(None, description=f"{name.replace('_', ' ')}, one of: {', '.join(values)}")
+
+
+_fields: dict[str, Any] = {}
+for _name in REQUIRED:
+    _fields[_name] = _numeric_field(_name, required=True)
+for _name in OPTIONAL_NUMERIC:
+    _fields[_name] = _numeric_field(_name, required=False)
+for _name in OPTIONAL_CATEGORICAL:
+    _fields[_name] = _categorical_field(_name)
+_fields["country"] = (
+    Annotated[str, Field(min_length=1, max_length=60)] | None,
+    Field(None, description="Country of the building (lower case English name, e.g. 'brazil'); "
+                            "a country the model has not seen is treated as unknown."),
+)
+
+Observation = create_model(  # one observation: what a caller measures and knows
+    "Observation",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "tr": 25.0,
+        "t_mot_isd": 22.0, "season": "summer", "cooling_type": "air conditioned",
+    }]}),
+    **_fields,
+)
+Observation.__doc__ = "One observation of an occupant's thermal environment."
+
+
+class Probabilities(BaseModel):
+    """Calibrated class probabilities (sum to 1)."""
+
+    cool: float = Field(description="P(vote < -0.5)")
+    neutral: float = Field(description="P(-0.5 <= vote <= 0.5)")
+    warm: float = Field(description="P(vote > 0.5)")
+
+
+class Prediction(BaseModel):
+    """The model's answer for one observation."""
+
+    prediction_id: str = Field(description="Id to send feedback about this prediction.")
+    predicted_class: Literal["cool", "neutral", "warm"]
+    probabilities: Probabilities
+    model_version: str
+    pmv: float | None = Field(description="PMV after ISO 7730 for the same inputs; null outside its limits.")
+    ppd: float | None = Field(description="PPD after ISO 7730 [%]; null outside its limits.")
+    notes: list[str] = Field(description="What was assumed, e.g. tr taken equal to ta.")
+
+
+class BatchRequest(BaseModel):
+    """Several observations."""
+
+    model_config = ConfigDict(extra="forbid")
+    observations: list[Observation] = Field(min_length=1)  # type: ignore[valid-type]
+
+
+class BatchResponse(BaseModel):
+    """One prediction per observation, in order."""
+
+    predictions: list[Prediction]
