@@ -25,6 +25,9 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml
 run: $(STAMP)  ## Run the main job end to end on the configured data
 	$(BIN)/conforto run
 
+serve: $(STAMP)  ## Serve the production model on http://127.0.0.1:8000
+	$(BIN)/conforto serve
+
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench

@@ -194,3 +194,72 @@ def full_model(tmp_path_factory: pytest.TempPathFactory, dev_paths: tuple[Path, 
     config = TrainConfig(folds=2, search_trials=1, max_rounds=300)
     train_model(load_dataset(*dev_paths).frame, out, config=config, progress=False)
     return out
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``conforto serve`` in a subprocess, on 127.0.0.1, stopped at teardown."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "conforto", "serve", "--port", str(self.port), *args],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited: {self.process.communicate()[0].decode()[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become healthy")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            out, _ = self.process.communicate(timeout=20)
+        except Exception:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return out.decode()
+
+
+@pytest.fixture
+def serve():  # type: ignore[no-untyped-def]
+    """Start ``conforto serve`` with the given arguments; every server is stopped afterwards."""
+    servers: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+        server = Server(list(args), env)
+        servers.append(server)
+        server.wait_healthy()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

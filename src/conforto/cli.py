@@ -380,6 +380,34 @@ def _errors() -> Iterator[None]:
         raise _fail(str(exc)) from None
 
 
+@app.command("serve")
+def serve(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model directory, or 'production' (the default).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+) -> None:
+    """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs."""
+    import os
+
+    import uvicorn
+
+    if model not in (None, "production"):
+        os.environ["CONFORTO_SERVE__MODEL"] = str(Path(model).resolve())
+        get_settings.cache_clear()
+    uvicorn.run(
+        "conforto.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
 # ------------------------------------------------------------------------------------- registry
 
 

@@ -10,7 +10,7 @@ relative air speed and the dynamic clothing insulation.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -126,21 +126,45 @@ def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) 
     pandas.DataFrame
         One column per feature, same index as ``frame``; NaN where a feature does not apply.
     """
+    inputs = {c: _col(frame, c) for c in ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")}
+    return pd.DataFrame(comfort_arrays(inputs, names), index=frame.index)
+
+
+def comfort_arrays(
+    inputs: Mapping[str, FloatArray], names: Iterable[str] = FAST_FEATURES
+) -> dict[str, FloatArray]:
+    """:func:`comfort_features` on plain arrays (the serving path: no DataFrame per request).
+
+    Parameters
+    ----------
+    inputs
+        Arrays of equal length for ``ta``, ``rh``, ``vel``, ``met``, ``clo`` [°C, %, m/s, met,
+        clo] and optionally ``tr`` and ``t_mot_isd`` [°C]; NaN marks a missing value.
+    names
+        Which of :data:`FEATURES` to compute.
+
+    Returns
+    -------
+    dict
+        Feature name → array, in the order of ``names``.
+    """
     names = list(names)
     unknown = sorted(set(names) - set(FEATURES))
     if unknown:
         raise ValueError(f"unknown features {unknown}; choose from {sorted(FEATURES)}")
-    ta, rh, vel = _col(frame, "ta"), _col(frame, "rh"), _col(frame, "vel")
-    met, clo = _col(frame, "met"), _col(frame, "clo")
-    tr = _col(frame, "tr")
+    ta = np.asarray(inputs["ta"], dtype=np.float64)
+    missing = np.full(ta.shape, np.nan)
+    rh, vel, met, clo = (
+        np.asarray(inputs.get(c, missing), dtype=np.float64) for c in ("rh", "vel", "met", "clo")
+    )
+    tr = np.asarray(inputs.get("tr", missing), dtype=np.float64)
     tr = np.where(np.isnan(tr), ta, tr)
     out: dict[str, FloatArray] = {}
     t_op = operative_temperature(ta, tr, vel)
     if "t_op" in names:
         out["t_op"] = t_op
     if {"pmv_iso", "ppd_iso"} & set(names):
-        pmv, ppd = pmv_ppd(ta, tr, vel, rh, met, clo)
-        out["pmv_iso"], out["ppd_iso"] = pmv, ppd
+        out["pmv_iso"], out["ppd_iso"] = pmv_ppd(ta, tr, vel, rh, met, clo)
     if "pmv_ashrae" in names:
         out["pmv_ashrae"] = _guarded(
             lambda ok: (
@@ -183,12 +207,14 @@ def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) 
             met,
             clo,
         )
-    t_cmf = adaptive_comfort_temperature(_col(frame, "t_mot_isd"))
+    t_cmf = adaptive_comfort_temperature(
+        np.asarray(inputs.get("t_mot_isd", missing), dtype=np.float64)
+    )
     if "t_cmf" in names:
         out["t_cmf"] = t_cmf
     if "dt_cmf" in names:
         out["dt_cmf"] = t_op - t_cmf
-    return pd.DataFrame({n: out[n] for n in names}, index=frame.index)
+    return {n: out[n] for n in names}
 
 
 def operative_temperature(ta: npt.ArrayLike, tr: npt.ArrayLike, vel: npt.ArrayLike) -> FloatArray:

@@ -60,6 +60,16 @@ class TrackingSettings(BaseModel):
     model_name: str = Field("conforto-thermal-sensation", description="Registered model name.")
 
 
+class ServeSettings(BaseModel):
+    """The prediction service."""
+
+    model: Path | None = Field(
+        None, description="Model directory; default: the production version."
+    )
+    max_batch: int = Field(1000, ge=1, description="Most observations per /predict/batch request.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body [bytes].")
+
+
 class Settings(BaseSettings):
     """Project settings, read from ``CONFORTO_*`` environment variables.
 
@@ -85,6 +95,7 @@ class Settings(BaseSettings):
     seed: int = 42
     download: DownloadSettings = DownloadSettings()
     tracking: TrackingSettings = TrackingSettings()
+    serve: ServeSettings = ServeSettings()
 
     @property
     def data_cache(self) -> Path:

@@ -22,15 +22,22 @@ def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
     description = f"{b.description} [{b.unit}], {b.hard_min:g} to {b.hard_max:g}"
     if b.soft_min != b.hard_min or b.soft_max != b.hard_max:
         description += f" (typical {b.soft_min:g} to {b.soft_max:g})"
-    field = Field(... if required else None, ge=b.hard_min, le=b.hard_max, description=description,
-                  allow_inf_nan=False)
+    field = Field(
+        ... if required else None,
+        ge=b.hard_min,
+        le=b.hard_max,
+        description=description,
+        allow_inf_nan=False,
+    )
     return (float if required else float | None), field
 
 
 def _categorical_field(name: str) -> tuple[Any, Any]:
     values = DOMAINS[name]
     kind = Literal[values]  # type: ignore[valid-type]
-    return kind | None, Field(None, description=f"{name.replace('_', ' ')}, one of: {', '.join(values)}")
+    return kind | None, Field(
+        None, description=f"{name.replace('_', ' ')}, one of: {', '.join(values)}"
+    )
 
 
 _fields: dict[str, Any] = {}
@@ -42,16 +49,33 @@ for _name in OPTIONAL_CATEGORICAL:
     _fields[_name] = _categorical_field(_name)
 _fields["country"] = (
     Annotated[str, Field(min_length=1, max_length=60)] | None,
-    Field(None, description="Country of the building (lower case English name, e.g. 'brazil'); "
-                            "a country the model has not seen is treated as unknown."),
+    Field(
+        None,
+        description="Country of the building (lower case English name, e.g. 'brazil'); "
+        "a country the model has not seen is treated as unknown.",
+    ),
 )
 
 Observation = create_model(  # one observation: what a caller measures and knows
     "Observation",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "tr": 25.0,
-        "t_mot_isd": 22.0, "season": "summer", "cooling_type": "air conditioned",
-    }]}),
+    __config__=ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ta": 24.5,
+                    "rh": 55.0,
+                    "vel": 0.15,
+                    "met": 1.1,
+                    "clo": 0.6,
+                    "tr": 25.0,
+                    "t_mot_isd": 22.0,
+                    "season": "summer",
+                    "cooling_type": "air conditioned",
+                }
+            ]
+        },
+    ),
     **_fields,
 )
 Observation.__doc__ = "One observation of an occupant's thermal environment."
@@ -72,7 +96,9 @@ class Prediction(BaseModel):
     predicted_class: Literal["cool", "neutral", "warm"]
     probabilities: Probabilities
     model_version: str
-    pmv: float | None = Field(description="PMV after ISO 7730 for the same inputs; null outside its limits.")
+    pmv: float | None = Field(
+        description="PMV after ISO 7730 for the same inputs; null outside its limits."
+    )
     ppd: float | None = Field(description="PPD after ISO 7730 [%]; null outside its limits.")
     notes: list[str] = Field(description="What was assumed, e.g. tr taken equal to ta.")
 
@@ -81,7 +107,7 @@ class BatchRequest(BaseModel):
     """Several observations."""
 
     model_config = ConfigDict(extra="forbid")
-    observations: list[Observation] = Field(min_length=1)  # type: ignore[valid-type]
+    observations: list[Observation] = Field(min_length=1)
 
 
 class BatchResponse(BaseModel):

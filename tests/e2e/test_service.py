@@ -1,0 +1,189 @@
+"""The prediction service over real HTTP, against uvicorn started by the tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from conforto.artifact import load_model
+from conforto.predict import predict_file
+from conforto.registry import open_registry
+from conforto.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
+
+
+@pytest.fixture(scope="module")
+def running(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from tests.conftest import Server
+
+    server = Server(
+        ["--model", str(trained_model)],
+        {"CONFORTO_SERVE__MAX_BATCH": "50", "CONFORTO_SERVE__MAX_BODY_BYTES": "20000"},
+    )
+    server.wait_healthy()
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+    server.stop()
+
+
+def test_health_ready_root_and_model(running: httpx.Client) -> None:
+    health = running.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "healthy"}
+    assert running.get("/ready").json()["status"] == "ready"
+    root = running.get("/").json()
+    assert root["service"] == "conforto"
+    assert root["docs"] == "/docs"
+    info = running.get("/model").json()
+    assert info["metrics"]["macro_f1"] > 0.3
+    assert {f["name"] for f in info["features"]} >= {"ta", "pmv_iso"}
+
+
+def test_predict_returns_probabilities_pmv_and_notes(running: httpx.Client) -> None:
+    response = running.post("/predict", json=OBS)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {
+        "prediction_id",
+        "predicted_class",
+        "probabilities",
+        "model_version",
+        "pmv",
+        "ppd",
+        "notes",
+    }
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert body["predicted_class"] in body["probabilities"]
+    assert -1 < body["pmv"] < 1
+    assert any("tr" in note for note in body["notes"])
+    hot = running.post("/predict", json={**OBS, "ta": 33.0, "tr": 33.0, "rh": 70.0}).json()
+    assert hot["pmv"] is None  # outside ISO 7730's limits
+    assert hot["probabilities"]["warm"] > body["probabilities"]["warm"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({**OBS, "rh": 130}, "rh", "less than or equal to 100"),
+        ({**OBS, "vel": -0.1}, "vel", "greater than or equal to 0"),
+        ({k: v for k, v in OBS.items() if k != "clo"}, "clo", "Field required"),
+        ({**OBS, "ta": "warm"}, "ta", "valid number"),
+        ({**OBS, "colour": "red"}, "colour", "Extra inputs are not permitted"),
+        ({**OBS, "season": "monsoon"}, "season", "'summer'"),
+        ({**OBS, "ta": None}, "ta", "valid number"),
+    ],
+)
+def test_bad_input_is_422_naming_field_and_value(
+    running: httpx.Client, body: dict[str, object], field: str, text: str
+) -> None:
+    response = running.post("/predict", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["field"] == field and text in d["message"] for d in detail), detail
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(running: httpx.Client, token: str) -> None:
+    raw = json.dumps(OBS).replace("24.5", token)
+    response = running.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "ta"
+
+
+def test_malformed_json_is_422_not_500(running: httpx.Client) -> None:
+    response = running.post(
+        "/predict", content=b"{ta: 1", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "Traceback" not in response.text
+
+
+def test_batch_limits(running: httpx.Client) -> None:
+    ok = running.post("/predict/batch", json={"observations": [OBS, {**OBS, "ta": 28.0}]})
+    assert ok.status_code == 200
+    assert len(ok.json()["predictions"]) == 2
+    too_many = running.post("/predict/batch", json={"observations": [OBS] * 51})
+    assert too_many.status_code == 413
+    assert "at most 50" in too_many.json()["detail"]
+    huge = running.post("/predict/batch", json={"observations": [OBS] * 400})
+    assert huge.status_code == 413
+    empty = running.post("/predict/batch", json={"observations": []})
+    assert empty.status_code == 422
+
+
+def test_service_matches_batch_prediction(
+    running: httpx.Client, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    frame = pd.read_csv(holdout_paths[0], low_memory=False)
+    cols = [
+        "ta",
+        "tr",
+        "rh",
+        "vel",
+        "met",
+        "clo",
+        "age",
+        "ht",
+        "wt",
+        "t_out_isd",
+        "rh_out_isd",
+        "t_mot_isd",
+        "season",
+        "gender",
+    ]
+    rows = frame.dropna(subset=["ta", "rh", "vel", "met", "clo"])[cols].head(40)
+    rows = rows[rows["gender"].isin(["male", "female"]) | rows["gender"].isna()]
+    observations = [{k: v for k, v in r.items() if pd.notna(v)} for r in rows.to_dict("records")]
+    served = running.post("/predict/batch", json={"observations": observations})
+    assert served.status_code == 200, served.text
+    got = np.array(
+        [
+            [p["probabilities"][c] for c in ("cool", "neutral", "warm")]
+            for p in served.json()["predictions"]
+        ]
+    )
+    src = tmp_path / "rows.csv"
+    rows.to_csv(src, index=False)
+    predict_file(load_model(trained_model), src, tmp_path / "out.csv")
+    expected = pd.read_csv(tmp_path / "out.csv")[["p_cool", "p_neutral", "p_warm"]].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:  # type: ignore[no-untyped-def]
+    server = serve()
+    assert httpx.get(f"{server.url}/health").json() == {"status": "healthy"}
+    ready = httpx.get(f"{server.url}/ready")
+    assert ready.status_code == 503
+    assert "no production model yet" in ready.json()["detail"]
+    assert "conforto train" in ready.json()["detail"]
+    assert httpx.post(f"{server.url}/predict", json=OBS).status_code == 503
+
+
+def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_model, broken)
+    (broken / "booster.txt").write_text("garbage")
+    server = serve("--model", str(broken))
+    ready = httpx.get(f"{server.url}/ready")
+    assert ready.status_code == 503
+    assert "corrupt" in ready.json()["detail"]
+
+
+def test_serves_production_from_the_pointer(
+    serve, registry_home: Path, trained_model: Path
+) -> None:  # type: ignore[no-untyped-def]
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.promote("1", force=True)
+    server = serve()
+    assert httpx.get(f"{server.url}/ready").json() == {"status": "ready", "model_version": "1"}
+    assert httpx.post(f"{server.url}/predict", json=OBS).json()["model_version"] == "1"
