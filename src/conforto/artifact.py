@@ -81,16 +81,20 @@ class ThermalModel:
         """Short content id of the model (from its booster's sha256)."""
         return str(self.manifest.get("files", {}).get(BOOSTER, "unknown"))[:12]
 
-    def predict_matrix(self, matrix: FloatArray) -> FloatArray:
-        """Calibrated class probabilities for an encoded matrix (rows × features)."""
+    def predict_matrix(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
+        """Calibrated class probabilities for an encoded matrix (rows × features).
+
+        One thread by default: for a few rows, LightGBM's OpenMP threads cost more than they
+        save (and much more on a busy CPU); batch scoring passes ``threads=0`` (all cores).
+        """
         raw = np.asarray(
-            self.booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64
+            self.booster.predict(matrix, raw_score=True, num_threads=threads), dtype=np.float64
         )
         return softmax(raw / self.temperature)
 
-    def predict_proba(self, frame: pd.DataFrame) -> FloatArray:
+    def predict_proba(self, frame: pd.DataFrame, threads: int = 1) -> FloatArray:
         """Calibrated probabilities (cool, neutral, warm) for canonical data."""
-        return self.predict_matrix(encode(frame, self.spec))
+        return self.predict_matrix(encode(frame, self.spec), threads=threads)
 
     def decide(self, proba: FloatArray) -> npt.NDArray[np.int64]:
         """Class indices under the model's decision rule."""

@@ -166,6 +166,10 @@ def encode(frame: pd.DataFrame, spec: FeatureSpec) -> npt.NDArray[np.float64]:
             )
         else:
             codes = {level: float(i) for i, level in enumerate(feature.levels)}
-            values = frame[feature.name].map(lambda v, c=feature.name: normalise_value(c, v))
-            matrix[:, j] = values.map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+            values = frame[feature.name]
+            lookup = {
+                v: codes.get(normalise_value(feature.name, v) or "", np.nan)
+                for v in values.dropna().unique()
+            }  # normalise each distinct value once
+            matrix[:, j] = values.map(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
     return matrix

@@ -26,6 +26,18 @@ ADAPTIVE_SLOPE, ADAPTIVE_INTERCEPT = 0.31, 17.8
 #: Running-mean outdoor temperatures where the adaptive model applies [°C].
 ADAPTIVE_RANGE = (10.0, 33.5)
 
+#: ISO 7730 applicability limits (inclusive), as pythermalcomfort checks them [°C, °C, m/s,
+#: met, clo, Pa, -]; ``vr`` is the relative air speed and ``clo`` the dynamic insulation.
+ISO_7730_LIMITS: dict[str, tuple[float, float]] = {
+    "tdb": (10.0, 30.0),
+    "tr": (10.0, 40.0),
+    "vr": (0.0, 1.0),
+    "met": (0.8, 4.0),
+    "clo": (0.0, 2.0),
+    "pa": (0.0, 2700.0),
+    "pmv": (-2.0, 2.0),
+}
+
 #: Every feature :func:`comfort_features` can compute, with its unit and meaning.
 FEATURES: dict[str, tuple[str, str]] = {
     "t_op": ("°C", "Operative temperature (ISO 7726), tr taken equal to ta where missing"),
@@ -93,21 +105,38 @@ def pmv_ppd(
     ppd = np.full(ta.shape, np.nan)
     if ok.any():
         m = met[ok]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = pmv_ppd_iso(
-                tdb=ta[ok],
-                tr=tr[ok],
-                vr=v_relative(vel[ok], m),
-                rh=rh[ok],
-                met=m,
-                clo=clo_dynamic_ashrae(clo[ok], m),
-                limit_inputs=True,
-                round_output=False,
-            )
-        pmv[ok] = result.pmv
-        ppd[ok] = result.ppd
+        vr, clo_dynamic = v_relative(vel[ok], m), clo_dynamic_ashrae(clo[ok], m)
+        # pythermalcomfort's own limit check inspects stack frames (~3 ms a call): apply the
+        # same ISO 7730 limits here and call it unlimited (~0.1 ms).
+        result = pmv_ppd_iso(
+            tdb=ta[ok],
+            tr=tr[ok],
+            vr=vr,
+            rh=rh[ok],
+            met=m,
+            clo=clo_dynamic,
+            limit_inputs=False,
+            round_output=False,
+        )
+        pa = rh[ok] * 10.0 * np.exp(16.6536 - 4030.183 / (ta[ok] + 235.0))
+        within = np.logical_and.reduce(
+            [
+                _inside(ta[ok], ISO_7730_LIMITS["tdb"]),
+                _inside(tr[ok], ISO_7730_LIMITS["tr"]),
+                _inside(vr, ISO_7730_LIMITS["vr"]),
+                _inside(m, ISO_7730_LIMITS["met"]),
+                _inside(clo_dynamic, ISO_7730_LIMITS["clo"]),
+                _inside(pa, ISO_7730_LIMITS["pa"]),
+                _inside(result.pmv, ISO_7730_LIMITS["pmv"]),
+            ]
+        )
+        pmv[ok] = np.where(within, result.pmv, np.nan)
+        ppd[ok] = np.where(within, result.ppd, np.nan)
     return pmv, ppd
+
+
+def _inside(x: FloatArray, bounds: tuple[float, float]) -> npt.NDArray[np.bool_]:
+    return (x >= bounds[0]) & (x <= bounds[1])
 
 
 def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) -> pd.DataFrame:

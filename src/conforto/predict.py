@@ -8,7 +8,6 @@ as given, never clipped).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,22 +68,15 @@ def _checks(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         if name not in frame.columns or name == "thermal_sensation":
             continue
         values = frame[name]
-        text = values.map(lambda v: f"{v:g}", na_action="ignore").astype(object)
         impossible = (values < bounds.hard_min) | (values > bounds.hard_max)
-        add(
-            reasons,
-            impossible,
-            f"{name}=" + text + f" outside {bounds.hard_min:g}..{bounds.hard_max:g} {bounds.unit}",
-        )
         soft = ((values < bounds.soft_min) | (values > bounds.soft_max)) & ~impossible
-        if not (math.isinf(bounds.soft_min) and math.isinf(bounds.soft_max)):
-            add(
-                flags,
-                soft,
-                f"{name}="
-                + text
-                + f" implausible (expected {bounds.soft_min:g}..{bounds.soft_max:g})",
-            )
+        if impossible.any() or soft.any():  # format only the rows that need a message
+            text = values[impossible | soft].map(lambda v: f"{v:g}").astype(object)
+            text = text.reindex(values.index, fill_value="")
+            hard = f" outside {bounds.hard_min:g}..{bounds.hard_max:g} {bounds.unit}"
+            add(reasons, impossible, f"{name}=" + text + hard)
+            expected = f" implausible (expected {bounds.soft_min:g}..{bounds.soft_max:g})"
+            add(flags, soft, f"{name}=" + text + expected)
     for name in EXPECTED_INPUTS:
         if name in frame.columns:
             add(flags, frame[name].isna() & (reasons == ""), f"{name} missing")
@@ -113,7 +105,7 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     proba = np.full((len(frame), len(CLASSES)), np.nan)
     labels = np.full(len(frame), None, dtype=object)
     if ok.any():
-        proba[ok] = model.predict_proba(frame.loc[ok])
+        proba[ok] = model.predict_proba(frame.loc[ok], threads=0)
         names = np.array([c.value for c in CLASSES], dtype=object)
         labels[ok] = names[model.decide(proba[ok])]
     out = pd.DataFrame(

@@ -68,6 +68,7 @@ class ServeSettings(BaseModel):
     )
     max_batch: int = Field(1000, ge=1, description="Most observations per /predict/batch request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body [bytes].")
+    threads: int = Field(2, ge=1, le=64, description="Threads running predictions per worker.")
 
 
 class Settings(BaseSettings):

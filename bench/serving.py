@@ -1,0 +1,163 @@
+"""Benchmark: the prediction service under bounded load from wrk, all in one run.
+
+One uvicorn worker, 32 connections, 127.0.0.1. Measures start-up to ready, then ``/health``
+(the framework's own ceiling), ``/predict`` (the fast path) and the naive approach (a
+scikit-learn pipeline on a one-row DataFrame per request, in ``bench/naive_app.py``), and prints
+throughput ratios and latency percentiles.
+
+    .venv/bin/python bench/serving.py --model DIR [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+OBSERVATION = {
+    "ta": 24.5,
+    "tr": 25.0,
+    "rh": 55.0,
+    "vel": 0.15,
+    "met": 1.1,
+    "clo": 0.6,
+    "t_mot_isd": 22.0,
+    "season": "summer",
+    "cooling_type": "air conditioned",
+}
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(
+    command: list[str], port: int, env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], float]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    while time.perf_counter() - start < 60:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return proc, time.perf_counter() - start
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"{command} did not become ready")
+
+
+def _wrk(url: str, seconds: int, script: Path | None) -> dict[str, float]:
+    command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 30
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = '{json.dumps(OBSERVATION)}'\n"
+        )
+        port = _port()
+        env = {"CONFORTO_HOME": tmp}
+        fast, startup = _start(
+            [
+                sys.executable,
+                "-m",
+                "conforto",
+                "serve",
+                "--model",
+                str(args.model),
+                "--port",
+                str(port),
+            ],
+            port,
+            env,
+        )
+        try:
+            health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None)
+            predict = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script)
+        finally:
+            fast.terminate()
+            fast.wait(timeout=20)
+        port = _port()
+        naive, _ = _start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "naive_app:create",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--app-dir",
+                str(Path(__file__).parent),
+            ],
+            port,
+            {**env, "NAIVE_MODEL": str(args.model)},
+        )
+        try:
+            slow = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script)
+        finally:
+            naive.terminate()
+            naive.wait(timeout=20)
+    print(f"start-up to ready: {startup:.2f} s")
+    print(f"{'endpoint':36s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
+    for name, r in [
+        ("GET /health (framework ceiling)", health),
+        ("POST /predict (conforto)", predict),
+        ("POST /predict (naive: sklearn+pandas)", slow),
+    ]:
+        print(
+            f"{name:36s} {r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:8.0f}"
+        )
+    print(
+        f"/predict vs /health: {predict['rps'] / health['rps']:.0%}; "
+        f"conforto vs naive: {predict['rps'] / slow['rps']:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
