@@ -32,6 +32,40 @@ def pmv_onehot(pmv: FloatArray) -> FloatArray:
     return np.eye(N_CLASSES)[pmv_class(pmv)]
 
 
+def logistic_candidate(numeric: list[int], categorical: list[int]) -> Any:
+    """The scikit-learn candidate: a multinomial logistic regression on the same matrix.
+
+    Numeric columns are median-imputed (with missingness indicators) and scaled; categorical
+    codes are one-hot encoded, missing as its own level; classes are balanced.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    encode = ColumnTransformer(
+        [
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1.0),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                categorical,
+            ),
+        ]
+    )
+    return make_pipeline(encode, LogisticRegression(C=1.0, max_iter=300, class_weight="balanced"))
+
+
 class ProbabilisticPMV:
     """Class probabilities from PMV alone: a multinomial logistic regression on PMV.
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 import conforto
 from conforto.errors import ConfortoError
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from conforto.registry import Registry
 
 app = typer.Typer(
     name="conforto",
@@ -184,9 +187,7 @@ def _model_dir(value: str) -> Path:
     """A model directory, or the production version's artifact (reconciled and verified)."""
     if value != "production":
         return Path(value)
-    from conforto.registry import open_registry
-
-    _, artifact = open_registry(get_settings()).resolve("production")
+    _, artifact = _registry().resolve("production")
     return artifact
 
 
@@ -411,7 +412,8 @@ def serve(
 # ------------------------------------------------------------------------------------- registry
 
 
-def _registry() -> Any:
+def _registry() -> Registry:
+    """The registry, reconciled with its production alias (as every registry command starts)."""
     from conforto.registry import open_registry
 
     registry = open_registry(get_settings())

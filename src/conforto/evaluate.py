@@ -61,6 +61,7 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": model,
         "model_argmax": classification_metrics(y, proba),
+        "candidates": {"lightgbm": classification_metrics(y, proba, decision)},
         "majority": classification_metrics(y, _cols(pred, "majority")),
         "pmv_rows": {
             "rows": int(has_pmv.sum()),
@@ -83,6 +84,11 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
         },
         "slices": {},
     }
+    if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
+        out["candidates"]["logistic_regression"] = classification_metrics(
+            y, _cols(pred, "logistic")
+        )
+    out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
     for column in SLICES:
         if column not in pred.columns:
             continue

@@ -27,7 +27,7 @@ from rich.progress import Progress
 
 import conforto
 from conforto.artifact import BOOSTER, ThermalModel, save_manifest, softmax
-from conforto.baselines import ProbabilisticPMV, majority_proba
+from conforto.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.data import fingerprint
 from conforto.design import FeatureSpec, build_spec, encode
 from conforto.errors import ArtifactError, DataError
@@ -303,6 +303,8 @@ def cross_validate(
     decision = np.full(n, -1, dtype=np.int64)
     majority = np.full((n, N_CLASSES), np.nan)
     prob_pmv = np.full((n, N_CLASSES), np.nan)
+    logistic = np.full((n, N_CLASSES), np.nan)
+    numeric_idx = [i for i, f in enumerate(spec.features) if f.kind != "categorical"]
     fold_of = np.full(n, -1, dtype=np.int64)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
     folds_info = []
@@ -322,6 +324,8 @@ def cross_validate(
         decision[te] = (proba[te] * fitted.class_weights).argmax(axis=1)
         majority[te] = majority_proba(y[tr], len(te))
         prob_pmv[te] = ProbabilisticPMV().fit(pmv[tr], y[tr]).predict_proba(pmv[te])
+        candidate = logistic_candidate(numeric_idx, spec.categorical_indices).fit(matrix[tr], y[tr])
+        logistic[te] = candidate.predict_proba(matrix[te])
         fold_of[te] = k
         folds_info.append(
             {
@@ -342,6 +346,7 @@ def cross_validate(
         oof[f"p_{c.value}"] = proba[:, i]
         oof[f"majority_{c.value}"] = majority[:, i]
         oof[f"pmvprob_{c.value}"] = prob_pmv[:, i]
+        oof[f"logistic_{c.value}"] = logistic[:, i]
     for column in ("record_id", "cooling_type", "climate", "season", "building_type"):
         if column in rows.columns:
             oof[column] = rows[column].to_numpy()
@@ -470,6 +475,13 @@ def train_model(
     metrics = cv_metrics(cv.oof, groups, seed=config.seed)
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
+    selected = metrics["cv"]["selected"]
+    if selected != "lightgbm":
+        log.warning(
+            "the %s candidate scored a higher grouped macro-F1 than LightGBM; the "
+            "artifact format ships boosters, so this model is still LightGBM",
+            selected,
+        )
     all_pmv = cv.oof["pmv"].to_numpy()
     prob_pmv = ProbabilisticPMV().fit(all_pmv, y)
     importance = dict(
@@ -510,6 +522,10 @@ def train_model(
             },
             "versions": package_versions(),
             "lineage": {"git_commit": _git_commit(), "conforto": conforto.__version__},
+            "selection": {
+                "selected": selected,
+                "macro_f1": {k: v["macro_f1"] for k, v in metrics["cv"]["candidates"].items()},
+            },
             "metrics": {
                 k: metrics["cv"]["model"][k] for k in ("accuracy", "macro_f1", "log_loss", "ece")
             },

@@ -115,3 +115,14 @@ def test_predictions_frame_keeps_rows_in_order(
     pred = predictions_frame(load_model(trained_model), frame)
     labelled = frame[frame["thermal_sensation"].notna()]
     assert pred["record_id"].tolist() == labelled["record_id"].tolist()
+
+
+def test_candidates_are_compared_on_the_same_folds(trained_model: Path) -> None:
+    metrics = json.loads((trained_model / "metrics.json").read_text())["cv"]
+    candidates = metrics["candidates"]
+    assert set(candidates) == {"lightgbm", "logistic_regression"}
+    assert candidates["logistic_regression"]["rows"] == candidates["lightgbm"]["rows"]
+    assert metrics["selected"] == max(candidates, key=lambda k: candidates[k]["macro_f1"])
+    manifest = json.loads((trained_model / "manifest.json").read_text())
+    assert manifest["selection"]["selected"] == metrics["selected"]
+    assert "Candidates (same folds)" in (trained_model / "report.html").read_text()

@@ -28,3 +28,17 @@ def test_probabilistic_pmv_learns_direction_and_round_trips() -> None:
     again = ProbabilisticPMV.from_dict(baseline.to_dict())
     assert np.allclose(again.predict_proba(pmv[:50]), baseline.predict_proba(pmv[:50]))
     assert p[:3].sum(axis=1) == pytest.approx([1, 1, 1])
+
+
+def test_logistic_candidate_handles_missing_values_and_categories() -> None:
+    from conforto.baselines import logistic_candidate
+
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.normal(25, 3, 400), rng.integers(0, 3, 400).astype(float)])
+    y = (x[:, 0] > 24).astype(int) + (x[:, 0] > 27).astype(int)
+    x[::7, 0] = np.nan
+    x[::5, 1] = np.nan
+    p = logistic_candidate([0], [1]).fit(x, y).predict_proba(x)
+    assert p.shape == (400, 3)
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert (p.argmax(axis=1) == y)[~np.isnan(x[:, 0])].mean() > 0.7
