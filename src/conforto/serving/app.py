@@ -8,6 +8,7 @@ version named by the registry's pointer file; a missing or corrupt model leaves 
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -24,7 +25,7 @@ from starlette.exceptions import HTTPException
 
 import conforto
 from conforto.errors import ConfortoError
-from conforto.serving.runtime import Predictor
+from conforto.serving.runtime import MicroBatcher, Predictor
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
 from conforto.settings import Settings, get_settings
 
@@ -42,6 +43,7 @@ class Runtime:
     predictor: Predictor | None = None
     error: str | None = None
     artifact: Path | None = None
+    batcher: MicroBatcher | None = None
 
 
 def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
@@ -59,7 +61,7 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
         model = load_model(directory)
         predictor = Predictor(model, version or model.version)
         predictor.predict([{"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}])  # warm up
-        return Runtime(predictor=predictor, artifact=directory)
+        return Runtime(predictor=predictor, artifact=directory, batcher=MicroBatcher(predictor))
     except ConfortoError as exc:
         log.error("no model loaded: %s", exc)
         return Runtime(error=str(exc))
@@ -132,11 +134,14 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal runtime
-        # Prediction holds the GIL most of the time: a few threads serve more requests per
+        # Batches hold the GIL most of the time: a few threads serve more requests per
         # second than the default forty contending for it.
         to_thread.current_default_thread_limiter().total_tokens = settings.serve.threads
         runtime = load_runtime(model_dir, settings)
+        gc.freeze()  # start-up objects live forever: keep them out of every later collection
         yield
+        if runtime.batcher is not None:
+            runtime.batcher.close()
 
     app = FastAPI(
         title="conforto",
@@ -182,9 +187,11 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         return {"status": "ready", "model_version": predictor.version}
 
     @app.post("/predict", response_model=Prediction, responses={503: {"description": "No model."}})
-    def predict(observation: Observation) -> dict[str, Any]:
+    async def predict(observation: Observation) -> dict[str, Any]:
         """Predict the thermal sensation of one observation."""
-        return ready_predictor().predict([observation.model_dump()])[0]
+        ready_predictor()
+        assert runtime.batcher is not None  # noqa: S101 - set with the predictor
+        return await runtime.batcher.predict(observation.model_dump())
 
     @app.post(
         "/predict/batch",
