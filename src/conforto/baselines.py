@@ -56,7 +56,7 @@ def logistic_candidate(numeric: list[int], categorical: list[int]) -> Any:
             (
                 "categorical",
                 make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1.0),
+                    SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
                     OneHotEncoder(handle_unknown="ignore"),
                 ),
                 categorical,

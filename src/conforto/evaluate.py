@@ -114,12 +114,6 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
     return out
 
 
-def cv_metrics(oof: pd.DataFrame, groups: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
-    """Summarise out-of-fold predictions (see :func:`summarise`) under the key ``cv``."""
-    del groups  # the building ids travel in ``oof``
-    return {"cv": summarise(oof, seed=seed)}
-
-
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score labelled data with ``model`` and its stored baselines, in ``oof.parquet``'s shape."""
     rows, y, groups = prepare(frame)

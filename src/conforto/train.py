@@ -32,6 +32,7 @@ from conforto.data import fingerprint
 from conforto.design import FeatureSpec, build_spec, encode
 from conforto.errors import ArtifactError, DataError
 from conforto.features import comfort_features
+from conforto.fileio import atomic_write_json
 from conforto.metrics import N_CLASSES, macro_f1
 from conforto.target import CLASSES, sensation_class
 
@@ -454,7 +455,7 @@ def train_model(
         When ``out`` exists and ``force`` is not set.
     """
     from conforto.artifact import load_model
-    from conforto.evaluate import cv_metrics, write_evaluation
+    from conforto.evaluate import summarise, write_evaluation
     from conforto.profile import profile_frame
 
     config = config or TrainConfig()
@@ -472,7 +473,7 @@ def train_model(
             matrix, y, groups, spec, config, seed=config.seed, on_trial=lambda: bar.advance(task)
         )
         bar.advance(task)
-    metrics = cv_metrics(cv.oof, groups, seed=config.seed)
+    metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
     selected = metrics["cv"]["selected"]
@@ -493,8 +494,6 @@ def train_model(
     try:
         final.booster.save_model(str(tmp / BOOSTER))
         cv.oof.to_parquet(tmp / "oof.parquet", index=False)
-        from conforto.fileio import atomic_write_json
-
         atomic_write_json(tmp / "profile.json", profile_frame(rows))
         manifest = {
             "name": "conforto-thermal-sensation",
