@@ -118,7 +118,8 @@ def download_file(
             if attempt == retries:
                 raise DownloadError(
                     f"could not download {remote.name} from {remote.url} after "
-                    f"{retries + 1} attempts: {exc}. Check the network and try again."
+                    f"{retries + 1} attempt{'s' if retries else ''}: {exc}. "
+                    "Check the network and try again."
                 ) from None
             time.sleep(backoff * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
