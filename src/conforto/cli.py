@@ -328,7 +328,6 @@ def run(
 
     The first model ever registered also becomes the production version.
     """
-    from conforto.data import load_dataset
     from conforto.pipeline import data_stage, train_stage
     from conforto.registry import open_registry
     from conforto.tracking import make_tracker
@@ -348,7 +347,7 @@ def run(
         target = _out(None, "models", "latest")
         console.print("training (building-grouped cross-validation, then the final model) ...")
         model = train_stage(
-            load_dataset(m, d).frame,
+            result.frame,
             target,
             config=cfg,
             tracker=tracker,

@@ -23,6 +23,7 @@ class DataStageResult:
     """What the data stage produced."""
 
     validation: ValidationReport
+    frame: pd.DataFrame
     reports: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     tracking_failures: list[tuple[str, str]] = field(default_factory=list)
@@ -52,7 +53,8 @@ def data_stage(
     Returns
     -------
     DataStageResult
-        The validation report, the paths written and the time each step took [s].
+        The validation report, the loaded data (for the next stage, so the files are read
+        once), the paths written and the time each step took [s].
         Profile and features are computed only when validation passes.
     """
     result_seconds: dict[str, float] = {}
@@ -92,7 +94,7 @@ def data_stage(
         run.set_tags({"validation": "passed" if report.ok else "failed"})
         for path in reports.values():
             run.log_artifact(path)
-    return DataStageResult(report, reports, result_seconds, run.failures)
+    return DataStageResult(report, dataset.frame, reports, result_seconds, run.failures)
 
 
 def train_stage(

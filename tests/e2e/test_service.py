@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conforto.artifact import load_model
+from conforto.design import NUMERIC_INPUTS
 from conforto.predict import predict_file
 from conforto.registry import open_registry
 from conforto.settings import get_settings
@@ -124,22 +125,7 @@ def test_service_matches_batch_prediction(
     running: httpx.Client, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
     frame = pd.read_csv(holdout_paths[0], low_memory=False)
-    cols = [
-        "ta",
-        "tr",
-        "rh",
-        "vel",
-        "met",
-        "clo",
-        "age",
-        "ht",
-        "wt",
-        "t_out_isd",
-        "rh_out_isd",
-        "t_mot_isd",
-        "season",
-        "gender",
-    ]
+    cols = [c for c in (*NUMERIC_INPUTS, "season", "gender") if c in frame.columns]
     rows = frame.dropna(subset=["ta", "rh", "vel", "met", "clo"])[cols].head(40)
     rows = rows[rows["gender"].isin(["male", "female"]) | rows["gender"].isna()]
     observations = [{k: v for k, v in r.items() if pd.notna(v)} for r in rows.to_dict("records")]

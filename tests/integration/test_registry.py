@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from conforto.cli import app
 from conforto.errors import ArtifactError, RegistryError
@@ -168,37 +168,20 @@ def test_corrupt_artifact_cannot_be_promoted(registry_home: Path, trained_model:
     assert registry.store.alias_version(PRODUCTION) is None
 
 
+def _predict_production(source: Path, output: Path) -> Result:
+    args = ["predict", "--model", "production", "--input", str(source), "--output", str(output)]
+    return runner.invoke(app, args)
+
+
 def test_model_production_is_accepted_by_predict(
     registry_home: Path, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            "production",
-            "--input",
-            str(holdout_paths[0]),
-            "--output",
-            str(tmp_path / "p.csv"),
-        ],
-    )
+    result = _predict_production(holdout_paths[0], tmp_path / "p.csv")
     assert result.exit_code == 1
     assert "no production model yet" in result.output
     _registry().register(trained_model)
     _registry().promote("1", force=True)
-    result = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            "production",
-            "--input",
-            str(holdout_paths[0]),
-            "--output",
-            str(tmp_path / "p.csv"),
-        ],
-    )
+    result = _predict_production(holdout_paths[0], tmp_path / "p.csv")
     assert result.exit_code == 0, result.output
 
 
