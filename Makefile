@@ -22,8 +22,8 @@ install: $(STAMP)  ## Create .venv with the locked dependencies and the package
 lock:  ## Re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --quiet
 
-run: $(STAMP)  ## Run the main job end to end on the configured data
-	$(BIN)/conforto run
+run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, promote
+	$(BIN)/conforto pipeline run --config configs/pipeline.yaml
 
 serve: $(STAMP)  ## Serve the production model on http://127.0.0.1:8000
 	$(BIN)/conforto serve

@@ -3,7 +3,7 @@
 The baseline, measured in the same run, is one plain LightGBM fit (default parameters, 100
 rounds) on the same matrix: the unit cost the whole procedure multiplies.
 
-    .venv/bin/python bench/train_evaluate.py [--config configs/train.yaml]
+    .venv/bin/python bench/train_evaluate.py [--config configs/pipeline.yaml]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from conforto.data import load_dataset
 from conforto.design import build_spec, encode
 from conforto.download import resolve_sources
 from conforto.evaluate import evaluate_model
+from conforto.pipeline import PipelineConfig
 from conforto.settings import get_settings
 from conforto.train import TrainConfig, prepare, train_model
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path)
     args = parser.parse_args()
-    config = load_yaml_model(args.config, TrainConfig) if args.config else TrainConfig()
+    config = load_yaml_model(args.config, PipelineConfig).train if args.config else TrainConfig()
     m, d = resolve_sources(get_settings())
     frame = load_dataset(m, d).frame
 

@@ -36,6 +36,8 @@ model_app = typer.Typer(
 )
 app.add_typer(model_app, name="model")
 tracking_app = typer.Typer(help="Experiment tracking.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The gated training pipeline.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(tracking_app, name="tracking")
 
 console = Console()
@@ -212,16 +214,6 @@ def _summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
-def _load_train_config(path: Path | None) -> Any:
-    from conforto.train import TrainConfig
-
-    if path is None:
-        return TrainConfig()
-    from conforto.config import load_yaml_model
-
-    return load_yaml_model(path, TrainConfig)
-
-
 @app.command("train")
 def train(
     measurements: MeasurementsOpt = None,
@@ -230,7 +222,9 @@ def train(
         Path | None,
         typer.Option(help="Model directory to create. Default: CONFORTO_HOME/models/latest."),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="Training config (YAML).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (YAML); its `train:` section is used.")
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing model directory.")
     ] = False,
@@ -240,7 +234,7 @@ def train(
     from conforto.train import train_model
 
     with _errors():
-        cfg = _load_train_config(config)
+        cfg = _load_pipeline_config(config).train
         target = _out(out, "models", "latest")
         if target.exists() and not force:
             raise _fail(
@@ -248,17 +242,17 @@ def train(
             )
         m, d = _sources(measurements, metadata)
         dataset = load_dataset(m, d)
-        model = train_model(
+        train_model(
             dataset.frame,
             target,
             config=cfg,
             force=force,
             sources={"measurements": str(m), "metadata": str(d)},
         )
-    _report_model(target, model.manifest)
+    _report_model(target)
 
 
-def _report_model(target: Path, manifest: dict[str, Any]) -> None:
+def _report_model(target: Path) -> None:
     metrics = json.loads((target / "metrics.json").read_text())
     console.print(_summary_table(metrics["cv"], "Cross-validation, grouped by building"))
     for name, split in metrics["random_split"].items():
@@ -318,55 +312,133 @@ def predict(
     )
 
 
-@app.command("run")
-def run(
+def _load_pipeline_config(path: Path | None) -> Any:
+    from conforto.pipeline import PipelineConfig
+
+    if path is None:
+        return PipelineConfig()
+    from conforto.config import load_yaml_model
+
+    return load_yaml_model(path, PipelineConfig)
+
+
+def _print_gate(report: Any, paths: dict[str, Path]) -> None:
+    """Model vs champion vs baselines, every check with its verdict, and the report's path."""
+    table = Table(title=f"Gate, version {report.version}: model vs champion vs PMV")
+    for col in ("", "macro-F1", "macro-F1 (rows with PMV)", "log loss"):
+        table.add_column(col, justify="left" if not col else "right")
+    for name, m in report.comparison.items():
+        label = f"champion (v{report.champion})" if name == "champion" else name.replace("_", " ")
+        table.add_row(
+            label,
+            *(
+                f"{m[k]:.3f}" if k in m else ""
+                for k in ("macro_f1", "macro_f1_pmv_rows", "log_loss")
+            ),
+        )
+    checks = Table(title="checks", show_header=False)
+    for check in report.checks:
+        verdict = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+        checks.add_row(verdict, check.name, check.detail)
+    console.print(table)
+    console.print(checks)
+    console.print(f"gate report: {paths['gate.html']}", highlight=False)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
     measurements: MeasurementsOpt = None,
     metadata: MetadataOpt = None,
-    config: Annotated[Path | None, typer.Option(help="Training config (YAML).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (YAML): train, gate, tracking.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train anew even if this data, code and config ran.")
+    ] = False,
 ) -> None:
-    """Run the main job end to end: validate → profile → train (grouped CV) → register.
+    """Validate data → profile → train → register → gate → promote if validated.
 
-    The first model ever registered also becomes the production version.
+    Re-running with unchanged data, code and config reuses the registered version. Exits 1 when
+    the data fails validation or the gate rejects the model (production then stays as it was).
     """
-    from conforto.pipeline import data_stage, train_stage
-    from conforto.registry import open_registry
+    from conforto.pipeline import run_pipeline
     from conforto.tracking import make_tracker
 
     with _errors():
         settings = get_settings()
-        cfg = _load_train_config(config)
+        cfg = _load_pipeline_config(config)
         m, d = _sources(measurements, metadata)
-        tracker = make_tracker(settings)
-        with console.status("data stage: load, validate, profile, features"):
-            result = data_stage(
-                m, d, _out(None, "reports"), tracker=tracker, outbox=settings.tracking_outbox
-            )
-        _print_validation(result.validation, result.reports)
-        if not result.validation.ok:
-            raise typer.Exit(1)
-        target = _out(None, "models", "latest")
-        console.print("training (building-grouped cross-validation, then the final model) ...")
-        model = train_stage(
-            result.frame,
-            target,
-            config=cfg,
-            tracker=tracker,
+        result = run_pipeline(
+            _registry(),
+            m,
+            d,
+            settings.home,
+            cfg,
+            tracker=make_tracker(settings, cfg.tracking),
             outbox=settings.tracking_outbox,
-            sources={"measurements": str(m), "metadata": str(d)},
+            force=force,
+            notify=lambda line: console.print(f"[bold]▸[/] {line}", highlight=False),
         )
-        _report_model(target, model.manifest)
-        registry = open_registry(settings)
-        version, created = registry.register(target)
+    _print_validation(result.data.validation, result.data.reports)
+    if not result.data.validation.ok:
+        raise typer.Exit(1)
+    if result.model_dir is not None:
+        _report_model(result.model_dir)
+    if result.gate is not None:
+        _print_gate(result.gate, result.gate_paths)
+    if result.promoted is not None:
         console.print(
-            f"registered as version {version.version}"
-            if created
-            else f"already registered as version {version.version}"
+            f"production: version {result.promoted.previous or '-'} → {result.promoted.to}",
+            highlight=False,
         )
-        if registry.store.alias_version("production") is None:
-            registry.promote(
-                version.version, force=True, reason="first model", command="conforto run"
-            )
-            console.print(f"version {version.version} is now in production (first model)")
+    console.print(f"production version: {result.production or 'none'}", highlight=False)
+    if result.gate is not None and not result.gate.passed:
+        raise _fail(f"version {result.version} rejected: {result.gate.reason()}")
+
+
+@app.command("validate-model")
+def validate_model(
+    version: Annotated[str, typer.Argument(help="Registered version to judge.")],
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (YAML) whose `gate:` holds thresholds.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/gate-v<VERSION>."),
+    ] = None,
+) -> None:
+    """The promotion gate: tag VERSION `validated`, or `rejected` with the failed checks.
+
+    Compares with the baselines and, when there is one, the production champion on the same
+    building-grouped folds (paired bootstrap over buildings), slices and the behavioural suite.
+    The data is read only when the champion must be refitted on the challenger's folds.
+    """
+    from conforto.data import load_dataset
+    from conforto.pipeline import gate_stage
+    from conforto.tracking import make_tracker
+
+    with _errors():
+        settings = get_settings()
+        cfg = _load_pipeline_config(config)
+
+        def data() -> Any:
+            return load_dataset(*_sources(measurements, metadata)).frame
+
+        report, paths = gate_stage(
+            _registry(),
+            version,
+            cfg.gate,
+            _out(out, "reports", f"gate-v{version}"),
+            data=data,
+            tracker=make_tracker(settings, cfg.tracking),
+            outbox=settings.tracking_outbox,
+        )
+    _print_gate(report, paths)
+    if not report.passed:
+        raise _fail(f"version {report.version} rejected: {report.reason()}")
+    console.print(f"version {report.version} validated", highlight=False)
 
 
 @contextmanager
@@ -469,7 +541,7 @@ def model_list(
         typer.echo(json.dumps(records, indent=2))
         return
     table = Table(title="conforto model versions")
-    for col in ("", "version", "tags", "created", "macro-F1", "accuracy"):
+    for col in ("", "version", "tags", "created", "macro-F1", "accuracy", "gate"):
         table.add_column(col)
     for r in records:
         star = "[bold green]●[/]" if "production" in r["aliases"] else ""
@@ -481,6 +553,7 @@ def model_list(
             r["created"],
             f"{m.get('macro_f1', float('nan')):.3f}",
             f"{m.get('accuracy', float('nan')):.3f}",
+            f"[red]rejected:[/] {r['rejected']}" if r["rejected"] else "",
         )
     console.print(table)
     console.print("● production", style="dim")
@@ -546,3 +619,31 @@ def tracking_retry() -> None:
         settings = get_settings()
         sent = replay_outbox(make_tracker(settings), settings.tracking_outbox)
     console.print(f"sent {sent} kept calls" if sent else "nothing to send")
+
+
+@tracking_app.command("import-offline")
+def tracking_import_offline() -> None:
+    """Send ClearML offline sessions to the server in CLEARML_API_HOST; register their models.
+
+    Models go to ClearML's registry with the lifecycle tags they carry now in the registry.
+    Imported sessions are marked and skipped next time.
+    """
+    import os
+
+    from conforto.registry import lifecycle_tags
+    from conforto.tracking.clearml import import_offline_sessions
+
+    with _errors():
+        registry = _registry()
+
+        def lifecycle(sha: str) -> list[str]:
+            for version in registry.store.versions():
+                if version.tags.get("artifact_sha256") == sha:
+                    return lifecycle_tags(version.tags)
+            return ["training"]
+
+        cache = Path(os.environ.get("CLEARML_CACHE_DIR", Path.home() / ".clearml" / "cache"))
+        done = import_offline_sessions(cache, lifecycle)
+    for session, task_id in done:
+        console.print(f"{session.name} → task {task_id}", highlight=False)
+    console.print(f"imported {len(done)} sessions" if done else "no offline sessions to import")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,11 +18,34 @@ def confusion(y: IntArray, pred: IntArray, n: int = N_CLASSES) -> IntArray:
     return np.bincount(y * n + pred, minlength=n * n).reshape(n, n).astype(np.int64)
 
 
+def macro_f1_from_confusion(cms: npt.NDArray[np.floating[Any] | np.integer[Any]]) -> FloatArray:
+    """Macro-F1 of a confusion matrix, or of each of a stack of them (shape ``(..., n, n)``)."""
+    tp = np.diagonal(cms, axis1=-2, axis2=-1).astype(np.float64)
+    denom = cms.sum(axis=-2) + cms.sum(axis=-1)
+    f1 = np.divide(2 * tp, denom, out=np.zeros(denom.shape), where=denom > 0)
+    return np.asarray(f1.mean(axis=-1), dtype=np.float64)
+
+
 def _f1_from_confusion(cm: npt.NDArray[np.int64]) -> float:
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(axis=0) + cm.sum(axis=1)
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return float(f1.mean())
+    return float(macro_f1_from_confusion(cm))
+
+
+def cluster_draws(
+    groups: npt.NDArray[np.int64], reps: int, seed: int
+) -> tuple[IntArray, FloatArray]:
+    """Bootstrap replicates that resample whole clusters (buildings) with replacement.
+
+    Returns
+    -------
+    tuple
+        ``(inverse, draws)``: the cluster index of every row, and how many times each cluster is
+        drawn in each replicate (``reps × clusters``). A per-cluster statistic ``s`` (clusters ×
+        k) gives the replicates' totals as ``draws @ s``.
+    """
+    ids, inverse = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=reps)
+    return inverse.astype(np.int64), draws.astype(np.float64)
 
 
 def macro_f1(y: IntArray, pred: IntArray) -> float:
@@ -128,18 +153,13 @@ def bootstrap_interval(
     dict
         ``{"accuracy": (low, high), "macro_f1": (low, high)}``.
     """
-    rng = np.random.default_rng(seed)
-    cell = y * N_CLASSES + pred
-    if groups is None:
-        groups = np.arange(len(y))
-    ids, inverse = np.unique(groups, return_inverse=True)
+    inverse, draws = cluster_draws(np.arange(len(y)) if groups is None else groups, reps, seed)
     # per-cluster confusion counts, so one replicate is a weighted sum over clusters
-    per_cluster = np.zeros((len(ids), N_CLASSES * N_CLASSES))
-    np.add.at(per_cluster, (inverse, cell), 1.0)
-    draws = rng.multinomial(len(ids), np.full(len(ids), 1.0 / len(ids)), size=reps)
+    per_cluster = np.zeros((draws.shape[1], N_CLASSES * N_CLASSES))
+    np.add.at(per_cluster, (inverse, y * N_CLASSES + pred), 1.0)
     cms = (draws @ per_cluster).reshape(reps, N_CLASSES, N_CLASSES)
     acc = np.trace(cms, axis1=1, axis2=2) / np.maximum(cms.sum(axis=(1, 2)), 1)
-    f1 = np.array([_f1_from_confusion(cm.astype(np.int64)) for cm in cms])
+    f1 = macro_f1_from_confusion(cms)
     tail = (1 - level) / 2 * 100
     return {
         "accuracy": tuple(np.percentile(acc, [tail, 100 - tail]).tolist()),

@@ -1,21 +1,51 @@
-"""Stages that chain the library's functions, each recorded through a tracker."""
+"""The training lifecycle: stages that chain the library's functions, each tracked in its run.
+
+``data_validation`` (load, validate, profile, physics features) → ``model_training`` →
+registration → ``model_validation`` (the gate) → ``model_promotion``. :func:`run_pipeline` runs
+them all; re-running it on unchanged data, code and config reuses the registered version.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
-from conforto.artifact import ThermalModel
-from conforto.data import Dataset, ensure_group_column, load_dataset
+from conforto.artifact import ThermalModel, load_model
+from conforto.behaviour import behaviour_checks
+from conforto.data import Dataset, ensure_group_column, fingerprint, load_dataset
+from conforto.errors import DataError
 from conforto.features import FEATURES, comfort_features
+from conforto.gate import GateConfig, GateReport, run_gate, write_gate_report
+from conforto.lineage import code_fingerprint, config_hash
+from conforto.pointer import artifact_sha256
 from conforto.profile import profile_frame, write_profile
 from conforto.tracking import NullTracker, Tracker, tracked_run
-from conforto.train import TrainConfig, train_model
+from conforto.train import TrainConfig, refit_out_of_fold, train_model
 from conforto.validation import ValidationReport, validate_dataset, write_validation
+
+if TYPE_CHECKING:
+    from conforto.registry import Move, Registry
+    from conforto.tracking.mlflow import ModelVersion
+
+
+class PipelineConfig(BaseModel):
+    """The training pipeline's settings (``configs/pipeline.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    tracking: list[Literal["mlflow", "clearml"]] | None = Field(
+        None, description="Trackers for this pipeline; default: CONFORTO_TRACKING__BACKENDS."
+    )
 
 
 @dataclass
@@ -134,6 +164,250 @@ def train_stage(
                 },
             }
         )
-        run.set_tags({"data_sha256": model.manifest["data"]["sha256"]})
+        run.set_tags(
+            {
+                "data_sha256": model.manifest["data"]["sha256"],
+                "artifact_sha256": artifact_sha256(out),
+            }
+        )
         run.log_artifact(out)
     return model
+
+
+def _oof(artifact: Path) -> pd.DataFrame:
+    return pd.read_parquet(artifact / "oof.parquet")
+
+
+def champion_predictions(
+    challenger: ThermalModel,
+    challenger_oof: pd.DataFrame,
+    champion_artifact: Path,
+    data: Callable[[], pd.DataFrame],
+    *,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, str]:
+    """The champion's out-of-fold predictions on the challenger's rows and folds.
+
+    The champion's stored predictions serve when both were trained on the same data with the
+    same folds; otherwise the champion's configuration is cross-validated again on the
+    challenger's folds of the challenger's data (loaded by ``data`` only then).
+
+    Returns
+    -------
+    tuple
+        ``(predictions, "stored" or "refit")``.
+
+    Raises
+    ------
+    DataError
+        When the data ``data`` returns is not the data the challenger was trained on.
+    """
+    champion = load_model(champion_artifact)
+    champion_oof = _oof(champion_artifact)
+    same_data = champion.manifest["data"]["sha256"] == challenger.manifest["data"]["sha256"]
+    if same_data and np.array_equal(champion_oof["fold"], challenger_oof["fold"]):
+        return champion_oof, "stored"
+    frame = data()
+    expected = challenger.manifest["data"]["sha256"]
+    if fingerprint(frame) != expected:
+        raise DataError(
+            f"the data given is not the data the challenger was trained on (sha256 "
+            f"{expected[:12]}…, sources {challenger.manifest['data'].get('sources')}); "
+            "pass those files with --measurements/--metadata."
+        )
+    config = TrainConfig.model_validate(champion.manifest["config"])
+    fold_of = challenger_oof["fold"].to_numpy(dtype=np.int64)
+    return refit_out_of_fold(frame, config, fold_of, progress=progress), "refit"
+
+
+def gate_stage(
+    registry: Registry,
+    version: str,
+    config: GateConfig,
+    out: Path,
+    *,
+    data: Callable[[], pd.DataFrame],
+    tracker: Tracker | None = None,
+    outbox: Path | None = None,
+    progress: bool = True,
+) -> tuple[GateReport, dict[str, Path]]:
+    """Judge a registered version against the baselines and the production champion.
+
+    Tags the version ``validated`` or ``rejected`` (with the failed checks) and writes
+    ``gate.json`` and ``gate.html`` into ``out``.
+
+    Parameters
+    ----------
+    registry
+        The model registry.
+    version
+        The challenger.
+    config
+        The gate's thresholds.
+    out
+        Report folder.
+    data
+        Loads the challenger's training data, needed only when the champion must be refitted.
+
+    Returns
+    -------
+    tuple
+        The gate report and the paths written.
+    """
+    with tracked_run(
+        tracker or NullTracker(), "model_validation", {"stage": "gate"}, outbox=outbox
+    ) as run:
+        found, artifact = registry.resolve(version)
+        challenger = load_model(artifact)
+        challenger_oof = _oof(artifact)
+        champion_version = registry.store.alias_version("production")
+        champion = None
+        source = "none"
+        if champion_version is not None and champion_version != found.version:
+            _, champion_artifact = registry.resolve(champion_version)
+            frame, source = champion_predictions(
+                challenger, challenger_oof, champion_artifact, data, progress=progress
+            )
+            champion = (champion_version, frame)
+        run.log_params(
+            {
+                "version": found.version,
+                "champion": champion_version or "none",
+                "oof_source": source,
+                **config.model_dump(),
+            }
+        )
+        report = run_gate(
+            found.version,
+            challenger_oof,
+            behaviour_checks(challenger),
+            config,
+            champion=champion,
+            oof_source=source,
+        )
+        paths = write_gate_report(report, out)
+        registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])
+        run.log_metrics(
+            {c.name.replace(" ", "_"): float(c.value) for c in report.checks if c.value is not None}
+        )
+        run.set_tags({"version": found.version, "validated" if report.passed else "rejected": ""})
+        for path in paths.values():
+            run.log_artifact(path)
+    return report, paths
+
+
+def find_version(registry: Registry, data_sha256: str, config: TrainConfig) -> ModelVersion | None:
+    """The registered version trained on this data, with this config and this code, if any."""
+    wanted = {
+        "lineage.data_sha256": data_sha256,
+        "lineage.config_hash": config_hash(config.model_dump()),
+        "lineage.code_sha256": code_fingerprint(),
+    }
+    for version in reversed(registry.store.versions()):
+        if all(version.tags.get(k) == v for k, v in wanted.items()):
+            return version
+    return None
+
+
+@dataclass
+class PipelineResult:
+    """What a pipeline run did."""
+
+    data: DataStageResult
+    version: str | None = None
+    reused: bool = False
+    gate: GateReport | None = None
+    gate_paths: dict[str, Path] = field(default_factory=dict)
+    promoted: Move | None = None
+    production: str | None = None
+    model_dir: Path | None = None
+
+
+def run_pipeline(
+    registry: Registry,
+    measurements: Path,
+    metadata: Path | None,
+    home: Path,
+    config: PipelineConfig,
+    *,
+    tracker: Tracker | None = None,
+    outbox: Path | None = None,
+    force: bool = False,
+    notify: Callable[[str], None] = lambda _: None,
+    progress: bool = True,
+) -> PipelineResult:
+    """Validate data → profile → train → register → gate → promote if validated.
+
+    Parameters
+    ----------
+    registry
+        The model registry (versions, tags, production alias).
+    measurements, metadata
+        Data files.
+    home
+        ``CONFORTO_HOME``: reports go to ``home/reports``, the model to ``home/models/latest``.
+    config
+        Training and gate settings.
+    tracker, outbox
+        Where each stage records its run, and where failed tracker calls are kept.
+    force
+        Train anew even when a version with the same data, code and config exists.
+    notify
+        Called with a line of text as each stage starts or decides something.
+    progress
+        Show progress bars while training.
+
+    Returns
+    -------
+    PipelineResult
+        Stops after the data stage when validation fails (``data.validation.ok`` is False).
+    """
+    notify("data stage: load, validate, profile, features")
+    data = data_stage(measurements, metadata, home / "reports", tracker=tracker, outbox=outbox)
+    result = PipelineResult(data)
+    if not data.validation.ok:
+        return result
+    existing = None if force else find_version(registry, fingerprint(data.frame), config.train)
+    if existing is not None:
+        notify(f"unchanged data, code and config: reusing version {existing.version}")
+        result.version, result.reused = existing.version, True
+    else:
+        target = home / "models" / "latest"
+        notify("training: building-grouped cross-validation, then the final model")
+        train_stage(
+            data.frame,
+            target,
+            config=config.train,
+            tracker=tracker,
+            outbox=outbox,
+            sources={"measurements": str(measurements), "metadata": str(metadata)},
+            progress=progress,
+        )
+        registered, _ = registry.register(target)
+        result.version, result.model_dir = registered.version, target
+        notify(f"registered version {registered.version}")
+    version = registry.store.get(result.version)
+    if not result.reused or not ({"validated", "rejected"} & set(version.tags)):
+        notify(f"gate: version {result.version} against the baselines and the champion")
+        result.gate, result.gate_paths = gate_stage(
+            registry,
+            result.version,
+            config.gate,
+            home / "reports" / f"gate-v{result.version}",
+            data=lambda: data.frame,
+            tracker=tracker,
+            outbox=outbox,
+            progress=progress,
+        )
+    version = registry.store.get(result.version)
+    if "validated" in version.tags and "archived" not in version.tags:
+        with tracked_run(
+            tracker or NullTracker(), "model_promotion", {"stage": "promote"}, outbox=outbox
+        ) as run:
+            result.promoted = registry.promote(
+                result.version, reason="validated by the gate", command="conforto pipeline run"
+            )
+            run.log_params({"version": result.version})
+            run.set_tags({"production": result.version})
+    result.production = registry.store.alias_version("production")
+    return result

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import getpass
-import hashlib
 import json
 import os
 import signal
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 from conforto.artifact import load_model
 from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
+from conforto.lineage import config_hash
 from conforto.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
 from conforto.settings import Settings
 from conforto.tracking.mlflow import ModelVersion
@@ -78,6 +78,14 @@ def _checkpoint(name: str) -> None:
     """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
     if os.environ.get("CONFORTO_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
+MAX_TAG = 1000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
 
 
 def lifecycle_tags(tags: dict[str, str]) -> list[str]:
@@ -283,9 +291,6 @@ class Registry:
                 if version.tags.get("artifact_sha256") == sha:
                     return version, False
             manifest = model.manifest
-            config_hash = hashlib.sha256(
-                json.dumps(manifest["config"], sort_keys=True).encode()
-            ).hexdigest()
             metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
             tags = {
                 "training": _now(),
@@ -293,7 +298,8 @@ class Registry:
                 "lineage.data_sha256": manifest["data"]["sha256"],
                 "lineage.data_rows": str(manifest["data"]["rows"]),
                 "lineage.git_commit": str(manifest["lineage"].get("git_commit")),
-                "lineage.config_hash": config_hash,
+                "lineage.config_hash": config_hash(manifest["config"]),
+                "lineage.code_sha256": str(manifest["lineage"].get("code_sha256")),
                 "lineage.package_version": str(manifest["lineage"].get("conforto")),
                 **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
             }
@@ -403,6 +409,19 @@ class Registry:
         with self.locked():
             self.store.get(version)
             self.store.set_tag(version, key, value)
+
+    def record_gate(self, version: str, passed: bool, reason: str, report: Path) -> None:
+        """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate.
+
+        The opposite tag of an earlier gate run is removed, so a version carries one verdict.
+        """
+        keep, drop = ("validated", "rejected") if passed else ("rejected", "validated")
+        value = _now() if passed else _clip(reason)
+        with self.locked():
+            self.store.get(version)
+            self.store.set_tag(version, keep, value)
+            self.store.delete_tag(version, drop)
+            self.store.set_tag(version, "gate.report", str(report))
 
     def resolve(self, version: str) -> tuple[ModelVersion, Path]:
         """A version (or ``production``) and its verified local artifact."""

@@ -45,14 +45,20 @@ class DownloadSettings(BaseModel):
 
 
 class TrackingSettings(BaseModel):
-    """Experiment tracking and the model registry (MLflow).
+    """Experiment tracking (MLflow and/or ClearML) and the model registry (MLflow).
 
     Without a URI, MLflow runs embedded: a SQLite store and an artifact folder under
-    ``CONFORTO_HOME/mlflow``, no server.
+    ``CONFORTO_HOME/mlflow``, no server. ClearML takes its server and credentials from the
+    standard ``CLEARML_*`` variables and runs offline (sessions under ``CLEARML_CACHE_DIR``)
+    when no server is reachable.
     """
 
-    backend: Literal["mlflow", "none"] = Field(
-        "mlflow", description="Where stages record their runs; 'none' records nothing."
+    backends: list[Literal["mlflow", "clearml"]] = Field(
+        ["mlflow"],
+        description='Where stages record their runs, e.g. \'["mlflow", "clearml"]\'; [] for none.',
+    )
+    clearml_project: str = Field(
+        "conforto_termico", description="ClearML parent project; one sub-project per stage."
     )
     uri: str | None = Field(None, description="MLflow tracking URI, e.g. http://mlflow:5000.")
     registry_uri: str | None = Field(None, description="MLflow registry URI; default: uri.")

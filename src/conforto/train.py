@@ -10,12 +10,9 @@ the procedure on all the data.
 from __future__ import annotations
 
 import logging
-import platform
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ from conforto.design import FeatureSpec, build_spec, encode
 from conforto.errors import ArtifactError, DataError
 from conforto.features import comfort_features
 from conforto.fileio import atomic_write_json
+from conforto.lineage import code_fingerprint, git_commit, package_versions
 from conforto.metrics import N_CLASSES, macro_f1
 from conforto.target import CLASSES, sensation_class
 
@@ -48,6 +46,11 @@ class TrainConfig(BaseModel):
 
     seed: int = 42
     folds: int = Field(5, ge=2, le=20, description="Outer building-grouped folds.")
+    fold_seed: int = Field(
+        0,
+        description="Seed of the outer folds; kept apart from `seed` so that versions trained "
+        "with other seeds are compared on the same folds.",
+    )
     search_trials: int = Field(4, ge=1, le=200, description="Optuna trials per fit.")
     inner_folds: int = Field(3, ge=2, le=10, description="Inner building-grouped folds for tuning.")
     learning_rate: float = Field(0.06, gt=0, le=0.5)
@@ -239,41 +242,6 @@ def _group_folds(groups: IntArray, folds: int, seed: int) -> list[tuple[IntArray
     return [(tr, te) for tr, te in splitter.split(groups, groups=groups)]
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as a developer runs it
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape a model's numbers."""
-    names = (
-        "conforto",
-        "numpy",
-        "pandas",
-        "lightgbm",
-        "scikit-learn",
-        "optuna",
-        "pythermalcomfort",
-    )
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = pkg_version(name)
-        except Exception:
-            versions[name] = "unknown"
-    return versions
-
-
 @dataclass
 class CrossValidation:
     """Out-of-fold predictions and what was fitted per fold."""
@@ -290,8 +258,15 @@ def cross_validate(
     spec: FeatureSpec,
     config: TrainConfig,
     progress: Progress | None = None,
+    folds: list[tuple[IntArray, IntArray]] | None = None,
 ) -> CrossValidation:
     """Building-grouped K-fold CV of the whole procedure, with baselines on the same rows.
+
+    Parameters
+    ----------
+    folds
+        ``(train, test)`` row indices per fold; default: ``config.folds`` building-grouped
+        folds drawn with ``config.fold_seed``.
 
     Returns
     -------
@@ -309,12 +284,13 @@ def cross_validate(
     fold_of = np.full(n, -1, dtype=np.int64)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
     folds_info = []
+    folds = folds or _group_folds(groups, config.folds, config.fold_seed)
     task = (
-        progress.add_task("cross-validation", total=config.folds * (config.search_trials + 1))
+        progress.add_task("cross-validation", total=len(folds) * (config.search_trials + 1))
         if progress
         else None
     )
-    for k, (tr, te) in enumerate(_group_folds(groups, config.folds, config.seed)):
+    for k, (tr, te) in enumerate(folds):
         advance = (
             (lambda: progress.advance(task)) if progress is not None and task is not None else None
         )
@@ -352,6 +328,45 @@ def cross_validate(
         if column in rows.columns:
             oof[column] = rows[column].to_numpy()
     return CrossValidation(oof, folds_info)
+
+
+def refit_out_of_fold(
+    frame: pd.DataFrame, config: TrainConfig, fold_of: IntArray, *, progress: bool = True
+) -> pd.DataFrame:
+    """Cross-validate ``config`` on given folds: another model's procedure on this model's folds.
+
+    Parameters
+    ----------
+    frame
+        The training data the folds were drawn on.
+    config
+        Training settings to refit (for example the champion's).
+    fold_of
+        Outer fold of every row of ``prepare(frame)`` (an ``oof.parquet``'s ``fold`` column).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Out-of-fold predictions in ``oof.parquet``'s shape.
+
+    Raises
+    ------
+    DataError
+        When ``fold_of`` does not have one entry per training row.
+    """
+    rows, y, groups = prepare(frame)
+    if len(fold_of) != len(y):
+        raise DataError(
+            f"the folds cover {len(fold_of)} rows but the data has {len(y)} training rows: "
+            "they come from other data."
+        )
+    spec = build_spec(rows)
+    matrix = encode(rows, spec)
+    folds = [
+        (np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in np.unique(fold_of)
+    ]
+    with Progress(disable=not progress, transient=True) as bar:
+        return cross_validate(rows, matrix, y, groups, spec, config, bar, folds).oof
 
 
 #: Inputs a row must have to enter the literature's subset of "complete rows" (Luo et al. 2020).
@@ -520,7 +535,11 @@ def train_model(
                 "sources": dict(sources or {}),
             },
             "versions": package_versions(),
-            "lineage": {"git_commit": _git_commit(), "conforto": conforto.__version__},
+            "lineage": {
+                "git_commit": git_commit(),
+                "conforto": conforto.__version__,
+                "code_sha256": code_fingerprint(),
+            },
             "selection": {
                 "selected": selected,
                 "macro_f1": {k: v["macro_f1"] for k, v in metrics["cv"]["candidates"].items()},

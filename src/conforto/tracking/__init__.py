@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from conforto.tracking.base import GuardedTracker, NullTracker, Tracker, replay_outbox, tracked_run
+from conforto.errors import ConfigError
+from conforto.tracking.base import (
+    GuardedTracker,
+    MultiTracker,
+    NullTracker,
+    Tracker,
+    replay_outbox,
+    tracked_run,
+)
 
 if TYPE_CHECKING:
     from conforto.settings import Settings
 
 __all__ = [
     "GuardedTracker",
+    "MultiTracker",
     "NullTracker",
     "Tracker",
     "make_tracker",
@@ -24,15 +33,39 @@ __all__ = [
 ]
 
 
-def make_tracker(settings: Settings) -> Tracker:
-    """The tracker chosen by ``CONFORTO_TRACKING__BACKEND`` (MLflow, embedded by default)."""
-    if settings.tracking.backend == "none":
-        return NullTracker()
-    from conforto.tracking.mlflow import MlflowTracker
+def make_tracker(settings: Settings, backends: list[str] | None = None) -> Tracker:
+    """The trackers chosen by ``CONFORTO_TRACKING__BACKENDS`` (or ``backends``).
 
-    embedded = settings.tracking.uri is None
-    return MlflowTracker(
-        settings.mlflow_uri,
-        settings.tracking.experiment,
-        artifact_location=settings.mlflow_artifacts if embedded else None,
-    )
+    Parameters
+    ----------
+    settings
+        Project settings (MLflow URI, ClearML project).
+    backends
+        Override of ``settings.tracking.backends``, e.g. from the pipeline config.
+
+    Returns
+    -------
+    Tracker
+        A :class:`NullTracker` for none, the one tracker, or a :class:`MultiTracker` of all.
+    """
+    chosen = list(settings.tracking.backends if backends is None else backends)
+    found: dict[str, Tracker] = {}
+    for name in chosen:
+        if name == "mlflow":
+            from conforto.tracking.mlflow import MlflowTracker
+
+            embedded = settings.tracking.uri is None
+            found[name] = MlflowTracker(
+                settings.mlflow_uri,
+                settings.tracking.experiment,
+                artifact_location=settings.mlflow_artifacts if embedded else None,
+            )
+        elif name == "clearml":
+            from conforto.tracking.clearml import ClearmlTracker
+
+            found[name] = ClearmlTracker(settings.tracking.clearml_project)
+        else:
+            raise ConfigError(f"unknown tracker {name!r}: choose among 'mlflow' and 'clearml'.")
+    if not found:
+        return NullTracker()
+    return next(iter(found.values())) if len(found) == 1 else MultiTracker(found)

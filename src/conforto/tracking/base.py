@@ -58,13 +58,59 @@ class NullTracker:
         """Do nothing."""
 
 
+class MultiTracker:
+    """Several trackers behind one (MLflow and ClearML at once): each call goes to every member.
+
+    :class:`GuardedTracker` guards the members one by one, so one backend being down never stops
+    the others.
+    """
+
+    def __init__(self, members: Mapping[str, Tracker]) -> None:
+        self.members = dict(members)
+
+    def _each(self, method: str, *args: Any) -> None:
+        for member in self.members.values():
+            getattr(member, method)(*args)
+
+    def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
+        """Begin a run on every member."""
+        self._each("start_run", name, tags)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record parameters on every member."""
+        self._each("log_params", params)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Record metrics on every member."""
+        self._each("log_metrics", metrics)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Attach tags on every member."""
+        self._each("set_tags", tags)
+
+    def log_artifact(self, path: Path) -> None:
+        """Attach a file on every member."""
+        self._each("log_artifact", path)
+
+    def end_run(self, status: str = "FINISHED") -> None:
+        """Close the run on every member."""
+        self._each("end_run", status)
+
+
+def members(tracker: Tracker) -> dict[str, Tracker]:
+    """A tracker's backends by name (``mlflow``, ``clearml``, or the class name)."""
+    if isinstance(tracker, MultiTracker):
+        return tracker.members
+    return {getattr(tracker, "backend", type(tracker).__name__): tracker}
+
+
 class GuardedTracker:
     """Forward calls to ``inner``; a call that raises logs a warning instead of failing.
 
     Parameters
     ----------
     inner
-        The tracker to protect.
+        The tracker to protect; the members of a :class:`MultiTracker` are guarded one by one.
     outbox
         JSON-lines file where failed calls are kept, to be sent later with
         :func:`replay_outbox` (``conforto tracking retry``); ``None`` keeps nothing.
@@ -72,45 +118,49 @@ class GuardedTracker:
     Attributes
     ----------
     failures
-        ``(method, message)`` of every call that failed, for the stage's summary. After the
-        first failure the remaining calls are not attempted (a dead server would make each
-        one wait for its timeout); they go straight to the outbox.
+        ``(method, message)`` of every call that failed, for the stage's summary. After a
+        backend's first failure its remaining calls are not attempted (a dead server would make
+        each one wait for its timeout); they go straight to the outbox.
     """
 
     def __init__(self, inner: Tracker, outbox: Path | None = None) -> None:
         self.inner = inner
         self.outbox = outbox
         self.failures: list[tuple[str, str]] = []
+        self._members = members(inner)
+        self._down: set[str] = set()
         self._run = ""
 
     def _call(self, method: str, *args: Any) -> None:
         if method == "start_run":
             self._run = f"{args[0]}@{time.time():.6f}"
-        if self.failures:  # the tracker is down: keep the rest of the run for later, don't wait
-            self._keep(method, args)
-            return
-        try:
-            getattr(self.inner, method)(*args)
-        except Exception as exc:  # any tracker failure must not stop the stage
-            self.failures.append((method, f"{type(exc).__name__}: {exc}"))
-            self._keep(method, args)
-            log.warning(
-                "tracking: %s.%s failed (%s: %s); the stage goes on and its results on disk "
-                "are complete",
-                type(self.inner).__name__,
-                method,
-                type(exc).__name__,
-                exc,
-            )
+        for backend, tracker in self._members.items():
+            if backend in self._down:  # down: keep the rest of the run for later, don't wait
+                self._keep(backend, method, args)
+                continue
+            try:
+                getattr(tracker, method)(*args)
+            except Exception as exc:  # any tracker failure must not stop the stage
+                self._down.add(backend)
+                self.failures.append((method, f"{backend}: {type(exc).__name__}: {exc}"))
+                self._keep(backend, method, args)
+                log.warning(
+                    "tracking: %s.%s failed (%s: %s); the stage goes on and its results on disk "
+                    "are complete",
+                    backend,
+                    method,
+                    type(exc).__name__,
+                    exc,
+                )
 
-    def _keep(self, method: str, args: tuple[Any, ...]) -> None:
+    def _keep(self, backend: str, method: str, args: tuple[Any, ...]) -> None:
         if self.outbox is None:
             return
         payload = [
             dict(a) if isinstance(a, Mapping) else str(a) if isinstance(a, Path) else a
             for a in args
         ]
-        record = {"run": self._run, "method": method, "args": payload}
+        record = {"run": self._run, "backend": backend, "method": method, "args": payload}
         self.outbox.parent.mkdir(parents=True, exist_ok=True)
         with self.outbox.open("a") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
@@ -144,7 +194,8 @@ def replay_outbox(tracker: Tracker, outbox: Path) -> int:
     """Send the calls kept in ``outbox`` to ``tracker``, one run per original run.
 
     Calls of a run whose ``start_run`` had succeeded go to a new run of the same name, tagged
-    ``conforto.replayed``. The outbox is emptied only when every call went through.
+    ``conforto.replayed``. Each kept call goes to the backend it failed on; calls for a backend
+    ``tracker`` does not have stay in the outbox, which is removed once empty.
 
     Returns
     -------
@@ -153,25 +204,36 @@ def replay_outbox(tracker: Tracker, outbox: Path) -> int:
     """
     if not outbox.is_file():
         return 0
-    runs: dict[str, list[dict[str, Any]]] = {}
+    backends = members(tracker)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    left: list[str] = []
     for line in outbox.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            runs.setdefault(record["run"], []).append(record)
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        backend = record.get("backend") or next(iter(backends))
+        if backend in backends:
+            runs.setdefault((backend, record["run"]), []).append(record)
+        else:
+            left.append(line)
     sent = 0
-    for run, records in runs.items():
+    for (backend, run), records in runs.items():
+        target = backends[backend]
         name = run.rsplit("@", 1)[0] or "replayed"
         calls = [r for r in records if r["method"] not in ("start_run", "end_run")]
-        tracker.start_run(name, {"conforto.replayed": "true"})
+        target.start_run(name, {"conforto.replayed": "true"})
         for record in calls:
             args = record["args"]
             if record["method"] == "log_artifact":
                 args = [Path(args[0])]
-            getattr(tracker, record["method"])(*args)
+            getattr(target, record["method"])(*args)
             sent += 1
         status = next((r["args"][0] for r in records if r["method"] == "end_run"), "FINISHED")
-        tracker.end_run(status)
-    outbox.unlink()
+        target.end_run(status)
+    if left:
+        outbox.write_text("\n".join(left) + "\n")
+    else:
+        outbox.unlink()
     return sent
 
 

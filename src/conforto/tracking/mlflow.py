@@ -66,6 +66,8 @@ class MlflowTracker:
         Artifact root for a newly created experiment (embedded store only).
     """
 
+    backend = "mlflow"
+
     def __init__(
         self, tracking_uri: str, experiment: str, artifact_location: str | None = None
     ) -> None:

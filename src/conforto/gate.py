@@ -1,0 +1,443 @@
+"""The promotion gate: may a challenger replace the champion?
+
+A challenger passes when (a) it beats the PMV equation and the majority class on
+building-grouped out-of-fold predictions by configured margins, (b) a paired bootstrap over
+buildings shows it is not worse than the champion on the same rows and folds (non-inferiority in
+macro-F1 and log loss), (c) no large slice (cooling type, climate, season) regresses beyond a
+tolerance and (d) it passes the behavioural suite. The first model is judged on (a) and (d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from conforto.baselines import pmv_class
+from conforto.behaviour import BehaviourCheck
+from conforto.errors import DataError
+from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.metrics import N_CLASSES, cluster_draws, macro_f1, macro_f1_from_confusion
+from conforto.reports import figure_uri, new_figure, render
+from conforto.target import CLASSES
+
+#: Slices the gate guards against regressions.
+GATE_SLICES = ("cooling_type", "climate", "season")
+_PROBA = [f"p_{c.value}" for c in CLASSES]
+
+
+class GateConfig(BaseModel):
+    """Thresholds of the promotion gate (``gate:`` in ``configs/pipeline.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_gain_over_pmv: float = Field(
+        0.05, description="Macro-F1 the model must gain over PMV binned, on rows with PMV."
+    )
+    min_gain_over_majority: float = Field(
+        0.10, description="Macro-F1 the model must gain over the majority class."
+    )
+    min_log_loss_gain_over_probabilistic_pmv: float = Field(
+        0.0, description="Log loss [nats] the model must save over the probabilistic PMV."
+    )
+    champion_margin_macro_f1: float = Field(
+        0.01, ge=0, description="Non-inferiority margin of macro-F1 against the champion."
+    )
+    champion_margin_log_loss: float = Field(
+        0.01, ge=0, description="Non-inferiority margin of log loss [nats] against the champion."
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="One-sided confidence of the paired bootstrap."
+    )
+    bootstrap_reps: int = Field(1000, ge=100, le=20000, description="Bootstrap replicates.")
+    slice_min_rows: int = Field(1000, ge=1, description="Slices with fewer rows are not judged.")
+    slice_tolerance: float = Field(
+        0.03, ge=0, description="Largest macro-F1 drop allowed on a judged slice."
+    )
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One check of the gate: what was measured against which threshold."""
+
+    name: str
+    group: str
+    passed: bool
+    detail: str
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class GateReport:
+    """Everything the gate decided, and why."""
+
+    version: str
+    champion: str | None
+    oof_source: str
+    checks: list[GateCheck]
+    comparison: dict[str, dict[str, float]] = field(default_factory=dict)
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    bootstrap: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> list[GateCheck]:
+        """The checks that failed."""
+        return [c for c in self.checks if not c.passed]
+
+    def reason(self) -> str:
+        """One line naming every failed check and by how much (the ``rejected`` tag's value)."""
+        return "; ".join(
+            c.name
+            if c.value is None or c.threshold is None
+            else f"{c.name} ({c.value:+.3f}, limit {c.threshold:+.3f})"
+            for c in self.failed
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``gate.json``)."""
+        return {
+            "version": self.version,
+            "champion": self.champion,
+            "passed": self.passed,
+            "oof_source": self.oof_source,
+            "checks": [asdict(c) for c in self.checks],
+            "comparison": self.comparison,
+            "slices": self.slices,
+            "bootstrap_quantiles": {
+                k: np.quantile(v, [0.025, 0.05, 0.5, 0.95, 0.975]).tolist()
+                for k, v in self.bootstrap.items()
+            },
+        }
+
+
+def _scores(oof: pd.DataFrame, prefix: str = "p") -> tuple[np.ndarray, np.ndarray]:
+    proba = oof[[f"{prefix}_{c.value}" for c in CLASSES]].to_numpy(dtype=np.float64)
+    decision = oof["decision"].to_numpy(dtype=np.int64) if prefix == "p" else proba.argmax(axis=1)
+    return proba, decision
+
+
+def _log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    return np.asarray(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)))
+
+
+def _summary(oof: pd.DataFrame) -> dict[str, float]:
+    """Macro-F1 and log loss [nats] on all rows and on the rows where PMV exists."""
+    y = oof["y"].to_numpy(dtype=np.int64)
+    proba, decision = _scores(oof)
+    loss = _log_loss(y, proba)
+    pmv = oof["pmv"].notna().to_numpy()
+    return {
+        "macro_f1": macro_f1(y, decision),
+        "macro_f1_pmv_rows": macro_f1(y[pmv], decision[pmv]),
+        "log_loss": float(loss.mean()),
+        "log_loss_pmv_rows": float(loss[pmv].mean()),
+    }
+
+
+def baseline_checks(
+    oof: pd.DataFrame, config: GateConfig
+) -> tuple[list[GateCheck], dict[str, Any]]:
+    """(a) The model against PMV binned, the majority class and the probabilistic PMV.
+
+    Parameters
+    ----------
+    oof
+        Out-of-fold predictions (``oof.parquet``) with ``y``, ``decision``, ``p_*``,
+        ``majority_*``, ``pmvprob_*`` and ``pmv``.
+
+    Returns
+    -------
+    tuple
+        The checks and the metrics they compared.
+    """
+    y = oof["y"].to_numpy(dtype=np.int64)
+    proba, decision = _scores(oof)
+    _, majority_pred = _scores(oof, "majority")
+    has_pmv = oof["pmv"].notna().to_numpy()
+    pmv = oof["pmv"].to_numpy(dtype=np.float64)[has_pmv]
+    prob_pmv, _ = _scores(oof, "pmvprob")
+    model_f1, model_pmv_f1 = macro_f1(y, decision), macro_f1(y[has_pmv], decision[has_pmv])
+    pmv_f1 = macro_f1(y[has_pmv], pmv_class(pmv))
+    majority_f1 = macro_f1(y, majority_pred)
+    model_ll = float(_log_loss(y[has_pmv], proba[has_pmv]).mean())
+    prob_pmv_ll = float(_log_loss(y[has_pmv], prob_pmv[has_pmv]).mean())
+    gain_pmv, gain_majority, ll_gain = (
+        model_pmv_f1 - pmv_f1,
+        model_f1 - majority_f1,
+        prob_pmv_ll - model_ll,
+    )
+    checks = [
+        GateCheck(
+            "beats PMV",
+            "baselines",
+            gain_pmv >= config.min_gain_over_pmv,
+            f"macro-F1 {model_pmv_f1:.3f} vs PMV {pmv_f1:.3f} on {int(has_pmv.sum())} rows: "
+            f"gain {gain_pmv:+.3f} (required ≥ {config.min_gain_over_pmv:+.3f})",
+            gain_pmv,
+            config.min_gain_over_pmv,
+        ),
+        GateCheck(
+            "beats the majority class",
+            "baselines",
+            gain_majority >= config.min_gain_over_majority,
+            f"macro-F1 {model_f1:.3f} vs majority {majority_f1:.3f}: gain {gain_majority:+.3f} "
+            f"(required ≥ {config.min_gain_over_majority:+.3f})",
+            gain_majority,
+            config.min_gain_over_majority,
+        ),
+        GateCheck(
+            "beats the probabilistic PMV",
+            "baselines",
+            ll_gain >= config.min_log_loss_gain_over_probabilistic_pmv,
+            f"log loss {model_ll:.3f} vs {prob_pmv_ll:.3f} nats on rows with PMV: saves "
+            f"{ll_gain:+.3f} (required ≥ {config.min_log_loss_gain_over_probabilistic_pmv:+.3f})",
+            ll_gain,
+            config.min_log_loss_gain_over_probabilistic_pmv,
+        ),
+    ]
+    comparison = {
+        "model": _summary(oof),
+        "pmv": {"macro_f1_pmv_rows": pmv_f1},
+        "majority": {"macro_f1": majority_f1},
+        "probabilistic_pmv": {"log_loss_pmv_rows": prob_pmv_ll},
+    }
+    return checks, comparison
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    challenger: pd.DataFrame,
+    champion: pd.DataFrame,
+    groups: np.ndarray,
+    *,
+    reps: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Bootstrap distribution of challenger − champion, resampling buildings (paired rows).
+
+    Parameters
+    ----------
+    y
+        True classes of the rows both were scored on.
+    challenger, champion
+        Out-of-fold predictions on the same rows (``decision`` and ``p_*``).
+    groups
+        Building of every row.
+    reps, seed
+        Replicates and seed.
+
+    Returns
+    -------
+    dict
+        ``macro_f1`` and ``log_loss`` [nats]: ``reps`` differences each (positive macro-F1 and
+        negative log loss favour the challenger).
+    """
+    inverse, draws = cluster_draws(groups.astype(np.int64), reps, seed)
+    clusters = draws.shape[1]
+    rows = np.bincount(inverse, minlength=clusters).astype(np.float64)
+    out: dict[str, list[np.ndarray]] = {"macro_f1": [], "log_loss": []}
+    for frame in (challenger, champion):
+        proba, decision = _scores(frame)
+        cm = np.zeros((clusters, N_CLASSES * N_CLASSES))
+        np.add.at(cm, (inverse, y * N_CLASSES + decision), 1.0)
+        out["macro_f1"].append(
+            macro_f1_from_confusion((draws @ cm).reshape(reps, N_CLASSES, N_CLASSES))
+        )
+        loss = np.bincount(inverse, _log_loss(y, proba), minlength=clusters)
+        out["log_loss"].append((draws @ loss) / (draws @ rows))
+    return {k: v[0] - v[1] for k, v in out.items()}
+
+
+def champion_checks(
+    challenger: pd.DataFrame, champion: pd.DataFrame, config: GateConfig
+) -> tuple[list[GateCheck], dict[str, np.ndarray]]:
+    """(b) Non-inferiority against the champion, by a paired bootstrap over buildings.
+
+    The challenger passes when the one-sided ``confidence`` bound of the difference stays within
+    the margin: macro-F1 lower bound ≥ −margin, log-loss upper bound ≤ +margin.
+    """
+    y = challenger["y"].to_numpy(dtype=np.int64)
+    groups = challenger["building_id"].to_numpy()
+    deltas = paired_bootstrap(
+        y, challenger, champion, groups, reps=config.bootstrap_reps, seed=config.seed
+    )
+    tail = 1.0 - config.confidence
+    f1_low = float(np.quantile(deltas["macro_f1"], tail))
+    ll_high = float(np.quantile(deltas["log_loss"], 1.0 - tail))
+    level = f"{config.confidence:.0%}"
+    checks = [
+        GateCheck(
+            "not worse than the champion in macro-F1",
+            "champion",
+            f1_low >= -config.champion_margin_macro_f1,
+            f"Δ macro-F1 median {np.median(deltas['macro_f1']):+.4f}, {level} lower bound "
+            f"{f1_low:+.4f} (allowed ≥ {-config.champion_margin_macro_f1:+.4f}); "
+            f"{np.unique(groups).size} buildings resampled",
+            f1_low,
+            -config.champion_margin_macro_f1,
+        ),
+        GateCheck(
+            "not worse than the champion in log loss",
+            "champion",
+            ll_high <= config.champion_margin_log_loss,
+            f"Δ log loss median {np.median(deltas['log_loss']):+.4f} nats, {level} upper bound "
+            f"{ll_high:+.4f} (allowed ≤ {config.champion_margin_log_loss:+.4f})",
+            ll_high,
+            config.champion_margin_log_loss,
+        ),
+    ]
+    return checks, deltas
+
+
+def slice_checks(
+    challenger: pd.DataFrame, champion: pd.DataFrame, config: GateConfig
+) -> tuple[list[GateCheck], list[dict[str, Any]]]:
+    """(c) No slice with at least ``slice_min_rows`` rows loses more than the tolerance."""
+    y = challenger["y"].to_numpy(dtype=np.int64)
+    ours, theirs = _scores(challenger)[1], _scores(champion)[1]
+    table: list[dict[str, Any]] = []
+    for column in GATE_SLICES:
+        if column not in challenger.columns:
+            continue
+        values = challenger[column].astype(object).where(challenger[column].notna(), "(missing)")
+        for value, index in values.groupby(values).indices.items():
+            if len(index) < config.slice_min_rows:
+                continue
+            new, old = macro_f1(y[index], ours[index]), macro_f1(y[index], theirs[index])
+            table.append(
+                {
+                    "slice": column,
+                    "value": str(value),
+                    "rows": len(index),
+                    "challenger": new,
+                    "champion": old,
+                    "delta": new - old,
+                }
+            )
+    worst = [r for r in table if r["delta"] < -config.slice_tolerance]
+    detail = (
+        "; ".join(
+            f"{r['slice']}={r['value']} Δ {r['delta']:+.3f} ({r['rows']} rows)" for r in worst
+        )
+        + f" (allowed ≥ {-config.slice_tolerance:+.3f})"
+        if worst
+        else f"{len(table)} slices with ≥ {config.slice_min_rows} rows, none lost more than "
+        f"{config.slice_tolerance:.3f} macro-F1"
+    )
+    lowest = min((r["delta"] for r in table), default=0.0)
+    check = GateCheck(
+        "no slice regresses", "slices", not worst, detail, lowest, -config.slice_tolerance
+    )
+    return [check], table
+
+
+def run_gate(
+    version: str,
+    challenger: pd.DataFrame,
+    behaviour: list[BehaviourCheck],
+    config: GateConfig,
+    *,
+    champion: tuple[str, pd.DataFrame] | None = None,
+    oof_source: str = "stored",
+) -> GateReport:
+    """Judge a challenger from its out-of-fold predictions (and the champion's, on the same rows).
+
+    Parameters
+    ----------
+    version
+        The challenger's registry version.
+    challenger
+        Its out-of-fold predictions.
+    behaviour
+        Its behavioural suite results (:func:`conforto.behaviour.behaviour_checks`).
+    config
+        Thresholds.
+    champion
+        ``(version, out-of-fold predictions on the same rows and folds)``; ``None`` for the
+        first model, judged on the baselines and behaviour only.
+    oof_source
+        How the champion's predictions were obtained (``stored`` or ``refit``), for the report.
+
+    Returns
+    -------
+    GateReport
+        Every check with its measured value and threshold.
+    """
+    checks, comparison = baseline_checks(challenger, config)
+    slices: list[dict[str, Any]] = []
+    deltas: dict[str, np.ndarray] = {}
+    if champion is not None:
+        frame = champion[1]
+        if len(frame) != len(challenger) or not np.array_equal(
+            frame["y"].to_numpy(), challenger["y"].to_numpy()
+        ):
+            raise DataError(
+                "the champion's out-of-fold predictions are not on the challenger's rows; "
+                "refit them on the challenger's data and folds."
+            )
+        more, deltas = champion_checks(challenger, frame, config)
+        checks += more
+        more, slices = slice_checks(challenger, frame, config)
+        checks += more
+        comparison["champion"] = _summary(frame)
+    checks += [GateCheck(b.name, "behaviour", b.passed, b.detail) for b in behaviour]
+    return GateReport(
+        version,
+        champion[0] if champion else None,
+        oof_source if champion else "none",
+        checks,
+        comparison,
+        slices,
+        {k: v.tolist() for k, v in deltas.items()},
+    )
+
+
+def _figure(report: GateReport) -> str | None:
+    if not report.bootstrap:
+        return None
+    fig = new_figure(9.0, 3.0)
+    axes = fig.subplots(1, 3)
+    panels = (("macro_f1", "macro-F1"), ("log_loss", "log loss [nats]"))
+    for ax, (key, label) in zip(axes[:2], panels, strict=True):
+        ax.hist(report.bootstrap[key], bins=40, color="#4c72b0")
+        ax.axvline(0.0, color="black", lw=1)
+        ax.set_title(f"challenger − champion: {label}", fontsize=9)
+    if report.slices:
+        labels = [f"{r['slice']}={r['value']}"[:28] for r in report.slices]
+        deltas = [r["delta"] for r in report.slices]
+        colours = ["#c44e52" if d < 0 else "#55a868" for d in deltas]
+        axes[2].barh(labels, deltas, color=colours)
+        axes[2].tick_params(axis="y", labelsize=6)
+        axes[2].axvline(0.0, color="black", lw=1)
+        axes[2].set_title("Δ macro-F1 by slice", fontsize=9)
+    else:
+        axes[2].axis("off")
+    return figure_uri(fig)
+
+
+def write_gate_report(report: GateReport, out: Path) -> dict[str, Path]:
+    """Write ``gate.json`` and ``gate.html`` (checks, comparison table, bootstrap plot).
+
+    Returns
+    -------
+    dict
+        ``{"gate.json": path, "gate.html": path}``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"gate.json": out / "gate.json", "gate.html": out / "gate.html"}
+    atomic_write_json(paths["gate.json"], report.to_dict())
+    atomic_write_text(
+        paths["gate.html"], render("gate.html", report=report, figure=_figure(report))
+    )
+    return paths
