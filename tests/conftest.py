@@ -150,17 +150,44 @@ def holdout_paths(
 
 
 @pytest.fixture(scope="session")
-def second_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]) -> Path:
-    """Another, smaller model (a different artifact) for registry tests."""
+def small_sample_paths(
+    tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]
+) -> tuple[Path, Path]:
+    """The first 50 buildings of the sample, as files (other data than the sample's)."""
+    measurements, metadata = (pd.read_csv(p, low_memory=False) for p in sample_paths)
+    keep = measurements["building_id"].unique()[:50]
+    folder = tmp_path_factory.mktemp("small-sample")
+    m, d = folder / "measurements.csv", folder / "metadata.csv"
+    measurements[measurements["building_id"].isin(keep)].to_csv(m, index=False)
+    metadata[metadata["building_id"].isin(keep)].to_csv(d, index=False)
+    return m, d
+
+
+@pytest.fixture(scope="session")
+def second_model(
+    tmp_path_factory: pytest.TempPathFactory, small_sample_paths: tuple[Path, Path]
+) -> Path:
+    """Another, smaller model on other data with other folds (a different artifact)."""
     from conforto.data import load_dataset
     from conforto.train import TrainConfig, train_model
 
-    frame = load_dataset(*sample_paths).frame
-    frame = frame[frame["building_id"].isin(frame["building_id"].unique()[:50])]
     out = tmp_path_factory.mktemp("models") / "second-model"
-    train_model(
-        frame, out, config=TrainConfig(folds=2, search_trials=1, max_rounds=80), progress=False
+    config = TrainConfig(folds=2, search_trials=1, max_rounds=80)
+    train_model(load_dataset(*small_sample_paths).frame, out, config=config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def weak_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]) -> Path:
+    """A deliberately weak model: the sample and folds of ``trained_model``, ten tiny steps."""
+    from conforto.data import load_dataset
+    from conforto.train import TrainConfig, train_model
+
+    out = tmp_path_factory.mktemp("models") / "weak-model"
+    config = TrainConfig(
+        folds=3, search_trials=1, max_rounds=10, early_stopping=5, learning_rate=0.002
     )
+    train_model(load_dataset(*sample_paths).frame, out, config=config, progress=False)
     return out
 
 
