@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from conforto.pipeline import data_stage
-from conforto.tracking import GuardedTracker, NullTracker, Tracker, tracked_run
+from conforto.tracking import (
+    GuardedTracker,
+    MultiTracker,
+    NullTracker,
+    Tracker,
+    make_tracker,
+    replay_outbox,
+    tracked_run,
+)
 
 
 class RecordingTracker(NullTracker):
@@ -85,3 +93,77 @@ def test_data_stage_finishes_when_tracker_is_down(
     assert all(p.stat().st_size > 0 for p in result.reports.values())
     assert len(result.tracking_failures) == 1  # then the tracker is left alone
     assert "tracking server unreachable" in caplog.text
+
+
+def test_one_backend_down_leaves_the_other_and_replays_to_it_alone(
+    data_files: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    healthy, down = RecordingTracker(), RecordingTracker(broken=("log_params",))
+    outbox = tmp_path / "outbox.jsonl"
+    with caplog.at_level(logging.WARNING):
+        result = data_stage(
+            *data_files,
+            tmp_path / "out",
+            tracker=MultiTracker({"mlflow": healthy, "clearml": down}),
+            outbox=outbox,
+        )
+    assert result.validation.ok
+    assert [m for m, _ in healthy.calls][-1] == "end_run"  # the healthy backend got everything
+    assert [m for m, _ in down.calls] == ["start_run"]  # the other stopped at its failure
+    assert result.tracking_failures[0][1].startswith("clearml: ConnectionError")
+
+    replayed, other = RecordingTracker(), RecordingTracker()
+    sent = replay_outbox(MultiTracker({"clearml": replayed, "mlflow": other}), outbox)
+    assert sent == len(replayed.calls) - 2  # every kept call but the new run's start and end
+    assert [m for m, _ in replayed.calls][:2] == ["start_run", "log_params"]
+    assert other.calls == []  # nothing of mlflow's was kept: nothing replayed there
+    assert not outbox.exists()
+
+
+def test_outbox_keeps_calls_of_a_backend_not_configured(
+    data_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox.jsonl"
+    down = RecordingTracker(broken=("start_run",))
+    data_stage(
+        *data_files, tmp_path / "out", tracker=MultiTracker({"clearml": down}), outbox=outbox
+    )
+    assert replay_outbox(MultiTracker({"mlflow": RecordingTracker()}), outbox) == 0
+    assert outbox.is_file()  # kept for when clearml is configured again
+
+
+def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conforto.settings import Settings
+    from conforto.tracking.clearml import ClearmlTracker
+    from conforto.tracking.mlflow import MlflowTracker
+
+    assert isinstance(make_tracker(Settings(), []), NullTracker)
+    assert isinstance(make_tracker(Settings(), ["mlflow"]), MlflowTracker)
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    both = make_tracker(Settings(), ["mlflow", "clearml"])
+    assert isinstance(both, MultiTracker)
+    assert isinstance(both.members["clearml"], ClearmlTracker)
+    assert both.members["clearml"].offline  # type: ignore[attr-defined]
+    monkeypatch.setenv("CONFORTO_TRACKING__BACKENDS", '["clearml"]')
+    assert isinstance(make_tracker(Settings()), ClearmlTracker)
+
+
+def test_server_reachable_only_when_something_answers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import http.server
+    import threading
+
+    from conforto.tracking.clearml import server_reachable
+
+    monkeypatch.delenv("CLEARML_API_HOST", raising=False)
+    assert not server_reachable()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{port}")
+    assert server_reachable()  # it answers (with an error): a server is there
+    server.shutdown()
+    server.server_close()
+    assert not server_reachable(timeout=0.5)
