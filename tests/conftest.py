@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,102 @@ def serve():  # type: ignore[no-untyped-def]
     yield start
     for server in servers:
         server.stop()
+
+
+class Postgres:
+    """A throwaway PostgreSQL server from the PostgreSQL binaries, on 127.0.0.1.
+
+    PostgreSQL refuses to run as root: as root, every command runs as the ``postgres`` user
+    (``runuser``), on a data folder that user owns.
+    """
+
+    def __init__(self) -> None:
+        import shutil
+        import tempfile
+
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+        initdb = bins[0] if bins else shutil.which("initdb")
+        if initdb is None:
+            pytest.fail("PostgreSQL not found: apt-get install postgresql (.ci/run does)")
+        self.bin = Path(initdb).parent
+        self.root = Path(tempfile.mkdtemp(prefix="conforto-pg-"))
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.run(
+            "initdb", "-D", str(self.root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, tool: str, *args: str, check: bool = True) -> int:
+        import subprocess
+
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {done.stdout}{done.stderr}")
+        return done.returncode
+
+    @property
+    def running(self) -> bool:
+        return self.run("pg_ctl", "-D", str(self.root / "data"), "status", check=False) == 0
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(
+            "pg_ctl",
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self.run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def reset(self) -> None:
+        """Drop the prediction log's tables (each test starts from an empty database)."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One PostgreSQL server per test session, removed afterwards."""
+    import shutil
+
+    server = Postgres()
+    server.start()
+    yield server
+    try:
+        server.stop()
+    finally:
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server: Postgres) -> Postgres:
+    """The session's PostgreSQL server, running and empty (restarted if a test stopped it)."""
+    if not postgres_server.running:
+        postgres_server.start()
+    postgres_server.reset()
+    return postgres_server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A prediction-log database URL: a SQLite file, then the throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'predictions.db'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.url

@@ -469,6 +469,11 @@ def serve(
     if model not in (None, "production"):
         os.environ["CONFORTO_SERVE__MODEL"] = str(Path(model).resolve())
         get_settings.cache_clear()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # every worker writes its metric samples here; /metrics adds them up
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conforto-metrics-")
     uvicorn.run(
         "conforto.serving.app:app_from_env",
         factory=True,

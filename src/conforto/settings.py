@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conforto.errors import ConfigError
@@ -75,6 +75,20 @@ class ServeSettings(BaseModel):
     max_batch: int = Field(1000, ge=1, description="Most observations per /predict/batch request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body [bytes].")
     threads: int = Field(2, ge=1, le=64, description="Threads running predictions per worker.")
+    log_url: str | None = Field(
+        None,
+        description="Prediction log database (SQLAlchemy URL, e.g. "
+        "postgresql+psycopg://user@host/db); default: SQLite under CONFORTO_HOME.",
+    )
+    log_capacity: int = Field(
+        100_000, ge=10, description="Rows the prediction log holds while its database is down."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of /admin/reload; unset disables the endpoint."
+    )
+    poll_seconds: float = Field(
+        5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
+    )
 
 
 class Settings(BaseSettings):
@@ -123,6 +137,13 @@ class Settings(BaseSettings):
     def tracking_outbox(self) -> Path:
         """Tracker calls that failed, kept for ``conforto tracking retry``."""
         return self.home / "tracking" / "outbox.jsonl"
+
+    @property
+    def prediction_log_url(self) -> str:
+        """The prediction log's database URL in force (SQLite under ``home`` by default)."""
+        if self.serve.log_url:
+            return self.serve.log_url
+        return f"sqlite:///{(self.home / 'predictions.db').resolve()}"
 
     @property
     def mlflow_uri(self) -> str:

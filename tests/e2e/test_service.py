@@ -28,7 +28,11 @@ def running(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):  # t
 
     server = Server(
         ["--model", str(trained_model)],
-        {"CONFORTO_SERVE__MAX_BATCH": "50", "CONFORTO_SERVE__MAX_BODY_BYTES": "20000"},
+        {
+            "CONFORTO_SERVE__MAX_BATCH": "50",
+            "CONFORTO_SERVE__MAX_BODY_BYTES": "20000",
+            "CONFORTO_HOME": str(tmp_path_factory.mktemp("serve-home")),
+        },
     )
     server.wait_healthy()
     with httpx.Client(base_url=server.url, timeout=10) as client:

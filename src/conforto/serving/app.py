@@ -1,32 +1,49 @@
 """The FastAPI application: ``create_app`` builds it around one loaded model.
 
 Routes: ``/`` (about), ``/health`` (liveness), ``/ready`` (a model answers), ``/predict``,
-``/predict/batch`` and ``/model``. Without a model directory the app serves the production
-version named by the registry's pointer file; a missing or corrupt model leaves the process up,
-``/health`` 200, and ``/ready`` and ``/predict`` 503 with the reason.
+``/predict/batch``, ``/feedback``, ``/model``, ``/metrics`` (Prometheus) and ``/admin/reload``.
+Without a model directory the app serves the production version named by the registry's
+pointer file, and follows it: a new production version is loaded and swapped in without a
+restart. A missing or corrupt model leaves the process up, ``/health`` 200, and ``/ready`` and
+``/predict`` 503 with the reason. Every prediction and feedback vote goes to the prediction log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import math
+import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 import conforto
 from conforto.errors import ConfortoError
+from conforto.serving import metrics
+from conforto.serving.predlog import PredictionLog
 from conforto.serving.runtime import MicroBatcher, Predictor
-from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
+from conforto.serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    Observation,
+    Prediction,
+    Reloaded,
+)
 from conforto.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -36,20 +53,25 @@ ASGIApp = Callable[
 ]
 
 
-@dataclass
+#: ``Authorization: Bearer <token>`` of the admin routes (checked in the route, not here).
+BEARER = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
 class Runtime:
     """What the app serves: a predictor, or the reason there is none."""
 
     predictor: Predictor | None = None
     error: str | None = None
     artifact: Path | None = None
-    batcher: MicroBatcher | None = None
+    sha256: str | None = None
 
 
 def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
-    """Load the model once; a failure becomes the reason ``/ready`` gives."""
+    """Load the model (the production version without ``model_dir``); a failure becomes the
+    reason ``/ready`` gives."""
     from conforto.artifact import load_model
-    from conforto.pointer import production_artifact
+    from conforto.pointer import artifact_sha256, production_artifact
 
     try:
         if model_dir is None:
@@ -61,7 +83,7 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
         model = load_model(directory)
         predictor = Predictor(model, version or model.version)
         predictor.predict([{"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}])  # warm up
-        return Runtime(predictor=predictor, artifact=directory, batcher=MicroBatcher(predictor))
+        return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
     except ConfortoError as exc:
         log.error("no model loaded: %s", exc)
         return Runtime(error=str(exc))
@@ -130,18 +152,76 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     """
     settings = settings or get_settings()
     runtime = Runtime(error="starting")
+    batcher: MicroBatcher | None = None
+    predlog: PredictionLog | None = None
+    swap = asyncio.Lock()
+
+    async def reload_model() -> dict[str, Any]:
+        """Load the current model beside the served one, then swap them in one assignment."""
+        nonlocal runtime, batcher
+        async with swap:
+            fresh = await to_thread.run_sync(load_runtime, model_dir, settings)
+            previous = runtime.predictor.version if runtime.predictor else None
+            if fresh.predictor is None:
+                metrics.RELOADS.labels("failed").inc()
+                raise HTTPException(
+                    409, f"reload failed: {fresh.error}; still serving version {previous}"
+                )
+            changed = fresh.sha256 != runtime.sha256
+            if changed:
+                if batcher is None:
+                    batcher = MicroBatcher(fresh.predictor)
+                batcher.predictor = fresh.predictor  # in-flight batches finish on the old one
+                runtime = fresh
+                metrics.set_model(fresh.predictor.version, previous)
+                log.info("now serving version %s (was %s)", fresh.predictor.version, previous)
+            metrics.RELOADS.labels("swapped" if changed else "unchanged").inc()
+            return {
+                "previous_version": previous,
+                "model_version": fresh.predictor.version,
+                "changed": changed,
+            }
+
+    async def follow_production() -> None:
+        """Poll the production pointer; swap in a new production version when it changes."""
+        from conforto.pointer import read_pointer
+
+        while True:
+            await asyncio.sleep(settings.serve.poll_seconds)
+            try:
+                pointer = read_pointer(settings.registry_dir)
+                if pointer is not None and pointer.sha256 != runtime.sha256:
+                    await reload_model()
+            except (ConfortoError, HTTPException) as exc:
+                log.warning("production model not reloaded: %s", getattr(exc, "detail", exc))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal runtime
+        nonlocal runtime, batcher, predlog
         # Batches hold the GIL most of the time: a few threads serve more requests per
         # second than the default forty contending for it.
         to_thread.current_default_thread_limiter().total_tokens = settings.serve.threads
         runtime = load_runtime(model_dir, settings)
+        if runtime.predictor is not None:
+            batcher = MicroBatcher(runtime.predictor)
+            metrics.set_model(runtime.predictor.version)
+        predlog = PredictionLog(
+            settings.prediction_log_url,
+            capacity=settings.serve.log_capacity,
+            counters=metrics.LOG_COUNTERS,
+        ).start()
+        poller = (
+            asyncio.create_task(follow_production())
+            if model_dir is None and settings.serve.poll_seconds > 0
+            else None
+        )
         gc.freeze()  # start-up objects live forever: keep them out of every later collection
         yield
-        if runtime.batcher is not None:
-            runtime.batcher.close()
+        if poller is not None:
+            poller.cancel()
+        if batcher is not None:
+            batcher.close()
+        await to_thread.run_sync(predlog.close)
 
     app = FastAPI(
         title="conforto",
@@ -154,6 +234,11 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         if runtime.predictor is None:
             raise HTTPException(503, f"no model loaded: {runtime.error}")
         return runtime.predictor
+
+    def record(result: dict[str, Any], inputs: dict[str, Any], start: float) -> None:
+        metrics.PREDICTIONS.labels(result["predicted_class"]).inc()
+        if predlog is not None:
+            predlog.add_prediction(result, inputs, (time.perf_counter() - start) * 1000.0)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -189,9 +274,13 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     @app.post("/predict", response_model=Prediction, responses={503: {"description": "No model."}})
     async def predict(observation: Observation) -> dict[str, Any]:
         """Predict the thermal sensation of one observation."""
+        start = time.perf_counter()
         ready_predictor()
-        assert runtime.batcher is not None  # noqa: S101 - set with the predictor
-        return await runtime.batcher.predict(observation.model_dump())
+        assert batcher is not None  # noqa: S101 - set with the predictor
+        inputs = observation.model_dump()
+        result = await batcher.predict(inputs)
+        record(result, inputs, start)
+        return result
 
     @app.post(
         "/predict/batch",
@@ -206,8 +295,74 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
                 f"{len(batch.observations)} observations: at most "
                 f"{settings.serve.max_batch} per request",
             )
+        start = time.perf_counter()
         rows = [o.model_dump() for o in batch.observations]
-        return {"predictions": ready_predictor().predict(rows)}
+        results = ready_predictor().predict(rows)
+        for result, inputs in zip(results, rows, strict=True):
+            record(result, inputs, start)
+        return {"predictions": results}
+
+    @app.post(
+        "/feedback",
+        status_code=201,
+        response_model=FeedbackResponse,
+        responses={
+            404: {"description": "No such prediction."},
+            503: {"description": "The prediction log cannot be reached."},
+        },
+    )
+    async def give_feedback(vote: FeedbackRequest) -> dict[str, Any]:
+        """Record an occupant's actual vote for a prediction (every vote is kept)."""
+        assert predlog is not None  # noqa: S101 - started with the app
+        try:
+            known = await to_thread.run_sync(predlog.known, vote.prediction_id)
+        except SQLAlchemyError as exc:
+            log.warning("feedback: the prediction log cannot be asked: %s", exc)
+            raise HTTPException(
+                503, "the prediction log's database cannot be reached: send the vote again later"
+            ) from None
+        if not known:
+            raise HTTPException(
+                404,
+                f"no prediction {vote.prediction_id}: send the prediction_id a /predict "
+                "answer gave",
+            )
+        if not predlog.add_feedback(vote.prediction_id, vote.thermal_sensation):
+            raise HTTPException(503, "the prediction log is full: send the vote again later")
+        return {"prediction_id": vote.prediction_id, "thermal_sensation": vote.thermal_sensation}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus exposition of the service's metrics."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.post(
+        "/admin/reload",
+        response_model=Reloaded,
+        responses={
+            401: {"description": "No bearer token."},
+            403: {"description": "Wrong token."},
+            404: {"description": "Reload is disabled (no token configured)."},
+            409: {"description": "The model could not be loaded; the old one still serves."},
+        },
+    )
+    async def admin_reload(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    ) -> dict[str, Any]:
+        """Load the current production model (or the served directory again) without a restart."""
+        token = settings.serve.admin_token
+        if token is None:
+            raise HTTPException(404, "reload is disabled: set CONFORTO_SERVE__ADMIN_TOKEN")
+        if credentials is None:
+            raise HTTPException(
+                401, "send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not secrets.compare_digest(
+            credentials.credentials.encode(), token.get_secret_value().encode()
+        ):
+            raise HTTPException(403, "wrong token")
+        return await reload_model()
 
     @app.get("/model")
     async def model_info() -> dict[str, Any]:
@@ -226,6 +381,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         }
 
     app.add_middleware(BodyLimit, limit=settings.serve.max_body_bytes)
+    app.add_middleware(metrics.RequestMetrics)
     return app
 
 

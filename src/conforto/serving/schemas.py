@@ -114,3 +114,33 @@ class BatchResponse(BaseModel):
     """One prediction per observation, in order."""
 
     predictions: list[Prediction]
+
+
+class FeedbackRequest(BaseModel):
+    """An occupant's actual vote about a prediction they received."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    prediction_id: str = Field(
+        min_length=32, max_length=32, pattern="^[0-9a-f]{32}$", description="From /predict."
+    )
+    thermal_sensation: float = Field(
+        ge=-3,
+        le=3,
+        description="The ASHRAE 7-point vote, -3 cold … 0 neutral … +3 hot (decimals allowed).",
+    )
+
+
+class FeedbackResponse(BaseModel):
+    """The vote, as recorded."""
+
+    prediction_id: str
+    thermal_sensation: float
+    recorded: bool = True
+
+
+class Reloaded(BaseModel):
+    """The outcome of a reload."""
+
+    previous_version: str | None
+    model_version: str
+    changed: bool

@@ -1,0 +1,121 @@
+"""Prometheus metrics of the service (prometheus-client), correct with several workers.
+
+With several uvicorn workers ``conforto serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` and every
+worker writes its samples there; ``/metrics`` aggregates them all, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from conforto.serving.predlog import LogCounters
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+REQUESTS = Counter(
+    "conforto_http_requests", "HTTP requests answered.", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "conforto_http_request_duration_seconds",
+    "Time to answer a request [s].",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+PREDICTIONS = Counter("conforto_predictions", "Predictions made, by class.", ["predicted_class"])
+MODEL = Gauge(
+    "conforto_model_info",
+    "The model served (1 for the current version).",
+    ["version"],
+    multiprocess_mode="livemax",
+)
+LOG_WRITES = Counter("conforto_prediction_log_writes", "Rows written to the log.", ["table"])
+LOG_FAILURES = Counter("conforto_prediction_log_failures", "Failed writes to the prediction log.")
+LOG_DROPPED = Counter("conforto_prediction_log_dropped", "Rows lost: the log's buffer was full.")
+LOG_BUFFER = Gauge(
+    "conforto_prediction_log_buffer_rows",
+    "Rows waiting to be written.",
+    multiprocess_mode="livesum",
+)
+ERRORS = Counter("conforto_errors", "Error responses and failures, by type.", ["type"])
+RELOADS = Counter("conforto_model_reloads", "Model reloads, by outcome.", ["outcome"])
+
+#: Error type of each error status, for ``conforto_errors_total``.
+ERROR_TYPES = {
+    400: "bad_request",
+    401: "unauthorised",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    422: "validation",
+    500: "internal",
+    503: "unavailable",
+}
+
+LOG_COUNTERS = LogCounters(
+    written=lambda table, rows: LOG_WRITES.labels(table).inc(rows),
+    failed=LOG_FAILURES.inc,
+    dropped=LOG_DROPPED.inc,
+    buffered=LOG_BUFFER.set,
+)
+
+
+def set_model(version: str, previous: str | None = None) -> None:
+    """Mark ``version`` as the model served (and ``previous`` as no longer served)."""
+    if previous is not None and previous != version:
+        MODEL.labels(previous).set(0)
+    MODEL.labels(version).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text and its content type (all workers' samples in multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class RequestMetrics:
+    """ASGI middleware: count and time every request by route template, method and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Scope) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(route, scope["method"], str(status)).inc()
+            LATENCY.labels(route).observe(time.perf_counter() - start)
+            if status >= 400:
+                ERRORS.labels(ERROR_TYPES.get(status, f"http_{status}")).inc()

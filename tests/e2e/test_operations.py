@@ -1,0 +1,212 @@
+"""Service operations over real HTTP: prediction log, feedback, metrics, reload, outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+
+from conforto.registry import open_registry
+from conforto.serving.predlog import feedback, predictions
+from conforto.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
+TOKEN = "s3cret-token-for-tests"  # noqa: S105 - a test's own token
+
+
+def _rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(table))]
+    finally:
+        engine.dispose()
+
+
+def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def _sum(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= set(have))
+
+
+def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except sa.exc.SQLAlchemyError:  # the service has not created its tables yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_url: str) -> None:
+    server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": log_url})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        answers = [client.post("/predict", json=OBS).json() for _ in range(3)]
+        batch = client.post("/predict/batch", json={"observations": [OBS, OBS]})
+        assert batch.status_code == 200
+        pid = answers[0]["prediction_id"]
+        first = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1.5})
+        assert first.status_code == 201, first.text
+        assert first.json() == {"prediction_id": pid, "thermal_sensation": 1.5, "recorded": True}
+        second = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": -0.5})
+        assert second.status_code == 201
+        unknown = client.post("/feedback", json={"prediction_id": "0" * 32, "thermal_sensation": 0})
+        assert unknown.status_code == 404
+        assert "no prediction" in unknown.json()["detail"]
+        out_of_range = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 4})
+        assert out_of_range.status_code == 422
+
+        _wait_for(lambda: len(_rows(log_url, predictions)) == 5)
+        _wait_for(lambda: len(_rows(log_url, feedback)) == 2)
+        votes = sorted(r["thermal_sensation"] for r in _rows(log_url, feedback))
+        assert votes == [-0.5, 1.5]
+        stored = {r["prediction_id"]: r for r in _rows(log_url, predictions)}
+        assert stored[pid]["inputs"] == OBS
+        assert stored[pid]["predicted_class"] == answers[0]["predicted_class"]
+
+        samples = _metrics(client)
+        assert _sum(samples, "conforto_http_requests_total", route="/predict", status="200") == 3
+        assert _sum(samples, "conforto_http_requests_total", route="/feedback", status="404") == 1
+        assert _sum(samples, "conforto_predictions_total") == 5
+        assert _sum(samples, "conforto_errors_total", type="validation") == 1
+        assert _sum(samples, "conforto_prediction_log_writes_total", table="predictions") == 5
+        assert _sum(samples, "conforto_prediction_log_writes_total", table="feedback") == 2
+        assert _sum(samples, "conforto_prediction_log_buffer_rows") == 0
+        assert _sum(samples, "conforto_http_request_duration_seconds_count", route="/predict") == 3
+        version = answers[0]["model_version"]
+        assert _sum(samples, "conforto_model_info", version=version) == 1
+
+
+def test_reload_needs_the_right_token(serve: Any, trained_model: Path) -> None:
+    closed = serve("--model", str(trained_model))
+    assert httpx.post(f"{closed.url}/admin/reload").status_code == 404  # no token: disabled
+    server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__ADMIN_TOKEN": TOKEN})
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        missing = client.post("/admin/reload")
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = client.post("/admin/reload", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 403
+        right = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert right.status_code == 200, right.text
+        assert right.json()["changed"] is False  # the same artifact: nothing to swap
+
+
+def _hammer(url: str, stop: threading.Event, seen: list[tuple[int, str]]) -> None:
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            response = client.post("/predict", json=OBS)
+            version = (
+                response.json().get("model_version", "") if response.status_code == 200 else ""
+            )
+            seen.append((response.status_code, version))
+
+
+def test_new_production_version_is_swapped_in_under_load_without_errors(
+    serve: Any, registry_home: Path, trained_model: Path, second_model: Path
+) -> None:
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("1", force=True)
+    server = serve(
+        env={"CONFORTO_SERVE__ADMIN_TOKEN": TOKEN, "CONFORTO_SERVE__POLL_SECONDS": "0.3"}
+    )
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+    workers = [threading.Thread(target=_hammer, args=(server.url, stop, seen)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(1.0)
+        registry.promote("2", force=True)  # the service notices the pointer by itself
+        _wait_for(lambda: bool(seen) and seen[-1][1] == "2")
+        registry.rollback()
+        reload = httpx.post(
+            f"{server.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+        )
+        assert reload.status_code == 200
+        assert reload.json()["model_version"] == "1"
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    statuses = Counter(status for status, _ in seen)
+    assert statuses == {200: len(seen)}, statuses  # not one failed request
+    versions = [v for _, v in seen]
+    assert versions[0] == "1"
+    assert "2" in versions
+    assert versions[-1] == "1"
+    with httpx.Client(base_url=server.url) as client:
+        samples = _metrics(client)
+    assert _sum(samples, "conforto_model_reloads_total", outcome="swapped") >= 2
+    assert _sum(samples, "conforto_model_info", version="1") == 1
+    assert _sum(samples, "conforto_model_info", version="2") == 0
+
+
+def test_database_down_mid_load_predictions_go_on_rows_land_later(
+    serve: Any, trained_model: Path, postgres: Any
+) -> None:
+    server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": postgres.url})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        before = [client.post("/predict", json=OBS) for _ in range(10)]
+        _wait_for(lambda: len(_rows(postgres.url, predictions)) == 10)
+        postgres.stop()
+        during = [client.post("/predict", json=OBS) for _ in range(40)]
+        assert {r.status_code for r in before + during} == {200}
+        _wait_for(lambda: _sum(_metrics(client), "conforto_prediction_log_failures_total") >= 1)
+        samples = _metrics(client)
+        assert _sum(samples, "conforto_prediction_log_buffer_rows") == 40
+        pid = during[0].json()["prediction_id"]
+        vote = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1})
+        assert vote.status_code == 201  # still in the buffer: known without the database
+        gone = client.post("/feedback", json={"prediction_id": "f" * 32, "thermal_sensation": 1})
+        assert gone.status_code == 503  # cannot tell: not a false 404
+        postgres.start()
+        _wait_for(lambda: len(_rows(postgres.url, predictions)) == 50, timeout=30)
+        _wait_for(lambda: len(_rows(postgres.url, feedback)) == 1)
+        assert _sum(_metrics(client), "conforto_prediction_log_buffer_rows") == 0
+
+
+def test_metrics_add_up_across_workers(serve: Any, trained_model: Path, tmp_path: Path) -> None:
+    server = serve(
+        "--model",
+        str(trained_model),
+        "--workers",
+        "2",
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for _ in range(30):
+            assert client.post("/predict", json=OBS).status_code == 200
+    totals = set()
+    for _ in range(6):  # new connections: whichever worker answers, the totals are the same
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            totals.add(_sum(_metrics(client), "conforto_predictions_total"))
+    assert totals == {30.0}
+    assert len(list(tmp_path.glob("*.db"))) >= 2  # both workers wrote samples
