@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,20 +105,44 @@ def dev_frames(dev_paths: tuple[Path, Path]) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.read_csv(m, low_memory=False), pd.read_csv(d)
 
 
+def write_buildings(
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    buildings: object,
+    folder: Path,
+    name: str = "measurements.csv",
+) -> tuple[Path, Path]:
+    """Write the rows of ``buildings`` (any collection of ids) as measurement + metadata files."""
+    measurements, metadata = frames
+    m, d = folder / name, folder / "metadata.csv"
+    measurements[measurements["building_id"].isin(buildings)].to_csv(m, index=False)
+    metadata[metadata["building_id"].isin(buildings)].to_csv(d, index=False)
+    return m, d
+
+
+def conforto_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m conforto ARGS`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "conforto", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
 @pytest.fixture(scope="session")
 def sample_paths(
     tmp_path_factory: pytest.TempPathFactory, dev_frames: tuple[pd.DataFrame, pd.DataFrame]
 ) -> tuple[Path, Path]:
     """A building-grouped sample (30 % of the buildings) of the real data, as files."""
-    measurements, metadata = dev_frames
     rng = np.random.default_rng(7)
-    ids = np.sort(measurements["building_id"].unique())
+    ids = np.sort(dev_frames[0]["building_id"].unique())
     chosen = rng.choice(ids, size=len(ids) * 30 // 100, replace=False)
     folder = tmp_path_factory.mktemp("sample")
-    m, d = folder / "measurements.csv.gz", folder / "metadata.csv"
-    measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
-    metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
-    return m, d
+    return write_buildings(dev_frames, chosen, folder, "measurements.csv.gz")
 
 
 @pytest.fixture(scope="session")
@@ -140,14 +166,9 @@ def holdout_paths(
     sample_paths: tuple[Path, Path],
 ) -> tuple[Path, Path]:
     """Real data from every building outside the training sample (unseen buildings)."""
-    measurements, metadata = dev_frames
     seen = set(pd.read_csv(sample_paths[1])["building_id"])
-    chosen = [b for b in measurements["building_id"].unique() if b not in seen]
-    folder = tmp_path_factory.mktemp("holdout")
-    m, d = folder / "measurements.csv", folder / "metadata.csv"
-    measurements[measurements["building_id"].isin(chosen)].to_csv(m, index=False)
-    metadata[metadata["building_id"].isin(chosen)].to_csv(d, index=False)
-    return m, d
+    chosen = [b for b in dev_frames[0]["building_id"].unique() if b not in seen]
+    return write_buildings(dev_frames, chosen, tmp_path_factory.mktemp("holdout"))
 
 
 @pytest.fixture(scope="session")
@@ -155,13 +176,9 @@ def small_sample_paths(
     tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]
 ) -> tuple[Path, Path]:
     """The first 50 buildings of the sample, as files (other data than the sample's)."""
-    measurements, metadata = (pd.read_csv(p, low_memory=False) for p in sample_paths)
-    keep = measurements["building_id"].unique()[:50]
-    folder = tmp_path_factory.mktemp("small-sample")
-    m, d = folder / "measurements.csv", folder / "metadata.csv"
-    measurements[measurements["building_id"].isin(keep)].to_csv(m, index=False)
-    metadata[metadata["building_id"].isin(keep)].to_csv(d, index=False)
-    return m, d
+    frames = (pd.read_csv(sample_paths[0], low_memory=False), pd.read_csv(sample_paths[1]))
+    keep = frames[0]["building_id"].unique()[:50]
+    return write_buildings(frames, keep, tmp_path_factory.mktemp("small-sample"))
 
 
 @pytest.fixture(scope="session")

@@ -210,3 +210,14 @@ def test_metrics_add_up_across_workers(serve: Any, trained_model: Path, tmp_path
             totals.add(_sum(_metrics(client), "conforto_predictions_total"))
     assert totals == {30.0}
     assert len(list(tmp_path.glob("*.db"))) >= 2  # both workers wrote samples
+
+
+def test_graceful_stop_loses_no_row(serve: Any, trained_model: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": url})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        batch = client.post("/predict/batch", json={"observations": [OBS] * 200})
+        assert batch.status_code == 200
+    output = server.stop()  # SIGTERM right away: the rows are still in the buffer
+    assert "could not be written" not in output
+    assert len(_rows(url, predictions)) == 200

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 from conforto.data import NO_DATE, ensure_group_column, load_dataset
 from conforto.features import comfort_features
 from conforto.validation import validate_dataset
+from tests.conftest import conforto_cli
 
 pytestmark = pytest.mark.integration
 
@@ -57,21 +56,11 @@ def test_computed_pmv_agrees_with_database(dataset) -> None:  # type: ignore[no-
     assert float(diff.median()) < 0.02
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conforto", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-
-
 def test_cli_validate_exit_codes_on_real_data(
     dev_paths: tuple[Path, Path], dev_frames: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     m, d = dev_paths
-    ok = _cli(
+    ok = conforto_cli(
         "data",
         "validate",
         "--measurements",
@@ -88,7 +77,7 @@ def test_cli_validate_exit_codes_on_real_data(
     renamed = tmp_path / "renamed.csv.gz"
     with gzip.open(renamed, "wt") as handle:
         measurements.rename(columns={"rh": "rh_renamed"}).to_csv(handle, index=False)
-    bad = _cli(
+    bad = conforto_cli(
         "data",
         "validate",
         "--measurements",
@@ -105,7 +94,7 @@ def test_cli_validate_exit_codes_on_real_data(
     with gzip.open(humid, "wt") as handle:
         rh = measurements["rh"].where(measurements.index % 1000 != 0, 104.0)
         measurements.assign(rh=rh).to_csv(handle, index=False)
-    over = _cli(
+    over = conforto_cli(
         "data",
         "validate",
         "--measurements",

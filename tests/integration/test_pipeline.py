@@ -20,6 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conforto.settings import get_settings
+from tests.conftest import conforto_cli
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +30,6 @@ gate: {min_gain_over_pmv: 0.0, slice_min_rows: 2000, bootstrap_reps: 400}
 tracking: [mlflow, clearml]
 """
 STAGES = {"data_validation", "model_training", "model_validation", "model_promotion"}
-
-
-def _conforto(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conforto", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "200", **env},
-    )
 
 
 def _sessions(cache: Path) -> dict[str, dict[str, object]]:
@@ -77,7 +67,7 @@ def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
     config = tmp_path / "pipeline.yaml"
     data = ["--measurements", str(sample_paths[0]), "--metadata", str(sample_paths[1])]
     config.write_text(CONFIG.replace("SEED", "42"))
-    first = _conforto("pipeline", "run", "--config", str(config), *data, env=clearml_env)
+    first = conforto_cli("pipeline", "run", "--config", str(config), *data, env=clearml_env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "registered version 1" in first.stdout
     assert "production version: 1" in first.stdout
@@ -98,12 +88,12 @@ def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
     )
     assert {r.info.run_name for r in runs} >= STAGES  # the same runs in MLflow
 
-    again = _conforto("pipeline", "run", "--config", str(config), *data, env=clearml_env)
+    again = conforto_cli("pipeline", "run", "--config", str(config), *data, env=clearml_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "reusing version 1" in again.stdout
     assert "registered version" not in again.stdout
 
-    forced = _conforto(
+    forced = conforto_cli(
         "pipeline", "run", "--config", str(config), "--force", *data, env=clearml_env
     )
     assert forced.returncode == 0, forced.stdout + forced.stderr
@@ -116,12 +106,12 @@ def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
     assert "production version: 2" in forced.stdout
 
     config.write_text(CONFIG.replace("SEED", "7"))  # another seed: a new config, a challenger
-    changed = _conforto("pipeline", "run", "--config", str(config), *data, env=clearml_env)
+    changed = conforto_cli("pipeline", "run", "--config", str(config), *data, env=clearml_env)
     assert "registered version 3" in changed.stdout, changed.stdout + changed.stderr
     gate = json.loads((registry_home / "reports" / "gate-v3" / "gate.json").read_text())
     assert gate["champion"] == "2"
     assert changed.returncode == (0 if gate["passed"] else 1)
-    listed = json.loads(_conforto("model", "list", "--json", env=clearml_env).stdout)
+    listed = json.loads(conforto_cli("model", "list", "--json", env=clearml_env).stdout)
     verdict = "validated" if gate["passed"] else "rejected"
     assert verdict in next(v for v in listed if v["version"] == "3")["tags"]
 
@@ -189,7 +179,7 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
     assert "validation=passed" in task["tags"]
     assert any(n.endswith("validation.html") for n in names)
 
-    offline = _conforto("tracking", "import-offline", env=clearml_env)
+    offline = conforto_cli("tracking", "import-offline", env=clearml_env)
     assert offline.returncode == 1
     assert "no ClearML server answers" in offline.stderr
     assert "1 sessions stay" in offline.stderr
@@ -203,7 +193,7 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
         "CLEARML_API_ACCESS_KEY": "key",
         "CLEARML_API_SECRET_KEY": "secret",
     }
-    refused = _conforto("tracking", "import-offline", env=online)
+    refused = conforto_cli("tracking", "import-offline", env=online)
     assert refused.returncode == 1
     assert f"ClearML did not accept {session.name}" in refused.stderr
     assert any(p.startswith("/auth.login") for p in _Recorder.paths)  # the SDK reached the wire

@@ -18,6 +18,7 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.pointer import read_pointer
 from conforto.registry import PRODUCTION, Registry, open_registry
 from conforto.settings import get_settings
+from tests.conftest import conforto_cli
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -30,17 +31,6 @@ def _registry() -> Registry:
 def _client() -> MlflowClient:
     settings = get_settings()
     return MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "conforto", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_register_adds_version_with_lineage_and_is_idempotent(
@@ -105,7 +95,7 @@ def test_models_uri_resolves_to_production(
     assert manifest["files"] == json.loads((trained_model / "manifest.json").read_text())["files"]
 
 
-def test_lifecycle_from_the_cli(
+def test_lifecycle_from_theconforto_cli(
     registry_home: Path, trained_model: Path, second_model: Path
 ) -> None:
     for directory in (trained_model, second_model):
@@ -201,12 +191,12 @@ def test_sigkill_during_promotion_leaves_old_or_new(
     registry.register(trained_model)
     registry.register(second_model)
     registry.promote("1", force=True)
-    killed = _cli("model", "promote", "2", "--force", env={"CONFORTO_CRASH_AT": point})
+    killed = conforto_cli("model", "promote", "2", "--force", env={"CONFORTO_CRASH_AT": point})
     assert killed.returncode == -9, killed.stderr
     alias = _registry().store.alias_version(PRODUCTION)
     assert alias in {"1", "2"}
     assert alias == ("1" if point == "before-alias" else "2")
-    listed = _cli("model", "list", "--json")  # any command reconciles first
+    listed = conforto_cli("model", "list", "--json")  # any command reconciles first
     assert listed.returncode == 0, listed.stderr
     alias, history, pointer, tagged = _state(registry_home)
     assert history[-1] == alias
@@ -223,9 +213,9 @@ def test_sigkill_during_rollback_then_reconcile(
     registry.register(second_model)
     registry.promote("1", force=True)
     registry.promote("2", force=True)
-    killed = _cli("model", "rollback", env={"CONFORTO_CRASH_AT": "after-alias"})
+    killed = conforto_cli("model", "rollback", env={"CONFORTO_CRASH_AT": "after-alias"})
     assert killed.returncode == -9
-    _cli("model", "list", "--json")
+    conforto_cli("model", "list", "--json")
     alias, history, pointer, tagged = _state(registry_home)
     assert (alias, history, pointer, tagged) == ("1", ["1"], "1", ["1"])
 
