@@ -45,6 +45,7 @@ from conforto.serving.schemas import (
     Reloaded,
 )
 from conforto.settings import Settings, get_settings
+from conforto.target import CLASSES
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -235,8 +236,10 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
             raise HTTPException(503, f"no model loaded: {runtime.error}")
         return runtime.predictor
 
+    per_class = {c.value: metrics.PREDICTIONS.labels(c.value) for c in CLASSES}
+
     def record(result: dict[str, Any], inputs: dict[str, Any], start: float) -> None:
-        metrics.PREDICTIONS.labels(result["predicted_class"]).inc()
+        per_class[result["predicted_class"]].inc()
         if predlog is not None:
             predlog.add_prediction(result, inputs, (time.perf_counter() - start) * 1000.0)
 

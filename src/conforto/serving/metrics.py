@@ -97,6 +97,7 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -115,7 +116,14 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(route, scope["method"], str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - start)
+            key = (route, scope["method"], status)
+            children = self._children.get(key)
+            if children is None:  # labels() takes a lock and builds a key: do it once per key
+                children = self._children[key] = (
+                    REQUESTS.labels(route, scope["method"], str(status)),
+                    LATENCY.labels(route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - start)
             if status >= 400:
                 ERRORS.labels(ERROR_TYPES.get(status, f"http_{status}")).inc()

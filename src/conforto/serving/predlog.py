@@ -127,7 +127,7 @@ class PredictionLog:
         self.batch_size = batch_size
         self.interval = interval
         self.counters = counters or LogCounters()
-        self._buffer: deque[tuple[sa.Table, dict[str, Any]]] = deque()
+        self._buffer: deque[tuple[sa.Table, Any]] = deque()
         self._pending: set[str] = set()  # prediction ids still in the buffer
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -148,7 +148,7 @@ class PredictionLog:
         """Rows waiting to be written."""
         return len(self._buffer)
 
-    def _add(self, table: sa.Table, row: dict[str, Any]) -> bool:
+    def _add(self, table: sa.Table, row: Any) -> bool:
         with self._lock:
             if len(self._buffer) >= self.capacity:
                 self.dropped += 1
@@ -156,7 +156,7 @@ class PredictionLog:
                 return False
             self._buffer.append((table, row))
             if table is predictions:
-                self._pending.add(row["prediction_id"])
+                self._pending.add(row[0]["prediction_id"])
             self.counters.buffered(len(self._buffer))
         return True
 
@@ -166,23 +166,30 @@ class PredictionLog:
         inputs: dict[str, Any],
         latency_ms: float,
     ) -> bool:
-        """Queue one prediction (the API's response shape); False when the buffer is full."""
+        """Queue one prediction (the API's response shape); False when the buffer is full.
+
+        Only references are queued here, on the request path; the row is built by the writer.
+        """
+        return self._add(predictions, (prediction, inputs, latency_ms, time.time()))
+
+    @staticmethod
+    def _prediction_row(
+        queued: tuple[dict[str, Any], dict[str, Any], float, float],
+    ) -> dict[str, Any]:
+        prediction, inputs, latency_ms, created = queued
         p = prediction["probabilities"]
-        return self._add(
-            predictions,
-            {
-                "prediction_id": prediction["prediction_id"],
-                "created": datetime.now(UTC),
-                "model_version": prediction["model_version"],
-                "predicted_class": prediction["predicted_class"],
-                "p_cool": p["cool"],
-                "p_neutral": p["neutral"],
-                "p_warm": p["warm"],
-                "pmv": prediction.get("pmv"),
-                "latency_ms": latency_ms,
-                "inputs": {k: v for k, v in inputs.items() if v is not None},
-            },
-        )
+        return {
+            "prediction_id": prediction["prediction_id"],
+            "created": datetime.fromtimestamp(created, UTC),
+            "model_version": prediction["model_version"],
+            "predicted_class": prediction["predicted_class"],
+            "p_cool": p["cool"],
+            "p_neutral": p["neutral"],
+            "p_warm": p["warm"],
+            "pmv": prediction.get("pmv"),
+            "latency_ms": latency_ms,
+            "inputs": {k: v for k, v in inputs.items() if v is not None},
+        }
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Queue an occupant's vote for a prediction; False when the buffer is full."""
@@ -238,7 +245,7 @@ class PredictionLog:
         self._ensure_schema()
         rows: dict[str, list[dict[str, Any]]] = {"predictions": [], "feedback": []}
         for table, row in batch:
-            rows[table.name].append(row)
+            rows[table.name].append(self._prediction_row(row) if table is predictions else row)
         with self.engine.begin() as conn:  # predictions first: feedback may refer to them
             for table in (predictions, feedback):
                 if rows[table.name]:
