@@ -325,17 +325,12 @@ def _load_pipeline_config(path: Path | None) -> Any:
 def _print_gate(report: Any, paths: dict[str, Path]) -> None:
     """Model vs champion vs baselines, every check with its verdict, and the report's path."""
     table = Table(title=f"Gate, version {report.version}: model vs champion vs PMV")
-    for col in ("", "macro-F1", "macro-F1 (rows with PMV)", "log loss"):
+    keys = ("macro_f1", "macro_f1_pmv_rows", "log_loss", "log_loss_pmv_rows")
+    for col in ("", "macro-F1", "macro-F1, PMV rows", "log loss", "log loss, PMV rows"):
         table.add_column(col, justify="left" if not col else "right")
     for name, m in report.comparison.items():
         label = f"champion (v{report.champion})" if name == "champion" else name.replace("_", " ")
-        table.add_row(
-            label,
-            *(
-                f"{m[k]:.3f}" if k in m else ""
-                for k in ("macro_f1", "macro_f1_pmv_rows", "log_loss")
-            ),
-        )
+        table.add_row(label, *(f"{m[k]:.3f}" if k in m else "" for k in keys))
     checks = Table(title="checks", show_header=False)
     for check in report.checks:
         verdict = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"

@@ -400,7 +400,7 @@ def run_pipeline(
             progress=progress,
         )
     version = registry.store.get(result.version)
-    if "validated" in version.tags and "archived" not in version.tags:
+    if "validated" in version.tags and not {"production", "archived"} & set(version.tags):
         with tracked_run(
             tracker or NullTracker(), "model_promotion", {"stage": "promote"}, outbox=outbox
         ) as run:
