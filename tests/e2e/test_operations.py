@@ -96,7 +96,8 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         assert _sum(samples, "conforto_prediction_log_writes_total", table="predictions") == 5
         assert _sum(samples, "conforto_prediction_log_writes_total", table="feedback") == 2
         assert _sum(samples, "conforto_prediction_log_buffer_rows") == 0
-        assert _sum(samples, "conforto_http_request_duration_seconds_count", route="/predict") == 3
+        latency = "conforto_http_request_duration_seconds_count"
+        assert _sum(samples, latency, route="/predict", status="200") == 3
         version = answers[0]["model_version"]
         assert _sum(samples, "conforto_model_info", version=version) == 1
 

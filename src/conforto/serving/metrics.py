@@ -33,7 +33,7 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "conforto_http_request_duration_seconds",
     "Time to answer a request [s].",
-    ["route"],
+    ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 PREDICTIONS = Counter("conforto_predictions", "Predictions made, by class.", ["predicted_class"])
@@ -121,7 +121,7 @@ class RequestMetrics:
             if children is None:  # labels() takes a lock and builds a key: do it once per key
                 children = self._children[key] = (
                     REQUESTS.labels(route, scope["method"], str(status)),
-                    LATENCY.labels(route),
+                    LATENCY.labels(route, str(status)),
                 )
             children[0].inc()
             children[1].observe(time.perf_counter() - start)
