@@ -40,7 +40,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 class TrainConfig(BaseModel):
-    """Training settings (``configs/train.yaml``)."""
+    """Training settings (the ``train:`` section of ``configs/pipeline.yaml``)."""
 
     model_config = ConfigDict(extra="forbid")
 
