@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -145,18 +146,38 @@ def sample_paths(
     return write_buildings(dev_frames, chosen, folder, "measurements.csv.gz")
 
 
+def train_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, paths: tuple[Path, Path], **config: Any
+) -> Path:
+    """Train a model on the data files ``paths`` with a small ``TrainConfig`` into a temp dir."""
+    from conforto.data import load_dataset
+    from conforto.train import TrainConfig, train_model
+
+    out = tmp_path_factory.mktemp("models") / name
+    train_model(load_dataset(*paths).frame, out, config=TrainConfig(**config), progress=False)
+    return out
+
+
+def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
+    """Every row of a SQLAlchemy table in the database at ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(table))]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def trained_model(
     tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]
 ) -> Path:
     """A model trained once per session on the building-grouped sample, with a small budget."""
-    from conforto.data import load_dataset
-    from conforto.train import TrainConfig, train_model
-
-    out = tmp_path_factory.mktemp("models") / "sample-model"
-    config = TrainConfig(folds=3, search_trials=2, max_rounds=300)
-    train_model(load_dataset(*sample_paths).frame, out, config=config, progress=False)
-    return out
+    return train_once(
+        tmp_path_factory, "sample-model", sample_paths, folds=3, search_trials=2, max_rounds=300
+    )
 
 
 @pytest.fixture(scope="session")
@@ -186,27 +207,29 @@ def second_model(
     tmp_path_factory: pytest.TempPathFactory, small_sample_paths: tuple[Path, Path]
 ) -> Path:
     """Another, smaller model on other data with other folds (a different artifact)."""
-    from conforto.data import load_dataset
-    from conforto.train import TrainConfig, train_model
-
-    out = tmp_path_factory.mktemp("models") / "second-model"
-    config = TrainConfig(folds=2, search_trials=1, max_rounds=80)
-    train_model(load_dataset(*small_sample_paths).frame, out, config=config, progress=False)
-    return out
+    return train_once(
+        tmp_path_factory,
+        "second-model",
+        small_sample_paths,
+        folds=2,
+        search_trials=1,
+        max_rounds=80,
+    )
 
 
 @pytest.fixture(scope="session")
 def weak_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]) -> Path:
     """A deliberately weak model: the sample and folds of ``trained_model``, ten tiny steps."""
-    from conforto.data import load_dataset
-    from conforto.train import TrainConfig, train_model
-
-    out = tmp_path_factory.mktemp("models") / "weak-model"
-    config = TrainConfig(
-        folds=3, search_trials=1, max_rounds=10, early_stopping=5, learning_rate=0.002
+    return train_once(
+        tmp_path_factory,
+        "weak-model",
+        sample_paths,
+        folds=3,
+        search_trials=1,
+        max_rounds=10,
+        early_stopping=5,
+        learning_rate=0.002,
     )
-    train_model(load_dataset(*sample_paths).frame, out, config=config, progress=False)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -232,13 +255,9 @@ def registry_home(store_template: Path, home: Path) -> Path:
 @pytest.fixture(scope="session")
 def full_model(tmp_path_factory: pytest.TempPathFactory, dev_paths: tuple[Path, Path]) -> Path:
     """A model trained on all the dev data with a small budget (behavioural tests)."""
-    from conforto.data import load_dataset
-    from conforto.train import TrainConfig, train_model
-
-    out = tmp_path_factory.mktemp("models") / "full-model"
-    config = TrainConfig(folds=2, search_trials=1, max_rounds=300)
-    train_model(load_dataset(*dev_paths).frame, out, config=config, progress=False)
-    return out
+    return train_once(
+        tmp_path_factory, "full-model", dev_paths, folds=2, search_trials=1, max_rounds=300
+    )
 
 
 def free_port() -> int:

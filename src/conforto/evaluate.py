@@ -33,6 +33,12 @@ def _cols(frame: pd.DataFrame, prefix: str) -> np.ndarray:
     return frame[[f"{prefix}_{c}" for c in _NAMES]].to_numpy(dtype=np.float64)
 
 
+def slice_positions(pred: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
+    """Row positions of each value of a slice column; missing values form ``(missing)``."""
+    values = pred[column].astype(object).where(pred[column].notna(), "(missing)")
+    return {str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()}
+
+
 def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
     """Metrics of the model and its baselines on the same rows, plus slices.
 
@@ -93,11 +99,9 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
         if column not in pred.columns:
             continue
         rows = []
-        values = pred[column].astype(object).where(pred[column].notna(), "(missing)")
-        for value, idx in values.groupby(values).groups.items():
-            i = pred.index.get_indexer(idx)
+        for value, i in slice_positions(pred, column).items():
             entry: dict[str, Any] = {
-                "value": str(value),
+                "value": value,
                 "rows": int(i.size),
                 "buildings": int(np.unique(groups[i]).size),
                 "accuracy": float((decision[i] == y[i]).mean()),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from conforto.baselines import pmv_class
 from conforto.behaviour import BehaviourCheck
 from conforto.errors import DataError
+from conforto.evaluate import slice_positions
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics import N_CLASSES, cluster_draws, macro_f1, macro_f1_from_confusion
 from conforto.reports import figure_uri, new_figure, render
@@ -161,16 +162,16 @@ def baseline_checks(
     tuple
         The checks and the metrics they compared.
     """
+    model = _summary(oof)
     y = oof["y"].to_numpy(dtype=np.int64)
-    proba, decision = _scores(oof)
     _, majority_pred = _scores(oof, "majority")
     has_pmv = oof["pmv"].notna().to_numpy()
     pmv = oof["pmv"].to_numpy(dtype=np.float64)[has_pmv]
     prob_pmv, _ = _scores(oof, "pmvprob")
-    model_f1, model_pmv_f1 = macro_f1(y, decision), macro_f1(y[has_pmv], decision[has_pmv])
+    model_f1, model_pmv_f1 = model["macro_f1"], model["macro_f1_pmv_rows"]
     pmv_f1 = macro_f1(y[has_pmv], pmv_class(pmv))
     majority_f1 = macro_f1(y, majority_pred)
-    model_ll = float(_log_loss(y[has_pmv], proba[has_pmv]).mean())
+    model_ll = model["log_loss_pmv_rows"]
     prob_pmv_ll = float(_log_loss(y[has_pmv], prob_pmv[has_pmv]).mean())
     gain_pmv, gain_majority, ll_gain = (
         model_pmv_f1 - pmv_f1,
@@ -207,7 +208,7 @@ def baseline_checks(
         ),
     ]
     comparison = {
-        "model": _summary(oof),
+        "model": model,
         "pmv": {"macro_f1_pmv_rows": pmv_f1},
         "majority": {"macro_f1": majority_f1},
         "probabilistic_pmv": {"log_loss_pmv_rows": prob_pmv_ll},
@@ -310,15 +311,14 @@ def slice_checks(
     for column in GATE_SLICES:
         if column not in challenger.columns:
             continue
-        values = challenger[column].astype(object).where(challenger[column].notna(), "(missing)")
-        for value, index in values.groupby(values).indices.items():
+        for value, index in slice_positions(challenger, column).items():
             if len(index) < config.slice_min_rows:
                 continue
             new, old = macro_f1(y[index], ours[index]), macro_f1(y[index], theirs[index])
             table.append(
                 {
                     "slice": column,
-                    "value": str(value),
+                    "value": value,
                     "rows": len(index),
                     "challenger": new,
                     "champion": old,

@@ -181,7 +181,8 @@ def _oof(artifact: Path) -> pd.DataFrame:
 def champion_predictions(
     challenger: ThermalModel,
     challenger_oof: pd.DataFrame,
-    champion_artifact: Path,
+    champion: ThermalModel,
+    champion_oof: pd.DataFrame,
     data: Callable[[], pd.DataFrame],
     *,
     progress: bool = True,
@@ -202,8 +203,6 @@ def champion_predictions(
     DataError
         When the data ``data`` returns is not the data the challenger was trained on.
     """
-    champion = load_model(champion_artifact)
-    champion_oof = _oof(champion_artifact)
     same_data = champion.manifest["data"]["sha256"] == challenger.manifest["data"]["sha256"]
     if same_data and np.array_equal(champion_oof["fold"], challenger_oof["fold"]):
         return champion_oof, "stored"
@@ -257,8 +256,8 @@ def gate_stage(
     with tracked_run(
         tracker or NullTracker(), "model_validation", {"stage": "gate"}, outbox=outbox
     ) as run:
-        found, artifact = registry.resolve(version)
-        challenger = load_model(artifact)
+        found, artifact = registry.resolve(version)  # verifies every file of the artifact
+        challenger = load_model(artifact, verify=False)
         challenger_oof = _oof(artifact)
         champion_version = registry.store.alias_version("production")
         champion = None
@@ -266,7 +265,12 @@ def gate_stage(
         if champion_version is not None and champion_version != found.version:
             _, champion_artifact = registry.resolve(champion_version)
             frame, source = champion_predictions(
-                challenger, challenger_oof, champion_artifact, data, progress=progress
+                challenger,
+                challenger_oof,
+                load_model(champion_artifact, verify=False),
+                _oof(champion_artifact),
+                data,
+                progress=progress,
             )
             champion = (champion_version, frame)
         run.log_params(

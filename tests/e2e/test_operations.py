@@ -16,20 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from conforto.registry import open_registry
 from conforto.serving.predlog import feedback, predictions
 from conforto.settings import get_settings
+from tests.conftest import table_rows
 
 pytestmark = pytest.mark.integration
 
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 TOKEN = "s3cret-token-for-tests"  # noqa: S105 - a test's own token
-
-
-def _rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.select(table))]
-    finally:
-        engine.dispose()
 
 
 def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -80,11 +72,11 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         out_of_range = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 4})
         assert out_of_range.status_code == 422
 
-        _wait_for(lambda: len(_rows(log_url, predictions)) == 5)
-        _wait_for(lambda: len(_rows(log_url, feedback)) == 2)
-        votes = sorted(r["thermal_sensation"] for r in _rows(log_url, feedback))
+        _wait_for(lambda: len(table_rows(log_url, predictions)) == 5)
+        _wait_for(lambda: len(table_rows(log_url, feedback)) == 2)
+        votes = sorted(r["thermal_sensation"] for r in table_rows(log_url, feedback))
         assert votes == [-0.5, 1.5]
-        stored = {r["prediction_id"]: r for r in _rows(log_url, predictions)}
+        stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
         assert stored[pid]["inputs"] == OBS
         assert stored[pid]["predicted_class"] == answers[0]["predicted_class"]
 
@@ -176,7 +168,7 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
     server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": postgres.url})
     with httpx.Client(base_url=server.url, timeout=10) as client:
         before = [client.post("/predict", json=OBS) for _ in range(10)]
-        _wait_for(lambda: len(_rows(postgres.url, predictions)) == 10)
+        _wait_for(lambda: len(table_rows(postgres.url, predictions)) == 10)
         postgres.stop()
         during = [client.post("/predict", json=OBS) for _ in range(40)]
         assert {r.status_code for r in before + during} == {200}
@@ -189,8 +181,8 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
         gone = client.post("/feedback", json={"prediction_id": "f" * 32, "thermal_sensation": 1})
         assert gone.status_code == 503  # cannot tell: not a false 404
         postgres.start()
-        _wait_for(lambda: len(_rows(postgres.url, predictions)) == 50, timeout=30)
-        _wait_for(lambda: len(_rows(postgres.url, feedback)) == 1)
+        _wait_for(lambda: len(table_rows(postgres.url, predictions)) == 50, timeout=30)
+        _wait_for(lambda: len(table_rows(postgres.url, feedback)) == 1)
         assert _sum(_metrics(client), "conforto_prediction_log_buffer_rows") == 0
 
 
@@ -221,4 +213,4 @@ def test_graceful_stop_loses_no_row(serve: Any, trained_model: Path, tmp_path: P
         assert batch.status_code == 200
     output = server.stop()  # SIGTERM right away: the rows are still in the buffer
     assert "could not be written" not in output
-    assert len(_rows(url, predictions)) == 200
+    assert len(table_rows(url, predictions)) == 200

@@ -19,6 +19,7 @@ from conforto.serving.predlog import (
     predictions,
     schema,
 )
+from tests.conftest import table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,6 @@ def _prediction(label: str = "warm") -> dict[str, Any]:
         "model_version": "3",
         "pmv": 1.2,
     }
-
-
-def _rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(sa.select(table))]
-    engine.dispose()
-    return rows
 
 
 def _wait_empty(store: PredictionLog, timeout: float = 20.0) -> None:
@@ -61,12 +54,12 @@ def test_round_trip_keeps_every_vote(log_url: str) -> None:
     assert not store.known(uuid.uuid4().hex)
     assert store.close() == 0
 
-    stored = {r["prediction_id"]: r for r in _rows(log_url, predictions)}
+    stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
     assert set(stored) == {first["prediction_id"], second["prediction_id"]}
     row = stored[first["prediction_id"]]
     assert row["inputs"] == {"ta": 30.0, "rh": 60.0}
     assert (row["predicted_class"], row["p_warm"], row["latency_ms"]) == ("warm", 0.6, 2.5)
-    votes = sorted(r["thermal_sensation"] for r in _rows(log_url, feedback))
+    votes = sorted(r["thermal_sensation"] for r in table_rows(log_url, feedback))
     assert votes == [1.5, 2.0]
 
 
@@ -75,7 +68,7 @@ def test_close_flushes_what_is_buffered(log_url: str) -> None:
     for _ in range(1200):
         store.add_prediction(_prediction(), {"ta": 22.0}, latency_ms=1.0)
     assert store.close() == 0
-    assert len(_rows(log_url, predictions)) == 1200
+    assert len(table_rows(log_url, predictions)) == 1200
 
 
 def test_schema_is_created_once_and_versioned(log_url: str) -> None:
@@ -111,6 +104,6 @@ def test_database_down_keeps_rows_then_writes_them(postgres: Any) -> None:
     postgres.start()
     _wait_empty(store)
     assert store.close() == 0
-    ids = {r["prediction_id"] for r in _rows(postgres.url, predictions)}
+    ids = {r["prediction_id"] for r in table_rows(postgres.url, predictions)}
     assert {p["prediction_id"] for p in kept[:50]} <= ids
     assert len(ids) == 51

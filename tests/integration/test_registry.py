@@ -28,6 +28,14 @@ def _registry() -> Registry:
     return open_registry(get_settings())
 
 
+def _two_versions(first: Path, second: Path) -> Registry:
+    """The registry with ``first`` as version 1 and ``second`` as version 2."""
+    registry = _registry()
+    registry.register(first)
+    registry.register(second)
+    return registry
+
+
 def _client() -> MlflowClient:
     settings = get_settings()
     return MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
@@ -132,9 +140,7 @@ def test_lifecycle_from_theconforto_cli(
 def test_rollback_keeps_stepping_back(
     registry_home: Path, trained_model: Path, second_model: Path
 ) -> None:
-    registry = _registry()
-    registry.register(trained_model)
-    registry.register(second_model)
+    registry = _two_versions(trained_model, second_model)
     for version in ("1", "2", "1", "2"):
         registry.promote(version, force=True)
     assert registry.rollback().to == "1"
@@ -187,9 +193,7 @@ def _state(home: Path) -> tuple[str | None, list[str], str | None, list[str]]:
 def test_sigkill_during_promotion_leaves_old_or_new(
     registry_home: Path, trained_model: Path, second_model: Path, point: str
 ) -> None:
-    registry = _registry()
-    registry.register(trained_model)
-    registry.register(second_model)
+    registry = _two_versions(trained_model, second_model)
     registry.promote("1", force=True)
     killed = conforto_cli("model", "promote", "2", "--force", env={"CONFORTO_CRASH_AT": point})
     assert killed.returncode == -9, killed.stderr
@@ -208,9 +212,7 @@ def test_sigkill_during_promotion_leaves_old_or_new(
 def test_sigkill_during_rollback_then_reconcile(
     registry_home: Path, trained_model: Path, second_model: Path
 ) -> None:
-    registry = _registry()
-    registry.register(trained_model)
-    registry.register(second_model)
+    registry = _two_versions(trained_model, second_model)
     registry.promote("1", force=True)
     registry.promote("2", force=True)
     killed = conforto_cli("model", "rollback", env={"CONFORTO_CRASH_AT": "after-alias"})
@@ -223,9 +225,7 @@ def test_sigkill_during_rollback_then_reconcile(
 def test_concurrent_promotions_are_serialised(
     registry_home: Path, trained_model: Path, second_model: Path
 ) -> None:
-    registry = _registry()
-    registry.register(trained_model)
-    registry.register(second_model)
+    _two_versions(trained_model, second_model)
     env = {**os.environ}
     procs = [
         subprocess.Popen(
