@@ -3,9 +3,11 @@
 One uvicorn worker, 32 connections, 127.0.0.1. Measures start-up to ready, then ``/health``
 (the framework's own ceiling), ``/predict`` (the fast path) and the naive approach (a
 scikit-learn pipeline on a one-row DataFrame per request, in ``bench/naive_app.py``), and prints
-throughput ratios and latency percentiles.
+throughput ratios and latency percentiles. With ``--pin`` the server runs on CPU 0 and wrk on
+CPU 1 (``taskset``): on two cores, an unpinned load generator takes CPU from the server it
+measures, and the numbers swing with the scheduler.
 
-    .venv/bin/python bench/serving.py --model DIR [--seconds 10]
+    .venv/bin/python bench/serving.py --model DIR [--seconds 10] [--pin]
 """
 
 from __future__ import annotations
@@ -62,10 +64,14 @@ def _start(
     raise RuntimeError(f"{command} did not become ready")
 
 
-def _wrk(url: str, seconds: int, script: Path | None) -> dict[str, float]:
-    command = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url]
+def _on(cpu: int | None, command: list[str]) -> list[str]:
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def _wrk(url: str, seconds: int, script: Path | None, cpu: int | None) -> dict[str, float]:
+    command = _on(cpu, ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url])
     if script is not None:
-        command[1:1] = ["-s", str(script)]
+        command[-1:-1] = ["-s", str(script)]
     out = subprocess.run(
         command, capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
@@ -88,7 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     args = parser.parse_args()
+    server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,46 +108,52 @@ def main() -> None:
         port = _port()
         env = {"CONFORTO_HOME": tmp}
         fast, startup = _start(
-            [
-                sys.executable,
-                "-m",
-                "conforto",
-                "serve",
-                "--model",
-                str(args.model),
-                "--port",
-                str(port),
-            ],
+            _on(
+                server_cpu,
+                [
+                    sys.executable,
+                    "-m",
+                    "conforto",
+                    "serve",
+                    "--model",
+                    str(args.model),
+                    "--port",
+                    str(port),
+                ],
+            ),
             port,
             env,
         )
         try:
-            health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None)
-            predict = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script)
+            health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None, load_cpu)
+            predict = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script, load_cpu)
         finally:
             fast.terminate()
             fast.wait(timeout=20)
         port = _port()
         naive, _ = _start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "naive_app:create",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--app-dir",
-                str(Path(__file__).parent),
-            ],
+            _on(
+                server_cpu,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "naive_app:create",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--app-dir",
+                    str(Path(__file__).parent),
+                ],
+            ),
             port,
             {**env, "NAIVE_MODEL": str(args.model)},
         )
         try:
-            slow = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script)
+            slow = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script, load_cpu)
         finally:
             naive.terminate()
             naive.wait(timeout=20)

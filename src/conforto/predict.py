@@ -13,17 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
-from conforto.categories import normalise_categories
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.data import coerce_numeric, read_table
 from conforto.errors import DataSourceError
+from conforto.features import PHYSICS_INPUTS
 from conforto.target import CLASSES
+
+ObjectArray = npt.NDArray[np.object_]
+IntArray = npt.NDArray[np.intp]
 
 #: Inputs without which a row is not scored.
 REQUIRED_INPUTS = ("ta",)
@@ -50,42 +55,47 @@ class PredictionSummary:
     flagged: int = 0
 
 
-def _checks(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def _add(target: ObjectArray, rows: IntArray, text: ObjectArray | str) -> None:
+    """Append ``text`` to the messages of ``rows``, separated by ``"; "``."""
+    if rows.size:
+        current = target[rows]
+        target[rows] = np.where(current == "", "", current + "; ") + text
+
+
+def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
     """Per-row reason (impossible values, missing ta) and flags (implausible, missing inputs)."""
-    reasons = pd.Series("", index=frame.index, dtype=object)
-    flags = pd.Series("", index=frame.index, dtype=object)
-
-    def add(target: pd.Series, mask: pd.Series, text: pd.Series | str) -> None:
-        if mask.any():
-            sep = np.where(target[mask] == "", "", "; ")
-            target[mask] = (
-                target[mask] + sep + (text[mask] if isinstance(text, pd.Series) else text)
-            )
-
+    n = len(frame)
+    reasons = np.full(n, "", dtype=object)
+    flags = np.full(n, "", dtype=object)
     for name in REQUIRED_INPUTS:
-        add(reasons, frame[name].isna(), f"missing {name}")
+        _add(reasons, np.flatnonzero(frame[name].isna().to_numpy()), f"missing {name}")
     for name, bounds in PHYSICAL_BOUNDS.items():
         if name not in frame.columns or name == "thermal_sensation":
             continue
-        values = frame[name]
-        impossible = (values < bounds.hard_min) | (values > bounds.hard_max)
-        soft = ((values < bounds.soft_min) | (values > bounds.soft_max)) & ~impossible
-        if impossible.any() or soft.any():  # format only the rows that need a message
-            text = values[impossible | soft].map(lambda v: f"{v:g}").astype(object)
-            text = text.reindex(values.index, fill_value="")
-            hard = f" outside {bounds.hard_min:g}..{bounds.hard_max:g} {bounds.unit}"
-            add(reasons, impossible, f"{name}=" + text + hard)
-            expected = f" implausible (expected {bounds.soft_min:g}..{bounds.soft_max:g})"
-            add(flags, soft, f"{name}=" + text + expected)
+        values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            impossible = np.flatnonzero((values < bounds.hard_min) | (values > bounds.hard_max))
+            soft = np.flatnonzero(
+                ((values < bounds.soft_min) | (values > bounds.soft_max))
+                & ~((values < bounds.hard_min) | (values > bounds.hard_max))
+            )
+        hard = f" outside {bounds.hard_min:g}..{bounds.hard_max:g} {bounds.unit}"
+        expected = f" implausible (expected {bounds.soft_min:g}..{bounds.soft_max:g})"
+        for rows, target, suffix in ((impossible, reasons, hard), (soft, flags, expected)):
+            if rows.size:  # format only the rows that need a message
+                text = np.array([f"{name}={v:g}{suffix}" for v in values[rows]], dtype=object)
+                _add(target, rows, text)
+    unscored = reasons != ""
     for name in EXPECTED_INPUTS:
         if name in frame.columns:
-            add(flags, frame[name].isna() & (reasons == ""), f"{name} missing")
+            missing = np.flatnonzero(frame[name].isna().to_numpy() & ~unscored)
         else:
-            add(flags, pd.Series(True, index=frame.index), f"{name} missing")
+            missing = np.arange(n)
+        _add(flags, missing, f"{name} missing")
     return reasons, flags
 
 
-def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
+def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pa.Table:
     """Score canonical rows; rows with a ``reason`` get empty prediction columns.
 
     Parameters
@@ -93,56 +103,61 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     model
         A loaded model.
     frame
-        Canonical columns, categories normalised, numeric columns as floats.
+        Canonical columns, numeric columns as floats; category spellings are normalised here.
 
     Returns
     -------
-    pandas.DataFrame
-        :data:`OUTPUT_COLUMNS`, one row per input row, same order.
+    pyarrow.Table
+        :data:`OUTPUT_COLUMNS` (``record_id`` only when ``frame`` has it), one row per input
+        row, same order.
     """
     reasons, flags = _checks(frame)
-    ok = (reasons == "").to_numpy()
+    ok = reasons == ""
     proba = np.full((len(frame), len(CLASSES)), np.nan)
     labels = np.full(len(frame), None, dtype=object)
     if ok.any():
         proba[ok] = model.predict_proba(frame.loc[ok], threads=0)
         names = np.array([c.value for c in CLASSES], dtype=object)
         labels[ok] = names[model.decide(proba[ok])]
-    out = pd.DataFrame(
-        {
-            "record_id": frame["record_id"].to_numpy() if "record_id" in frame.columns else None,
-            "predicted_class": labels,
-            "p_cool": proba[:, 0],
-            "p_neutral": proba[:, 1],
-            "p_warm": proba[:, 2],
-            "reason": reasons.to_numpy(),
-            "flags": flags.to_numpy(),
-        }
-    )
-    if "record_id" not in frame.columns:
-        out = out.drop(columns=["record_id"])
-    return out
+    columns = {
+        "predicted_class": pa.array(labels, pa.string()),
+        "p_cool": pa.array(proba[:, 0], from_pandas=True),
+        "p_neutral": pa.array(proba[:, 1], from_pandas=True),
+        "p_warm": pa.array(proba[:, 2], from_pandas=True),
+        "reason": pa.array(reasons, pa.string()),
+        "flags": pa.array(flags, pa.string()),
+    }
+    if "record_id" in frame.columns:
+        columns = {"record_id": pa.Array.from_pandas(frame["record_id"]), **columns}
+    return pa.table(columns)
 
 
-def _column_types(path: Path) -> dict[str, pa.DataType]:
-    """Types fixed from the header: numbers for the vocabulary's numeric columns, text otherwise.
+def _column_types(path: Path, wanted: set[str]) -> dict[str, pa.DataType]:
+    """The columns to read and their types, fixed from the header: numbers for the vocabulary's
+    numeric columns, text otherwise; columns that resolve to none of ``wanted`` are skipped.
 
-    Inferring them from the first block breaks on files whose later rows hold text where the
+    Inferring types from the first block breaks on files whose later rows hold text where the
     first rows held numbers (``subject_id`` in the database).
     """
     reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     names = reader.schema.names
     reader.close()
     numeric = set(NUMERIC)
-    return {n: pa.float64() if resolve_name(n) in numeric else pa.string() for n in names}
+    canonical = {n: resolve_name(n) for n in names}
+    return {
+        n: pa.float64() if c in numeric else pa.string()
+        for n, c in canonical.items()
+        if c in wanted
+    }
 
 
-def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(path: Path, rows: int, wanted: set[str]) -> Iterator[pd.DataFrame]:
     try:
+        types = _column_types(path, wanted)
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=1 << 22),
-            convert_options=pacsv.ConvertOptions(column_types=_column_types(path)),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)),
         )
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataSourceError(f"cannot read {path}: {str(exc).splitlines()[0]}.") from None
@@ -161,6 +176,14 @@ def _chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         ) from None
     if buffer:
         yield pa.Table.from_batches(buffer).to_pandas()
+
+
+def input_columns(model: ThermalModel) -> set[str]:
+    """Canonical columns batch prediction reads: the model's inputs, the physics inputs of its
+    derived features, every column with physical bounds (checked), ``record_id`` and
+    ``building_id``."""
+    inputs = {f.name for f in model.spec.features if f.kind != "derived"}
+    return inputs | set(PHYSICS_INPUTS) | set(PHYSICAL_BOUNDS) | {"record_id", "building_id"}
 
 
 def predict_file(
@@ -206,7 +229,7 @@ def predict_file(
     writer = None
     try:
         with open(fd, "wb") as sink:
-            for raw in _chunks(input_path, chunk_rows):
+            for raw in _chunks(input_path, chunk_rows, input_columns(model)):
                 frame = coerce_numeric(resolve_columns(raw), source=input_path.name)
                 validate_columns(list(frame.columns), REQUIRED_INPUTS)
                 if buildings is not None and "building_id" in frame.columns:
@@ -214,14 +237,13 @@ def predict_file(
                         c for c in buildings.columns if c != "building_id" and c in frame.columns
                     ]
                     frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
-                scored = score_frame(model, normalise_categories(frame))
-                table = pa.Table.from_pandas(scored, preserve_index=False)
+                table = score_frame(model, frame)
                 if writer is None:
                     writer = pacsv.CSVWriter(sink, table.schema)
                 writer.write_table(table)
-                summary.rows += len(scored)
-                summary.scored += int((scored["reason"] == "").sum())
-                summary.flagged += int((scored["flags"] != "").sum())
+                summary.rows += table.num_rows
+                summary.scored += table.num_rows - pc.sum(pc.not_equal(table["reason"], "")).as_py()
+                summary.flagged += pc.sum(pc.not_equal(table["flags"], "")).as_py()
             if writer is not None:
                 writer.close()
         if writer is None:

@@ -53,7 +53,7 @@ class TrainConfig(BaseModel):
     )
     search_trials: int = Field(4, ge=1, le=200, description="Optuna trials per fit.")
     inner_folds: int = Field(3, ge=2, le=10, description="Inner building-grouped folds for tuning.")
-    learning_rate: float = Field(0.06, gt=0, le=0.5)
+    learning_rate: float = Field(0.25, gt=0, le=0.5)
     max_rounds: int = Field(600, ge=10)
     early_stopping: int = Field(30, ge=5)
     threads: int = Field(2, ge=1)

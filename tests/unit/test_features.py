@@ -4,11 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conforto.comfort import adaptive_comfort_temperature, operative_temperature
 from conforto.features import (
     FEATURES,
-    adaptive_comfort_temperature,
     comfort_features,
-    operative_temperature,
     pmv_ppd,
 )
 
@@ -70,10 +69,12 @@ def test_comfort_features_rejects_unknown_names() -> None:
 
 
 def test_operative_temperature_weights_radiant_and_air() -> None:
-    assert operative_temperature([20.0], [30.0], [0.1])[0] == pytest.approx(25.0)
+    assert operative_temperature(np.array([20.0]), np.array([30.0]), np.array([0.1]))[
+        0
+    ] == pytest.approx(25.0)
 
 
 def test_adaptive_comfort_temperature_range() -> None:
-    t = adaptive_comfort_temperature([10.0, 33.5, 9.9, 33.6])
+    t = adaptive_comfort_temperature(np.array([10.0, 33.5, 9.9, 33.6]))
     assert t[:2].tolist() == pytest.approx([20.9, 28.185])
     assert np.isnan(t[2:]).all()

@@ -15,6 +15,7 @@ import gc
 import logging
 import math
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -280,7 +281,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         start = time.perf_counter()
         ready_predictor()
         assert batcher is not None  # noqa: S101 - set with the predictor
-        inputs = observation.model_dump()
+        inputs = observation.model_dump(exclude_none=True)
         result = await batcher.predict(inputs)
         record(result, inputs, start)
         return result
@@ -299,7 +300,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
                 f"{settings.serve.max_batch} per request",
             )
         start = time.perf_counter()
-        rows = [o.model_dump() for o in batch.observations]
+        rows = [o.model_dump(exclude_none=True) for o in batch.observations]
         results = ready_predictor().predict(rows)
         for result, inputs in zip(results, rows, strict=True):
             record(result, inputs, start)
@@ -388,7 +389,19 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     return app
 
 
+#: Modules the service never uses but its libraries import when installed: LightGBM imports
+#: scikit-learn (about 1 s with SciPy) only to offer its scikit-learn estimators.
+NOT_SERVED = ("sklearn",)
+
+
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (several workers): the model from CONFORTO_SERVE__MODEL."""
+    """Factory for ``uvicorn --factory``: the service process, one per worker.
+
+    The model comes from ``CONFORTO_SERVE__MODEL`` (default: production). Being a process entry
+    point, it also keeps :data:`NOT_SERVED` from being imported in this process (unless they
+    already are), which keeps start-up under 3 s.
+    """
+    for name in NOT_SERVED:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # `import` now fails fast
     settings = get_settings()
     return create_app(settings.serve.model, settings=settings)

@@ -166,7 +166,8 @@ class PredictionLog:
         inputs: dict[str, Any],
         latency_ms: float,
     ) -> bool:
-        """Queue one prediction (the API's response shape); False when the buffer is full.
+        """Queue one prediction (the API's response shape) and the inputs given (no ``None``s);
+        False when the buffer is full.
 
         Only references are queued here, on the request path; the row is built by the writer.
         """
@@ -188,7 +189,7 @@ class PredictionLog:
             "p_warm": p["warm"],
             "pmv": prediction.get("pmv"),
             "latency_ms": latency_ms,
-            "inputs": {k: v for k, v in inputs.items() if v is not None},
+            "inputs": inputs,
         }
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from conforto.artifact import ThermalModel
 from conforto.categories import normalise_value
-from conforto.features import comfort_arrays
+from conforto.features import PHYSICS_INPUTS, comfort_arrays
 from conforto.target import CLASSES
 
-_PHYSICS_INPUTS = ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")
 _NAMES = [c.value for c in CLASSES]
+#: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
+_normalise = lru_cache(maxsize=4096)(normalise_value)
 
 
 class Predictor:
@@ -32,76 +35,83 @@ class Predictor:
         self.model = model
         self.version = version
         self.features = model.spec.features
-        self.codes = {
-            f.name: {level: float(i) for i, level in enumerate(f.levels)}
-            for f in self.features
-            if f.kind == "categorical"
-        }
         self.derived = model.spec.derived
+        numeric = [f.name for f in self.features if f.kind == "numeric"]
+        #: Numeric inputs read from each observation: the model's and the physics features'.
+        self.columns = list(dict.fromkeys([*numeric, *PHYSICS_INPUTS]))
+        self.numeric = [
+            (j, self.columns.index(f.name))
+            for j, f in enumerate(self.features)
+            if f.kind == "numeric"
+        ]
+        self.categorical = [
+            (j, f.name, {level: float(i) for i, level in enumerate(f.levels)})
+            for j, f in enumerate(self.features)
+            if f.kind == "categorical"
+        ]
+        self.derived_at = [(j, f.name) for j, f in enumerate(self.features) if f.kind == "derived"]
+        self.physics = sorted(set(self.derived) | {"pmv_iso", "ppd_iso"})
+        self.adaptive = "t_cmf" in self.derived or "dt_cmf" in self.derived
 
     def matrix(
         self, observations: Sequence[dict[str, Any]]
     ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
         """The model matrix, the ISO 7730 PMV/PPD and the notes for each observation."""
-        n = len(observations)
-        notes: list[list[str]] = [[] for _ in range(n)]
-        inputs = {
-            c: np.array(
-                [o.get(c) if o.get(c) is not None else np.nan for o in observations],
-                dtype=np.float64,
-            )
-            for c in _PHYSICS_INPUTS
-        }
-        physics = comfort_arrays(inputs, sorted(set(self.derived) | {"pmv_iso", "ppd_iso"}))
+        table = np.array([[o.get(c) for c in self.columns] for o in observations], dtype=np.float64)
+        physics = comfort_arrays(
+            {c: table[:, self.columns.index(c)] for c in PHYSICS_INPUTS}, self.physics
+        )
+        out = np.full((len(observations), len(self.features)), np.nan)
+        for j, column in self.numeric:
+            out[:, j] = table[:, column]
+        for j, name in self.derived_at:
+            out[:, j] = physics[name]
+        notes: list[list[str]] = []
+        pmv_missing = np.isnan(physics["pmv_iso"]).tolist()
         for i, o in enumerate(observations):
+            row: list[str] = []
             if o.get("tr") is None:
-                notes[i].append("tr (mean radiant temperature) taken equal to ta")
-            if np.isnan(physics["pmv_iso"][i]):
-                notes[i].append("pmv/ppd not given: inputs outside ISO 7730's applicability")
-            if o.get("t_mot_isd") is None and ("t_cmf" in self.derived or "dt_cmf" in self.derived):
-                notes[i].append("no t_mot_isd: the adaptive comfort features are unknown")
-        out = np.full((n, len(self.features)), np.nan)
-        for j, feature in enumerate(self.features):
-            if feature.kind == "derived":
-                out[:, j] = physics[feature.name]
-            elif feature.kind == "numeric":
-                out[:, j] = [
-                    np.nan if o.get(feature.name) is None else o[feature.name] for o in observations
-                ]
-            else:
-                codes = self.codes[feature.name]
-                for i, o in enumerate(observations):
-                    value = normalise_value(feature.name, o.get(feature.name))
-                    if value is None:
-                        continue
-                    if value in codes:
-                        out[i, j] = codes[value]
-                    else:
-                        notes[i].append(
-                            f"{feature.name} {value!r} not seen in training: treated as unknown"
-                        )
+                row.append("tr (mean radiant temperature) taken equal to ta")
+            if pmv_missing[i]:
+                row.append("pmv/ppd not given: inputs outside ISO 7730's applicability")
+            if self.adaptive and o.get("t_mot_isd") is None:
+                row.append("no t_mot_isd: the adaptive comfort features are unknown")
+            for j, name, codes in self.categorical:
+                value = _normalise(name, o.get(name))
+                if value is None:
+                    continue
+                if value in codes:
+                    out[i, j] = codes[value]
+                else:
+                    row.append(f"{name} {value!r} not seen in training: treated as unknown")
+            notes.append(row)
         return out, physics, notes
 
     def predict(self, observations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Predictions in the API's response shape, one per observation, in order."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
-        decision = self.model.decide(proba)
-        results = []
-        for i in range(len(observations)):
-            pmv, ppd = physics["pmv_iso"][i], physics["ppd_iso"][i]
-            results.append(
-                {
-                    "prediction_id": uuid.uuid4().hex,
-                    "predicted_class": _NAMES[int(decision[i])],
-                    "probabilities": dict(zip(_NAMES, proba[i].tolist(), strict=True)),
-                    "model_version": self.version,
-                    "pmv": None if np.isnan(pmv) else round(float(pmv), 3),
-                    "ppd": None if np.isnan(ppd) else round(float(ppd), 2),
-                    "notes": notes[i],
-                }
-            )
-        return results
+        decisions = self.model.decide(proba).tolist()
+        rows = zip(
+            decisions,
+            proba.tolist(),
+            physics["pmv_iso"].tolist(),
+            physics["ppd_iso"].tolist(),
+            notes,
+            strict=True,
+        )
+        return [
+            {
+                "prediction_id": uuid.uuid4().hex,
+                "predicted_class": _NAMES[decision],
+                "probabilities": dict(zip(_NAMES, p, strict=True)),
+                "model_version": self.version,
+                "pmv": None if math.isnan(pmv) else round(pmv, 3),
+                "ppd": None if math.isnan(ppd) else round(ppd, 2),
+                "notes": row_notes,
+            }
+            for decision, p, pmv, ppd, row_notes in rows
+        ]
 
 
 class MicroBatcher:
