@@ -217,10 +217,10 @@ def fit_booster(
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, config.search_trials))
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    study.enqueue_trial(
+    study.enqueue_trial(  # the first guess: at learning rate 0.25 searches settle on 7-9 leaves
         {
-            "num_leaves": 31,
-            "min_data_in_leaf": 200,
+            "num_leaves": 11,
+            "min_data_in_leaf": 300,
             "feature_fraction": 0.7,
             "lambda_l2": 10.0,
             "cat_smooth": 50.0,

@@ -44,7 +44,7 @@ def _wait_empty(store: PredictionLog, timeout: float = 20.0) -> None:
 def test_round_trip_keeps_every_vote(log_url: str) -> None:
     store = PredictionLog(log_url, interval=0.05).start()
     first, second = _prediction(), _prediction("cool")
-    assert store.add_prediction(first, {"ta": 30.0, "rh": 60.0, "tr": None}, latency_ms=2.5)
+    assert store.add_prediction(first, {"ta": 30.0, "rh": 60.0}, latency_ms=2.5)
     assert store.add_prediction(second, {"ta": 18.0}, latency_ms=1.0)
     assert store.known(first["prediction_id"])  # still in the buffer
     assert store.add_feedback(first["prediction_id"], 1.5)
