@@ -54,7 +54,8 @@ def _float_rint(x: float) -> float:
 
 
 class Floats:
-    """The few NumPy functions the formulas use, for Python floats."""
+    """The few NumPy functions the formulas use, for Python floats (``where`` evaluates both
+    branches, as ``numpy.where`` does; math errors raise instead of giving NaN)."""
 
     exp = staticmethod(math.exp)
     sqrt = staticmethod(math.sqrt)
@@ -239,7 +240,19 @@ def _surface_arrays(
 
 
 def ppd_from_pmv(pmv: Any, xp: Any = np) -> Any:
-    """Predicted percentage dissatisfied after ISO 7730 [%].
+    """Predicted percentage dissatisfied after ISO 7730.
+
+    Parameters
+    ----------
+    pmv
+        Predicted mean vote [-].
+    xp
+        ``numpy`` for arrays, :class:`Floats` for Python floats.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        PPD [%], 5 % at PMV 0.
 
     Examples
     --------
@@ -252,9 +265,32 @@ def ppd_from_pmv(pmv: Any, xp: Any = np) -> Any:
 def pmv_ppd_limited(
     ta: Any, tr: Any, vel: Any, rh: Any, met: Any, clo: Any, xp: Any = np
 ) -> tuple[Any, Any]:
-    """PMV [-] and PPD [%] after ISO 7730 from measured air speed and static clothing, NaN
-    outside ISO 7730's applicability (:data:`ISO_7730_LIMITS`), as pythermalcomfort's
-    ``pmv_ppd_iso(limit_inputs=True)`` gives them."""
+    """PMV and PPD after ISO 7730 from the measured air speed and the static clothing, within
+    ISO 7730's applicability, as pythermalcomfort's ``pmv_ppd_iso(limit_inputs=True)`` gives
+    them after ``v_relative`` and ``clo_dynamic_ashrae``.
+
+    Parameters
+    ----------
+    ta, tr
+        Air and mean radiant temperature [°C].
+    vel
+        Measured air speed [m/s].
+    rh
+        Relative humidity [%].
+    met
+        Metabolic rate [met].
+    clo
+        Clothing insulation [clo].
+    xp
+        ``numpy`` for arrays, :class:`Floats` for Python floats.
+
+    Returns
+    -------
+    tuple
+        ``(pmv [-], ppd [%])``, NaN outside :data:`ISO_7730_LIMITS` (air and radiant
+        temperature, relative air speed, metabolic rate, dynamic clothing, vapour pressure and
+        PMV itself).
+    """
     vr, clo_dynamic = relative_air_speed(vel, met, xp), dynamic_clothing(clo, met, xp)
     pmv = pmv_iso_7730(ta, tr, vr, rh, met, clo_dynamic, xp)
     pa = rh * 10.0 * xp.exp(16.6536 - 4030.183 / (ta + 235.0))

@@ -73,12 +73,9 @@ def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
         if name not in frame.columns or name == "thermal_sensation":
             continue
         values = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            impossible = np.flatnonzero((values < bounds.hard_min) | (values > bounds.hard_max))
-            soft = np.flatnonzero(
-                ((values < bounds.soft_min) | (values > bounds.soft_max))
-                & ~((values < bounds.hard_min) | (values > bounds.hard_max))
-            )
+        outside = (values < bounds.hard_min) | (values > bounds.hard_max)
+        unusual = ((values < bounds.soft_min) | (values > bounds.soft_max)) & ~outside
+        impossible, soft = np.flatnonzero(outside), np.flatnonzero(unusual)
         hard = f" outside {bounds.hard_min:g}..{bounds.hard_max:g} {bounds.unit}"
         expected = f" implausible (expected {bounds.soft_min:g}..{bounds.soft_max:g})"
         for rows, target, suffix in ((impossible, reasons, hard), (soft, flags, expected)):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from pythermalcomfort.clothing import clo_dynamic_ashrae
@@ -96,15 +93,3 @@ def test_a_few_rows_on_floats_give_what_many_rows_on_arrays_give(
             np.testing.assert_allclose(
                 values, many[name][start : start + SCALAR_ROWS], rtol=0, atol=1e-10, err_msg=name
             )
-
-
-def test_serving_features_do_not_import_pythermalcomfort() -> None:
-    """The service's start-up budget has no room for pythermalcomfort's 2 s import."""
-    code = (
-        "import sys, conforto.serving.app, conforto.features; "
-        "print(sorted(m for m in sys.modules if m.startswith(('pythermalcomfort', 'numba'))))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"

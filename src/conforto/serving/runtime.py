@@ -39,6 +39,7 @@ class Predictor:
         numeric = [f.name for f in self.features if f.kind == "numeric"]
         #: Numeric inputs read from each observation: the model's and the physics features'.
         self.columns = list(dict.fromkeys([*numeric, *PHYSICS_INPUTS]))
+        self.physics_at = {c: self.columns.index(c) for c in PHYSICS_INPUTS}
         self.numeric = [
             (j, self.columns.index(f.name))
             for j, f in enumerate(self.features)
@@ -57,10 +58,10 @@ class Predictor:
         self, observations: Sequence[dict[str, Any]]
     ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
         """The model matrix, the ISO 7730 PMV/PPD and the notes for each observation."""
-        table = np.array([[o.get(c) for c in self.columns] for o in observations], dtype=np.float64)
-        physics = comfort_arrays(
-            {c: table[:, self.columns.index(c)] for c in PHYSICS_INPUTS}, self.physics
-        )
+        table = np.array(  # None (not given) becomes NaN
+            [[o.get(c) for c in self.columns] for o in observations], dtype=np.float64
+        ).reshape(len(observations), len(self.columns))
+        physics = comfort_arrays({c: table[:, i] for c, i in self.physics_at.items()}, self.physics)
         out = np.full((len(observations), len(self.features)), np.nan)
         for j, column in self.numeric:
             out[:, j] = table[:, column]
