@@ -59,8 +59,6 @@ class Floats:
 
     exp = staticmethod(math.exp)
     sqrt = staticmethod(math.sqrt)
-    abs = staticmethod(abs)
-    maximum = staticmethod(max)
     rint = staticmethod(_float_rint)
 
     @staticmethod

@@ -54,28 +54,10 @@ def pmv_ppd(
     met: npt.ArrayLike,
     clo: npt.ArrayLike,
 ) -> tuple[FloatArray, FloatArray]:
-    """PMV and PPD after ISO 7730, the way the database computed its own ``pmv`` column.
-
-    The measured air speed becomes the relative air speed and the clothing insulation the
-    dynamic one (see :func:`conforto.comfort.pmv_ppd_limited`).
-
-    Parameters
-    ----------
-    ta, tr
-        Air and mean radiant temperature [°C].
-    vel
-        Measured air speed [m/s].
-    rh
-        Relative humidity [%].
-    met
-        Metabolic rate [met].
-    clo
-        Clothing insulation [clo].
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(pmv [-], ppd [%])``, NaN where an input is missing or outside ISO 7730's limits.
+    """PMV [-] and PPD [%] after ISO 7730, the way the database computed its own ``pmv``
+    column: :func:`conforto.comfort.pmv_ppd_limited` (same parameters and units) for any
+    array-likes, broadcast together and returned as float arrays; NaN where an input is missing
+    or outside ISO 7730's limits.
 
     Examples
     --------
