@@ -90,6 +90,23 @@ def _wrk(url: str, seconds: int, script: Path | None, cpu: int | None) -> dict[s
     }
 
 
+def _backlog(url: str) -> float:
+    """Rows of the prediction log not yet written, from the service's own metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = re.search(r"^conforto_prediction_log_buffer_rows(?:\{[^}]*\})? ([\d.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def _drain(url: str, limit: float = 120.0) -> tuple[float, float]:
+    """The log's backlog when the load stops, and the seconds until it is written."""
+    start = time.perf_counter()
+    waiting = left = _backlog(url)
+    while left and time.perf_counter() - start < limit:
+        time.sleep(0.1)
+        left = _backlog(url)
+    return waiting, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -127,6 +144,7 @@ def main() -> None:
         try:
             health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None, load_cpu)
             predict = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script, load_cpu)
+            backlog, drained = _drain(f"http://127.0.0.1:{port}")
         finally:
             fast.terminate()
             fast.wait(timeout=20)
@@ -170,6 +188,10 @@ def main() -> None:
     print(
         f"/predict vs /health: {predict['rps'] / health['rps']:.0%}; "
         f"conforto vs naive: {predict['rps'] / slow['rps']:.1f}x"
+    )
+    print(
+        f"prediction log: {backlog:.0f} rows waiting when the load stopped, "
+        f"written {drained:.1f} s later"
     )
 
 

@@ -5,6 +5,7 @@ Nested groups use ``__`` as delimiter, e.g. ``CONFORTO_DOWNLOAD__RETRIES=5``.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -89,6 +90,18 @@ class ServeSettings(BaseModel):
     poll_seconds: float = Field(
         5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
     )
+
+    @field_validator("log_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        # The full parse (and the driver) is checked where the log is opened: the service
+        # itself never imports SQLAlchemy.
+        if value is not None and not re.match(r"[A-Za-z][\w+]*://", value):
+            raise ValueError(
+                "not a SQLAlchemy database URL: write dialect[+driver]://..., e.g. "
+                "sqlite:///predictions.db or postgresql+psycopg://user@host/db"
+            )
+        return value
 
 
 class Settings(BaseSettings):

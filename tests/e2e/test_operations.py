@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from conforto.registry import open_registry
-from conforto.serving.predlog import feedback, predictions
+from conforto.serving.logdb import feedback, predictions
 from conforto.settings import get_settings
 from tests.conftest import table_rows
 

@@ -1,24 +1,29 @@
-"""The prediction log on a real SQLite file and a real PostgreSQL server."""
+"""The prediction log on a real SQLite file and a real PostgreSQL server, written from this
+process and from a child process."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError
-from conforto.serving.predlog import (
+from conforto.serving.logdb import (
     SCHEMA_VERSION,
-    LogCounters,
-    PredictionLog,
+    LogDatabase,
     feedback,
     migrate,
     predictions,
     schema,
 )
+from conforto.serving.logprocess import LogProcess
+from conforto.serving.predlog import LogCounters, LogUnavailable, PredictionLog
 from tests.conftest import table_rows
 
 pytestmark = pytest.mark.integration
@@ -34,6 +39,12 @@ def _prediction(label: str = "warm") -> dict[str, Any]:
     }
 
 
+@pytest.fixture(params=["database", "process"])
+def sink(request: pytest.FixtureRequest) -> Any:
+    """Make the log's sink for a URL: the database in this process, or in a child process."""
+    return LogDatabase if request.param == "database" else LogProcess
+
+
 def _wait_empty(store: PredictionLog, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while store.buffered and time.monotonic() < deadline:
@@ -41,8 +52,8 @@ def _wait_empty(store: PredictionLog, timeout: float = 20.0) -> None:
     assert store.buffered == 0, f"{store.buffered} rows still buffered"
 
 
-def test_round_trip_keeps_every_vote(log_url: str) -> None:
-    store = PredictionLog(log_url, interval=0.05).start()
+def test_round_trip_keeps_every_vote(log_url: str, sink: Any) -> None:
+    store = PredictionLog(sink(log_url), interval=0.05).start()
     first, second = _prediction(), _prediction("cool")
     assert store.add_prediction(first, {"ta": 30.0, "rh": 60.0}, latency_ms=2.5)
     assert store.add_prediction(second, {"ta": 18.0}, latency_ms=1.0)
@@ -63,8 +74,8 @@ def test_round_trip_keeps_every_vote(log_url: str) -> None:
     assert votes == [1.5, 2.0]
 
 
-def test_close_flushes_what_is_buffered(log_url: str) -> None:
-    store = PredictionLog(log_url, interval=30.0)  # the writer thread is never started
+def test_close_flushes_what_is_buffered(log_url: str, sink: Any) -> None:
+    store = PredictionLog(sink(log_url), interval=30.0)  # the writer thread is never started
     for _ in range(1200):
         store.add_prediction(_prediction(), {"ta": 22.0}, latency_ms=1.0)
     assert store.close() == 0
@@ -82,13 +93,14 @@ def test_schema_is_created_once_and_versioned(log_url: str) -> None:
     engine.dispose()
 
 
-def test_database_down_keeps_rows_then_writes_them(postgres: Any) -> None:
+def test_database_down_keeps_rows_then_writes_them(postgres: Any, sink: Any) -> None:
     events: dict[str, int] = {"failed": 0, "dropped": 0}
     counters = LogCounters(
         failed=lambda: events.__setitem__("failed", events["failed"] + 1),
         dropped=lambda: events.__setitem__("dropped", events["dropped"] + 1),
     )
-    store = PredictionLog(postgres.url, capacity=50, interval=0.05, counters=counters).start()
+    store = PredictionLog(sink(postgres.url), capacity=50, interval=0.05, counters=counters)
+    store.start()
     store.add_prediction(_prediction(), {"ta": 20.0}, latency_ms=1.0)
     _wait_empty(store)
     postgres.stop()
@@ -99,7 +111,7 @@ def test_database_down_keeps_rows_then_writes_them(postgres: Any) -> None:
     time.sleep(0.5)
     assert events["failed"] >= 1
     assert store.buffered == 50
-    with pytest.raises(sa.exc.OperationalError):
+    with pytest.raises(LogUnavailable, match="OperationalError"):
         store.known(uuid.uuid4().hex)  # the service answers 503, not 404, then
     postgres.start()
     _wait_empty(store)
@@ -107,3 +119,56 @@ def test_database_down_keeps_rows_then_writes_them(postgres: Any) -> None:
     ids = {r["prediction_id"] for r in table_rows(postgres.url, predictions)}
     assert {p["prediction_id"] for p in kept[:50]} <= ids
     assert len(ids) == 51
+
+
+def test_writer_process_that_dies_is_started_again_and_nothing_is_lost(log_url: str) -> None:
+    process = LogProcess(log_url)
+    store = PredictionLog(process, interval=0.05).start()
+    store.add_prediction(_prediction(), {"ta": 21.0}, latency_ms=1.0)
+    _wait_empty(store)
+    first = process.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    later = [_prediction() for _ in range(20)]
+    for p in later:
+        store.add_prediction(p, {"ta": 23.0}, latency_ms=1.0)
+    _wait_empty(store)
+    assert store.failures >= 1  # the dead child's pipe failed one write; the rows waited
+    assert process.pid not in (None, first)
+    assert store.close() == 0
+    ids = {r["prediction_id"] for r in table_rows(log_url, predictions)}
+    assert {p["prediction_id"] for p in later} <= ids
+    assert len(ids) == 21
+
+
+def test_writer_process_exits_on_close(tmp_path: Path) -> None:
+    process = LogProcess(f"sqlite:///{tmp_path / 'log.db'}")
+    assert not process.has_prediction(uuid.uuid4().hex)
+    pid = process.pid
+    assert pid is not None
+    process.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert process.pid is None
+
+
+def _refused(store: PredictionLog, reason: str) -> None:
+    """One row, one write refused for ``reason``; the row stays for the next try."""
+    store.add_prediction(_prediction(), {"ta": 22.0}, latency_ms=1.0)
+    with pytest.raises(LogUnavailable, match=reason):
+        store.flush()
+    assert store.buffered == 1
+    assert store.close(timeout=0.1) == 1
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://host/db"])
+def test_unusable_url_names_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError, match="CONFORTO_SERVE__LOG_URL"):
+        LogDatabase(url)
+    # in the child process, every call says so until the settings are fixed
+    _refused(PredictionLog(LogProcess(url), interval=30.0), "CONFORTO_SERVE__LOG_URL")
+
+
+def test_unreachable_database_keeps_the_rows(sink: Any) -> None:
+    url = "sqlite:////nonexistent-folder/sub/log.db"
+    _refused(PredictionLog(sink(url), interval=30.0), "OperationalError")

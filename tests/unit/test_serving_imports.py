@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from conforto.serving.logdb import predictions
+from tests.conftest import table_rows
 
 
 def _run(code: str) -> dict[str, object]:
@@ -32,3 +36,50 @@ def test_service_process_keeps_scikit_learn_out_and_lightgbm_works(trained_model
     assert found["sklearn"] is False
     assert isinstance(found["trees"], int)
     assert found["trees"] > 0
+
+
+CHILDREN = """
+import json, os, sys, time
+from fastapi.testclient import TestClient
+from conforto.serving.app import app_from_env
+
+def children():  # command line -> niceness of this process's children
+    found = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            stat = open(f'/proc/{pid}/stat').read()
+            cmdline = open(f'/proc/{pid}/cmdline').read().replace(chr(0), ' ')
+        except OSError:
+            continue
+        fields = stat.rsplit(')', 1)[1].split()
+        if int(fields[1]) == os.getpid():
+            found[cmdline] = int(fields[16])
+    return found
+
+with TestClient(app_from_env()) as client:
+    status = client.post('/predict', json=dict(ta=24.0, rh=50.0, vel=0.1, met=1.1, clo=0.6))
+    for _ in range(100):  # the child lowers its priority as it starts
+        writers = children()
+        if any(nice == 19 for nice in writers.values()):
+            break
+        time.sleep(0.1)
+print(json.dumps({'status': status.status_code, 'writers': writers,
+                  'sqlalchemy': 'sqlalchemy' in sys.modules}))
+"""
+
+
+def test_prediction_log_is_written_by_a_low_priority_child_process(
+    trained_model: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    monkeypatch.setenv("CONFORTO_SERVE__MODEL", str(trained_model))
+    monkeypatch.setenv("CONFORTO_SERVE__LOG_URL", url)
+    found = _run(CHILDREN)
+    assert found["status"] == 200
+    assert found["sqlalchemy"] is False  # the service process never loads the database code
+    writers = found["writers"]
+    assert isinstance(writers, dict)
+    assert [
+        nice for command, nice in writers.items() if "conforto.serving.logprocess" in command
+    ] == [19]
+    assert len(table_rows(url, predictions)) == 1  # and yet the row is stored

@@ -20,13 +20,20 @@ def test_settings_read_prefixed_and_nested_env(
     assert settings.data_cache == settings.home / "cache"
 
 
-def test_settings_refuse_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONFORTO_DOWNLOAD__MEASUREMENTS_SHA256", "not-a-digest")
-    with pytest.raises(ValidationError, match="64 hex digits"):
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("CONFORTO_DOWNLOAD__MEASUREMENTS_SHA256", "not-a-digest", "64 hex digits"),
+        ("CONFORTO_SERVE__LOG_URL", "predictions.db", "not a SQLAlchemy database URL"),
+    ],
+)
+def test_settings_refuse_bad_values(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=reason):
         Settings()
-    with pytest.raises(
-        ConfigError, match=r"CONFORTO_DOWNLOAD__MEASUREMENTS_SHA256: .*64 hex digits"
-    ):
+    with pytest.raises(ConfigError, match=f"{variable}: .*{reason}"):
         get_settings()
 
 

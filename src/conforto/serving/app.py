@@ -28,13 +28,13 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 import conforto
 from conforto.errors import ConfortoError
 from conforto.serving import metrics
-from conforto.serving.predlog import PredictionLog
+from conforto.serving.logprocess import LogProcess
+from conforto.serving.predlog import LogUnavailable, PredictionLog
 from conforto.serving.runtime import MicroBatcher, Predictor
 from conforto.serving.schemas import (
     BatchRequest,
@@ -208,7 +208,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
             batcher = MicroBatcher(runtime.predictor)
             metrics.set_model(runtime.predictor.version)
         predlog = PredictionLog(
-            settings.prediction_log_url,
+            LogProcess(settings.prediction_log_url).start(),
             capacity=settings.serve.log_capacity,
             counters=metrics.LOG_COUNTERS,
         ).start()
@@ -320,7 +320,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         assert predlog is not None  # noqa: S101 - started with the app
         try:
             known = await to_thread.run_sync(predlog.known, vote.prediction_id)
-        except SQLAlchemyError as exc:
+        except LogUnavailable as exc:
             log.warning("feedback: the prediction log cannot be asked: %s", exc)
             raise HTTPException(
                 503, "the prediction log's database cannot be reached: send the vote again later"

@@ -1,10 +1,12 @@
-"""The prediction log: every prediction and feedback vote, stored through SQLAlchemy.
+"""The prediction log: every prediction and feedback vote, buffered here and stored in batches.
 
-Requests only append to an in-memory buffer; a background thread writes it in batches (one
-transaction per batch). When the database is down, predictions are still served: rows wait in
-the bounded buffer and the write is retried with back-off; rows that do not fit are counted as
-dropped, never silently. Closing flushes what is left. SQLite (the default, a file under
-``CONFORTO_HOME``) and PostgreSQL (several instances writing to one database) both work.
+Requests only append to an in-memory buffer; a background thread hands it to a sink in batches
+(one transaction per batch): :class:`~conforto.serving.logdb.LogDatabase` in this process, or
+:class:`~conforto.serving.logprocess.LogProcess`, the same database in a child process (the
+service's choice: SQLAlchemy's per-row work then never holds this process's GIL). When the
+database is down, predictions are still served: rows wait in the bounded buffer and the write
+is retried with back-off; rows that do not fit are counted as dropped, never silently. Closing
+flushes what is left. This module imports no database code.
 """
 
 from __future__ import annotations
@@ -13,77 +15,34 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
-
-import sqlalchemy as sa
-
-from conforto.errors import ConfigError
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("prediction_id", sa.String(32), primary_key=True),
-    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("model_version", sa.String(64), nullable=False),
-    sa.Column("predicted_class", sa.String(8), nullable=False),
-    sa.Column("p_cool", sa.Float, nullable=False),
-    sa.Column("p_neutral", sa.Float, nullable=False),
-    sa.Column("p_warm", sa.Float, nullable=False),
-    sa.Column("pmv", sa.Float),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("inputs", sa.JSON, nullable=False),
-)
-feedback = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
-    sa.Column("thermal_sensation", sa.Float, nullable=False),
-    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
-)
-schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
-
-#: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 1
-#: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+#: A row as queued: its table (``"predictions"`` or ``"feedback"``) and the values given.
+#: A prediction is ``(response, inputs, latency_ms, created)``, a vote
+#: ``(prediction_id, thermal_sensation, created)``; ``created`` in seconds since the epoch.
+Queued = tuple[str, tuple[Any, ...]]
 
 
-def migrate(engine: sa.Engine) -> int:
-    """Create the missing tables and bring an older schema up to :data:`SCHEMA_VERSION`.
+class LogUnavailable(Exception):  # noqa: N818 - reads as what happened, like TimeoutError
+    """The prediction log's database cannot take or answer a request now."""
 
-    Returns
-    -------
-    int
-        The schema version before migrating (0 for a new database).
 
-    Raises
-    ------
-    ConfigError
-        When the database was written by a newer conforto.
-    """
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-        found = conn.execute(sa.select(sa.func.max(schema.c.version))).scalar()
-        before = int(found or 0)
-        if before > SCHEMA_VERSION:
-            raise ConfigError(
-                f"the prediction log {engine.url.render_as_string()} has schema version {before}, "
-                f"newer than this conforto's {SCHEMA_VERSION}: upgrade conforto."
-            )
-        for version in range(max(before, 1), SCHEMA_VERSION):
-            MIGRATIONS[version](conn)
-        if before < SCHEMA_VERSION:
-            conn.execute(sa.delete(schema))
-            conn.execute(sa.insert(schema).values(version=SCHEMA_VERSION))
-    return before
+class LogSink(Protocol):
+    """Where the buffer's batches go."""
+
+    def write(self, batch: Sequence[Queued]) -> None:
+        """Store the rows in one transaction, or raise :class:`LogUnavailable`."""
+
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction is stored; :class:`LogUnavailable` when it cannot be told."""
+
+    def close(self) -> None:
+        """Release connections (and processes)."""
 
 
 @dataclass
@@ -97,12 +56,13 @@ class LogCounters:
 
 
 class PredictionLog:
-    """Buffered, batched writes of predictions and feedback to a SQL database.
+    """Buffered, batched writes of predictions and feedback to a sink.
 
     Parameters
     ----------
-    url
-        SQLAlchemy database URL.
+    sink
+        Where batches are stored: a :class:`~conforto.serving.logdb.LogDatabase` or a
+        :class:`~conforto.serving.logprocess.LogProcess`. Closed with the log.
     capacity
         Most rows held in memory while the database cannot take them [rows].
     batch_size
@@ -115,31 +75,29 @@ class PredictionLog:
 
     def __init__(
         self,
-        url: str,
+        sink: LogSink,
         *,
         capacity: int = 100_000,
         batch_size: int = 500,
         interval: float = 0.2,
         counters: LogCounters | None = None,
     ) -> None:
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self.sink = sink
         self.capacity = capacity
         self.batch_size = batch_size
         self.interval = interval
         self.counters = counters or LogCounters()
-        self._buffer: deque[tuple[sa.Table, Any]] = deque()
+        self._buffer: deque[Queued] = deque()
         self._pending: set[str] = set()  # prediction ids still in the buffer
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._migrated = False
-        self._schema_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="conforto-predlog", daemon=True)
         self.written = 0
         self.failures = 0
         self.dropped = 0
 
     def start(self) -> PredictionLog:
-        """Start the writer thread (the schema is created on its first successful write)."""
+        """Start the writer thread."""
         self._thread.start()
         return self
 
@@ -148,15 +106,15 @@ class PredictionLog:
         """Rows waiting to be written."""
         return len(self._buffer)
 
-    def _add(self, table: sa.Table, row: Any) -> bool:
+    def _add(self, row: Queued) -> bool:
         with self._lock:
             if len(self._buffer) >= self.capacity:
                 self.dropped += 1
                 self.counters.dropped()
                 return False
-            self._buffer.append((table, row))
-            if table is predictions:
-                self._pending.add(row[0]["prediction_id"])
+            self._buffer.append(row)
+            if row[0] == "predictions":
+                self._pending.add(row[1][0]["prediction_id"])
             self.counters.buffered(len(self._buffer))
         return True
 
@@ -169,62 +127,23 @@ class PredictionLog:
         """Queue one prediction (the API's response shape) and the inputs given (no ``None``s);
         False when the buffer is full.
 
-        Only references are queued here, on the request path; the row is built by the writer.
+        Only references are queued here, on the request path; the row is built by the sink.
         """
-        return self._add(predictions, (prediction, inputs, latency_ms, time.time()))
-
-    @staticmethod
-    def _prediction_row(
-        queued: tuple[dict[str, Any], dict[str, Any], float, float],
-    ) -> dict[str, Any]:
-        prediction, inputs, latency_ms, created = queued
-        p = prediction["probabilities"]
-        return {
-            "prediction_id": prediction["prediction_id"],
-            "created": datetime.fromtimestamp(created, UTC),
-            "model_version": prediction["model_version"],
-            "predicted_class": prediction["predicted_class"],
-            "p_cool": p["cool"],
-            "p_neutral": p["neutral"],
-            "p_warm": p["warm"],
-            "pmv": prediction.get("pmv"),
-            "latency_ms": latency_ms,
-            "inputs": inputs,
-        }
+        return self._add(("predictions", (prediction, inputs, latency_ms, time.time())))
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Queue an occupant's vote for a prediction; False when the buffer is full."""
-        return self._add(
-            feedback,
-            {
-                "prediction_id": prediction_id,
-                "thermal_sensation": thermal_sensation,
-                "created": datetime.now(UTC),
-            },
-        )
+        return self._add(("feedback", (prediction_id, thermal_sensation, time.time())))
 
     def known(self, prediction_id: str) -> bool:
         """Whether a prediction id is in the buffer or the database.
 
         Raises
         ------
-        sqlalchemy.exc.SQLAlchemyError
+        LogUnavailable
             When the database cannot be asked.
         """
-        if prediction_id in self._pending:
-            return True
-        self._ensure_schema()
-        query = sa.select(predictions.c.prediction_id).where(
-            predictions.c.prediction_id == prediction_id
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
-
-    def _ensure_schema(self) -> None:
-        with self._schema_lock:  # the writer thread and a request may both get here first
-            if not self._migrated:
-                migrate(self.engine)
-                self._migrated = True
+        return prediction_id in self._pending or self.sink.has_prediction(prediction_id)
 
     def flush(self) -> int:
         """Write one batch from the buffer in one transaction; rows leave it only once stored.
@@ -236,32 +155,38 @@ class PredictionLog:
 
         Raises
         ------
-        sqlalchemy.exc.SQLAlchemyError
+        LogUnavailable
             When the database refuses; the rows stay buffered.
         """
         with self._lock:
             batch = list(islice(self._buffer, self.batch_size))
         if not batch:
             return 0
-        self._ensure_schema()
-        rows: dict[str, list[dict[str, Any]]] = {"predictions": [], "feedback": []}
-        for table, row in batch:
-            rows[table.name].append(self._prediction_row(row) if table is predictions else row)
-        with self.engine.begin() as conn:  # predictions first: feedback may refer to them
-            for table in (predictions, feedback):
-                if rows[table.name]:
-                    conn.execute(sa.insert(table), rows[table.name])
+        self.sink.write(batch)
+        written = {"predictions": 0, "feedback": 0}
         with self._lock:
             for _ in batch:
                 self._buffer.popleft()
-            for row in rows["predictions"]:
-                self._pending.discard(row["prediction_id"])
+            for table, queued in batch:
+                written[table] += 1
+                if table == "predictions":
+                    self._pending.discard(queued[0]["prediction_id"])
             self.counters.buffered(len(self._buffer))
         self.written += len(batch)
-        for name, table_rows in rows.items():
-            if table_rows:
-                self.counters.written(name, len(table_rows))
+        for table, rows in written.items():
+            if rows:
+                self.counters.written(table, rows)
         return len(batch)
+
+    def _failed(self, exc: LogUnavailable, retry: float) -> None:
+        self.failures += 1
+        self.counters.failed()
+        log.warning(
+            "prediction log: write failed (%s); %d rows wait for a retry in %.1f s",
+            exc,
+            self.buffered,
+            retry,
+        )
 
     def _run(self) -> None:
         backoff = self.interval
@@ -269,15 +194,8 @@ class PredictionLog:
             try:
                 written = self.flush()
                 backoff = self.interval
-            except sa.exc.SQLAlchemyError as exc:
-                self.failures += 1
-                self.counters.failed()
-                log.warning(
-                    "prediction log: write failed (%s); %d rows wait for a retry in %.1f s",
-                    type(exc).__name__,
-                    self.buffered,
-                    backoff,
-                )
+            except LogUnavailable as exc:
+                self._failed(exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
@@ -285,7 +203,7 @@ class PredictionLog:
                 self._stop.wait(self.interval)
 
     def close(self, timeout: float = 10.0) -> int:
-        """Stop the writer and flush what is left (retrying for up to ``timeout`` s).
+        """Stop the writer, flush what is left (retrying for up to ``timeout`` s), close the sink.
 
         Returns
         -------
@@ -299,12 +217,10 @@ class PredictionLog:
         while self._buffer and time.monotonic() < deadline:
             try:
                 self.flush()
-            except sa.exc.SQLAlchemyError as exc:
-                self.failures += 1
-                self.counters.failed()
-                log.warning("prediction log: final flush failed (%s); retrying", exc)
+            except LogUnavailable as exc:
+                self._failed(exc, 0.5)
                 time.sleep(0.5)
         if self._buffer:
             log.error("prediction log: %d rows could not be written before exit", self.buffered)
-        self.engine.dispose()
+        self.sink.close()
         return self.buffered

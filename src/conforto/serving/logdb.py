@@ -1,0 +1,188 @@
+"""The prediction log's database: tables, schema versions, batched inserts and lookups.
+
+SQLite (the default, a file under ``CONFORTO_HOME``) and PostgreSQL (several instances writing
+to one database) both work. The service reaches this module through :mod:`.logprocess`, in a
+process of its own; nothing here runs on the request path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from conforto.errors import ConfigError, ConfortoError
+from conforto.serving.predlog import LogUnavailable, Queued
+
+metadata = sa.MetaData()
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("predicted_class", sa.String(8), nullable=False),
+    sa.Column("p_cool", sa.Float, nullable=False),
+    sa.Column("p_neutral", sa.Float, nullable=False),
+    sa.Column("p_warm", sa.Float, nullable=False),
+    sa.Column("pmv", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+)
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
+    sa.Column("thermal_sensation", sa.Float, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
+schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
+
+#: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
+SCHEMA_VERSION = 1
+#: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Create the missing tables and bring an older schema up to :data:`SCHEMA_VERSION`.
+
+    Returns
+    -------
+    int
+        The schema version before migrating (0 for a new database).
+
+    Raises
+    ------
+    ConfigError
+        When the database was written by a newer conforto.
+    """
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        found = conn.execute(sa.select(sa.func.max(schema.c.version))).scalar()
+        before = int(found or 0)
+        if before > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the prediction log {engine.url.render_as_string()} has schema version {before}, "
+                f"newer than this conforto's {SCHEMA_VERSION}: upgrade conforto."
+            )
+        for version in range(max(before, 1), SCHEMA_VERSION):
+            MIGRATIONS[version](conn)
+        if before < SCHEMA_VERSION:
+            conn.execute(sa.delete(schema))
+            conn.execute(sa.insert(schema).values(version=SCHEMA_VERSION))
+    return before
+
+
+def _prediction_row(queued: tuple[Any, ...]) -> dict[str, Any]:
+    prediction, inputs, latency_ms, created = queued
+    p = prediction["probabilities"]
+    return {
+        "prediction_id": prediction["prediction_id"],
+        "created": datetime.fromtimestamp(created, UTC),
+        "model_version": prediction["model_version"],
+        "predicted_class": prediction["predicted_class"],
+        "p_cool": p["cool"],
+        "p_neutral": p["neutral"],
+        "p_warm": p["warm"],
+        "pmv": prediction.get("pmv"),
+        "latency_ms": latency_ms,
+        "inputs": inputs,
+    }
+
+
+def _feedback_row(queued: tuple[Any, ...]) -> dict[str, Any]:
+    prediction_id, thermal_sensation, created = queued
+    return {
+        "prediction_id": prediction_id,
+        "thermal_sensation": thermal_sensation,
+        "created": datetime.fromtimestamp(created, UTC),
+    }
+
+
+class LogDatabase:
+    """The prediction log's tables in one database, created (or migrated) on first use.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy database URL, e.g. ``sqlite:///predictions.db`` or
+        ``postgresql+psycopg://user@host/db``.
+
+    Raises
+    ------
+    ConfigError
+        When the URL cannot be parsed or its database driver is not installed.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:  # NoSuchModuleError is both
+            raise ConfigError(
+                f"the prediction log's URL cannot be used ({exc}): set CONFORTO_SERVE__LOG_URL "
+                "to a SQLAlchemy URL, e.g. sqlite:///predictions.db or "
+                "postgresql+psycopg://user@host/db"
+            ) from None
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    def _ensure_schema(self) -> None:
+        with self._lock:  # two threads may both get here first
+            if not self._migrated:
+                migrate(self.engine)
+                self._migrated = True
+
+    def write(self, batch: Sequence[Queued]) -> None:
+        """Store queued rows (see :class:`~conforto.serving.predlog.PredictionLog`) in one
+        transaction, predictions before the feedback that may refer to them.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses; nothing of the batch is stored.
+        """
+        made = [_prediction_row(q) for table, q in batch if table == "predictions"]
+        votes = [_feedback_row(q) for table, q in batch if table == "feedback"]
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.begin() as conn:
+                if made:
+                    conn.execute(sa.insert(predictions), made)
+                if votes:
+                    conn.execute(sa.insert(feedback), votes)
+
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction is stored.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database cannot be asked.
+        """
+        query = sa.select(predictions.c.prediction_id).where(
+            predictions.c.prediction_id == prediction_id
+        )
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                return conn.execute(query).first() is not None
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn the database's errors into :class:`LogUnavailable` with a one-line reason."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, ConfortoError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LogUnavailable(f"{type(exc).__name__}: {reason}") from exc
