@@ -172,3 +172,16 @@ def test_unusable_url_names_the_setting(url: str) -> None:
 def test_unreachable_database_keeps_the_rows(sink: Any) -> None:
     url = "sqlite:////nonexistent-folder/sub/log.db"
     _refused(PredictionLog(sink(url), interval=30.0), "OperationalError")
+
+
+def test_a_batch_stored_twice_keeps_one_copy(log_url: str) -> None:
+    # The writer process may die after committing a batch but before saying so: the batch
+    # comes again, with the rows that arrived since.
+    database = LogDatabase(log_url)
+    first = [("predictions", (_prediction(), {"ta": 20.0}, 1.0, time.time())) for _ in range(3)]
+    later = [("predictions", (_prediction(), {"ta": 21.0}, 1.0, time.time()))]
+    database.write(first)
+    database.write([*first, *later])
+    database.close()
+    stored = [r["prediction_id"] for r in table_rows(log_url, predictions)]
+    assert sorted(stored) == sorted(q[0]["prediction_id"] for _, q in [*first, *later])

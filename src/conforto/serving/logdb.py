@@ -142,6 +142,9 @@ class LogDatabase:
         """Store queued rows (see :class:`~conforto.serving.predlog.PredictionLog`) in one
         transaction, predictions before the feedback that may refer to them.
 
+        Predictions already stored are skipped: a batch is sent again when its writer died
+        after committing it but before saying so (a vote in such a batch is then stored twice).
+
         Raises
         ------
         LogUnavailable
@@ -151,11 +154,27 @@ class LogDatabase:
         votes = [_feedback_row(q) for table, q in batch if table == "feedback"]
         with _unavailable():
             self._ensure_schema()
-            with self.engine.begin() as conn:
-                if made:
-                    conn.execute(sa.insert(predictions), made)
-                if votes:
-                    conn.execute(sa.insert(feedback), votes)
+            try:
+                self._insert(made, votes)
+            except sa.exc.IntegrityError:
+                stored = self._stored([row["prediction_id"] for row in made])
+                if not stored:
+                    raise
+                self._insert([row for row in made if row["prediction_id"] not in stored], votes)
+
+    def _insert(self, made: list[dict[str, Any]], votes: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            if made:
+                conn.execute(sa.insert(predictions), made)
+            if votes:
+                conn.execute(sa.insert(feedback), votes)
+
+    def _stored(self, prediction_ids: list[str]) -> set[str]:
+        query = sa.select(predictions.c.prediction_id).where(
+            predictions.c.prediction_id.in_(prediction_ids)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored.
@@ -165,13 +184,9 @@ class LogDatabase:
         LogUnavailable
             When the database cannot be asked.
         """
-        query = sa.select(predictions.c.prediction_id).where(
-            predictions.c.prediction_id == prediction_id
-        )
         with _unavailable():
             self._ensure_schema()
-            with self.engine.connect() as conn:
-                return conn.execute(query).first() is not None
+            return bool(self._stored([prediction_id]))
 
     def close(self) -> None:
         """Close the database connections."""
