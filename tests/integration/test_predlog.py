@@ -141,15 +141,19 @@ def test_writer_process_that_dies_is_started_again_and_nothing_is_lost(log_url: 
     assert len(ids) == 21
 
 
-def test_writer_process_exits_on_close(tmp_path: Path) -> None:
+def test_writer_process_exits_on_close_and_the_last_rows_go_through_this_process(
+    tmp_path: Path,
+) -> None:
     process = LogProcess(f"sqlite:///{tmp_path / 'log.db'}")
     assert not process.has_prediction(uuid.uuid4().hex)
     pid = process.pid
     assert pid is not None
-    process.close()
+    final = process.closing()  # at the lowest priority, the child would flush last on a busy CPU
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert process.pid is None
+    assert isinstance(final, LogDatabase)
+    final.close()
 
 
 def _refused(store: PredictionLog, reason: str) -> None:

@@ -21,13 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 import conforto
@@ -134,6 +135,37 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
         )
         out["value"] = value if plain else str(value)[:100]  # NaN/Infinity are not JSON
     return out
+
+
+Body = TypeVar("Body", bound=BaseModel)
+#: The 422 answer's shape, as FastAPI documents it for routes whose body it parses itself.
+VALIDATION_ERROR: dict[str, Any] = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that reads its body with :func:`parse_body`.
+
+    The schema itself is in the document's components (the batch route's body uses it).
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+async def parse_body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON body, validated by pydantic straight from the bytes.
+
+    FastAPI's own path (``json.loads``, then dependency solving and validation of the dict)
+    costs more than the prediction it leads to; errors are the same 422 either way.
+    """
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 def create_app(model_dir: Path | None = None, *, settings: Settings | None = None) -> FastAPI:
@@ -275,12 +307,18 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         predictor = ready_predictor()
         return {"status": "ready", "model_version": predictor.version}
 
-    @app.post("/predict", response_model=Prediction, responses={503: {"description": "No model."}})
-    async def predict(observation: Observation) -> dict[str, Any]:
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        responses={422: VALIDATION_ERROR, 503: {"description": "No model."}},
+        openapi_extra=json_body(Observation),
+    )
+    async def predict(request: Request) -> dict[str, Any]:
         """Predict the thermal sensation of one observation."""
         start = time.perf_counter()
         ready_predictor()
         assert batcher is not None  # noqa: S101 - set with the predictor
+        observation = await parse_body(request, Observation)
         inputs = observation.model_dump(exclude_none=True)
         result = await batcher.predict(inputs)
         record(result, inputs, start)

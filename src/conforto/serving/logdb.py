@@ -188,6 +188,10 @@ class LogDatabase:
             self._ensure_schema()
             return bool(self._stored([prediction_id]))
 
+    def closing(self) -> LogDatabase:
+        """This database, for the final flush."""
+        return self
+
     def close(self) -> None:
         """Close the database connections."""
         self.engine.dispose()

@@ -41,6 +41,9 @@ class LogSink(Protocol):
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored; :class:`LogUnavailable` when it cannot be told."""
 
+    def closing(self) -> LogSink:
+        """The sink for the final flush, at shutdown (this one, or one that fits it better)."""
+
     def close(self) -> None:
         """Release connections (and processes)."""
 
@@ -213,6 +216,7 @@ class PredictionLog:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        self.sink = self.sink.closing()
         deadline = time.monotonic() + timeout
         while self._buffer and time.monotonic() < deadline:
             try:
