@@ -9,7 +9,7 @@ ratio is the median of the rounds' ratios, p99 the worst round's. With ``--pin``
 runs on CPU 0 and wrk on CPU 1 (``taskset``): on two cores, an unpinned load generator takes
 CPU from the server it measures, and the numbers swing with the scheduler.
 
-    .venv/bin/python bench/serving.py --model DIR [--seconds 4] [--rounds 3] [--pin]
+    .venv/bin/python bench/serving.py --model DIR [--seconds 4] [--rounds 3] [--warmup 2] [--pin]
 """
 
 from __future__ import annotations
@@ -125,6 +125,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--seconds", type=int, default=4, help="length of one round [s]")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of /health, /predict")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="unmeasured load on each endpoint first [s]"
+    )
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     args = parser.parse_args()
     server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
@@ -156,6 +159,9 @@ def main() -> None:
             env,
         )
         try:
+            if args.warmup:
+                _wrk(f"http://127.0.0.1:{port}/health", args.warmup, None, load_cpu)
+                _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu)
             rounds = []
             for _ in range(args.rounds):
                 health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None, load_cpu)
@@ -188,6 +194,8 @@ def main() -> None:
             {**env, "NAIVE_MODEL": str(args.model)},
         )
         try:
+            if args.warmup:
+                _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu)
             slow = _wrk(
                 f"http://127.0.0.1:{port}/predict", args.seconds * args.rounds, script, load_cpu
             )

@@ -2,7 +2,7 @@
 
 Building a row for SQLAlchemy (bind processing, JSON, datetimes) costs about 20 µs and holds
 the GIL while it runs: beside the event loop, that is throughput lost and latency spikes under
-load. Across a pipe, the service pays only for pickling the queued rows (about 2 µs a row).
+load. Across a socket, the service pays only for pickling the queued rows (about 2 µs a row).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class LogProcess:
     """A :class:`~conforto.serving.logdb.LogDatabase` in a child process, called through a socket.
 
-    Same methods as the database (``write``, ``has_prediction``, ``close``), so a
+    Same methods as the database (``write``, ``has_prediction``, ``closing``, ``close``), so a
     :class:`~conforto.serving.predlog.PredictionLog` takes either. The child runs at the lowest
     CPU priority: when the service needs the whole CPU, the log's rows wait in the buffer and
     are written once there is CPU to spare. It is started again when it has died; a bad URL or
