@@ -23,7 +23,12 @@ from conforto.serving.logdb import (
     schema,
 )
 from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import LogCounters, LogUnavailable, PredictionLog
+from conforto.serving.predlog import (
+    LogCounters,
+    LogUnavailable,
+    PredictionLog,
+    queued_prediction,
+)
 from tests.conftest import table_rows
 
 pytestmark = pytest.mark.integration
@@ -182,10 +187,10 @@ def test_a_batch_stored_twice_keeps_one_copy(log_url: str) -> None:
     # The writer process may die after committing a batch but before saying so: the batch
     # comes again, with the rows that arrived since.
     database = LogDatabase(log_url)
-    first = [("predictions", (_prediction(), {"ta": 20.0}, 1.0, time.time())) for _ in range(3)]
-    later = [("predictions", (_prediction(), {"ta": 21.0}, 1.0, time.time()))]
+    first = [queued_prediction(_prediction(), {"ta": 20.0}, 1.0) for _ in range(3)]
+    later = [queued_prediction(_prediction(), {"ta": 21.0}, 1.0)]
     database.write(first)
     database.write([*first, *later])
     database.close()
     stored = [r["prediction_id"] for r in table_rows(log_url, predictions)]
-    assert sorted(stored) == sorted(q[0]["prediction_id"] for _, q in [*first, *later])
+    assert sorted(stored) == sorted(values[0] for _, values in [*first, *later])

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError
-from conforto.serving.predlog import LogUnavailable, Queued
+from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS, LogUnavailable, Queued
 
 metadata = sa.MetaData()
 predictions = sa.Table(
@@ -79,30 +79,17 @@ def migrate(engine: sa.Engine) -> int:
     return before
 
 
-def _prediction_row(queued: tuple[Any, ...]) -> dict[str, Any]:
-    prediction, inputs, latency_ms, created = queued
-    p = prediction["probabilities"]
-    return {
-        "prediction_id": prediction["prediction_id"],
-        "created": datetime.fromtimestamp(created, UTC),
-        "model_version": prediction["model_version"],
-        "predicted_class": prediction["predicted_class"],
-        "p_cool": p["cool"],
-        "p_neutral": p["neutral"],
-        "p_warm": p["warm"],
-        "pmv": prediction.get("pmv"),
-        "latency_ms": latency_ms,
-        "inputs": inputs,
-    }
+def _prediction_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(PREDICTION_FIELDS, values, strict=True))
+    row["created"] = datetime.fromtimestamp(row["created"], UTC)
+    row["inputs"] = dict(row["inputs"])
+    return row
 
 
-def _feedback_row(queued: tuple[Any, ...]) -> dict[str, Any]:
-    prediction_id, thermal_sensation, created = queued
-    return {
-        "prediction_id": prediction_id,
-        "thermal_sensation": thermal_sensation,
-        "created": datetime.fromtimestamp(created, UTC),
-    }
+def _feedback_row(values: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(FEEDBACK_FIELDS, values, strict=True))
+    row["created"] = datetime.fromtimestamp(row["created"], UTC)
+    return row
 
 
 class LogDatabase:

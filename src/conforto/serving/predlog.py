@@ -22,10 +22,52 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-#: A row as queued: its table (``"predictions"`` or ``"feedback"``) and the values given.
-#: A prediction is ``(response, inputs, latency_ms, created)``, a vote
-#: ``(prediction_id, thermal_sensation, created)``; ``created`` in seconds since the epoch.
+#: A row as queued: its table (``"predictions"`` or ``"feedback"``) and its values, in the
+#: order of :data:`PREDICTION_FIELDS` or :data:`FEEDBACK_FIELDS`.
 Queued = tuple[str, tuple[Any, ...]]
+#: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
+#: ``(name, value)`` pairs given.
+PREDICTION_FIELDS = (
+    "prediction_id",
+    "created",
+    "model_version",
+    "predicted_class",
+    "p_cool",
+    "p_neutral",
+    "p_warm",
+    "pmv",
+    "latency_ms",
+    "inputs",
+)
+#: A queued vote's values.
+FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
+
+
+def queued_prediction(
+    prediction: dict[str, Any], inputs: dict[str, Any], latency_ms: float
+) -> Queued:
+    """A prediction (the API's response shape) and the inputs given (no ``None``s) as queued.
+
+    Flat values, not the response itself: tuples of numbers and strings are left alone by the
+    garbage collector, which would otherwise walk the whole buffer at every full collection
+    while the database is slow (tens of milliseconds, measured).
+    """
+    p = prediction["probabilities"]
+    return (
+        "predictions",
+        (
+            prediction["prediction_id"],
+            time.time(),
+            prediction["model_version"],
+            prediction["predicted_class"],
+            p["cool"],
+            p["neutral"],
+            p["warm"],
+            prediction.get("pmv"),
+            latency_ms,
+            tuple(inputs.items()),
+        ),
+    )
 
 
 class LogUnavailable(Exception):  # noqa: N818 - reads as what happened, like TimeoutError
@@ -117,7 +159,7 @@ class PredictionLog:
                 return False
             self._buffer.append(row)
             if row[0] == "predictions":
-                self._pending.add(row[1][0]["prediction_id"])
+                self._pending.add(row[1][0])
             self.counters.buffered(len(self._buffer))
         return True
 
@@ -127,12 +169,8 @@ class PredictionLog:
         inputs: dict[str, Any],
         latency_ms: float,
     ) -> bool:
-        """Queue one prediction (the API's response shape) and the inputs given (no ``None``s);
-        False when the buffer is full.
-
-        Only references are queued here, on the request path; the row is built by the sink.
-        """
-        return self._add(("predictions", (prediction, inputs, latency_ms, time.time())))
+        """Queue one prediction (see :func:`queued_prediction`); False when the buffer is full."""
+        return self._add(queued_prediction(prediction, inputs, latency_ms))
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Queue an occupant's vote for a prediction; False when the buffer is full."""
@@ -173,7 +211,7 @@ class PredictionLog:
             for table, queued in batch:
                 written[table] += 1
                 if table == "predictions":
-                    self._pending.discard(queued[0]["prediction_id"])
+                    self._pending.discard(queued[0])
             self.counters.buffered(len(self._buffer))
         self.written += len(batch)
         for table, rows in written.items():
