@@ -319,9 +319,9 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     async def predict(request: Request) -> dict[str, Any]:
         """Predict the thermal sensation of one observation."""
         start = time.perf_counter()
+        observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
         ready_predictor()
         assert batcher is not None  # noqa: S101 - set with the predictor
-        observation = await parse_body(request, Observation)
         inputs = observation.model_dump(exclude_none=True)
         result = await batcher.predict(inputs)
         record(result, inputs, start)

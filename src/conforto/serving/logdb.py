@@ -79,16 +79,12 @@ def migrate(engine: sa.Engine) -> int:
     return before
 
 
-def _prediction_row(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(PREDICTION_FIELDS, values, strict=True))
+def _row(fields: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``."""
+    row = dict(zip(fields, values, strict=True))
     row["created"] = datetime.fromtimestamp(row["created"], UTC)
-    row["inputs"] = dict(row["inputs"])
-    return row
-
-
-def _feedback_row(values: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(FEEDBACK_FIELDS, values, strict=True))
-    row["created"] = datetime.fromtimestamp(row["created"], UTC)
+    if "inputs" in row:
+        row["inputs"] = dict(row["inputs"])
     return row
 
 
@@ -137,8 +133,8 @@ class LogDatabase:
         LogUnavailable
             When the database refuses; nothing of the batch is stored.
         """
-        made = [_prediction_row(q) for table, q in batch if table == "predictions"]
-        votes = [_feedback_row(q) for table, q in batch if table == "feedback"]
+        made = [_row(PREDICTION_FIELDS, q) for table, q in batch if table == "predictions"]
+        votes = [_row(FEEDBACK_FIELDS, q) for table, q in batch if table == "feedback"]
         with _unavailable():
             self._ensure_schema()
             try:
