@@ -31,6 +31,10 @@ _EPS = 0.00015
 _MAX_ITERATIONS = 150
 #: Up to this many rows, the formulas run on Python floats [rows].
 SCALAR_ROWS = 16
+#: Inputs of :func:`fast_features` [°C, °C, %, m/s, met, clo, °C].
+PHYSICS_INPUTS: tuple[str, ...] = ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")
+#: What :func:`fast_features` computes, in this order.
+FAST_FEATURES: tuple[str, ...] = ("t_op", "pmv_iso", "ppd_iso", "t_cmf", "dt_cmf")
 
 #: ISO 7730 applicability limits (inclusive), as pythermalcomfort checks them [°C, °C, m/s,
 #: met, clo, Pa, -]; ``vr`` is the relative air speed and ``clo`` the dynamic insulation.
@@ -174,7 +178,36 @@ def pmv_iso_7730(ta: Any, tr: Any, vr: Any, rh: Any, met: Any, clo: Any, xp: Any
     >>> round(float(pmv[0]), 2), round(float(ppd_from_pmv(pmv)[0]))
     (-0.75, 17)
     """
-    pa = rh * 10.0 * xp.exp(16.6536 - 4030.183 / (ta + 235.0))  # vapour pressure [Pa]
+    return _pmv(ta, tr, vr, met, clo, vapour_pressure(ta, rh, xp), xp)
+
+
+def vapour_pressure(ta: Any, rh: Any, xp: Any = np) -> Any:
+    """Water vapour partial pressure of the air, as ISO 7730 (Annex D) computes it [Pa].
+
+    Parameters
+    ----------
+    ta
+        Air temperature [°C].
+    rh
+        Relative humidity [%].
+    xp
+        ``numpy`` for arrays, :class:`Floats` for Python floats.
+
+    Returns
+    -------
+    numpy.ndarray or float
+        ``rh × 10 × exp(16.6536 - 4030.183 / (ta + 235))`` [Pa].
+
+    Examples
+    --------
+    >>> round(vapour_pressure(22.0, 60.0, Floats))
+    1586
+    """
+    return rh * 10.0 * xp.exp(16.6536 - 4030.183 / (ta + 235.0))
+
+
+def _pmv(ta: Any, tr: Any, vr: Any, met: Any, clo: Any, pa: Any, xp: Any) -> Any:
+    """:func:`pmv_iso_7730` given the vapour pressure ``pa`` [Pa] instead of the humidity."""
     icl = 0.155 * clo  # clothing insulation [m² K/W]
     m = met * MET_W_M2  # metabolic rate = internal heat production [W/m²]
     f_cl = xp.where(icl <= 0.078, 1.0 + 1.29 * icl, 1.05 + 0.645 * icl)
@@ -290,8 +323,8 @@ def pmv_ppd_limited(
         PMV itself).
     """
     vr, clo_dynamic = relative_air_speed(vel, met, xp), dynamic_clothing(clo, met, xp)
-    pmv = pmv_iso_7730(ta, tr, vr, rh, met, clo_dynamic, xp)
-    pa = rh * 10.0 * xp.exp(16.6536 - 4030.183 / (ta + 235.0))
+    pa = vapour_pressure(ta, rh, xp)
+    pmv = _pmv(ta, tr, vr, met, clo_dynamic, pa, xp)
     within = True
     for value, (low, high) in zip(
         (ta, tr, vr, met, clo_dynamic, pa, pmv), ISO_7730_LIMITS.values(), strict=True
@@ -357,22 +390,15 @@ def fast_features(inputs: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
     dict
         Feature name → float array; NaN where a feature does not apply.
     """
-    ta, tr, rh, vel, met, clo, t_mot = (
-        inputs[c] for c in ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")
-    )
+    ta, tr, rh, vel, met, clo, t_mot = (inputs[c] for c in PHYSICS_INPUTS)
     if len(ta) > SCALAR_ROWS:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             t_op = operative_temperature(ta, tr, np.where(np.isnan(vel), 0.0, vel))
             pmv, ppd = pmv_ppd_limited(ta, tr, vel, rh, met, clo)
         t_cmf = adaptive_comfort_temperature(t_mot)
-        return {
-            "t_op": t_op,
-            "pmv_iso": pmv,
-            "ppd_iso": ppd,
-            "t_cmf": t_cmf,
-            "dt_cmf": t_op - t_cmf,
-        }
-    columns = (x.tolist() for x in (ta, tr, rh, vel, met, clo, t_mot))
-    rows = [_features_of_row(*row) for row in zip(*columns, strict=True)]
-    table = np.array(rows, dtype=np.float64).reshape(-1, 5).T
-    return dict(zip(("t_op", "pmv_iso", "ppd_iso", "t_cmf", "dt_cmf"), table, strict=True))
+        features: tuple[Any, ...] = (t_op, pmv, ppd, t_cmf, t_op - t_cmf)
+    else:
+        columns = (x.tolist() for x in (ta, tr, rh, vel, met, clo, t_mot))
+        rows = [_features_of_row(*row) for row in zip(*columns, strict=True)]
+        features = tuple(np.array(rows, dtype=np.float64).reshape(-1, len(FAST_FEATURES)).T)
+    return dict(zip(FAST_FEATURES, features, strict=True))

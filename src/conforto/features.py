@@ -18,7 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto.comfort import dynamic_clothing, fast_features, pmv_ppd_limited, relative_air_speed
+from conforto.comfort import (
+    FAST_FEATURES,
+    PHYSICS_INPUTS,
+    dynamic_clothing,
+    fast_features,
+    pmv_ppd_limited,
+    relative_air_speed,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -33,11 +40,14 @@ FEATURES: dict[str, tuple[str, str]] = {
     "dt_cmf": ("°C", "Operative temperature minus the adaptive comfort temperature"),
 }
 
-#: Inputs the physics features read [°C, °C, %, m/s, met, clo, °C].
-PHYSICS_INPUTS: tuple[str, ...] = ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")
-
-#: Features cheap enough to compute per request (:func:`conforto.comfort.fast_features`).
-FAST_FEATURES: tuple[str, ...] = ("t_op", "pmv_iso", "ppd_iso", "t_cmf", "dt_cmf")
+__all__ = [
+    "FAST_FEATURES",
+    "FEATURES",
+    "PHYSICS_INPUTS",
+    "comfort_arrays",
+    "comfort_features",
+    "pmv_ppd",
+]
 
 
 def _col(frame: pd.DataFrame, name: str) -> FloatArray:

@@ -18,6 +18,7 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any
 
+from conforto.errors import ConfigError
 from conforto.serving.predlog import LogSink, LogUnavailable, Queued
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ class LogProcess:
         would be the last to get it: on a busy machine the buffer would outlast the grace
         period.
         """
-        from conforto.errors import ConfigError
-        from conforto.serving.logdb import LogDatabase
+        from conforto.serving.logdb import LogDatabase  # SQLAlchemy, only at shutdown
 
         self.close()
         try:
@@ -160,7 +160,6 @@ def serve(conn: Connection, niceness: int) -> None:
         Added to the child's scheduling niceness.
     """
     os.nice(niceness)  # first: loading the database driver can wait too
-    from conforto.errors import ConfigError
     from conforto.serving.logdb import LogDatabase
 
     url = conn.recv()
