@@ -38,6 +38,9 @@ typecheck: $(STAMP)  ## mypy strict on src/
 test: lint typecheck  ## Lint, type-check and run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term --doctest-modules src tests
 
+unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (< 1 min)
+	$(BIN)/pytest -q --doctest-modules src tests/unit
+
 bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 

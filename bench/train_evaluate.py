@@ -18,12 +18,13 @@ import lightgbm as lgb
 
 from conforto.config import load_yaml_model
 from conforto.data import load_dataset
-from conforto.design import build_spec, encode
+from conforto.design import build_spec, encode, prepare
 from conforto.download import resolve_sources
 from conforto.evaluate import evaluate_model
+from conforto.export import write_model
 from conforto.pipeline import PipelineConfig
 from conforto.settings import get_settings
-from conforto.train import TrainConfig, prepare, train_model
+from conforto.train import TrainConfig, train_model
 
 
 def main() -> None:
@@ -48,7 +49,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        model = train_model(frame, Path(tmp) / "model", config=config, progress=False)
+        result = train_model(frame, config=config, progress=False)
+        model = write_model(result, frame, Path(tmp) / "model")
         train_s = time.perf_counter() - start
         start = time.perf_counter()
         evaluate_model(model, frame)

@@ -8,7 +8,9 @@ A model directory holds::
     booster.txt      the LightGBM booster in its native text format
     metrics.json     cross-validation metrics, baselines and slices
     oof.parquet      out-of-fold predictions of the building-grouped cross-validation
-    profile.json     the training data profile (reference for drift checks)
+    profile.json     the training data profile
+    drift_reference.parquet  a seeded sample of the training inputs, with season and month:
+                     the reference of drift checks (optional: older models lack it)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 
@@ -17,7 +19,6 @@ Loading needs only numpy, pandas (for tabular input) and lightgbm.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,13 @@ import pandas as pd
 
 from conforto.design import FeatureSpec, encode
 from conforto.errors import ArtifactError
+from conforto.fileio import file_sha256
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 BOOSTER = "booster.txt"
+#: Optional: a sample of the training inputs, the reference of drift checks.
+DRIFT_REFERENCE = "drift_reference.parquet"
 #: Files every artifact must have for prediction.
 REQUIRED_FILES = (MANIFEST, BOOSTER)
 
@@ -45,11 +49,6 @@ def softmax(scores: FloatArray) -> FloatArray:
     e = np.exp(shifted)
     out: FloatArray = e / e.sum(axis=1, keepdims=True)
     return out
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclass
@@ -68,6 +67,8 @@ class ThermalModel:
         Decision weights: the predicted class is ``argmax(proba * class_weights)``.
     manifest
         Everything else, as stored.
+    directory
+        Where it was loaded from (its optional files are read from there).
     """
 
     spec: FeatureSpec
@@ -75,6 +76,13 @@ class ThermalModel:
     temperature: float
     class_weights: FloatArray
     manifest: dict[str, Any]
+    directory: Path | None = None
+
+    def optional_file(self, name: str) -> Path | None:
+        """One of the artifact's optional files, when this model has it (older ones may not)."""
+        if self.directory is None or name not in self.manifest.get("files", {}):
+            return None
+        return self.directory / name
 
     @property
     def version(self) -> str:
@@ -171,4 +179,5 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         temperature=float(manifest["calibration"]["temperature"]),
         class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
         manifest=manifest,
+        directory=directory,
     )

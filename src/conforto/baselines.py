@@ -63,7 +63,7 @@ def logistic_candidate(numeric: list[int], categorical: list[int]) -> Any:
             ),
         ]
     )
-    return make_pipeline(encode, LogisticRegression(C=1.0, max_iter=300, class_weight="balanced"))
+    return make_pipeline(encode, LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced"))
 
 
 class ProbabilisticPMV:

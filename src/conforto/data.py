@@ -232,6 +232,22 @@ def ensure_group_column(
     return out
 
 
+def with_month(frame: pd.DataFrame, *, timestamp: str = "timestamp") -> pd.DataFrame:
+    """``frame`` with a ``month`` column (1-12) from ``timestamp``, missing where there is none.
+
+    Examples
+    --------
+    >>> with_month(pd.DataFrame({"timestamp": ["1995-05-18T00:00:00Z", None]}))["month"].tolist()
+    [5, <NA>]
+    """
+    if "month" in frame.columns:
+        return frame
+    if timestamp not in frame.columns:
+        return frame.assign(month=pd.array([pd.NA] * len(frame), dtype="Int8"))
+    dates = pd.to_datetime(frame[timestamp], errors="coerce", utc=True, format="ISO8601")
+    return frame.assign(month=dates.dt.month.astype("Int8"))
+
+
 def fingerprint(frame: pd.DataFrame) -> str:
     """Return a sha256 digest of a table's content (column names, dtypes and values).
 

@@ -9,7 +9,7 @@ missing value.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,34 +17,64 @@ import pandas as pd
 
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import normalise_value
+from conforto.errors import DataError
 from conforto.features import FAST_FEATURES, FEATURES, comfort_features
+from conforto.target import sensation_class
 
-#: Numeric inputs a caller can send: environment, person, outdoor climate.
-NUMERIC_INPUTS: tuple[str, ...] = (
-    "ta",
-    "tr",
-    "rh",
-    "vel",
-    "met",
-    "clo",
-    "age",
-    "ht",
-    "wt",
-    "t_out_isd",
-    "rh_out_isd",
-    "t_mot_isd",
-    "lat",
-    "lon",
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input a caller can give: the API's fields and the model's candidate columns.
+
+    Attributes
+    ----------
+    name
+        Canonical column name (the database's vocabulary).
+    kind
+        ``"numeric"`` (bounds in :data:`conforto.bounds.PHYSICAL_BOUNDS`) or ``"categorical"``
+        (known values in :data:`conforto.categories.DOMAINS`, or free text when it has none).
+    required
+        The API refuses an observation without it; batch prediction scores such rows and flags
+        them.
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    required: bool = False
+
+
+#: Every input, in the model matrix's order: the indoor environment and the person, the
+#: outdoor climate, the location; then the context (season, person, building, country).
+INPUTS: tuple[Input, ...] = (
+    Input("ta", "numeric", required=True),
+    Input("tr", "numeric"),
+    Input("rh", "numeric", required=True),
+    Input("vel", "numeric", required=True),
+    Input("met", "numeric", required=True),
+    Input("clo", "numeric", required=True),
+    Input("age", "numeric"),
+    Input("ht", "numeric"),
+    Input("wt", "numeric"),
+    Input("t_out_isd", "numeric"),
+    Input("rh_out_isd", "numeric"),
+    Input("t_mot_isd", "numeric"),
+    Input("lat", "numeric"),
+    Input("lon", "numeric"),
+    Input("season", "categorical"),
+    Input("gender", "categorical"),
+    Input("climate", "categorical"),
+    Input("cooling_type", "categorical"),
+    Input("building_type", "categorical"),
+    Input("country", "categorical"),
 )
+#: Numeric inputs: environment, person, outdoor climate, location.
+NUMERIC_INPUTS = tuple(i.name for i in INPUTS if i.kind == "numeric")
 #: Categorical inputs: season, person and building context, location.
-CATEGORICAL_INPUTS: tuple[str, ...] = (
-    "season",
-    "gender",
-    "climate",
-    "cooling_type",
-    "building_type",
-    "country",
-)
+CATEGORICAL_INPUTS = tuple(i.name for i in INPUTS if i.kind == "categorical")
+#: Inputs the API requires.
+REQUIRED_INPUTS = tuple(i.name for i in INPUTS if i.required)
 #: Categories rarer than this many training rows are folded into "missing".
 MIN_LEVEL_ROWS = 30
 
@@ -173,3 +203,31 @@ def encode(frame: pd.DataFrame, spec: FeatureSpec) -> npt.NDArray[np.float64]:
             }  # normalise each distinct value once
             matrix[:, j] = values.map(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
     return matrix
+
+
+def prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, IntArray, IntArray]:
+    """The rows a model learns from or is scored on: those with a vote and a building.
+
+    Parameters
+    ----------
+    frame
+        Joined, canonical data with ``thermal_sensation`` and ``building_id``.
+
+    Returns
+    -------
+    tuple
+        The rows (index reset), their class labels (0 cool, 1 neutral, 2 warm) and their
+        buildings (the groups of every split).
+
+    Raises
+    ------
+    DataError
+        When fewer than two buildings remain (nothing to group by).
+    """
+    keep = frame["thermal_sensation"].notna() & frame["building_id"].notna()
+    rows = frame.loc[keep].reset_index(drop=True)
+    if rows["building_id"].nunique() < 2:
+        raise DataError("training needs votes from at least two buildings (grouped evaluation).")
+    y = sensation_class(rows["thermal_sensation"]).astype(np.int64)
+    groups = rows["building_id"].to_numpy(dtype=np.int64)
+    return rows, y, groups

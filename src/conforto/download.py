@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from conforto.errors import DataSourceError, DownloadError
+from conforto.fileio import file_sha256
 from conforto.settings import Settings
 
 _CHUNK = 1 << 16
@@ -61,15 +62,6 @@ def official_files(settings: Settings) -> dict[str, RemoteFile]:
             Path(str(dl.metadata_url.path)).name,
         ),
     }
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_file(
@@ -208,7 +200,7 @@ def download_official(
     for key in names:
         remote = official_files(settings)[key]
         dest = folder / remote.filename
-        if not (dest.is_file() and sha256_file(dest) == remote.sha256):
+        if not (dest.is_file() and file_sha256(dest) == remote.sha256):
             download_file(
                 remote,
                 dest,

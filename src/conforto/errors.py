@@ -1,21 +1,36 @@
-"""The project's exception tree.
+"""The project's exception tree, and what each error becomes at the edges.
 
-Every error a user can cause or fix derives from :class:`ConfortoError`; the CLI maps it to a
-one-line message and exit code 1, the API (later) to an HTTP status. Programming errors stay
-``TypeError``/``ValueError``.
+Every error a user can cause or fix derives from :class:`ConfortoError`; its message says what
+was wrong and what to do. Programming errors stay ``TypeError``/``ValueError`` (and reach the
+user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
 
 ::
 
-    ConfortoError
-    ├── ConfigError            settings or config files are invalid
-    ├── DataError              input data cannot be used
-    │   ├── DataSourceError    a file is missing, unreadable, empty, or cannot be downloaded
-    │   ├── ColumnError        a column is missing, unknown or ambiguous
-    │   └── DataValidationError  values break the schema (impossible values, bad types)
-    ├── DownloadError          a download failed or its checksum does not match
-    ├── ArtifactError          a trained-model directory is missing, incomplete or incompatible
-    ├── RegistryError          a registry operation cannot be done (unknown version, no gate, …)
-    └── TrackingError          an experiment tracker failed (never fatal to a stage)
+    error                      what happened                                   HTTP  CLI exit
+    ConfortoError              (base)                                          500   1
+    ├── ConfigError            settings or config files are invalid            500   1
+    ├── DataError              input data cannot be used                       422   1
+    │   ├── DataSourceError    a file is missing, unreadable, empty, or cannot 422   1
+    │   │                      be downloaded
+    │   ├── ColumnError        a column is missing, unknown or ambiguous        422   1
+    │   └── DataValidationError  values break the schema                       422   1
+    ├── DownloadError          a download failed or its checksum does not match 502   1
+    ├── ArtifactError          a model directory is missing, incomplete or      503   1
+    │                          incompatible
+    ├── RegistryError          a registry operation cannot be done (unknown     409   1
+    │                          version, no gate, …)
+    ├── TrackingError          an experiment tracker failed (never fatal to a   500   1
+    │                          stage: it becomes a warning)
+    ├── ModelUnavailable       the service has no model to answer with          503   1
+    ├── ReloadError            a new model could not be loaded; the old one     409   1
+    │                          still serves
+    └── LogUnavailable         the prediction log's database cannot take or     503   1
+                               answer a request now
+
+The CLI prints the message on one line (the traceback only with ``--debug``); the service
+answers ``{"detail": message}`` with the status above (:data:`HTTP_STATUS`, the most specific
+class wins). A failed gate or validation is a result, not an error: those commands exit 1 after
+printing their report.
 """
 
 from __future__ import annotations
@@ -59,3 +74,42 @@ class RegistryError(ConfortoError):
 
 class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
+
+
+class ModelUnavailable(ConfortoError):  # noqa: N818 - reads as what happened, like TimeoutError
+    """The service has no model loaded (none in production yet, or it failed to load)."""
+
+
+class ReloadError(ConfortoError):
+    """A new model could not be loaded; the model served before keeps serving."""
+
+
+class LogUnavailable(ConfortoError):  # noqa: N818 - reads as what happened, like TimeoutError
+    """The prediction log's database cannot take or answer a request now."""
+
+
+#: HTTP status of each error class (the most specific class listed in an error's MRO wins).
+HTTP_STATUS: dict[type[ConfortoError], int] = {
+    ConfortoError: 500,
+    DataError: 422,
+    DownloadError: 502,
+    ArtifactError: 503,
+    RegistryError: 409,
+    ModelUnavailable: 503,
+    ReloadError: 409,
+    LogUnavailable: 503,
+}
+
+
+def http_status(error: ConfortoError) -> int:
+    """The HTTP status that answers ``error`` (see the table above).
+
+    Examples
+    --------
+    >>> http_status(ColumnError("no ta")), http_status(LogUnavailable("down"))
+    (422, 503)
+    """
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conforto import oof
 from conforto.artifact import ThermalModel
 from conforto.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
+from conforto.design import prepare
 from conforto.features import comfort_features
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics import (
@@ -18,25 +20,16 @@ from conforto.metrics import (
     confusion,
     macro_f1,
     reliability,
+    slice_positions,
 )
 from conforto.reports import figure_uri, new_figure, render
-from conforto.target import CLASSES
-from conforto.train import prepare
+from conforto.target import CLASS_NAMES
 
 SLICES = ("cooling_type", "climate", "season", "building_type")
 #: Slices with fewer rows are reported without an interval.
 MIN_SLICE_ROWS = 300
-_NAMES = [c.value for c in CLASSES]
-
-
-def _cols(frame: pd.DataFrame, prefix: str) -> np.ndarray:
-    return frame[[f"{prefix}_{c}" for c in _NAMES]].to_numpy(dtype=np.float64)
-
-
-def slice_positions(pred: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
-    """Row positions of each value of a slice column; missing values form ``(missing)``."""
-    values = pred[column].astype(object).where(pred[column].notna(), "(missing)")
-    return {str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()}
+#: Slices the model card names as the weakest, per slice column.
+WEAKEST = 5
 
 
 def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
@@ -56,9 +49,8 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
         ``model``, ``majority`` and ``pmv_rows`` (model, PMV binned and probabilistic PMV on the
         rows where PMV exists) metrics; ``confusion``; ``reliability``; ``slices``.
     """
-    y = pred["y"].to_numpy(dtype=np.int64)
-    decision = pred["decision"].to_numpy(dtype=np.int64)
-    proba = _cols(pred, "p")
+    y, decision = oof.labels(pred)
+    proba = oof.probabilities(pred)
     groups = pred["building_id"].to_numpy(dtype=np.int64)
     has_pmv = pred["pmv"].notna().to_numpy()
     pmv = pred["pmv"].to_numpy(dtype=np.float64)
@@ -68,7 +60,7 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
         "model": model,
         "model_argmax": classification_metrics(y, proba),
         "candidates": {"lightgbm": classification_metrics(y, proba, decision)},
-        "majority": classification_metrics(y, _cols(pred, "majority")),
+        "majority": classification_metrics(y, oof.probabilities(pred, "majority")),
         "pmv_rows": {
             "rows": int(has_pmv.sum()),
             "model": classification_metrics(y[has_pmv], proba[has_pmv], decision[has_pmv]),
@@ -76,7 +68,7 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
                 y[has_pmv], pmv_onehot(pmv[has_pmv]), pmv_class(pmv[has_pmv])
             ),
             "probabilistic_pmv": classification_metrics(
-                y[has_pmv], _cols(pred, "pmvprob")[has_pmv]
+                y[has_pmv], oof.probabilities(pred, "pmvprob")[has_pmv]
             ),
         },
         "confusion": {
@@ -92,7 +84,7 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
     }
     if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
         out["candidates"]["logistic_regression"] = classification_metrics(
-            y, _cols(pred, "logistic")
+            y, oof.probabilities(pred, "logistic")
         )
     out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
     for column in SLICES:
@@ -119,24 +111,32 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
 
 
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """Score labelled data with ``model`` and its stored baselines, in ``oof.parquet``'s shape."""
+    """Score labelled data with ``model`` and its stored baselines (see :mod:`conforto.oof`)."""
     rows, y, groups = prepare(frame)
     proba = model.predict_proba(rows)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
     baselines = model.manifest["baselines"]
-    majority = np.tile(np.asarray(baselines["majority"]), (len(y), 1))
-    prob_pmv = ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv)
-    pred = pd.DataFrame(
-        {"fold": -1, "building_id": groups, "y": y, "decision": model.decide(proba), "pmv": pmv}
+    scores = {
+        "p": proba,
+        "majority": np.tile(np.asarray(baselines["majority"]), (len(y), 1)),
+        "pmvprob": ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv),
+    }
+    return oof.build(
+        rows, fold=-1, groups=groups, y=y, decision=model.decide(proba), pmv=pmv, scores=scores
     )
-    for i, name in enumerate(_NAMES):
-        pred[f"p_{name}"] = proba[:, i]
-        pred[f"majority_{name}"] = majority[:, i]
-        pred[f"pmvprob_{name}"] = prob_pmv[:, i]
-    for column in ("record_id", *SLICES):
-        if column in rows.columns:
-            pred[column] = rows[column].to_numpy()
-    return pred
+
+
+def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[dict[str, Any]]]:
+    """The ``n`` slices of each column with the lowest macro-F1 among those with at least
+    :data:`MIN_SLICE_ROWS` rows, weakest first."""
+    out = {}
+    for column, rows in summary["slices"].items():
+        judged = sorted(
+            (r for r in rows if r["rows"] >= MIN_SLICE_ROWS), key=lambda r: r["macro_f1"]
+        )
+        if judged:
+            out[column] = judged[:n]
+    return out
 
 
 def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
@@ -171,8 +171,8 @@ def _confusion_figure(cms: dict[str, list[list[int]]]) -> str:
                     fontsize=8,
                     color="white" if share[i, j] > 0.5 else "black",
                 )
-        ax.set_xticks(range(3), _NAMES)
-        ax.set_yticks(range(3), _NAMES)
+        ax.set_xticks(range(3), CLASS_NAMES)
+        ax.set_yticks(range(3), CLASS_NAMES)
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual vote")
         ax.set_title(name)
@@ -183,7 +183,7 @@ def _reliability_figure(rel: dict[str, list[float]]) -> str:
     fig = new_figure(4.2, 3.4)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="#999", linestyle=":", label="perfect")
-    for k, name in enumerate(_NAMES):
+    for k, name in enumerate(CLASS_NAMES):
         ax.plot(rel[f"predicted_{k}"], rel[f"observed_{k}"], marker="o", label=name)
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed frequency")
@@ -275,6 +275,7 @@ def write_evaluation(
         "metrics": metrics,
         "manifest": manifest,
         "figures": figures,
+        "weakest": weakest_slices(summary),
     }
     paths = {
         "metrics.json": atomic_write_json(out / "metrics.json", metrics),

@@ -17,18 +17,23 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from conforto import oof
 from conforto.baselines import pmv_class
 from conforto.behaviour import BehaviourCheck
 from conforto.errors import DataError
-from conforto.evaluate import slice_positions
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics import N_CLASSES, cluster_draws, macro_f1, macro_f1_from_confusion
+from conforto.metrics import (
+    N_CLASSES,
+    cluster_draws,
+    log_losses,
+    macro_f1,
+    macro_f1_from_confusion,
+    slice_positions,
+)
 from conforto.reports import figure_uri, new_figure, render
-from conforto.target import CLASSES
 
 #: Slices the gate guards against regressions.
 GATE_SLICES = ("cooling_type", "climate", "season")
-_PROBA = [f"p_{c.value}" for c in CLASSES]
 
 
 class GateConfig(BaseModel):
@@ -122,21 +127,17 @@ class GateReport:
         }
 
 
-def _scores(oof: pd.DataFrame, prefix: str = "p") -> tuple[np.ndarray, np.ndarray]:
-    proba = oof[[f"{prefix}_{c.value}" for c in CLASSES]].to_numpy(dtype=np.float64)
-    decision = oof["decision"].to_numpy(dtype=np.int64) if prefix == "p" else proba.argmax(axis=1)
-    return proba, decision
-
-
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
-    return np.asarray(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)))
+def _scores(frame: pd.DataFrame, scorer: str = "p") -> tuple[np.ndarray, np.ndarray]:
+    """A scorer's probabilities and classes: the model's decision rule, argmax for baselines."""
+    proba = oof.probabilities(frame, scorer)
+    return proba, oof.labels(frame)[1] if scorer == "p" else proba.argmax(axis=1)
 
 
 def _summary(oof: pd.DataFrame) -> dict[str, float]:
     """Macro-F1 and log loss [nats] on all rows and on the rows where PMV exists."""
     y = oof["y"].to_numpy(dtype=np.int64)
     proba, decision = _scores(oof)
-    loss = _log_loss(y, proba)
+    loss = log_losses(y, proba)
     pmv = oof["pmv"].notna().to_numpy()
     return {
         "macro_f1": macro_f1(y, decision),
@@ -172,7 +173,7 @@ def baseline_checks(
     pmv_f1 = macro_f1(y[has_pmv], pmv_class(pmv))
     majority_f1 = macro_f1(y, majority_pred)
     model_ll = model["log_loss_pmv_rows"]
-    prob_pmv_ll = float(_log_loss(y[has_pmv], prob_pmv[has_pmv]).mean())
+    prob_pmv_ll = float(log_losses(y[has_pmv], prob_pmv[has_pmv]).mean())
     gain_pmv, gain_majority, ll_gain = (
         model_pmv_f1 - pmv_f1,
         model_f1 - majority_f1,
@@ -255,7 +256,7 @@ def paired_bootstrap(
         out["macro_f1"].append(
             macro_f1_from_confusion((draws @ cm).reshape(reps, N_CLASSES, N_CLASSES))
         )
-        loss = np.bincount(inverse, _log_loss(y, proba), minlength=clusters)
+        loss = np.bincount(inverse, log_losses(y, proba), minlength=clusters)
         out["log_loss"].append((draws @ loss) / (draws @ rows))
     return {k: v[0] - v[1] for k, v in out.items()}
 

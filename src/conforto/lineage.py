@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def package_versions() -> dict[str, str]:
     for name in names:
         try:
             versions[name] = pkg_version(name)
-        except Exception:
+        except PackageNotFoundError:
             versions[name] = "unknown"
     return versions
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +58,30 @@ def macro_f1(y: IntArray, pred: IntArray) -> float:
     0.7777777777777777
     """
     return _f1_from_confusion(confusion(y, pred))
+
+
+def log_losses(y: IntArray, proba: FloatArray) -> FloatArray:
+    """Each row's log loss [nats]: ``-log p(true class)``, probabilities clipped at 1e-15.
+
+    Examples
+    --------
+    >>> log_losses(np.array([0, 2]), np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])).round(2)
+    array([ 0.69, 34.54])
+    """
+    picked = np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)
+    return np.asarray(-np.log(picked), dtype=np.float64)
+
+
+def slice_positions(frame: pd.DataFrame, column: str) -> dict[str, npt.NDArray[np.intp]]:
+    """Row positions of each value of a slice column; missing values form ``(missing)``.
+
+    Examples
+    --------
+    >>> slice_positions(pd.DataFrame({"season": ["summer", None, "summer"]}), "season")
+    {'(missing)': array([1]), 'summer': array([0, 2])}
+    """
+    values = frame[column].astype(object).where(frame[column].notna(), "(missing)")
+    return {str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()}
 
 
 def expected_calibration_error(y: IntArray, proba: FloatArray, bins: int = ECE_BINS) -> float:
@@ -111,13 +136,12 @@ def classification_metrics(
     support = cm.sum(axis=1)
     recall = np.divide(np.diag(cm), support, out=np.zeros(N_CLASSES), where=support > 0)
     onehot = np.eye(N_CLASSES)[y]
-    clipped = np.clip(proba, 1e-15, 1.0)
     return {
         "rows": float(len(y)),
         "accuracy": float(np.trace(cm) / max(len(y), 1)),
         "macro_f1": _f1_from_confusion(cm),
         "balanced_accuracy": float(recall[support > 0].mean()),
-        "log_loss": float(-np.log(clipped[np.arange(len(y)), y]).mean()),
+        "log_loss": float(log_losses(y, proba).mean()),
         "brier": float(((proba - onehot) ** 2).sum(axis=1).mean()),
         "ece": expected_calibration_error(y, proba),
     }

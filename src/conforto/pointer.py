@@ -6,14 +6,13 @@ production`` without importing MLflow.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from conforto.artifact import MANIFEST
 from conforto.errors import ArtifactError, RegistryError
-from conforto.fileio import atomic_write_json
+from conforto.fileio import atomic_write_json, file_sha256
 
 POINTER = "production.json"
 
@@ -34,7 +33,7 @@ def artifact_sha256(directory: Path) -> str:
     path = directory / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"{directory} is not a model artifact: {MANIFEST} is missing.")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def write_pointer(registry_dir: Path, pointer: Pointer) -> Path:

@@ -23,17 +23,16 @@ from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.data import coerce_numeric, read_table
+from conforto.design import REQUIRED_INPUTS
 from conforto.errors import DataSourceError
 from conforto.features import PHYSICS_INPUTS
-from conforto.target import CLASSES
+from conforto.target import CLASS_NAMES
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.intp]
 
 #: Inputs without which a row is not scored.
-REQUIRED_INPUTS = ("ta",)
-#: Inputs the API requires; in batch, rows missing them are scored and flagged.
-EXPECTED_INPUTS = ("ta", "rh", "vel", "met", "clo")
+SCORED_ONLY_WITH = ("ta",)
 CHUNK_ROWS = 200_000
 OUTPUT_COLUMNS = (
     "record_id",
@@ -67,7 +66,7 @@ def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
     n = len(frame)
     reasons = np.full(n, "", dtype=object)
     flags = np.full(n, "", dtype=object)
-    for name in REQUIRED_INPUTS:
+    for name in SCORED_ONLY_WITH:
         _add(reasons, np.flatnonzero(frame[name].isna().to_numpy()), f"missing {name}")
     for name, bounds in PHYSICAL_BOUNDS.items():
         if name not in frame.columns or name == "thermal_sensation":
@@ -83,7 +82,7 @@ def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
                 text = np.array([f"{name}={v:g}{suffix}" for v in values[rows]], dtype=object)
                 _add(target, rows, text)
     unscored = reasons != ""
-    for name in EXPECTED_INPUTS:
+    for name in REQUIRED_INPUTS:  # the API refuses rows without them; here they are flagged
         if name in frame.columns:
             missing = np.flatnonzero(frame[name].isna().to_numpy() & ~unscored)
         else:
@@ -110,11 +109,11 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pa.Table:
     """
     reasons, flags = _checks(frame)
     ok = reasons == ""
-    proba = np.full((len(frame), len(CLASSES)), np.nan)
+    proba = np.full((len(frame), len(CLASS_NAMES)), np.nan)
     labels = np.full(len(frame), None, dtype=object)
     if ok.any():
         proba[ok] = model.predict_proba(frame.loc[ok], threads=0)
-        names = np.array([c.value for c in CLASSES], dtype=object)
+        names = np.array(CLASS_NAMES, dtype=object)
         labels[ok] = names[model.decide(proba[ok])]
     columns = {
         "predicted_class": pa.array(labels, pa.string()),
@@ -228,7 +227,7 @@ def predict_file(
         with open(fd, "wb") as sink:
             for raw in _chunks(input_path, chunk_rows, input_columns(model)):
                 frame = coerce_numeric(resolve_columns(raw), source=input_path.name)
-                validate_columns(list(frame.columns), REQUIRED_INPUTS)
+                validate_columns(list(frame.columns), SCORED_ONLY_WITH)
                 if buildings is not None and "building_id" in frame.columns:
                     extra = [
                         c for c in buildings.columns if c != "building_id" and c in frame.columns

@@ -11,7 +11,7 @@ import pandas as pd
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import DOMAINS
 from conforto.columns import NUMERIC
-from conforto.data import fingerprint
+from conforto.data import fingerprint, with_month
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.reports import figure_uri, new_figure, render
 
@@ -140,3 +140,39 @@ def write_profile(profile: dict[str, Any], out: Path) -> tuple[Path, Path]:
         atomic_write_json(out / "profile.json", profile),
         atomic_write_text(out / "profile.html", html),
     )
+
+
+#: Rows kept in a model's drift reference.
+REFERENCE_ROWS = 5000
+
+
+def drift_reference(
+    frame: pd.DataFrame, columns: list[str], *, rows: int = REFERENCE_ROWS, seed: int = 0
+) -> pd.DataFrame:
+    """A seeded sample of the training inputs: what drift checks compare new data with.
+
+    Parameters
+    ----------
+    frame
+        The training rows (canonical columns; ``timestamp`` gives the month).
+    columns
+        The model's inputs to keep (absent ones are left out).
+    rows
+        Most rows to keep; all of them when ``frame`` is smaller.
+    seed
+        Seed of the sample.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The sampled rows' inputs, their ``season`` and ``month`` (1-12, or missing), in the
+        original row order.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"ta": [20.0, 25.0, 30.0], "timestamp": ["2012-07-01", None, None]})
+    >>> drift_reference(frame, ["ta", "rh"], rows=2, seed=1).to_dict("list")
+    {'ta': [20.0, 30.0], 'month': [7, None]}
+    """
+    kept = with_month(frame.sample(n=min(rows, len(frame)), random_state=seed).sort_index())
+    return kept[[c for c in dict.fromkeys([*columns, "season", "month"]) if c in kept.columns]]

@@ -1,8 +1,7 @@
 """Model lifecycle on top of a registry store: register, promote, roll back, audit.
 
-Lifecycle tags follow the original design: ``training`` → ``validated`` → ``production``; the
-previous production version becomes ``archived``; ``rejected`` carries the reasons; deploys add
-``deployed-<sha>``. The ``production`` alias in the registry is the source of truth.
+Lifecycle tags (:mod:`conforto.versions`) follow the original design; the ``production`` alias
+in the registry is the source of truth.
 
 Every move writes the registry first (one atomic alias update), then the append-only audit log,
 then the pointer file serving reads. An intent file written before the move lets any later
@@ -12,12 +11,10 @@ moves.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,16 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from filelock import FileLock, Timeout
+
 from conforto.artifact import load_model
 from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import config_hash
 from conforto.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
-from conforto.settings import Settings
-from conforto.tracking.mlflow import ModelVersion
+from conforto.settings import Settings, get_settings
+from conforto.versions import ModelVersion
 
 PRODUCTION = "production"
-LIFECYCLE = ("training", "validated", "production", "archived", "rejected")
 AUDIT = "audit.jsonl"
 INTENT = "intent.json"
 LOCK = ".lock"
@@ -76,7 +74,7 @@ def _now() -> str:
 
 def _checkpoint(name: str) -> None:
     """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
-    if os.environ.get("CONFORTO_CRASH_AT") == name:
+    if get_settings().crash_at == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -86,12 +84,6 @@ MAX_TAG = 1000
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
-
-
-def lifecycle_tags(tags: dict[str, str]) -> list[str]:
-    """The lifecycle tags among a version's tags, in lifecycle order."""
-    found = [t for t in LIFECYCLE if t in tags]
-    return found + sorted(t for t in tags if t.startswith("deployed-"))
 
 
 @dataclass
@@ -159,25 +151,25 @@ class Registry:
 
     @contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-        """Hold the registry's file lock; moves never interleave."""
-        with open(self.directory / LOCK, "a+") as handle:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise RegistryError(
-                            f"another command holds {self.directory / LOCK} for over "
-                            f"{timeout:.0f} s; "
-                            "try again when it has finished."
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Hold the registry's file lock; moves never interleave.
+
+        Raises
+        ------
+        RegistryError
+            When another command holds the lock for longer than ``timeout`` [s].
+        """
+        lock = FileLock(self.directory / LOCK, timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RegistryError(
+                f"another command holds {self.directory / LOCK} for over {timeout:.0f} s; "
+                "try again when it has finished."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def audit(self) -> list[Move]:
         """Every move, oldest first."""

@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     metadata: Path | None = None
     cache_dir: Path | None = None
     seed: int = 42
+    crash_at: str | None = Field(
+        None, description="Fault injection for the crash tests: a registry checkpoint's name."
+    )
     download: DownloadSettings = DownloadSettings()
     tracking: TrackingSettings = TrackingSettings()
     serve: ServeSettings = ServeSettings()

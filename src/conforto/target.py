@@ -18,6 +18,8 @@ class ThermalClass(StrEnum):
 
 #: Class labels in the order of class indices (0, 1, 2).
 CLASSES: tuple[ThermalClass, ...] = (ThermalClass.COOL, ThermalClass.NEUTRAL, ThermalClass.WARM)
+#: Their names, in the same order (``cool``, ``neutral``, ``warm``).
+CLASS_NAMES: tuple[str, ...] = tuple(c.value for c in CLASSES)
 
 #: Limits of the neutral band on the 7-point scale [vote].
 NEUTRAL_BAND: tuple[float, float] = (-0.5, 0.5)

@@ -213,6 +213,80 @@ def _schema_checks(frame: pd.DataFrame, severity: Literal["hard", "soft"]) -> li
     return checks
 
 
+def _null_checks(frame: pd.DataFrame) -> list[Check]:
+    """Required training columns: fail when entirely null, warn above the null rate."""
+    checks = []
+    for name in REQUIRED_TRAINING:
+        if name not in frame.columns:
+            continue
+        nulls = frame[name].isna()
+        rate = float(nulls.mean())
+        if nulls.all():
+            status: Status = "fail"
+        else:
+            status = "warn" if rate > NULL_RATE_WARN else "pass"
+        checks.append(
+            Check(
+                f"nulls:{name}",
+                name,
+                f"null rate {rate:.1%} (warns above {NULL_RATE_WARN:.0%})",
+                status,
+                int(nulls.sum()),
+                _examples(frame, frame.index[nulls], name),
+            )
+        )
+    return checks
+
+
+def _duplicate_check(frame: pd.DataFrame) -> Check:
+    """Rows identical in everything but their id (warn)."""
+    content = [c for c in frame.columns if c not in ROW_IDS]
+    dup = frame.duplicated(subset=content, keep="first")
+    return Check(
+        "duplicates",
+        None,
+        "rows identical in everything but their id",
+        "warn" if dup.any() else "pass",
+        int(dup.sum()),
+        _examples(frame, frame.index[dup], None),
+    )
+
+
+def _metadata_check(frame: pd.DataFrame, unmatched: list[int]) -> Check:
+    """Buildings absent from the metadata (warn)."""
+    missing_meta = frame["building_id"].isin(unmatched) if "building_id" in frame else None
+    return Check(
+        "metadata",
+        "building_id",
+        f"buildings missing from the metadata: {unmatched[:20]}",
+        "warn" if unmatched else "pass",
+        int(missing_meta.sum()) if missing_meta is not None else 0,
+    )
+
+
+def _domain_checks(frame: pd.DataFrame) -> list[Check]:
+    """Category values outside the known domains, after normalising spelling (warn)."""
+    checks = []
+    for column, domain in DOMAINS.items():
+        if column not in frame.columns:
+            continue
+        bad = unknown_values(frame, column)
+        values = sorted(frame.loc[bad, column].astype(str).unique())[:10]
+        checks.append(
+            Check(
+                f"domain:{column}",
+                column,
+                f"values outside the known {len(domain)}: {values}"
+                if values
+                else f"values within the known {len(domain)}",
+                "warn" if bad.any() else "pass",
+                int(bad.sum()),
+                _examples(frame, frame.index[bad], column),
+            )
+        )
+    return checks
+
+
 def validate_frame(
     frame: pd.DataFrame,
     *,
@@ -235,66 +309,14 @@ def validate_frame(
     ValidationReport
         All checks, passed or not; ``report.ok`` is False when any check failed.
     """
-    checks = _schema_checks(frame, "hard") + _schema_checks(frame, "soft")
-    for name in REQUIRED_TRAINING:
-        if name not in frame.columns:
-            continue
-        nulls = frame[name].isna()
-        rate = float(nulls.mean())
-        if nulls.all():
-            status: Status = "fail"
-        else:
-            status = "warn" if rate > NULL_RATE_WARN else "pass"
-        checks.append(
-            Check(
-                f"nulls:{name}",
-                name,
-                f"null rate {rate:.1%} (warns above {NULL_RATE_WARN:.0%})",
-                status,
-                int(nulls.sum()),
-                _examples(frame, frame.index[nulls], name),
-            )
-        )
-    content = [c for c in frame.columns if c not in ROW_IDS]
-    dup = frame.duplicated(subset=content, keep="first")
-    checks.append(
-        Check(
-            "duplicates",
-            None,
-            "rows identical in everything but their id",
-            "warn" if dup.any() else "pass",
-            int(dup.sum()),
-            _examples(frame, frame.index[dup], None),
-        )
-    )
-    unmatched = sorted(unmatched_buildings)
-    missing_meta = frame["building_id"].isin(unmatched) if "building_id" in frame else None
-    checks.append(
-        Check(
-            "metadata",
-            "building_id",
-            f"buildings missing from the metadata: {unmatched[:20]}",
-            "warn" if unmatched else "pass",
-            int(missing_meta.sum()) if missing_meta is not None else 0,
-        )
-    )
-    for column, domain in DOMAINS.items():
-        if column not in frame.columns:
-            continue
-        bad = unknown_values(frame, column)
-        values = sorted(frame.loc[bad, column].astype(str).unique())[:10]
-        checks.append(
-            Check(
-                f"domain:{column}",
-                column,
-                f"values outside the known {len(domain)}: {values}"
-                if values
-                else f"values within the known {len(domain)}",
-                "warn" if bad.any() else "pass",
-                int(bad.sum()),
-                _examples(frame, frame.index[bad], column),
-            )
-        )
+    checks = [
+        *_schema_checks(frame, "hard"),
+        *_schema_checks(frame, "soft"),
+        *_null_checks(frame),
+        _duplicate_check(frame),
+        _metadata_check(frame, sorted(unmatched_buildings)),
+        *_domain_checks(frame),
+    ]
     return ValidationReport(checks, len(frame), frame.shape[1], dict(sources or {}))
 
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conforto.registry import open_registry
 from conforto.serving.logdb import feedback, predictions
 from conforto.settings import get_settings
-from tests.conftest import table_rows
+from tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
 

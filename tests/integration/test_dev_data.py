@@ -13,7 +13,7 @@ import pytest
 from conforto.data import NO_DATE, ensure_group_column, load_dataset
 from conforto.features import comfort_features
 from conforto.validation import validate_dataset
-from tests.conftest import conforto_cli
+from tests.helpers import conforto_cli
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ from conforto.artifact import load_model
 from conforto.data import load_dataset
 from conforto.errors import ArtifactError
 from conforto.evaluate import evaluate_model, predictions_frame
+from conforto.export import write_model
 from conforto.train import TrainConfig, train_model
 
 pytestmark = pytest.mark.integration
@@ -78,14 +79,14 @@ def test_training_is_deterministic(sample_paths: tuple[Path, Path], tmp_path: Pa
     frame = load_dataset(*sample_paths).frame
     frame = frame[frame["building_id"].isin(frame["building_id"].unique()[:40])]
     config = TrainConfig(folds=2, search_trials=1, max_rounds=60)
-    a = train_model(frame, tmp_path / "a", config=config, progress=False)
-    b = train_model(frame, tmp_path / "b", config=config, progress=False)
+    a = write_model(train_model(frame, config=config, progress=False), frame, tmp_path / "a")
+    b = write_model(train_model(frame, config=config, progress=False), frame, tmp_path / "b")
     metrics_a = json.loads((tmp_path / "a" / "metrics.json").read_text())["cv"]["model"]
     metrics_b = json.loads((tmp_path / "b" / "metrics.json").read_text())["cv"]["model"]
     assert metrics_a == metrics_b
     assert np.array_equal(a.predict_proba(frame.head(50)), b.predict_proba(frame.head(50)))
     with pytest.raises(ArtifactError, match="already exists"):
-        train_model(frame, tmp_path / "a", config=config, progress=False)
+        write_model(train_model(frame, config=config, progress=False), frame, tmp_path / "a")
 
 
 def test_broken_artifacts_are_refused(trained_model: Path, tmp_path: Path) -> None:

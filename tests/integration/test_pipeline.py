@@ -18,9 +18,11 @@ from typing import ClassVar
 
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
+from conforto.cli import app
 from conforto.settings import get_settings
-from tests.conftest import conforto_cli
+from tests.helpers import conforto_cli
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +157,7 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from conforto.pipeline import data_stage; "
+            "import sys; from pathlib import Path; from conforto.stages import data_stage; "
             "from conforto.tracking.clearml import ClearmlTracker; "
             "data_stage(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), "
             "tracker=ClearmlTracker())",
@@ -198,3 +200,25 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
     assert f"ClearML did not accept {session.name}" in refused.stderr
     assert any(p.startswith("/auth.login") for p in _Recorder.paths)  # the SDK reached the wire
     assert not list((cache / "offline").glob("*.imported"))  # still pending: nothing lost
+
+
+def test_pipeline_reads_the_data_from_settings_and_its_gate_rejects_a_60_vote_model(
+    data_files: tuple[Path, Path], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m, d = data_files
+    monkeypatch.setenv("CONFORTO_MEASUREMENTS", str(m))
+    monkeypatch.setenv("CONFORTO_METADATA", str(d))
+    result = CliRunner().invoke(app, ["pipeline", "run"])
+    assert result.exit_code == 1, result.output
+    assert {p.name for p in (home / "reports").iterdir()} >= {
+        "validation.json",
+        "validation.html",
+        "profile.json",
+        "profile.html",
+    }
+    assert "registered version 1" in result.output
+    # 60 synthetic votes teach the booster less than PMV knows: the gate says so, and production
+    # stays empty
+    assert "version 1 rejected: beats PMV" in result.output
+    assert "production version: none" in result.output
+    assert not (home / "registry" / "production.json").exists()

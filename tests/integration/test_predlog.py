@@ -29,7 +29,7 @@ from conforto.serving.predlog import (
     PredictionLog,
     queued_prediction,
 )
-from tests.conftest import table_rows
+from tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,9 @@ def test_database_down_keeps_rows_then_writes_them(postgres: Any, sink: Any) -> 
     accepted = [store.add_prediction(p, {"ta": 25.0}, latency_ms=1.0) for p in kept]
     assert accepted.count(True) == 50  # the buffer holds 50 rows ...
     assert events["dropped"] == store.dropped == 10  # ... and counts what it could not hold
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while not events["failed"] and time.monotonic() < deadline:  # the writer tries, and fails
+        time.sleep(0.05)
     assert events["failed"] >= 1
     assert store.buffered == 50
     with pytest.raises(LogUnavailable, match="OperationalError"):

@@ -18,7 +18,7 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.pointer import read_pointer
 from conforto.registry import PRODUCTION, Registry, open_registry
 from conforto.settings import get_settings
-from tests.conftest import conforto_cli
+from tests.helpers import conforto_cli
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -198,7 +198,6 @@ def test_sigkill_during_promotion_leaves_old_or_new(
     killed = conforto_cli("model", "promote", "2", "--force", env={"CONFORTO_CRASH_AT": point})
     assert killed.returncode == -9, killed.stderr
     alias = _registry().store.alias_version(PRODUCTION)
-    assert alias in {"1", "2"}
     assert alias == ("1" if point == "before-alias" else "2")
     listed = conforto_cli("model", "list", "--json")  # any command reconciles first
     assert listed.returncode == 0, listed.stderr

@@ -68,25 +68,6 @@ def test_profile_writes_reports(data_files: tuple[Path, Path], home: Path) -> No
     assert (home / "reports" / "profile.html").is_file()
 
 
-def test_pipeline_uses_settings_for_data(
-    data_files: tuple[Path, Path], home: Path, monkeypatch: object
-) -> None:
-    m, d = data_files
-    monkeypatch.setenv("CONFORTO_MEASUREMENTS", str(m))  # type: ignore[attr-defined]
-    monkeypatch.setenv("CONFORTO_METADATA", str(d))  # type: ignore[attr-defined]
-    result = runner.invoke(app, ["pipeline", "run"])
-    assert result.exit_code in (0, 1), result.output  # 1: the gate rejected the model
-    assert not isinstance(result.exception, Exception), result.exception  # SystemExit only
-    assert {p.name for p in (home / "reports").iterdir()} >= {
-        "validation.json",
-        "validation.html",
-        "profile.json",
-        "profile.html",
-    }
-    assert "registered version 1" in result.output
-    assert "gate: version 1" in result.output
-
-
 def test_invalid_settings_are_reported(monkeypatch: object) -> None:
     monkeypatch.setenv("CONFORTO_DOWNLOAD__RETRIES", "-1")  # type: ignore[attr-defined]
     result = runner.invoke(app, ["data", "download"])

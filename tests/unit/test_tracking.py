@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from conforto.pipeline import data_stage
+from conforto.stages import data_stage
 from conforto.tracking import (
     GuardedTracker,
     MultiTracker,
     NullTracker,
-    Tracker,
     make_tracker,
     replay_outbox,
     tracked_run,
@@ -50,9 +49,40 @@ class RecordingTracker(NullTracker):
         self._record("end_run", status)
 
 
-def test_null_tracker_satisfies_protocol() -> None:
-    assert isinstance(NullTracker(), Tracker)
-    assert isinstance(GuardedTracker(NullTracker()), Tracker)
+def test_guarded_tracker_forwards_every_call_in_order(tmp_path: Path) -> None:
+    inner = RecordingTracker()
+    guarded = GuardedTracker(inner, tmp_path / "outbox.jsonl")
+    guarded.start_run("stage", {"stage": "data"})
+    guarded.log_params({"seed": 42})
+    guarded.log_metrics({"rows": 60.0})
+    guarded.set_tags({"validation": "passed"})
+    guarded.log_artifact(tmp_path / "report.html")
+    guarded.end_run()
+    assert inner.calls == [
+        ("start_run", "stage"),
+        ("log_params", {"seed": 42}),
+        ("log_metrics", {"rows": 60.0}),
+        ("set_tags", {"validation": "passed"}),
+        ("log_artifact", tmp_path / "report.html"),
+        ("end_run", "FINISHED"),
+    ]
+    assert guarded.failures == []
+    assert not (tmp_path / "outbox.jsonl").exists()
+
+
+class BuggyTracker(RecordingTracker):
+    """A tracker with a bug: replaying its calls later would fail the same way."""
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        raise TypeError("float() argument must be a string or a real number, not 'dict'")
+
+
+def test_programming_errors_are_not_swallowed_into_the_outbox(tmp_path: Path) -> None:
+    guarded = GuardedTracker(BuggyTracker(), tmp_path / "outbox.jsonl")
+    guarded.start_run("stage")
+    with pytest.raises(TypeError, match="float"):
+        guarded.log_metrics({"rows": 60.0})
+    assert not (tmp_path / "outbox.jsonl").exists()
 
 
 def test_tracked_run_marks_failed_runs() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conforto.errors import ConfigError, ConfortoError
-from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS, LogUnavailable, Queued
+from conforto.errors import ConfigError, ConfortoError, LogUnavailable
+from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS, Queued
 
 metadata = sa.MetaData()
 predictions = sa.Table(

@@ -18,8 +18,8 @@ from contextlib import suppress
 from multiprocessing.connection import Connection
 from typing import Any
 
-from conforto.errors import ConfigError
-from conforto.serving.predlog import LogSink, LogUnavailable, Queued
+from conforto.errors import ConfigError, LogUnavailable
+from conforto.serving.predlog import LogSink, Queued
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ worker writes its samples there; ``/metrics`` aggregates them all, whichever wor
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,9 +20,6 @@ from prometheus_client import (
 )
 
 from conforto.serving.predlog import LogCounters
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 REQUESTS = Counter(
     "conforto_http_requests", "HTTP requests answered.", ["route", "method", "status"]
@@ -90,40 +84,3 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-class RequestMetrics:
-    """ASGI middleware: count and time every request by route template, method and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def sending(message: Scope) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            key = (route, scope["method"], status)
-            children = self._children.get(key)
-            if children is None:  # labels() takes a lock and builds a key: do it once per key
-                children = self._children[key] = (
-                    REQUESTS.labels(route, scope["method"], str(status)),
-                    LATENCY.labels(route, str(status)),
-                )
-            children[0].inc()
-            children[1].observe(time.perf_counter() - start)
-            if status >= 400:
-                ERRORS.labels(ERROR_TYPES.get(status, f"http_{status}")).inc()

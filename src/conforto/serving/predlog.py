@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
+from conforto.errors import LogUnavailable
+
 log = logging.getLogger(__name__)
 
 #: A row as queued: its table (``"predictions"`` or ``"feedback"``) and its values, in the
@@ -68,10 +70,6 @@ def queued_prediction(
             tuple(inputs.items()),
         ),
     )
-
-
-class LogUnavailable(Exception):  # noqa: N818 - reads as what happened, like TimeoutError
-    """The prediction log's database cannot take or answer a request now."""
 
 
 class LogSink(Protocol):

@@ -13,9 +13,8 @@ import numpy as np
 from conforto.artifact import ThermalModel
 from conforto.categories import normalise_value
 from conforto.features import PHYSICS_INPUTS, comfort_arrays
-from conforto.target import CLASSES
+from conforto.target import CLASS_NAMES
 
-_NAMES = [c.value for c in CLASSES]
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
 _normalise = lru_cache(maxsize=4096)(normalise_value)
 
@@ -104,8 +103,8 @@ class Predictor:
         return [
             {
                 "prediction_id": uuid.uuid4().hex,
-                "predicted_class": _NAMES[decision],
-                "probabilities": dict(zip(_NAMES, p, strict=True)),
+                "predicted_class": CLASS_NAMES[decision],
+                "probabilities": dict(zip(CLASS_NAMES, p, strict=True)),
                 "model_version": self.version,
                 "pmv": None if math.isnan(pmv) else round(pmv, 3),
                 "ppd": None if math.isnan(ppd) else round(ppd, 2),

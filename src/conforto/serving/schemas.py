@@ -8,13 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import DOMAINS
-
-#: Inputs a request must give.
-REQUIRED = ("ta", "rh", "vel", "met", "clo")
-#: Optional numeric inputs.
-OPTIONAL_NUMERIC = ("tr", "age", "ht", "wt", "t_out_isd", "rh_out_isd", "t_mot_isd", "lat", "lon")
-#: Optional categorical inputs with a closed set of values.
-OPTIONAL_CATEGORICAL = ("season", "gender", "climate", "cooling_type", "building_type")
+from conforto.design import INPUTS, Input
 
 
 def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
@@ -33,6 +27,13 @@ def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
 
 
 def _categorical_field(name: str) -> tuple[Any, Any]:
+    if name not in DOMAINS:  # an open set of values (countries): text the model may not know
+        return Annotated[str, Field(min_length=1, max_length=60)] | None, Field(
+            None,
+            description=f"{name.replace('_', ' ').capitalize()} of the building (lower case "
+            f"English name, e.g. 'brazil'); a {name} the model has not seen is treated as "
+            "unknown.",
+        )
     values = DOMAINS[name]
     kind = Literal[values]  # type: ignore[valid-type]
     return kind | None, Field(
@@ -40,21 +41,14 @@ def _categorical_field(name: str) -> tuple[Any, Any]:
     )
 
 
-_fields: dict[str, Any] = {}
-for _name in REQUIRED:
-    _fields[_name] = _numeric_field(_name, required=True)
-for _name in OPTIONAL_NUMERIC:
-    _fields[_name] = _numeric_field(_name, required=False)
-for _name in OPTIONAL_CATEGORICAL:
-    _fields[_name] = _categorical_field(_name)
-_fields["country"] = (
-    Annotated[str, Field(min_length=1, max_length=60)] | None,
-    Field(
-        None,
-        description="Country of the building (lower case English name, e.g. 'brazil'); "
-        "a country the model has not seen is treated as unknown.",
-    ),
-)
+def _field(spec: Input) -> tuple[Any, Any]:
+    if spec.kind == "numeric":
+        return _numeric_field(spec.name, spec.required)
+    return _categorical_field(spec.name)
+
+
+#: The API's fields, from the one list of inputs: required ones first.
+_fields: dict[str, Any] = {i.name: _field(i) for i in sorted(INPUTS, key=lambda i: not i.required)}
 
 Observation = create_model(  # one observation: what a caller measures and knows
     "Observation",

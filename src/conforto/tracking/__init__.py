@@ -7,6 +7,7 @@ fails because a tracking server is unavailable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from conforto.errors import ConfigError
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 
-def make_tracker(settings: Settings, backends: list[str] | None = None) -> Tracker:
+def make_tracker(settings: Settings, backends: Sequence[str] | None = None) -> Tracker:
     """The trackers chosen by ``CONFORTO_TRACKING__BACKENDS`` (or ``backends``).
 
     Parameters

@@ -12,6 +12,9 @@ from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
+#: Errors that mean a bug, not an unavailable tracker: :class:`GuardedTracker` lets them through.
+PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
+
 
 @runtime_checkable
 class Tracker(Protocol):
@@ -140,7 +143,9 @@ class GuardedTracker:
                 continue
             try:
                 getattr(tracker, method)(*args)
-            except Exception as exc:  # any tracker failure must not stop the stage
+            except PROGRAMMING_ERRORS:
+                raise  # a bug in the caller or the tracker: replaying it later would fail again
+            except Exception as exc:  # servers and SDKs raise anything; none may stop the stage
                 self._down.add(backend)
                 self.failures.append((method, f"{backend}: {type(exc).__name__}: {exc}"))
                 self._keep(backend, method, args)

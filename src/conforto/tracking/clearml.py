@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conforto.errors import TrackingError
+from conforto.versions import LIFECYCLE
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ STAGE_PROJECTS = (
     "model_promotion",
     "deployment",
 )
-#: Lifecycle tags are written bare; other tags as ``key=value``.
-_BARE_TAGS = ("training", "validated", "production", "archived", "rejected")
 #: Marks a session zip already sent, holding the id of the task it became.
 IMPORTED = ".imported"
 
@@ -67,7 +66,7 @@ def _quiet_task_class() -> Any:
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[str]:
-    return [k if k in _BARE_TAGS or not v else f"{k}={v}" for k, v in tags.items()]
+    return [k if k in LIFECYCLE or not v else f"{k}={v}" for k, v in tags.items()]
 
 
 class ClearmlTracker:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from conforto.errors import RegistryError, TrackingError
+from conforto.versions import ModelVersion
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -129,20 +129,6 @@ class MlflowTracker:
         self.run_id = None
 
 
-@dataclass
-class ModelVersion:
-    """One registered version, as the registry sees it."""
-
-    version: str
-    tags: dict[str, str]
-    aliases: list[str]
-    created: float
-    run_id: str | None
-    source: str
-    artifact: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class MlflowRegistryStore:
     """The MLflow model registry holding one registered model's versions.
 
@@ -207,7 +193,7 @@ class MlflowRegistryStore:
             tracker.set_tags(tags)
             self.client.log_artifacts(run_id, str(artifact), artifact_path="model")
             tracker.end_run()
-        except Exception:
+        except Exception:  # whatever failed, the run is closed as FAILED and the error goes on
             tracker.end_run("FAILED")
             raise
         self._ensure_model()

@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conforto.serving.logdb import predictions
-from tests.conftest import table_rows
+from tests.helpers import table_rows
+
+pytestmark = pytest.mark.integration
 
 
 def _run(code: str) -> dict[str, object]:
@@ -39,7 +43,7 @@ def test_service_process_keeps_scikit_learn_out_and_lightgbm_works(trained_model
 
 
 CHILDREN = """
-import json, os, sys, time
+import gc, json, os, sys, time
 from fastapi.testclient import TestClient
 from conforto.serving.app import app_from_env
 
@@ -70,8 +74,9 @@ with TestClient(app_from_env()) as client:
             break
         time.sleep(0.1)
     stored, sqlalchemy = written(client), 'sqlalchemy' in sys.modules
+    tuned = gc.get_threshold()[0], gc.get_freeze_count() > 0
 print(json.dumps({'status': status.status_code, 'writers': writers, 'stored': stored,
-                  'sqlalchemy': sqlalchemy}))
+                  'sqlalchemy': sqlalchemy, 'tuned': tuned}))
 """
 
 
@@ -85,6 +90,7 @@ def test_prediction_log_is_written_by_a_low_priority_child_process(
     assert found["status"] == 200
     assert found["stored"] == 1
     assert found["sqlalchemy"] is False  # the service process never loaded the database code
+    assert found["tuned"] == [10_000, True]  # the process entry's GC tuning
     writers = found["writers"]
     assert isinstance(writers, dict)
     assert [

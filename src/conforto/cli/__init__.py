@@ -1,0 +1,60 @@
+"""The ``conforto`` command line: thin commands over the library, one module per group.
+
+:mod:`.common` holds the error mapping and the shared options, :mod:`.render` the terminal
+output; every other module is a command group.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.logging import RichHandler
+
+import conforto
+from conforto.cli import data, model, monitor, serve, tracking, train
+from conforto.cli.common import console, err_console, state
+
+app = typer.Typer(
+    name="conforto",
+    help="Predict occupants' thermal sensation; validate data, train, serve, monitor.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(model.app, name="model")
+app.add_typer(train.pipeline_app, name="pipeline")
+app.add_typer(tracking.app, name="tracking")
+app.add_typer(monitor.app, name="monitor")
+app.command("train")(train.train)
+app.command("evaluate")(train.evaluate)
+app.command("predict")(train.predict)
+app.command("validate-model")(train.validate_model)
+app.command("serve")(serve.serve)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"conforto {conforto.__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """conforto: thermal sensation prediction with a complete MLOps lifecycle."""
+    state["debug"] = debug
+    logging.basicConfig(
+        level=logging.INFO if debug else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+__all__ = ["app"]

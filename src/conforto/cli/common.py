@@ -1,0 +1,107 @@
+"""What every command shares: the consoles, the error mapping, the common options and lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from conforto.errors import ConfortoError
+from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from conforto.pipeline import PipelineConfig
+    from conforto.registry import Registry
+
+console = Console()
+err_console = Console(stderr=True)
+#: Set by the root command's ``--debug``.
+state = {"debug": False}
+
+MeasurementsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--measurements",
+        help="Measurements file (csv, csv.gz, parquet). "
+        "Default: CONFORTO_MEASUREMENTS, else the official file, downloaded once.",
+    ),
+]
+MetadataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metadata",
+        help="Building metadata file. Default: CONFORTO_METADATA, else the "
+        "official file, downloaded once.",
+    ),
+]
+ModelOpt = Annotated[
+    str,
+    typer.Option("--model", help="Model directory written by `conforto train`, or 'production'."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(help="Pipeline config (YAML): train, gate, monitor, tracking."),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; the exit (code 1) to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn a :class:`ConfortoError` into one line on stderr and exit code 1.
+
+    With ``--debug`` the error propagates with its traceback.
+    """
+    try:
+        yield
+    except ConfortoError as exc:
+        if state["debug"]:
+            raise
+        raise fail(str(exc)) from None
+
+
+def out_dir(out: Path | None, *parts: str) -> Path:
+    """``out``, or its default ``CONFORTO_HOME/<parts>``."""
+    return out if out is not None else get_settings().home.joinpath(*parts)
+
+
+def sources(measurements: Path | None, metadata: Path | None) -> tuple[Path, Path]:
+    """The data files: the options, else the settings, else the official files (downloaded)."""
+    from conforto.download import resolve_sources
+
+    return resolve_sources(get_settings(), measurements, metadata)
+
+
+def pipeline_config(path: Path | None) -> PipelineConfig:
+    """The pipeline config from ``path`` (validated), or the defaults."""
+    from conforto.config import load_yaml_model
+    from conforto.pipeline import PipelineConfig
+
+    return PipelineConfig() if path is None else load_yaml_model(path, PipelineConfig)
+
+
+def open_registry() -> Registry:
+    """The registry, reconciled with its production alias (as every registry command starts)."""
+    from conforto.registry import open_registry as open_store
+
+    registry = open_store(get_settings())
+    with registry.locked():
+        for line in registry.reconcile():
+            err_console.print(f"[yellow]reconciled:[/] {line}", highlight=False)
+    return registry
+
+
+def model_dir(value: str) -> Path:
+    """A model directory, or the production version's artifact (reconciled and verified)."""
+    if value != "production":
+        return Path(value)
+    _, artifact = open_registry().resolve("production")
+    return artifact

@@ -1,0 +1,82 @@
+"""``conforto model``: the registry: register, list, show, promote, roll back, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conforto.cli import render
+from conforto.cli.common import console, errors, open_registry
+
+app = typer.Typer(
+    help="The model registry: register, list, promote, roll back.", no_args_is_help=True
+)
+ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit log.")]
+
+
+@app.command("register")
+def register(
+    directory: Annotated[Path, typer.Argument(help="Model directory from `conforto train`.")],
+) -> None:
+    """Add a trained model as a new version (tag `training`, with lineage)."""
+    with errors():
+        version, created = open_registry().register(directory)
+    verb = "registered" if created else "already registered"
+    console.print(f"{verb}: version {version.version} ({directory})", highlight=False)
+
+
+@app.command("list")
+def list_versions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List every version with its lifecycle tags; production is marked."""
+    with errors():
+        found = open_registry().store.versions()
+    if as_json:
+        typer.echo(json.dumps([v.record() for v in found], indent=2))
+    else:
+        render.versions(found)
+
+
+@app.command("show")
+def show(version: Annotated[str, typer.Argument(help="Version number or 'production'.")]) -> None:
+    """Show one version: tags, lineage, metrics and artifact."""
+    with errors():
+        found, _ = open_registry().resolve(version)
+    typer.echo(json.dumps(found.record(), indent=2))
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="Version to put in production.")],
+    force: Annotated[bool, typer.Option("--force", help="Promote even if not validated.")] = False,
+    reason: ReasonOpt = "",
+) -> None:
+    """Make a version the production version (only `validated` ones, unless --force)."""
+    with errors():
+        move = open_registry().promote(
+            version, force=force, reason=reason, command="conforto model promote"
+        )
+    if move is None:
+        console.print(f"version {version} already is in production")
+    else:
+        console.print(f"production: version {move.previous or '-'} → {move.to}", highlight=False)
+
+
+@app.command("rollback")
+def rollback(reason: ReasonOpt = "") -> None:
+    """Put back the previous production version (repeat to keep stepping back)."""
+    with errors():
+        move = open_registry().rollback(reason=reason, command="conforto model rollback")
+    console.print(f"production: version {move.previous} → {move.to}", highlight=False)
+
+
+@app.command("audit")
+def audit() -> None:
+    """Print the audit log of promotions and rollbacks."""
+    with errors():
+        moves = open_registry().audit()
+    render.audit(moves)

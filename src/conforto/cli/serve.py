@@ -1,0 +1,44 @@
+"""``conforto serve``: the prediction service under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conforto.settings import get_settings
+
+
+def serve(
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model directory, or 'production' (the default).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+) -> None:
+    """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs."""
+    import uvicorn
+
+    if model not in (None, "production"):
+        # uvicorn's workers are processes of their own: they read the settings from the
+        # environment they inherit
+        os.environ["CONFORTO_SERVE__MODEL"] = str(Path(model).resolve())
+        get_settings.cache_clear()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # prometheus-client's own variable: every worker writes its metric samples there and
+        # /metrics adds them up
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conforto-metrics-")
+    uvicorn.run(
+        "conforto.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )

@@ -1,0 +1,200 @@
+"""Training commands: ``train``, ``evaluate``, ``predict``, ``validate-model``, ``pipeline run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from conforto.cli import render
+from conforto.cli.common import (
+    ConfigOpt,
+    MeasurementsOpt,
+    MetadataOpt,
+    ModelOpt,
+    console,
+    errors,
+    fail,
+    model_dir,
+    open_registry,
+    out_dir,
+    pipeline_config,
+    sources,
+)
+from conforto.settings import get_settings
+
+pipeline_app = typer.Typer(help="The gated training pipeline.", no_args_is_help=True)
+
+
+def train(
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Model directory to create. Default: CONFORTO_HOME/models/latest."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (YAML); its `train:` section is used.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing model directory.")
+    ] = False,
+) -> None:
+    """Train the thermal-sensation model with building-grouped cross-validation."""
+    from conforto.data import load_dataset
+    from conforto.export import write_model
+    from conforto.train import train_model
+
+    with errors():
+        cfg = pipeline_config(config).train
+        target = out_dir(out, "models", "latest")
+        if target.exists() and not force:
+            raise fail(
+                f"{target} already exists: choose another --out or pass --force to replace it."
+            )
+        m, d = sources(measurements, metadata)
+        frame = load_dataset(m, d).frame
+        result = train_model(frame, config=cfg)
+        files = {"measurements": str(m), "metadata": str(d)}
+        write_model(result, frame, target, force=force, sources=files)
+    render.trained_model(target)
+
+
+def evaluate(
+    model: ModelOpt,
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/evaluation.")
+    ] = None,
+) -> None:
+    """Score a trained model on other labelled data (for example unseen buildings)."""
+    from conforto.artifact import load_model
+    from conforto.data import load_dataset
+    from conforto.evaluate import evaluate_model, write_evaluation
+
+    with errors():
+        loaded = load_model(model_dir(model))
+        m, d = sources(measurements, metadata)
+        metrics = evaluate_model(loaded, load_dataset(m, d).frame, seed=get_settings().seed)
+        paths = write_evaluation(
+            metrics,
+            out_dir(out, "reports", "evaluation"),
+            manifest=loaded.manifest,
+            title=f"Evaluation on {m.name}",
+        )
+    console.print(render.summary_table(metrics["holdout"], f"Evaluation on {m.name}"))
+    console.print(f"report: {paths['report.html']}", highlight=False)
+
+
+def predict(
+    model: ModelOpt,
+    input: Annotated[Path, typer.Option("--input", help="CSV of observations (database format).")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write the predictions to.")],
+    metadata: Annotated[
+        Path | None, typer.Option("--metadata", help="Building metadata to join on building_id.")
+    ] = None,
+) -> None:
+    """Score a CSV file: one output row per input row, in order."""
+    from conforto.artifact import load_model
+    from conforto.predict import predict_file
+
+    with errors():
+        summary = predict_file(load_model(model_dir(model)), input, output, metadata=metadata)
+    console.print(
+        f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
+        f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",
+        highlight=False,
+    )
+
+
+def validate_model(
+    version: Annotated[str, typer.Argument(help="Registered version to judge.")],
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (YAML) whose `gate:` holds thresholds.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/gate-v<VERSION>."),
+    ] = None,
+) -> None:
+    """The promotion gate: tag VERSION `validated`, or `rejected` with the failed checks.
+
+    Compares with the baselines and, when there is one, the production champion on the same
+    building-grouped folds (paired bootstrap over buildings), slices and the behavioural suite.
+    The data is read only when the champion must be refitted on the challenger's folds.
+    """
+    from conforto.data import load_dataset
+    from conforto.stages import gate_stage
+    from conforto.tracking import make_tracker
+
+    with errors():
+        settings = get_settings()
+        cfg = pipeline_config(config)
+
+        def data() -> Any:
+            return load_dataset(*sources(measurements, metadata)).frame
+
+        report, paths = gate_stage(
+            open_registry(),
+            version,
+            cfg.gate,
+            out_dir(out, "reports", f"gate-v{version}"),
+            data=data,
+            tracker=make_tracker(settings, cfg.tracking),
+            outbox=settings.tracking_outbox,
+        )
+    render.gate(report, paths)
+    if not report.passed:
+        raise fail(f"version {report.version} rejected: {report.reason()}")
+    console.print(f"version {report.version} validated", highlight=False)
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    measurements: MeasurementsOpt = None,
+    metadata: MetadataOpt = None,
+    config: ConfigOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train anew even if this data, code and config ran.")
+    ] = False,
+) -> None:
+    """Validate data → profile → train → register → gate → promote if validated.
+
+    Re-running with unchanged data, code and config reuses the registered version. Exits 1 when
+    the data fails validation or the gate rejects the model (production then stays as it was).
+    """
+    from conforto.pipeline import run_pipeline
+    from conforto.tracking import make_tracker
+
+    with errors():
+        settings = get_settings()
+        cfg = pipeline_config(config)
+        result = run_pipeline(
+            open_registry(),
+            *sources(measurements, metadata),
+            settings.home,
+            cfg,
+            tracker=make_tracker(settings, cfg.tracking),
+            outbox=settings.tracking_outbox,
+            force=force,
+            notify=lambda line: console.print(f"[bold]▸[/] {line}", highlight=False),
+        )
+    render.validation(result.data.validation, result.data.reports)
+    if not result.data.validation.ok:
+        raise typer.Exit(1)
+    if result.model_dir is not None:
+        render.trained_model(result.model_dir)
+    if result.gate is not None:
+        render.gate(result.gate, result.gate_paths)
+    if result.promoted is not None:
+        console.print(
+            f"production: version {result.promoted.previous or '-'} → {result.promoted.to}",
+            highlight=False,
+        )
+    console.print(f"production version: {result.production or 'none'}", highlight=False)
+    if result.gate is not None and not result.gate.passed:
+        raise fail(f"version {result.version} rejected: {result.gate.reason()}")

@@ -1,0 +1,141 @@
+"""Writing a trained model's directory (the artifact :mod:`conforto.artifact` loads).
+
+Everything goes into a temporary folder beside the target, which is renamed only once complete:
+a crash leaves either the old directory or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import conforto
+from conforto.artifact import BOOSTER, DRIFT_REFERENCE, ThermalModel, load_model, save_manifest
+from conforto.data import fingerprint
+from conforto.errors import ArtifactError
+from conforto.evaluate import write_evaluation
+from conforto.fileio import atomic_write_json
+from conforto.lineage import code_fingerprint, git_commit, package_versions
+from conforto.metrics import N_CLASSES
+from conforto.profile import drift_reference, profile_frame
+from conforto.target import CLASS_NAMES
+from conforto.train import TrainingResult
+
+
+def manifest(
+    result: TrainingResult, frame: pd.DataFrame, sources: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest of a trained model (``save_manifest`` adds the format and checksums).
+
+    Parameters
+    ----------
+    result
+        The trained model.
+    frame
+        The data it was trained on (its fingerprint is the lineage's data sha256).
+    sources
+        Data file paths to record.
+    """
+    final, config, y = result.final, result.config, result.y
+    cv = result.metrics["cv"]
+    importance = final.booster.feature_importance("gain").tolist()
+    return {
+        "name": "conforto-thermal-sensation",
+        "created": pd.Timestamp.now(tz="UTC").isoformat(),
+        "features": result.spec.to_dict(),
+        "classes": list(CLASS_NAMES),
+        "class_weights": final.class_weights.tolist(),
+        "calibration": {"method": "temperature", "temperature": final.temperature},
+        "baselines": {
+            "majority": (np.bincount(y, minlength=N_CLASSES) / len(y)).tolist(),
+            "probabilistic_pmv": result.probabilistic_pmv.to_dict(),
+        },
+        "booster": {
+            "params": final.params,
+            "rounds": final.rounds,
+            "feature_importance_gain": dict(zip(result.spec.names, importance, strict=True)),
+        },
+        "config": config.model_dump(),
+        "seed": config.seed,
+        "data": {
+            "sha256": fingerprint(frame),
+            "rows": len(result.rows),
+            "buildings": int(np.unique(result.groups).size),
+            "sources": dict(sources or {}),
+        },
+        "versions": package_versions(),
+        "lineage": {
+            "git_commit": git_commit(),
+            "conforto": conforto.__version__,
+            "code_sha256": code_fingerprint(),
+        },
+        "selection": {
+            "selected": cv["selected"],
+            "macro_f1": {k: v["macro_f1"] for k, v in cv["candidates"].items()},
+        },
+        "metrics": {k: cv["model"][k] for k in ("accuracy", "macro_f1", "log_loss", "ece")},
+    }
+
+
+def write_model(
+    result: TrainingResult,
+    frame: pd.DataFrame,
+    out: Path,
+    *,
+    force: bool = False,
+    sources: dict[str, str] | None = None,
+) -> ThermalModel:
+    """Write a complete model directory: booster, predictions, profile, report, card, manifest.
+
+    Parameters
+    ----------
+    result
+        The trained model (:func:`conforto.train.train_model`).
+    frame
+        The data it was trained on.
+    out
+        Model directory to create.
+    force
+        Replace an existing ``out``.
+    sources
+        Data file paths to record in the lineage.
+
+    Returns
+    -------
+    ThermalModel
+        The model, loaded back from ``out`` (every checksum verified).
+
+    Raises
+    ------
+    ArtifactError
+        When ``out`` exists and ``force`` is not set.
+    """
+    if out.exists() and not force:
+        raise ArtifactError(
+            f"{out} already exists: choose another --out or pass --force to replace it."
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        result.final.booster.save_model(str(tmp / BOOSTER))
+        result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
+        atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
+        reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)
+        reference.to_parquet(tmp / DRIFT_REFERENCE, index=False)
+        content = manifest(result, frame, sources)
+        write_evaluation(
+            result.metrics, tmp, manifest=content, title="Cross-validation (grouped by building)"
+        )
+        save_manifest(tmp, content)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_model(out)

@@ -1,0 +1,346 @@
+"""Input drift: has what the model is asked about moved away from what it learnt from?
+
+Per model input, a distance suited to its kind (SciPy's): for numbers the Wasserstein distance
+in units of the reference's standard deviation ("normed Wasserstein", Evidently's default for
+large samples), for categories the Jensen-Shannon distance of the level shares (base 2, 0 to
+1). An input drifts when its distance passes its threshold, and is only judged with enough
+values on both sides. The data set drifts when the share of drifted inputs, among those judged,
+reaches ``drift_share``. Distances, unlike p-values, do not turn every small difference of a
+large window into an alarm; the thresholds were checked on the training data itself (bench).
+
+Thermal inputs move with the seasons: compared ``season_matched``, the reference is reweighted
+to the window's mix of seasons (or months), so that a summer is compared with earlier summers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import wasserstein_distance
+
+from conforto.artifact import DRIFT_REFERENCE, ThermalModel
+from conforto.errors import ArtifactError, DataError
+from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.monitor.config import MonitorConfig
+from conforto.monitor.sample import FloatArray, Sample, season_weights
+from conforto.monitor.window import Source
+from conforto.reports import figure_uri, new_figure, render
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One input's verdict."""
+
+    name: str
+    kind: str
+    method: str
+    statistic: float | None
+    threshold: float
+    drifted: bool
+    enough_data: bool
+    reference_rows: float
+    current_rows: float
+
+
+@dataclass
+class DriftReport:
+    """Every input's verdict and the data set's, with where both samples came from."""
+
+    model_version: str
+    reference: dict[str, Any]
+    current: dict[str, Any]
+    features: list[FeatureDrift] = field(default_factory=list)
+    drift_share: float = 0.5
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of the drifted inputs, largest distance over threshold first."""
+        found = [f for f in self.features if f.drifted]
+        found.sort(key=lambda f: -(f.statistic or 0.0) / f.threshold)
+        return [f.name for f in found]
+
+    @property
+    def share(self) -> float:
+        """Share of drifted inputs among those with enough data (0 when none has)."""
+        judged = [f for f in self.features if f.enough_data]
+        return sum(f.drifted for f in judged) / len(judged) if judged else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        """Whether the share of drifted inputs reaches ``drift_share``."""
+        return any(f.enough_data for f in self.features) and self.share >= self.drift_share
+
+    def to_dict(self) -> dict[str, Any]:
+        """``drift.json``'s content."""
+        return {
+            "model_version": self.model_version,
+            "reference": self.reference,
+            "current": self.current,
+            "features": [
+                {k: v for k, v in asdict(f).items() if not k.endswith("_rows")}
+                | {"reference_rows": f.reference_rows, "current_rows": f.current_rows}
+                for f in self.features
+            ],
+            "drifted_features": self.drifted_features,
+            "drift_share": self.share,
+            "dataset_drift": self.dataset_drift,
+        }
+
+
+def numeric_drift(
+    name: str, reference: Sample, current: Sample, config: MonitorConfig
+) -> FeatureDrift:
+    """Normed Wasserstein distance of one numeric input (see the module's docstring)."""
+    nothing: tuple[FloatArray, FloatArray] = (np.empty(0), np.empty(0))
+    ref, cur = reference.numeric.get(name, nothing), current.numeric.get(name, nothing)
+    n_ref, n_cur = reference.effective_rows(name), current.effective_rows(name)
+    enough = min(n_ref, n_cur) >= config.min_rows
+    statistic = None
+    if ref[0].size and cur[0].size:
+        mean = np.average(ref[0], weights=ref[1])
+        std = float(np.sqrt(np.average((ref[0] - mean) ** 2, weights=ref[1])))
+        distance = wasserstein_distance(ref[0], cur[0], ref[1], cur[1])
+        statistic = float(distance / max(std, 1e-9))
+    return FeatureDrift(
+        name,
+        "numeric",
+        "wasserstein_normed",
+        statistic,
+        config.numeric_threshold,
+        bool(enough and statistic is not None and statistic > config.numeric_threshold),
+        enough,
+        n_ref,
+        n_cur,
+    )
+
+
+def categorical_drift(
+    name: str, reference: Sample, current: Sample, config: MonitorConfig
+) -> FeatureDrift:
+    """Jensen-Shannon distance of one categorical input's level shares."""
+    ref, cur = reference.categorical.get(name, {}), current.categorical.get(name, {})
+    levels = sorted(set(ref) | set(cur))
+    p = np.array([ref.get(level, 0.0) for level in levels])
+    q = np.array([cur.get(level, 0.0) for level in levels])
+    n_ref, n_cur = reference.effective_rows(name), current.effective_rows(name)
+    enough = min(n_ref, n_cur) >= config.min_rows
+    statistic = float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else None
+    return FeatureDrift(
+        name,
+        "categorical",
+        "jensen_shannon",
+        statistic,
+        config.categorical_threshold,
+        bool(enough and statistic is not None and statistic > config.categorical_threshold),
+        enough,
+        n_ref,
+        n_cur,
+    )
+
+
+def compare(
+    reference: Sample,
+    current: Sample,
+    numeric: list[str],
+    categorical: list[str],
+    config: MonitorConfig,
+    *,
+    model_version: str,
+    described: tuple[dict[str, Any], dict[str, Any]],
+) -> DriftReport:
+    """Judge every input of ``current`` against ``reference``.
+
+    Parameters
+    ----------
+    reference, current
+        The two samples.
+    numeric, categorical
+        The model's inputs of each kind.
+    config
+        Thresholds.
+    model_version
+        The model whose inputs these are.
+    described
+        What the reference and the current window are (``drift.json``'s ``reference`` and
+        ``current``); their row counts are added here.
+
+    Returns
+    -------
+    DriftReport
+        Inputs in the model's order.
+    """
+    features = [numeric_drift(n, reference, current, config) for n in numeric] + [
+        categorical_drift(n, reference, current, config) for n in categorical
+    ]
+    return DriftReport(
+        model_version,
+        {**described[0], "rows": reference.rows},
+        {**described[1], "rows": current.rows},
+        features,
+        config.drift_share,
+    )
+
+
+def model_inputs(model: ThermalModel) -> tuple[list[str], list[str]]:
+    """The model's numeric and categorical inputs (its derived physics features aside)."""
+    kinds = {f.name: f.kind for f in model.spec.features}
+    return (
+        [n for n, k in kinds.items() if k == "numeric"],
+        [n for n, k in kinds.items() if k == "categorical"],
+    )
+
+
+def training_reference(model: ThermalModel) -> pd.DataFrame:
+    """The model's sample of its training inputs.
+
+    Raises
+    ------
+    ArtifactError
+        When the model was trained before models carried one.
+    """
+    path = model.optional_file(DRIFT_REFERENCE)
+    if path is None:
+        raise ArtifactError(
+            f"model {model.version} has no drift reference ({DRIFT_REFERENCE}: models trained "
+            "before it existed lack it): compare with an earlier window of the prediction log "
+            "(--baseline-since 60d --baseline-until 30d), or retrain the model."
+        )
+    return pd.read_parquet(path)
+
+
+def check_drift(
+    model: ThermalModel,
+    current: Source,
+    *,
+    baseline: Source | None = None,
+    season_matched: bool = False,
+    config: MonitorConfig | None = None,
+    model_version: str | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[DriftReport, Sample, Sample]:
+    """Compare a window's inputs with the model's training data (or an earlier window).
+
+    Parameters
+    ----------
+    model
+        The model whose inputs are judged; its drift reference is the default baseline.
+    current
+        The window judged.
+    baseline
+        Another window to compare with instead (an earlier span of the same log).
+    season_matched
+        Reweight the baseline to the window's mix of seasons (or months).
+    config
+        Thresholds (default :class:`MonitorConfig`).
+    model_version
+        The version to report (default: the model's own content id).
+    on_chunk
+        Called with the rows of each chunk read (progress display).
+
+    Returns
+    -------
+    tuple
+        The report, and the baseline and current samples (for the figures).
+
+    Raises
+    ------
+    ArtifactError
+        When the model has no drift reference and no other baseline is given.
+    DataError
+        When the window has no rows.
+    """
+    config = config or MonitorConfig()
+    numeric, categorical = model_inputs(model)
+    now = Sample()
+    for frame in current.frames(on_chunk):
+        now.add(frame, numeric, categorical)
+    if not now.rows:
+        raise DataError(f"nothing to judge: no rows in {current.describe()['source']} window.")
+    if baseline is None:
+        frame = training_reference(model)
+        weights, matched = season_weights(frame, now) if season_matched else (None, None)
+        before = Sample().add(frame, numeric, categorical, weights)
+        described: dict[str, Any] = {"source": "training", "season_matched": matched}
+    else:
+        frames = list(baseline.frames(on_chunk))
+        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        weights, matched = season_weights(whole, now) if season_matched else (None, None)
+        before = Sample().add(whole, numeric, categorical, weights)
+        described = {**baseline.describe(), "season_matched": matched}
+    report = compare(
+        before,
+        now,
+        numeric,
+        categorical,
+        config,
+        model_version=model_version or model.version,
+        described=(described, current.describe()),
+    )
+    return report, before, now
+
+
+def _panel(ax: Any, feature: FeatureDrift, before: Sample, now: Sample) -> None:
+    colours = ("#4c72b0", "#dd8452")
+    if feature.kind == "numeric":
+        sides = [s.numeric.get(feature.name, (np.empty(0), np.empty(0))) for s in (before, now)]
+        values = np.concatenate([v for v, _ in sides])
+        if values.size:
+            edges = np.histogram_bin_edges(values, bins=30)
+            for (v, w), colour, label in zip(sides, colours, ("reference", "current"), strict=True):
+                ax.hist(
+                    v, bins=edges, weights=w, density=True, alpha=0.55, color=colour, label=label
+                )
+    else:
+        counts: list[dict[str, float]] = [
+            s.categorical.get(feature.name, {}) for s in (before, now)
+        ]
+        levels = sorted(set(counts[0]) | set(counts[1]), key=lambda k: -counts[0].get(k, 0.0))[:12]
+        pos = np.arange(len(levels))
+        for k, (c, colour) in enumerate(zip(counts, colours, strict=True)):
+            total = sum(c.values()) or 1.0
+            ax.barh(pos + 0.4 * k, [c.get(v, 0.0) / total for v in levels], 0.4, color=colour)
+        ax.set_yticks(pos + 0.2, [str(v)[:18] for v in levels], fontsize=6)
+        ax.invert_yaxis()
+    verdict = (
+        "DRIFT" if feature.drifted else ("too few values" if not feature.enough_data else "ok")
+    )
+    stat = "–" if feature.statistic is None else f"{feature.statistic:.3f}"
+    ax.set_title(
+        f"{feature.name}: {stat} ({verdict})",
+        fontsize=8,
+        color="#c44e52" if feature.drifted else "black",
+    )
+    ax.tick_params(labelsize=6)
+
+
+def drift_figure(report: DriftReport, before: Sample, now: Sample, ncols: int = 4) -> str:
+    """Reference vs current, one panel per input, drifted ones first; a PNG data URI."""
+    order = sorted(report.features, key=lambda f: (not f.drifted, not f.enough_data))
+    nrows = max(1, -(-len(order) // ncols))
+    fig = new_figure(3.2 * ncols, 2.2 * nrows, layout=None)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.04, top=0.95, wspace=0.45, hspace=0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, feature in zip(axes, order, strict=False):
+        _panel(ax, feature, before, now)
+    for ax in axes[len(order) :]:
+        ax.set_axis_off()
+    if order:
+        axes[0].legend(["reference", "current"], fontsize=6)
+    return figure_uri(fig, dpi=72)
+
+
+def write_drift(report: DriftReport, before: Sample, now: Sample, out: Path) -> dict[str, Path]:
+    """Write ``drift.json`` and ``drift.html`` (table and panels) into ``out``."""
+    html = render(
+        "drift.html", report=report, data=report.to_dict(), figure=drift_figure(report, before, now)
+    )
+    return {
+        "drift.json": atomic_write_json(out / "drift.json", report.to_dict()),
+        "drift.html": atomic_write_text(out / "drift.html", html),
+    }

@@ -1,0 +1,16 @@
+"""One router per resource; :data:`ROUTERS` in the order the app includes them."""
+
+from __future__ import annotations
+
+from conforto.serving.routes import about, admin, feedback, metrics, model, predict
+
+ROUTERS = (
+    about.router,
+    predict.router,
+    feedback.router,
+    metrics.router,
+    admin.router,
+    model.router,
+)
+
+__all__ = ["ROUTERS"]

@@ -1,0 +1,83 @@
+"""``/predict`` (one observation, micro-batched) and ``/predict/batch`` (several)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypeVar
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+
+from conforto.serving.deps import ServiceDep
+from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
+
+router = APIRouter()
+Body = TypeVar("Body", bound=BaseModel)
+
+#: The 422 answer's shape, as FastAPI documents it for routes whose body it parses itself.
+VALIDATION_ERROR: dict[str, Any] = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that reads its body with :func:`parse_body`.
+
+    The schema itself is in the document's components (the batch route's body uses it).
+    """
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+async def parse_body(request: Request, model: type[Body]) -> Body:
+    """The request's JSON body, validated by pydantic straight from the bytes.
+
+    FastAPI's own path (``json.loads``, then dependency solving and validation of the dict)
+    costs more than the prediction it leads to; errors are the same 422 either way.
+    """
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction,
+    responses={422: VALIDATION_ERROR, 503: {"description": "No model."}},
+    openapi_extra=json_body(Observation),
+)
+async def predict(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """Predict the thermal sensation of one observation."""
+    start = time.perf_counter()
+    observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
+    inputs = observation.model_dump(exclude_none=True)
+    result = await service.predict(inputs)
+    service.record(result, inputs, start)
+    return result
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchResponse,
+    responses={413: {"description": "Too many observations."}},
+)
+async def predict_batch(batch: BatchRequest, service: ServiceDep) -> dict[str, Any]:
+    """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``)."""
+    limit = service.settings.serve.max_batch
+    if len(batch.observations) > limit:
+        raise HTTPException(
+            413, f"{len(batch.observations)} observations: at most {limit} per request"
+        )
+    start = time.perf_counter()
+    rows = [o.model_dump(exclude_none=True) for o in batch.observations]
+    results = await to_thread.run_sync(service.predictor.predict, rows)
+    for result, inputs in zip(results, rows, strict=True):
+        service.record(result, inputs, start)
+    return {"predictions": results}

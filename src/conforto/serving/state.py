@@ -1,0 +1,223 @@
+"""What the service owns while it runs: the model, the micro-batcher, the prediction log and the
+poller that follows the production pointer.
+
+One :class:`ServiceState` lives on ``app.state.service``; routes reach it through the
+dependencies of :mod:`conforto.serving.deps`, so a test can hand a route any state it likes.
+Nothing here knows about HTTP: failures are :mod:`conforto.errors` exceptions, which the app's
+handlers turn into status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+
+from conforto.errors import ConfortoError, ModelUnavailable, ReloadError
+from conforto.serving import metrics
+from conforto.serving.logprocess import LogProcess
+from conforto.serving.predlog import PredictionLog
+from conforto.serving.runtime import MicroBatcher, Predictor
+from conforto.settings import Settings
+from conforto.target import CLASS_NAMES
+
+log = logging.getLogger(__name__)
+
+#: An ordinary room, scored once after loading so the first request finds everything warm.
+WARM_UP = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the service serves: a predictor, or the reason there is none."""
+
+    predictor: Predictor | None = None
+    error: str | None = None
+    artifact: Path | None = None
+    sha256: str | None = None
+
+
+def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
+    """Load a model; a failure becomes the reason ``/ready`` gives.
+
+    Parameters
+    ----------
+    model_dir
+        Model directory; ``None`` loads the production version named by the registry's
+        pointer file (without MLflow).
+    settings
+        Where the registry's pointer lives.
+
+    Returns
+    -------
+    Runtime
+        The warmed-up predictor with its artifact's checksum, or the error that prevented it.
+    """
+    from conforto.artifact import load_model
+    from conforto.pointer import artifact_sha256, production_artifact
+
+    try:
+        if model_dir is None:
+            pointer, directory = production_artifact(settings.registry_dir)
+            version = pointer.version
+        else:
+            directory = model_dir
+            version = ""
+        model = load_model(directory)
+        predictor = Predictor(model, version or model.version)
+        predictor.predict([WARM_UP])
+        return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
+    except ConfortoError as exc:
+        log.error("no model loaded: %s", exc)
+        return Runtime(error=str(exc))
+
+
+@dataclass(frozen=True)
+class Reload:
+    """The outcome of a reload."""
+
+    previous_version: str | None
+    model_version: str
+    changed: bool
+
+
+class ServiceState:
+    """The service's runtime objects, started and stopped with the app.
+
+    Parameters
+    ----------
+    settings
+        Project settings (log database, capacities, polling, admin token).
+    model_dir
+        Model directory to serve; ``None`` serves the production version and follows it.
+    """
+
+    def __init__(self, settings: Settings, model_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.model_dir = model_dir
+        self.runtime = Runtime(error="starting")
+        self.batcher: MicroBatcher | None = None
+        self.log: PredictionLog | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._swap = asyncio.Lock()
+        self._per_class = {name: metrics.PREDICTIONS.labels(name) for name in CLASS_NAMES}
+
+    # ---------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load the model, start the prediction log and, serving production, the poller."""
+        self.serve(load_runtime(self.model_dir, self.settings))
+        self.log = PredictionLog(
+            LogProcess(self.settings.prediction_log_url).start(),
+            capacity=self.settings.serve.log_capacity,
+            counters=metrics.LOG_COUNTERS,
+        ).start()
+        if self.model_dir is None and self.settings.serve.poll_seconds > 0:
+            self._poller = asyncio.create_task(self._follow_production())
+
+    async def stop(self) -> None:
+        """Stop polling and predicting; flush the prediction log."""
+        if self._poller is not None:
+            self._poller.cancel()
+        if self.batcher is not None:
+            self.batcher.close()
+        if self.log is not None:
+            await to_thread.run_sync(self.log.close)
+
+    def serve(self, runtime: Runtime) -> None:
+        """Answer with ``runtime`` from now on (in-flight batches finish on the previous one)."""
+        previous = self.runtime.predictor.version if self.runtime.predictor else None
+        self.runtime = runtime
+        if runtime.predictor is None:
+            return
+        if self.batcher is None:
+            self.batcher = MicroBatcher(runtime.predictor)
+        self.batcher.predictor = runtime.predictor
+        metrics.set_model(runtime.predictor.version, previous)
+
+    # ------------------------------------------------------------------------------ predictions
+
+    @property
+    def predictor(self) -> Predictor:
+        """The predictor in service.
+
+        Raises
+        ------
+        ModelUnavailable
+            When no model is loaded, with the reason.
+        """
+        if self.runtime.predictor is None:
+            raise self._no_model()
+        return self.runtime.predictor
+
+    def _no_model(self) -> ModelUnavailable:
+        return ModelUnavailable(f"no model loaded: {self.runtime.error}")
+
+    async def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """One observation's prediction, scored with whatever else is waiting (micro-batch).
+
+        Raises
+        ------
+        ModelUnavailable
+            When no model is loaded.
+        """
+        if self.runtime.predictor is None or self.batcher is None:
+            raise self._no_model()
+        return await self.batcher.predict(inputs)
+
+    def record(self, result: dict[str, Any], inputs: dict[str, Any], start: float) -> None:
+        """Count a prediction and queue it for the prediction log.
+
+        Parameters
+        ----------
+        result
+            The prediction, in the API's response shape.
+        inputs
+            The inputs given (no ``None`` values).
+        start
+            ``time.perf_counter()`` when the request arrived.
+        """
+        self._per_class[result["predicted_class"]].inc()
+        if self.log is not None:
+            self.log.add_prediction(result, inputs, (time.perf_counter() - start) * 1000.0)
+
+    # ---------------------------------------------------------------------------------- reloads
+
+    async def reload(self) -> Reload:
+        """Load the current model beside the served one, then swap them in one assignment.
+
+        Raises
+        ------
+        ReloadError
+            When the new model cannot be loaded; the old one keeps serving.
+        """
+        async with self._swap:
+            fresh = await to_thread.run_sync(load_runtime, self.model_dir, self.settings)
+            previous = self.runtime.predictor.version if self.runtime.predictor else None
+            if fresh.predictor is None:
+                metrics.RELOADS.labels("failed").inc()
+                raise ReloadError(f"reload failed: {fresh.error}; still serving version {previous}")
+            changed = fresh.sha256 != self.runtime.sha256
+            if changed:
+                self.serve(fresh)
+                log.info("now serving version %s (was %s)", fresh.predictor.version, previous)
+            metrics.RELOADS.labels("swapped" if changed else "unchanged").inc()
+            return Reload(previous, fresh.predictor.version, changed)
+
+    async def _follow_production(self) -> None:
+        """Poll the production pointer; swap in a new production version when it changes."""
+        from conforto.pointer import read_pointer
+
+        while True:
+            await asyncio.sleep(self.settings.serve.poll_seconds)
+            try:
+                pointer = read_pointer(self.settings.registry_dir)
+                if pointer is not None and pointer.sha256 != self.runtime.sha256:
+                    await self.reload()
+            except ConfortoError as exc:
+                log.warning("production model not reloaded: %s", exc)

@@ -1,0 +1,105 @@
+"""House rules of the source tree: small files, short functions, no import cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import conforto
+
+SRC = Path(conforto.__file__).parent
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 80
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = ["conforto", *path.relative_to(SRC).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.Module, package: str, known: set[str]) -> set[str]:
+    """The ``known`` modules a module (in ``package``, for relative imports) imports, at any
+    depth, ``TYPE_CHECKING`` blocks aside."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:  # `from pkg import module` imports the module
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name in known}
+
+
+def test_files_and_functions_stay_small() -> None:
+    too_long = []
+    for module, path in _modules().items():
+        text = path.read_text()
+        if text.count("\n") > MAX_FILE_LINES:
+            too_long.append(f"{module}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{module}.{node.name}: {length} lines")
+    assert too_long == []
+
+
+def test_no_import_cycle() -> None:
+    modules = _modules()
+    known = set(modules)
+    graph = {
+        m: _imports(
+            ast.parse(p.read_text()), m if p.name == "__init__.py" else m.rpartition(".")[0], known
+        )
+        - {m}
+        for m, p in modules.items()
+    }
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+
+    def walk(node: str, path: list[str]) -> None:
+        if node in path:
+            cycles.append([*path[path.index(node) :], node])
+            return
+        if node in done:
+            return
+        for nxt in sorted(graph[node]):
+            walk(nxt, [*path, node])
+        done.add(node)
+
+    for module in sorted(graph):
+        walk(module, [])
+    assert cycles == []
+
+
+def test_the_cycle_finder_sees_function_level_imports() -> None:
+    known = {"conforto.a", "conforto.b"}
+    inside = ast.parse("def f():\n    from conforto.b import x\n")
+    assert _imports(inside, "conforto", known) == {"conforto.b"}
+    hidden = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import conforto.b\n"
+    assert _imports(ast.parse(hidden), "conforto", known) == set()
