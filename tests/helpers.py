@@ -227,3 +227,73 @@ class Postgres:
         with engine.begin() as conn:
             conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
+
+
+class Daemon:
+    """A program from Debian's packages on 127.0.0.1 (Prometheus, its Pushgateway, Alertmanager,
+    nginx), polled until ready and stopped at teardown."""
+
+    def __init__(self, command: list[str], ready: str, port: int, cwd: Path | None = None) -> None:
+        import shutil
+
+        if shutil.which(command[0]) is None:
+            pytest.fail(f"{command[0]} not found: apt-get install it (.ci/run does)")
+        import tempfile
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop(); read on failure
+        self.process = subprocess.Popen(
+            command, cwd=cwd, stdout=self.output, stderr=subprocess.STDOUT
+        )
+        self.wait(ready)
+
+    def wait(self, path: str, timeout: float = 30.0) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.output.seek(0)
+                raise RuntimeError(f"exited: {self.output.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.url}{path} did not answer in {timeout} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+
+
+def pushgateway() -> Daemon:
+    """Debian's prometheus-pushgateway on a free port, keeping nothing on disk."""
+    port = free_port()
+    command = [
+        "prometheus-pushgateway",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--persistence.file=",  # Debian's default persists to /var/lib/prometheus
+    ]
+    return Daemon(command, "/-/ready", port)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A Prometheus exposition as ``{'name{labels}': value}``."""
+    import httpx
+
+    found = {}
+    for line in httpx.get(url, timeout=10).text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            found[key] = float(value)
+    return found

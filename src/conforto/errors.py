@@ -21,6 +21,8 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
     │                          version, no gate, …)
     ├── TrackingError          an experiment tracker failed (never fatal to a   500   1
     │                          stage: it becomes a warning)
+    ├── DeliveryError          a result could not be handed to an outside       502   1
+    │                          service (Pushgateway, Slack)
     ├── ModelUnavailable       the service has no model to answer with          503   1
     ├── ReloadError            a new model could not be loaded; the old one     409   1
     │                          still serves
@@ -76,6 +78,10 @@ class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
 
 
+class DeliveryError(ConfortoError):
+    """A result could not be handed to an outside service (a Pushgateway, Slack)."""
+
+
 class ModelUnavailable(ConfortoError):  # noqa: N818 - reads as what happened, like TimeoutError
     """The service has no model loaded (none in production yet, or it failed to load)."""
 
@@ -93,6 +99,7 @@ HTTP_STATUS: dict[type[ConfortoError], int] = {
     ConfortoError: 500,
     DataError: 422,
     DownloadError: 502,
+    DeliveryError: 502,
     ArtifactError: 503,
     RegistryError: 409,
     ModelUnavailable: 503,

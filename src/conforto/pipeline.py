@@ -7,6 +7,7 @@ them all; re-running it on unchanged data, code and config reuses the registered
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from conforto.artifact import ThermalModel, load_model
 from conforto.data import fingerprint
+from conforto.errors import ConfortoError
 from conforto.gate import GateConfig, GateReport
 from conforto.lineage import code_fingerprint, config_hash
 from conforto.monitor.config import MonitorConfig
@@ -25,6 +28,9 @@ from conforto.train import TrainConfig
 if TYPE_CHECKING:
     from conforto.registry import Move, Registry
     from conforto.versions import ModelVersion
+
+
+log = logging.getLogger(__name__)
 
 
 class PipelineConfig(BaseModel):
@@ -65,6 +71,20 @@ class PipelineResult:
     promoted: Move | None = None
     production: str | None = None
     model_dir: Path | None = None
+
+
+def production_model(registry: Registry) -> tuple[ThermalModel, str] | None:
+    """The production model and its version; ``None`` when there is none, or it cannot be
+    loaded (the data stage then checks no drift, and says so)."""
+    version = registry.store.alias_version("production")
+    if version is None:
+        return None
+    try:
+        _, artifact = registry.resolve(version)
+        return load_model(artifact, verify=False), version  # resolve verified every file
+    except ConfortoError as exc:
+        log.warning("production version %s cannot be loaded: %s", version, exc)
+        return None
 
 
 @dataclass
@@ -120,8 +140,16 @@ def run_pipeline(
         Stops after the data stage when validation fails (``data.validation.ok`` is False).
     """
     stages = _Stages(registry, home, config, tracker or NullTracker(), outbox, notify, progress)
-    notify("data stage: load, validate, profile, features")
-    data = data_stage(measurements, metadata, home / "reports", tracker=tracker, outbox=outbox)
+    notify("data stage: load, validate, profile, features, drift against production")
+    data = data_stage(
+        measurements,
+        metadata,
+        home / "reports",
+        tracker=tracker,
+        outbox=outbox,
+        production=production_model(registry),
+        monitor=config.monitor,
+    )
     result = PipelineResult(data)
     if not data.validation.ok:
         return result

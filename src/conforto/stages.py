@@ -7,6 +7,7 @@ physics features), ``model_training`` and ``model_validation`` (the gate).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +20,13 @@ import pandas as pd
 from conforto.artifact import ThermalModel, load_model
 from conforto.behaviour import behaviour_checks
 from conforto.data import Dataset, ensure_group_column, fingerprint, load_dataset
-from conforto.errors import DataError
+from conforto.errors import ConfortoError, DataError
 from conforto.export import write_model
 from conforto.features import FEATURES, comfort_features
 from conforto.gate import GateConfig, GateReport, run_gate, write_gate_report
+from conforto.monitor.config import MonitorConfig
+from conforto.monitor.drift import DriftReport, check_drift, write_drift
+from conforto.monitor.window import FrameSource
 from conforto.pointer import artifact_sha256
 from conforto.profile import profile_frame, write_profile
 from conforto.tracking import NullTracker, Tracker, tracked_run
@@ -31,6 +35,8 @@ from conforto.validation import ValidationReport, validate_dataset, write_valida
 
 if TYPE_CHECKING:
     from conforto.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +48,7 @@ class DataStageResult:
     reports: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     tracking_failures: list[tuple[str, str]] = field(default_factory=list)
+    drift: DriftReport | None = None
 
 
 def data_stage(
@@ -51,15 +58,23 @@ def data_stage(
     *,
     tracker: Tracker | None = None,
     outbox: Path | None = None,
+    production: tuple[ThermalModel, str] | None = None,
+    monitor: MonitorConfig | None = None,
 ) -> DataStageResult:
-    """Load → validate → profile → physics features, writing every report into ``out``.
+    """Load → validate → profile → physics features (→ drift against production), writing every
+    report into ``out``.
 
     Parameters
     ----------
     measurements, metadata
         Data files (csv, csv.gz or parquet).
     out
-        Folder for ``validation.{json,html}`` and ``profile.{json,html}``.
+        Folder for ``validation.{json,html}``, ``profile.{json,html}`` and ``drift/``.
+    production
+        The production model and its version: the data's inputs are compared with its
+        training reference (recorded, never fatal).
+    monitor
+        Drift thresholds.
     tracker
         Where to record parameters and results; failures there only warn.
     outbox
@@ -98,6 +113,7 @@ def data_stage(
             features = comfort_features(frame, FEATURES)
             result_seconds["features"] = time.perf_counter() - start
             run.log_metrics({f"{n}_coverage": float(features[n].notna().mean()) for n in features})
+            drift = _drift(frame, production, monitor, out, reports, run) if production else None
         run.log_metrics(
             {
                 "rows": float(report.n_rows),
@@ -109,7 +125,32 @@ def data_stage(
         run.set_tags({"validation": "passed" if report.ok else "failed"})
         for path in reports.values():
             run.log_artifact(path)
-    return DataStageResult(report, dataset.frame, reports, result_seconds, run.failures)
+    result = DataStageResult(report, dataset.frame, reports, result_seconds, run.failures)
+    result.drift = drift if report.ok else None
+    return result
+
+
+def _drift(
+    frame: pd.DataFrame,
+    production: tuple[ThermalModel, str],
+    monitor: MonitorConfig | None,
+    out: Path,
+    reports: dict[str, Path],
+    run: Tracker,
+) -> DriftReport | None:
+    """The new data against the production model's training reference (never fatal)."""
+    model, version = production
+    try:
+        report, before, now = check_drift(
+            model, FrameSource(frame, "training data"), config=monitor, model_version=version
+        )
+    except ConfortoError as exc:
+        log.warning("drift against production version %s not checked: %s", version, exc)
+        return None
+    reports.update(write_drift(report, before, now, out / "drift"))
+    run.log_metrics({"drift_share": report.share, "dataset_drift": float(report.dataset_drift)})
+    run.set_tags({"drifted_features": ",".join(report.drifted_features) or "none"})
+    return report
 
 
 def train_stage(

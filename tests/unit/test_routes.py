@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
 from conforto.serving.app import create_app
-from conforto.serving.deps import get_service
+from conforto.serving.deps import get_prediction_log, get_predictor, get_service
 from conforto.serving.predlog import PredictionLog, Queued
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
@@ -88,11 +88,7 @@ def client_for(
     if predictor is not None:
         state.serve(Runtime(predictor))  # type: ignore[arg-type]
     state.log = log
-
-    async def this_state() -> ServiceState:
-        return state
-
-    app.dependency_overrides[get_service] = this_state
+    app.state.service = state
     return TestClient(app, raise_server_exceptions=False), state
 
 
@@ -249,3 +245,31 @@ def test_create_app_leaves_process_wide_settings_alone(tmp_path: Path) -> None:
     with TestClient(create_app(tmp_path / "nowhere", settings=settings)) as client:
         assert client.get("/ready").status_code == 503
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_dependencies_can_be_overridden_one_by_one() -> None:
+    client, _ = client_for(FixedPredictor(), log=PredictionLog(MemorySink()))
+    app: FastAPI = client.app  # type: ignore[assignment]
+    other = FixedPredictor()
+    other.version = "8"
+
+    async def predictor() -> FixedPredictor:
+        return other
+
+    async def broken_log() -> PredictionLog:
+        return PredictionLog(MemorySink(down=True))
+
+    app.dependency_overrides[get_predictor] = predictor
+    app.dependency_overrides[get_prediction_log] = broken_log
+    assert client.get("/ready").json()["model_version"] == "8"
+    vote = {"prediction_id": "b" * 32, "thermal_sensation": 0}
+    assert client.post("/feedback", json=vote).status_code == 503
+    fresh = ServiceState(Settings())  # no model: every route reading the state answers 503
+
+    async def empty() -> ServiceState:
+        return fresh
+
+    app.dependency_overrides.clear()
+    app.dependency_overrides[get_service] = empty
+    assert client.get("/model").status_code == 503
+    assert client.get("/").json()["model_version"] is None

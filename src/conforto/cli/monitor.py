@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from conforto.cli import render
 from conforto.cli.common import ConfigOpt, console, errors, out_dir, pipeline_config
 from conforto.settings import get_settings
 
@@ -39,6 +39,14 @@ SinceOpt = Annotated[
 ]
 UntilOpt = Annotated[
     str | None, typer.Option(help="End of the window (default: now), like --since.")
+]
+PushOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--push",
+        help="Push the results as gauges to this Prometheus Pushgateway, e.g. "
+        "http://127.0.0.1:9091.",
+    ),
 ]
 
 
@@ -100,6 +108,7 @@ def drift(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the data set has drifted.")
     ] = False,
+    push: PushOpt = None,
 ) -> None:
     """Compare the inputs of a window with the model's training data (or an earlier window).
 
@@ -130,34 +139,60 @@ def drift(
                 on_chunk=lambda rows: bar.advance(task, rows),
             )
         paths = write_drift(report, before, now, out_dir(out, "reports", "drift"))
-    print_drift(report)
+        if push is not None:
+            from conforto.monitor.push import drift_gauges, push_gauges
+
+            push_gauges(push, "drift", drift_gauges(report))
+    render.drift(report)
     console.print(f"report: {paths['drift.html']}", highlight=False)
     if fail_on_drift and report.dataset_drift:
         raise typer.Exit(1)
 
 
-def print_drift(report: object) -> None:
-    """The inputs' verdicts, drifted first, and the data set's."""
-    from conforto.monitor.drift import DriftReport
+@app.command("performance")
+def performance(
+    model: ServedOpt = "production",
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            help="Judge this file (its rows scored by the model; votes from its "
+            "thermal_sensation column) instead of the prediction log and its feedback.",
+        ),
+    ] = None,
+    metadata: MetadataOpt = None,
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/performance."),
+    ] = None,
+    config: ConfigOpt = None,
+    push: PushOpt = None,
+) -> None:
+    """Estimate the model's accuracy from its probabilities, and measure it on the votes.
 
-    assert isinstance(report, DriftReport)  # noqa: S101 - narrowing for mypy
-    table = Table(title=f"Input drift, model {report.model_version}")
-    for col in ("input", "kind", "statistic", "threshold", "verdict"):
-        table.add_column(col, justify="right" if col in ("statistic", "threshold") else "left")
-    for f in sorted(report.features, key=lambda f: (not f.drifted, not f.enough_data)):
-        verdict = "[red]drifted[/]" if f.drifted else "ok" if f.enough_data else "too few values"
-        stat = "–" if f.statistic is None else f"{f.statistic:.3f}"
-        table.add_row(f.name, f.kind, stat, f"{f.threshold:.2f}", verdict)
-    console.print(table)
-    data = report.to_dict()
-    verdict = (
-        "[bold red]the inputs have drifted[/]" if report.dataset_drift else "no data-set drift"
-    )
-    console.print(
-        f"{verdict}: {len(data['drifted_features'])} of "
-        f"{sum(f.enough_data for f in report.features)} inputs with enough data "
-        f"(share {report.share:.2f}, threshold {report.drift_share:.2f}); "
-        f"{data['current']['rows']:,} rows vs {data['reference']['rows']:,} "
-        f"({data['reference']['source']})",
-        highlight=False,
-    )
+    Writes performance.json and performance.html; exits 0 whatever it finds.
+    """
+    from conforto.artifact import load_model
+    from conforto.monitor.performance import check_performance, write_performance
+
+    with errors():
+        directory, version = served_model(model)
+        loaded = load_model(directory)
+        with reading() as bar:
+            task = bar.add_task("the window")
+            result, scored = check_performance(
+                loaded,
+                current_source(input, metadata, since, until),
+                config=pipeline_config(config).monitor,
+                model_version=version,
+                on_chunk=lambda rows: bar.advance(task, rows),
+            )
+        paths = write_performance(result, scored, out_dir(out, "reports", "performance"))
+        if push is not None:
+            from conforto.monitor.push import performance_gauges, push_gauges
+
+            push_gauges(push, "performance", performance_gauges(result))
+    render.performance(result)
+    console.print(f"report: {paths['performance.html']}", highlight=False)

@@ -12,6 +12,7 @@ from conforto.cli.common import console
 
 if TYPE_CHECKING:
     from conforto.gate import GateReport
+    from conforto.monitor.drift import DriftReport
     from conforto.registry import Move
     from conforto.validation import ValidationReport
     from conforto.versions import ModelVersion
@@ -113,3 +114,62 @@ def audit(moves: list[Move]) -> None:
     for m in moves:
         table.add_row(m.time, m.action, m.previous or "-", m.to, m.reason, m.command, m.user)
     console.print(table)
+
+
+def drift_line(report: DriftReport) -> str:
+    """The data set's verdict in one line: how many inputs drifted, against what."""
+    data = report.to_dict()
+    drifted = report.dataset_drift
+    verdict = "[bold red]the inputs have drifted[/]" if drifted else "no data-set drift"
+    names = f" ({', '.join(data['drifted_features'])})" if data["drifted_features"] else ""
+    return (
+        f"{verdict}: {len(data['drifted_features'])} of "
+        f"{sum(f.enough_data for f in report.features)} inputs with enough data drifted{names} "
+        f"(share {report.share:.2f}, threshold {report.drift_share:.2f}); "
+        f"{data['current']['rows']:,} rows vs {data['reference']['rows']:,} "
+        f"({data['reference']['source']}, model {report.model_version})"
+    )
+
+
+def drift(report: DriftReport) -> None:
+    """The inputs' verdicts, drifted first, and the data set's."""
+    table = Table(title=f"Input drift, model {report.model_version}")
+    for col in ("input", "kind", "statistic", "threshold", "verdict"):
+        table.add_column(col, justify="right" if col in ("statistic", "threshold") else "left")
+    for f in sorted(report.features, key=lambda f: (not f.drifted, not f.enough_data)):
+        verdict = "[red]drifted[/]" if f.drifted else "ok" if f.enough_data else "too few values"
+        stat = "–" if f.statistic is None else f"{f.statistic:.3f}"
+        table.add_row(f.name, f.kind, stat, f"{f.threshold:.2f}", verdict)
+    console.print(table)
+    console.print(drift_line(report), highlight=False)
+
+
+def performance(result: dict[str, Any]) -> None:
+    """Estimated, realised and validation figures, and the verdict."""
+    table = Table(title=f"Live performance, model {result['model_version']}")
+    for col in ("", "rows", "accuracy", "macro-F1"):
+        table.add_column(col, justify="left" if not col else "right")
+    est, real, val = result["estimated"], result["realised"], result["validation"]
+    table.add_row(
+        "estimated", f"{result['rows']:,}", f"{est['accuracy']:.3f}", f"{est['macro_f1']:.3f}"
+    )
+    if real is not None:
+        table.add_row(
+            "realised (votes)",
+            f"{result['labelled_rows']:,}",
+            f"{real['accuracy']:.3f} ({real['accuracy_ci'][0]:.3f}-{real['accuracy_ci'][1]:.3f})",
+            f"{real['macro_f1']:.3f} ({real['macro_f1_ci'][0]:.3f}-{real['macro_f1_ci'][1]:.3f})",
+        )
+    else:
+        table.add_row("realised (votes)", f"{result['labelled_rows']:,}", "too few votes", "")
+    table.add_row(
+        "validation",
+        "",
+        f"{val.get('accuracy', float('nan')):.3f}",
+        f"{val.get('macro_f1', float('nan')):.3f}",
+    )
+    console.print(table)
+    if result["degraded"]:
+        console.print("[bold red]degraded:[/] " + "; ".join(result["reasons"]), highlight=False)
+    else:
+        console.print("performance as validated", highlight=False)

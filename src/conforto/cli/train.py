@@ -186,6 +186,8 @@ def pipeline_run(
     render.validation(result.data.validation, result.data.reports)
     if not result.data.validation.ok:
         raise typer.Exit(1)
+    if result.data.drift is not None:
+        console.print(f"drift vs production: {render.drift_line(result.data.drift)}")
     if result.model_dir is not None:
         render.trained_model(result.model_dir)
     if result.gate is not None:

@@ -20,18 +20,33 @@ class MonitorConfig(BaseModel):
     numeric_threshold: float = Field(
         0.1,
         gt=0,
-        description="Wasserstein distance, in reference standard deviations, above which a "
+        description="Population stability index (over the reference's deciles) above which a "
         "numeric input has drifted.",
     )
     categorical_threshold: float = Field(
         0.1,
         gt=0,
-        le=1,
-        description="Jensen-Shannon distance (base 2, 0 to 1) above which a categorical input "
-        "has drifted.",
+        description="Population stability index (over the levels) above which a categorical "
+        "input has drifted.",
     )
     min_rows: int = Field(
-        200,
+        500,
         ge=10,
-        description="Values an input needs on each side before it may be called drifted.",
+        description="Values an input needs on each side before it may be called drifted "
+        "(fewer, and chance alone can pass the thresholds).",
+    )
+    min_votes: int = Field(
+        30, ge=1, description="Votes a window needs before its realised figures are given."
+    )
+    estimated_tolerance: float = Field(
+        0.05,
+        ge=0,
+        description="How far the estimated accuracy or macro-F1 may fall below the validation "
+        "figure before the model counts as degraded.",
+    )
+    realised_tolerance: float = Field(
+        0.02,
+        ge=0,
+        description="Margin below the validation figure that the whole realised 95 % interval "
+        "must pass before the model counts as degraded.",
     )

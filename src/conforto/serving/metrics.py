@@ -37,6 +37,21 @@ MODEL = Gauge(
     ["version"],
     multiprocess_mode="livemax",
 )
+READY = Gauge(
+    "conforto_model_ready",
+    "1 when a model is loaded and answering, 0 otherwise.",
+    multiprocess_mode="livemin",
+)
+NO_PRODUCTION = Gauge(
+    "conforto_production_model_missing",
+    "1 when the service follows production and the registry names no production model.",
+    multiprocess_mode="livemax",
+)
+VALIDATION_ACCURACY = Gauge(
+    "conforto_model_validation_accuracy",
+    "Accuracy of the served model in its validation (building-grouped cross-validation).",
+    multiprocess_mode="livemax",
+)
 LOG_WRITES = Counter("conforto_prediction_log_writes", "Rows written to the log.", ["table"])
 LOG_FAILURES = Counter("conforto_prediction_log_failures", "Failed writes to the prediction log.")
 LOG_DROPPED = Counter("conforto_prediction_log_dropped", "Rows lost: the log's buffer was full.")
@@ -70,11 +85,22 @@ LOG_COUNTERS = LogCounters(
 )
 
 
-def set_model(version: str, previous: str | None = None) -> None:
+def set_model(
+    version: str, previous: str | None = None, validation_accuracy: float | None = None
+) -> None:
     """Mark ``version`` as the model served (and ``previous`` as no longer served)."""
     if previous is not None and previous != version:
         MODEL.labels(previous).set(0)
     MODEL.labels(version).set(1)
+    READY.set(1)
+    NO_PRODUCTION.set(0)
+    VALIDATION_ACCURACY.set(float("nan") if validation_accuracy is None else validation_accuracy)
+
+
+def set_unready(no_production: bool) -> None:
+    """No model answers (and whether that is because production names none)."""
+    READY.set(0)
+    NO_PRODUCTION.set(float(no_production))
 
 
 def exposition() -> tuple[bytes, str]:

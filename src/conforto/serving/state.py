@@ -18,7 +18,7 @@ from typing import Any
 
 from anyio import to_thread
 
-from conforto.errors import ConfortoError, ModelUnavailable, ReloadError
+from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
 from conforto.serving import metrics
 from conforto.serving.logprocess import LogProcess
 from conforto.serving.predlog import PredictionLog
@@ -40,6 +40,7 @@ class Runtime:
     error: str | None = None
     artifact: Path | None = None
     sha256: str | None = None
+    no_production: bool = False
 
 
 def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
@@ -74,7 +75,8 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
         return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
     except ConfortoError as exc:
         log.error("no model loaded: %s", exc)
-        return Runtime(error=str(exc))
+        no_production = isinstance(exc, RegistryError) and model_dir is None  # no pointer
+        return Runtime(error=str(exc), no_production=no_production)
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,13 @@ class ServiceState:
         previous = self.runtime.predictor.version if self.runtime.predictor else None
         self.runtime = runtime
         if runtime.predictor is None:
+            metrics.set_unready(runtime.no_production)
             return
         if self.batcher is None:
             self.batcher = MicroBatcher(runtime.predictor)
         self.batcher.predictor = runtime.predictor
-        metrics.set_model(runtime.predictor.version, previous)
+        accuracy = runtime.predictor.model.manifest.get("metrics", {}).get("accuracy")
+        metrics.set_model(runtime.predictor.version, previous, accuracy)
 
     # ------------------------------------------------------------------------------ predictions
 

@@ -1,0 +1,168 @@
+"""``conforto monitor drift`` on real models, real files and a real prediction log."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conforto.artifact import DRIFT_REFERENCE, MANIFEST, load_model, save_manifest
+from conforto.data import load_dataset
+from conforto.monitor.drift import check_drift
+from conforto.monitor.window import LogSource, Span, read_predictions
+from conforto.serving.logdb import LogDatabase
+from tests.helpers import conforto_cli
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400.0
+
+
+def log_rows(url: str, frame: pd.DataFrame, created: float, spread: float = DAY) -> None:
+    """Store ``frame``'s inputs as logged predictions made between ``created`` and
+    ``created + spread`` [s since the epoch]."""
+    inputs = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
+    rows = []
+    for i, record in enumerate(frame[inputs].to_dict("records")):
+        given = tuple((k, v) for k, v in record.items() if v is not None and v == v)
+        when = created + spread * i / max(len(frame), 1)
+        values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, 0.1, 2.0, given)
+        rows.append(("predictions", values))
+    database = LogDatabase(url)
+    try:
+        database.write(rows)
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="module")
+def seen(sample_paths: tuple[Path, Path]) -> pd.DataFrame:
+    """The rooms ``trained_model`` learnt from: no drift against its reference."""
+    return load_dataset(*sample_paths).frame
+
+
+def test_every_model_carries_a_checksummed_drift_reference(trained_model: Path) -> None:
+    manifest = json.loads((trained_model / MANIFEST).read_text())
+    assert DRIFT_REFERENCE in manifest["files"]
+    reference = pd.read_parquet(trained_model / DRIFT_REFERENCE)
+    assert 1000 <= len(reference) <= 5000
+    model = load_model(trained_model)
+    assert set(reference.columns) == {*model.spec.inputs, "month"}
+    assert reference["month"].between(1, 12).mean() > 0.5
+
+
+def test_the_cli_judges_a_file_and_fails_only_when_asked(
+    trained_model: Path, seen: pd.DataFrame, tmp_path: Path
+) -> None:
+    plain, warmer = tmp_path / "plain.csv", tmp_path / "warmer.csv"
+    sample = seen.sample(3000, random_state=1)
+    sample.to_csv(plain, index=False)
+    sample.assign(ta=sample["ta"] + 4, tr=sample["tr"] + 4).rename(
+        columns={"ta": "Temperatura do ar (°C)"}  # any resolvable name
+    ).to_csv(warmer, index=False)
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("monitor: {drift_share: 0.1}\n")
+    out = tmp_path / "r"
+    common = ["monitor", "drift", "--model", str(trained_model), "--out", str(out)]
+
+    same = conforto_cli(*common, "--input", str(plain), "--fail-on-drift")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert json.loads((out / "drift.json").read_text())["drifted_features"] == []
+
+    two = conforto_cli(*common, "--input", str(warmer), "--fail-on-drift")
+    assert two.returncode == 0, two.stdout + two.stderr  # 2 inputs of 20: not the data set
+    report = json.loads((out / "drift.json").read_text())
+    assert sorted(report["drifted_features"]) == ["ta", "tr"]
+    assert report["dataset_drift"] is False
+    assert report["current"] == {
+        "source": f"file:{warmer}",
+        "from": None,
+        "until": None,
+        "rows": 3000,
+    }
+    assert report["reference"]["source"] == "training"
+    assert "ta" in two.stdout
+    assert (out / "drift.html").stat().st_size > 10_000
+
+    failed = conforto_cli(
+        *common, "--input", str(warmer), "--config", str(strict), "--fail-on-drift"
+    )
+    assert failed.returncode == 1
+    assert json.loads((out / "drift.json").read_text())["dataset_drift"] is True
+    told = conforto_cli(*common, "--input", str(warmer), "--config", str(strict))
+    assert told.returncode == 0  # drift is a finding, not an error, unless --fail-on-drift
+
+
+def test_a_model_without_a_reference_still_loads_and_says_what_to_do(
+    trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    old = tmp_path / "old-model"
+    shutil.copytree(trained_model, old)
+    (old / DRIFT_REFERENCE).unlink()
+    manifest = json.loads((old / MANIFEST).read_text())
+    save_manifest(old, {k: v for k, v in manifest.items() if k != "files"})
+    assert load_model(old).optional_file(DRIFT_REFERENCE) is None
+    done = conforto_cli("monitor", "drift", "--model", str(old), "--input", str(holdout_paths[0]))
+    assert done.returncode == 1
+    assert "has no drift reference" in done.stderr
+    assert "--baseline-since" in done.stderr
+
+
+def test_the_prediction_log_is_read_in_chunks_and_judged_by_window(
+    trained_model: Path, seen: pd.DataFrame, log_url: str
+) -> None:
+    now = time.time()
+    rows = seen.sample(2400, random_state=2)
+    log_rows(log_url, rows.iloc[:1200], now - 20 * DAY, 10 * DAY)  # 20 to 10 days ago
+    warm = rows.iloc[1200:].assign(ta=lambda f: f["ta"] + 3, tr=lambda f: f["tr"] + 3)
+    log_rows(log_url, warm, now - 3 * DAY, 2 * DAY)  # 3 to 1 days ago
+
+    week = Span(datetime.now(UTC) - timedelta(days=7), datetime.now(UTC))
+    chunks = [len(f) for f in read_predictions(log_url, week, chunk_rows=500)]
+    assert chunks == [500, 500, 200]  # bounded queries, every row once
+    frame = pd.concat(read_predictions(log_url, week, chunk_rows=500))
+    assert frame["prediction_id"].is_unique
+    assert frame["created"].is_monotonic_increasing
+    assert {"ta", "season", "month"} <= set(frame.columns)
+
+    model = load_model(trained_model)
+    report, _, _ = check_drift(model, LogSource(log_url, week))
+    assert report.current["rows"] == 1200
+    assert {"ta", "tr"} <= set(report.drifted_features)
+    before = Span.parse("25d", "8d")
+    report, _, _ = check_drift(model, LogSource(log_url, week), baseline=LogSource(log_url, before))
+    assert report.reference["source"] == "prediction_log"
+    assert report.reference["rows"] == 1200
+    assert {"ta", "tr"} <= set(report.drifted_features)
+    old = Span.parse("25d", "15d")
+    report, _, _ = check_drift(
+        model, LogSource(log_url, Span.parse("15d", "8d")), baseline=LogSource(log_url, old)
+    )
+    assert report.drifted_features == []  # the log's own past, same rooms: no drift
+
+
+def test_the_cli_reads_the_log_of_the_settings(
+    trained_model: Path, seen: pd.DataFrame, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log_rows(url, seen.sample(600, random_state=3), time.time() - 2 * DAY)
+    done = conforto_cli(
+        "monitor", "drift", "--model", str(trained_model), "--since", "3d",
+        "--out", str(tmp_path / "r"), env={"CONFORTO_SERVE__LOG_URL": url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "r" / "drift.json").read_text())
+    assert report["current"]["source"] == "prediction_log"
+    assert report["current"]["rows"] == 600
+    empty = conforto_cli(
+        "monitor", "drift", "--model", str(trained_model), "--since", "30d", "--until", "20d",
+        env={"CONFORTO_SERVE__LOG_URL": url},
+    )  # fmt: skip
+    assert empty.returncode == 1
+    assert "no rows" in empty.stderr

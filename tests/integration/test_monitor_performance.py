@@ -1,0 +1,145 @@
+"""``conforto monitor performance`` over a real prediction log with feedback, and its gauges
+pushed to a real Pushgateway."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conforto.artifact import load_model
+from conforto.data import load_dataset
+from conforto.monitor.performance import check_performance
+from conforto.monitor.window import LogSource, Span
+from conforto.serving.logdb import LogDatabase
+from conforto.serving.predlog import queued_prediction
+from conforto.serving.runtime import Predictor
+from tests.helpers import Daemon, conforto_cli, pushgateway, scrape
+
+pytestmark = pytest.mark.integration
+
+INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
+
+
+def serve_and_vote(url: str, model_dir: Path, frame: pd.DataFrame, voted: float) -> int:
+    """Answer ``frame``'s rooms with the model, log them over the last two days, and log the
+    occupants' real votes for a share ``voted`` of them; the number of votes."""
+    predictor = Predictor(load_model(model_dir), "1")
+    rows = frame[INPUTS].to_dict("records")
+    inputs = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]
+    answers = predictor.predict(inputs)
+    now, batch = time.time(), []
+    for i, (answer, given) in enumerate(zip(answers, inputs, strict=True)):
+        table, values = queued_prediction(answer, given, 1.0)
+        batch.append((table, (*values[:1], now - 2 * 86_400 + 100 * i, *values[2:])))
+    votes = frame["thermal_sensation"].to_numpy()
+    chosen = np.random.default_rng(0).random(len(frame)) < voted
+    for answer, vote in zip(np.array(answers)[chosen], votes[chosen], strict=True):
+        batch.append(("feedback", (answer["prediction_id"], float(vote), now)))
+    database = LogDatabase(url)
+    database.write(batch)
+    database.close()
+    return int(chosen.sum())
+
+
+@pytest.fixture(scope="module")
+def rooms(holdout_paths: tuple[Path, Path]) -> pd.DataFrame:
+    frame = load_dataset(*holdout_paths).frame
+    return frame[frame["thermal_sensation"].notna()].sample(1500, random_state=4)
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Daemon]:
+    daemon = pushgateway()
+    yield daemon
+    daemon.stop()
+
+
+def test_estimate_and_votes_from_the_log_of_either_database(
+    trained_model: Path, rooms: pd.DataFrame, log_url: str
+) -> None:
+    votes = serve_and_vote(log_url, trained_model, rooms, voted=0.6)
+    week = Span(datetime.now(UTC) - timedelta(days=7), datetime.now(UTC))
+    result, _ = check_performance(load_model(trained_model), LogSource(log_url, week))
+    assert result["rows"] == 1500
+    assert result["labelled_rows"] == votes
+    realised = result["realised"]
+    low, high = realised["accuracy_ci"]  # no building or site in the log: days are the groups
+    assert low <= realised["accuracy"] <= high
+    # calibrated probabilities: the estimate lands near what the votes say
+    assert abs(result["estimated"]["accuracy"] - realised["accuracy"]) < 0.06
+    assert set(result["validation"]) == {"accuracy", "macro_f1"}
+
+
+def test_cli_reports_and_pushes_every_gauge(
+    trained_model: Path, rooms: pd.DataFrame, gateway: Daemon, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    votes = serve_and_vote(url, trained_model, rooms, voted=0.3)
+    env = {"CONFORTO_SERVE__LOG_URL": url}
+    out = tmp_path / "r"
+    common = ["--model", str(trained_model), "--since", "3d", "--push", gateway.url]
+    done = conforto_cli("monitor", "performance", *common, "--out", str(out), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((out / "performance.json").read_text())
+    assert set(result) >= {
+        "model_version",
+        "rows",
+        "labelled_rows",
+        "estimated",
+        "realised",
+        "validation",
+        "degraded",
+    }
+    assert result["labelled_rows"] == votes
+    assert "realised (votes)" in done.stdout
+    assert (out / "performance.html").stat().st_size > 10_000
+    drift = conforto_cli("monitor", "drift", *common, "--out", str(tmp_path / "d"), env=env)
+    assert drift.returncode == 0, drift.stdout + drift.stderr
+
+    version = result["model_version"]
+    metrics = scrape(f"{gateway.url}/metrics")
+    found = {k.split("{")[0] for k in metrics}
+    assert found >= {
+        "conforto_estimated_accuracy",
+        "conforto_realised_accuracy",
+        "conforto_validation_accuracy",
+        "conforto_performance_degraded",
+        "conforto_feedback_rows",
+        "conforto_monitor_last_run_timestamp_seconds",
+        "conforto_drift_statistic",
+        "conforto_drift_detected",
+        "conforto_dataset_drift",
+    }
+    estimated = [v for k, v in metrics.items() if k.startswith("conforto_estimated_accuracy{")]
+    assert estimated == [pytest.approx(result["estimated"]["accuracy"])]
+    feedback = [v for k, v in metrics.items() if k.startswith("conforto_feedback_rows{")]
+    assert feedback == [votes]
+    ta = [k for k in metrics if k.startswith("conforto_drift_detected{") and 'feature="ta"' in k]
+    assert len(ta) == 1
+    assert f'model_version="{version}"' in ta[0]
+    # both groups live side by side: one push never wipes the other
+    stamps = [k for k in metrics if k.startswith("conforto_monitor_last_run_timestamp_seconds{")]
+    assert {('monitor="drift"' in k, 'monitor="performance"' in k) for k in stamps} == {
+        (True, False),
+        (False, True),
+    }
+
+
+def test_an_unreachable_gateway_is_a_clear_error(
+    trained_model: Path, rooms: pd.DataFrame, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    serve_and_vote(url, trained_model, rooms.head(100), voted=0.0)
+    done = conforto_cli(
+        "monitor", "performance", "--model", str(trained_model), "--push",
+        "http://127.0.0.1:9", env={"CONFORTO_SERVE__LOG_URL": url},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot push to the Pushgateway at http://127.0.0.1:9" in done.stderr
