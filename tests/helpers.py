@@ -297,3 +297,38 @@ def scrape(url: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             found[key] = float(value)
     return found
+
+
+LOGGED_INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
+
+
+def serve_and_vote(
+    url: str, model_dir: Path, frame: pd.DataFrame, voted: float, sites: bool = False
+) -> int:
+    """Answer ``frame``'s rooms with the model, log them over the last two days (with their
+    ``building_id`` as the site when ``sites``), and log the occupants' real votes for a share
+    ``voted`` of them; the number of votes."""
+    import time
+
+    from conforto.artifact import load_model
+    from conforto.serving.logdb import LogDatabase
+    from conforto.serving.predlog import queued_prediction
+    from conforto.serving.runtime import Predictor
+
+    predictor = Predictor(load_model(model_dir), "1")
+    rows = frame[LOGGED_INPUTS].to_dict("records")
+    inputs = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]
+    answers = predictor.predict(inputs)
+    now, batch = time.time(), []
+    names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)
+    for i, (answer, given, site) in enumerate(zip(answers, inputs, names, strict=True)):
+        table, values = queued_prediction(answer, given, 1.0, site)
+        batch.append((table, (values[0], now - 2 * 86_400 + 100 * i, *values[2:])))
+    votes = frame["thermal_sensation"].to_numpy()
+    chosen = np.random.default_rng(0).random(len(frame)) < voted
+    for answer, vote in zip(np.array(answers)[chosen], votes[chosen], strict=True):
+        batch.append(("feedback", (answer["prediction_id"], float(vote), now)))
+    database = LogDatabase(url)
+    database.write(batch)
+    database.close()
+    return int(chosen.sum())

@@ -112,6 +112,7 @@ def run_pipeline(
     force: bool = False,
     notify: Callable[[str], None] = lambda _: None,
     progress: bool = True,
+    extra: Path | None = None,
 ) -> PipelineResult:
     """Validate data → profile → train → register → gate → promote if validated.
 
@@ -133,6 +134,8 @@ def run_pipeline(
         Called with a line of text as each stage starts or decides something.
     progress
         Show progress bars while training.
+    extra
+        More training rows (exported occupants' votes), validated and grouped like the rest.
 
     Returns
     -------
@@ -149,11 +152,14 @@ def run_pipeline(
         outbox=outbox,
         production=production_model(registry),
         monitor=config.monitor,
+        extra=extra,
     )
     result = PipelineResult(data)
     if not data.validation.ok:
         return result
     sources = {"measurements": str(measurements), "metadata": str(metadata)}
+    if extra is not None:
+        sources["extra"] = str(extra)
     _train_or_reuse(stages, result, force=force, sources=sources)
     _gate(stages, result)
     _promote(stages, result)

@@ -104,6 +104,24 @@ class ServeSettings(BaseModel):
         return value
 
 
+class NotifySettings(BaseModel):
+    """Slack notifications of lifecycle events (:mod:`conforto.notify`)."""
+
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming webhook (a secret); unset: no notifications."
+    )
+    timeout: float = Field(10.0, gt=0, le=120, description="Seconds to wait for Slack.")
+    retries: int = Field(2, ge=0, le=10, description="Retries after a failed delivery.")
+
+    @field_validator("slack_webhook_url")
+    @classmethod
+    def _https(cls, value: SecretStr | None) -> SecretStr | None:
+        # the value is a secret: the message never repeats it
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("not a webhook URL: it must start with https://")
+        return value
+
+
 class Settings(BaseSettings):
     """Project settings, read from ``CONFORTO_*`` environment variables.
 
@@ -133,6 +151,7 @@ class Settings(BaseSettings):
     download: DownloadSettings = DownloadSettings()
     tracking: TrackingSettings = TrackingSettings()
     serve: ServeSettings = ServeSettings()
+    notify: NotifySettings = NotifySettings()
 
     @property
     def data_cache(self) -> Path:

@@ -60,6 +60,7 @@ def data_stage(
     outbox: Path | None = None,
     production: tuple[ThermalModel, str] | None = None,
     monitor: MonitorConfig | None = None,
+    extra: Path | None = None,
 ) -> DataStageResult:
     """Load → validate → profile → physics features (→ drift against production), writing every
     report into ``out``.
@@ -75,6 +76,9 @@ def data_stage(
         training reference (recorded, never fatal).
     monitor
         Drift thresholds.
+    extra
+        More training rows in the database's format with their context columns (occupants'
+        votes exported by ``conforto monitor export-feedback``), validated with the rest.
     tracker
         Where to record parameters and results; failures there only warn.
     outbox
@@ -87,47 +91,69 @@ def data_stage(
         once), the paths written and the time each step took [s].
         Profile and features are computed only when validation passes.
     """
-    result_seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     reports: dict[str, Path] = {}
     with tracked_run(
         tracker or NullTracker(), "data_validation", {"stage": "data"}, outbox=outbox
     ) as run:
-        run.log_params({"measurements": str(measurements), "metadata": str(metadata)})
+        run.log_params(
+            {"measurements": str(measurements), "metadata": str(metadata), "extra": str(extra)}
+        )
         start = time.perf_counter()
-        dataset: Dataset = load_dataset(measurements, metadata, required=())
-        result_seconds["load"] = time.perf_counter() - start
+        dataset = _load(measurements, metadata, extra)
+        seconds["load"] = time.perf_counter() - start
 
         start = time.perf_counter()
         report = validate_dataset(dataset)
         reports["validation.json"], reports["validation.html"] = write_validation(report, out)
-        result_seconds["validate"] = time.perf_counter() - start
+        seconds["validate"] = time.perf_counter() - start
 
+        drift = None
         if report.ok:
-            frame = ensure_group_column(dataset.frame)
-            start = time.perf_counter()
-            profile = profile_frame(frame)
-            reports["profile.json"], reports["profile.html"] = write_profile(profile, out)
-            result_seconds["profile"] = time.perf_counter() - start
-
-            start = time.perf_counter()
-            features = comfort_features(frame, FEATURES)
-            result_seconds["features"] = time.perf_counter() - start
-            run.log_metrics({f"{n}_coverage": float(features[n].notna().mean()) for n in features})
-            drift = _drift(frame, production, monitor, out, reports, run) if production else None
+            drift = _describe(dataset.frame, production, monitor, out, reports, seconds, run)
         run.log_metrics(
             {
                 "rows": float(report.n_rows),
                 "checks_failed": float(len(report.failed)),
                 "checks_warned": float(len(report.warnings)),
-                **{f"seconds_{k}": v for k, v in result_seconds.items()},
+                **{f"seconds_{k}": v for k, v in seconds.items()},
             }
         )
         run.set_tags({"validation": "passed" if report.ok else "failed"})
         for path in reports.values():
             run.log_artifact(path)
-    result = DataStageResult(report, dataset.frame, reports, result_seconds, run.failures)
-    result.drift = drift if report.ok else None
-    return result
+    return DataStageResult(report, dataset.frame, reports, seconds, run.failures, drift)
+
+
+def _describe(
+    data: pd.DataFrame,
+    production: tuple[ThermalModel, str] | None,
+    monitor: MonitorConfig | None,
+    out: Path,
+    reports: dict[str, Path],
+    seconds: dict[str, float],
+    run: Tracker,
+) -> DriftReport | None:
+    """Valid data's profile, physics features' coverage and drift against production."""
+    frame = ensure_group_column(data)
+    start = time.perf_counter()
+    reports["profile.json"], reports["profile.html"] = write_profile(profile_frame(frame), out)
+    seconds["profile"] = time.perf_counter() - start
+    start = time.perf_counter()
+    features = comfort_features(frame, FEATURES)
+    seconds["features"] = time.perf_counter() - start
+    run.log_metrics({f"{n}_coverage": float(features[n].notna().mean()) for n in features})
+    return _drift(frame, production, monitor, out, reports, run) if production else None
+
+
+def _load(measurements: Path, metadata: Path | None, extra: Path | None) -> Dataset:
+    """The training data, and the extra rows after it."""
+    dataset = load_dataset(measurements, metadata, required=())
+    if extra is None:
+        return dataset
+    more = load_dataset(extra, None, required=())
+    frame = pd.concat([dataset.frame, more.frame], ignore_index=True)
+    return Dataset(frame, {**dataset.sources, "extra": extra}, dataset.unmatched_buildings)
 
 
 def _drift(

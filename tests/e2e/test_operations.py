@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -57,8 +58,9 @@ def _wait_for(condition: Any, timeout: float = 20.0) -> None:
 def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_url: str) -> None:
     server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": log_url})
     with httpx.Client(base_url=server.url, timeout=10) as client:
-        answers = [client.post("/predict", json=OBS).json() for _ in range(3)]
-        batch = client.post("/predict/batch", json={"observations": [OBS, OBS]})
+        answers = [client.post("/predict", json={**OBS, "site": "bloco B"}).json()]
+        answers += [client.post("/predict", json=OBS).json() for _ in range(2)]
+        batch = client.post("/predict/batch", json={"observations": [OBS, {**OBS, "site": "C"}]})
         assert batch.status_code == 200
         pid = answers[0]["prediction_id"]
         first = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1.5})
@@ -77,7 +79,9 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         votes = sorted(r["thermal_sensation"] for r in table_rows(log_url, feedback))
         assert votes == [-0.5, 1.5]
         stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
-        assert stored[pid]["inputs"] == OBS
+        assert stored[pid]["inputs"] == OBS  # the site is stored beside the inputs
+        assert stored[pid]["site"] == "bloco B"
+        assert sorted(r["site"] or "" for r in stored.values()) == ["", "", "", "C", "bloco B"]
         assert stored[pid]["predicted_class"] == answers[0]["predicted_class"]
 
         samples = _metrics(client)
@@ -92,6 +96,10 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         assert _sum(samples, latency, route="/predict", status="200") == 3
         version = answers[0]["model_version"]
         assert _sum(samples, "conforto_model_info", version=version) == 1
+        assert _sum(samples, "conforto_model_ready") == 1
+        assert _sum(samples, "conforto_production_model_missing") == 0
+        accuracy = json.loads((trained_model / "manifest.json").read_text())["metrics"]["accuracy"]
+        assert _sum(samples, "conforto_model_validation_accuracy") == pytest.approx(accuracy)
 
 
 def test_reload_needs_the_right_token(serve: Any, trained_model: Path) -> None:

@@ -4,12 +4,10 @@ pushed to a real Pushgateway."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,35 +15,9 @@ from conforto.artifact import load_model
 from conforto.data import load_dataset
 from conforto.monitor.performance import check_performance
 from conforto.monitor.window import LogSource, Span
-from conforto.serving.logdb import LogDatabase
-from conforto.serving.predlog import queued_prediction
-from conforto.serving.runtime import Predictor
-from tests.helpers import Daemon, conforto_cli, pushgateway, scrape
+from tests.helpers import Daemon, conforto_cli, pushgateway, scrape, serve_and_vote
 
 pytestmark = pytest.mark.integration
-
-INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
-
-
-def serve_and_vote(url: str, model_dir: Path, frame: pd.DataFrame, voted: float) -> int:
-    """Answer ``frame``'s rooms with the model, log them over the last two days, and log the
-    occupants' real votes for a share ``voted`` of them; the number of votes."""
-    predictor = Predictor(load_model(model_dir), "1")
-    rows = frame[INPUTS].to_dict("records")
-    inputs = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]
-    answers = predictor.predict(inputs)
-    now, batch = time.time(), []
-    for i, (answer, given) in enumerate(zip(answers, inputs, strict=True)):
-        table, values = queued_prediction(answer, given, 1.0)
-        batch.append((table, (*values[:1], now - 2 * 86_400 + 100 * i, *values[2:])))
-    votes = frame["thermal_sensation"].to_numpy()
-    chosen = np.random.default_rng(0).random(len(frame)) < voted
-    for answer, vote in zip(np.array(answers)[chosen], votes[chosen], strict=True):
-        batch.append(("feedback", (answer["prediction_id"], float(vote), now)))
-    database = LogDatabase(url)
-    database.write(batch)
-    database.close()
-    return int(chosen.sum())
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,25 @@ def test_schema_is_created_once_and_versioned(log_url: str) -> None:
     engine.dispose()
 
 
+def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
+    engine = sa.create_engine(log_url)
+    migrate(engine)
+    old, first = _prediction(), LogDatabase(log_url)
+    first.write([queued_prediction(old, {"ta": 20.0}, 1.0)])
+    first.close()
+    with engine.begin() as conn:  # as conforto 0.1 left it: no site, schema version 1
+        conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
+        conn.execute(sa.update(schema).values(version=1))
+    assert migrate(engine) == 1
+    new = _prediction()
+    database = LogDatabase(log_url)
+    database.write([queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B")])
+    database.close()
+    engine.dispose()
+    sites = {r["prediction_id"]: r["site"] for r in table_rows(log_url, predictions)}
+    assert sites == {old["prediction_id"]: None, new["prediction_id"]: "bloco B"}
+
+
 def test_database_down_keeps_rows_then_writes_them(postgres: Any, sink: Any) -> None:
     events: dict[str, int] = {"failed": 0, "dropped": 0}
     counters = LogCounters(

@@ -13,7 +13,7 @@ import typer
 from rich.logging import RichHandler
 
 import conforto
-from conforto.cli import data, model, monitor, serve, tracking, train
+from conforto.cli import data, model, monitor, notify, serve, tracking, train
 from conforto.cli.common import console, err_console, state
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(train.pipeline_app, name="pipeline")
 app.add_typer(tracking.app, name="tracking")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(notify.app, name="notify")
 app.command("train")(train.train)
 app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)

@@ -10,6 +10,8 @@ import typer
 
 from conforto.cli import render
 from conforto.cli.common import console, errors, open_registry
+from conforto.cli.notify import tell
+from conforto.notify import move_message
 
 app = typer.Typer(
     help="The model registry: register, list, promote, roll back.", no_args_is_help=True
@@ -64,6 +66,7 @@ def promote(
         console.print(f"version {version} already is in production")
     else:
         console.print(f"production: version {move.previous or '-'} → {move.to}", highlight=False)
+        tell(move_message(move))
 
 
 @app.command("rollback")
@@ -72,6 +75,7 @@ def rollback(reason: ReasonOpt = "") -> None:
     with errors():
         move = open_registry().rollback(reason=reason, command="conforto model rollback")
     console.print(f"production: version {move.previous} → {move.to}", highlight=False)
+    tell(move_message(move))
 
 
 @app.command("audit")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from conforto.cli import render
 from conforto.cli.common import ConfigOpt, console, errors, out_dir, pipeline_config
+from conforto.cli.notify import tell
+from conforto.notify import check_message, drift_message, performance_message
 from conforto.settings import get_settings
 
 app = typer.Typer(
@@ -47,6 +49,20 @@ PushOpt = Annotated[
         help="Push the results as gauges to this Prometheus Pushgateway, e.g. "
         "http://127.0.0.1:9091.",
     ),
+]
+
+
+TrainingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--measurements",
+        help="Training measurements for --retrain. Default: CONFORTO_MEASUREMENTS, else the "
+        "official file.",
+    ),
+]
+TrainingMetadataOpt = Annotated[
+    Path | None,
+    typer.Option("--metadata", help="Training metadata for --retrain (like --measurements)."),
 ]
 
 
@@ -145,6 +161,8 @@ def drift(
             push_gauges(push, "drift", drift_gauges(report))
     render.drift(report)
     console.print(f"report: {paths['drift.html']}", highlight=False)
+    if report.dataset_drift:
+        tell(drift_message(report))
     if fail_on_drift and report.dataset_drift:
         raise typer.Exit(1)
 
@@ -196,3 +214,88 @@ def performance(
             push_gauges(push, "performance", performance_gauges(result))
     render.performance(result)
     console.print(f"report: {paths['performance.html']}", highlight=False)
+    if result["degraded"]:
+        tell(performance_message(result))
+
+
+@app.command("export-feedback")
+def export_feedback(
+    out: Annotated[Path, typer.Option("--out", help="CSV to write (the database's format).")],
+    since: Annotated[
+        str | None, typer.Option(help="Only predictions answered since then (default: all).")
+    ] = None,
+) -> None:
+    """Write every voted prediction of the log as a training row (building_id: its site, else
+    its day), for `conforto pipeline run --extra-data`."""
+    from conforto.monitor.feedback import export_feedback as export
+    from conforto.monitor.window import parse_when
+
+    with errors():
+        when = parse_when(since) if since else None
+        with reading() as bar:
+            task = bar.add_task("the prediction log")
+            rows = export(
+                get_settings().prediction_log_url,
+                out,
+                since=when,
+                on_chunk=lambda n: bar.advance(task, n),
+            )
+    console.print(f"{rows:,} voted predictions written to {out}", highlight=False)
+
+
+@app.command("check")
+def check(
+    model: ServedOpt = "production",
+    since: SinceOpt = "7d",
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="When retraining is due, run the gated pipeline.")
+    ] = False,
+    config: ConfigOpt = None,
+    measurements: TrainingOpt = None,
+    metadata: TrainingMetadataOpt = None,
+) -> None:
+    """Decide whether to retrain: drift on the model's main inputs, degraded performance, or
+    enough new votes (thresholds under `monitor:`); record and notify the decision.
+
+    With --retrain a due retraining runs the gated pipeline on the training data and the
+    exported votes: it promotes only what its gate validates.
+    """
+    from conforto.artifact import load_model
+    from conforto.monitor.check import check_model
+    from conforto.tracking import make_tracker
+
+    with errors():
+        settings = get_settings()
+        cfg = pipeline_config(config)
+        directory, version = served_model(model)
+        reports = settings.home / "reports"
+        decision, path = check_model(
+            load_model(directory),
+            current_source(None, None, since, None),
+            cfg.monitor,
+            reports,
+            model_version=version,
+            tracker=make_tracker(settings, cfg.tracking),
+            outbox=settings.tracking_outbox,
+        )
+    verdict = "[bold]retrain[/]" if decision.retrain else "no retraining needed"
+    console.print(f"model {decision.model_version}: {verdict}", highlight=False)
+    for reason in decision.reasons:
+        console.print(f"  • {reason}", highlight=False)
+    console.print(f"decision: {path}", highlight=False)
+    if decision.retrain:
+        tell(check_message(decision.to_dict()))
+    if retrain and decision.retrain:
+        _retrain(cfg, measurements, metadata, reports / "check" / "feedback.csv")
+
+
+def _retrain(config: Any, measurements: Path | None, metadata: Path | None, votes: Path) -> None:
+    from conforto.cli.train import run_and_report
+    from conforto.monitor.feedback import export_feedback as export
+
+    with errors():
+        rows = export(get_settings().prediction_log_url, votes)
+    console.print(
+        f"retraining with {rows:,} occupants' votes beside the training data", highlight=False
+    )
+    run_and_report(measurements, metadata, config, extra=votes if rows else None)

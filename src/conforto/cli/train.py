@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +22,12 @@ from conforto.cli.common import (
     pipeline_config,
     sources,
 )
+from conforto.cli.notify import tell
+from conforto.notify import move_message, pipeline_message
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from conforto.pipeline import PipelineConfig, PipelineResult
 
 pipeline_app = typer.Typer(help="The gated training pipeline.", no_args_is_help=True)
 
@@ -161,27 +166,48 @@ def pipeline_run(
     force: Annotated[
         bool, typer.Option("--force", help="Train anew even if this data, code and config ran.")
     ] = False,
+    extra_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--extra-data",
+            help="More training rows in the database's format, e.g. occupants' votes from "
+            "`conforto monitor export-feedback` (grouped by their building_id).",
+        ),
+    ] = None,
 ) -> None:
     """Validate data → profile → train → register → gate → promote if validated.
 
     Re-running with unchanged data, code and config reuses the registered version. Exits 1 when
     the data fails validation or the gate rejects the model (production then stays as it was).
     """
+    run_and_report(measurements, metadata, pipeline_config(config), force=force, extra=extra_data)
+
+
+def run_and_report(
+    measurements: Path | None,
+    metadata: Path | None,
+    config: PipelineConfig,
+    *,
+    force: bool = False,
+    extra: Path | None = None,
+) -> PipelineResult:
+    """Run the gated pipeline, print each stage's results and notify; exit 1 (raised) when the
+    data fails validation or the gate rejects the model."""
     from conforto.pipeline import run_pipeline
     from conforto.tracking import make_tracker
 
     with errors():
         settings = get_settings()
-        cfg = pipeline_config(config)
         result = run_pipeline(
             open_registry(),
             *sources(measurements, metadata),
             settings.home,
-            cfg,
-            tracker=make_tracker(settings, cfg.tracking),
+            config,
+            tracker=make_tracker(settings, config.tracking),
             outbox=settings.tracking_outbox,
             force=force,
             notify=lambda line: console.print(f"[bold]▸[/] {line}", highlight=False),
+            extra=extra,
         )
     render.validation(result.data.validation, result.data.reports)
     if not result.data.validation.ok:
@@ -198,5 +224,9 @@ def pipeline_run(
             highlight=False,
         )
     console.print(f"production version: {result.production or 'none'}", highlight=False)
+    tell(pipeline_message(result.version, result.gate, result.production))
+    if result.promoted is not None:
+        tell(move_message(result.promoted))
     if result.gate is not None and not result.gate.passed:
         raise fail(f"version {result.version} rejected: {result.gate.reason()}")
+    return result

@@ -50,3 +50,14 @@ class MonitorConfig(BaseModel):
         description="Margin below the validation figure that the whole realised 95 % interval "
         "must pass before the model counts as degraded.",
     )
+    max_result_age_hours: float = Field(
+        24.0,
+        gt=0,
+        description="`monitor check` reruns a monitor whose last result is older [h].",
+    )
+    retrain_top_inputs: int = Field(
+        5, ge=1, description="Drift on one of this many most important inputs retrains."
+    )
+    retrain_min_votes: int = Field(
+        500, ge=1, description="This many votes since the model was trained retrain it."
+    )

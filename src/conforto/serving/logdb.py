@@ -32,6 +32,7 @@ predictions = sa.Table(
     sa.Column("pmv", sa.Float),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("site", sa.String(100)),
 )
 feedback = sa.Table(
     "feedback",
@@ -44,9 +45,16 @@ feedback = sa.Table(
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _add_site(conn: sa.Connection) -> None:
+    """Version 2: ``predictions.site``, the building or site a caller named."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN site VARCHAR(100)"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_site}
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -71,8 +79,9 @@ def migrate(engine: sa.Engine) -> int:
                 f"the prediction log {engine.url.render_as_string()} has schema version {before}, "
                 f"newer than this conforto's {SCHEMA_VERSION}: upgrade conforto."
             )
-        for version in range(max(before, 1), SCHEMA_VERSION):
-            MIGRATIONS[version](conn)
+        if before:  # a new database was just created in the latest schema
+            for version in range(before, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
         if before < SCHEMA_VERSION:
             conn.execute(sa.delete(schema))
             conn.execute(sa.insert(schema).values(version=SCHEMA_VERSION))

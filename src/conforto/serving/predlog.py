@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 #: order of :data:`PREDICTION_FIELDS` or :data:`FEEDBACK_FIELDS`.
 Queued = tuple[str, tuple[Any, ...]]
 #: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
-#: ``(name, value)`` pairs given.
+#: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``).
 PREDICTION_FIELDS = (
     "prediction_id",
     "created",
@@ -40,13 +40,14 @@ PREDICTION_FIELDS = (
     "pmv",
     "latency_ms",
     "inputs",
+    "site",
 )
 #: A queued vote's values.
 FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
 
 
 def queued_prediction(
-    prediction: dict[str, Any], inputs: dict[str, Any], latency_ms: float
+    prediction: dict[str, Any], inputs: dict[str, Any], latency_ms: float, site: str | None = None
 ) -> Queued:
     """A prediction (the API's response shape) and the inputs given (no ``None``s) as queued.
 
@@ -68,6 +69,7 @@ def queued_prediction(
             prediction.get("pmv"),
             latency_ms,
             tuple(inputs.items()),
+            site,
         ),
     )
 
@@ -166,9 +168,10 @@ class PredictionLog:
         prediction: dict[str, Any],
         inputs: dict[str, Any],
         latency_ms: float,
+        site: str | None = None,
     ) -> bool:
         """Queue one prediction (see :func:`queued_prediction`); False when the buffer is full."""
-        return self._add(queued_prediction(prediction, inputs, latency_ms))
+        return self._add(queued_prediction(prediction, inputs, latency_ms, site))
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Queue an occupant's vote for a prediction; False when the buffer is full."""

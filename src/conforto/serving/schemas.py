@@ -47,8 +47,18 @@ def _field(spec: Input) -> tuple[Any, Any]:
     return _categorical_field(spec.name)
 
 
-#: The API's fields, from the one list of inputs: required ones first.
+#: The API's fields, from the one list of inputs: required ones first; then ``site``, which
+#: the model does not read.
 _fields: dict[str, Any] = {i.name: _field(i) for i in sorted(INPUTS, key=lambda i: not i.required)}
+_fields["site"] = (
+    Annotated[str, Field(min_length=1, max_length=100)] | None,
+    Field(
+        None,
+        description="The building or site of the observation (any identifier, not a model "
+        "input): stored with the prediction, so that occupants' votes can train later models "
+        "grouped by site.",
+    ),
+)
 
 Observation = create_model(  # one observation: what a caller measures and knows
     "Observation",

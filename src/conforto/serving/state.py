@@ -174,7 +174,9 @@ class ServiceState:
             raise self._no_model()
         return await self.batcher.predict(inputs)
 
-    def record(self, result: dict[str, Any], inputs: dict[str, Any], start: float) -> None:
+    def record(
+        self, result: dict[str, Any], inputs: dict[str, Any], start: float, site: str | None
+    ) -> None:
         """Count a prediction and queue it for the prediction log.
 
         Parameters
@@ -185,10 +187,13 @@ class ServiceState:
             The inputs given (no ``None`` values).
         start
             ``time.perf_counter()`` when the request arrived.
+        site
+            The building or site the caller named, if any.
         """
         self._per_class[result["predicted_class"]].inc()
         if self.log is not None:
-            self.log.add_prediction(result, inputs, (time.perf_counter() - start) * 1000.0)
+            latency_ms = (time.perf_counter() - start) * 1000.0
+            self.log.add_prediction(result, inputs, latency_ms, site)
 
     # ---------------------------------------------------------------------------------- reloads
 

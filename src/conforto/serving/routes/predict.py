@@ -59,8 +59,9 @@ async def predict(request: Request) -> dict[str, Any]:
     service = service_of(request)  # not a dependency: the hot path (see service_of)
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
+    site = inputs.pop("site", None)  # stored with the prediction, not a model input
     result = await service.predict(inputs)
-    service.record(result, inputs, start)
+    service.record(result, inputs, start, site)
     return result
 
 
@@ -78,7 +79,8 @@ async def predict_batch(batch: BatchRequest, service: ServiceDep) -> dict[str, A
         )
     start = time.perf_counter()
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
+    sites = [row.pop("site", None) for row in rows]
     results = await to_thread.run_sync(service.predictor.predict, rows)
-    for result, inputs in zip(results, rows, strict=True):
-        service.record(result, inputs, start)
+    for result, inputs, site in zip(results, rows, sites, strict=True):
+        service.record(result, inputs, start, site)
     return {"predictions": results}

@@ -1,0 +1,201 @@
+"""Should the production model be retrained? The monitors' latest findings, weighed.
+
+Three reasons, each with its threshold under ``monitor:`` in ``configs/pipeline.yaml``: drift
+on the inputs the model relies on most (the ``retrain_top_inputs`` with the largest gain), a
+degraded performance, or at least ``retrain_min_votes`` occupants' votes since the model was
+trained (new labels worth learning from). The decision, with its reasons, is written to
+``decision.json``; retraining itself goes through the gated pipeline, which promotes only what
+its gate validates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from conforto.artifact import ThermalModel
+from conforto.errors import DataError, LogUnavailable
+from conforto.fileio import atomic_write_json
+from conforto.monitor.config import MonitorConfig
+from conforto.monitor.drift import check_drift, write_drift
+from conforto.monitor.performance import check_performance, write_performance
+from conforto.monitor.window import LogSource, Source
+from conforto.serving.logdb import feedback
+from conforto.tracking import NullTracker, Tracker, tracked_run
+
+
+@dataclass
+class Decision:
+    """Whether to retrain, and why."""
+
+    model_version: str
+    retrain: bool
+    reasons: list[str]
+    new_votes: int
+    drift: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+    checked: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``decision.json``'s content."""
+        return asdict(self)
+
+
+def important_inputs(model: ThermalModel, top: int) -> list[str]:
+    """The model's ``top`` inputs by total gain (its derived physics features aside)."""
+    gain = model.manifest.get("booster", {}).get("feature_importance_gain", {})
+    inputs = set(model.spec.inputs)
+    ranked = sorted((name for name in gain if name in inputs), key=lambda n: -gain[n])
+    return ranked[:top]
+
+
+def votes_since(url: str, since: datetime) -> int:
+    """Occupants' votes recorded in the log since ``since``.
+
+    Raises
+    ------
+    LogUnavailable
+        When the database cannot be read.
+    """
+    engine = sa.create_engine(url)
+    query = sa.select(sa.func.count()).select_from(feedback).where(feedback.c.created >= since)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def trained_at(model: ThermalModel) -> datetime:
+    """When the model was trained (its manifest's ``created``; the epoch when unknown)."""
+    created = model.manifest.get("created")
+    return datetime.fromisoformat(created) if created else datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fresh(path: Path, max_age_hours: float) -> dict[str, Any] | None:
+    """A monitor's last result, when it exists and is younger than ``max_age_hours``."""
+    if not path.is_file() or time.time() - path.stat().st_mtime > max_age_hours * 3600:
+        return None
+    found: dict[str, Any] = json.loads(path.read_text())
+    return found
+
+
+def decide(
+    model: ThermalModel,
+    version: str,
+    *,
+    drift: dict[str, Any] | None,
+    performance: dict[str, Any] | None,
+    new_votes: int,
+    config: MonitorConfig,
+) -> Decision:
+    """Weigh the findings (``drift.json``'s and ``performance.json``'s content, or ``None``
+    when a monitor had nothing to judge) against the thresholds."""
+    reasons = []
+    if drift is not None:
+        key = set(important_inputs(model, config.retrain_top_inputs))
+        hit = [name for name in drift["drifted_features"] if name in key]
+        if hit:
+            reasons.append(
+                f"drift on {', '.join(hit)}, among the {config.retrain_top_inputs} inputs the "
+                "model relies on most"
+            )
+    if performance is not None and performance["degraded"]:
+        reasons.append("performance degraded: " + "; ".join(performance.get("reasons", [])))
+    if new_votes >= config.retrain_min_votes:
+        reasons.append(
+            f"{new_votes} occupants' votes since the model was trained "
+            f"(retrains from {config.retrain_min_votes})"
+        )
+    return Decision(version, bool(reasons), reasons, new_votes, drift, performance)
+
+
+def write_decision(decision: Decision, out: Path) -> Path:
+    """Write ``decision.json`` into ``out``."""
+    return atomic_write_json(out / "decision.json", decision.to_dict())
+
+
+def findings(
+    model: ThermalModel,
+    window: Source,
+    config: MonitorConfig,
+    reports: Path,
+    *,
+    model_version: str | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The drift and performance results for this model: the last ones in ``reports/drift``
+    and ``reports/performance`` when younger than ``config.max_result_age_hours``, else the
+    monitors run now on ``window`` (and their reports written); ``None`` for a monitor with
+    nothing to judge."""
+    version = model_version or model.version
+    found: dict[str, dict[str, Any] | None] = {}
+    for name in ("drift", "performance"):
+        last = fresh(reports / name / f"{name}.json", config.max_result_age_hours)
+        if last is not None and last["model_version"] == version:
+            found[name] = last
+            continue
+        try:
+            if name == "drift":
+                report, before, now = check_drift(
+                    model, window, config=config, model_version=version
+                )
+                write_drift(report, before, now, reports / name)
+                found[name] = report.to_dict()
+            else:
+                result, scored = check_performance(
+                    model, window, config=config, model_version=version
+                )
+                write_performance(result, scored, reports / name)
+                found[name] = result
+        except DataError:  # nothing in the window
+            found[name] = None
+    return found["drift"], found["performance"]
+
+
+def check_model(
+    model: ThermalModel,
+    window: Source,
+    config: MonitorConfig,
+    reports: Path,
+    *,
+    model_version: str | None = None,
+    tracker: Tracker | None = None,
+    outbox: Path | None = None,
+) -> tuple[Decision, Path]:
+    """Gather the findings, count the new votes, decide, and record the decision (its JSON in
+    ``reports/check/decision.json`` and a tracked ``monitor_check`` run).
+
+    Raises
+    ------
+    LogUnavailable
+        When the prediction log cannot be read.
+    """
+    drift, performance = findings(model, window, config, reports, model_version=model_version)
+    url = window.url if isinstance(window, LogSource) else None
+    votes = votes_since(url, trained_at(model)) if url else 0
+    decision = decide(
+        model,
+        model_version or model.version,
+        drift=drift,
+        performance=performance,
+        new_votes=votes,
+        config=config,
+    )
+    path = write_decision(decision, reports / "check")
+    with tracked_run(
+        tracker or NullTracker(), "monitor_check", {"stage": "monitor"}, outbox=outbox
+    ) as run:
+        run.log_params({"model_version": decision.model_version})
+        run.log_metrics({"retrain": float(decision.retrain), "new_votes": float(votes)})
+        run.set_tags({"reasons": "; ".join(decision.reasons)[:5000] or "none"})
+        run.log_artifact(path)
+    return decision, path

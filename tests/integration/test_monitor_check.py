@@ -1,0 +1,94 @@
+"""The loop closed: votes in the log → export → `monitor check --retrain` → gated pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conforto.data import load_dataset
+from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
+from conforto.registry import open_registry
+from conforto.settings import get_settings
+from tests.helpers import conforto_cli, serve_and_vote
+
+pytestmark = pytest.mark.integration
+
+SMALL = """
+train: {folds: 2, search_trials: 1, max_rounds: 60}
+gate: {min_gain_over_pmv: -1.0, min_gain_over_majority: -1.0,
+       min_log_loss_gain_over_probabilistic_pmv: -1.0,
+       champion_margin_macro_f1: 0.5, champion_margin_log_loss: 0.5, slice_tolerance: 1.0,
+       bootstrap_reps: 200}
+monitor: {retrain_min_votes: 100, min_rows: 100}
+tracking: []
+"""
+
+
+@pytest.fixture(scope="module")
+def rooms(holdout_paths: tuple[Path, Path]) -> pd.DataFrame:
+    frame = load_dataset(*holdout_paths).frame
+    return frame[frame["thermal_sensation"].notna()].sample(600, random_state=5)
+
+
+def test_export_writes_voted_predictions_as_training_rows(
+    trained_model: Path, rooms: pd.DataFrame, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    votes = serve_and_vote(url, trained_model, rooms.iloc[:300], voted=0.5, sites=True)
+    serve_and_vote(url, trained_model, rooms.iloc[300:], voted=0.5)  # no site: by day
+    out = tmp_path / "votes.csv"
+    done = conforto_cli("monitor", "export-feedback", "--out", str(out),
+                        env={"CONFORTO_SERVE__LOG_URL": url})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = pd.read_csv(out)
+    assert votes < len(rows) < 600
+    assert rows["prediction_id"].is_unique
+    by_site = rows[rows["site"].notna()]
+    assert len(by_site) == votes
+    assert (by_site["building_id"] == by_site["site"].map(site_building_id)).all()
+    assert rows.loc[rows["site"].isna(), "building_id"].between(DAY_IDS, DAY_IDS + 40_000).all()
+    assert rows["building_id"].min() >= SITE_IDS
+    assert rows["thermal_sensation"].between(-3, 3).all()
+    loaded = load_dataset(out).frame  # the database's format: it loads as training data
+    assert {"ta", "rh", "thermal_sensation", "building_id"} <= set(loaded.columns)
+
+
+def test_check_retrains_on_enough_votes_through_the_gate(
+    registry_home: Path,
+    trained_model: Path,
+    rooms: pd.DataFrame,
+    small_sample_paths: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.promote("1", force=True, reason="the model in production")
+    votes = serve_and_vote(get_settings().prediction_log_url, trained_model, rooms, voted=0.4,
+                           sites=True)  # fmt: skip
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    data = ["--measurements", str(small_sample_paths[0]), "--metadata", str(small_sample_paths[1])]
+
+    told = conforto_cli("monitor", "check", "--config", str(config), *data)
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert "retrain" in told.stdout
+    decision = json.loads((registry_home / "reports/check/decision.json").read_text())
+    assert decision["retrain"] is True
+    assert decision["new_votes"] == votes
+    assert any("occupants' votes since the model was trained" in r for r in decision["reasons"])
+    assert registry.store.alias_version("production") == "1"  # told, not done
+
+    done = conforto_cli("monitor", "check", "--retrain", "--config", str(config), *data)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"retraining with {votes} occupants' votes" in done.stdout
+    assert "registered version 2" in done.stdout
+    assert "production: version 1 → 2" in done.stdout  # validated by the (lenient) gate
+    version = registry.store.get("2")
+    assert "validated" in version.tags
+    manifest = json.loads((Path(version.artifact) / "manifest.json").read_text())  # type: ignore[arg-type]
+    assert manifest["data"]["sources"]["extra"].endswith("feedback.csv")
+    training = load_dataset(*small_sample_paths).frame
+    assert manifest["data"]["rows"] == training["thermal_sensation"].notna().sum() + votes
