@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit bench serve clean lock
+.PHONY: help install run test lint typecheck unit security bench serve clean lock wheelhouse base-image image test-image
+# podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
+BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
+BASE ?= python:3.11-slim-bookworm
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,8 +22,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## Create .venv with the locked dependencies and the package
 
-lock:  ## Re-resolve requirements.lock from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --quiet
+lock:  ## Re-resolve requirements.lock (everything) and requirements-serve.lock (the image's) from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev -o requirements.lock --python-version 3.11 --quiet
+	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
 
 run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, promote
 	$(BIN)/conforto pipeline run --config configs/pipeline.yaml
@@ -35,8 +39,29 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy strict on src/
 	$(BIN)/mypy
 
-test: lint typecheck  ## Lint, type-check and run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term --doctest-modules src tests
+security: $(STAMP)  ## bandit over src/: no finding of medium severity or more
+	$(BIN)/bandit --quiet --recursive --severity-level medium src
+
+test: lint typecheck security  ## Lint, type-check, scan and run the whole test suite with coverage
+	$(BIN)/pytest --cov --cov-report=term --doctest-modules src tests --ignore=tests/image
+
+wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
+	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
+	  --python-version 3.11 -r requirements-serve.lock "setuptools>=75"
+
+image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in)
+	rm -rf build/image && mkdir -p build/image/deploy
+	cp -r Dockerfile pyproject.toml README.md src wheelhouse build/image/
+	cp -r deploy/no-model build/image/deploy/
+	$(if $(MODEL),cp -r $(MODEL) build/image/model,)
+	find build/image/src -name __pycache__ -prune -exec rm -rf {} +
+	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) $(if $(MODEL),--build-arg MODEL_DIR=model,) build/image
+
+base-image:  ## A local Debian base image for offline builds (debootstrap; cached by podman)
+	deploy/image/debian-base.sh
+
+test-image: $(STAMP) wheelhouse base-image  ## Build the image offline and test it running (podman)
+	$(BIN)/pytest -p no:cacheprovider -q tests/image
 
 unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (< 1 min)
 	$(BIN)/pytest -q --doctest-modules src tests/unit
@@ -45,4 +70,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage wheelhouse build

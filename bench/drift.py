@@ -87,7 +87,7 @@ def fill_log(url: str, frame: pd.DataFrame, rows: int, rng: np.random.Generator)
         for i in rng.choice(len(records), min(20_000, rows - start)):
             given = tuple((k, v) for k, v in records[i].items() if v is not None and v == v)
             when = now - rng.uniform(0, 29 * 86_400)
-            values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, None, 2.0, given)
+            values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, None, 2.0, given, None)
             batch.append(("predictions", values))
         database.write(batch)
     database.close()

@@ -1,5 +1,5 @@
 """``python -m conforto`` runs the command line."""
 
-from conforto.cli import app
+from conforto.cli import run
 
-app(prog_name="conforto")
+run()

@@ -11,6 +11,8 @@ A model directory holds::
     profile.json     the training data profile
     drift_reference.parquet  a seeded sample of the training inputs, with season and month:
                      the reference of drift checks (optional: older models lack it)
+    golden.json      a few rooms and the probabilities the model gave them: what a smoke test
+                     of a deployed service expects (optional)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 
@@ -22,21 +24,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from conforto.design import FeatureSpec, encode
+from conforto.design import FeatureSpec
 from conforto.errors import ArtifactError
 from conforto.fileio import file_sha256
+
+if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pandas
+    import pandas as pd
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 BOOSTER = "booster.txt"
 #: Optional: a sample of the training inputs, the reference of drift checks.
 DRIFT_REFERENCE = "drift_reference.parquet"
+#: Optional: a few rooms and the probabilities the model gave them, for smoke tests.
+GOLDEN = "golden.json"
 #: Files every artifact must have for prediction.
 REQUIRED_FILES = (MANIFEST, BOOSTER)
 
@@ -102,6 +108,8 @@ class ThermalModel:
 
     def predict_proba(self, frame: pd.DataFrame, threads: int = 1) -> FloatArray:
         """Calibrated probabilities (cool, neutral, warm) for canonical data."""
+        from conforto.design import encode
+
         return self.predict_matrix(encode(frame, self.spec), threads=threads)
 
     def decide(self, proba: FloatArray) -> npt.NDArray[np.int64]:

@@ -9,8 +9,10 @@ values, used by validation and, later, by the API.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only for the frame functions: the service never imports it
+    import pandas as pd
 
 #: Known values of each categorical input, after normalisation.
 DOMAINS: dict[str, tuple[str, ...]] = {

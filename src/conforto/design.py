@@ -9,17 +9,19 @@ missing value.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import normalise_value
 from conforto.errors import DataError
 from conforto.features import FAST_FEATURES, FEATURES, comfort_features
 from conforto.target import sensation_class
+
+if TYPE_CHECKING:  # the frame functions only: serving reads FeatureSpec without pandas
+    import pandas as pd
 
 IntArray = npt.NDArray[np.int64]
 
@@ -191,6 +193,8 @@ def encode(frame: pd.DataFrame, spec: FeatureSpec) -> npt.NDArray[np.float64]:
         elif feature.name not in frame.columns:
             continue
         elif feature.kind == "numeric":
+            import pandas as pd
+
             matrix[:, j] = pd.to_numeric(frame[feature.name], errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 import conforto
-from conforto.artifact import BOOSTER, DRIFT_REFERENCE, ThermalModel, load_model, save_manifest
+from conforto.artifact import (
+    BOOSTER,
+    DRIFT_REFERENCE,
+    GOLDEN,
+    ThermalModel,
+    load_model,
+    save_manifest,
+)
 from conforto.data import fingerprint
 from conforto.errors import ArtifactError
 from conforto.evaluate import write_evaluation
@@ -25,6 +32,33 @@ from conforto.metrics import N_CLASSES
 from conforto.profile import drift_reference, profile_frame
 from conforto.target import CLASS_NAMES
 from conforto.train import TrainingResult
+
+#: The golden rooms: ordinary, hot and cold ones, with and without context. The inputs are API
+#: requests, so a smoke test sends them as they are.
+GOLDEN_ROOMS: tuple[dict[str, Any], ...] = (
+    {"ta": 24.5, "tr": 25.0, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "t_mot_isd": 22.0,
+     "season": "summer", "cooling_type": "air conditioned"},
+    {"ta": 32.0, "tr": 32.0, "rh": 80.0, "vel": 0.05, "met": 1.2, "clo": 1.0, "t_mot_isd": 28.0},
+    {"ta": 16.0, "tr": 16.0, "rh": 40.0, "vel": 0.2, "met": 1.0, "clo": 0.3, "t_mot_isd": 10.0},
+    {"ta": 21.0, "rh": 40.0, "vel": 0.3, "met": 1.2, "clo": 1.0, "season": "winter",
+     "climate": "humid subtropical", "country": "brazil"},
+    {"ta": 28.0, "rh": 70.0, "vel": 0.05, "met": 1.0, "clo": 0.5},
+)  # fmt: skip
+
+
+def golden(model: ThermalModel) -> dict[str, Any]:
+    """The golden rooms with the model's class and probabilities (``golden.json``)."""
+    proba = model.predict_proba(pd.DataFrame(list(GOLDEN_ROOMS)))
+    classes = model.decide(proba)
+    cases = [
+        {
+            "inputs": room,
+            "predicted_class": CLASS_NAMES[int(k)],
+            "probabilities": dict(zip(CLASS_NAMES, p.tolist(), strict=True)),
+        }
+        for room, p, k in zip(GOLDEN_ROOMS, proba, classes, strict=True)
+    ]
+    return {"cases": cases}
 
 
 def manifest(
@@ -123,6 +157,11 @@ def write_model(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         result.final.booster.save_model(str(tmp / BOOSTER))
+        fitted = ThermalModel(
+            result.spec, result.final.booster, result.final.temperature,
+            result.final.class_weights, {},
+        )  # fmt: skip
+        atomic_write_json(tmp / GOLDEN, golden(fitted))
         result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.comfort import (
     FAST_FEATURES,
@@ -26,6 +26,9 @@ from conforto.comfort import (
     pmv_ppd_limited,
     relative_air_speed,
 )
+
+if TYPE_CHECKING:  # frames only in comfort_features: the service never imports pandas
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -100,6 +103,8 @@ def comfort_features(frame: pd.DataFrame, names: Iterable[str] = FAST_FEATURES) 
         One column per feature, same index as ``frame``; NaN where a feature does not apply.
     """
     inputs = {c: _col(frame, c) for c in PHYSICS_INPUTS}
+    import pandas as pd
+
     return pd.DataFrame(comfort_arrays(inputs, names), index=frame.index)
 
 

@@ -70,8 +70,8 @@ class TrackingSettings(BaseModel):
 class ServeSettings(BaseModel):
     """The prediction service."""
 
-    model: Path | None = Field(
-        None, description="Model directory; default: the production version."
+    model_dir: Path | None = Field(
+        None, description="Model directory to serve; default: the production version."
     )
     max_batch: int = Field(1000, ge=1, description="Most observations per /predict/batch request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body [bytes].")
@@ -90,6 +90,12 @@ class ServeSettings(BaseModel):
     poll_seconds: float = Field(
         5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
     )
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # an image built without a model sets the variable to "" (Dockerfile ${VAR:+...})
+        return None if value == "" else value
 
     @field_validator("log_url")
     @classmethod

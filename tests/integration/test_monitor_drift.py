@@ -32,7 +32,7 @@ def log_rows(url: str, frame: pd.DataFrame, created: float, spread: float = DAY)
     for i, record in enumerate(frame[inputs].to_dict("records")):
         given = tuple((k, v) for k, v in record.items() if v is not None and v == v)
         when = created + spread * i / max(len(frame), 1)
-        values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, 0.1, 2.0, given)
+        values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, 0.1, 2.0, given, None)
         rows.append(("predictions", values))
     database = LogDatabase(url)
     try:

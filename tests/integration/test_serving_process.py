@@ -30,14 +30,17 @@ def test_serving_code_imports_neither_pythermalcomfort_nor_numba() -> None:
     assert found == {"heavy": []}
 
 
-def test_service_process_keeps_scikit_learn_out_and_lightgbm_works(trained_model: Path) -> None:
+def test_service_process_keeps_scikit_learn_and_pandas_out_and_lightgbm_works(
+    trained_model: Path,
+) -> None:
     found = _run(
         "import json, sys; from conforto.serving.app import app_from_env; app_from_env(); "
         f"from conforto.artifact import load_model; m = load_model({str(trained_model)!r}); "
         "print(json.dumps({'sklearn': sys.modules.get('sklearn') is not None, "
-        "'trees': m.booster.num_trees()}))"
+        "'pandas': sys.modules.get('pandas') is not None, 'trees': m.booster.num_trees()}))"
     )
     assert found["sklearn"] is False
+    assert found["pandas"] is False  # the image does not even install it
     assert isinstance(found["trees"], int)
     assert found["trees"] > 0
 
@@ -84,7 +87,7 @@ def test_prediction_log_is_written_by_a_low_priority_child_process(
     trained_model: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    monkeypatch.setenv("CONFORTO_SERVE__MODEL", str(trained_model))
+    monkeypatch.setenv("CONFORTO_SERVE__MODEL_DIR", str(trained_model))
     monkeypatch.setenv("CONFORTO_SERVE__LOG_URL", url)
     found = _run(CHILDREN)
     assert found["status"] == 200

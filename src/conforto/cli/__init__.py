@@ -13,8 +13,8 @@ import typer
 from rich.logging import RichHandler
 
 import conforto
-from conforto.cli import data, model, monitor, notify, serve, tracking, train
-from conforto.cli.common import console, err_console, state
+from conforto.cli import data, deploy, model, monitor, notify, serve, tracking, train
+from conforto.cli.common import console, err_console, fail, state
 
 app = typer.Typer(
     name="conforto",
@@ -33,6 +33,7 @@ app.command("evaluate")(train.evaluate)
 app.command("predict")(train.predict)
 app.command("validate-model")(train.validate_model)
 app.command("serve")(serve.serve)
+app.command("smoke")(deploy.smoke)
 
 
 def _version(value: bool) -> None:
@@ -58,4 +59,27 @@ def main(
     )
 
 
-__all__ = ["app"]
+#: Modules of the ``train`` extra: a command that needs one says how to install it.
+TRAIN_EXTRA = frozenset(
+    {"pandas", "pyarrow", "pandera", "pythermalcomfort", "scipy", "sklearn", "optuna",
+     "matplotlib", "jinja2", "yaml", "filelock", "slack_sdk", "mlflow", "clearml", "alembic"}
+)  # fmt: skip
+
+
+def run() -> None:
+    """The ``conforto`` command: :data:`app`, with a clear error when the base install (the
+    serving set, as in the container image) lacks what a command needs."""
+    try:
+        app(prog_name="conforto")
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA or state["debug"]:
+            raise
+        raise SystemExit(
+            fail(
+                f"this command needs {exc.name}, of conforto's training dependencies: "
+                "pip install 'conforto[train]'."
+            ).exit_code
+        ) from None
+
+
+__all__ = ["app", "run"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from conforto.errors import ConfortoError
 from conforto.settings import get_settings
@@ -50,7 +51,7 @@ ConfigOpt = Annotated[
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; the exit (code 1) to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

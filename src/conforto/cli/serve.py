@@ -16,7 +16,12 @@ def serve(
         str | None, typer.Option("--model", help="Model directory, or 'production' (the default).")
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="TCP port (PORT, as Cloud Run sets it).", min=1, max=65535, envvar="PORT"
+        ),
+    ] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
 ) -> None:
     """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs."""
@@ -25,7 +30,7 @@ def serve(
     if model not in (None, "production"):
         # uvicorn's workers are processes of their own: they read the settings from the
         # environment they inherit
-        os.environ["CONFORTO_SERVE__MODEL"] = str(Path(model).resolve())
+        os.environ["CONFORTO_SERVE__MODEL_DIR"] = str(Path(model).resolve())
         get_settings.cache_clear()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile

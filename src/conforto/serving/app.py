@@ -96,8 +96,8 @@ def include_flat(app: FastAPI, router: APIRouter) -> None:
 
 
 #: Modules the service never uses but its libraries import when installed: LightGBM imports
-#: scikit-learn (about 1 s with SciPy) only to offer its scikit-learn estimators.
-NOT_SERVED = ("sklearn",)
+#: scikit-learn (about 1 s with SciPy) and pandas (0.35 s) only to take their objects.
+NOT_SERVED = ("sklearn", "pandas")
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_THRESHOLD = 10_000
 
@@ -136,7 +136,7 @@ def tuned(lifespan: Lifespan, threads: int) -> Lifespan:
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: the service process, one per worker.
 
-    The model comes from ``CONFORTO_SERVE__MODEL`` (default: production). Being the process
+    The model comes from ``CONFORTO_SERVE__MODEL_DIR`` (default: production). Being the process
     entry point, it keeps :data:`NOT_SERVED` from being imported in this process (unless they
     already are: start-up stays around a second) and applies the process-wide tuning of
     :func:`tuned`.
@@ -144,6 +144,6 @@ def app_from_env() -> FastAPI:
     for name in NOT_SERVED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # `import` now fails fast
     settings = get_settings()
-    app = create_app(settings.serve.model, settings=settings)
+    app = create_app(settings.serve.model_dir, settings=settings)
     app.router.lifespan_context = tuned(app.router.lifespan_context, settings.serve.threads)
     return app

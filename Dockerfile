@@ -1,0 +1,70 @@
+# The prediction service: serving only, non-root, read-only root filesystem.
+#
+#   docker build -t conforto .                                   # online: wheels from PyPI
+#   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp \
+#     -v conforto-home:/var/lib/conforto -v "$PWD/model:/model:ro" \
+#     -e CONFORTO_SERVE__MODEL_DIR=/model conforto
+#
+# Offline (CI): `make test-image` builds with `--build-arg BASE=<a local Debian image>` and a
+# wheelhouse made on the host in ./wheelhouse (`make wheelhouse`); the build never reaches a
+# package registry then. The model gets in either baked in (`--build-arg MODEL_DIR=path/in/context`)
+# or mounted at run time (CONFORTO_SERVE__MODEL_DIR, or the production pointer under a mounted
+# CONFORTO_HOME). Writable paths: /var/lib/conforto (CONFORTO_HOME: the prediction log) and /tmp.
+
+ARG BASE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------- build: the wheel and its deps
+FROM ${BASE} AS build
+ARG WHEELS=wheelhouse
+WORKDIR /src
+COPY ${WHEELS}/ /wheels/
+COPY pyproject.toml README.md ./
+COPY src/ src/
+# /wheels holds setuptools too: the build stays offline when the wheelhouse is complete
+RUN python3 -m venv /opt/conforto \
+ && /opt/conforto/bin/pip install --no-cache-dir --no-index --find-links /wheels --upgrade "setuptools>=75" \
+ && /opt/conforto/bin/pip wheel --no-cache-dir --no-index --find-links /wheels --no-deps \
+      --no-build-isolation --wheel-dir /dist . \
+ && /opt/conforto/bin/pip install --no-cache-dir --no-index --find-links /wheels /dist/conforto-*.whl \
+ && /opt/conforto/bin/pip uninstall --yes setuptools pip \
+ && find /opt/conforto -name '__pycache__' -prune -exec rm -rf {} + \
+ && find /opt/conforto -path '*/tests' -prune -exec rm -rf {} + \
+ && /opt/conforto/bin/python -m compileall -q -j 0 /opt/conforto
+
+# ---------------------------------------------------------------- the model, when baked in
+FROM ${BASE} AS model
+ARG MODEL_DIR=
+COPY ${MODEL_DIR:-deploy/no-model}/ /model-src/
+RUN mkdir -p /model && if [ -f /model-src/manifest.json ]; then cp -a /model-src/. /model/; fi \
+ && chmod -R a+rX,go-w /model
+
+# ---------------------------------------------------------------- runtime
+FROM ${BASE}
+ARG MODEL_DIR=
+# LightGBM needs OpenMP's runtime; the local base has it, the official slim image gets it here
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN if ! ldconfig -p | grep -q libgomp.so.1; then \
+      apt-get update && apt-get install --yes --no-install-recommends libgomp1 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+LABEL org.opencontainers.image.title="conforto" \
+      org.opencontainers.image.description="Predicts occupants' thermal sensation (cool / neutral / warm)."
+RUN groupadd --system --gid 10001 conforto \
+ && useradd --system --uid 10001 --gid conforto --home-dir /var/lib/conforto --no-create-home conforto \
+ && install -d -o conforto -g conforto -m 0750 /var/lib/conforto
+COPY --from=build /opt/conforto /opt/conforto
+COPY --from=model /model /model
+# a baked-in model is served; without one, CONFORTO_SERVE__MODEL_DIR or the production pointer
+ENV PATH=/opt/conforto/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PORT=8080 \
+    CONFORTO_HOME=/var/lib/conforto \
+    CONFORTO_SERVE__MODEL_DIR=${MODEL_DIR:+/model}
+USER 10001:10001
+EXPOSE 8080
+VOLUME ["/var/lib/conforto"]
+HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ['PORT'], timeout=2)"]
+ENTRYPOINT ["conforto", "serve", "--host", "0.0.0.0"]

@@ -1,0 +1,1 @@
+"""Shipping the model: checking a running service (:mod:`.smoke`) and deploying it."""

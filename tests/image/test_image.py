@@ -1,0 +1,178 @@
+"""The container image, built and run for real under podman (``make test-image``).
+
+Built offline from a local Debian base (``deploy/image/debian-base.sh``) and the wheelhouse made
+on the host, then checked from outside: the smoke test passes, an answer equals ``conforto
+predict``'s, the process is not root, the root filesystem is read-only, a SIGTERM flushes the
+prediction log to its volume, and the image holds no secret, history, tests or data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from tests.helpers import REPO, free_port, table_rows
+
+from conforto.artifact import load_model
+from conforto.deploy.smoke import smoke
+from conforto.predict import predict_file
+
+PODMAN = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
+LIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+BASE = os.environ.get("CONFORTO_IMAGE_BASE", "localhost/conforto-base:bookworm")
+TAG = "localhost/conforto:test"
+#: The container's own /tmp, in memory: the root filesystem is read-only.
+READ_ONLY = ["--read-only", "--tmpfs", "/tmp"]  # noqa: S108 - inside the container
+#: What the image must not hold (the baked model's own files aside).
+FIND_FORBIDDEN = (
+    "find / -xdev \\( -name .git -o -name tests -o -name '*.csv*' -o -name '*.parquet' "
+    "-o -name .env -o -name id_rsa -o -name slack_webhook_url \\) -not -path '/model/*' -print"
+)
+OBS = {"ta": 24.5, "tr": 25.0, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
+
+
+def podman(*args: str | Path, check: bool = True, timeout: float = 900) -> str:
+    done = subprocess.run(
+        [*PODMAN, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"podman {args[:3]} failed: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def context(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
+    """A build context of exactly what the image may take (the .dockerignore says the same)."""
+    root = tmp_path_factory.mktemp("context")
+    for name in ("Dockerfile", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, root / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(REPO / "src", root / "src", ignore=ignore)
+    shutil.copytree(REPO / "wheelhouse", root / "wheelhouse")
+    shutil.copytree(REPO / "deploy/no-model", root / "deploy/no-model")
+    shutil.copytree(trained_model, root / "model")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image(context: Path) -> Iterator[str]:
+    podman("image", "exists", BASE)  # deploy/image/debian-base.sh makes it
+    build = ["build", "--format", "docker", "--network", "none", *LIMITS, "-t", TAG]
+    podman(*build, "--build-arg", f"BASE={BASE}", "--build-arg", "MODEL_DIR=model", context)
+    yield TAG
+    podman("rmi", "--force", TAG, check=False)
+
+
+class Container:
+    """The image running, port 8080 published on 127.0.0.1; removed at the end."""
+
+    def __init__(self, image: str, *args: str, home: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        volume = ["-v", f"{home}:/var/lib/conforto:Z"] if home else []
+        published = ["-p", f"127.0.0.1:{self.port}:8080"]
+        self.id = podman("run", "--detach", *READ_ONLY, *LIMITS, *volume, *published, *args, image)
+        self.id = self.id.strip()
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return time.monotonic() - start
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"not ready: {podman('logs', self.id, check=False)[-3000:]}")
+
+    def remove(self) -> None:
+        podman("rm", "--force", "--time", "2", self.id, check=False)
+
+
+@pytest.fixture
+def running(image: str, tmp_path: Path) -> Iterator[Container]:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 10001, 10001)  # the container's user writes the prediction log here
+    container = Container(image, home=home)
+    container.wait_ready()
+    yield container
+    container.remove()
+
+
+def test_the_image_passes_its_smoke_test_and_answers_as_batch_prediction(
+    running: Container, trained_model: Path, tmp_path: Path
+) -> None:
+    model = load_model(trained_model)
+    result = smoke(running.url, model)
+    assert result.passed, result.reason
+    answer = httpx.post(f"{running.url}/predict", json=OBS).json()
+    pd.DataFrame([OBS]).to_csv(tmp_path / "in.csv", index=False)
+    predict_file(model, tmp_path / "in.csv", tmp_path / "out.csv")
+    batch = pd.read_csv(tmp_path / "out.csv").iloc[0]
+    for name, p in answer["probabilities"].items():
+        assert abs(p - batch[f"p_{name}"]) < 1e-6
+    assert answer["predicted_class"] == batch["predicted_class"]
+
+
+def test_a_wrong_model_fails_the_smoke_test(running: Container, second_model: Path) -> None:
+    result = smoke(running.url, load_model(second_model))
+    assert not result.passed
+    assert "another model" in result.reason
+
+
+def test_it_runs_as_a_user_on_a_read_only_root(running: Container) -> None:
+    assert podman("exec", running.id, "id", "-u").strip() == "10001"
+    touch = [*PODMAN, "exec", running.id, "touch", "/opt/conforto/x"]
+    denied = subprocess.run(touch, capture_output=True, text=True, check=False)
+    assert denied.returncode != 0
+    assert "Read-only file system" in denied.stderr
+    config = json.loads(podman("inspect", running.id))[0]
+    assert config["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_sigterm_flushes_the_prediction_log_to_its_volume(image: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chown(home, 10001, 10001)
+    container = Container(image, home=home)
+    try:
+        container.wait_ready()
+        url = f"{container.url}/predict"
+        ids = [httpx.post(url, json=OBS).json()["prediction_id"] for _ in range(25)]
+        podman("stop", "--time", "20", container.id)  # SIGTERM, then the grace period
+        assert podman("inspect", "--format", "{{.State.ExitCode}}", container.id).strip() == "0"
+    finally:
+        container.remove()
+    from conforto.serving.logdb import predictions
+
+    stored = table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)
+    assert sorted(r["prediction_id"] for r in stored) == sorted(ids)
+
+
+def test_the_image_holds_no_secret_history_tests_or_data(image: str) -> None:
+    found = podman(
+        "run", "--rm", *LIMITS, "--user", "0", "--entrypoint", "sh", image, "-c", FIND_FORBIDDEN
+    )  # as root: every folder searched
+    assert found.split() == []
+    env = json.loads(podman("image", "inspect", image))[0]["Config"]["Env"]
+    assert not [e for e in env if any(k in e for k in ("TOKEN", "SECRET", "WEBHOOK", "PASSWORD"))]
+
+
+def test_a_training_command_in_the_serving_image_says_which_extra_it_needs(image: str) -> None:
+    done = subprocess.run(
+        [*PODMAN, "run", "--rm", *LIMITS, "--entrypoint", "conforto", image, "data", "validate"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "pip install 'conforto[train]'" in done.stderr
