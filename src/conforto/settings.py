@@ -128,6 +128,22 @@ class NotifySettings(BaseModel):
         return value
 
 
+class DeploySettings(BaseModel):
+    """Local blue/green deploys (:mod:`conforto.deploy.local`)."""
+
+    port: int = Field(8080, ge=1, le=65535, description="Production's stable address (nginx).")
+    staging_port: int = Field(8081, ge=1, le=65535, description="Staging's stable address.")
+    ready_timeout: float = Field(
+        60.0, gt=0, description="Longest wait for a new slot to be ready [s]."
+    )
+    drain_seconds: float = Field(
+        2.0, ge=0, description="Time the old slot keeps serving after the switch [s]."
+    )
+    image: str | None = Field(
+        None, description="Run slots as this image under podman instead of as processes."
+    )
+
+
 class Settings(BaseSettings):
     """Project settings, read from ``CONFORTO_*`` environment variables.
 
@@ -158,6 +174,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = TrackingSettings()
     serve: ServeSettings = ServeSettings()
     notify: NotifySettings = NotifySettings()
+    deploy: DeploySettings = DeploySettings()
 
     @property
     def data_cache(self) -> Path:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-from conforto.cli.common import console, errors, fail
+from conforto.cli.common import console, errors, fail, open_registry
+from conforto.cli.notify import tell
+from conforto.settings import get_settings
 
 
 def smoke(
@@ -32,3 +37,103 @@ def smoke(
     if not result.passed:
         raise fail(f"smoke test failed: {result.reason}")
     console.print(f"smoke test passed: {result.reason}", highlight=False)
+
+
+app = typer.Typer(
+    help="Deploy: blue/green on this machine behind nginx, status, rollback, stop.",
+    no_args_is_help=True,
+)
+EnvOpt = Annotated[str, typer.Option("--env", help="staging or production.")]
+
+
+def _deployer() -> Any:
+    from conforto.deploy.local import LocalDeployer
+
+    registry = open_registry()
+
+    def resolve(version: str) -> tuple[str, Path]:
+        found, artifact = registry.resolve(version)
+        return found.version, artifact
+
+    settings = get_settings()
+    return LocalDeployer(settings.home, settings.deploy, resolve), registry
+
+
+def _announce(outcome: Any, registry: Any) -> None:
+    """Tag, track and notify a deploy; print its line; exit 1 when it rolled back."""
+    from conforto.lineage import git_commit
+    from conforto.notify import deploy_message
+    from conforto.tracking import make_tracker, tracked_run
+
+    settings = get_settings()
+    if outcome.ok:
+        sha = (git_commit() or "unknown")[:12]
+        registry.tag(outcome.version, f"deployed-{sha}", f"{outcome.environment} {outcome.time}")
+    with tracked_run(make_tracker(settings), "deployment", {"stage": "deploy"},
+                     outbox=settings.tracking_outbox) as run:  # fmt: skip
+        run.log_params({k: str(v) for k, v in asdict(outcome).items()})
+        run.set_tags({"environment": outcome.environment, "ok": str(outcome.ok).lower()})
+    tell(deploy_message(outcome.environment, outcome.version, ok=outcome.ok, detail=outcome.reason))
+    if not outcome.ok:
+        raise fail(outcome.line())
+    console.print(outcome.line(), highlight=False)
+
+
+@app.command("local")
+def local(
+    env: EnvOpt,
+    version: Annotated[
+        str, typer.Option("--version", help="Registered version, or 'production'.")
+    ] = "production",
+    force: Annotated[
+        bool, typer.Option("--force", help="Production: take a version that skipped staging.")
+    ] = False,
+) -> None:
+    """Deploy a version to staging or production: the idle slot, /ready, smoke, switch, drain.
+
+    Any failed step leaves the old version serving, says why and exits 1.
+    """
+    with errors():
+        deployer, registry = _deployer()
+        outcome = deployer.deploy(env, version, force=force)
+        _announce(outcome, registry)
+
+
+@app.command("rollback")
+def rollback(env: EnvOpt) -> None:
+    """Deploy again the version that served before the current one."""
+    with errors():
+        deployer, registry = _deployer()
+        _announce(deployer.rollback(env), registry)
+
+
+@app.command("status")
+def status() -> None:
+    """Each environment's slots: which serves, its version, port, pid and health."""
+    with errors():
+        deployer, _ = _deployer()
+        rows = deployer.status()
+    table = Table(title="deploys")
+    for col in ("environment", "slot", "serving", "version", "port", "pid", "nginx", "healthy"):
+        table.add_column(col)
+    for r in rows:
+        cells = [r["version"], r["port"], r["pid"], r["nginx"]]
+        table.add_row(
+            r["environment"],
+            r["slot"],
+            "●" if r["active"] else "",
+            *(str(c) if c else "-" for c in cells),
+            "yes" if r["healthy"] else "no",
+        )
+    console.print(table if rows else "nothing deployed")
+
+
+@app.command("stop")
+def stop(
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+) -> None:
+    """Stop the slots and nginx (of every environment without --env)."""
+    with errors():
+        deployer, _ = _deployer()
+        stopped = deployer.stop(env)
+    console.print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
