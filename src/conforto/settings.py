@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conforto.errors import ConfigError
 
+GCP_PROJECT = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"  # Google Cloud's rule for project IDs
+GCP_REGION = r"^[a-z]+-[a-z]+[0-9]+$"  # e.g. europe-west1
 MEASUREMENTS_URL = (
     "https://github.com/CenterForTheBuiltEnvironment/ashrae-db-II/raw/master/"
     "v2.1.0/db_measurements_v2.1.0.csv.gz"
@@ -142,6 +144,12 @@ class DeploySettings(BaseModel):
     image: str | None = Field(
         None, description="Run slots as this image under podman instead of as processes."
     )
+    gcp_project: str | None = Field(
+        None,
+        pattern=GCP_PROJECT,
+        description="Google Cloud project ID of Cloud Run deploys (6-30 of a-z, 0-9, -).",
+    )
+    region: str = Field("europe-west1", pattern=GCP_REGION, description="Cloud Run region.")
 
 
 class Settings(BaseSettings):

@@ -25,6 +25,8 @@ def test_settings_read_prefixed_and_nested_env(
     [
         ("CONFORTO_DOWNLOAD__MEASUREMENTS_SHA256", "not-a-digest", "64 hex digits"),
         ("CONFORTO_SERVE__LOG_URL", "predictions.db", "not a SQLAlchemy database URL"),
+        ("CONFORTO_DEPLOY__GCP_PROJECT", "My_Project", "should match pattern"),
+        ("CONFORTO_DEPLOY__REGION", "Europe West", "should match pattern"),
     ],
 )
 def test_settings_refuse_bad_values(

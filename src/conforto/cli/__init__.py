@@ -35,6 +35,7 @@ app.command("predict")(train.predict)
 app.command("validate-model")(train.validate_model)
 app.command("serve")(serve.serve)
 app.command("smoke")(deploy.smoke)
+app.command("release")(deploy.release)
 
 
 def _version(value: bool) -> None:

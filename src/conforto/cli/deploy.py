@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from conforto.cli.common import console, errors, fail, open_registry
 from conforto.cli.notify import tell
-from conforto.settings import get_settings
+from conforto.deploy.local import Outcome
+from conforto.settings import GCP_PROJECT, GCP_REGION, get_settings
 
 
 def smoke(
@@ -137,3 +139,112 @@ def stop(
         deployer, _ = _deployer()
         stopped = deployer.stop(env)
     console.print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+
+
+@app.command("cloudrun")
+def cloudrun(
+    env: EnvOpt,
+    image: Annotated[
+        str | None,
+        typer.Option(help="The image by digest: REGISTRY/conforto@sha256:<64 hex digits>."),
+    ] = None,
+    version: Annotated[
+        str, typer.Option("--version", help="The registered version baked into the image.")
+    ] = "production",
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            help="Send this share of the traffic [%] first, smoke-test, then all.", min=1, max=99
+        ),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Google Cloud project (CONFORTO_DEPLOY__GCP_PROJECT).")
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="Region (CONFORTO_DEPLOY__REGION).")] = None,
+    manifests: Annotated[Path, typer.Option(help="Folder of the services' manifests.")] = Path(
+        "deploy/cloudrun"
+    ),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the manifest and the commands; run nothing.")
+    ] = False,
+) -> None:
+    """Deploy the image to Cloud Run: a new revision without traffic, smoke test, [canary,]
+    all traffic; any failure puts the traffic back on the previous revision (exit 1)."""
+    from conforto.deploy.cloudrun import DIGEST, CloudRunDeploy, Gcloud, plan, serving_revision
+
+    settings = get_settings()
+    project = project or settings.deploy.gcp_project
+    region = region or settings.deploy.region
+    with errors():
+        if dry_run:
+            steps = plan(env, manifests, image=image or "IMAGE@sha256:DIGEST",
+                         version=_registered(version),
+                         project=project or "PROJECT_ID", region=region,
+                         previous="PREVIOUS_REVISION", canary=canary,
+                         manifest_path=Path(f"{env}.yaml"))  # fmt: skip
+            typer.echo(steps.text())
+            return
+        if image is None or not DIGEST.match(image):
+            raise fail(f"--image must name the image by digest (…@sha256:<64 hex>), not {image!r}.")
+        if project is None:
+            raise fail("no project: pass --project or set CONFORTO_DEPLOY__GCP_PROJECT.")
+        if not re.match(GCP_PROJECT, project):
+            raise fail(
+                f"--project {project!r} is not a Google Cloud project ID (6-30 of a-z, 0-9, -)."
+            )
+        if not re.match(GCP_REGION, region):
+            raise fail(f"--region {region!r} is not a Google Cloud region (e.g. europe-west1).")
+        registry = open_registry()
+        found, artifact = registry.resolve(version)
+        runner = CloudRunDeploy(Gcloud(), lambda url: _smoke(url, artifact), region, project)
+        target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
+        service = f"conforto-{env}"
+        previous = serving_revision(runner.describe(service) or {})
+        steps = plan(
+            env, manifests, image=image, version=found.version, project=project, region=region,
+            previous=previous, canary=canary, manifest_path=target,
+        )  # fmt: skip
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(steps.manifest_text())
+        ok, reason = runner.run(steps, previous)
+        outcome = Outcome(
+            f"cloudrun/{env}", found.version, ok, reason, steps.revision, None, previous
+        )
+        _announce(outcome, registry)
+
+
+def _registered(version: str) -> str:
+    """The version's number when this machine's registry knows it, else ``VERSION``."""
+    from conforto.errors import ConfortoError
+
+    if not get_settings().registry_dir.is_dir():  # a dry run creates no registry
+        return "VERSION"
+    try:
+        return open_registry().resolve(version)[0].version
+    except ConfortoError:
+        return "VERSION"
+
+
+def _smoke(url: str, artifact: Path) -> Any:
+    from conforto.artifact import load_model
+    from conforto.deploy.smoke import smoke as check
+
+    return check(url, load_model(artifact, verify=False), timeout=30)
+
+
+def release(
+    tag: Annotated[
+        str | None, typer.Option(help="The release's name; default: the commit's git tag.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for CHANGELOG.md and MODEL_CARD.md.")] = Path(
+        "dist"
+    ),
+) -> None:
+    """Write the release notes of the production model: dist/CHANGELOG.md, dist/MODEL_CARD.md."""
+    from conforto.release import git_tag, write_release
+
+    with errors():
+        name = tag or git_tag()
+        paths = write_release(open_registry(), name, out)
+    for path in paths.values():
+        console.print(f"{name}: {path}", highlight=False)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from conforto.cli import render
-from conforto.cli.common import console, errors, open_registry
+from conforto.cli.common import console, errors, fail, open_registry
 from conforto.cli.notify import tell
 from conforto.notify import move_message
 
@@ -22,12 +22,32 @@ ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit log.")]
 @app.command("register")
 def register(
     directory: Annotated[Path, typer.Argument(help="Model directory from `conforto train`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
 ) -> None:
     """Add a trained model as a new version (tag `training`, with lineage)."""
     with errors():
         version, created = open_registry().register(directory)
+    if as_json:
+        typer.echo(json.dumps({"version": version.version, "created": created}))
+        return
     verb = "registered" if created else "already registered"
     console.print(f"{verb}: version {version.version} ({directory})", highlight=False)
+
+
+@app.command("download")
+def download(
+    version: Annotated[str, typer.Argument(help="Version number or 'production'.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to create with the artifact.")],
+) -> None:
+    """Copy a version's artifact (verified against its checksums) into a folder of its own."""
+    import shutil
+
+    with errors():
+        found, artifact = open_registry().resolve(version)
+        if out.exists():
+            raise fail(f"{out} already exists: choose another --out.")
+        shutil.copytree(artifact, out)
+    console.print(f"version {found.version}: {out}", highlight=False)
 
 
 @app.command("list")

@@ -53,3 +53,9 @@ def retry() -> None:
     console.print(f"sent {sent}, {left} still waiting" if sent or left else "nothing to send")
     if left:
         raise typer.Exit(1)
+
+
+@app.command("message")
+def message(text: Annotated[str, typer.Argument(help="What to say (Slack mrkdwn).")]) -> None:
+    """Send a message of your own (e.g. a workflow's outcome); nothing without a webhook."""
+    tell(Message("message", text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]))

@@ -197,7 +197,7 @@ class Slot:
             command += ["--port", str(port)]
         else:
             command = ["podman", "--storage-driver=overlay", "--runtime", "runc", "run", "--rm",
-                       "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - the container's own /tmp
+                       "--read-only", "--tmpfs=/tmp",  # the container's own, writable /tmp
                        "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
                        "-p", f"127.0.0.1:{port}:8080", "-v", f"{model_dir}:/model:ro",
                        "-e", "CONFORTO_SERVE__MODEL_DIR=/model", image]  # fmt: skip

@@ -1,0 +1,224 @@
+"""Deploying to Cloud Run: the Knative manifest, ``gcloud``, a gradual split and rollback.
+
+The service's manifest (``deploy/cloudrun/<env>.yaml``) names the new revision and keeps all
+traffic on the revision serving now, the new one tagged ``candidate`` (its own URL, no traffic).
+Then: smoke test on the candidate's URL; with ``canary`` a share of the traffic to it and a
+smoke test on the service's URL; then all of it and a last smoke test. A failed step puts the
+traffic back on the previous revision and stops there. ``dry_run`` prints the manifest and the
+exact commands (placeholders named as such: ``PROJECT_ID``, ``IMAGE@sha256:DIGEST``,
+``PREVIOUS_REVISION``) and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import string
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conforto.deploy.smoke import SmokeResult
+from conforto.errors import ConfigError, ConfortoError
+
+DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
+
+
+@dataclass
+class Plan:
+    """What a Cloud Run deploy does: its manifest and its commands, in order."""
+
+    environment: str
+    service: str
+    revision: str
+    manifest: dict[str, Any]
+    steps: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def manifest_text(self) -> str:
+        """The manifest, as ``gcloud run services replace`` reads it."""
+        return yaml.safe_dump(self.manifest, sort_keys=False)
+
+    def text(self) -> str:
+        """The manifest and the commands, as --dry-run prints them."""
+        lines = [f"# {self.environment}: manifest of {self.service}", self.manifest_text()]
+        lines += [f"# {why}\n{' '.join(command)}" for why, command in self.steps]
+        return "\n".join(lines)
+
+
+class Gcloud:
+    """``gcloud`` from PATH; every call's exit code decides."""
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        binary = shutil.which("gcloud")
+        if binary is None:
+            raise ConfigError("gcloud not found: install the Google Cloud SDK (or use --dry-run).")
+        return subprocess.run(  # noqa: S603 - gcloud with arguments this module builds
+            [binary, *args], capture_output=True, text=True, check=False, timeout=900
+        )
+
+
+def revision_name(environment: str, version: str, image: str) -> str:
+    """The new revision's name: environment, model version and the image digest's start.
+
+    Examples
+    --------
+    >>> revision_name("staging", "3", "europe-docker.pkg.dev/p/r/conforto@sha256:" + "ab" * 32)
+    'conforto-staging-v3-ababababab'
+    """
+    digest = image.rsplit("@sha256:", 1)[-1] if "@sha256:" in image else "digest"
+    return f"conforto-{environment}-v{version}-{digest[:10]}".lower()
+
+
+def render(
+    template: Path,
+    *,
+    image: str,
+    revision: str,
+    project: str,
+    region: str,
+    previous: str | None,
+) -> dict[str, Any]:
+    """The service manifest: the template filled in, and the traffic kept on ``previous``."""
+    try:
+        text = string.Template(template.read_text()).substitute(
+            image=image, revision=revision, project=project, region=region
+        )
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"{template}: unknown placeholder {exc}; the manifests take $image, $revision, "
+            "$project and $region."
+        ) from None
+    manifest: dict[str, Any] = yaml.safe_load(text)
+    traffic: list[dict[str, Any]]
+    if previous is None:
+        traffic = [{"latestRevision": True, "percent": 100}]
+    else:
+        traffic = [
+            {"revisionName": previous, "percent": 100},
+            {"revisionName": revision, "percent": 0, "tag": "candidate"},
+        ]
+    manifest["spec"]["traffic"] = traffic
+    return manifest
+
+
+def _scope(region: str, project: str) -> list[str]:
+    return ["--region", region, "--project", project, "--quiet"]
+
+
+def plan(
+    environment: str,
+    templates: Path,
+    *,
+    image: str,
+    version: str,
+    project: str,
+    region: str,
+    previous: str | None,
+    canary: int | None,
+    manifest_path: Path,
+) -> Plan:
+    """The manifest and the commands of a deploy (see the module docstring)."""
+    template = templates / f"{environment}.yaml"
+    if not template.is_file():
+        raise ConfigError(f"no Cloud Run manifest for {environment}: {template} is missing.")
+    revision = revision_name(environment, version, image)
+    manifest = render(
+        template, image=image, revision=revision, project=project, region=region, previous=previous
+    )
+    service = str(manifest["metadata"]["name"])
+    scope = _scope(region, project)
+    run = ["gcloud", "run", "services"]
+    steps = [
+        ("the new revision, no traffic yet", [*run, "replace", str(manifest_path), *scope]),
+        ("its URL", [*run, "describe", service, *scope, "--format", "json"]),
+    ]
+    shift = [*run, "update-traffic", service, *scope, "--to-revisions"]
+    if previous is not None and canary:
+        steps.append((f"canary: {canary} % of the traffic", [*shift, f"{revision}={canary}"]))
+    if previous is not None:
+        steps.append(("all of the traffic", [*shift, f"{revision}=100"]))
+    return Plan(environment, service, revision, manifest, steps)
+
+
+def serving_revision(described: dict[str, Any]) -> str | None:
+    """The revision taking all the traffic of a described service."""
+    status = described.get("status", {})
+    for entry in status.get("traffic", []):
+        if entry.get("percent") == 100:
+            if entry.get("latestRevision"):
+                return str(status.get("latestReadyRevisionName"))
+            return str(entry["revisionName"])
+    return None
+
+
+def urls(described: dict[str, Any]) -> tuple[str, str | None]:
+    """The service's URL and the candidate revision's (when tagged)."""
+    status = described.get("status", {})
+    tagged = [e.get("url") for e in status.get("traffic", []) if e.get("tag") == "candidate"]
+    return str(status.get("url")), (str(tagged[0]) if tagged and tagged[0] else None)
+
+
+@dataclass
+class CloudRunDeploy:
+    """Runs a :class:`Plan` with ``gcloud``, smoke-testing between steps."""
+
+    gcloud: Callable[..., subprocess.CompletedProcess[str]]
+    smoke: Callable[[str], SmokeResult]
+    region: str
+    project: str
+
+    def describe(self, service: str) -> dict[str, Any] | None:
+        """The service as Cloud Run describes it, or ``None`` when it does not exist yet."""
+        scope = _scope(self.region, self.project)
+        done = self.gcloud("run", "services", "describe", service, *scope, "--format", "json")
+        if done.returncode != 0:
+            return None
+        found: dict[str, Any] = json.loads(done.stdout)
+        return found
+
+    def _step(self, why: str, command: list[str]) -> None:
+        done = self.gcloud(*command[1:])
+        if done.returncode != 0:
+            raise ConfortoError(
+                f"{why}: `{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
+            )
+
+    def _back(self, service: str, previous: str | None) -> str:
+        if previous is None:
+            return "nothing served before: no traffic to put back"
+        scope = _scope(self.region, self.project)
+        shift = ["gcloud", "run", "services", "update-traffic", service, *scope]
+        shift += ["--to-revisions", f"{previous}=100"]
+        self._step("rollback", shift)
+        return f"traffic back on {previous}"
+
+    def _smoke(self, url: str, what: str) -> str | None:
+        result = self.smoke(url)
+        return None if result.passed else f"smoke test on {what} failed: {result.reason}"
+
+    def run(self, deploy: Plan, previous: str | None) -> tuple[bool, str]:
+        """Run the plan; ``(True, summary)``, or ``(False, reason)`` after putting the traffic
+        back on ``previous`` (nothing to put back when the new revision never got any)."""
+        (why, replace), _, *shifts = deploy.steps
+        try:
+            self._step(why, replace)
+        except ConfortoError as exc:
+            return False, f"{exc}; the traffic never moved"
+        try:
+            service_url, candidate_url = urls(self.describe(deploy.service) or {})
+            failure = self._smoke(candidate_url or service_url, "the candidate revision")
+            for why, command in shifts:
+                if failure is not None:
+                    break
+                self._step(why, command)
+                failure = self._smoke(service_url, why)
+        except ConfortoError as exc:
+            failure = str(exc)
+        if failure is None:
+            return True, f"{deploy.revision} serves {deploy.service} at {service_url}"
+        return False, f"{failure}; {self._back(deploy.service, previous)}"

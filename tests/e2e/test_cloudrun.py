@@ -1,0 +1,163 @@
+"""`conforto deploy cloudrun` up to the wire: a fake `gcloud` on PATH records every call and
+keeps the traffic; its `describe` points at a real local service, which the smoke tests hit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conforto.registry import open_registry
+from conforto.settings import get_settings
+from tests.helpers import REPO, conforto_cli
+
+pytestmark = pytest.mark.integration
+IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.fixture
+def gcloud(tmp_path: Path, serve: Any, trained_model: Path) -> dict[str, str]:
+    """The fake on PATH, its state folder, and a service of ``trained_model`` behind it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "gcloud"
+    fake.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fakes/gcloud.py"} "$@"\n')
+    fake.chmod(0o755)
+    server = serve("--model", str(trained_model))
+    return {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_GCLOUD_DIR": str(tmp_path / "gcloud"),
+        "FAKE_GCLOUD_URL": server.url,
+        "CONFORTO_DEPLOY__GCP_PROJECT": "conforto-test",
+    }
+
+
+def calls(env: dict[str, str]) -> list[list[str]]:
+    lines = (Path(env["FAKE_GCLOUD_DIR"]) / "calls.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def traffic(env: dict[str, str], service: str) -> list[dict[str, Any]]:
+    state = json.loads((Path(env["FAKE_GCLOUD_DIR"]) / "state.json").read_text())
+    found: list[dict[str, Any]] = state["services"][service]["traffic"]
+    return found
+
+
+MANIFESTS = ["--manifests", str(REPO / "deploy/cloudrun")]
+
+
+def deploy(env: dict[str, str], *args: str) -> Any:
+    return conforto_cli("deploy", "cloudrun", *MANIFESTS, *args, env=env)
+
+
+@pytest.fixture
+def versions(registry_home: Path, trained_model: Path, second_model: Path) -> None:
+    registry = open_registry(get_settings())
+    registry.register(trained_model)  # version 1: what the fake's URL serves
+    registry.register(second_model)  # version 2: another model
+    registry.promote("1", force=True)
+
+
+def test_dry_run_needs_no_project_and_names_its_placeholders() -> None:
+    done = conforto_cli(
+        "deploy", "cloudrun", *MANIFESTS, "--env", "production", "--canary", "10", "--dry-run"
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "image: IMAGE@sha256:DIGEST" in out
+    assert "--project PROJECT_ID" in out
+    assert "revisionName: PREVIOUS_REVISION" in out
+    assert "autoscaling.knative.dev/minScale: '1'" in out
+    assert "autoscaling.knative.dev/maxScale: '50'" in out
+    assert "cpu: '2'" in out
+    assert "memory: 2Gi" in out
+    assert "path: /ready" in out  # the startup probe
+    assert "path: /health" in out  # liveness
+    assert "--to-revisions conforto-production-vversion-digest=10" in out  # no registry here
+    assert not get_settings().registry_dir.exists()  # and the dry run made none
+
+
+def test_dry_run_names_the_registered_version(versions: None) -> None:
+    done = conforto_cli("deploy", "cloudrun", *MANIFESTS, "--env", "staging", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "--to-revisions conforto-staging-v1-digest=100" in done.stdout
+
+
+def test_first_then_canary_deploys_run_the_exact_commands(
+    versions: None, gcloud: dict[str, str], registry_home: Path
+) -> None:
+    first = deploy(gcloud, "--env", "staging", "--image", IMAGE)
+    assert first.returncode == 0, first.stdout + first.stderr
+    revision = "conforto-staging-v1-0123456789"
+    scope = ["--region", "europe-west1", "--project", "conforto-test", "--quiet"]
+    manifest = str(registry_home / "deploy/cloudrun/staging.yaml")
+    assert calls(gcloud) == [
+        ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
+        ["run", "services", "replace", manifest, *scope],
+        ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
+    ]
+    assert traffic(gcloud, "conforto-staging") == [{"latestRevision": True, "percent": 100}]
+
+    again = deploy(gcloud, "--env", "staging", "--image", IMAGE.replace("0123", "4567", 1),
+                   "--canary", "25")  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    new = "conforto-staging-v1-4567456789"
+    shifts = [c[-1] for c in calls(gcloud)[3:] if c[2] == "update-traffic"]
+    assert shifts == [f"{new}=25", f"{new}=100"]
+    assert traffic(gcloud, "conforto-staging") == [{"revisionName": new, "percent": 100}]
+    assert f"{new} serves conforto-staging" in again.stdout
+    assert revision != new
+    tags = open_registry(get_settings()).store.get("1").tags
+    assert any(t.startswith("deployed-") for t in tags)
+
+
+def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(
+    versions: None, gcloud: dict[str, str]
+) -> None:
+    assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
+    before = traffic(gcloud, "conforto-production")
+    wrong = deploy(
+        gcloud, "--env", "production", "--image", IMAGE.replace("0", "1"), "--version", "2"
+    )  # fmt: skip  (the fake's URL serves version 1)
+    assert wrong.returncode == 1
+    assert "smoke test on the candidate revision failed" in wrong.stderr
+    previous = "conforto-production-v1-0123456789"
+    assert f"traffic back on {previous}" in wrong.stderr
+    assert calls(gcloud)[-1][-1] == f"{previous}=100"
+    assert traffic(gcloud, "conforto-production")[0] == {"revisionName": previous, "percent": 100}
+    assert before == [{"latestRevision": True, "percent": 100}]
+
+
+def test_a_failing_gcloud_rolls_back_and_exits_1(versions: None, gcloud: dict[str, str]) -> None:
+    assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
+    failing = {**gcloud, "FAKE_GCLOUD_FAIL": "update-traffic:1"}
+    done = deploy(failing, "--env", "production", "--image", IMAGE.replace("0", "2"),
+                  "--canary", "10")  # fmt: skip
+    assert done.returncode == 1
+    assert "injected failure" in done.stderr
+    assert "traffic back on conforto-production-v1-0123456789" in done.stderr
+    replace = deploy({**gcloud, "FAKE_GCLOUD_FAIL": "replace:3"}, "--env", "production",
+                     "--image", IMAGE.replace("0", "3"))  # fmt: skip
+    assert replace.returncode == 1
+    assert "the traffic never moved" in replace.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--image", "conforto:latest"], "by digest"),
+        (["--image", IMAGE, "--project", "My Project"], "not a Google Cloud project ID"),
+        (["--image", IMAGE, "--region", "Mars"], "not a Google Cloud region"),
+    ],
+)
+def test_a_bad_image_project_or_region_is_refused_before_any_call(
+    versions: None, gcloud: dict[str, str], args: list[str], message: str
+) -> None:
+    done = deploy(gcloud, "--env", "staging", *args)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert not (Path(gcloud["FAKE_GCLOUD_DIR"]) / "calls.jsonl").exists()

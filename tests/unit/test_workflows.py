@@ -1,0 +1,96 @@
+"""The GitHub workflows' shape (`make workflows` runs actionlint and zizmor on them)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conforto.cli import app
+from tests.helpers import REPO
+
+WORKFLOWS = REPO / ".github" / "workflows"
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+
+
+def load(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    return found
+
+
+def commands(workflow: dict[str, Any]) -> list[list[str]]:
+    """Every `.venv/bin/conforto …` command the workflow runs."""
+    found = []
+    for job in workflow["jobs"].values():
+        for step in job.get("steps", []):
+            for line in step.get("run", "").replace("\\\n", " ").splitlines():
+                if ".venv/bin/conforto " in line:
+                    words = shlex.split(line.split(".venv/bin/conforto ", 1)[1].split("|")[0])
+                    found.append(words)
+    return found
+
+
+@pytest.mark.parametrize("name", ["mlops-pipeline.yml", "model-training.yml"])
+def test_every_action_is_pinned_and_every_job_states_its_permissions(name: str) -> None:
+    workflow = load(name)
+    assert "permissions" not in workflow  # granted job by job
+    for job_name, job in workflow["jobs"].items():
+        assert "permissions" in job, job_name
+        for step in job.get("steps", []):
+            if "uses" in step:
+                assert PINNED.match(step["uses"]), step["uses"]
+                if step["uses"].startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("name", ["mlops-pipeline.yml", "model-training.yml"])
+def test_every_conforto_command_of_a_workflow_exists(name: str) -> None:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    found = commands(load(name))
+    assert found
+    for words in found:
+        path = [w for w in words if not w.startswith("-")][:2]
+        result = runner.invoke(app, [*path[: 2 if path[0] in _GROUPS else 1], "--help"])
+        assert result.exit_code == 0, f"conforto {' '.join(words)}: {result.output}"
+
+
+_GROUPS = {"data", "model", "pipeline", "tracking", "monitor", "notify", "deploy"}
+
+
+def test_the_main_pipeline_ships_main_only_to_production_behind_reviewers() -> None:
+    jobs = load("mlops-pipeline.yml")["jobs"]
+    on = load("mlops-pipeline.yml")[True]  # YAML reads the key `on` as True
+    assert on["push"]["branches"] == ["main", "develop"]
+    assert on["pull_request"]["branches"] == ["main"]
+    assert list(jobs) == ["test", "image", "tracking", "staging", "production", "release", "slack"]
+    assert jobs["production"]["environment"] == "production"
+    assert "refs/heads/main" in jobs["production"]["if"]
+    assert "refs/heads/develop" not in jobs["production"]["if"]
+    assert jobs["staging"]["needs"] == ["image", "tracking"]
+    assert jobs["slack"]["if"] == "always()"
+
+
+def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
+    workflow = load("model-training.yml")
+    assert workflow[True]["schedule"] == [{"cron": "0 2 * * 0"}]
+    assert "workflow_dispatch" in workflow[True]
+    assert list(workflow["jobs"]) == [
+        "data-validation", "training", "validation", "promotion", "deploy"
+    ]  # fmt: skip
+    secrets = re.findall(r"secrets\.(\w+)", (WORKFLOWS / "model-training.yml").read_text())
+    assert set(secrets) <= {"MLFLOW_TRACKING_URI", "CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY",
+                            "CLEARML_API_SECRET_KEY", "SLACK_WEBHOOK_URL"}  # fmt: skip
+
+
+def test_workflow_files_are_where_github_reads_them() -> None:
+    assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == [
+        "mlops-pipeline.yml",
+        "model-training.yml",
+    ]
+    assert Path(REPO / "Makefile").read_text().count("zizmor --offline") == 1
