@@ -71,8 +71,10 @@ def _on(cpu: int | None, command: list[str]) -> list[str]:
     return command if cpu is None else ["taskset", "-c", str(cpu), *command]
 
 
-def _wrk(url: str, seconds: int, script: Path | None, cpu: int | None) -> dict[str, float]:
-    command = _on(cpu, ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", url])
+def _wrk(
+    url: str, seconds: int, script: Path | None, cpu: int | None, connections: int = 32
+) -> dict[str, float]:
+    command = _on(cpu, ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url])
     if script is not None:
         command[-1:-1] = ["-s", str(script)]
     out = subprocess.run(
@@ -104,9 +106,10 @@ def _combine(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _backlog(url: str) -> float:
-    """Rows of the prediction log not yet written, from the service's own metrics."""
+    """Bytes of the prediction log's spool not yet stored, from the service's own metrics
+    (read from the writer once a second)."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    found = re.search(r"^conforto_prediction_log_buffer_rows(?:\{[^}]*\})? ([\d.e+]+)$", text, re.M)
+    found = re.search(r"^conforto_prediction_log_spool_bytes(?:\{[^}]*\})? ([\d.e+]+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
 
 
@@ -120,6 +123,48 @@ def _drain(url: str, limit: float = 120.0) -> tuple[float, float]:
     return waiting, time.perf_counter() - start
 
 
+def _naive(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    script: Path,
+    server_cpu: int | None,
+    load_cpu: int | None,
+) -> dict[str, float]:
+    """The naive approach (bench/naive_app.py) under the same load."""
+    port = _port()
+    naive, _ = _start(
+        _on(
+            server_cpu,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "naive_app:create",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--app-dir",
+                str(Path(__file__).parent),
+            ],
+        ),
+        port,
+        {**env, "NAIVE_MODEL": str(args.model)},
+    )
+    c = args.connections
+    try:
+        if args.warmup:
+            _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu, c)
+        return _wrk(
+            f"http://127.0.0.1:{port}/predict", args.seconds * args.rounds, script, load_cpu, c
+        )
+    finally:
+        naive.terminate()
+        naive.wait(timeout=20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -129,7 +174,10 @@ def main() -> None:
         "--warmup", type=int, default=2, help="unmeasured load on each endpoint first [s]"
     )
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     args = parser.parse_args()
+    c = args.connections
     server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -160,68 +208,39 @@ def main() -> None:
         )
         try:
             if args.warmup:
-                _wrk(f"http://127.0.0.1:{port}/health", args.warmup, None, load_cpu)
-                _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu)
+                _wrk(f"http://127.0.0.1:{port}/health", args.warmup, None, load_cpu, c)
+                _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu, c)
             rounds = []
             for _ in range(args.rounds):
-                health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None, load_cpu)
-                predict = _wrk(f"http://127.0.0.1:{port}/predict", args.seconds, script, load_cpu)
+                health = _wrk(f"http://127.0.0.1:{port}/health", args.seconds, None, load_cpu, c)
+                predict = _wrk(
+                    f"http://127.0.0.1:{port}/predict", args.seconds, script, load_cpu, c
+                )
                 rounds.append((health, predict))
                 backlog, drained = _drain(f"http://127.0.0.1:{port}")
         finally:
             fast.terminate()
             fast.wait(timeout=20)
-        port = _port()
-        naive, _ = _start(
-            _on(
-                server_cpu,
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--factory",
-                    "naive_app:create",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--no-access-log",
-                    "--app-dir",
-                    str(Path(__file__).parent),
-                ],
-            ),
-            port,
-            {**env, "NAIVE_MODEL": str(args.model)},
-        )
-        try:
-            if args.warmup:
-                _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu)
-            slow = _wrk(
-                f"http://127.0.0.1:{port}/predict", args.seconds * args.rounds, script, load_cpu
-            )
-        finally:
-            naive.terminate()
-            naive.wait(timeout=20)
+        slow = None if args.no_naive else _naive(args, env, script, server_cpu, load_cpu)
     print(f"start-up to ready: {startup:.2f} s")
     print(f"{'endpoint':36s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
     health, predict = (_combine([r[i] for r in rounds]) for i in (0, 1))
-    for name, r in [
-        ("GET /health (framework ceiling)", health),
-        ("POST /predict (conforto)", predict),
-        ("POST /predict (naive: sklearn+pandas)", slow),
-    ]:
+    table = [("GET /health (framework ceiling)", health), ("POST /predict (conforto)", predict)]
+    if slow is not None:
+        table.append(("POST /predict (naive: sklearn+pandas)", slow))
+    for name, r in table:
         print(
             f"{name:36s} {r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:8.0f}"
         )
     ratios = [p["rps"] / h["rps"] for h, p in rounds]
+    versus = f"; conforto vs naive: {predict['rps'] / slow['rps']:.1f}x" if slow else ""
     print(
         f"/predict vs /health: {statistics.median(ratios):.0%} "
-        f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}); "
-        f"conforto vs naive: {predict['rps'] / slow['rps']:.1f}x"
+        f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}){versus}"
     )
     print(
-        f"prediction log, last round: {backlog:.0f} rows waiting when the load stopped, "
-        f"written {drained:.1f} s later"
+        f"prediction log, last round: {backlog:.0f} bytes in the spool when the load stopped, "
+        f"stored {drained:.1f} s later"
     )
 
 

@@ -3,6 +3,7 @@ a throwaway PostgreSQL server, model training on a small budget."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -132,6 +133,7 @@ class Server:
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: see kill_all
         )
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
@@ -152,7 +154,25 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not become healthy")
 
+    def children(self, pid: int | None = None) -> list[int]:
+        """The process ids of a process's children (the server's by default)."""
+        pid = pid or self.process.pid
+        found = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):  # each thread lists what it started
+            with contextlib.suppress(FileNotFoundError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL the server and every process it started (an OOM kill of the container)."""
+        import signal
+
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.communicate()
+
     def stop(self) -> str:
+        if self.process.returncode is not None:
+            return ""
         self.process.terminate()
         try:
             out, _ = self.process.communicate(timeout=20)

@@ -83,8 +83,21 @@ class ServeSettings(BaseModel):
         description="Prediction log database (SQLAlchemy URL, e.g. "
         "postgresql+psycopg://user@host/db); default: SQLite under CONFORTO_HOME.",
     )
-    log_capacity: int = Field(
-        100_000, ge=10, description="Rows the prediction log holds while its database is down."
+    spool_dir: Path | None = Field(
+        None,
+        description="Local folder where predictions wait for the log's database (on a disk "
+        "that outlives the process); default: CONFORTO_HOME/spool.",
+    )
+    spool_max_bytes: int = Field(
+        1 << 30,
+        ge=1 << 16,
+        description="Most bytes the spool holds while the database is down; past it the "
+        "oldest rows are dropped (and counted) [bytes].",
+    )
+    feedback_horizon: float = Field(
+        600.0,
+        gt=0,
+        description="How long a vote for a prediction not stored yet is held as pending [s].",
     )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of /admin/reload; unset disables the endpoint."
@@ -210,6 +223,11 @@ class Settings(BaseSettings):
         if self.serve.log_url:
             return self.serve.log_url
         return f"sqlite:///{(self.home / 'predictions.db').resolve()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """The prediction log's spool folder in force (``home/spool`` by default)."""
+        return self.serve.spool_dir or self.home / "spool"
 
     @property
     def mlflow_uri(self) -> str:

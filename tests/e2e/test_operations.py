@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from conforto.registry import open_registry
+from conforto.serving.ids import new_ids
 from conforto.serving.logdb import feedback, predictions
 from conforto.settings import get_settings
 from tests.helpers import table_rows
@@ -65,7 +66,12 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         pid = answers[0]["prediction_id"]
         first = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1.5})
         assert first.status_code == 201, first.text
-        assert first.json() == {"prediction_id": pid, "thermal_sensation": 1.5, "recorded": True}
+        assert first.json() == {
+            "prediction_id": pid,
+            "thermal_sensation": 1.5,
+            "recorded": True,
+            "status": "matched",  # this process spooled it
+        }
         second = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": -0.5})
         assert second.status_code == 201
         unknown = client.post("/feedback", json={"prediction_id": "0" * 32, "thermal_sensation": 0})
@@ -84,14 +90,16 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         assert sorted(r["site"] or "" for r in stored.values()) == ["", "", "", "C", "bloco B"]
         assert stored[pid]["predicted_class"] == answers[0]["predicted_class"]
 
+        written = "conforto_prediction_log_writes_total"  # read from the writer every second
+        _wait_for(lambda: _sum(_metrics(client), written, table="feedback") == 2)
         samples = _metrics(client)
         assert _sum(samples, "conforto_http_requests_total", route="/predict", status="200") == 3
         assert _sum(samples, "conforto_http_requests_total", route="/feedback", status="404") == 1
         assert _sum(samples, "conforto_predictions_total") == 5
         assert _sum(samples, "conforto_errors_total", type="validation") == 1
-        assert _sum(samples, "conforto_prediction_log_writes_total", table="predictions") == 5
-        assert _sum(samples, "conforto_prediction_log_writes_total", table="feedback") == 2
-        assert _sum(samples, "conforto_prediction_log_buffer_rows") == 0
+        assert _sum(samples, written, table="predictions") == 5
+        assert _sum(samples, "conforto_prediction_log_spool_bytes") == 0
+        assert _sum(samples, "conforto_feedback_total", status="matched") == 2
         latency = "conforto_http_request_duration_seconds_count"
         assert _sum(samples, latency, route="/predict", status="200") == 3
         version = answers[0]["model_version"]
@@ -181,17 +189,23 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
         during = [client.post("/predict", json=OBS) for _ in range(40)]
         assert {r.status_code for r in before + during} == {200}
         _wait_for(lambda: _sum(_metrics(client), "conforto_prediction_log_failures_total") >= 1)
-        samples = _metrics(client)
-        assert _sum(samples, "conforto_prediction_log_buffer_rows") == 40
+        spooled = "conforto_prediction_log_spool_bytes"
+        _wait_for(lambda: _sum(_metrics(client), spooled) > 0)  # the rows wait on disk
         pid = during[0].json()["prediction_id"]
         vote = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1})
-        assert vote.status_code == 201  # still in the buffer: known without the database
+        assert vote.status_code == 201  # spooled by this process: known without the database
+        young = client.post(
+            "/feedback", json={"prediction_id": new_ids(1)[0], "thermal_sensation": 1}
+        )
+        assert young.status_code == 202  # maybe on its way from another instance: pending
         gone = client.post("/feedback", json={"prediction_id": "f" * 32, "thermal_sensation": 1})
-        assert gone.status_code == 503  # cannot tell: not a false 404
+        assert gone.status_code == 503  # only the database could tell: not a false 404
         postgres.start()
         _wait_for(lambda: len(table_rows(postgres.url, predictions)) == 50, timeout=30)
-        _wait_for(lambda: len(table_rows(postgres.url, feedback)) == 1)
-        assert _sum(_metrics(client), "conforto_prediction_log_buffer_rows") == 0
+        _wait_for(lambda: len(table_rows(postgres.url, feedback)) == 2)
+        _wait_for(lambda: _sum(_metrics(client), spooled) == 0)
+        status = {r["prediction_id"]: r["status"] for r in table_rows(postgres.url, feedback)}
+        assert status[pid] == "matched"
 
 
 def test_metrics_add_up_across_workers(serve: Any, trained_model: Path, tmp_path: Path) -> None:

@@ -1,19 +1,23 @@
-"""The prediction log on a real SQLite file and a real PostgreSQL server, written from this
-process and from a child process."""
+"""The prediction log on a real SQLite file and a real PostgreSQL server: the spool on disk,
+the writer child process, the drain, the schema."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
-import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from conforto.errors import ConfigError
+from conforto.errors import ConfigError, LogUnavailable
+from conforto.serving.drain import Drainer
+from conforto.serving.ids import new_ids
 from conforto.serving.logdb import (
     SCHEMA_VERSION,
     LogDatabase,
@@ -23,20 +27,16 @@ from conforto.serving.logdb import (
     schema,
 )
 from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import (
-    LogCounters,
-    LogUnavailable,
-    PredictionLog,
-    queued_prediction,
-)
+from conforto.serving.predlog import PredictionLog, queued_prediction
+from conforto.serving.spool import Spool, frames, segments
 from tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
 
 
-def _prediction(label: str = "warm") -> dict[str, Any]:
+def _prediction(label: str = "warm", now: float | None = None) -> dict[str, Any]:
     return {
-        "prediction_id": uuid.uuid4().hex,
+        "prediction_id": new_ids(1, now)[0],
         "predicted_class": label,
         "probabilities": {"cool": 0.1, "neutral": 0.3, "warm": 0.6},
         "model_version": "3",
@@ -44,47 +44,58 @@ def _prediction(label: str = "warm") -> dict[str, Any]:
     }
 
 
-@pytest.fixture(params=["database", "process"])
-def sink(request: pytest.FixtureRequest) -> Any:
-    """Make the log's sink for a URL: the database in this process, or in a child process."""
-    return LogDatabase if request.param == "database" else LogProcess
+def _log(url: str, folder: Path, **options: Any) -> PredictionLog:
+    """A service's prediction log: its spool in ``folder``, the writer in a child process."""
+    spool = Spool(folder, max_bytes=options.pop("max_bytes", 1 << 30))
+    writer = LogProcess(url, folder, spool.owner, max_bytes=spool.segment_bytes * 16, **options)
+    return PredictionLog(spool, writer.start(), interval=0.1).start()
 
 
-def _wait_empty(store: PredictionLog, timeout: float = 20.0) -> None:
+def _stored_ids(url: str) -> Counter[str]:
+    return Counter(r["prediction_id"] for r in table_rows(url, predictions))
+
+
+def _wait(condition: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while store.buffered and time.monotonic() < deadline:
+    while True:
+        try:
+            if condition():
+                return
+        except sa.exc.DBAPIError:  # the writer has not made the tables yet
+            pass
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-    assert store.buffered == 0, f"{store.buffered} rows still buffered"
 
 
-def test_round_trip_keeps_every_vote(log_url: str, sink: Any) -> None:
-    store = PredictionLog(sink(log_url), interval=0.05).start()
+def test_round_trip_keeps_every_vote(log_url: str, tmp_path: Path) -> None:
+    log = _log(log_url, tmp_path / "spool")
     first, second = _prediction(), _prediction("cool")
-    assert store.add_prediction(first, {"ta": 30.0, "rh": 60.0}, latency_ms=2.5)
-    assert store.add_prediction(second, {"ta": 18.0}, latency_ms=1.0)
-    assert store.known(first["prediction_id"])  # still in the buffer
-    assert store.add_feedback(first["prediction_id"], 1.5)
-    assert store.add_feedback(first["prediction_id"], 2.0)  # a second vote is a second row
-    _wait_empty(store)
-    assert store.known(second["prediction_id"])  # now from the database
-    assert not store.known(uuid.uuid4().hex)
-    assert store.close() == 0
+    assert log.add_predictions(
+        [first, second], [{"ta": 30.0, "rh": 60.0}, {"ta": 18.0}], [2.5, 1.0], ["bloco B", None]
+    )
+    assert log.lookup(first["prediction_id"]) == "stored"  # spooled here: durable already
+    assert log.add_feedback(first["prediction_id"], 1.5)
+    assert log.add_feedback(first["prediction_id"], 2.0)  # a second vote is a second row
+    _wait(lambda: len(table_rows(log_url, feedback)) == 2)
+    other = PredictionLog(Spool(tmp_path / "other"), log.store)  # another process's view
+    assert other.lookup(second["prediction_id"]) == "stored"  # from the database
+    assert other.lookup(new_ids(1, now=1_700_000_000.0)[0]) == "unknown"
+    assert log.close()
+    other.spool.close()
 
     stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
     assert set(stored) == {first["prediction_id"], second["prediction_id"]}
     row = stored[first["prediction_id"]]
     assert row["inputs"] == {"ta": 30.0, "rh": 60.0}
-    assert (row["predicted_class"], row["p_warm"], row["latency_ms"]) == ("warm", 0.6, 2.5)
-    votes = sorted(r["thermal_sensation"] for r in table_rows(log_url, feedback))
-    assert votes == [1.5, 2.0]
-
-
-def test_close_flushes_what_is_buffered(log_url: str, sink: Any) -> None:
-    store = PredictionLog(sink(log_url), interval=30.0)  # the writer thread is never started
-    for _ in range(1200):
-        store.add_prediction(_prediction(), {"ta": 22.0}, latency_ms=1.0)
-    assert store.close() == 0
-    assert len(table_rows(log_url, predictions)) == 1200
+    assert (row["predicted_class"], row["p_warm"], row["latency_ms"], row["site"]) == (
+        "warm",
+        0.6,
+        2.5,
+        "bloco B",
+    )
+    votes = sorted((r["thermal_sensation"], r["status"]) for r in table_rows(log_url, feedback))
+    assert votes == [(1.5, "matched"), (2.0, "matched")]
+    assert not list((tmp_path / "spool").glob("*.seg"))  # drained and deleted
 
 
 def test_schema_is_created_once_and_versioned(log_url: str) -> None:
@@ -102,111 +113,89 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     engine = sa.create_engine(log_url)
     migrate(engine)
     old, first = _prediction(), LogDatabase(log_url)
-    first.write([queued_prediction(old, {"ta": 20.0}, 1.0)])
+    first.write(
+        [
+            queued_prediction(old, {"ta": 20.0}, 1.0),
+            ("feedback", (old["prediction_id"], 1.0, time.time())),
+        ]
+    )
     first.close()
-    with engine.begin() as conn:  # as conforto 0.1 left it: no site, schema version 1
+    with engine.begin() as conn:  # as conforto 0.1 left it: no site, no vote status, version 1
+        conn.execute(sa.text("DROP INDEX ix_feedback_status"))
+        conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN status"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
+        conn.execute(sa.text("DROP TABLE spool_offsets"))
         conn.execute(sa.update(schema).values(version=1))
     assert migrate(engine) == 1
     new = _prediction()
     database = LogDatabase(log_url)
-    database.write([queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B")])
+    database.write([queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B")], ("a.000000.seg", 99))
+    assert database.positions(["a.000000.seg"]) == {"a.000000.seg": 99}
     database.close()
     engine.dispose()
     sites = {r["prediction_id"]: r["site"] for r in table_rows(log_url, predictions)}
     assert sites == {old["prediction_id"]: None, new["prediction_id"]: "bloco B"}
+    assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]  # the old vote
 
 
-def test_database_down_keeps_rows_then_writes_them(postgres: Any, sink: Any) -> None:
-    events: dict[str, int] = {"failed": 0, "dropped": 0}
-    counters = LogCounters(
-        failed=lambda: events.__setitem__("failed", events["failed"] + 1),
-        dropped=lambda: events.__setitem__("dropped", events["dropped"] + 1),
-    )
-    store = PredictionLog(sink(postgres.url), capacity=50, interval=0.05, counters=counters)
-    store.start()
-    store.add_prediction(_prediction(), {"ta": 20.0}, latency_ms=1.0)
-    _wait_empty(store)
+def _add(log: PredictionLog, made: list[dict[str, Any]]) -> bool:
+    n = len(made)
+    return log.add_predictions(made, [{"ta": 25.0}] * n, [1.0] * n, [None] * n)
+
+
+def test_database_down_keeps_rows_on_disk_then_stores_them(postgres: Any, tmp_path: Path) -> None:
+    log = _log(postgres.url, tmp_path / "spool")
+    made = [_prediction()]
+    _add(log, made)
+    _wait(lambda: len(table_rows(postgres.url, predictions)) == 1)
     postgres.stop()
     kept = [_prediction() for _ in range(60)]
-    accepted = [store.add_prediction(p, {"ta": 25.0}, latency_ms=1.0) for p in kept]
-    assert accepted.count(True) == 50  # the buffer holds 50 rows ...
-    assert events["dropped"] == store.dropped == 10  # ... and counts what it could not hold
-    deadline = time.monotonic() + 20
-    while not events["failed"] and time.monotonic() < deadline:  # the writer tries, and fails
-        time.sleep(0.05)
-    assert events["failed"] >= 1
-    assert store.buffered == 50
+    assert all(_add(log, [p]) for p in kept)  # answered and spooled, one by one
+    _wait(lambda: log.store.status()["failures"] >= 1)  # the writer tries, and fails
+    assert log.lookup(new_ids(1)[0]) == "pending"  # a young id needs no database ...
     with pytest.raises(LogUnavailable, match="OperationalError"):
-        store.known(uuid.uuid4().hex)  # the service answers 503, not 404, then
+        log.lookup(new_ids(1, now=1_700_000_000.0)[0])  # ... an old one does: 503, not 404
+    spooled = sum(
+        f.count for p in (tmp_path / "spool").glob("*.seg") for f in frames(p, rows=False)
+    )
+    assert spooled == 61
     postgres.start()
-    _wait_empty(store)
-    assert store.close() == 0
-    ids = {r["prediction_id"] for r in table_rows(postgres.url, predictions)}
-    assert {p["prediction_id"] for p in kept[:50]} <= ids
-    assert len(ids) == 51
+    _wait(lambda: len(table_rows(postgres.url, predictions)) == 61)
+    assert log.close()
+    assert _stored_ids(postgres.url) == Counter(p["prediction_id"] for p in made + kept)
 
 
-def test_writer_process_that_dies_is_started_again_and_nothing_is_lost(log_url: str) -> None:
-    process = LogProcess(log_url)
-    store = PredictionLog(process, interval=0.05).start()
-    store.add_prediction(_prediction(), {"ta": 21.0}, latency_ms=1.0)
-    _wait_empty(store)
-    first = process.pid
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    later = [_prediction() for _ in range(20)]
-    for p in later:
-        store.add_prediction(p, {"ta": 23.0}, latency_ms=1.0)
-    _wait_empty(store)
-    assert store.failures >= 1  # the dead child's pipe failed one write; the rows waited
-    assert process.pid not in (None, first)
-    assert store.close() == 0
-    ids = {r["prediction_id"] for r in table_rows(log_url, predictions)}
-    assert {p["prediction_id"] for p in later} <= ids
-    assert len(ids) == 21
-
-
-def test_writer_process_exits_on_close_and_the_last_rows_go_through_this_process(
-    tmp_path: Path,
+def test_a_killed_writer_is_started_again_and_stores_everything_once(
+    log_url: str, tmp_path: Path
 ) -> None:
-    process = LogProcess(f"sqlite:///{tmp_path / 'log.db'}")
-    assert not process.has_prediction(uuid.uuid4().hex)
-    pid = process.pid
-    assert pid is not None
-    final = process.closing()  # at the lowest priority, the child would flush last on a busy CPU
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    assert process.pid is None
-    assert isinstance(final, LogDatabase)
-    final.close()
-
-
-def _refused(store: PredictionLog, reason: str) -> None:
-    """One row, one write refused for ``reason``; the row stays for the next try."""
-    store.add_prediction(_prediction(), {"ta": 22.0}, latency_ms=1.0)
-    with pytest.raises(LogUnavailable, match=reason):
-        store.flush()
-    assert store.buffered == 1
-    assert store.close(timeout=0.1) == 1
+    log = _log(log_url, tmp_path / "spool")
+    answered: list[str] = []
+    for round_ in range(6):
+        batch = [_prediction() for _ in range(200)]
+        _add(log, batch)
+        log.add_feedback(batch[0]["prediction_id"], 0.5)
+        answered += [p["prediction_id"] for p in batch]
+        if round_ in (1, 3):
+            pid = log.store.pid  # type: ignore[attr-defined]
+            os.kill(pid, signal.SIGKILL)  # at any point of its work
+            _wait(lambda pid=pid: log.store.pid not in (None, pid))  # type: ignore[attr-defined]
+    _wait(lambda: len(table_rows(log_url, predictions)) == len(answered))
+    assert log.close()
+    assert _stored_ids(log_url) == Counter(answered)  # every one, none twice
+    assert len(table_rows(log_url, feedback)) == 6  # votes too: exactly once
 
 
 @pytest.mark.parametrize("url", ["not a url", "nosuchdialect://host/db"])
-def test_unusable_url_names_the_setting(url: str) -> None:
+def test_unusable_url_names_the_setting(url: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CONFORTO_SERVE__LOG_URL"):
         LogDatabase(url)
-    # in the child process, every call says so until the settings are fixed
-    _refused(PredictionLog(LogProcess(url), interval=30.0), "CONFORTO_SERVE__LOG_URL")
-
-
-def test_unreachable_database_keeps_the_rows(sink: Any) -> None:
-    url = "sqlite:////nonexistent-folder/sub/log.db"
-    _refused(PredictionLog(sink(url), interval=30.0), "OperationalError")
+    writer = LogProcess(url, tmp_path)  # in the child process, every call says so
+    with pytest.raises(LogUnavailable, match="CONFORTO_SERVE__LOG_URL"):
+        writer.status()
+    assert not writer.close(timeout=1)
 
 
 def test_a_batch_stored_twice_keeps_one_copy(log_url: str) -> None:
-    # The writer process may die after committing a batch but before saying so: the batch
-    # comes again, with the rows that arrived since.
     database = LogDatabase(log_url)
     first = [queued_prediction(_prediction(), {"ta": 20.0}, 1.0) for _ in range(3)]
     later = [queued_prediction(_prediction(), {"ta": 21.0}, 1.0)]
@@ -215,3 +204,95 @@ def test_a_batch_stored_twice_keeps_one_copy(log_url: str) -> None:
     database.close()
     stored = [r["prediction_id"] for r in table_rows(log_url, predictions)]
     assert sorted(stored) == sorted(values[0] for _, values in [*first, *later])
+
+
+def _spool_rows(folder: Path, predictions_per_frame: int, frames_: int) -> list[str]:
+    """A dead process's spool: ``frames_`` frames, each with predictions and a vote."""
+    spool = Spool(folder, max_bytes=1 << 16)
+    ids = []
+    for _ in range(frames_):
+        made = [_prediction() for _ in range(predictions_per_frame)]
+        rows = [queued_prediction(p, {"ta": 22.0}, 1.0) for p in made]
+        spool.append([*rows, ("feedback", (made[0]["prediction_id"], -1.0, time.time()))])
+        ids += [p["prediction_id"] for p in made]
+    spool.close()
+    return ids
+
+
+def test_a_drain_resumes_where_the_last_one_stored_not_where_it_read(
+    log_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "spool"
+    ids = _spool_rows(folder, 10, 30)
+    database = LogDatabase(log_url)
+    first = Drainer(folder, database, batch_rows=55)
+    first.step()  # one transaction, then "dies": its positions in memory are gone
+    first.close()
+    assert 0 < len(table_rows(log_url, predictions)) < len(ids)
+    second = Drainer(folder, database, batch_rows=55)
+    assert second.drain(timeout=30)
+    second.close()
+    database.close()
+    assert _stored_ids(log_url) == Counter(ids)
+    assert len(table_rows(log_url, feedback)) == 30  # not one vote twice
+    assert not list(folder.iterdir())  # segments, locks and owner files all gone
+
+
+def test_pending_votes_are_matched_when_their_prediction_lands_or_orphaned(log_url: str) -> None:
+    database = LogDatabase(log_url)
+    late, never = _prediction(), new_ids(1)[0]
+    database.write(
+        [
+            ("feedback", (late["prediction_id"], 1.0, time.time())),
+            ("feedback", (never, 2.0, time.time() - 700)),
+        ]
+    )
+    assert sorted(r["status"] for r in table_rows(log_url, feedback)) == ["pending", "pending"]
+    database.write([queued_prediction(late, {"ta": 22.0}, 1.0)])  # its prediction lands
+    assert database.settle(horizon=600) == 1  # the other waited past the horizon
+    database.close()
+    status = {r["prediction_id"]: r["status"] for r in table_rows(log_url, feedback)}
+    assert status == {late["prediction_id"]: "matched", never: "orphaned"}
+
+
+def test_over_its_bound_the_spool_drops_the_oldest_segments_and_counts_them(tmp_path: Path) -> None:
+    folder = tmp_path / "spool"
+    ids = _spool_rows(folder, 20, 60)  # ~14 segments of 4 KiB
+    before = sorted(folder.glob("*.seg"))
+    database = LogDatabase("sqlite:////nonexistent-folder/sub/log.db")  # down
+    drainer = Drainer(folder, database, max_bytes=5 * 4096)
+    assert drainer.step() == 0
+    after = sorted(folder.glob("*.seg"))
+    assert after == before[len(before) - len(after) :]  # the newest kept
+    assert sum(p.stat().st_size for p in after) <= 5 * 4096
+    kept = sum(f.count for p in after for f in frames(p, rows=False))
+    assert drainer.status.dropped + kept == len(ids) + 60  # every row stored or counted
+    assert drainer.status.failures == 1
+    drainer.close()
+
+
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from conforto.serving.spool import Spool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+spool, dropped = Spool(Path(sys.argv[1])), []
+spool.dropped = dropped.append
+rows = lambda i: [("feedback", ("%032x" % (20 * i + j), 0.5, 1.7e9)) for j in range(20)]
+accepted = sum(spool.append(rows(i)) for i in range(20))
+print(accepted, sum(dropped))
+"""
+
+
+def test_a_full_disk_drops_and_counts_rows_and_leaves_whole_frames(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    accepted, dropped = map(int, done.stdout.split())
+    assert 0 < accepted < 20
+    assert dropped == (20 - accepted) * 20
+    assert "free disk space" in done.stderr  # one clear line, not one per refused write
+    assert done.stderr.count("refused") == 1
+    (segment,) = next(iter(segments(tmp_path).values()))
+    assert sum(f.count for f in frames(segment)) == accepted * 20  # no torn frame left

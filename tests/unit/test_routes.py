@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from conforto.errors import LogUnavailable
 from conforto.serving.app import create_app
 from conforto.serving.deps import get_prediction_log, get_predictor, get_service
-from conforto.serving.predlog import PredictionLog, Queued
+from conforto.serving.ids import new_ids
+from conforto.serving.predlog import PredictionLog
+from conforto.serving.spool import Queued, Spool, frames, segments
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
 
@@ -50,28 +52,49 @@ class FixedPredictor:
         ]
 
 
-class MemorySink:
-    """A prediction log's sink in memory; ``down`` makes it refuse like a dead database."""
+class MemoryStore:
+    """The log's database side in memory: the ids it holds; ``down`` makes it refuse like a
+    dead database."""
 
-    def __init__(self, down: bool = False) -> None:
+    def __init__(self, down: bool = False, stored: Sequence[str] = ()) -> None:
         self.down = down
-        self.rows: list[Queued] = []
-
-    def write(self, batch: Sequence[Queued]) -> None:
-        if self.down:
-            raise LogUnavailable("connection refused")
-        self.rows.extend(batch)
+        self.stored = set(stored)
 
     def has_prediction(self, prediction_id: str) -> bool:
         if self.down:
             raise LogUnavailable("connection refused")
-        return any(t == "predictions" and q[0] == prediction_id for t, q in self.rows)
+        return prediction_id in self.stored
 
-    def closing(self) -> MemorySink:
-        return self
+    def status(self) -> dict[str, Any]:
+        return {}
 
-    def close(self) -> None:
-        pass
+    def close(self, timeout: float) -> bool:
+        return True
+
+
+class FullSpool(Spool):
+    """A spool whose disk refuses every write."""
+
+    def append(self, rows: Sequence[Queued]) -> bool:
+        self.dropped(len(rows))
+        return False
+
+
+def memory_log(folder: Path, store: MemoryStore | None = None, full: bool = False) -> PredictionLog:
+    """A prediction log spooling into ``folder`` in front of a store in memory."""
+    spool = (FullSpool if full else Spool)(folder / "spool")
+    return PredictionLog(spool, store or MemoryStore())
+
+
+def spooled(log: PredictionLog) -> list[Queued]:
+    """The rows a log has spooled."""
+    return [
+        row
+        for paths in segments(log.spool.directory).values()
+        for path in paths
+        for frame in frames(path)
+        for row in frame.rows or []
+    ]
 
 
 def client_for(
@@ -125,17 +148,22 @@ def test_a_failing_model_is_500_without_its_traceback() -> None:
         assert "booster" not in response.text
 
 
-def test_predictions_are_answered_counted_and_logged() -> None:
-    log = PredictionLog(MemorySink())
+def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
+    log = memory_log(tmp_path)
     client, _ = client_for(FixedPredictor(), log=log)
     one = client.post("/predict", json=OBS)
     assert one.status_code == 200
     assert one.json()["probabilities"] == {"cool": 0.2, "neutral": 0.5, "warm": 0.3}
     batch = client.post("/predict/batch", json={"observations": [OBS, {**OBS, "ta": 30.0}]})
     assert [p["model_version"] for p in batch.json()["predictions"]] == ["7", "7"]
-    assert log.buffered == 3
+    answered = [
+        one.json()["prediction_id"],
+        *(p["prediction_id"] for p in batch.json()["predictions"]),
+    ]
+    assert [values[0] for _, values in spooled(log)] == answered  # on disk before the answers
     assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
     assert client.get("/model").json()["name"] == "fixed"
+    assert 'conforto_predictions_total{predicted_class="neutral"}' in client.get("/metrics").text
 
 
 def test_batch_over_the_limit_is_413() -> None:
@@ -145,37 +173,48 @@ def test_batch_over_the_limit_is_413() -> None:
     assert "at most 2" in response.json()["detail"]
 
 
-def test_feedback_finds_buffered_and_stored_predictions_and_404s_unknown_ids() -> None:
-    sink = MemorySink()
-    log = PredictionLog(sink)
+def _vote(client: TestClient, prediction_id: str) -> Any:
+    return client.post("/feedback", json={"prediction_id": prediction_id, "thermal_sensation": 1})
+
+
+def test_feedback_is_matched_pending_or_404_by_what_the_log_knows(tmp_path: Path) -> None:
+    elsewhere = new_ids(1)[0]  # stored by another process
+    log = memory_log(tmp_path, MemoryStore(stored=[elsewhere]))
     client, _ = client_for(FixedPredictor(), log=log)
-    buffered = client.post("/predict", json=OBS).json()["prediction_id"]
-    vote = client.post("/feedback", json={"prediction_id": buffered, "thermal_sensation": 1})
-    assert vote.status_code == 201
-    assert log.flush() == 2  # the prediction, then its vote
-    stored = client.post("/feedback", json={"prediction_id": buffered, "thermal_sensation": -1})
-    assert stored.status_code == 201
-    unknown = client.post("/feedback", json={"prediction_id": "f" * 32, "thermal_sensation": 0})
-    assert unknown.status_code == 404
-    assert "f" * 32 in unknown.json()["detail"]
+    own = client.post("/predict", json=OBS).json()["prediction_id"]
+    for known in (own, elsewhere):  # spooled here; in the database
+        vote = _vote(client, known)
+        assert (vote.status_code, vote.json()["status"]) == (201, "matched")
+    young = new_ids(1)[0]  # answered elsewhere a moment ago, not stored yet
+    pending = _vote(client, young)
+    assert (pending.status_code, pending.json()["status"]) == (202, "pending")
+    old = new_ids(1, now=1_700_000_000.0)[0]
+    for unknown in (old, "f" * 32):  # past the horizon; not a time-ordered id
+        response = _vote(client, unknown)
+        assert response.status_code == 404
+        assert unknown in response.json()["detail"]
+    votes = [values[0] for table, values in spooled(log) if table == "feedback"]
+    assert votes == [own, elsewhere, young]
+    metrics = client.get("/metrics").text
+    assert 'conforto_feedback_total{status="pending"} 1.0' in metrics
 
 
-def test_feedback_is_503_when_the_log_is_down_full_or_not_started() -> None:
-    body = {"prediction_id": "a" * 32, "thermal_sensation": 0.5}
-    down, _ = client_for(FixedPredictor(), log=PredictionLog(MemorySink(down=True)))
-    response = down.post("/feedback", json=body)
+def test_feedback_is_503_when_the_log_cannot_tell_or_write(tmp_path: Path) -> None:
+    down, _ = client_for(FixedPredictor(), log=memory_log(tmp_path / "a", MemoryStore(down=True)))
+    response = _vote(down, "a" * 32)
     assert response.status_code == 503
     assert "send the vote again later" in response.json()["detail"]
+    assert _vote(down, new_ids(1)[0]).status_code == 202  # a young id needs no database
 
-    full = PredictionLog(MemorySink(), capacity=10)
-    client, _ = client_for(FixedPredictor(), log=full)
-    ids = [client.post("/predict", json=OBS).json()["prediction_id"] for _ in range(10)]
-    response = client.post("/feedback", json={**body, "prediction_id": ids[0]})
+    full, _ = client_for(FixedPredictor(), log=memory_log(tmp_path / "b", full=True))
+    own = full.post("/predict", json=OBS)
+    assert own.status_code == 200  # answered even when it cannot be logged
+    response = _vote(full, new_ids(1)[0])
     assert response.status_code == 503
-    assert "full" in response.json()["detail"]
+    assert "cannot be written" in response.json()["detail"]
 
     not_started, _ = client_for(FixedPredictor())
-    assert not_started.post("/feedback", json=body).status_code == 503
+    assert _vote(not_started, "a" * 32).status_code == 503
 
 
 @pytest.mark.parametrize(
@@ -247,8 +286,8 @@ def test_create_app_leaves_process_wide_settings_alone(tmp_path: Path) -> None:
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
-def test_dependencies_can_be_overridden_one_by_one() -> None:
-    client, _ = client_for(FixedPredictor(), log=PredictionLog(MemorySink()))
+def test_dependencies_can_be_overridden_one_by_one(tmp_path: Path) -> None:
+    client, _ = client_for(FixedPredictor(), log=memory_log(tmp_path / "a"))
     app: FastAPI = client.app  # type: ignore[assignment]
     other = FixedPredictor()
     other.version = "8"
@@ -257,7 +296,7 @@ def test_dependencies_can_be_overridden_one_by_one() -> None:
         return other
 
     async def broken_log() -> PredictionLog:
-        return PredictionLog(MemorySink(down=True))
+        return memory_log(tmp_path / "b", MemoryStore(down=True))
 
     app.dependency_overrides[get_predictor] = predictor
     app.dependency_overrides[get_prediction_log] = broken_log

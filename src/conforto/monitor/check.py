@@ -56,7 +56,8 @@ def important_inputs(model: ThermalModel, top: int) -> list[str]:
 
 
 def votes_since(url: str, since: datetime) -> int:
-    """Occupants' votes recorded in the log since ``since``.
+    """Occupants' votes recorded in the log since ``since`` (not those orphaned: their
+    prediction never landed).
 
     Raises
     ------
@@ -64,7 +65,11 @@ def votes_since(url: str, since: datetime) -> int:
         When the database cannot be read.
     """
     engine = sa.create_engine(url)
-    query = sa.select(sa.func.count()).select_from(feedback).where(feedback.c.created >= since)
+    query = (
+        sa.select(sa.func.count())
+        .select_from(feedback)
+        .where(feedback.c.created >= since, feedback.c.status != "orphaned")
+    )
     try:
         with engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)

@@ -8,6 +8,7 @@ process of its own; nothing here runs on the request path.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError, LogUnavailable
-from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS, Queued
+from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS
+from conforto.serving.spool import Queued
 
 metadata = sa.MetaData()
 predictions = sa.Table(
@@ -41,11 +43,22 @@ feedback = sa.Table(
     sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
     sa.Column("thermal_sensation", sa.Float, nullable=False),
     sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    # matched: its prediction is stored; pending: not yet (answered elsewhere, still spooled);
+    # orphaned: still not, past the horizon
+    sa.Column("status", sa.String(8), nullable=False, server_default="matched", index=True),
+)
+#: How far each spool segment has been stored, written in the same transaction as its rows:
+#: a segment read again after a crash resumes there, so no row is stored twice.
+spool_offsets = sa.Table(
+    "spool_offsets",
+    metadata,
+    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
 )
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -53,8 +66,17 @@ def _add_site(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN site VARCHAR(100)"))
 
 
+def _add_status(conn: sa.Connection) -> None:
+    """Version 3: ``feedback.status`` (earlier votes were all matched); ``spool_offsets`` is
+    new, made by ``create_all``."""
+    conn.execute(
+        sa.text("ALTER TABLE feedback ADD COLUMN status VARCHAR(8) NOT NULL DEFAULT 'matched'")
+    )
+    conn.execute(sa.text("CREATE INDEX ix_feedback_status ON feedback (status)"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_site}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_site, 2: _add_status}
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -130,12 +152,19 @@ class LogDatabase:
                 migrate(self.engine)
                 self._migrated = True
 
-    def write(self, batch: Sequence[Queued]) -> None:
-        """Store queued rows (see :class:`~conforto.serving.predlog.PredictionLog`) in one
-        transaction, predictions before the feedback that may refer to them.
+    def write(self, batch: Sequence[Queued], position: tuple[str, int] | None = None) -> None:
+        """Store spooled rows in one transaction: predictions, then votes (``pending``, and
+        ``matched`` at once when their prediction is stored), then ``position``.
 
-        Predictions already stored are skipped: a batch is sent again when its writer died
-        after committing it but before saying so (a vote in such a batch is then stored twice).
+        Predictions already stored are skipped (their ids are keys), so rows read twice are
+        stored once.
+
+        Parameters
+        ----------
+        batch
+            The rows, as :mod:`.spool` holds them.
+        position
+            The spool segment they come from and the byte they end at, stored with them.
 
         Raises
         ------
@@ -147,19 +176,41 @@ class LogDatabase:
         with _unavailable():
             self._ensure_schema()
             try:
-                self._insert(made, votes)
+                self._insert(made, votes, position)
             except sa.exc.IntegrityError:
                 stored = self._stored([row["prediction_id"] for row in made])
                 if not stored:
                     raise
-                self._insert([row for row in made if row["prediction_id"] not in stored], votes)
+                fresh = [row for row in made if row["prediction_id"] not in stored]
+                self._insert(fresh, votes, position)
 
-    def _insert(self, made: list[dict[str, Any]], votes: list[dict[str, Any]]) -> None:
+    def _insert(
+        self,
+        made: list[dict[str, Any]],
+        votes: list[dict[str, Any]],
+        position: tuple[str, int] | None,
+    ) -> None:
         with self.engine.begin() as conn:
             if made:
                 conn.execute(sa.insert(predictions), made)
             if votes:
-                conn.execute(sa.insert(feedback), votes)
+                conn.execute(sa.insert(feedback), [{**v, "status": "pending"} for v in votes])
+            if made or votes:
+                landed = sa.exists().where(predictions.c.prediction_id == feedback.c.prediction_id)
+                conn.execute(
+                    sa.update(feedback)
+                    .where(feedback.c.status == "pending", landed)
+                    .values(status="matched")
+                )
+            if position is not None:
+                segment, end = position
+                moved = conn.execute(
+                    sa.update(spool_offsets)
+                    .where(spool_offsets.c.segment == segment)
+                    .values(position=end)
+                )
+                if moved.rowcount == 0:
+                    conn.execute(sa.insert(spool_offsets).values(segment=segment, position=end))
 
     def _stored(self, prediction_ids: list[str]) -> set[str]:
         query = sa.select(predictions.c.prediction_id).where(
@@ -167,6 +218,55 @@ class LogDatabase:
         )
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
+
+    def positions(self, segments: Sequence[str]) -> dict[str, int]:
+        """How far each of these spool segments is stored [bytes] (absent: nothing yet).
+
+        Raises
+        ------
+        LogUnavailable
+            When the database cannot be asked.
+        """
+        query = sa.select(spool_offsets).where(spool_offsets.c.segment.in_(list(segments)))
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                return {row.segment: int(row.position) for row in conn.execute(query)}
+
+    def forget(self, segment: str) -> None:
+        """Drop a deleted segment's position.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses.
+        """
+        with _unavailable(), self.engine.begin() as conn:
+            conn.execute(sa.delete(spool_offsets).where(spool_offsets.c.segment == segment))
+
+    def settle(self, horizon: float) -> int:
+        """Mark as orphaned the votes still pending ``horizon`` seconds after they came.
+
+        Returns
+        -------
+        int
+            Votes orphaned now.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses.
+        """
+        cutoff = datetime.fromtimestamp(time.time() - horizon, UTC)
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    sa.update(feedback)
+                    .where(feedback.c.status == "pending", feedback.c.created < cutoff)
+                    .values(status="orphaned")
+                )
+                return int(done.rowcount)
 
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored.

@@ -52,13 +52,19 @@ VALIDATION_ACCURACY = Gauge(
     "Accuracy of the served model in its validation (building-grouped cross-validation).",
     multiprocess_mode="livemax",
 )
-LOG_WRITES = Counter("conforto_prediction_log_writes", "Rows written to the log.", ["table"])
+LOG_WRITES = Counter("conforto_prediction_log_writes", "Rows stored in the log.", ["table"])
 LOG_FAILURES = Counter("conforto_prediction_log_failures", "Failed writes to the prediction log.")
-LOG_DROPPED = Counter("conforto_prediction_log_dropped", "Rows lost: the log's buffer was full.")
-LOG_BUFFER = Gauge(
-    "conforto_prediction_log_buffer_rows",
-    "Rows waiting to be written.",
+LOG_DROPPED = Counter(
+    "conforto_prediction_log_dropped", "Rows lost: the spool's disk was full or over its bound."
+)
+LOG_BACKLOG = Gauge(
+    "conforto_prediction_log_spool_bytes",
+    "Bytes in the spool waiting to be stored [bytes].",
     multiprocess_mode="livesum",
+)
+FEEDBACK = Counter("conforto_feedback", "Votes accepted, by status.", ["status"])
+FEEDBACK_ORPHANED = Counter(
+    "conforto_feedback_orphaned", "Pending votes whose prediction never landed in the horizon."
 )
 ERRORS = Counter("conforto_errors", "Error responses and failures, by type.", ["type"])
 RELOADS = Counter("conforto_model_reloads", "Model reloads, by outcome.", ["outcome"])
@@ -81,7 +87,8 @@ LOG_COUNTERS = LogCounters(
     written=lambda table, rows: LOG_WRITES.labels(table).inc(rows),
     failed=LOG_FAILURES.inc,
     dropped=LOG_DROPPED.inc,
-    buffered=LOG_BUFFER.set,
+    orphaned=FEEDBACK_ORPHANED.inc,
+    backlog=LOG_BACKLOG.set,
 )
 
 

@@ -1,12 +1,11 @@
-"""The prediction log: every prediction and feedback vote, buffered here and stored in batches.
+"""The prediction log, as the service sees it: spooled before the answer, stored behind it.
 
-Requests only append to an in-memory buffer; a background thread hands it to a sink in batches
-(one transaction per batch): :class:`~conforto.serving.logdb.LogDatabase` in this process, or
-:class:`~conforto.serving.logprocess.LogProcess`, the same database in a child process (the
-service's choice: SQLAlchemy's per-row work then never holds this process's GIL). When the
-database is down, predictions are still served: rows wait in the bounded buffer and the write
-is retried with back-off; rows that do not fit are counted as dropped, never silently. Closing
-flushes what is left. This module imports no database code.
+A micro-batch's predictions are appended to this process's spool (:mod:`.spool`) with one
+``os.write`` before their responses are sent: from then on a crash of the process loses none
+of them. A writer process (:mod:`.logprocess`, running :mod:`.drain`) stores the spool in the
+database, exactly once, and reports what it did; this module reads that into the service's
+counters. When the database is down, predictions are still answered and the spool grows on
+disk, up to a bound. This module imports no database code.
 """
 
 from __future__ import annotations
@@ -17,16 +16,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from conforto.errors import LogUnavailable
+from conforto.serving.ids import issued_at
+from conforto.serving.spool import Queued, Spool
 
 log = logging.getLogger(__name__)
 
-#: A row as queued: its table (``"predictions"`` or ``"feedback"``) and its values, in the
-#: order of :data:`PREDICTION_FIELDS` or :data:`FEEDBACK_FIELDS`.
-Queued = tuple[str, tuple[Any, ...]]
 #: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
 #: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``).
 PREDICTION_FIELDS = (
@@ -47,20 +44,22 @@ FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
 
 
 def queued_prediction(
-    prediction: dict[str, Any], inputs: dict[str, Any], latency_ms: float, site: str | None = None
+    prediction: dict[str, Any],
+    inputs: dict[str, Any],
+    latency_ms: float,
+    site: str | None = None,
+    *,
+    now: float | None = None,
 ) -> Queued:
-    """A prediction (the API's response shape) and the inputs given (no ``None``s) as queued.
-
-    Flat values, not the response itself: tuples of numbers and strings are left alone by the
-    garbage collector, which would otherwise walk the whole buffer at every full collection
-    while the database is slow (tens of milliseconds, measured).
-    """
+    """A prediction (the API's response shape) and the inputs given (no ``None``s) as spooled:
+    flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
+    defaults to the current time."""
     p = prediction["probabilities"]
     return (
         "predictions",
         (
             prediction["prediction_id"],
-            time.time(),
+            time.time() if now is None else now,
             prediction["model_version"],
             prediction["predicted_class"],
             p["cool"],
@@ -74,20 +73,19 @@ def queued_prediction(
     )
 
 
-class LogSink(Protocol):
-    """Where the buffer's batches go."""
-
-    def write(self, batch: Sequence[Queued]) -> None:
-        """Store the rows in one transaction, or raise :class:`LogUnavailable`."""
+class LogStore(Protocol):
+    """The database side, as the service sees it (:class:`~.logprocess.LogProcess`)."""
 
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored; :class:`LogUnavailable` when it cannot be told."""
 
-    def closing(self) -> LogSink:
-        """The sink for the final flush, at shutdown (this one, or one that fits it better)."""
+    def status(self) -> dict[str, Any]:
+        """What the writer has done: ``predictions``, ``feedback``, ``failures``, ``dropped``,
+        ``orphaned`` (since it started) and ``backlog_bytes``."""
 
-    def close(self) -> None:
-        """Release connections (and processes)."""
+    def close(self, timeout: float) -> bool:
+        """Stop writing in the background; store what is left for up to ``timeout`` s (what is
+        not stays in the spool for the next start). Whether everything was stored."""
 
 
 @dataclass
@@ -95,175 +93,180 @@ class LogCounters:
     """Callbacks the log reports through (the service turns them into Prometheus metrics)."""
 
     written: Callable[[str, int], None] = lambda table, rows: None
-    failed: Callable[[], None] = lambda: None
-    dropped: Callable[[], None] = lambda: None
-    buffered: Callable[[int], None] = lambda rows: None
+    failed: Callable[[int], None] = lambda failures: None
+    dropped: Callable[[int], None] = lambda rows: None
+    orphaned: Callable[[int], None] = lambda votes: None
+    backlog: Callable[[int], None] = lambda size: None
 
 
-class PredictionLog:
-    """Buffered, batched writes of predictions and feedback to a sink.
+class RecentIds:
+    """The ids this process spooled lately: durable already, though maybe not stored yet.
 
     Parameters
     ----------
-    sink
-        Where batches are stored: a :class:`~conforto.serving.logdb.LogDatabase` or a
-        :class:`~conforto.serving.logprocess.LogProcess`. Closed with the log.
     capacity
-        Most rows held in memory while the database cannot take them [rows].
-    batch_size
-        Most rows per write transaction [rows].
+        Most ids remembered (the oldest are forgotten first).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def add(self, ids: Sequence[str]) -> None:
+        """Remember ``ids``."""
+        self._order.extend(ids)
+        self._ids.update(ids)
+        while len(self._order) > self.capacity:
+            self._ids.discard(self._order.popleft())
+
+    def __contains__(self, prediction_id: object) -> bool:
+        return prediction_id in self._ids
+
+
+#: What the log knows of a prediction id: stored (or durable in this process's spool),
+#: pending (young enough to be on its way from another process), or unknown.
+Lookup = Literal["stored", "pending", "unknown"]
+
+
+class PredictionLog:
+    """Predictions and votes, spooled before the answer and stored in the background.
+
+    Parameters
+    ----------
+    spool
+        This process's spool (rows are on disk when ``add_*`` returns).
+    store
+        The database side: lookups, the writer's status, the final drain.
+    horizon
+        How long an unknown time-ordered id may still be on its way [s] (see :meth:`lookup`).
+    recent
+        How many of this process's own ids to remember for lookups [ids].
     interval
-        Pause between flushes when the buffer is small [s].
+        How often the writer's status is read into the counters [s].
     counters
-        Where writes, failures, drops and the buffer size are reported.
+        Where writes, failures, drops, orphaned votes and the backlog are reported.
     """
 
     def __init__(
         self,
-        sink: LogSink,
+        spool: Spool,
+        store: LogStore,
         *,
-        capacity: int = 100_000,
-        batch_size: int = 500,
-        interval: float = 0.2,
+        horizon: float = 600.0,
+        recent: int = 50_000,
+        interval: float = 1.0,
         counters: LogCounters | None = None,
     ) -> None:
-        self.sink = sink
-        self.capacity = capacity
-        self.batch_size = batch_size
+        self.spool = spool
+        self.store = store
+        self.horizon = horizon
         self.interval = interval
         self.counters = counters or LogCounters()
-        self._buffer: deque[Queued] = deque()
-        self._pending: set[str] = set()  # prediction ids still in the buffer
-        self._lock = threading.Lock()
+        self.recent = RecentIds(recent)
+        self.dropped = 0
+        self._seen: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conforto-predlog", daemon=True)
-        self.written = 0
-        self.failures = 0
-        self.dropped = 0
+        spool.dropped = self._dropped
 
     def start(self) -> PredictionLog:
-        """Start the writer thread."""
+        """Start reading the writer's status into the counters."""
         self._thread.start()
         return self
 
-    @property
-    def buffered(self) -> int:
-        """Rows waiting to be written."""
-        return len(self._buffer)
+    def _dropped(self, rows: int) -> None:
+        self.dropped += rows
+        self.counters.dropped(rows)
 
-    def _add(self, row: Queued) -> bool:
-        with self._lock:
-            if len(self._buffer) >= self.capacity:
-                self.dropped += 1
-                self.counters.dropped()
-                return False
-            self._buffer.append(row)
-            if row[0] == "predictions":
-                self._pending.add(row[1][0])
-            self.counters.buffered(len(self._buffer))
+    def add_predictions(
+        self,
+        results: Sequence[dict[str, Any]],
+        inputs: Sequence[dict[str, Any]],
+        latencies_ms: Sequence[float],
+        sites: Sequence[str | None],
+    ) -> bool:
+        """Spool predictions (the API's response shapes, with the inputs given, the latency
+        [ms] and the site of each) in one write; False when the disk refused them."""
+        now = time.time()
+        rows = [
+            queued_prediction(*row, now=now)
+            for row in zip(results, inputs, latencies_ms, sites, strict=True)
+        ]
+        if not self.spool.append(rows):
+            return False
+        self.recent.add([r["prediction_id"] for r in results])
         return True
 
-    def add_prediction(
-        self,
-        prediction: dict[str, Any],
-        inputs: dict[str, Any],
-        latency_ms: float,
-        site: str | None = None,
-    ) -> bool:
-        """Queue one prediction (see :func:`queued_prediction`); False when the buffer is full."""
-        return self._add(queued_prediction(prediction, inputs, latency_ms, site))
-
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
-        """Queue an occupant's vote for a prediction; False when the buffer is full."""
-        return self._add(("feedback", (prediction_id, thermal_sensation, time.time())))
+        """Spool an occupant's vote for a prediction; False when the disk refused it."""
+        return self.spool.append([("feedback", (prediction_id, thermal_sensation, time.time()))])
 
-    def known(self, prediction_id: str) -> bool:
-        """Whether a prediction id is in the buffer or the database.
+    def lookup(self, prediction_id: str) -> Lookup:
+        """What the log knows of a prediction id.
 
-        Raises
-        ------
-        LogUnavailable
-            When the database cannot be asked.
-        """
-        return prediction_id in self._pending or self.sink.has_prediction(prediction_id)
-
-    def flush(self) -> int:
-        """Write one batch from the buffer in one transaction; rows leave it only once stored.
-
-        Returns
-        -------
-        int
-            Rows written.
+        ``stored`` when this process spooled it or the database holds it; otherwise
+        ``pending`` when the id is time-ordered and younger than ``horizon`` (answered by
+        another process whose rows have not landed yet), else ``unknown``.
 
         Raises
         ------
         LogUnavailable
-            When the database refuses; the rows stay buffered.
+            When only the database could tell and it cannot be asked.
         """
-        with self._lock:
-            batch = list(islice(self._buffer, self.batch_size))
-        if not batch:
-            return 0
-        self.sink.write(batch)
-        written = {"predictions": 0, "feedback": 0}
-        with self._lock:
-            for _ in batch:
-                self._buffer.popleft()
-            for table, queued in batch:
-                written[table] += 1
-                if table == "predictions":
-                    self._pending.discard(queued[0])
-            self.counters.buffered(len(self._buffer))
-        self.written += len(batch)
-        for table, rows in written.items():
-            if rows:
-                self.counters.written(table, rows)
-        return len(batch)
+        if prediction_id in self.recent:
+            return "stored"
+        issued = issued_at(prediction_id)
+        young = issued is not None and -60.0 <= time.time() - issued <= self.horizon
+        try:
+            if self.store.has_prediction(prediction_id):
+                return "stored"
+        except LogUnavailable:
+            if not young:
+                raise
+        return "pending" if young else "unknown"
 
-    def _failed(self, exc: LogUnavailable, retry: float) -> None:
-        self.failures += 1
-        self.counters.failed()
-        log.warning(
-            "prediction log: write failed (%s); %d rows wait for a retry in %.1f s",
-            exc,
-            self.buffered,
-            retry,
-        )
+    def _report(self) -> None:
+        """Turn the writer's cumulative status into counter increments (a restarted writer
+        starts again from zero)."""
+        status = self.store.status()
+        for key, report in (
+            ("predictions", lambda n: self.counters.written("predictions", n)),
+            ("feedback", lambda n: self.counters.written("feedback", n)),
+            ("failures", self.counters.failed),
+            ("dropped", self.counters.dropped),
+            ("orphaned", self.counters.orphaned),
+        ):
+            now, before = int(status.get(key, 0)), self._seen.get(key, 0)
+            if now != before:
+                report(now - before if now > before else now)
+            self._seen[key] = now
+        self.counters.backlog(int(status.get("backlog_bytes", 0)))
 
     def _run(self) -> None:
-        backoff = self.interval
-        while not self._stop.is_set():
+        while not self._stop.wait(self.interval):
             try:
-                written = self.flush()
-                backoff = self.interval
+                self._report()
             except LogUnavailable as exc:
-                self._failed(exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if written < self.batch_size:
-                self._stop.wait(self.interval)
+                log.warning("prediction log: the writer's status is unknown: %s", exc)
 
-    def close(self, timeout: float = 10.0) -> int:
-        """Stop the writer, flush what is left (retrying for up to ``timeout`` s), close the sink.
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop spooling, then store what is left for up to ``timeout`` s.
 
         Returns
         -------
-        int
-            Rows that could not be written (0 after a clean shutdown).
+        bool
+            Whether everything was stored (what was not waits in the spool for the next
+            start: nothing is lost).
         """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.sink = self.sink.closing()
-        deadline = time.monotonic() + timeout
-        while self._buffer and time.monotonic() < deadline:
-            try:
-                self.flush()
-            except LogUnavailable as exc:
-                self._failed(exc, 0.5)
-                time.sleep(0.5)
-        if self._buffer:
-            log.error("prediction log: %d rows could not be written before exit", self.buffered)
-        self.sink.close()
-        return self.buffered
+        self.spool.close()
+        done = self.store.close(timeout)
+        if not done:
+            log.error(
+                "prediction log: rows wait in the spool %s for the next start",
+                self.spool.directory,
+            )
+        return done

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 from conforto.artifact import ThermalModel
 from conforto.categories import normalise_value
 from conforto.features import PHYSICS_INPUTS, comfort_arrays
+from conforto.serving.ids import new_ids
 from conforto.target import CLASS_NAMES
 
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
@@ -98,11 +98,12 @@ class Predictor:
             physics["pmv_iso"].tolist(),
             physics["ppd_iso"].tolist(),
             notes,
+            new_ids(len(observations)),
             strict=True,
         )
         return [
             {
-                "prediction_id": uuid.uuid4().hex,
+                "prediction_id": prediction_id,
                 "predicted_class": CLASS_NAMES[decision],
                 "probabilities": dict(zip(CLASS_NAMES, p, strict=True)),
                 "model_version": self.version,
@@ -110,17 +111,24 @@ class Predictor:
                 "ppd": None if math.isnan(ppd) else round(ppd, 2),
                 "notes": row_notes,
             }
-            for decision, p, pmv, ppd, row_notes in rows
+            for decision, p, pmv, ppd, row_notes, prediction_id in rows
         ]
+
+
+#: Called in the batcher's thread with each batch, before any of its answers is sent: the
+#: observations, what each request passed along (:meth:`MicroBatcher.predict`'s ``context``)
+#: and the predictions.
+AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[dict[str, Any]]], None]
 
 
 class MicroBatcher:
     """Gather concurrent requests and predict them together, off the event loop.
 
     The event loop only queues an observation and awaits its future; one worker thread scores
-    whatever has queued up in one vectorised call. Under load, batches grow by themselves and
-    the per-call costs (thread hand-off, PMV, booster) are shared; a lone request goes
-    straight through.
+    whatever has queued up in one vectorised call, then hands the batch to ``after`` (the
+    prediction log) before the answers go back. Under load, batches grow by themselves and
+    the per-call costs (thread hand-off, PMV, booster, log write) are shared; a lone request
+    goes straight through.
 
     Parameters
     ----------
@@ -128,30 +136,42 @@ class MicroBatcher:
         The predictor to call.
     max_batch
         Most observations scored in one call.
+    after
+        Called with every batch in the worker thread (see :data:`AfterBatch`).
     """
 
-    def __init__(self, predictor: Predictor, max_batch: int = 64) -> None:
+    def __init__(
+        self, predictor: Predictor, max_batch: int = 64, after: AfterBatch | None = None
+    ) -> None:
         import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
         self.predictor = predictor
         self.max_batch = max_batch
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]] = []
+        self.after = after
+        self._pending: list[tuple[dict[str, Any], Any, asyncio.Future[dict[str, Any]]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conforto-predict")
 
-    async def predict(self, observation: dict[str, Any]) -> dict[str, Any]:
-        """The prediction for one observation (see :meth:`Predictor.predict`)."""
+    async def predict(self, observation: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """The prediction for one observation (see :meth:`Predictor.predict`); ``context``
+        goes to ``after`` with it."""
         import asyncio
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending.append((observation, future))
+        self._pending.append((observation, context, future))
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
         return await future
+
+    def _score(self, rows: list[dict[str, Any]], contexts: list[Any]) -> list[dict[str, Any]]:
+        results = self.predictor.predict(rows)
+        if self.after is not None:
+            self.after(rows, contexts, results)
+        return results
 
     async def _drain(self) -> None:
         import asyncio
@@ -161,17 +181,18 @@ class MicroBatcher:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                rows = [observation for observation, _ in batch]
+                rows = [observation for observation, _, _ in batch]
+                contexts = [context for _, context, _ in batch]
                 try:
                     results = await loop.run_in_executor(
-                        self._executor, self.predictor.predict, rows
+                        self._executor, self._score, rows, contexts
                     )
                 except Exception as exc:  # every waiting request learns of the failure
-                    for _, future in batch:
+                    for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), result in zip(batch, results, strict=True):
+                for (_, _, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:

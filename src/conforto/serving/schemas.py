@@ -140,6 +140,10 @@ class FeedbackResponse(BaseModel):
     prediction_id: str
     thermal_sensation: float
     recorded: bool = True
+    status: Literal["matched", "pending"] = Field(
+        description="matched: its prediction is on record (201); pending: the prediction was "
+        "answered moments ago elsewhere and is on its way (202), the vote joins it when it lands."
+    )
 
 
 class Reloaded(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from conforto.serving import metrics
 from conforto.serving.logprocess import LogProcess
 from conforto.serving.predlog import PredictionLog
 from conforto.serving.runtime import MicroBatcher, Predictor
+from conforto.serving.spool import Spool
 from conforto.settings import Settings
 from conforto.target import CLASS_NAMES
 
@@ -113,12 +115,22 @@ class ServiceState:
 
     async def start(self) -> None:
         """Load the model, start the prediction log and, serving production, the poller."""
-        self.serve(load_runtime(self.model_dir, self.settings))
+        serve = self.settings.serve
+        spool = Spool(self.settings.spool_dir, max_bytes=serve.spool_max_bytes)
+        writer = LogProcess(
+            self.settings.prediction_log_url,
+            spool.directory,
+            spool.owner,
+            max_bytes=serve.spool_max_bytes,
+            horizon=serve.feedback_horizon,
+        )
         self.log = PredictionLog(
-            LogProcess(self.settings.prediction_log_url).start(),
-            capacity=self.settings.serve.log_capacity,
+            spool,
+            writer.start(),
+            horizon=serve.feedback_horizon,
             counters=metrics.LOG_COUNTERS,
         ).start()
+        self.serve(load_runtime(self.model_dir, self.settings))
         if self.model_dir is None and self.settings.serve.poll_seconds > 0:
             self._poller = asyncio.create_task(self._follow_production())
 
@@ -139,7 +151,7 @@ class ServiceState:
             metrics.set_unready(runtime.no_production)
             return
         if self.batcher is None:
-            self.batcher = MicroBatcher(runtime.predictor)
+            self.batcher = MicroBatcher(runtime.predictor, after=self._after)
         self.batcher.predictor = runtime.predictor
         accuracy = runtime.predictor.model.manifest.get("metrics", {}).get("accuracy")
         metrics.set_model(runtime.predictor.version, previous, accuracy)
@@ -162,8 +174,20 @@ class ServiceState:
     def _no_model(self) -> ModelUnavailable:
         return ModelUnavailable(f"no model loaded: {self.runtime.error}")
 
-    async def predict(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """One observation's prediction, scored with whatever else is waiting (micro-batch).
+    async def predict(
+        self, inputs: dict[str, Any], start: float, site: str | None = None
+    ) -> dict[str, Any]:
+        """One observation's prediction, scored with whatever else is waiting (micro-batch),
+        and in the prediction log's spool before it is returned.
+
+        Parameters
+        ----------
+        inputs
+            The inputs given (no ``None`` values).
+        start
+            ``time.perf_counter()`` when the request arrived.
+        site
+            The building or site the caller named, if any.
 
         Raises
         ------
@@ -172,28 +196,27 @@ class ServiceState:
         """
         if self.runtime.predictor is None or self.batcher is None:
             raise self._no_model()
-        return await self.batcher.predict(inputs)
+        return await self.batcher.predict(inputs, (start, site))
 
-    def record(
-        self, result: dict[str, Any], inputs: dict[str, Any], start: float, site: str | None
+    def predict_rows(
+        self, rows: list[dict[str, Any]], start: float, sites: list[str | None]
+    ) -> list[dict[str, Any]]:
+        """Several observations' predictions in one call, spooled before they are returned
+        (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row."""
+        results = self.predictor.predict(rows)
+        self._after(rows, [(start, site) for site in sites], results)
+        return results
+
+    def _after(
+        self, rows: list[dict[str, Any]], contexts: list[Any], results: list[dict[str, Any]]
     ) -> None:
-        """Count a prediction and queue it for the prediction log.
-
-        Parameters
-        ----------
-        result
-            The prediction, in the API's response shape.
-        inputs
-            The inputs given (no ``None`` values).
-        start
-            ``time.perf_counter()`` when the request arrived.
-        site
-            The building or site the caller named, if any.
-        """
-        self._per_class[result["predicted_class"]].inc()
+        """Count a batch's predictions and spool them (in the predicting thread)."""
+        for name, count in Counter(r["predicted_class"] for r in results).items():
+            self._per_class[name].inc(count)
         if self.log is not None:
-            latency_ms = (time.perf_counter() - start) * 1000.0
-            self.log.add_prediction(result, inputs, latency_ms, site)
+            now = time.perf_counter()
+            latencies = [(now - start) * 1000.0 for start, _ in contexts]
+            self.log.add_predictions(results, rows, latencies, [site for _, site in contexts])
 
     # ---------------------------------------------------------------------------------- reloads
 

@@ -6,10 +6,11 @@ import logging
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from starlette.exceptions import HTTPException
 
 from conforto.errors import LogUnavailable
+from conforto.serving import metrics
 from conforto.serving.deps import PredictionLogDep
 from conforto.serving.schemas import FeedbackRequest, FeedbackResponse
 
@@ -22,24 +23,39 @@ router = APIRouter()
     status_code=201,
     response_model=FeedbackResponse,
     responses={
+        202: {
+            "model": FeedbackResponse,
+            "description": "Accepted as pending: the prediction was answered moments ago by "
+            "another process and is not stored yet; the vote joins it when it lands.",
+        },
         404: {"description": "No such prediction."},
-        503: {"description": "The prediction log cannot be reached."},
+        503: {"description": "The prediction log cannot be reached or written."},
     },
 )
-async def give_feedback(vote: FeedbackRequest, predlog: PredictionLogDep) -> dict[str, Any]:
+async def give_feedback(
+    vote: FeedbackRequest, predlog: PredictionLogDep, response: Response
+) -> dict[str, Any]:
     """Record an occupant's actual vote for a prediction (every vote is kept)."""
     try:
-        known = await to_thread.run_sync(predlog.known, vote.prediction_id)
+        found = await to_thread.run_sync(predlog.lookup, vote.prediction_id)
     except LogUnavailable as exc:
         log.warning("feedback: the prediction log cannot be asked: %s", exc)
         raise LogUnavailable(
             "the prediction log's database cannot be reached: send the vote again later"
         ) from None
-    if not known:
+    if found == "unknown":
         raise HTTPException(
             404,
             f"no prediction {vote.prediction_id}: send the prediction_id a /predict answer gave",
         )
-    if not predlog.add_feedback(vote.prediction_id, vote.thermal_sensation):
-        raise LogUnavailable("the prediction log is full: send the vote again later")
-    return {"prediction_id": vote.prediction_id, "thermal_sensation": vote.thermal_sensation}
+    if not predlog.add_feedback(vote.prediction_id, vote.thermal_sensation):  # one write
+        raise LogUnavailable("the prediction log cannot be written: send the vote again later")
+    status = "matched" if found == "stored" else "pending"
+    metrics.FEEDBACK.labels(status).inc()
+    if status == "pending":
+        response.status_code = 202
+    return {
+        "prediction_id": vote.prediction_id,
+        "thermal_sensation": vote.thermal_sensation,
+        "status": status,
+    }

@@ -60,9 +60,7 @@ async def predict(request: Request) -> dict[str, Any]:
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
-    result = await service.predict(inputs)
-    service.record(result, inputs, start, site)
-    return result
+    return await service.predict(inputs, start, site)
 
 
 @router.post(
@@ -80,7 +78,4 @@ async def predict_batch(batch: BatchRequest, service: ServiceDep) -> dict[str, A
     start = time.perf_counter()
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
     sites = [row.pop("site", None) for row in rows]
-    results = await to_thread.run_sync(service.predictor.predict, rows)
-    for result, inputs, site in zip(results, rows, sites, strict=True):
-        service.record(result, inputs, start, site)
-    return {"predictions": results}
+    return {"predictions": await to_thread.run_sync(service.predict_rows, rows, start, sites)}
