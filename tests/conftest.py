@@ -115,6 +115,23 @@ def small_sample_paths(
 
 
 @pytest.fixture(scope="session")
+def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
+    """The trained model as models trained before prediction sets are: no ``conformal.json``."""
+    import json
+    import shutil
+
+    from conforto.artifact import MANIFEST, save_manifest
+    from conforto.conformal import CONFORMAL
+
+    old = tmp_path_factory.mktemp("without-sets") / "model"
+    shutil.copytree(trained_model, old)
+    (old / CONFORMAL).unlink()
+    manifest = json.loads((old / MANIFEST).read_text())
+    save_manifest(old, {k: v for k, v in manifest.items() if k != "files"})
+    return old
+
+
+@pytest.fixture(scope="session")
 def second_model(
     tmp_path_factory: pytest.TempPathFactory, small_sample_paths: tuple[Path, Path]
 ) -> Path:

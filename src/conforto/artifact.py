@@ -13,6 +13,8 @@ A model directory holds::
                      the reference of drift checks (optional: older models lack it)
     golden.json      a few rooms and the probabilities the model gave them: what a smoke test
                      of a deployed service expects (optional)
+    conformal.json   the prediction sets' calibration: conformal p-values of scores on a grid
+                     (optional: without it predictions have no set)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from conforto.conformal import CONFORMAL, ConformalSets
 from conforto.design import FeatureSpec
 from conforto.errors import ArtifactError
 from conforto.fileio import file_sha256
@@ -75,6 +78,8 @@ class ThermalModel:
         Everything else, as stored.
     directory
         Where it was loaded from (its optional files are read from there).
+    conformal
+        The prediction sets' calibration; ``None`` for models trained without one.
     """
 
     spec: FeatureSpec
@@ -83,6 +88,7 @@ class ThermalModel:
     class_weights: FloatArray
     manifest: dict[str, Any]
     directory: Path | None = None
+    conformal: ConformalSets | None = None
 
     def optional_file(self, name: str) -> Path | None:
         """One of the artifact's optional files, when this model has it (older ones may not)."""
@@ -181,6 +187,12 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         booster = lgb.Booster(model_file=str(directory / BOOSTER))
     except lgb.basic.LightGBMError as exc:
         raise ArtifactError(f"cannot load {directory / BOOSTER}: {exc}.") from None
+    conformal = None
+    if CONFORMAL in manifest.get("files", {}):
+        try:
+            conformal = ConformalSets.from_dict(json.loads((directory / CONFORMAL).read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"cannot read {directory / CONFORMAL}: {exc}.") from None
     return ThermalModel(
         spec=FeatureSpec.from_dict(manifest["features"]),
         booster=booster,
@@ -188,4 +200,5 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
         manifest=manifest,
         directory=directory,
+        conformal=conformal,
     )

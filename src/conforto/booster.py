@@ -43,6 +43,11 @@ class TrainConfig(BaseModel):
         default_factory=lambda: [round(0.7 + 0.1 * i, 1) for i in range(10)],
         description="Candidate decision weights of cool and warm (neutral is 1).",
     )
+    conformal_mondrian: bool = Field(
+        False,
+        description="Calibrate prediction sets per class (each class covered at the level; "
+        "larger sets) rather than over all votes.",
+    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ import pandas as pd
 from conforto import oof
 from conforto.artifact import ThermalModel
 from conforto.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
+from conforto.coverage import TOLERANCE, coverage_report, misses
 from conforto.design import prepare
 from conforto.features import comfort_features
 from conforto.fileio import atomic_write_json, atomic_write_text
@@ -145,9 +146,14 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
     Returns
     -------
     dict
-        ``{"holdout": summary}`` (see :func:`summarise`).
+        ``{"holdout": summary}`` (see :func:`summarise`), with the coverage of the model's
+        prediction sets when it has a calibration.
     """
-    return {"holdout": summarise(predictions_frame(model, frame), seed=seed)}
+    pred = predictions_frame(model, frame)
+    summary = summarise(pred, seed=seed)
+    if model.conformal is not None:
+        summary["coverage"] = coverage_report(pred, calibration=model.conformal)
+    return {"holdout": summary}
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -222,6 +228,39 @@ def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
     return figure_uri(fig)
 
 
+def _coverage_figure(report: dict[str, Any]) -> str:
+    """Coverage and mean set size against the nominal level; slice coverage at 0.9."""
+    slices = sum(e["within"] is not None for rows in report["slices"].values() for e in rows)
+    fig = new_figure(9.0, max(3.6, 0.16 * slices + 1.2))
+    curve, sets = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    levels = np.asarray(report["curve"]["levels"])
+    curve.plot([0.5, 1.0], [0.5, 1.0], color="#999", linestyle=":", label="nominal")
+    curve.plot(levels, report["curve"]["coverage"], color="#4c72b0", label="coverage")
+    curve.set_xlabel("nominal level")
+    curve.set_ylabel("share of votes inside the set")
+    size = curve.twinx()
+    size.plot(levels, report["curve"]["mean_size"], color="#dd8452", label="mean set size")
+    size.set_ylabel("mean set size [classes]")
+    size.set_ylim(1, 3)
+    curve.legend(loc="upper left", fontsize=8)
+    size.legend(loc="lower right", fontsize=8)
+    at = report["levels"].index(0.9) if 0.9 in report["levels"] else 0
+    entries = [
+        (f"{column}: {e['value']}"[:40], e["coverage"][at])
+        for column, rows in report["slices"].items()
+        for e in rows
+        if e["within"] is not None
+    ]
+    level = report["levels"][at]
+    sets.axvspan(level - 0.05, level + 0.05, color="#55a868", alpha=0.15)
+    sets.axvline(level, color="black", lw=1)
+    sets.scatter([c for _, c in entries], range(len(entries)), color="#4c72b0", s=14)
+    sets.set_yticks(range(len(entries)), [name for name, _ in entries], fontsize=6)
+    sets.invert_yaxis()
+    sets.set_xlabel(f"coverage at {level:.2f}, slices ≥ 1,000 votes")
+    return figure_uri(fig)
+
+
 def _importance_figure(importance: dict[str, float]) -> str:
     items = sorted(importance.items(), key=lambda kv: kv[1])[-20:]
     fig = new_figure(5.0, 0.22 * len(items) + 0.8)
@@ -266,6 +305,8 @@ def write_evaluation(
         "reliability": _reliability_figure(summary["reliability"]),
         "slices": _slices_figure(summary["slices"]),
     }
+    if "coverage" in summary:
+        figures["coverage"] = _coverage_figure(summary["coverage"])
     importance = manifest.get("booster", {}).get("feature_importance_gain")
     if importance:
         figures["importance"] = _importance_figure(importance)
@@ -276,6 +317,8 @@ def write_evaluation(
         "manifest": manifest,
         "figures": figures,
         "weakest": weakest_slices(summary),
+        "coverage_misses": misses(summary["coverage"]) if "coverage" in summary else [],
+        "tolerance": TOLERANCE,
     }
     paths = {
         "metrics.json": atomic_write_json(out / "metrics.json", metrics),

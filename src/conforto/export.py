@@ -23,6 +23,7 @@ from conforto.artifact import (
     load_model,
     save_manifest,
 )
+from conforto.conformal import CONFORMAL
 from conforto.data import fingerprint
 from conforto.errors import ArtifactError
 from conforto.evaluate import write_evaluation
@@ -162,6 +163,7 @@ def write_model(
             result.final.class_weights, {},
         )  # fmt: skip
         atomic_write_json(tmp / GOLDEN, golden(fitted))
+        atomic_write_json(tmp / CONFORMAL, result.conformal.to_dict())
         result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)

@@ -4,13 +4,13 @@ A challenger passes when (a) it beats the PMV equation and the majority class on
 building-grouped out-of-fold predictions by configured margins, (b) a paired bootstrap over
 buildings shows it is not worse than the champion on the same rows and folds (non-inferiority in
 macro-F1 and log loss), (c) no large slice (cooling type, climate, season) regresses beyond a
-tolerance and (d) it passes the behavioural suite. The first model is judged on (a) and (d).
+tolerance, (d) it passes the behavioural suite and (e) its prediction sets cover the votes at
+their nominal level, out of fold. The first model is judged on (a), (d) and (e).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from conforto import oof
 from conforto.baselines import pmv_class
 from conforto.behaviour import BehaviourCheck
+from conforto.coverage import cross_conformal_sets
 from conforto.errors import DataError
-from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics import (
     N_CLASSES,
     cluster_draws,
@@ -30,7 +30,6 @@ from conforto.metrics import (
     macro_f1_from_confusion,
     slice_positions,
 )
-from conforto.reports import figure_uri, new_figure, render
 
 #: Slices the gate guards against regressions.
 GATE_SLICES = ("cooling_type", "climate", "season")
@@ -63,6 +62,15 @@ class GateConfig(BaseModel):
     slice_min_rows: int = Field(1000, ge=1, description="Slices with fewer rows are not judged.")
     slice_tolerance: float = Field(
         0.03, ge=0, description="Largest macro-F1 drop allowed on a judged slice."
+    )
+    coverage_level: float = Field(
+        0.9, ge=0.5, le=0.99, description="Level at which the prediction sets' coverage is judged."
+    )
+    coverage_tolerance: float = Field(
+        0.015,
+        gt=0,
+        description="Largest distance allowed between the out-of-fold coverage of the prediction "
+        "sets and their nominal level.",
     )
     seed: int = 0
 
@@ -343,6 +351,30 @@ def slice_checks(
     return [check], table
 
 
+def coverage_checks(
+    oof: pd.DataFrame, config: GateConfig, *, mondrian: bool = False
+) -> list[GateCheck]:
+    """(e) The cross-conformal coverage of the prediction sets at ``coverage_level``, within
+    ``coverage_tolerance`` of it (see :mod:`conforto.coverage`)."""
+    level = config.coverage_level
+    sets = cross_conformal_sets(oof, [level], mondrian=mondrian)[level]
+    y = oof["y"].to_numpy(dtype=np.int64)
+    coverage = float(sets[np.arange(len(y)), y].mean())
+    miss = coverage - level
+    return [
+        GateCheck(
+            "prediction sets cover their level",
+            "coverage",
+            abs(miss) <= config.coverage_tolerance,
+            f"{coverage:.3f} of the votes inside their {level:.2f} set (mean size "
+            f"{sets.sum(axis=1).mean():.2f} classes): {miss:+.3f} from the level (allowed "
+            f"±{config.coverage_tolerance:.3f})",
+            miss,
+            config.coverage_tolerance,
+        )
+    ]
+
+
 def run_gate(
     version: str,
     challenger: pd.DataFrame,
@@ -351,6 +383,7 @@ def run_gate(
     *,
     champion: tuple[str, pd.DataFrame] | None = None,
     oof_source: str = "stored",
+    mondrian: bool = False,
 ) -> GateReport:
     """Judge a challenger from its out-of-fold predictions (and the champion's, on the same rows).
 
@@ -369,6 +402,8 @@ def run_gate(
         first model, judged on the baselines and behaviour only.
     oof_source
         How the champion's predictions were obtained (``stored`` or ``refit``), for the report.
+    mondrian
+        Whether the challenger's prediction sets are class-conditional.
 
     Returns
     -------
@@ -392,6 +427,7 @@ def run_gate(
         more, slices = slice_checks(challenger, frame, config)
         checks += more
         comparison["champion"] = _summary(frame)
+    checks += coverage_checks(challenger, config, mondrian=mondrian)
     checks += [GateCheck(b.name, "behaviour", b.passed, b.detail) for b in behaviour]
     return GateReport(
         version,
@@ -402,43 +438,3 @@ def run_gate(
         slices,
         {k: v.tolist() for k, v in deltas.items()},
     )
-
-
-def _figure(report: GateReport) -> str | None:
-    if not report.bootstrap:
-        return None
-    fig = new_figure(9.0, 3.0)
-    axes = fig.subplots(1, 3)
-    panels = (("macro_f1", "macro-F1"), ("log_loss", "log loss [nats]"))
-    for ax, (key, label) in zip(axes[:2], panels, strict=True):
-        ax.hist(report.bootstrap[key], bins=40, color="#4c72b0")
-        ax.axvline(0.0, color="black", lw=1)
-        ax.set_title(f"challenger − champion: {label}", fontsize=9)
-    if report.slices:
-        labels = [f"{r['slice']}={r['value']}"[:28] for r in report.slices]
-        deltas = [r["delta"] for r in report.slices]
-        colours = ["#c44e52" if d < 0 else "#55a868" for d in deltas]
-        axes[2].barh(labels, deltas, color=colours)
-        axes[2].tick_params(axis="y", labelsize=6)
-        axes[2].axvline(0.0, color="black", lw=1)
-        axes[2].set_title("Δ macro-F1 by slice", fontsize=9)
-    else:
-        axes[2].axis("off")
-    return figure_uri(fig)
-
-
-def write_gate_report(report: GateReport, out: Path) -> dict[str, Path]:
-    """Write ``gate.json`` and ``gate.html`` (checks, comparison table, bootstrap plot).
-
-    Returns
-    -------
-    dict
-        ``{"gate.json": path, "gate.html": path}``.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"gate.json": out / "gate.json", "gate.html": out / "gate.html"}
-    atomic_write_json(paths["gate.json"], report.to_dict())
-    atomic_write_text(
-        paths["gate.html"], render("gate.html", report=report, figure=_figure(report))
-    )
-    return paths

@@ -1,9 +1,10 @@
 """Batch prediction: CSV in, CSV out, streamed in chunks so memory stays flat.
 
 Each output row matches one input row, in order: ``record_id`` when present,
-``predicted_class``, calibrated ``p_cool``, ``p_neutral``, ``p_warm``, ``reason`` (empty when
-scored, otherwise why the row was not scored) and ``flags`` (implausible values that were scored
-as given, never clipped).
+``predicted_class``, calibrated ``p_cool``, ``p_neutral``, ``p_warm``, ``prediction_set`` (the
+classes the vote falls in at the chosen coverage, e.g. ``cool|neutral``; empty for models
+without a conformal calibration), ``reason`` (empty when scored, otherwise why the row was not
+scored) and ``flags`` (implausible values that were scored as given, never clipped).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import pyarrow.csv as pacsv
 from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
+from conforto.conformal import DEFAULT_LEVEL, check_level, joined
 from conforto.data import coerce_numeric, read_table
 from conforto.design import REQUIRED_INPUTS
-from conforto.errors import DataSourceError
+from conforto.errors import ConfigError, DataSourceError
 from conforto.features import PHYSICS_INPUTS
 from conforto.target import CLASS_NAMES
 
@@ -40,6 +42,7 @@ OUTPUT_COLUMNS = (
     "p_cool",
     "p_neutral",
     "p_warm",
+    "prediction_set",
     "reason",
     "flags",
 )
@@ -91,7 +94,9 @@ def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
     return reasons, flags
 
 
-def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pa.Table:
+def score_frame(
+    model: ThermalModel, frame: pd.DataFrame, coverage: float = DEFAULT_LEVEL
+) -> pa.Table:
     """Score canonical rows; rows with a ``reason`` get empty prediction columns.
 
     Parameters
@@ -100,6 +105,8 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pa.Table:
         A loaded model.
     frame
         Canonical columns, numeric columns as floats; category spellings are normalised here.
+    coverage
+        Confidence level of the prediction sets (0.5 to 0.99).
 
     Returns
     -------
@@ -111,15 +118,19 @@ def score_frame(model: ThermalModel, frame: pd.DataFrame) -> pa.Table:
     ok = reasons == ""
     proba = np.full((len(frame), len(CLASS_NAMES)), np.nan)
     labels = np.full(len(frame), None, dtype=object)
+    sets = np.full(len(frame), None, dtype=object)
     if ok.any():
         proba[ok] = model.predict_proba(frame.loc[ok], threads=0)
-        names = np.array(CLASS_NAMES, dtype=object)
-        labels[ok] = names[model.decide(proba[ok])]
+        decision = model.decide(proba[ok])
+        labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
+        if model.conformal is not None:
+            sets[ok] = joined(model.conformal.sets(proba[ok], coverage, decision))
     columns = {
         "predicted_class": pa.array(labels, pa.string()),
         "p_cool": pa.array(proba[:, 0], from_pandas=True),
         "p_neutral": pa.array(proba[:, 1], from_pandas=True),
         "p_warm": pa.array(proba[:, 2], from_pandas=True),
+        "prediction_set": pa.array(sets, pa.string()),
         "reason": pa.array(reasons, pa.string()),
         "flags": pa.array(flags, pa.string()),
     }
@@ -189,6 +200,7 @@ def predict_file(
     *,
     metadata: Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    coverage: float = DEFAULT_LEVEL,
 ) -> PredictionSummary:
     """Score a CSV file (database format, any resolvable column names) into a CSV file.
 
@@ -205,14 +217,27 @@ def predict_file(
         missing context.
     chunk_rows
         Rows per chunk.
+    coverage
+        Confidence level of the prediction sets, 0.5 to 0.99.
 
     Returns
     -------
     PredictionSummary
         Rows read, scored and flagged.
+
+    Raises
+    ------
+    ConfigError
+        When ``coverage`` is outside 0.5 to 0.99.
+    DataSourceError
+        When the file cannot be read or has no rows.
     """
     import tempfile
 
+    try:
+        check_level(coverage)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}.") from None
     buildings = None
     if metadata is not None:
         buildings = read_table(metadata).drop_duplicates("building_id")
@@ -233,7 +258,7 @@ def predict_file(
                         c for c in buildings.columns if c != "building_id" and c in frame.columns
                     ]
                     frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
-                table = score_frame(model, frame)
+                table = score_frame(model, frame, coverage)
                 if writer is None:
                     writer = pacsv.CSVWriter(sink, table.schema)
                 writer.write_table(table)

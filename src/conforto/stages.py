@@ -23,7 +23,8 @@ from conforto.data import Dataset, ensure_group_column, fingerprint, load_datase
 from conforto.errors import ConfortoError, DataError
 from conforto.export import write_model
 from conforto.features import FEATURES, comfort_features
-from conforto.gate import GateConfig, GateReport, run_gate, write_gate_report
+from conforto.gate import GateConfig, GateReport, run_gate
+from conforto.gate_report import write_gate_report
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import DriftReport, check_drift, write_drift
 from conforto.monitor.window import FrameSource
@@ -339,6 +340,7 @@ def gate_stage(
             config,
             champion=champion,
             oof_source=source,
+            mondrian=bool(challenger.manifest["config"].get("conformal_mondrian", False)),
         )
         paths = write_gate_report(report, out)
         registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])

@@ -21,6 +21,8 @@ from rich.progress import Progress
 from conforto import oof
 from conforto.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.booster import FittedBooster, TrainConfig, fit_booster, group_folds
+from conforto.conformal import ConformalSets
+from conforto.coverage import calibrate, coverage_report
 from conforto.design import FeatureSpec, build_spec, encode, prepare
 from conforto.errors import DataError
 from conforto.evaluate import summarise
@@ -176,6 +178,8 @@ class TrainingResult:
         The PMV baseline fitted on all rows.
     config
         The training settings.
+    conformal
+        The prediction sets' calibration, on all the out-of-fold predictions.
     """
 
     rows: pd.DataFrame
@@ -187,6 +191,7 @@ class TrainingResult:
     metrics: dict[str, Any]
     probabilistic_pmv: ProbabilisticPMV
     config: TrainConfig
+    conformal: ConformalSets
 
 
 def train_model(
@@ -220,6 +225,8 @@ def train_model(
         )
         bar.advance(task)
     metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
+    mondrian = config.conformal_mondrian
+    metrics["cv"]["coverage"] = coverage_report(cv.oof, mondrian=mondrian)
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
     if metrics["cv"]["selected"] != "lightgbm":
@@ -229,4 +236,5 @@ def train_model(
             metrics["cv"]["selected"],
         )
     prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
-    return TrainingResult(rows, y, groups, spec, final, cv, metrics, prob_pmv, config)
+    conformal = calibrate(oof.probabilities(cv.oof), y, mondrian=mondrian)
+    return TrainingResult(rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal)

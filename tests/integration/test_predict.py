@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from conforto.artifact import load_model
 from conforto.cli import app
 from conforto.data import load_dataset
-from conforto.errors import ColumnError
+from conforto.errors import ColumnError, ConfigError
 from conforto.predict import predict_file
 
 pytestmark = pytest.mark.integration
@@ -53,6 +54,50 @@ def test_predict_scores_every_row_in_order(
     )
     got = result.loc[scored, ["p_cool", "p_neutral", "p_warm"]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_every_scored_row_has_a_prediction_set_holding_its_class(
+    trained_model: Path, holdout_paths: tuple[Path, Path], unseen_csv: Path, tmp_path: Path
+) -> None:
+    model = load_model(trained_model)
+    sets = {}
+    for level in (0.5, 0.9, 0.99):
+        out = tmp_path / f"sets-{level}.csv"
+        predict_file(model, unseen_csv, out, metadata=holdout_paths[1], coverage=level)
+        result = pd.read_csv(out, keep_default_na=False, na_values=[""])
+        scored = result["reason"].isna()
+        assert result.loc[~scored, "prediction_set"].isna().all()
+        sets[level] = result.loc[scored, "prediction_set"].str.split("|")
+        classes = result.loc[scored, "predicted_class"]
+        for members, predicted in zip(sets[level], classes, strict=True):
+            assert predicted in members
+            assert members == [c for c in ("cool", "neutral", "warm") if c in members]
+    for low, high in ((0.5, 0.9), (0.9, 0.99)):
+        assert all(set(a) <= set(b) for a, b in zip(sets[low], sets[high], strict=True))
+    assert sets[0.5].str.len().mean() < sets[0.99].str.len().mean()
+    # the votes are there: the sets hold about as many of them as their level says
+    votes = pd.read_csv(unseen_csv, low_memory=False)["thermal_sensation"]
+    truth = np.select([votes < -0.5, votes > 0.5], ["cool", "warm"], "neutral")
+    scored = pd.read_csv(tmp_path / "sets-0.9.csv")["reason"].isna().to_numpy()
+    inside = [t in s for t, s in zip(truth[scored], sets[0.9], strict=True)]
+    assert 0.8 < np.mean(inside) <= 1.0
+
+
+def test_a_model_trained_before_prediction_sets_scores_with_empty_sets(
+    model_without_sets: Path, unseen_csv: Path, tmp_path: Path
+) -> None:
+    assert load_model(model_without_sets).conformal is None
+    predict_file(load_model(model_without_sets), unseen_csv, tmp_path / "out.csv")
+    result = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, na_values=[""])
+    assert result["prediction_set"].isna().all()
+    assert result["predicted_class"].notna().sum() == len(result) - 2
+
+
+def test_a_coverage_outside_its_range_is_refused(trained_model: Path, unseen_csv: Path) -> None:
+    out = unseen_csv.with_name("x.csv")
+    with pytest.raises(ConfigError, match=r"coverage 1\.2 is outside 0\.5 to 0\.99"):
+        predict_file(load_model(trained_model), unseen_csv, out, coverage=1.2)
+    assert not out.exists()
 
 
 def test_predict_without_metadata_and_with_other_column_names(
@@ -106,6 +151,10 @@ def test_cli_evaluate_and_predict(
     assert result.exit_code == 0, result.output
     assert (tmp_path / "eval" / "report.html").is_file()
     assert "probabilistic PMV" in result.output
+    coverage = json.loads((tmp_path / "eval" / "metrics.json").read_text())["holdout"]["coverage"]
+    assert coverage["method"].startswith("the model's calibration")
+    assert 0.8 < coverage["overall"]["coverage"][1] <= 1.0  # unseen buildings, nominal 0.9
+    assert "Prediction sets" in (tmp_path / "eval" / "report.html").read_text()
     result = runner.invoke(
         app,
         [
@@ -116,10 +165,19 @@ def test_cli_evaluate_and_predict(
             str(unseen_csv),
             "--output",
             str(tmp_path / "p.csv"),
+            "--coverage",
+            "0.95",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "2 not scored" in result.output
+    assert pd.read_csv(tmp_path / "p.csv")["prediction_set"].notna().sum() == 2998
+    refused = runner.invoke(
+        app, ["predict", "--model", str(trained_model), "--input", str(unseen_csv),
+              "--output", str(tmp_path / "p3.csv"), "--coverage", "0.3"],
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert "greaterthanorequalto0.5" in refused.output.replace(" ", "")
     result = runner.invoke(
         app,
         [

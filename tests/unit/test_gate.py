@@ -14,11 +14,12 @@ from conforto.errors import DataError
 from conforto.gate import (
     GateConfig,
     baseline_checks,
+    coverage_checks,
     paired_bootstrap,
     run_gate,
     slice_checks,
-    write_gate_report,
 )
+from conforto.gate_report import write_gate_report
 
 CLASSES = ("cool", "neutral", "warm")
 PASSING = [BehaviourCheck("room", True, "ok")]
@@ -94,11 +95,24 @@ def test_model_without_skill_fails_the_baselines() -> None:
     }
 
 
-def test_first_model_is_judged_on_baselines_and_behaviour_only() -> None:
+def test_first_model_is_judged_on_baselines_coverage_and_behaviour() -> None:
     report = run_gate("1", make_oof(), PASSING, GateConfig())
     assert report.passed
     assert report.champion is None
-    assert {c.group for c in report.checks} == {"baselines", "behaviour"}
+    assert {c.group for c in report.checks} == {"baselines", "coverage", "behaviour"}
+
+
+def test_sets_that_miss_their_level_reject() -> None:
+    oof = make_oof()
+    proba = oof[[f"p_{name}" for name in CLASSES]].to_numpy()
+    # a decision rule at odds with the probabilities puts an unlikely class in every set:
+    # the sets cover far more votes than their level says
+    (check,) = coverage_checks(oof.assign(decision=proba.argmin(axis=1)), GateConfig())
+    assert not check.passed
+    assert check.value is not None
+    assert check.value > 0.015
+    assert "inside their 0.90 set" in check.detail
+    assert coverage_checks(oof, GateConfig())[0].passed
 
 
 def test_worse_challenger_is_rejected_against_the_champion() -> None:
@@ -121,7 +135,9 @@ def test_equal_challenger_passes_non_inferiority() -> None:
 def test_slice_regression_is_rejected_naming_the_slice() -> None:
     champion = make_oof(rows=20000)
     challenger = degrade(champion, (champion["season"] == "winter") & (champion.index % 3 == 0))
-    config = GateConfig(champion_margin_macro_f1=0.2, champion_margin_log_loss=0.2)
+    config = GateConfig(  # only the slice is judged: a uniform slice skews the sets' coverage too
+        champion_margin_macro_f1=0.2, champion_margin_log_loss=0.2, coverage_tolerance=0.5
+    )
     report = run_gate("2", challenger, PASSING, config, champion=("1", champion))
     assert [c.name for c in report.failed] == ["no slice regresses"]
     assert "season=winter" in report.failed[0].detail

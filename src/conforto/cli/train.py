@@ -23,6 +23,7 @@ from conforto.cli.common import (
     sources,
 )
 from conforto.cli.notify import tell
+from conforto.conformal import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from conforto.notify import move_message, pipeline_message
 from conforto.settings import get_settings
 
@@ -100,13 +101,27 @@ def predict(
     metadata: Annotated[
         Path | None, typer.Option("--metadata", help="Building metadata to join on building_id.")
     ] = None,
+    coverage: Annotated[
+        float,
+        typer.Option(
+            min=MIN_LEVEL,
+            max=MAX_LEVEL,
+            help="Confidence level of each row's prediction_set (the classes its vote falls in).",
+        ),
+    ] = DEFAULT_LEVEL,
 ) -> None:
     """Score a CSV file: one output row per input row, in order."""
     from conforto.artifact import load_model
     from conforto.predict import predict_file
 
     with errors():
-        summary = predict_file(load_model(model_dir(model)), input, output, metadata=metadata)
+        loaded = load_model(model_dir(model))
+        if loaded.conformal is None:
+            console.print(
+                "[yellow]this model has no conformal calibration (trained before prediction "
+                "sets): prediction_set stays empty; retrain it to get sets[/yellow]"
+            )
+        summary = predict_file(loaded, input, output, metadata=metadata, coverage=coverage)
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
         f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",
