@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conforto.conformal import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from conforto.errors import ConfigError
 
 GCP_PROJECT = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"  # Google Cloud's rule for project IDs
@@ -76,6 +77,12 @@ class ServeSettings(BaseModel):
         None, description="Model directory to serve; default: the production version."
     )
     max_batch: int = Field(1000, ge=1, description="Most observations per /predict/batch request.")
+    coverage: float = Field(
+        DEFAULT_LEVEL,
+        ge=MIN_LEVEL,
+        le=MAX_LEVEL,
+        description="Confidence level of the prediction sets when a request does not ask for one.",
+    )
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body [bytes].")
     threads: int = Field(2, ge=1, le=64, description="Threads running predictions per worker.")
     log_url: str | None = Field(

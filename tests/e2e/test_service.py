@@ -19,6 +19,7 @@ from conforto.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
+CLASSES = ["cool", "neutral", "warm"]
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 
 
@@ -65,6 +66,8 @@ def test_predict_returns_probabilities_pmv_and_notes(running: httpx.Client) -> N
         "pmv",
         "ppd",
         "notes",
+        "prediction_set",
+        "coverage",
     }
     assert sum(body["probabilities"].values()) == pytest.approx(1.0)
     assert body["predicted_class"] in body["probabilities"]
@@ -144,8 +147,68 @@ def test_service_matches_batch_prediction(
     src = tmp_path / "rows.csv"
     rows.to_csv(src, index=False)
     predict_file(load_model(trained_model), src, tmp_path / "out.csv")
-    expected = pd.read_csv(tmp_path / "out.csv")[["p_cool", "p_neutral", "p_warm"]].to_numpy()
+    batch = pd.read_csv(tmp_path / "out.csv")
+    expected = batch[["p_cool", "p_neutral", "p_warm"]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    sets = ["|".join(p["prediction_set"]) for p in served.json()["predictions"]]
+    assert sets == batch["prediction_set"].tolist()  # both at the default level, 0.9
+
+
+def test_prediction_sets_at_the_default_or_the_asked_level(running: httpx.Client) -> None:
+    sets = {}
+    for level in (None, 0.5, 0.9, 0.99):
+        params = {} if level is None else {"coverage": level}
+        body = running.post("/predict", json=OBS, params=params).json()
+        assert body["coverage"] == (0.9 if level is None else level)
+        assert body["predicted_class"] in body["prediction_set"]
+        assert body["prediction_set"] == sorted(body["prediction_set"], key=CLASSES.index)
+        sets[level] = set(body["prediction_set"])
+    assert sets[None] == sets[0.9]
+    assert sets[0.5] <= sets[0.9] <= sets[0.99]
+    batch = running.post(
+        "/predict/batch", json={"observations": [OBS, OBS]}, params={"coverage": 0.99}
+    ).json()["predictions"]
+    assert [(set(p["prediction_set"]), p["coverage"]) for p in batch] == [(sets[0.99], 0.99)] * 2
+
+
+@pytest.mark.parametrize("level", ["0.3", "1", "high", "nan"])
+def test_a_coverage_outside_its_bounds_is_422(running: httpx.Client, level: str) -> None:
+    for path, body in (("/predict", OBS), ("/predict/batch", {"observations": [OBS]})):
+        response = running.post(path, json=body, params={"coverage": level})
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["field"] == "query.coverage"
+
+
+def test_the_openapi_schema_documents_sets_and_their_level(running: httpx.Client) -> None:
+    schema = running.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        params = schema["paths"][path]["post"]["parameters"]
+        (query,) = [p for p in params if p["name"] == "coverage"]
+        assert query["in"] == "query"
+        bounds = query["schema"]["anyOf"][0]
+        assert (bounds["minimum"], bounds["maximum"]) == (0.5, 0.99)
+        assert "CONFORTO_SERVE__COVERAGE" in query["description"]
+    prediction = schema["components"]["schemas"]["Prediction"]["properties"]
+    assert "conformal" in prediction["prediction_set"]["description"]
+    assert "coverage" in prediction
+
+
+def test_a_model_trained_before_prediction_sets_serves_null_sets(  # type: ignore[no-untyped-def]
+    serve, model_without_sets: Path
+) -> None:
+    server = serve("--model", str(model_without_sets), env={"CONFORTO_SERVE__COVERAGE": "0.8"})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        body = client.post("/predict", json=OBS, params={"coverage": 0.95}).json()
+        assert body["predicted_class"] in {"cool", "neutral", "warm"}
+        assert (body["prediction_set"], body["coverage"]) == (None, None)
+
+
+def test_the_service_default_level_comes_from_the_settings(  # type: ignore[no-untyped-def]
+    serve, trained_model: Path
+) -> None:
+    server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__COVERAGE": "0.8"})
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.post("/predict", json=OBS).json()["coverage"] == 0.8
 
 
 def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:  # type: ignore[no-untyped-def]

@@ -121,20 +121,29 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     )
     first.close()
     with engine.begin() as conn:  # as conforto 0.1 left it: no site, no vote status, version 1
+        conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN prediction_set"))
+        conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN coverage"))
         conn.execute(sa.text("DROP INDEX ix_feedback_status"))
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN status"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
         conn.execute(sa.text("DROP TABLE spool_offsets"))
         conn.execute(sa.update(schema).values(version=1))
     assert migrate(engine) == 1
-    new = _prediction()
+    new = {**_prediction(), "prediction_set": ["cool", "neutral"], "coverage": 0.9}
+    table, values = queued_prediction(_prediction(), {"ta": 22.0}, 1.0, "bloco C")
+    spooled_before = (table, values[:11])  # spooled by a conforto without sets, stored after
     database = LogDatabase(log_url)
-    database.write([queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B")], ("a.000000.seg", 99))
+    database.write(
+        [queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B"), spooled_before],
+        ("a.000000.seg", 99),
+    )
     assert database.positions(["a.000000.seg"]) == {"a.000000.seg": 99}
     database.close()
     engine.dispose()
-    sites = {r["prediction_id"]: r["site"] for r in table_rows(log_url, predictions)}
-    assert sites == {old["prediction_id"]: None, new["prediction_id"]: "bloco B"}
+    stored = {
+        r["site"]: (r["prediction_set"], r["coverage"]) for r in table_rows(log_url, predictions)
+    }
+    assert stored == {None: (None, None), "bloco B": ("cool|neutral", 0.9), "bloco C": (None, None)}
     assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]  # the old vote
 
 

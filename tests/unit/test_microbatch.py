@@ -11,20 +11,26 @@ from conforto.serving.runtime import MicroBatcher
 
 
 class EchoPredictor:
-    """Returns each observation's ``ta``; records batch sizes and the threads used."""
+    """Returns each observation's ``ta`` (and its level, when one was asked); records batch
+    sizes and the threads used."""
 
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[int] = []
         self.threads: set[str] = set()
         self.fail = fail
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict(
+        self, rows: list[dict[str, Any]], levels: list[float | None]
+    ) -> list[dict[str, Any]]:
         self.batches.append(len(rows))
         self.threads.add(threading.current_thread().name)
         time.sleep(0.01)  # long enough for concurrent requests to queue up
         if self.fail:
             raise RuntimeError("booster failed")
-        return [{"ta": row["ta"]} for row in rows]
+        return [
+            {"ta": row["ta"]} | ({} if level is None else {"level": level})
+            for row, level in zip(rows, levels, strict=True)
+        ]
 
 
 def test_concurrent_requests_are_batched_off_the_event_loop() -> None:
@@ -41,6 +47,24 @@ def test_concurrent_requests_are_batched_off_the_event_loop() -> None:
     assert max(predictor.batches) == 8
     assert len(predictor.batches) < 20
     assert predictor.threads == {"conforto-predict_0"}
+
+
+def test_each_request_keeps_its_own_level_inside_a_batch() -> None:
+    predictor = EchoPredictor()
+    batcher = MicroBatcher(predictor, max_batch=8)  # type: ignore[arg-type]
+    asked = [0.5 + 0.02 * i for i in range(12)]
+
+    async def run() -> list[dict[str, Any]]:
+        return await asyncio.gather(
+            *(batcher.predict({"ta": float(i)}, None, lv) for i, lv in enumerate(asked))
+        )
+
+    results = asyncio.run(run())
+    batcher.close()
+    assert max(predictor.batches) > 1
+    assert [(r["ta"], r["level"]) for r in results] == [
+        (float(i), lv) for i, lv in enumerate(asked)
+    ]
 
 
 def test_a_failing_batch_fails_every_waiting_request_and_recovers() -> None:

@@ -34,7 +34,9 @@ class FixedPredictor:
         self.calls = 0
         self.model = type("Model", (), {"manifest": {"name": "fixed", "features": []}})()
 
-    def predict(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict(
+        self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+    ) -> list[dict[str, Any]]:
         self.calls += 1
         if self.fails:
             raise RuntimeError("the booster broke")
@@ -47,8 +49,10 @@ class FixedPredictor:
                 "pmv": 0.1,
                 "ppd": 5.2,
                 "notes": [],
+                "prediction_set": ["neutral"],
+                "coverage": level or 0.9,
             }
-            for i, _ in enumerate(rows)
+            for i, level in enumerate(levels or [None] * len(rows))
         ]
 
 

@@ -35,6 +35,8 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("site", sa.String(100)),
+    sa.Column("prediction_set", sa.String(24)),
+    sa.Column("coverage", sa.Float),
 )
 feedback = sa.Table(
     "feedback",
@@ -58,7 +60,7 @@ spool_offsets = sa.Table(
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -75,8 +77,18 @@ def _add_status(conn: sa.Connection) -> None:
     conn.execute(sa.text("CREATE INDEX ix_feedback_status ON feedback (status)"))
 
 
+def _add_sets(conn: sa.Connection) -> None:
+    """Version 4: ``predictions.prediction_set`` and its ``coverage`` (null before)."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN prediction_set VARCHAR(24)"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN coverage FLOAT"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _add_site, 2: _add_status}
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _add_site,
+    2: _add_status,
+    3: _add_sets,
+}
 
 
 def migrate(engine: sa.Engine) -> int:
@@ -111,8 +123,9 @@ def migrate(engine: sa.Engine) -> int:
 
 
 def _row(fields: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
-    """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``."""
-    row = dict(zip(fields, values, strict=True))
+    """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``;
+    fields a row spooled by an older conforto lacks are null."""
+    row = dict(zip(fields, values + (None,) * (len(fields) - len(values)), strict=True))
     row["created"] = datetime.fromtimestamp(row["created"], UTC)
     if "inputs" in row:
         row["inputs"] = dict(row["inputs"])

@@ -25,7 +25,9 @@ from conforto.serving.spool import Queued, Spool
 log = logging.getLogger(__name__)
 
 #: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
-#: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``).
+#: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``),
+#: ``prediction_set`` the set's classes joined by ``|`` and ``coverage`` its level (``None``
+#: both without a set). Fields are only ever appended: older spools have fewer.
 PREDICTION_FIELDS = (
     "prediction_id",
     "created",
@@ -38,6 +40,8 @@ PREDICTION_FIELDS = (
     "latency_ms",
     "inputs",
     "site",
+    "prediction_set",
+    "coverage",
 )
 #: A queued vote's values.
 FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
@@ -55,6 +59,7 @@ def queued_prediction(
     flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
     defaults to the current time."""
     p = prediction["probabilities"]
+    members = prediction.get("prediction_set")
     return (
         "predictions",
         (
@@ -69,6 +74,8 @@ def queued_prediction(
             latency_ms,
             tuple(inputs.items()),
             site,
+            None if members is None else "|".join(members),
+            prediction.get("coverage"),
         ),
     )
 

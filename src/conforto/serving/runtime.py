@@ -11,6 +11,7 @@ import numpy as np
 
 from conforto.artifact import ThermalModel
 from conforto.categories import normalise_value
+from conforto.conformal import DEFAULT_LEVEL, set_labels
 from conforto.features import PHYSICS_INPUTS, comfort_arrays
 from conforto.serving.ids import new_ids
 from conforto.target import CLASS_NAMES
@@ -28,11 +29,14 @@ class Predictor:
         The loaded artifact.
     version
         Version reported in responses (the registry version when served from the registry).
+    coverage
+        Confidence level of the prediction sets when an observation does not ask for one.
     """
 
-    def __init__(self, model: ThermalModel, version: str) -> None:
+    def __init__(self, model: ThermalModel, version: str, coverage: float = DEFAULT_LEVEL) -> None:
         self.model = model
         self.version = version
+        self.coverage = coverage
         self.features = model.spec.features
         self.derived = model.spec.derived
         numeric = [f.name for f in self.features if f.kind == "numeric"]
@@ -87,18 +91,37 @@ class Predictor:
             notes.append(row)
         return out, physics, notes
 
-    def predict(self, observations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Predictions in the API's response shape, one per observation, in order."""
+    def sets(
+        self, proba: np.ndarray, decisions: np.ndarray, levels: Sequence[float | None]
+    ) -> tuple[list[list[str]] | list[None], list[float] | list[None]]:
+        """Each row's prediction set and its level (``None`` each without a calibration)."""
+        conformal = self.model.conformal
+        if conformal is None:
+            return [None] * len(proba), [None] * len(proba)
+        chosen = [self.coverage if level is None else level for level in levels]
+        return set_labels(conformal.sets(proba, np.asarray(chosen), decisions)), chosen
+
+    def predict(
+        self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+    ) -> list[dict[str, Any]]:
+        """Predictions in the API's response shape, one per observation, in order.
+
+        ``levels``: the confidence level each observation's prediction set was asked at
+        (``None``, or none given: the predictor's ``coverage``).
+        """
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
-        decisions = self.model.decide(proba).tolist()
+        decided = self.model.decide(proba)
+        sets, coverage = self.sets(proba, decided, levels or [None] * len(observations))
         rows = zip(
-            decisions,
+            decided.tolist(),
             proba.tolist(),
             physics["pmv_iso"].tolist(),
             physics["ppd_iso"].tolist(),
             notes,
             new_ids(len(observations)),
+            sets,
+            coverage,
             strict=True,
         )
         return [
@@ -110,8 +133,10 @@ class Predictor:
                 "pmv": None if math.isnan(pmv) else round(pmv, 3),
                 "ppd": None if math.isnan(ppd) else round(ppd, 2),
                 "notes": row_notes,
+                "prediction_set": members,
+                "coverage": level,
             }
-            for decision, p, pmv, ppd, row_notes, prediction_id in rows
+            for decision, p, pmv, ppd, row_notes, prediction_id, members, level in rows
         ]
 
 
@@ -149,26 +174,32 @@ class MicroBatcher:
         self.predictor = predictor
         self.max_batch = max_batch
         self.after = after
-        self._pending: list[tuple[dict[str, Any], Any, asyncio.Future[dict[str, Any]]]] = []
+        self._pending: list[
+            tuple[dict[str, Any], float | None, Any, asyncio.Future[dict[str, Any]]]
+        ] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conforto-predict")
 
-    async def predict(self, observation: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """The prediction for one observation (see :meth:`Predictor.predict`); ``context``
-        goes to ``after`` with it."""
+    async def predict(
+        self, observation: dict[str, Any], context: Any = None, level: float | None = None
+    ) -> dict[str, Any]:
+        """The prediction for one observation (see :meth:`Predictor.predict`), its set at
+        ``level``; ``context`` goes to ``after`` with it."""
         import asyncio
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
-        self._pending.append((observation, context, future))
+        self._pending.append((observation, level, context, future))
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
         return await future
 
-    def _score(self, rows: list[dict[str, Any]], contexts: list[Any]) -> list[dict[str, Any]]:
-        results = self.predictor.predict(rows)
+    def _score(
+        self, rows: list[dict[str, Any]], levels: list[float | None], contexts: list[Any]
+    ) -> list[dict[str, Any]]:
+        results = self.predictor.predict(rows, levels)
         if self.after is not None:
             self.after(rows, contexts, results)
         return results
@@ -181,18 +212,19 @@ class MicroBatcher:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
-                rows = [observation for observation, _, _ in batch]
-                contexts = [context for _, context, _ in batch]
+                rows = [observation for observation, _, _, _ in batch]
+                levels = [level for _, level, _, _ in batch]
+                contexts = [context for _, _, context, _ in batch]
                 try:
                     results = await loop.run_in_executor(
-                        self._executor, self._score, rows, contexts
+                        self._executor, self._score, rows, levels, contexts
                     )
                 except Exception as exc:  # every waiting request learns of the failure
-                    for _, _, future in batch:
+                    for *_, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, _, future), result in zip(batch, results, strict=True):
+                for (*_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:

@@ -72,7 +72,7 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
             directory = model_dir
             version = ""
         model = load_model(directory)
-        predictor = Predictor(model, version or model.version)
+        predictor = Predictor(model, version or model.version, settings.serve.coverage)
         predictor.predict([WARM_UP])
         return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
     except ConfortoError as exc:
@@ -175,7 +175,11 @@ class ServiceState:
         return ModelUnavailable(f"no model loaded: {self.runtime.error}")
 
     async def predict(
-        self, inputs: dict[str, Any], start: float, site: str | None = None
+        self,
+        inputs: dict[str, Any],
+        start: float,
+        site: str | None = None,
+        coverage: float | None = None,
     ) -> dict[str, Any]:
         """One observation's prediction, scored with whatever else is waiting (micro-batch),
         and in the prediction log's spool before it is returned.
@@ -188,6 +192,8 @@ class ServiceState:
             ``time.perf_counter()`` when the request arrived.
         site
             The building or site the caller named, if any.
+        coverage
+            Confidence level of the prediction set; ``None``: the service's default.
 
         Raises
         ------
@@ -196,14 +202,18 @@ class ServiceState:
         """
         if self.runtime.predictor is None or self.batcher is None:
             raise self._no_model()
-        return await self.batcher.predict(inputs, (start, site))
+        return await self.batcher.predict(inputs, (start, site), coverage)
 
     def predict_rows(
-        self, rows: list[dict[str, Any]], start: float, sites: list[str | None]
+        self,
+        rows: list[dict[str, Any]],
+        start: float,
+        sites: list[str | None],
+        coverage: float | None = None,
     ) -> list[dict[str, Any]]:
         """Several observations' predictions in one call, spooled before they are returned
         (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row."""
-        results = self.predictor.predict(rows)
+        results = self.predictor.predict(rows, [coverage] * len(rows))
         self._after(rows, [(start, site) for site in sites], results)
         return results
 

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
+from conforto.conformal import MAX_LEVEL, MIN_LEVEL
 from conforto.serving.deps import ServiceDep, service_of
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
 
 router = APIRouter()
 Body = TypeVar("Body", bound=BaseModel)
+#: ``?coverage=``: the confidence level of the prediction sets.
+CoverageQuery = Annotated[
+    float | None,
+    Query(
+        ge=MIN_LEVEL,
+        le=MAX_LEVEL,
+        description=f"Confidence level of `prediction_set`, {MIN_LEVEL:g} to {MAX_LEVEL:g}: "
+        "the share of votes the sets hold (on buildings the model had not seen). Default: "
+        "the service's (`CONFORTO_SERVE__COVERAGE`, 0.9 unless set).",
+    ),
+]
 
 #: The 422 answer's shape, as FastAPI documents it for routes whose body it parses itself.
 VALIDATION_ERROR: dict[str, Any] = {
@@ -53,14 +65,15 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
     responses={422: VALIDATION_ERROR, 503: {"description": "No model."}},
     openapi_extra=json_body(Observation),
 )
-async def predict(request: Request) -> dict[str, Any]:
-    """Predict the thermal sensation of one observation."""
+async def predict(request: Request, coverage: CoverageQuery = None) -> dict[str, Any]:
+    """Predict the thermal sensation of one observation, with the set of classes its vote
+    falls in at the confidence level ``coverage``."""
     start = time.perf_counter()
     service = service_of(request)  # not a dependency: the hot path (see service_of)
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
-    return await service.predict(inputs, start, site)
+    return await service.predict(inputs, start, site, coverage)
 
 
 @router.post(
@@ -68,8 +81,11 @@ async def predict(request: Request) -> dict[str, Any]:
     response_model=BatchResponse,
     responses={413: {"description": "Too many observations."}},
 )
-async def predict_batch(batch: BatchRequest, service: ServiceDep) -> dict[str, Any]:
-    """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``)."""
+async def predict_batch(
+    batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
+) -> dict[str, Any]:
+    """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
+    prediction set at ``coverage``."""
     limit = service.settings.serve.max_batch
     if len(batch.observations) > limit:
         raise HTTPException(
@@ -78,4 +94,6 @@ async def predict_batch(batch: BatchRequest, service: ServiceDep) -> dict[str, A
     start = time.perf_counter()
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
     sites = [row.pop("site", None) for row in rows]
-    return {"predictions": await to_thread.run_sync(service.predict_rows, rows, start, sites)}
+    return {
+        "predictions": await to_thread.run_sync(service.predict_rows, rows, start, sites, coverage)
+    }
