@@ -165,9 +165,12 @@ def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
         *(p["prediction_id"] for p in batch.json()["predictions"]),
     ]
     assert [values[0] for _, values in spooled(log)] == answered  # on disk before the answers
+    assert {values[-2:] for _, values in spooled(log)} == {("neutral", 0.9)}  # set and level
     assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
     assert client.get("/model").json()["name"] == "fixed"
-    assert 'conforto_predictions_total{predicted_class="neutral"}' in client.get("/metrics").text
+    exposed = client.get("/metrics").text
+    assert 'conforto_predictions_total{predicted_class="neutral"}' in exposed
+    assert 'conforto_prediction_sets_total{size="1"}' in exposed
 
 
 def test_batch_over_the_limit_is_413() -> None:

@@ -31,6 +31,12 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 PREDICTIONS = Counter("conforto_predictions", "Predictions made, by class.", ["predicted_class"])
+SET_SIZES = Counter(
+    "conforto_prediction_sets",
+    "Predictions by the size of their prediction set (1: the model is sure at the level asked; "
+    "3: any vote is possible).",
+    ["size"],
+)
 MODEL = Gauge(
     "conforto_model_info",
     "The model served (1 for the current version).",

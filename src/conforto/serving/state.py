@@ -110,6 +110,7 @@ class ServiceState:
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
         self._per_class = {name: metrics.PREDICTIONS.labels(name) for name in CLASS_NAMES}
+        self._per_size = {n: metrics.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -223,6 +224,10 @@ class ServiceState:
         """Count a batch's predictions and spool them (in the predicting thread)."""
         for name, count in Counter(r["predicted_class"] for r in results).items():
             self._per_class[name].inc(count)
+        for size, count in Counter(
+            len(r["prediction_set"]) for r in results if r["prediction_set"] is not None
+        ).items():
+            self._per_size[size].inc(count)
         if self.log is not None:
             now = time.perf_counter()
             latencies = [(now - start) * 1000.0 for start, _ in contexts]
