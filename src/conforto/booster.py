@@ -7,7 +7,7 @@ calibrated (softmax temperature) and given decision weights that maximise macro-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -43,10 +43,11 @@ class TrainConfig(BaseModel):
         default_factory=lambda: [round(0.7 + 0.1 * i, 1) for i in range(10)],
         description="Candidate decision weights of cool and warm (neutral is 1).",
     )
-    conformal_mondrian: bool = Field(
-        False,
-        description="Calibrate prediction sets per class (each class covered at the level; "
-        "larger sets) rather than over all votes.",
+    conformal_by: Literal["all", "class", "climate"] = Field(
+        "climate",
+        description="How the prediction sets' calibration groups the votes: all together, per "
+        "class (each class covered at the level; larger sets) or per climate (each climate "
+        "with enough buildings calibrated on its own buildings).",
     )
 
 

@@ -7,15 +7,20 @@ when its score's p-value exceeds ``1 − L``; the class the decision rule picks 
 it, so no set is empty. Scores fall between grid points: each is read at the grid point below
 it, whose p-value is as large or larger (sets can only grow, coverage only rise).
 
-With ``mondrian`` the p-values are class-conditional (one curve per class): each class is
-covered at the level, not only all votes together.
+A calibration groups the votes one of three ways (``by``): ``all`` together; per ``class``
+(Mondrian: one curve per class, each class covered at the level); or per ``climate`` (the
+default: one curve for each climate with enough buildings, read for observations in it, and one
+for all votes, read for the others and for observations without a climate), so that a climate's
+sets are calibrated on buildings of that climate.
 
 This module needs only NumPy: the service applies stored calibrations with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,8 +35,17 @@ MIN_LEVEL, MAX_LEVEL, DEFAULT_LEVEL = 0.5, 0.99, 0.9
 #: Points of the score grid (0 to 1).
 GRID = 2001
 
+#: How a calibration groups the votes.
+GROUPINGS = ("all", "class", "climate")
+#: By ``class``, each column reads its own curve.
+_CLASSES = np.arange(len(CLASS_NAMES))[None, :]
+#: A set as a number (cool 1, neutral 2, warm 4) and the class names of each number.
+_BITS = 1 << np.arange(len(CLASS_NAMES))
+_NAMES = [tuple(n for k, n in enumerate(CLASS_NAMES) if code >> k & 1) for code in range(8)]
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.intp]
 
 
 def score_grid() -> FloatArray:
@@ -46,56 +60,93 @@ class ConformalSets:
     Attributes
     ----------
     pvalues
-        ``(1, GRID)``, or ``(3, GRID)`` one row per class when ``mondrian``.
-    mondrian
-        Class-conditional calibration.
+        One curve of ``GRID`` p-values per row: ``(1, GRID)`` by ``all``; ``(3, GRID)`` by
+        ``class``; by ``climate``, all votes' curve then one per climate of ``climates``.
+    by
+        The grouping, one of :data:`GROUPINGS`.
     rows
         Calibration rows (out-of-fold votes).
+    climates
+        The climates with their own curve (by ``climate``).
     """
 
     pvalues: FloatArray
-    mondrian: bool
+    by: str
     rows: int
+    climates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        expected = (len(CLASS_NAMES) if self.mondrian else 1, GRID)
-        if self.pvalues.shape != expected:
-            raise ValueError(f"p-values of shape {self.pvalues.shape}, expected {expected}")
+        curves = len(CLASS_NAMES) if self.by == "class" else 1 + len(self.climates)
+        if self.by not in GROUPINGS or self.pvalues.shape != (curves, GRID):
+            raise ValueError(
+                f"p-values of shape {self.pvalues.shape} grouped by {self.by!r}: expected "
+                f"{(curves, GRID)} grouped by one of {GROUPINGS}"
+            )
 
-    def member(self, proba: FloatArray, level: FloatArray | float) -> BoolArray:
+    def curve_of(self, climates: Sequence[str | None] | None, rows: int) -> IntArray:
+        """The curve each observation reads (by ``climate``: its climate's, when it has one;
+        else all votes', 0).
+
+        Examples
+        --------
+        >>> sets = ConformalSets(np.ones((2, GRID)), "climate", 100, ("tropical savanna",))
+        >>> sets.curve_of(["tropical savanna", None, "tundra"], 3).tolist()
+        [1, 0, 0]
+        """
+        if self.by != "climate" or climates is None:
+            return np.zeros(rows, dtype=np.intp)
+        index = self._curve_index
+        return np.array([index.get(c, 0) if c else 0 for c in climates], dtype=np.intp)
+
+    @cached_property
+    def _curve_index(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.climates, start=1)}
+
+    def member(
+        self,
+        proba: FloatArray,
+        level: FloatArray | float,
+        climates: Sequence[str | None] | None = None,
+    ) -> BoolArray:
         """Which classes belong to each row's set, by the p-values alone.
 
         Parameters
         ----------
         proba
-            Class probabilities, rows × 3.
+            Class probabilities (0 to 1), rows × 3.
         level
             Confidence level per row (or one for all), :data:`MIN_LEVEL` to :data:`MAX_LEVEL`.
+        climates
+            Each row's climate (normalised; ``None`` when unknown), read by ``climate``.
 
         Returns
         -------
         numpy.ndarray
             Booleans, rows × 3.
         """
-        index = np.floor((1.0 - np.clip(proba, 0.0, 1.0)) * (GRID - 1)).astype(np.intp)
-        classes = np.arange(proba.shape[1]) if self.mondrian else np.zeros(proba.shape[1], int)
-        pvalues = self.pvalues[classes[None, :], index]
-        threshold = 1.0 - np.broadcast_to(np.asarray(level, dtype=np.float64), len(proba))
-        return np.asarray(pvalues > threshold[:, None])
+        index = ((1.0 - proba) * (GRID - 1)).astype(np.intp)  # truncation: the point below
+        by_class = self.by == "class"
+        curves = _CLASSES if by_class else self.curve_of(climates, len(proba))[:, None]
+        threshold = 1.0 - np.asarray(level, dtype=np.float64).reshape(-1, 1)
+        return np.asarray(self.pvalues[curves, index] > threshold)
 
     def sets(
-        self, proba: FloatArray, level: FloatArray | float, decision: npt.NDArray[np.int64]
+        self,
+        proba: FloatArray,
+        level: FloatArray | float,
+        decision: npt.NDArray[np.int64],
+        climates: Sequence[str | None] | None = None,
     ) -> BoolArray:
         """The prediction sets: :meth:`member` plus each row's decided class.
 
         Examples
         --------
-        >>> calm = ConformalSets(np.linspace(1.0, 0.0, GRID)[None, :], mondrian=False, rows=100)
+        >>> calm = ConformalSets(np.linspace(1.0, 0.0, GRID)[None, :], by="all", rows=100)
         >>> proba = np.array([[0.05, 0.75, 0.20], [0.40, 0.45, 0.15]])
         >>> calm.sets(proba, 0.7, np.array([1, 1])).tolist()
         [[False, True, False], [True, True, False]]
         """
-        out = self.member(proba, level)
+        out = self.member(proba, level, climates)
         out[np.arange(len(out)), decision] = True
         return out
 
@@ -104,9 +155,11 @@ class ConformalSets:
         return {
             "score": "1 - p(class)",
             "grid": GRID,
-            "mondrian": self.mondrian,
+            "by": self.by,
+            "climates": list(self.climates),
             "rows": self.rows,
-            "pvalues": np.round(self.pvalues, 7).tolist(),
+            # rounded up: a stored p-value is never below the computed one (sets only grow)
+            "pvalues": (np.ceil(self.pvalues * 1e7) / 1e7).tolist(),
         }
 
     @classmethod
@@ -122,7 +175,10 @@ class ConformalSets:
             grid = data.get("grid")
             raise ValueError(f"a score grid of {grid} points; this conforto reads {GRID}")
         return cls(
-            np.asarray(data["pvalues"], dtype=np.float64), bool(data["mondrian"]), int(data["rows"])
+            np.asarray(data["pvalues"], dtype=np.float64),
+            str(data["by"]),
+            int(data["rows"]),
+            tuple(data["climates"]),
         )
 
 
@@ -150,7 +206,7 @@ def set_labels(sets: BoolArray) -> list[list[str]]:
     >>> set_labels(np.array([[True, True, False], [False, False, True]]))
     [['cool', 'neutral'], ['warm']]
     """
-    return [[CLASS_NAMES[k] for k in np.flatnonzero(row)] for row in sets]
+    return [list(_NAMES[code]) for code in (sets @ _BITS).tolist()]
 
 
 def joined(sets: BoolArray) -> list[str]:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto import oof
-from conforto.conformal import GRID, BoolArray, ConformalSets, score_grid
+from conforto.conformal import GRID, GROUPINGS, BoolArray, ConformalSets, score_grid
 from conforto.errors import DataError
 from conforto.metrics import N_CLASSES, slice_positions
 from conforto.target import CLASS_NAMES
@@ -32,12 +32,31 @@ COVERAGE_SLICES = ("climate", "cooling_type", "season")
 #: Coverage may miss the nominal level by this much overall, and slices with at least
 #: ``SLICE_MIN_ROWS`` rows by ``SLICE_TOLERANCE``.
 TOLERANCE, SLICE_TOLERANCE, SLICE_MIN_ROWS = 0.015, 0.05, 1000
+#: By climate, a climate gets its own calibration with at least this many buildings and votes.
+CLIMATE_MIN_BUILDINGS, CLIMATE_MIN_ROWS = 3, 300
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def calibrate(proba: FloatArray, y: IntArray, *, mondrian: bool = False) -> ConformalSets:
+def _curves(scores: FloatArray, bins: IntArray | None = None, count: int = 1) -> list[FloatArray]:
+    """Conformal p-values on the score grid (crepes): one curve, or one per bin 0 … count − 1."""
+    from crepes import ConformalClassifier
+
+    fitted = ConformalClassifier().fit(scores, bins=bins)
+    grid = score_grid()[:, None]
+    each = [None] if bins is None else [np.full(GRID, k) for k in range(count)]
+    return [fitted.predict_p(grid, bins=b, smoothing=False)[:, 0] for b in each]
+
+
+def calibrate(
+    proba: FloatArray,
+    y: IntArray,
+    *,
+    by: str = "all",
+    climates: Sequence[str | None] | None = None,
+    buildings: npt.ArrayLike | None = None,
+) -> ConformalSets:
     """Conformal p-values of the scores ``1 − p(true class)`` of labelled predictions.
 
     Parameters
@@ -46,8 +65,12 @@ def calibrate(proba: FloatArray, y: IntArray, *, mondrian: bool = False) -> Conf
         Out-of-fold class probabilities, rows × 3.
     y
         True classes.
-    mondrian
-        One calibration per class (class-conditional coverage).
+    by
+        ``all``, ``class`` or ``climate`` (see :mod:`conforto.conformal`).
+    climates, buildings
+        Each row's climate (normalised, ``None`` when unknown) and building, by ``climate``: a
+        climate with at least :data:`CLIMATE_MIN_BUILDINGS` buildings and
+        :data:`CLIMATE_MIN_ROWS` votes gets its own curve.
 
     Returns
     -------
@@ -57,33 +80,57 @@ def calibrate(proba: FloatArray, y: IntArray, *, mondrian: bool = False) -> Conf
     Raises
     ------
     DataError
-        When there is nothing to calibrate on, or ``mondrian`` and a class has no vote.
+        When there is nothing to calibrate on, a class has no vote (by ``class``) or the rows'
+        climates are unknown (by ``climate``).
     """
-    from crepes import ConformalClassifier
-
+    if by not in GROUPINGS:
+        raise DataError(f"prediction sets grouped by {by!r}: choose one of {', '.join(GROUPINGS)}")
     counts = np.bincount(y, minlength=N_CLASSES)
-    if len(y) == 0 or (mondrian and (counts == 0).any()):
-        missing = [CLASS_NAMES[k] for k in np.flatnonzero(counts == 0)]
-        raise DataError(
-            "cannot calibrate prediction sets: "
-            + (
-                f"no {', '.join(missing)} vote for a class-conditional calibration"
-                if len(y)
-                else "no labelled predictions"
-            )
-        )
+    if len(y) == 0:
+        raise DataError("cannot calibrate prediction sets: no labelled predictions")
     scores = 1.0 - proba[np.arange(len(y)), y]
-    calibration = ConformalClassifier().fit(scores, bins=y if mondrian else None)
-    grid = score_grid()[:, None]
-    curves = [
-        calibration.predict_p(grid, bins=np.full(GRID, k) if mondrian else None, smoothing=False)
-        for k in (range(N_CLASSES) if mondrian else [0])
-    ]
-    return ConformalSets(np.hstack(curves).T, mondrian, len(y))
+    if by == "class":
+        if (counts == 0).any():
+            missing = ", ".join(CLASS_NAMES[k] for k in np.flatnonzero(counts == 0))
+            raise DataError(f"cannot calibrate prediction sets per class: no {missing} vote")
+        return ConformalSets(np.vstack(_curves(scores, y, N_CLASSES)), by, len(y))
+    curves, own = _curves(scores), tuple[str, ...]()
+    if by == "climate":
+        if climates is None or buildings is None:
+            raise DataError("prediction sets by climate need each vote's climate and building")
+        frame = pd.DataFrame({"climate": climates, "building": buildings}).dropna()
+        size = frame.groupby("climate")["building"].agg(["size", "nunique"])
+        enough = (size["nunique"] >= CLIMATE_MIN_BUILDINGS) & (size["size"] >= CLIMATE_MIN_ROWS)
+        own = tuple(sorted(str(name) for name in size.index[enough]))
+        index = {name: k for k, name in enumerate(own)}
+        code = np.array([index.get(c, -1) if c else -1 for c in climates], dtype=np.intp)
+        inside = code >= 0
+        if own:
+            curves += _curves(scores[inside], code[inside], len(own))
+    return ConformalSets(np.vstack(curves), by, len(y), own)
+
+
+def _climates(pred: pd.DataFrame) -> list[str | None] | None:
+    """The frame's climates (``None`` where unknown), or ``None`` without the column."""
+    if "climate" not in pred.columns:
+        return None
+    return [c if isinstance(c, str) else None for c in pred["climate"].tolist()]
+
+
+def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
+    """:func:`calibrate` on a predictions frame (:mod:`conforto.oof`), with its climates and
+    buildings."""
+    return calibrate(
+        oof.probabilities(pred),
+        oof.labels(pred)[0],
+        by=by,
+        climates=_climates(pred) or [None] * len(pred),
+        buildings=pred["building_id"].to_numpy() if "building_id" in pred.columns else None,
+    )
 
 
 def cross_conformal_sets(
-    pred: pd.DataFrame, levels: Sequence[float], *, mondrian: bool = False
+    pred: pd.DataFrame, levels: Sequence[float], *, by: str = "all"
 ) -> dict[float, BoolArray]:
     """Sets of out-of-fold predictions, each fold's from a calibration on the other folds.
 
@@ -93,6 +140,8 @@ def cross_conformal_sets(
         Predictions frame (:mod:`conforto.oof`) with at least two folds.
     levels
         Confidence levels.
+    by
+        How the calibration groups the votes (by ``climate`` reads the ``climate`` column).
 
     Returns
     -------
@@ -108,14 +157,14 @@ def cross_conformal_sets(
     folds = np.unique(fold)
     if folds.size < 2 or (folds < 0).any():
         raise DataError("cross-conformal coverage needs out-of-fold predictions of ≥ 2 folds")
-    y, decision = oof.labels(pred)
-    proba = oof.probabilities(pred)
+    proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = {level: np.zeros(proba.shape, dtype=bool) for level in levels}
     for k in folds:
         test = fold == k
-        calibration = calibrate(proba[~test], y[~test], mondrian=mondrian)
+        calibration = calibrate_frame(pred[~test], by=by)
+        climates = _climates(pred[test])
         for level in levels:
-            out[level][test] = calibration.sets(proba[test], level, decision[test])
+            out[level][test] = calibration.sets(proba[test], level, decision[test], climates)
     return out
 
 
@@ -123,8 +172,8 @@ def stored_sets(
     pred: pd.DataFrame, calibration: ConformalSets, levels: Sequence[float]
 ) -> dict[float, BoolArray]:
     """Sets of a predictions frame by a model's stored calibration."""
-    proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
-    return {level: calibration.sets(proba, level, decision) for level in levels}
+    proba, decision, climates = oof.probabilities(pred), oof.labels(pred)[1], _climates(pred)
+    return {level: calibration.sets(proba, level, decision, climates) for level in levels}
 
 
 def _measure(y: IntArray, sets: dict[float, BoolArray], levels: Sequence[float]) -> dict[str, Any]:
@@ -142,7 +191,7 @@ def coverage_report(
     pred: pd.DataFrame,
     *,
     calibration: ConformalSets | None = None,
-    mondrian: bool = False,
+    by: str = "all",
     levels: Sequence[float] = REPORT_LEVELS,
 ) -> dict[str, Any]:
     """Empirical coverage and mean set size, overall, per class and per slice.
@@ -153,25 +202,25 @@ def coverage_report(
         Predictions frame (:mod:`conforto.oof`).
     calibration
         A model's stored calibration; ``None``: cross-conformal over ``pred``'s folds.
-    mondrian
-        Class-conditional calibration (cross-conformal only; a stored one says its own).
+    by
+        How the calibration groups the votes (cross-conformal only; a stored one says its own).
     levels
         Nominal levels.
 
     Returns
     -------
     dict
-        ``method``, ``mondrian``, ``levels``; ``overall`` (``rows``, ``coverage`` and
+        ``method``, ``by``, ``levels``; ``overall`` (``rows``, ``coverage`` and
         ``mean_size`` per level, ``within`` the tolerance); ``curve`` (the same at
         :data:`CURVE_LEVELS`); ``classes``; ``slices`` (column → entries with ``value``,
         ``within`` for slices of at least :data:`SLICE_MIN_ROWS` rows, else ``None``).
     """
     every = sorted({*levels, *CURVE_LEVELS})
     if calibration is None:
-        sets = cross_conformal_sets(pred, every, mondrian=mondrian)
+        sets = cross_conformal_sets(pred, every, by=by)
         method = "cross-conformal over the building-grouped folds"
     else:
-        sets, mondrian = stored_sets(pred, calibration, every), calibration.mondrian
+        sets, by = stored_sets(pred, calibration, every), calibration.by
         method = f"the model's calibration ({calibration.rows} out-of-fold votes)"
     y = oof.labels(pred)[0]
 
@@ -189,7 +238,7 @@ def coverage_report(
 
     out: dict[str, Any] = {
         "method": method,
-        "mondrian": mondrian,
+        "by": by,
         "levels": list(levels),
         "overall": measured(np.arange(len(y)), TOLERANCE),
         "curve": {"levels": list(CURVE_LEVELS), **_measure(y, sets, CURVE_LEVELS)},

@@ -6,6 +6,7 @@ a crash leaves either the old directory or the new one, never half of one.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ from conforto.conformal import CONFORMAL
 from conforto.data import fingerprint
 from conforto.errors import ArtifactError
 from conforto.evaluate import write_evaluation
-from conforto.fileio import atomic_write_json
+from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.lineage import code_fingerprint, git_commit, package_versions
 from conforto.metrics import N_CLASSES
 from conforto.profile import drift_reference, profile_frame
@@ -163,7 +164,7 @@ def write_model(
             result.final.class_weights, {},
         )  # fmt: skip
         atomic_write_json(tmp / GOLDEN, golden(fitted))
-        atomic_write_json(tmp / CONFORMAL, result.conformal.to_dict())
+        atomic_write_text(tmp / CONFORMAL, json.dumps(result.conformal.to_dict()) + "\n")
         result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)

@@ -352,12 +352,12 @@ def slice_checks(
 
 
 def coverage_checks(
-    oof: pd.DataFrame, config: GateConfig, *, mondrian: bool = False
+    oof: pd.DataFrame, config: GateConfig, *, conformal_by: str = "all"
 ) -> list[GateCheck]:
     """(e) The cross-conformal coverage of the prediction sets at ``coverage_level``, within
     ``coverage_tolerance`` of it (see :mod:`conforto.coverage`)."""
     level = config.coverage_level
-    sets = cross_conformal_sets(oof, [level], mondrian=mondrian)[level]
+    sets = cross_conformal_sets(oof, [level], by=conformal_by)[level]
     y = oof["y"].to_numpy(dtype=np.int64)
     coverage = float(sets[np.arange(len(y)), y].mean())
     miss = coverage - level
@@ -383,7 +383,7 @@ def run_gate(
     *,
     champion: tuple[str, pd.DataFrame] | None = None,
     oof_source: str = "stored",
-    mondrian: bool = False,
+    conformal_by: str = "all",
 ) -> GateReport:
     """Judge a challenger from its out-of-fold predictions (and the champion's, on the same rows).
 
@@ -402,8 +402,8 @@ def run_gate(
         first model, judged on the baselines and behaviour only.
     oof_source
         How the champion's predictions were obtained (``stored`` or ``refit``), for the report.
-    mondrian
-        Whether the challenger's prediction sets are class-conditional.
+    conformal_by
+        How the challenger's prediction sets are calibrated (``all``, ``class``, ``climate``).
 
     Returns
     -------
@@ -427,7 +427,7 @@ def run_gate(
         more, slices = slice_checks(challenger, frame, config)
         checks += more
         comparison["champion"] = _summary(frame)
-    checks += coverage_checks(challenger, config, mondrian=mondrian)
+    checks += coverage_checks(challenger, config, conformal_by=conformal_by)
     checks += [GateCheck(b.name, "behaviour", b.passed, b.detail) for b in behaviour]
     return GateReport(
         version,

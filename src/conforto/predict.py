@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
+from conforto.categories import normalise_value
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.conformal import DEFAULT_LEVEL, check_level, joined
 from conforto.data import coerce_numeric, read_table
@@ -94,6 +95,14 @@ def _checks(frame: pd.DataFrame) -> tuple[ObjectArray, ObjectArray]:
     return reasons, flags
 
 
+def _climates(frame: pd.DataFrame) -> list[str | None] | None:
+    """Each row's climate in its one spelling (``None`` when unknown); ``None`` without them."""
+    if "climate" not in frame.columns:
+        return None
+    spelling = {v: normalise_value("climate", v) for v in frame["climate"].dropna().unique()}
+    return [spelling.get(v) for v in frame["climate"].tolist()]
+
+
 def score_frame(
     model: ThermalModel, frame: pd.DataFrame, coverage: float = DEFAULT_LEVEL
 ) -> pa.Table:
@@ -124,7 +133,8 @@ def score_frame(
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
         if model.conformal is not None:
-            sets[ok] = joined(model.conformal.sets(proba[ok], coverage, decision))
+            climates = _climates(frame.loc[ok]) if model.conformal.by == "climate" else None
+            sets[ok] = joined(model.conformal.sets(proba[ok], coverage, decision, climates))
     columns = {
         "predicted_class": pa.array(labels, pa.string()),
         "p_cool": pa.array(proba[:, 0], from_pandas=True),

@@ -340,7 +340,7 @@ def gate_stage(
             config,
             champion=champion,
             oof_source=source,
-            mondrian=bool(challenger.manifest["config"].get("conformal_mondrian", False)),
+            conformal_by=challenger.conformal.by if challenger.conformal else "all",
         )
         paths = write_gate_report(report, out)
         registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])

@@ -22,7 +22,7 @@ from conforto import oof
 from conforto.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.booster import FittedBooster, TrainConfig, fit_booster, group_folds
 from conforto.conformal import ConformalSets
-from conforto.coverage import calibrate, coverage_report
+from conforto.coverage import calibrate_frame, coverage_report
 from conforto.design import FeatureSpec, build_spec, encode, prepare
 from conforto.errors import DataError
 from conforto.evaluate import summarise
@@ -225,8 +225,7 @@ def train_model(
         )
         bar.advance(task)
     metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
-    mondrian = config.conformal_mondrian
-    metrics["cv"]["coverage"] = coverage_report(cv.oof, mondrian=mondrian)
+    metrics["cv"]["coverage"] = coverage_report(cv.oof, by=config.conformal_by)
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
     if metrics["cv"]["selected"] != "lightgbm":
@@ -236,5 +235,5 @@ def train_model(
             metrics["cv"]["selected"],
         )
     prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
-    conformal = calibrate(oof.probabilities(cv.oof), y, mondrian=mondrian)
+    conformal = calibrate_frame(cv.oof, by=config.conformal_by)
     return TrainingResult(rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal)

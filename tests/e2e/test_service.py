@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conforto.artifact import load_model
+from conforto.categories import normalise_value
 from conforto.design import NUMERIC_INPUTS
 from conforto.predict import predict_file
 from conforto.registry import open_registry
@@ -131,9 +132,12 @@ def test_batch_limits(running: httpx.Client) -> None:
 def test_service_matches_batch_prediction(
     running: httpx.Client, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    frame = pd.read_csv(holdout_paths[0], low_memory=False)
-    cols = [c for c in (*NUMERIC_INPUTS, "season", "gender") if c in frame.columns]
-    rows = frame.dropna(subset=["ta", "rh", "vel", "met", "clo"])[cols].head(40)
+    frame = pd.read_csv(holdout_paths[0], low_memory=False).merge(
+        pd.read_csv(holdout_paths[1])[["building_id", "climate"]], on="building_id"
+    )  # the climate chooses the calibration of the sets
+    cols = [c for c in (*NUMERIC_INPUTS, "season", "gender", "climate") if c in frame.columns]
+    rows = frame.dropna(subset=["ta", "rh", "vel", "met", "clo"])[cols].sample(45, random_state=0)
+    rows["climate"] = rows["climate"].map(lambda v: normalise_value("climate", v))
     rows = rows[rows["gender"].isin(["male", "female"]) | rows["gender"].isna()]
     observations = [{k: v for k, v in r.items() if pd.notna(v)} for r in rows.to_dict("records")]
     served = running.post("/predict/batch", json={"observations": observations})
@@ -150,6 +154,10 @@ def test_service_matches_batch_prediction(
     batch = pd.read_csv(tmp_path / "out.csv")
     expected = batch[["p_cool", "p_neutral", "p_warm"]].to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    calibration = load_model(trained_model).conformal
+    assert calibration is not None
+    assert calibration.by == "climate"
+    assert set(rows["climate"]) & set(calibration.climates)  # some rows read their climate's
     sets = ["|".join(p["prediction_set"]) for p in served.json()["predictions"]]
     assert sets == batch["prediction_set"].tolist()  # both at the default level, 0.9
 

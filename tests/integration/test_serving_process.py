@@ -30,17 +30,23 @@ def test_serving_code_imports_neither_pythermalcomfort_nor_numba() -> None:
     assert found == {"heavy": []}
 
 
-def test_service_process_keeps_scikit_learn_and_pandas_out_and_lightgbm_works(
+def test_service_process_keeps_scikit_learn_pandas_and_crepes_out_and_lightgbm_works(
     trained_model: Path,
 ) -> None:
     found = _run(
         "import json, sys; from conforto.serving.app import app_from_env; app_from_env(); "
         f"from conforto.artifact import load_model; m = load_model({str(trained_model)!r}); "
+        "from conforto.serving.runtime import Predictor; "
+        "room = dict(ta=24.0, rh=50.0, vel=0.1, met=1.1, clo=0.6, climate='tropical savanna'); "
+        "answer = Predictor(m, '1').predict([room])[0]; "
         "print(json.dumps({'sklearn': sys.modules.get('sklearn') is not None, "
-        "'pandas': sys.modules.get('pandas') is not None, 'trees': m.booster.num_trees()}))"
+        "'pandas': sys.modules.get('pandas') is not None, 'trees': m.booster.num_trees(), "
+        "'crepes': 'crepes' in sys.modules, 'set': answer['prediction_set']}))"
     )
     assert found["sklearn"] is False
     assert found["pandas"] is False  # the image does not even install it
+    assert found["crepes"] is False  # sets are applied with NumPy
+    assert found["set"]
     assert isinstance(found["trees"], int)
     assert found["trees"] > 0
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conforto import oof
 from conforto.conformal import GRID, ConformalSets, joined, score_grid
 from conforto.coverage import calibrate, coverage_report, cross_conformal_sets, misses
 from conforto.errors import DataError
@@ -86,8 +87,8 @@ def test_class_conditional_sets_cover_every_class() -> None:
     # a rare class: sets over all votes under-cover it, class-conditional ones do not
     cal, test = draw(30_000, seed=11, share=(0.3, 3, 1)), draw(30_000, seed=12, share=(0.3, 3, 1))
     proba, y = test
-    for mondrian, rare_ok in ((False, False), (True, True)):
-        sets = calibrate(*cal, mondrian=mondrian).sets(proba, 0.9, proba.argmax(axis=1))
+    for by, rare_ok in (("all", False), ("class", True)):
+        sets = calibrate(*cal, by=by).sets(proba, 0.9, proba.argmax(axis=1))
         per_class = [covered(sets[y == k], y[y == k]) for k in range(3)]
         assert (abs(per_class[0] - 0.9) < 0.02) is rare_ok, per_class
 
@@ -95,17 +96,75 @@ def test_class_conditional_sets_cover_every_class() -> None:
 def test_class_conditional_calibration_needs_every_class() -> None:
     proba, y = draw(100, seed=13)
     with pytest.raises(DataError, match="no warm vote"):
-        calibrate(proba[y != 2], y[y != 2], mondrian=True)
+        calibrate(proba[y != 2], y[y != 2], by="class")
 
 
 def test_stored_form_round_trips_and_refuses_another_grid() -> None:
-    calibration = calibrate(*draw(1_000, seed=14), mondrian=True)
+    proba, y = draw(1_000, seed=14)
+    climates = ["tropical savanna", "temperate"] * 500
+    calibration = calibrate(proba, y, by="climate", climates=climates, buildings=np.arange(1_000))
     again = ConformalSets.from_dict(calibration.to_dict())
-    assert again.mondrian
+    assert again.by == "climate"
+    assert again.climates == ("temperate", "tropical savanna")
     assert again.rows == 1_000
     assert np.allclose(again.pvalues, calibration.pvalues, atol=1e-7)
     with pytest.raises(ValueError, match=f"this conforto reads {GRID}"):
         ConformalSets.from_dict({**calibration.to_dict(), "grid": 101})
+
+
+def overconfident(proba: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Probabilities sharpened towards a random class two times in three."""
+    rng = np.random.default_rng(seed)
+    guess = np.where(rng.random(len(y)) < 1 / 3, y, rng.integers(0, 3, len(y)))
+    logits = rng.normal(size=(len(y), 3)) + 3.0 * np.eye(3)[guess]
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def climate_frame(rows: int, seed: int, buildings: int = 200) -> pd.DataFrame:
+    """Votes from two climates; the model is overconfident in the hot one only."""
+    proba, y = draw(rows, seed)
+    rng = np.random.default_rng(seed)
+    hot = rng.random(rows) < 0.2
+    proba[hot] = overconfident(proba[hot], y[hot], seed)
+    pred = frame(proba, y).assign(
+        climate=np.where(hot, "hot desert", "temperate"),
+        building_id=rng.integers(0, buildings, rows),
+    )
+    pred["fold"] = pred["building_id"] % 5  # folds grouped by building
+    return pred
+
+
+def test_sets_by_climate_cover_each_climate() -> None:
+    pred = climate_frame(20_000, seed=20)
+    hot = (pred["climate"] == "hot desert").to_numpy()
+    y = pred["y"].to_numpy()
+    for by, hot_ok in (("all", False), ("climate", True)):
+        sets = cross_conformal_sets(pred, [0.9], by=by)[0.9]
+        assert (abs(covered(sets[hot], y[hot]) - 0.9) < 0.02) is hot_ok
+        assert abs(covered(sets, y) - 0.9) < 0.015
+    report = coverage_report(pred, by="climate")
+    assert report["by"] == "climate"
+    assert misses(report) == []
+
+
+def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None:
+    pred = climate_frame(6_000, seed=21)
+    few = pred["building_id"].isin([0, 1]) & (pred["climate"] == "temperate")
+    pred.loc[few, "climate"] = "tundra"  # two buildings: no calibration of its own
+    climates = pred["climate"].tolist()
+    calibration = calibrate(
+        oof.probabilities(pred),
+        pred["y"].to_numpy(),
+        by="climate",
+        climates=climates,
+        buildings=pred["building_id"].to_numpy(),
+    )
+    assert calibration.climates == ("hot desert", "temperate")
+    assert calibration.curve_of(["tundra", None, "hot desert", "mars"], 4).tolist() == [0, 0, 1, 0]
+    proba = oof.probabilities(pred)[:5]
+    assert np.array_equal(
+        calibration.member(proba, 0.9, ["tundra"] * 5), calibration.member(proba, 0.9, None)
+    )
 
 
 def test_sets_are_joined_in_class_order() -> None:

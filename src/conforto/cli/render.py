@@ -58,6 +58,18 @@ def trained_model(target: Path) -> None:
     """A trained model's cross-validation table, the literature's split and where it lives."""
     metrics = json.loads((target / "metrics.json").read_text())
     console.print(summary_table(metrics["cv"], "Cross-validation, grouped by building"))
+    coverage = metrics["cv"].get("coverage")
+    if coverage:
+        levels = " / ".join(f"{level:g}" for level in coverage["levels"])
+        overall = coverage["overall"]
+        console.print(
+            f"prediction sets (by {coverage['by']}, cross-conformal) at {levels}: coverage "
+            + " / ".join(f"{c:.3f}" for c in overall["coverage"])
+            + ", mean size "
+            + " / ".join(f"{s:.2f}" for s in overall["mean_size"])
+            + " classes",
+            highlight=False,
+        )
     for name, split in metrics["random_split"].items():
         console.print(
             f"random 80/20 split, {name.replace('_', ' ')} (literature protocol, optimistic): "

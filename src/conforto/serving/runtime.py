@@ -92,14 +92,22 @@ class Predictor:
         return out, physics, notes
 
     def sets(
-        self, proba: np.ndarray, decisions: np.ndarray, levels: Sequence[float | None]
+        self,
+        observations: Sequence[dict[str, Any]],
+        proba: np.ndarray,
+        decisions: np.ndarray,
+        levels: Sequence[float | None],
     ) -> tuple[list[list[str]] | list[None], list[float] | list[None]]:
         """Each row's prediction set and its level (``None`` each without a calibration)."""
         conformal = self.model.conformal
         if conformal is None:
             return [None] * len(proba), [None] * len(proba)
         chosen = [self.coverage if level is None else level for level in levels]
-        return set_labels(conformal.sets(proba, np.asarray(chosen), decisions)), chosen
+        climates = None
+        if conformal.by == "climate":
+            climates = [_normalise("climate", o.get("climate")) for o in observations]
+        members = conformal.sets(proba, np.asarray(chosen), decisions, climates)
+        return set_labels(members), chosen
 
     def predict(
         self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
@@ -112,7 +120,8 @@ class Predictor:
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
         decided = self.model.decide(proba)
-        sets, coverage = self.sets(proba, decided, levels or [None] * len(observations))
+        levels = levels or [None] * len(observations)
+        sets, coverage = self.sets(observations, proba, decided, levels)
         rows = zip(
             decided.tolist(),
             proba.tolist(),

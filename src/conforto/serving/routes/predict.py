@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 from conforto.conformal import MAX_LEVEL, MIN_LEVEL
@@ -17,17 +17,16 @@ from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, P
 
 router = APIRouter()
 Body = TypeVar("Body", bound=BaseModel)
+COVERAGE_HELP = (
+    f"Confidence level of `prediction_set`, {MIN_LEVEL:g} to {MAX_LEVEL:g}: the share of votes "
+    "the sets hold (on buildings the model had not seen). Default: the service's "
+    "(`CONFORTO_SERVE__COVERAGE`, 0.9 unless set)."
+)
 #: ``?coverage=``: the confidence level of the prediction sets.
 CoverageQuery = Annotated[
-    float | None,
-    Query(
-        ge=MIN_LEVEL,
-        le=MAX_LEVEL,
-        description=f"Confidence level of `prediction_set`, {MIN_LEVEL:g} to {MAX_LEVEL:g}: "
-        "the share of votes the sets hold (on buildings the model had not seen). Default: "
-        "the service's (`CONFORTO_SERVE__COVERAGE`, 0.9 unless set).",
-    ),
+    float | None, Query(ge=MIN_LEVEL, le=MAX_LEVEL, allow_inf_nan=False, description=COVERAGE_HELP)
 ]
+_coverage = TypeAdapter(CoverageQuery)
 
 #: The 422 answer's shape, as FastAPI documents it for routes whose body it parses itself.
 VALIDATION_ERROR: dict[str, Any] = {
@@ -38,13 +37,48 @@ VALIDATION_ERROR: dict[str, Any] = {
 }
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` of a route that reads its body with :func:`parse_body`.
+def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` and ``?coverage=`` of a route that reads them itself
+    (:func:`parse_body`, :func:`parse_coverage`).
 
-    The schema itself is in the document's components (the batch route's body uses it).
+    The body's schema is in the document's components (the batch route's body uses it); the
+    parameter is described as FastAPI describes :data:`CoverageQuery` on the batch route.
     """
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+    coverage = {
+        "name": "coverage",
+        "in": "query",
+        "required": False,
+        "description": COVERAGE_HELP,
+        "schema": {
+            "anyOf": [
+                {"type": "number", "maximum": MAX_LEVEL, "minimum": MIN_LEVEL},
+                {"type": "null"},
+            ],
+            "description": COVERAGE_HELP,
+            "title": "Coverage",
+        },
+    }
+    return {
+        "parameters": [coverage],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
+    }
+
+
+def parse_coverage(request: Request) -> float | None:
+    """``?coverage=``, validated as FastAPI validates :data:`CoverageQuery` (same 422s), without
+    its parameter solving on the hot path."""
+    raw = request.query_params.get("coverage")
+    if raw is None:
+        return None
+    try:
+        level: float | None = _coverage.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("query", "coverage")} for e in errors]
+        ) from None
+    return level
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
@@ -63,13 +97,14 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
     "/predict",
     response_model=Prediction,
     responses={422: VALIDATION_ERROR, 503: {"description": "No model."}},
-    openapi_extra=json_body(Observation),
+    openapi_extra=parsed_here(Observation),
 )
-async def predict(request: Request, coverage: CoverageQuery = None) -> dict[str, Any]:
+async def predict(request: Request) -> dict[str, Any]:
     """Predict the thermal sensation of one observation, with the set of classes its vote
     falls in at the confidence level ``coverage``."""
     start = time.perf_counter()
     service = service_of(request)  # not a dependency: the hot path (see service_of)
+    coverage = parse_coverage(request)
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
