@@ -17,6 +17,7 @@ from tests.helpers import (
     Server,
     make_frames,
     train_once,
+    without_file,
     write_buildings,
 )
 
@@ -117,18 +118,9 @@ def small_sample_paths(
 @pytest.fixture(scope="session")
 def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
     """The trained model as models trained before prediction sets are: no ``conformal.json``."""
-    import json
-    import shutil
-
-    from conforto.artifact import MANIFEST, save_manifest
     from conforto.conformal import CONFORMAL
 
-    old = tmp_path_factory.mktemp("without-sets") / "model"
-    shutil.copytree(trained_model, old)
-    (old / CONFORMAL).unlink()
-    manifest = json.loads((old / MANIFEST).read_text())
-    save_manifest(old, {k: v for k, v in manifest.items() if k != "files"})
-    return old
+    return without_file(trained_model, CONFORMAL, tmp_path_factory.mktemp("without-sets") / "m")
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,21 @@ def train_once(
     return out
 
 
+def without_file(model: Path, name: str, out: Path) -> Path:
+    """A copy of ``model`` at ``out`` without its optional file ``name``, as models trained
+    before that file existed: checksummed again."""
+    import json
+    import shutil
+
+    from conforto.artifact import MANIFEST, save_manifest
+
+    shutil.copytree(model, out)
+    (out / name).unlink()
+    manifest = json.loads((out / MANIFEST).read_text())
+    save_manifest(out, {k: v for k, v in manifest.items() if k != "files"})
+    return out
+
+
 def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
     """Every row of a SQLAlchemy table in the database at ``url``."""
     import sqlalchemy as sa

@@ -187,18 +187,18 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         booster = lgb.Booster(model_file=str(directory / BOOSTER))
     except lgb.basic.LightGBMError as exc:
         raise ArtifactError(f"cannot load {directory / BOOSTER}: {exc}.") from None
-    conformal = None
-    if CONFORMAL in manifest.get("files", {}):
-        try:
-            conformal = ConformalSets.from_dict(json.loads((directory / CONFORMAL).read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"cannot read {directory / CONFORMAL}: {exc}.") from None
-    return ThermalModel(
+    model = ThermalModel(
         spec=FeatureSpec.from_dict(manifest["features"]),
         booster=booster,
         temperature=float(manifest["calibration"]["temperature"]),
         class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
         manifest=manifest,
         directory=directory,
-        conformal=conformal,
     )
+    calibration = model.optional_file(CONFORMAL)
+    if calibration is not None:
+        try:
+            model.conformal = ConformalSets.from_dict(json.loads(calibration.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"cannot read {calibration}: {exc}.") from None
+    return model

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import platform
 import subprocess
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
 import conforto
+
+
+def timestamp() -> str:
+    """Now, in UTC to the second (ISO 8601): when a record (audit line, deploy, decision) was
+    made."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def current_user() -> str:
+    """Who runs this process, as records name them (``unknown`` when the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def git_commit() -> str | None:

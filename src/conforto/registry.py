@@ -11,14 +11,12 @@ moves.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +25,7 @@ from filelock import FileLock, Timeout
 from conforto.artifact import load_model
 from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
-from conforto.lineage import config_hash
+from conforto.lineage import config_hash, current_user, timestamp
 from conforto.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
 from conforto.settings import Settings, get_settings
 from conforto.versions import ModelVersion
@@ -68,10 +66,6 @@ class RegistryStore(Protocol):
     def local_artifact(self, version: ModelVersion) -> Path: ...
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _checkpoint(name: str) -> None:
     """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
     if get_settings().crash_at == name:
@@ -101,13 +95,13 @@ class Move:
     def to_json(self) -> dict[str, Any]:
         """The audit-log record."""
         return {
-            "time": self.time or _now(),
+            "time": self.time or timestamp(),
             "action": self.action,
             "from": self.previous,
             "to": self.to,
             "reason": self.reason,
             "command": self.command,
-            "user": self.user or _user(),
+            "user": self.user or current_user(),
         }
 
     @classmethod
@@ -122,13 +116,6 @@ class Move:
             data.get("time", ""),
             data.get("user", ""),
         )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class Registry:
@@ -235,11 +222,11 @@ class Registry:
             return repaired
         for version in self.store.versions():
             if version.version == current and PRODUCTION not in version.tags:
-                self.store.set_tag(current, PRODUCTION, _now())
+                self.store.set_tag(current, PRODUCTION, timestamp())
                 repaired.append(f"tags: version {current} marked production")
             elif version.version != current and PRODUCTION in version.tags:
                 self.store.delete_tag(version.version, PRODUCTION)
-                self.store.set_tag(version.version, "archived", _now())
+                self.store.set_tag(version.version, "archived", timestamp())
                 repaired.append(f"tags: version {version.version} archived")
         pointer = read_pointer(self.directory)
         if pointer is None or pointer.version != current:
@@ -254,7 +241,7 @@ class Registry:
             str(artifact.resolve()),
             artifact_sha256(artifact),
             self.store.model_name,
-            _now(),
+            timestamp(),
         )
         write_pointer(self.directory, pointer)
         return pointer
@@ -285,7 +272,7 @@ class Registry:
             manifest = model.manifest
             metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
             tags = {
-                "training": _now(),
+                "training": timestamp(),
                 "artifact_sha256": sha,
                 "lineage.data_sha256": manifest["data"]["sha256"],
                 "lineage.data_rows": str(manifest["data"]["rows"]),
@@ -319,11 +306,11 @@ class Registry:
         _checkpoint("before-alias")
         self.store.set_alias(PRODUCTION, move.to)
         _checkpoint("after-alias")
-        self.store.set_tag(move.to, PRODUCTION, _now())
+        self.store.set_tag(move.to, PRODUCTION, timestamp())
         self.store.delete_tag(move.to, "archived")
         if move.previous is not None and move.previous != move.to:
             self.store.delete_tag(move.previous, PRODUCTION)
-            self.store.set_tag(move.previous, "archived", _now())
+            self.store.set_tag(move.previous, "archived", timestamp())
         _checkpoint("after-tags")
         self._append(move)
         _checkpoint("after-audit")
@@ -408,7 +395,7 @@ class Registry:
         The opposite tag of an earlier gate run is removed, so a version carries one verdict.
         """
         keep, drop = ("validated", "rejected") if passed else ("rejected", "validated")
-        value = _now() if passed else _clip(reason)
+        value = timestamp() if passed else _clip(reason)
         with self.locked():
             self.store.get(version)
             self.store.set_tag(version, keep, value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conforto.artifact import DRIFT_REFERENCE, MANIFEST, load_model, save_manifest
+from conforto.artifact import DRIFT_REFERENCE, MANIFEST, load_model
 from conforto.data import load_dataset
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.serving.logdb import LogDatabase
-from tests.helpers import conforto_cli
+from tests.helpers import conforto_cli, without_file
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +101,7 @@ def test_the_cli_judges_a_file_and_fails_only_when_asked(
 def test_a_model_without_a_reference_still_loads_and_says_what_to_do(
     trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    old = tmp_path / "old-model"
-    shutil.copytree(trained_model, old)
-    (old / DRIFT_REFERENCE).unlink()
-    manifest = json.loads((old / MANIFEST).read_text())
-    save_manifest(old, {k: v for k, v in manifest.items() if k != "files"})
+    old = without_file(trained_model, DRIFT_REFERENCE, tmp_path / "old-model")
     assert load_model(old).optional_file(DRIFT_REFERENCE) is None
     done = conforto_cli("monitor", "drift", "--model", str(old), "--input", str(holdout_paths[0]))
     assert done.returncode == 1

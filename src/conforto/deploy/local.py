@@ -10,12 +10,10 @@ passed staging, unless forced.
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from conforto.deploy.slots import SLOTS, Nginx, Slot, free_port
 from conforto.deploy.smoke import smoke
 from conforto.errors import ConfortoError, RegistryError
 from conforto.fileio import atomic_write_json
+from conforto.lineage import current_user, timestamp
 from conforto.settings import DeploySettings
 
 ENVIRONMENTS = ("staging", "production")
@@ -40,8 +39,8 @@ class Outcome:
     slot: str | None = None
     port: int | None = None
     previous: str | None = None
-    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    user: str = field(default_factory=lambda: _user())
+    time: str = field(default_factory=timestamp)
+    user: str = field(default_factory=current_user)
 
     def line(self) -> str:
         """The one line a person reads."""
@@ -52,13 +51,6 @@ class Outcome:
             )
         where = f"{self.environment}: version {self.version} deployed to the {self.slot} slot"
         return f"{where}: {self.reason}"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class LocalDeployer:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from conforto.artifact import ThermalModel
 from conforto.errors import DataError, LogUnavailable
 from conforto.fileio import atomic_write_json
+from conforto.lineage import timestamp
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import check_drift, write_drift
 from conforto.monitor.performance import check_performance, write_performance
@@ -40,7 +41,7 @@ class Decision:
     new_votes: int
     drift: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
-    checked: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    checked: str = field(default_factory=timestamp)
 
     def to_dict(self) -> dict[str, Any]:
         """``decision.json``'s content."""

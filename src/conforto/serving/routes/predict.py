@@ -50,14 +50,7 @@ def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
         "in": "query",
         "required": False,
         "description": COVERAGE_HELP,
-        "schema": {
-            "anyOf": [
-                {"type": "number", "maximum": MAX_LEVEL, "minimum": MIN_LEVEL},
-                {"type": "null"},
-            ],
-            "description": COVERAGE_HELP,
-            "title": "Coverage",
-        },
+        "schema": {**_coverage.json_schema(), "title": "Coverage"},
     }
     return {
         "parameters": [coverage],
