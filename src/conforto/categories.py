@@ -136,10 +136,16 @@ def normalise_categories(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in DOMAINS:
         if column in out.columns:
-            values = out[column].astype(object)
-            mapping = {v: normalise_value(column, v) for v in values.dropna().unique()}
-            out[column] = values.map(mapping).astype(object).where(values.notna(), None)
+            out[column] = normalise_column(out[column], column)
     return out
+
+
+def normalise_column(values: pd.Series, column: str) -> pd.Series:
+    """:func:`normalise_value` over a column, each distinct value once (``object`` dtype,
+    ``None`` where missing)."""
+    values = values.astype(object)
+    mapping = {v: normalise_value(column, v) for v in values.dropna().unique()}
+    return values.map(mapping).astype(object).where(values.notna(), None)
 
 
 def unknown_values(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 
 from conforto.artifact import ThermalModel
 from conforto.bounds import PHYSICAL_BOUNDS
-from conforto.categories import normalise_value
+from conforto.categories import normalise_column
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.conformal import DEFAULT_LEVEL, check_level, joined
 from conforto.data import coerce_numeric, read_table
@@ -99,8 +99,7 @@ def _climates(frame: pd.DataFrame) -> list[str | None] | None:
     """Each row's climate in its one spelling (``None`` when unknown); ``None`` without them."""
     if "climate" not in frame.columns:
         return None
-    spelling = {v: normalise_value("climate", v) for v in frame["climate"].dropna().unique()}
-    return [spelling.get(v) for v in frame["climate"].tolist()]
+    return normalise_column(frame["climate"], "climate").tolist()
 
 
 def score_frame(
