@@ -108,7 +108,8 @@ def _one_writer(server: Server, not_in: list[int], timeout: float = 10.0) -> lis
     """The server's writer process, once it is one not in ``not_in``."""
     deadline = time.monotonic() + timeout
     while (found := _writers(server)) in ([], *([pid] for pid in not_in)):
-        assert time.monotonic() < deadline, "no writer process"
+        if time.monotonic() >= deadline:  # what the service said, to tell why
+            raise AssertionError(f"no writer process; the service said:\n{server.stop()[-4000:]}")
         time.sleep(0.1)
     return found
 

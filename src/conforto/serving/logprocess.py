@@ -136,10 +136,14 @@ class LogProcess:
             # through the socket, not the command line.
             ours, theirs = socket.socketpair()
             with theirs:
-                self._process = subprocess.Popen(  # noqa: S603 - fixed command
-                    [sys.executable, "-m", __name__, str(theirs.fileno()), str(self.niceness)],
-                    pass_fds=[theirs.fileno()],
-                )
+                try:
+                    self._process = subprocess.Popen(  # noqa: S603 - fixed command
+                        [sys.executable, "-m", __name__, str(theirs.fileno()), str(self.niceness)],
+                        pass_fds=[theirs.fileno()],
+                    )
+                except OSError as exc:  # e.g. no process slots left: the next call tries again
+                    ours.close()
+                    raise LogUnavailable(f"cannot start the log writer process: {exc}") from None
             self._conn = Connection(ours.detach())
             self._conn.send(self.config)
         return self._conn

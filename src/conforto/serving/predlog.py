@@ -251,11 +251,14 @@ class PredictionLog:
         self.counters.backlog(int(status.get("backlog_bytes", 0)))
 
     def _run(self) -> None:
+        # This thread's calls are also what restarts a dead writer: it must outlive any failure.
         while not self._stop.wait(self.interval):
             try:
                 self._report()
             except LogUnavailable as exc:
                 log.warning("prediction log: the writer's status is unknown: %s", exc)
+            except Exception:
+                log.exception("prediction log: reading the writer's status failed; retrying")
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop spooling, then store what is left for up to ``timeout`` s.
