@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image
+.PHONY: help install run test lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
 # podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
 BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
 BASE ?= python:3.11-slim-bookworm
@@ -22,9 +22,19 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## Create .venv with the locked dependencies and the package
 
-lock:  ## Re-resolve requirements.lock (everything) and requirements-serve.lock (the image's) from pyproject.toml
+# Spark scoring gets an environment of its own: pandera imports PySpark wherever it is installed
+SPARK_VENV  := .venv-spark
+SPARK_STAMP := $(SPARK_VENV)/.installed
+$(SPARK_STAMP): pyproject.toml requirements-spark.lock | $(STAMP)
+	test -x $(SPARK_VENV)/bin/python || $(PYTHON) -m venv $(SPARK_VENV)
+	$(BIN)/uv pip install --quiet --python $(SPARK_VENV)/bin/python -r requirements-spark.lock
+	$(BIN)/uv pip install --quiet --python $(SPARK_VENV)/bin/python --no-deps -e .
+	touch $@
+
+lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's) and requirements-spark.lock
 	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev -o requirements.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
+	$(BIN)/uv pip compile pyproject.toml --extra spark -c requirements.lock -o requirements-spark.lock --python-version 3.11 --quiet
 
 run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, promote
 	$(BIN)/conforto pipeline run --config configs/pipeline.yaml
@@ -33,8 +43,8 @@ serve: $(STAMP)  ## Serve the production model on http://127.0.0.1:8000
 	$(BIN)/conforto serve
 
 lint: $(STAMP)  ## ruff lint and format check
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)  ## mypy strict on src/
 	$(BIN)/mypy
@@ -51,7 +61,7 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
 test: lint typecheck security workflows  ## Lint, type-check, scan and run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests --ignore=tests/image
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests --ignore=tests/image --ignore=tests/spark
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
@@ -71,6 +81,9 @@ base-image:  ## A local Debian base image for offline builds (debootstrap; cache
 test-image: $(STAMP) wheelhouse base-image  ## Build the image offline and test it running (podman)
 	$(BIN)/pytest -p no:cacheprovider -q tests/image
 
+test-spark: $(STAMP) $(SPARK_STAMP)  ## Score with mlflow.pyfunc.spark_udf on a local Spark session (Java 17+)
+	CONFORTO_SPARK_PYTHON=$(abspath $(SPARK_VENV))/bin/python $(BIN)/pytest -p no:cacheprovider -q tests/spark
+
 unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (< 1 min)
 	$(BIN)/pytest -q --doctest-modules src tests/unit
 
@@ -78,4 +91,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse build .tools
+	rm -rf $(VENV) $(SPARK_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse build .tools

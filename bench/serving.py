@@ -1,15 +1,19 @@
 """Benchmark: the prediction service under bounded load from wrk, all in one run.
 
 One uvicorn worker, 32 connections, 127.0.0.1. Measures start-up to ready, then ``/health``
-(the framework's own ceiling), ``/predict`` (the fast path) and the naive approach (a
-scikit-learn pipeline on a one-row DataFrame per request, in ``bench/naive_app.py``), and prints
-throughput ratios and latency percentiles. ``/health`` and ``/predict`` are measured in
-alternating rounds on the same server, so that a slow spell of the machine hits both alike; the
-ratio is the median of the rounds' ratios, p99 the worst round's. With ``--pin`` the server
-runs on CPU 0 and wrk on CPU 1 (``taskset``): on two cores, an unpinned load generator takes
-CPU from the server it measures, and the numbers swing with the scheduler.
+(the framework's own ceiling), ``/predict`` (the fast path), and two anchors serving the same
+model: the naive approach (a scikit-learn pipeline on a one-row DataFrame per request, in
+``bench/naive_app.py``) and MLflow's own scoring server (``mlflow models serve --env-manager
+local``, one worker, on the model as the registry stores it: an MLflow Model); it prints
+throughput ratios, latency percentiles and each server's cold start. ``/health`` and
+``/predict`` are measured in alternating rounds on the same server, so that a slow spell of the
+machine hits both alike; the ratio is the median of the rounds' ratios, p99 the worst round's.
+With ``--pin`` the servers run on CPU 0 and wrk on CPU 1 (``taskset``): on two cores, an
+unpinned load generator takes CPU from the server it measures, and the numbers swing with
+the scheduler.
 
     .venv/bin/python bench/serving.py --model DIR [--seconds 4] [--rounds 3] [--warmup 2] [--pin]
+        [--connections 32] [--no-naive] [--no-mlflow]
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def _port() -> int:
 
 
 def _start(
-    command: list[str], port: int, env: dict[str, str]
+    command: list[str], port: int, env: dict[str, str], ready: str = "/ready"
 ) -> tuple[subprocess.Popen[bytes], float]:
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -58,7 +62,7 @@ def _start(
     )
     while time.perf_counter() - start < 60:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=1).status_code == 200:
                 return proc, time.perf_counter() - start
         except httpx.TransportError:
             pass
@@ -123,46 +127,69 @@ def _drain(url: str, limit: float = 120.0) -> tuple[float, float]:
     return waiting, time.perf_counter() - start
 
 
-def _naive(
+def _anchor(
     args: argparse.Namespace,
+    command: list[str],
     env: dict[str, str],
     script: Path,
-    server_cpu: int | None,
     load_cpu: int | None,
-) -> dict[str, float]:
-    """The naive approach (bench/naive_app.py) under the same load."""
+    ready: str = "/ready",
+    path: str = "/predict",
+) -> tuple[dict[str, float], float]:
+    """Another server of the same model under the same load: its numbers and its cold start
+    (process start to ready) [s]. ``command`` takes the port as ``{port}``."""
     port = _port()
-    naive, _ = _start(
-        _on(
-            server_cpu,
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "naive_app:create",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--app-dir",
-                str(Path(__file__).parent),
-            ],
-        ),
-        port,
-        {**env, "NAIVE_MODEL": str(args.model)},
-    )
+    server, startup = _start([c.format(port=port) for c in command], port, env, ready)
     c = args.connections
     try:
         if args.warmup:
-            _wrk(f"http://127.0.0.1:{port}/predict", args.warmup, script, load_cpu, c)
+            _wrk(f"http://127.0.0.1:{port}{path}", args.warmup, script, load_cpu, c)
         return _wrk(
-            f"http://127.0.0.1:{port}/predict", args.seconds * args.rounds, script, load_cpu, c
-        )
+            f"http://127.0.0.1:{port}{path}", args.seconds * args.rounds, script, load_cpu, c
+        ), startup
     finally:
-        naive.terminate()
-        naive.wait(timeout=20)
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _naive_command() -> list[str]:
+    """The naive approach: bench/naive_app.py."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "naive_app:create",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--app-dir",
+        str(Path(__file__).parent),
+    ]
+
+
+def _mlflow_model(model: Path, tmp: Path) -> Path:
+    """``model`` as the registry stores it: an MLflow Model (a copy with the MLflow files added
+    when it was exported without them)."""
+    from conforto.tracking.mlflow_model import MLMODEL, write_mlflow_model
+
+    if (model / MLMODEL).is_file():
+        return model
+    copy = tmp / "mlflow-model"
+    write_mlflow_model(copy)
+    for file in model.iterdir():
+        shutil.copy2(file, copy / file.name)
+    return copy
+
+
+def _mlflow_command(model: Path) -> list[str]:
+    """MLflow's own scoring server (``mlflow models serve``, one worker, this environment)."""
+    return [
+        *(sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model)),
+        *("--env-manager", "local", "--workers", "1", "--host", "127.0.0.1", "--port", "{port}"),
+    ]
 
 
 def main() -> None:
@@ -176,17 +203,21 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     parser.add_argument("--connections", type=int, default=32, help="wrk's connections")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument(
+        "--no-mlflow", action="store_true", help="skip `mlflow models serve` on the same model"
+    )
     args = parser.parse_args()
     c = args.connections
     server_cpu, load_cpu = (0, 1) if args.pin else (None, None)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = '{json.dumps(OBSERVATION)}'\n"
-        )
+        script, records = Path(tmp) / "post.lua", Path(tmp) / "records.lua"
+        for lua, body in ((script, OBSERVATION), (records, {"dataframe_records": [OBSERVATION]})):
+            lua.write_text(
+                'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = '{json.dumps(body)}'\n"
+            )
         port = _port()
         env = {"CONFORTO_HOME": tmp}
         fast, startup = _start(
@@ -221,19 +252,33 @@ def main() -> None:
         finally:
             fast.terminate()
             fast.wait(timeout=20)
-        slow = None if args.no_naive else _naive(args, env, script, server_cpu, load_cpu)
-    print(f"start-up to ready: {startup:.2f} s")
+        anchors: dict[str, tuple[dict[str, float], float]] = {}
+        if not args.no_naive:
+            naive_env = {**env, "NAIVE_MODEL": str(args.model)}
+            command = _on(server_cpu, _naive_command())
+            anchors["naive: sklearn+pandas"] = _anchor(args, command, naive_env, script, load_cpu)
+        if not args.no_mlflow:
+            command = _on(server_cpu, _mlflow_command(_mlflow_model(args.model, Path(tmp))))
+            bin_dir = str(Path(sys.executable).parent)  # it starts `uvicorn` from the PATH
+            mlflow_env = {**env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+            anchors["mlflow models serve"] = _anchor(
+                args, command, mlflow_env, records, load_cpu, "/ping", "/invocations"
+            )
+    print(f"start-up to ready: conforto {startup:.2f} s", end="")
+    print("".join(f"; {name} {cold:.2f} s" for name, (_, cold) in anchors.items()))
     print(f"{'endpoint':36s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>8s}")
     health, predict = (_combine([r[i] for r in rounds]) for i in (0, 1))
     table = [("GET /health (framework ceiling)", health), ("POST /predict (conforto)", predict)]
-    if slow is not None:
-        table.append(("POST /predict (naive: sklearn+pandas)", slow))
+    table += [(f"POST ({name})", result) for name, (result, _) in anchors.items()]
     for name, r in table:
         print(
             f"{name:36s} {r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['errors']:8.0f}"
         )
     ratios = [p["rps"] / h["rps"] for h, p in rounds]
-    versus = f"; conforto vs naive: {predict['rps'] / slow['rps']:.1f}x" if slow else ""
+    versus = "".join(
+        f"; conforto vs {name.split(':')[0]}: {predict['rps'] / result['rps']:.1f}x"
+        for name, (result, _) in anchors.items()
+    )
     print(
         f"/predict vs /health: {statistics.median(ratios):.0%} "
         f"(rounds: {', '.join(f'{r:.0%}' for r in ratios)}){versus}"

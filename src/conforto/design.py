@@ -71,6 +71,18 @@ INPUTS: tuple[Input, ...] = (
     Input("building_type", "categorical"),
     Input("country", "categorical"),
 )
+#: One observation as a caller sends it: the API's example and the MLflow model's input example.
+EXAMPLE_OBSERVATION: dict[str, Any] = {
+    "ta": 24.5,
+    "rh": 55.0,
+    "vel": 0.15,
+    "met": 1.1,
+    "clo": 0.6,
+    "tr": 25.0,
+    "t_mot_isd": 22.0,
+    "season": "summer",
+    "cooling_type": "air conditioned",
+}
 #: Numeric inputs: environment, person, outdoor climate, location.
 NUMERIC_INPUTS = tuple(i.name for i in INPUTS if i.kind == "numeric")
 #: Categorical inputs: season, person and building context, location.

@@ -20,9 +20,9 @@ from conforto.fileio import atomic_write_text
 from conforto.settings import Settings
 
 if TYPE_CHECKING:
+    from conforto.audit import Move
     from conforto.gate import GateReport
     from conforto.monitor.drift import DriftReport
-    from conforto.registry import Move
 
 log = logging.getLogger(__name__)
 MASK = "***"

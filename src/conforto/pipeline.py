@@ -26,7 +26,8 @@ from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.train import TrainConfig
 
 if TYPE_CHECKING:
-    from conforto.registry import Move, Registry
+    from conforto.audit import Move
+    from conforto.registry import Registry
     from conforto.versions import ModelVersion
 
 

@@ -37,6 +37,9 @@ IntArray = npt.NDArray[np.intp]
 #: Inputs without which a row is not scored.
 SCORED_ONLY_WITH = ("ta",)
 CHUNK_ROWS = 200_000
+#: Fewer rows score faster on one thread than on all cores (OpenMP's start-up costs more than it
+#: saves: 1.2 ms against 3.1 ms for a row, 27 against 33 ms for 10,000 on two cores).
+PARALLEL_ROWS = 10_000
 OUTPUT_COLUMNS = (
     "record_id",
     "predicted_class",
@@ -128,7 +131,8 @@ def score_frame(
     labels = np.full(len(frame), None, dtype=object)
     sets = np.full(len(frame), None, dtype=object)
     if ok.any():
-        proba[ok] = model.predict_proba(frame.loc[ok], threads=0)
+        threads = 0 if ok.sum() >= PARALLEL_ROWS else 1
+        proba[ok] = model.predict_proba(frame.loc[ok], threads=threads)
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
         if model.conformal is not None:
@@ -146,6 +150,33 @@ def score_frame(
     if "record_id" in frame.columns:
         columns = {"record_id": pa.Array.from_pandas(frame["record_id"]), **columns}
     return pa.table(columns)
+
+
+def prepare_frame(raw: pd.DataFrame, *, source: str = "data") -> pd.DataFrame:
+    """Rows as given (any resolvable column names) in the form :func:`score_frame` scores.
+
+    Parameters
+    ----------
+    raw
+        Observations in the database's, the API's or any supported spelling of the columns.
+    source
+        Name used in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical column names, numeric columns as floats (whole numbers included).
+
+    Raises
+    ------
+    DataValidationError
+        When a numeric column holds text that is no number.
+    ColumnError
+        When ``ta`` is missing, or two columns resolve to the same name.
+    """
+    frame = coerce_numeric(resolve_columns(raw), source=source)
+    validate_columns(list(frame.columns), SCORED_ONLY_WITH)
+    return frame
 
 
 def _column_types(path: Path, wanted: set[str]) -> dict[str, pa.DataType]:
@@ -260,8 +291,7 @@ def predict_file(
     try:
         with open(fd, "wb") as sink:
             for raw in _chunks(input_path, chunk_rows, input_columns(model)):
-                frame = coerce_numeric(resolve_columns(raw), source=input_path.name)
-                validate_columns(list(frame.columns), SCORED_ONLY_WITH)
+                frame = prepare_frame(raw, source=input_path.name)
                 if buildings is not None and "building_id" in frame.columns:
                     extra = [
                         c for c in buildings.columns if c != "building_id" and c in frame.columns

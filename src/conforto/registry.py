@@ -14,24 +14,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
 from conforto.artifact import load_model
+from conforto.audit import AUDIT, Move, append_move, production_history, read_audit
 from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
-from conforto.lineage import config_hash, current_user, timestamp
+from conforto.lineage import config_hash, timestamp
 from conforto.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
 from conforto.settings import Settings, get_settings
 from conforto.versions import ModelVersion
 
 PRODUCTION = "production"
-AUDIT = "audit.jsonl"
 INTENT = "intent.json"
 LOCK = ".lock"
 LOCK_TIMEOUT_S = 120.0
@@ -65,6 +64,8 @@ class RegistryStore(Protocol):
 
     def local_artifact(self, version: ModelVersion) -> Path: ...
 
+    def add_mlflow_model(self, version: ModelVersion) -> bool: ...
+
 
 def _checkpoint(name: str) -> None:
     """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
@@ -78,44 +79,6 @@ MAX_TAG = 1000
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
-
-
-@dataclass
-class Move:
-    """One change of production, as written to the audit log."""
-
-    action: str
-    to: str
-    previous: str | None
-    reason: str
-    command: str
-    time: str = ""
-    user: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """The audit-log record."""
-        return {
-            "time": self.time or timestamp(),
-            "action": self.action,
-            "from": self.previous,
-            "to": self.to,
-            "reason": self.reason,
-            "command": self.command,
-            "user": self.user or current_user(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Move:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            data["action"],
-            str(data["to"]),
-            data.get("from"),
-            data.get("reason", ""),
-            data.get("command", ""),
-            data.get("time", ""),
-            data.get("user", ""),
-        )
 
 
 class Registry:
@@ -160,33 +123,14 @@ class Registry:
 
     def audit(self) -> list[Move]:
         """Every move, oldest first."""
-        path = self.directory / AUDIT
-        if not path.is_file():
-            return []
-        moves = []
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    moves.append(Move.from_json(json.loads(line)))
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a line torn by a crash mid-append carries no completed move
-        return moves
+        return read_audit(self.directory / AUDIT)
 
     def _append(self, move: Move) -> None:
-        with open(self.directory / AUDIT, "a") as handle:
-            handle.write(json.dumps(move.to_json()) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_move(self.directory / AUDIT, move)
 
     def history(self) -> list[str]:
         """Production versions as a stack: promotions push, rollbacks pop."""
-        stack: list[str] = []
-        for move in self.audit():
-            if move.action == "rollback" and len(stack) >= 2 and stack[-2] == move.to:
-                stack.pop()
-            elif not stack or stack[-1] != move.to:
-                stack.append(move.to)
-        return stack
+        return production_history(self.audit())
 
     # ------------------------------------------------------------------------------ reconciling
 
@@ -388,6 +332,43 @@ class Registry:
         with self.locked():
             self.store.get(version)
             self.store.set_tag(version, key, value)
+
+    def upgrade(self, versions: Sequence[str] = (), *, command: str = "upgrade") -> list[str]:
+        """Make versions registered before MLflow Models were written MLflow Models.
+
+        Each version's artifact is verified first and its files stay as they are (its checksum
+        too); every upgrade is recorded in the audit log.
+
+        Parameters
+        ----------
+        versions
+            Version numbers; every version when empty.
+        command
+            The command, for the audit log.
+
+        Returns
+        -------
+        list of str
+            The versions upgraded (those that already were MLflow Models are left alone).
+
+        Raises
+        ------
+        RegistryError
+            When a version does not exist.
+        ArtifactError
+            When a version's artifact is missing or does not match its checksum.
+        """
+        with self.locked():
+            targets = [self.store.get(v) for v in versions] or self.store.versions()
+            upgraded = []
+            for target in targets:
+                self._verified(target)
+                if self.store.add_mlflow_model(target):
+                    self._append(
+                        Move("upgrade", target.version, None, "added the MLflow Model", command)
+                    )
+                    upgraded.append(target.version)
+            return upgraded
 
     def record_gate(self, version: str, passed: bool, reason: str, report: Path) -> None:
         """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate.

@@ -1,4 +1,4 @@
-"""``conforto model``: the registry: register, list, show, promote, roll back, audit."""
+"""``conforto model``: the registry: register, list, show, promote, roll back, upgrade, audit."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ def rollback(reason: ReasonOpt = "") -> None:
         move = open_registry().rollback(reason=reason, command="conforto model rollback")
     console.print(f"production: version {move.previous} → {move.to}", highlight=False)
     tell(move_message(move))
+
+
+@app.command("upgrade")
+def upgrade(
+    versions: Annotated[
+        list[str] | None, typer.Argument(help="Versions to upgrade (or --all).", show_default=False)
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Upgrade every version.")] = False,
+) -> None:
+    """Make versions registered before this release MLflow Models (MLmodel, signature,
+    environment), without changing their files; audited."""
+    if bool(versions) == every:
+        raise fail("name the versions to upgrade, or pass --all (not both).")
+    with errors():
+        upgraded = open_registry().upgrade(versions or (), command="conforto model upgrade")
+    if upgraded:
+        console.print(f"now MLflow Models: version {', '.join(upgraded)}", highlight=False)
+    else:
+        console.print("nothing to upgrade: every version named already is an MLflow Model")
 
 
 @app.command("audit")

@@ -11,9 +11,9 @@ from rich.table import Table
 from conforto.cli.common import console
 
 if TYPE_CHECKING:
+    from conforto.audit import Move
     from conforto.gate import GateReport
     from conforto.monitor.drift import DriftReport
-    from conforto.registry import Move
     from conforto.validation import ValidationReport
     from conforto.versions import ModelVersion
 

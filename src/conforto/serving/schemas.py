@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.categories import DOMAINS
-from conforto.design import INPUTS, Input
+from conforto.design import EXAMPLE_OBSERVATION, INPUTS, Input
 
 
 def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
@@ -64,21 +64,7 @@ Observation = create_model(  # one observation: what a caller measures and knows
     "Observation",
     __config__=ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "ta": 24.5,
-                    "rh": 55.0,
-                    "vel": 0.15,
-                    "met": 1.1,
-                    "clo": 0.6,
-                    "tr": 25.0,
-                    "t_mot_isd": 22.0,
-                    "season": "summer",
-                    "cooling_type": "air conditioned",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE_OBSERVATION]},
     ),
     **_fields,
 )

@@ -192,6 +192,7 @@ class MlflowRegistryStore:
             tracker.log_metrics(metrics)
             tracker.set_tags(tags)
             self.client.log_artifacts(run_id, str(artifact), artifact_path="model")
+            self._log_mlflow_model(run_id)
             tracker.end_run()
         except Exception:  # whatever failed, the run is closed as FAILED and the error goes on
             tracker.end_run("FAILED")
@@ -201,6 +202,39 @@ class MlflowRegistryStore:
             self.model_name, source=f"runs:/{run_id}/model", run_id=run_id, tags=dict(tags)
         )
         return self.get(str(created.version))
+
+    def _log_mlflow_model(self, run_id: str) -> None:
+        """Add the MLflow Model files to the run's ``model``; ``MLmodel`` last, so that a folder
+        with an ``MLmodel`` is a complete MLflow Model."""
+        import tempfile
+
+        from conforto.tracking.mlflow_model import MLMODEL, write_mlflow_model
+
+        with tempfile.TemporaryDirectory(prefix="conforto-mlmodel-") as tmp:
+            files = write_mlflow_model(Path(tmp) / "model", run_id=run_id)
+            mlmodel = (files / MLMODEL).rename(Path(tmp) / MLMODEL)
+            self.client.log_artifacts(run_id, str(files), artifact_path="model")
+            self.client.log_artifact(run_id, str(mlmodel), artifact_path="model")
+
+    def add_mlflow_model(self, version: ModelVersion) -> bool:
+        """Make a version registered without one an MLflow Model; its own files stay as they are.
+
+        Returns
+        -------
+        bool
+            False when the version already is an MLflow Model.
+        """
+        from conforto.tracking.mlflow_model import MLMODEL
+
+        if not version.run_id:
+            raise RegistryError(
+                f"version {version.version} has no MLflow run to add the MLflow Model to."
+            )
+        present = {Path(f.path).name for f in self.client.list_artifacts(version.run_id, "model")}
+        if MLMODEL in present:
+            return False
+        self._log_mlflow_model(version.run_id)
+        return True
 
     def _convert(self, mv: Any) -> ModelVersion:
         version = ModelVersion(
