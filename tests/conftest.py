@@ -117,10 +117,13 @@ def small_sample_paths(
 
 @pytest.fixture(scope="session")
 def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
-    """The trained model as models trained before prediction sets are: no ``conformal.json``."""
+    """The trained model as models trained before prediction sets and occupant-response heads
+    are: no ``conformal.json``, no ``heads.json`` nor the heads' boosters."""
     from conforto.conformal import CONFORMAL
+    from conforto.heads import HEADS, SPECS
 
-    return without_file(trained_model, CONFORMAL, tmp_path_factory.mktemp("without-sets") / "m")
+    old = (CONFORMAL, HEADS, *(spec.booster_file for spec in SPECS))
+    return without_file(trained_model, old, tmp_path_factory.mktemp("without-sets") / "m")
 
 
 @pytest.fixture(scope="session")

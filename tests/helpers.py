@@ -98,16 +98,17 @@ def train_once(
     return out
 
 
-def without_file(model: Path, name: str, out: Path) -> Path:
-    """A copy of ``model`` at ``out`` without its optional file ``name``, as models trained
-    before that file existed: checksummed again."""
+def without_file(model: Path, name: str | tuple[str, ...], out: Path) -> Path:
+    """A copy of ``model`` at ``out`` without its optional file ``name`` (or files), as models
+    trained before that file existed: checksummed again."""
     import json
     import shutil
 
     from conforto.artifact import MANIFEST, save_manifest
 
     shutil.copytree(model, out)
-    (out / name).unlink()
+    for file in (name,) if isinstance(name, str) else name:
+        (out / file).unlink()
     manifest = json.loads((out / MANIFEST).read_text())
     save_manifest(out, {k: v for k, v in manifest.items() if k != "files"})
     return out

@@ -15,6 +15,9 @@ A model directory holds::
                      of a deployed service expects (optional)
     conformal.json   the prediction sets' calibration: conformal p-values of scores on a grid
                      (optional: without it predictions have no set)
+    heads.json, head_*.txt  the occupant-response heads (dissatisfied, unacceptable,
+                     preference): boosters and temperatures (optional: without them those
+                     answers are null)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 
@@ -35,6 +38,7 @@ from conforto.conformal import CONFORMAL, ConformalSets
 from conforto.design import FeatureSpec
 from conforto.errors import ArtifactError
 from conforto.fileio import file_sha256
+from conforto.heads import HEADS, Heads
 
 if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pandas
     import pandas as pd
@@ -80,6 +84,8 @@ class ThermalModel:
         Where it was loaded from (its optional files are read from there).
     conformal
         The prediction sets' calibration; ``None`` for models trained without one.
+    heads
+        The occupant-response heads; ``None`` for models trained without them.
     """
 
     spec: FeatureSpec
@@ -89,6 +95,7 @@ class ThermalModel:
     manifest: dict[str, Any]
     directory: Path | None = None
     conformal: ConformalSets | None = None
+    heads: Heads | None = None
 
     def optional_file(self, name: str) -> Path | None:
         """One of the artifact's optional files, when this model has it (older ones may not)."""
@@ -201,4 +208,10 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
             model.conformal = ConformalSets.from_dict(json.loads(calibration.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"cannot read {calibration}: {exc}.") from None
+    heads = model.optional_file(HEADS)
+    if heads is not None:
+        try:
+            model.heads = Heads.load(directory)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"cannot read {heads}: {exc}.") from None
     return model

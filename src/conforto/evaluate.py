@@ -228,6 +228,25 @@ def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
     return figure_uri(fig)
 
 
+def _dissatisfied_figure(entry: dict[str, Any]) -> str:
+    """Reliability of P(dissatisfied) and of ISO 7730's PPD/100 on the same votes."""
+    fig = new_figure(5.2, 4.2)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", label="perfectly calibrated")
+    for (name, curve), color in zip(
+        entry["reliability"].items(), ("#4c72b0", "#dd8452"), strict=False
+    ):
+        scores = entry["model on the PPD/100 rows"] if name == "model" else entry[name]
+        label = f"{'conforto' if name == 'model' else name} (Brier {scores['brier']:.3f})"
+        ax.plot(curve["predicted"], curve["observed"], marker="o", color=color, label=label)
+    ax.set_xlabel("predicted share dissatisfied (votes ±2, ±3)")
+    ax.set_ylabel("observed share")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    return figure_uri(fig)
+
+
 def _coverage_figure(report: dict[str, Any]) -> str:
     """Coverage and mean set size against the nominal level; slice coverage at 0.9."""
     slices = sum(e["within"] is not None for rows in report["slices"].values() for e in rows)
@@ -307,6 +326,8 @@ def write_evaluation(
     }
     if "coverage" in summary:
         figures["coverage"] = _coverage_figure(summary["coverage"])
+    if "reliability" in summary.get("heads", {}).get("dissatisfied", {}):
+        figures["dissatisfied"] = _dissatisfied_figure(summary["heads"]["dissatisfied"])
     importance = manifest.get("booster", {}).get("feature_importance_gain")
     if importance:
         figures["importance"] = _importance_figure(importance)

@@ -165,6 +165,8 @@ def write_model(
         )  # fmt: skip
         atomic_write_json(tmp / GOLDEN, golden(fitted))
         atomic_write_text(tmp / CONFORMAL, json.dumps(result.conformal.to_dict()) + "\n")
+        if result.heads is not None:
+            result.heads.save(tmp)
         result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)

@@ -4,12 +4,15 @@ A challenger passes when (a) it beats the PMV equation and the majority class on
 building-grouped out-of-fold predictions by configured margins, (b) a paired bootstrap over
 buildings shows it is not worse than the champion on the same rows and folds (non-inferiority in
 macro-F1 and log loss), (c) no large slice (cooling type, climate, season) regresses beyond a
-tolerance, (d) it passes the behavioural suite and (e) its prediction sets cover the votes at
-their nominal level, out of fold. The first model is judged on (a), (d) and (e).
+tolerance, (d) it passes the behavioural suite, (e) its prediction sets cover the votes at
+their nominal level, out of fold, and (f) each occupant-response head beats its physics
+baseline (:func:`conforto.head_training.head_checks`). The first model is judged on (a), (d),
+(e) and (f).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -384,6 +387,7 @@ def run_gate(
     champion: tuple[str, pd.DataFrame] | None = None,
     oof_source: str = "stored",
     conformal_by: str = "all",
+    extra: Sequence[GateCheck] = (),
 ) -> GateReport:
     """Judge a challenger from its out-of-fold predictions (and the champion's, on the same rows).
 
@@ -404,6 +408,8 @@ def run_gate(
         How the champion's predictions were obtained (``stored`` or ``refit``), for the report.
     conformal_by
         How the challenger's prediction sets are calibrated (``all``, ``class``, ``climate``).
+    extra
+        Further checks of the challenger (its occupant-response heads').
 
     Returns
     -------
@@ -429,6 +435,7 @@ def run_gate(
         comparison["champion"] = _summary(frame)
     checks += coverage_checks(challenger, config, conformal_by=conformal_by)
     checks += [GateCheck(b.name, "behaviour", b.passed, b.detail) for b in behaviour]
+    checks += extra
     return GateReport(
         version,
         champion[0] if champion else None,

@@ -3,7 +3,9 @@
 Each output row matches one input row, in order: ``record_id`` when present,
 ``predicted_class``, calibrated ``p_cool``, ``p_neutral``, ``p_warm``, ``prediction_set`` (the
 classes the vote falls in at the chosen coverage, e.g. ``cool|neutral``; empty for models
-without a conformal calibration), ``reason`` (empty when scored, otherwise why the row was not
+without a conformal calibration), the occupants' responses ``p_dissatisfied``,
+``p_unacceptable``, ``p_prefer_cooler``, ``p_prefer_no_change``, ``p_prefer_warmer`` (empty for
+models without them), ``reason`` (empty when scored, otherwise why the row was not
 scored) and ``flags`` (implausible values that were scored as given, never clipped).
 """
 
@@ -26,9 +28,10 @@ from conforto.categories import normalise_column
 from conforto.columns import NUMERIC, resolve_columns, resolve_name, validate_columns
 from conforto.conformal import DEFAULT_LEVEL, check_level, joined
 from conforto.data import coerce_numeric, read_table
-from conforto.design import REQUIRED_INPUTS
+from conforto.design import REQUIRED_INPUTS, encode
 from conforto.errors import ConfigError, DataSourceError
 from conforto.features import PHYSICS_INPUTS
+from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.target import CLASS_NAMES
 
 ObjectArray = npt.NDArray[np.object_]
@@ -47,6 +50,7 @@ OUTPUT_COLUMNS = (
     "p_neutral",
     "p_warm",
     "prediction_set",
+    *HEAD_COLUMNS,
     "reason",
     "flags",
 )
@@ -130,9 +134,13 @@ def score_frame(
     proba = np.full((len(frame), len(CLASS_NAMES)), np.nan)
     labels = np.full(len(frame), None, dtype=object)
     sets = np.full(len(frame), None, dtype=object)
+    responses = np.full((len(frame), len(HEAD_COLUMNS)), np.nan)
     if ok.any():
         threads = 0 if ok.sum() >= PARALLEL_ROWS else 1
-        proba[ok] = model.predict_proba(frame.loc[ok], threads=threads)
+        matrix = encode(frame.loc[ok], model.spec)
+        proba[ok] = model.predict_matrix(matrix, threads=threads)
+        if model.heads is not None:
+            responses[ok] = model.heads.predict(matrix, threads=threads)
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
         if model.conformal is not None:
@@ -144,6 +152,9 @@ def score_frame(
         "p_neutral": pa.array(proba[:, 1], from_pandas=True),
         "p_warm": pa.array(proba[:, 2], from_pandas=True),
         "prediction_set": pa.array(sets, pa.string()),
+        **{
+            name: pa.array(responses[:, i], from_pandas=True) for i, name in enumerate(HEAD_COLUMNS)
+        },
         "reason": pa.array(reasons, pa.string()),
         "flags": pa.array(flags, pa.string()),
     }

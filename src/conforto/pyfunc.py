@@ -19,6 +19,7 @@ from conforto.artifact import ThermalModel, load_model
 from conforto.bounds import PHYSICAL_BOUNDS
 from conforto.conformal import DEFAULT_LEVEL, check_level
 from conforto.design import INPUTS
+from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.predict import OUTPUT_COLUMNS, prepare_frame, score_frame
 
 
@@ -52,7 +53,7 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     ),
 )
 #: The outputs, one row per input row: batch prediction's columns (``record_id`` aside).
-OUTPUT_NUMBERS = ("p_cool", "p_neutral", "p_warm")
+OUTPUT_NUMBERS = ("p_cool", "p_neutral", "p_warm", *HEAD_COLUMNS)
 OUTPUTS = tuple(c for c in OUTPUT_COLUMNS if c != "record_id")
 #: Prediction parameters and their defaults.
 PARAMS: dict[str, float] = {"coverage": DEFAULT_LEVEL}

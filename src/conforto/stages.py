@@ -7,12 +7,13 @@ physics features), ``model_training`` and ``model_validation`` (the gate).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from conforto.export import write_model
 from conforto.features import FEATURES, comfort_features
 from conforto.gate import GateConfig, GateReport, run_gate
 from conforto.gate_report import write_gate_report
+from conforto.head_training import head_checks
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import DriftReport, check_drift, write_drift
 from conforto.monitor.window import FrameSource
@@ -230,6 +232,13 @@ def _oof(artifact: Path) -> pd.DataFrame:
     return pd.read_parquet(artifact / "oof.parquet")
 
 
+def _heads_report(artifact: Path) -> dict[str, Any] | None:
+    """The occupant-response heads' out-of-fold report (``None`` for models without them)."""
+    metrics = json.loads((artifact / "metrics.json").read_text())
+    heads: dict[str, Any] | None = metrics.get("cv", {}).get("heads")
+    return heads
+
+
 def champion_predictions(
     challenger: ThermalModel,
     challenger_oof: pd.DataFrame,
@@ -312,8 +321,7 @@ def gate_stage(
         challenger = load_model(artifact, verify=False)
         challenger_oof = _oof(artifact)
         champion_version = registry.store.alias_version("production")
-        champion = None
-        source = "none"
+        champion, source = None, "none"
         if champion_version is not None and champion_version != found.version:
             _, champion_artifact = registry.resolve(champion_version)
             frame, source = champion_predictions(
@@ -341,6 +349,7 @@ def gate_stage(
             champion=champion,
             oof_source=source,
             conformal_by=challenger.conformal.by if challenger.conformal else "all",
+            extra=head_checks(_heads_report(artifact)),
         )
         paths = write_gate_report(report, out)
         registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])

@@ -27,6 +27,8 @@ from conforto.design import FeatureSpec, build_spec, encode, prepare
 from conforto.errors import DataError
 from conforto.evaluate import summarise
 from conforto.features import comfort_features
+from conforto.head_training import train_heads
+from conforto.heads import Heads
 from conforto.metrics import N_CLASSES
 from conforto.random_split import random_split_metrics
 
@@ -38,10 +40,13 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass
 class CrossValidation:
-    """Out-of-fold predictions and what was fitted per fold."""
+    """Out-of-fold predictions, what was fitted per fold, and each fold's tuned parameters and
+    rounds (the starting point of the occupant-response heads)."""
 
     oof: pd.DataFrame
     folds: list[dict[str, Any]]
+    tuned: list[tuple[dict[str, Any], int]]
+    fold_of: IntArray
 
 
 def cross_validate(
@@ -77,7 +82,7 @@ def cross_validate(
     numeric_idx = [i for i, f in enumerate(spec.features) if f.kind != "categorical"]
     fold_of = np.full(n, -1, dtype=np.int64)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
-    folds_info = []
+    folds_info, tuned = [], []
     folds = folds or group_folds(groups, config.folds, config.fold_seed)
     task = (
         progress.add_task("cross-validation", total=len(folds) * (config.search_trials + 1))
@@ -98,6 +103,7 @@ def cross_validate(
         candidate = logistic_candidate(numeric_idx, spec.categorical_indices).fit(matrix[tr], y[tr])
         logistic[te] = candidate.predict_proba(matrix[te])
         fold_of[te] = k
+        tuned.append((fitted.params, fitted.rounds))
         folds_info.append(
             {
                 "fold": k,
@@ -114,7 +120,7 @@ def cross_validate(
     frame = oof.build(
         rows, fold=fold_of, groups=groups, y=y, decision=decision, pmv=pmv, scores=scores
     )
-    return CrossValidation(frame, folds_info)
+    return CrossValidation(frame, folds_info, tuned, fold_of)
 
 
 def refit_out_of_fold(
@@ -180,6 +186,9 @@ class TrainingResult:
         The training settings.
     conformal
         The prediction sets' calibration, on all the out-of-fold predictions.
+    heads
+        The occupant-response heads (:mod:`conforto.heads`); ``None`` when the data lacks the
+        occupants' answers.
     """
 
     rows: pd.DataFrame
@@ -192,6 +201,7 @@ class TrainingResult:
     probabilistic_pmv: ProbabilisticPMV
     config: TrainConfig
     conformal: ConformalSets
+    heads: Heads | None
 
 
 def train_model(
@@ -224,7 +234,19 @@ def train_model(
             matrix, y, groups, spec, config, seed=config.seed, on_trial=lambda: bar.advance(task)
         )
         bar.advance(task)
+        bar.add_task("occupant responses", total=None)
+        heads, heads_report = train_heads(
+            matrix,
+            rows,
+            groups,
+            spec,
+            cv.fold_of,
+            cv.tuned,
+            (final.params, final.rounds),
+            seed=config.seed,
+        )
     metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
+    metrics["cv"]["heads"] = heads_report
     metrics["cv"]["coverage"] = coverage_report(cv.oof, by=config.conformal_by)
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
@@ -236,4 +258,6 @@ def train_model(
         )
     prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
     conformal = calibrate_frame(cv.oof, by=config.conformal_by)
-    return TrainingResult(rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal)
+    return TrainingResult(
+        rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal, heads
+    )

@@ -14,6 +14,7 @@ import pytest
 from conforto.artifact import load_model
 from conforto.categories import normalise_value
 from conforto.design import NUMERIC_INPUTS
+from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.predict import predict_file
 from conforto.registry import open_registry
 from conforto.settings import get_settings
@@ -69,8 +70,15 @@ def test_predict_returns_probabilities_pmv_and_notes(running: httpx.Client) -> N
         "notes",
         "prediction_set",
         "coverage",
+        "dissatisfied",
+        "unacceptable",
+        "preference",
     }
     assert sum(body["probabilities"].values()) == pytest.approx(1.0)
+    assert 0 < body["dissatisfied"] < 1
+    assert 0 < body["unacceptable"] < 1
+    assert set(body["preference"]) == {"cooler", "no_change", "warmer"}
+    assert sum(body["preference"].values()) == pytest.approx(1.0)
     assert body["predicted_class"] in body["probabilities"]
     assert -1 < body["pmv"] < 1
     assert any("tr" in note for note in body["notes"])
@@ -160,6 +168,13 @@ def test_service_matches_batch_prediction(
     assert set(rows["climate"]) & set(calibration.climates)  # some rows read their climate's
     sets = ["|".join(p["prediction_set"]) for p in served.json()["predictions"]]
     assert sets == batch["prediction_set"].tolist()  # both at the default level, 0.9
+    responses = np.array(
+        [
+            [p["dissatisfied"], p["unacceptable"], *p["preference"].values()]
+            for p in served.json()["predictions"]
+        ]
+    )
+    np.testing.assert_allclose(responses, batch[list(HEAD_COLUMNS)].to_numpy(), atol=1e-6)
 
 
 def test_prediction_sets_at_the_default_or_the_asked_level(running: httpx.Client) -> None:
@@ -199,9 +214,13 @@ def test_the_openapi_schema_documents_sets_and_their_level(running: httpx.Client
     prediction = schema["components"]["schemas"]["Prediction"]["properties"]
     assert "conformal" in prediction["prediction_set"]["description"]
     assert "coverage" in prediction
+    assert "data-driven PPD" in prediction["dissatisfied"]["description"]
+    assert "unacceptable" in prediction["unacceptable"]["description"]
+    preference = schema["components"]["schemas"]["Preference"]["properties"]
+    assert set(preference) == {"cooler", "no_change", "warmer"}
 
 
-def test_a_model_trained_before_prediction_sets_serves_null_sets(  # type: ignore[no-untyped-def]
+def test_a_model_trained_before_sets_and_heads_serves_them_null(  # type: ignore[no-untyped-def]
     serve, model_without_sets: Path
 ) -> None:
     server = serve("--model", str(model_without_sets), env={"CONFORTO_SERVE__COVERAGE": "0.8"})
@@ -209,6 +228,7 @@ def test_a_model_trained_before_prediction_sets_serves_null_sets(  # type: ignor
         body = client.post("/predict", json=OBS, params={"coverage": 0.95}).json()
         assert body["predicted_class"] in {"cool", "neutral", "warm"}
         assert (body["prediction_set"], body["coverage"]) == (None, None)
+        assert (body["dissatisfied"], body["unacceptable"], body["preference"]) == (None,) * 3
 
 
 def test_the_service_default_level_comes_from_the_settings(  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ from conforto.serving.logdb import (
     schema,
 )
 from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import PredictionLog, queued_prediction
+from conforto.serving.predlog import RESPONSE_FIELDS, PredictionLog, queued_prediction
 from conforto.serving.spool import Spool, frames, segments
 from tests.helpers import table_rows
 
@@ -121,6 +121,8 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     )
     first.close()
     with engine.begin() as conn:  # as conforto 0.1 left it: no site, no vote status, version 1
+        for name in RESPONSE_FIELDS:
+            conn.execute(sa.text(f"ALTER TABLE predictions DROP COLUMN {name}"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN prediction_set"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN coverage"))
         conn.execute(sa.text("DROP INDEX ix_feedback_status"))
@@ -129,7 +131,14 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("DROP TABLE spool_offsets"))
         conn.execute(sa.update(schema).values(version=1))
     assert migrate(engine) == 1
-    new = {**_prediction(), "prediction_set": ["cool", "neutral"], "coverage": 0.9}
+    new = {
+        **_prediction(),
+        "prediction_set": ["cool", "neutral"],
+        "coverage": 0.9,
+        "dissatisfied": 0.3,
+        "unacceptable": 0.4,
+        "preference": {"cooler": 0.5, "no_change": 0.3, "warmer": 0.2},
+    }
     table, values = queued_prediction(_prediction(), {"ta": 22.0}, 1.0, "bloco C")
     spooled_before = (table, values[:11])  # spooled by a conforto without sets, stored after
     database = LogDatabase(log_url)
@@ -144,6 +153,11 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         r["site"]: (r["prediction_set"], r["coverage"]) for r in table_rows(log_url, predictions)
     }
     assert stored == {None: (None, None), "bloco B": ("cool|neutral", 0.9), "bloco C": (None, None)}
+    responses = {
+        r["site"]: [r[f] for f in RESPONSE_FIELDS] for r in table_rows(log_url, predictions)
+    }
+    assert responses["bloco B"] == [0.3, 0.4, 0.5, 0.3, 0.2]
+    assert responses["bloco C"] == [None] * 5  # spooled before the heads
     assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]  # the old vote
 
 

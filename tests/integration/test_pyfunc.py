@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from conforto.cli import app
 from conforto.design import REQUIRED_INPUTS
+from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.pointer import artifact_sha256
 from conforto.registry import Registry, open_registry
 from conforto.settings import get_settings
@@ -79,7 +80,7 @@ def test_the_production_alias_is_a_pyfunc_answering_as_conforto_predict(
     assert got.loc[11, "reason"].startswith("tg=-50 outside")
     assert (got["reason"].fillna("") == expected["reason"].fillna("")).all()
     assert (got.loc[~refused, "predicted_class"] == expected.loc[~refused, "predicted_class"]).all()
-    for column in ("p_cool", "p_neutral", "p_warm"):
+    for column in ("p_cool", "p_neutral", "p_warm", *HEAD_COLUMNS):
         assert np.allclose(got[column], expected[column], atol=1e-6, equal_nan=True)
     sets = got.loc[~refused, "prediction_set"]
     assert (sets == expected.loc[~refused, "prediction_set"]).all()

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conforto.cli import app
+from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import REPO
@@ -78,5 +79,5 @@ def test_spark_udf_scores_as_conforto_predict(
     assert (got["predicted_class"].isna() == refused).all()
     assert (got.loc[~refused, "predicted_class"] == expected.loc[~refused, "predicted_class"]).all()
     assert (got["reason"].fillna("") == expected["reason"].fillna("")).all()
-    for column in ("p_cool", "p_neutral", "p_warm"):
+    for column in ("p_cool", "p_neutral", "p_warm", *HEAD_COLUMNS):
         assert np.allclose(got[column], expected[column], atol=1e-6, equal_nan=True)

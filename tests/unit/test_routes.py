@@ -15,7 +15,7 @@ from conforto.errors import LogUnavailable
 from conforto.serving.app import create_app
 from conforto.serving.deps import get_prediction_log, get_predictor, get_service
 from conforto.serving.ids import new_ids
-from conforto.serving.predlog import PredictionLog
+from conforto.serving.predlog import PREDICTION_FIELDS, PredictionLog
 from conforto.serving.spool import Queued, Spool, frames, segments
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
@@ -51,6 +51,9 @@ class FixedPredictor:
                 "notes": [],
                 "prediction_set": ["neutral"],
                 "coverage": level or 0.9,
+                "dissatisfied": 0.12,
+                "unacceptable": 0.2,
+                "preference": {"cooler": 0.3, "no_change": 0.6, "warmer": 0.1},
             }
             for i, level in enumerate(levels or [None] * len(rows))
         ]
@@ -165,7 +168,9 @@ def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
         *(p["prediction_id"] for p in batch.json()["predictions"]),
     ]
     assert [values[0] for _, values in spooled(log)] == answered  # on disk before the answers
-    assert {values[-2:] for _, values in spooled(log)} == {("neutral", 0.9)}  # set and level
+    stored = [dict(zip(PREDICTION_FIELDS, values, strict=True)) for _, values in spooled(log)]
+    assert {(v["prediction_set"], v["coverage"]) for v in stored} == {("neutral", 0.9)}
+    assert {(v["p_dissatisfied"], v["p_prefer_warmer"]) for v in stored} == {(0.12, 0.1)}
     assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
     assert client.get("/model").json()["name"] == "fixed"
     exposed = client.get("/metrics").text

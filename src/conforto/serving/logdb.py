@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError, LogUnavailable
-from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS
+from conforto.serving.predlog import FEEDBACK_FIELDS, PREDICTION_FIELDS, RESPONSE_FIELDS
 from conforto.serving.spool import Queued
 
 metadata = sa.MetaData()
@@ -37,6 +37,7 @@ predictions = sa.Table(
     sa.Column("site", sa.String(100)),
     sa.Column("prediction_set", sa.String(24)),
     sa.Column("coverage", sa.Float),
+    *(sa.Column(name, sa.Float) for name in RESPONSE_FIELDS),
 )
 feedback = sa.Table(
     "feedback",
@@ -60,7 +61,7 @@ spool_offsets = sa.Table(
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -83,11 +84,18 @@ def _add_sets(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN coverage FLOAT"))
 
 
+def _add_responses(conn: sa.Connection) -> None:
+    """Version 5: the occupant responses, ``predictions.p_dissatisfied`` … (null before)."""
+    for name in RESPONSE_FIELDS:
+        conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_site,
     2: _add_status,
     3: _add_sets,
+    4: _add_responses,
 }
 
 

@@ -27,7 +27,17 @@ log = logging.getLogger(__name__)
 #: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
 #: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``),
 #: ``prediction_set`` the set's classes joined by ``|`` and ``coverage`` its level (``None``
-#: both without a set). Fields are only ever appended: older spools have fewer.
+#: both without a set), then the occupant responses (``None`` each without the heads). Fields
+#: are only ever appended: older spools have fewer.
+#: The occupant responses, as the log stores them.
+RESPONSE_FIELDS = (
+    "p_dissatisfied",
+    "p_unacceptable",
+    "p_prefer_cooler",
+    "p_prefer_no_change",
+    "p_prefer_warmer",
+)
+_NO_PREFERENCE = (None, None, None)
 PREDICTION_FIELDS = (
     "prediction_id",
     "created",
@@ -42,6 +52,7 @@ PREDICTION_FIELDS = (
     "site",
     "prediction_set",
     "coverage",
+    *RESPONSE_FIELDS,
 )
 #: A queued vote's values.
 FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
@@ -60,6 +71,7 @@ def queued_prediction(
     defaults to the current time."""
     p = prediction["probabilities"]
     members = prediction.get("prediction_set")
+    preference = prediction.get("preference")
     return (
         "predictions",
         (
@@ -76,6 +88,9 @@ def queued_prediction(
             site,
             None if members is None else "|".join(members),
             prediction.get("coverage"),
+            prediction.get("dissatisfied"),
+            prediction.get("unacceptable"),
+            *(_NO_PREFERENCE if preference is None else preference.values()),
         ),
     )
 

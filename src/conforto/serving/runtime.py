@@ -20,6 +20,10 @@ from conforto.target import CLASS_NAMES
 _normalise = lru_cache(maxsize=4096)(normalise_value)
 
 
+#: The occupant responses of a model without heads.
+NO_RESPONSES: dict[str, Any] = {"dissatisfied": None, "unacceptable": None, "preference": None}
+
+
 class Predictor:
     """Score observations (dicts of canonical inputs) with a loaded model.
 
@@ -122,6 +126,7 @@ class Predictor:
         decided = self.model.decide(proba)
         levels = levels or [None] * len(observations)
         sets, coverage = self.sets(observations, proba, decided, levels)
+        responses = self.responses(matrix)
         rows = zip(
             decided.tolist(),
             proba.tolist(),
@@ -131,6 +136,7 @@ class Predictor:
             new_ids(len(observations)),
             sets,
             coverage,
+            responses,
             strict=True,
         )
         return [
@@ -144,8 +150,23 @@ class Predictor:
                 "notes": row_notes,
                 "prediction_set": members,
                 "coverage": level,
+                **answers,
             }
-            for decision, p, pmv, ppd, row_notes, prediction_id, members, level in rows
+            for decision, p, pmv, ppd, row_notes, prediction_id, members, level, answers in rows
+        ]
+
+    def responses(self, matrix: np.ndarray) -> list[dict[str, Any]]:
+        """Each row's occupant responses in the API's shape (null each without the heads)."""
+        heads = self.model.heads
+        if heads is None:
+            return [NO_RESPONSES] * len(matrix)
+        return [
+            {
+                "dissatisfied": d,
+                "unacceptable": u,
+                "preference": {"cooler": c, "no_change": n, "warmer": w},
+            }
+            for d, u, c, n, w in heads.predict(matrix).tolist()
         ]
 
 

@@ -79,6 +79,14 @@ class Probabilities(BaseModel):
     warm: float = Field(description="P(vote > 0.5)")
 
 
+class Preference(BaseModel):
+    """What change the occupant would ask for, as calibrated probabilities (sum to 1)."""
+
+    cooler: float = Field(description="P(the occupant wants it cooler)")
+    no_change: float = Field(description="P(the occupant wants no change)")
+    warmer: float = Field(description="P(the occupant wants it warmer)")
+
+
 class Prediction(BaseModel):
     """The model's answer for one observation."""
 
@@ -100,6 +108,19 @@ class Prediction(BaseModel):
     coverage: float | None = Field(
         description="Confidence level of prediction_set (the request's, or the service's "
         "default); null without a set."
+    )
+    dissatisfied: float | None = Field(
+        description="P(the occupant votes ±2 or ±3: hot, warm, cool or cold), calibrated on "
+        "buildings the model had not seen: a data-driven PPD (as a probability, 0-1; ISO's is "
+        "`ppd` [%]). Null for a model without occupant-response heads."
+    )
+    unacceptable: float | None = Field(
+        description="P(the occupant finds the thermal environment unacceptable), 0-1. Null for "
+        "a model without occupant-response heads."
+    )
+    preference: Preference | None = Field(
+        description="The change the occupant would ask for. Null for a model without "
+        "occupant-response heads."
     )
 
 

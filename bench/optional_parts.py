@@ -1,11 +1,14 @@
-"""Benchmark: what prediction sets cost the service, in alternating runs with and without them.
+"""Benchmark: what an optional part of the model costs the service, in alternating runs with
+and without it.
 
-The same model is served twice: as it is (with ``conformal.json``: every answer carries its
-prediction set) and as a copy without the calibration (as models trained before sets: null
-sets). ``bench/serving.py`` measures each, alternating which goes first, and the table
-compares ``/predict ÷ /health`` of the runs.
+The same model is served twice: as it is and as a copy without the part, as models trained
+before it (``sets``: ``conformal.json``, every answer's prediction set; ``heads``: the
+occupant-response heads, ``dissatisfied``, ``unacceptable`` and ``preference``; they answer
+null without it). ``bench/serving.py`` measures each, alternating which goes first, and the
+table compares ``/predict ÷ /health`` of the runs.
 
-    .venv/bin/python bench/prediction_sets.py --model DIR [--runs 3] [--pin] [--connections 64]
+    .venv/bin/python bench/optional_parts.py --model DIR --part sets|heads [--runs 3] [--pin]
+        [--connections 64]
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from pathlib import Path
 
 from conforto.artifact import MANIFEST, save_manifest
 from conforto.conformal import CONFORMAL
+from conforto.heads import HEADS, SPECS
 
 SERVING = Path(__file__).with_name("serving.py")
+#: Each optional part's files.
+PARTS = {"sets": (CONFORMAL,), "heads": (HEADS, *(spec.booster_file for spec in SPECS))}
 
 
-def without_sets(model: Path, folder: Path) -> Path:
-    """A copy of ``model`` without its conformal calibration."""
-    copy = folder / "without-sets"
+def without(model: Path, part: str, folder: Path) -> Path:
+    """A copy of ``model`` without one of its optional parts."""
+    copy = folder / f"without-{part}"
     shutil.copytree(model, copy)
-    (copy / CONFORMAL).unlink()
+    for name in PARTS[part]:
+        (copy / name).unlink()
     manifest = json.loads((copy / MANIFEST).read_text())
     save_manifest(copy, {k: v for k, v in manifest.items() if k != "files"})
     return copy
@@ -38,7 +45,15 @@ def without_sets(model: Path, folder: Path) -> Path:
 def measure(model: Path, options: list[str]) -> dict[str, float]:
     """One ``bench/serving.py`` run: req/s of both endpoints, the ratio and p99."""
     out = subprocess.run(
-        [sys.executable, str(SERVING), "--model", str(model), "--no-naive", *options],
+        [
+            sys.executable,
+            str(SERVING),
+            "--model",
+            str(model),
+            "--no-naive",
+            "--no-mlflow",
+            *options,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -59,17 +74,22 @@ def measure(model: Path, options: list[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="a model with conformal.json")
+    parser.add_argument("--model", type=Path, required=True, help="a model with the part")
+    parser.add_argument("--part", choices=sorted(PARTS), required=True, help="what to measure")
     parser.add_argument("--runs", type=int, default=3, help="runs of each")
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    if not (args.model / CONFORMAL).is_file():
-        sys.exit(f"{args.model} has no {CONFORMAL}: train it with this conforto")
+    missing = [name for name in PARTS[args.part] if not (args.model / name).is_file()]
+    if missing:
+        sys.exit(f"{args.model} has no {', '.join(missing)}: train it with this conforto")
     options = ["--connections", str(args.connections), *(["--pin"] if args.pin else [])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"with sets": args.model, "without sets": without_sets(args.model, Path(tmp))}
+        models = {
+            f"with {args.part}": args.model,
+            f"without {args.part}": without(args.model, args.part, Path(tmp)),
+        }
         for run in range(args.runs):
             order = list(models) if run % 2 == 0 else list(reversed(models))
             for label in order:

@@ -1,0 +1,120 @@
+"""Occupant-response heads: what occupants will say beside their sensation vote.
+
+Three calibrated LightGBM boosters read the same feature matrix as the sensation model:
+
+- ``dissatisfied``: P(rounded vote in {-3, -2, 2, 3}), a data-driven PPD;
+- ``unacceptable``: P(the occupant finds the environment thermally unacceptable);
+- ``preference``: P(wants it cooler), P(no change), P(warmer).
+
+They live in the artifact as optional files (``heads.json`` and one booster each): older
+artifacts load without them and answer null. This module is the scoring side (NumPy and the
+boosters); :mod:`conforto.head_training` trains and judges them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+HEADS = "heads.json"
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One head: its name and its classes (a binary head answers P(its last class))."""
+
+    name: str
+    classes: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    @property
+    def booster_file(self) -> str:
+        """The head's booster file in the artifact."""
+        return f"head_{self.name}.txt"
+
+
+SPECS: tuple[HeadSpec, ...] = (
+    HeadSpec("dissatisfied", ("satisfied", "dissatisfied"), ("p_dissatisfied",)),
+    HeadSpec("unacceptable", ("acceptable", "unacceptable"), ("p_unacceptable",)),
+    HeadSpec(
+        "preference",
+        ("cooler", "no_change", "warmer"),
+        ("p_prefer_cooler", "p_prefer_no_change", "p_prefer_warmer"),
+    ),
+)
+#: Output columns of every head, in order (batch prediction, the MLflow model).
+COLUMNS: tuple[str, ...] = tuple(c for spec in SPECS for c in spec.columns)
+
+
+def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
+    """Class probabilities (rows × classes) from raw scores; a binary head's raw score is one
+    column, its probabilities two."""
+    scores = raw / temperature
+    if scores.ndim == 1:
+        scores = np.column_stack([np.zeros_like(scores), scores])
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    out: FloatArray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+@dataclass
+class Heads:
+    """The loaded heads: a booster and a temperature each."""
+
+    boosters: dict[str, Any]
+    temperatures: dict[str, float]
+
+    def predict(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
+        """Probabilities of :data:`COLUMNS` (rows × 5) for an encoded matrix."""
+        parts = []
+        for spec in SPECS:
+            raw = np.asarray(
+                self.boosters[spec.name].predict(matrix, raw_score=True, num_threads=threads),
+                dtype=np.float64,
+            )
+            proba = calibrated(raw, self.temperatures[spec.name])
+            parts.append(proba[:, 1:] if len(spec.classes) == 2 else proba)
+        return np.hstack(parts)
+
+    @classmethod
+    def load(cls, directory: Path) -> Heads:
+        """Read ``heads.json`` and the boosters it names from an artifact folder.
+
+        Raises
+        ------
+        ValueError
+            When a head is missing or its booster cannot be read.
+        """
+        import lightgbm as lgb
+
+        stored = json.loads((directory / HEADS).read_text())
+        boosters, temperatures = {}, {}
+        for spec in SPECS:
+            entry = stored[spec.name]
+            try:
+                boosters[spec.name] = lgb.Booster(model_file=str(directory / spec.booster_file))
+            except lgb.basic.LightGBMError as exc:
+                raise ValueError(f"{spec.booster_file}: {exc}") from None
+            temperatures[spec.name] = float(entry["temperature"])
+        return cls(boosters, temperatures)
+
+    def save(self, directory: Path) -> None:
+        """Write the boosters and ``heads.json`` into an artifact folder."""
+        for spec in SPECS:
+            self.boosters[spec.name].save_model(str(directory / spec.booster_file))
+        entries = {
+            spec.name: {
+                "classes": list(spec.classes),
+                "temperature": self.temperatures[spec.name],
+                "booster": spec.booster_file,
+            }
+            for spec in SPECS
+        }
+        (directory / HEADS).write_text(json.dumps(entries, indent=2) + "\n")
