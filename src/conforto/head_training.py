@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto.booster import fit_temperature
+from conforto.booster import fit_temperature, lgb_dataset
 from conforto.design import FeatureSpec
 from conforto.gate import GateCheck
 from conforto.heads import SPECS, Heads, HeadSpec, calibrated
@@ -57,8 +57,6 @@ def _fit(
     matrix: FloatArray, y: IntArray, spec: FeatureSpec, params: dict[str, Any], rounds: int
 ) -> Any:
     import lightgbm as lgb
-
-    from conforto.booster import lgb_dataset
 
     return lgb.train(params, lgb_dataset(matrix, y, spec), rounds)
 
@@ -156,21 +154,16 @@ def _temperature(raw: FloatArray, y: IntArray) -> float:
 
 
 def fit_heads(
-    matrix: FloatArray,
-    rows: pd.DataFrame,
-    spec: FeatureSpec,
-    tuned: tuple[dict[str, Any], int],
-    cv: dict[str, HeadCV],
+    matrix: FloatArray, spec: FeatureSpec, tuned: tuple[dict[str, Any], int], cv: dict[str, HeadCV]
 ) -> Heads:
-    """The final heads on every labelled row, each calibrated on its out-of-fold scores."""
-    labels = targets(rows)
+    """The final heads on every labelled row (``cv``'s), each calibrated on its out-of-fold
+    scores."""
     params, rounds = tuned
     boosters, temperatures = {}, {}
     for head in SPECS:
         fold = cv[head.name]
         boosters[head.name] = _fit(matrix[fold.rows], fold.y, spec, _params(params, head), rounds)
         temperatures[head.name] = _temperature(fold.raw, fold.y)
-        assert (labels[head.name][fold.rows] == fold.y).all()  # noqa: S101 - same rows
     return Heads(boosters, temperatures)
 
 
@@ -331,7 +324,7 @@ def train_heads(
         return None, {"skipped": reason}
     comfort = comfort_features(rows, ["pmv_iso", "ppd_iso"])
     cv = cross_validate_heads(matrix, rows, groups, spec, fold_of, tuned, comfort)
-    return fit_heads(matrix, rows, spec, final, cv), heads_report(cv, seed=seed)
+    return fit_heads(matrix, spec, final, cv), heads_report(cv, seed=seed)
 
 
 #: Each head's physics baseline, the one the gate holds it to.
