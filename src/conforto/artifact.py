@@ -38,7 +38,7 @@ from conforto.conformal import CONFORMAL, ConformalSets
 from conforto.design import FeatureSpec
 from conforto.errors import ArtifactError
 from conforto.fileio import file_sha256
-from conforto.heads import HEADS, Heads
+from conforto.heads import HEADS, Heads, softmax
 
 if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pandas
     import pandas as pd
@@ -54,14 +54,6 @@ GOLDEN = "golden.json"
 REQUIRED_FILES = (MANIFEST, BOOSTER)
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def softmax(scores: FloatArray) -> FloatArray:
-    """Row-wise softmax of raw class scores."""
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    out: FloatArray = e / e.sum(axis=1, keepdims=True)
-    return out
 
 
 @dataclass

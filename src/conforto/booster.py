@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from conforto.artifact import softmax
 from conforto.design import FeatureSpec
+from conforto.heads import softmax
 from conforto.metrics import N_CLASSES, log_losses, macro_f1
 
 FloatArray = npt.NDArray[np.float64]

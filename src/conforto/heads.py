@@ -52,16 +52,21 @@ SPECS: tuple[HeadSpec, ...] = (
 COLUMNS: tuple[str, ...] = tuple(c for spec in SPECS for c in spec.columns)
 
 
+def softmax(scores: FloatArray) -> FloatArray:
+    """Row-wise softmax of raw class scores."""
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    out: FloatArray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
 def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
     """Class probabilities (rows × classes) from raw scores; a binary head's raw score is one
     column, its probabilities two."""
     scores = raw / temperature
     if scores.ndim == 1:
         scores = np.column_stack([np.zeros_like(scores), scores])
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    out: FloatArray = e / e.sum(axis=1, keepdims=True)
-    return out
+    return softmax(scores)
 
 
 @dataclass
