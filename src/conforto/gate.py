@@ -1,13 +1,10 @@
-"""The promotion gate: may a challenger replace the champion?
-
-A challenger passes when (a) it beats the PMV equation and the majority class on
-building-grouped out-of-fold predictions by configured margins, (b) a paired bootstrap over
-buildings shows it is not worse than the champion on the same rows and folds (non-inferiority in
-macro-F1 and log loss), (c) no large slice (cooling type, climate, season) regresses beyond a
-tolerance, (d) it passes the behavioural suite, (e) its prediction sets cover the votes at
-their nominal level, out of fold, and (f) each occupant-response head beats its physics
-baseline (:func:`conforto.head_training.head_checks`). The first model is judged on (a), (d),
-(e) and (f).
+"""The promotion gate: may a challenger replace the champion? It passes when (a) it beats PMV and
+the majority class on building-grouped out-of-fold predictions by configured margins, (b) a
+paired bootstrap over buildings shows it is not worse than the champion on the same rows and
+folds (non-inferiority in macro-F1 and log loss), (c) no large slice (cooling type, climate,
+season) regresses beyond a tolerance, (d) it passes the behavioural suite, (e) its prediction
+sets cover the votes at their level, out of fold, and (f) each occupant-response head beats its
+physics baseline (:func:`conforto.head_training.head_checks`). A first model: (a), (d)-(f).
 """
 
 from __future__ import annotations
@@ -74,6 +71,11 @@ class GateConfig(BaseModel):
         gt=0,
         description="Largest distance allowed between the out-of-fold coverage of the prediction "
         "sets and their nominal level.",
+    )
+    min_head_log_loss_gain: float = Field(
+        0.0,
+        description="Log loss [nats] each occupant-response head must save over its physics "
+        "baseline (PPD/100; a logistic model on PMV), out of fold.",
     )
     seed: int = 0
 

@@ -335,7 +335,7 @@ PHYSICS_BASELINES = {
 }
 
 
-def head_checks(report: dict[str, Any] | None) -> list[GateCheck]:
+def head_checks(report: dict[str, Any] | None, min_gain: float = 0.0) -> list[GateCheck]:
     """The gate's checks of the heads: each beats its physics baseline in log loss, on the
     baseline's rows (none for a model without heads).
 
@@ -343,6 +343,8 @@ def head_checks(report: dict[str, Any] | None) -> list[GateCheck]:
     ----------
     report
         The model's :func:`heads_report` (``metrics.json`` → ``cv.heads``).
+    min_gain
+        Log loss [nats] a head must save over its baseline (``gate.min_head_log_loss_gain``).
     """
     if not report or "skipped" in report:
         return []
@@ -356,11 +358,12 @@ def head_checks(report: dict[str, Any] | None) -> list[GateCheck]:
             GateCheck(
                 f"{head} beats {name}",
                 "responses",
-                gain > 0,
+                gain > min_gain,
                 f"log loss {model['log_loss']:.4f} against {baseline['log_loss']:.4f} "
-                f"({baseline['rows']:,} answers, out of fold)",
+                f"({baseline['rows']:,} answers, out of fold): saves {gain:+.4f} (required "
+                f"> {min_gain:+.4f})",
                 gain,
-                0.0,
+                min_gain,
             )
         )
     return checks

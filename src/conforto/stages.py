@@ -349,7 +349,7 @@ def gate_stage(
             champion=champion,
             oof_source=source,
             conformal_by=challenger.conformal.by if challenger.conformal else "all",
-            extra=head_checks(_heads_report(artifact)),
+            extra=head_checks(_heads_report(artifact), config.min_head_log_loss_gain),
         )
         paths = write_gate_report(report, out)
         registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])

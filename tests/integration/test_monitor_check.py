@@ -21,7 +21,7 @@ train: {folds: 2, search_trials: 1, max_rounds: 60}
 gate: {min_gain_over_pmv: -1.0, min_gain_over_majority: -1.0,
        min_log_loss_gain_over_probabilistic_pmv: -1.0,
        champion_margin_macro_f1: 0.5, champion_margin_log_loss: 0.5, slice_tolerance: 1.0,
-       coverage_tolerance: 0.5,
+       coverage_tolerance: 0.5, min_head_log_loss_gain: -1.0,
        bootstrap_reps: 200}
 monitor: {retrain_min_votes: 100, min_rows: 100}
 tracking: []
