@@ -12,9 +12,10 @@ from conforto import oof
 from conforto.artifact import ThermalModel
 from conforto.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.coverage import TOLERANCE, coverage_report, misses
-from conforto.design import prepare
+from conforto.design import encode, prepare
 from conforto.features import comfort_features
 from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.head_training import evaluate_heads
 from conforto.metrics import (
     bootstrap_interval,
     classification_metrics,
@@ -147,12 +148,17 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
     -------
     dict
         ``{"holdout": summary}`` (see :func:`summarise`), with the coverage of the model's
-        prediction sets when it has a calibration.
+        prediction sets when it has a calibration and its occupant-response heads against
+        their baselines when it has them (``heads``).
     """
     pred = predictions_frame(model, frame)
     summary = summarise(pred, seed=seed)
     if model.conformal is not None:
         summary["coverage"] = coverage_report(pred, calibration=model.conformal)
+    if model.heads is not None:
+        rows, _, groups = prepare(frame)
+        matrix = encode(rows, model.spec)
+        summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
     return {"holdout": summary}
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from conforto.booster import fit_temperature, lgb_dataset
 from conforto.design import FeatureSpec
 from conforto.gate import GateCheck
-from conforto.heads import SPECS, Heads, HeadSpec, calibrated
+from conforto.heads import SPECS, Heads, HeadSpec, calibrated, softmax
 from conforto.metrics import cluster_draws, expected_calibration_error, macro_f1
 from conforto.target import sensation_vote
 
@@ -67,7 +67,8 @@ def _raw(booster: Any, matrix: FloatArray) -> FloatArray:
 
 @dataclass
 class HeadCV:
-    """One head's out-of-fold probabilities and its baselines' on the labelled rows."""
+    """One head's out-of-fold probabilities and its baselines' on the labelled rows (``rows``:
+    their positions; ``raw``: the out-of-fold raw scores, empty outside cross-validation)."""
 
     rows: IntArray
     y: IntArray
@@ -77,24 +78,42 @@ class HeadCV:
     raw: FloatArray
 
 
-def _baselines(
-    spec: HeadSpec, y: IntArray, train: IntArray, test: IntArray, pmv: FloatArray, ppd: FloatArray
-) -> dict[str, FloatArray]:
-    """The baselines' probabilities on ``test``, fitted on ``train`` (indices into ``y``)."""
+def fit_baselines(head: HeadSpec, y: IntArray, pmv: FloatArray) -> dict[str, Any]:
+    """A head's baselines fitted on its answers ``y``: the base rate and, but for
+    ``dissatisfied`` (whose baseline is PPD/100), a logistic model on PMV (``coef``,
+    ``intercept``; rows without PMV answer the base rate)."""
     from sklearn.linear_model import LogisticRegression
 
-    k = len(spec.classes)
-    rate = np.bincount(y[train], minlength=k) / len(train)
-    out = {"base rate": np.tile(rate, (len(test), 1))}
-    if spec.name == "dissatisfied":
-        p = np.clip(ppd[test] / 100.0, 0.0, 1.0)
+    out: dict[str, Any] = {
+        "base_rate": (np.bincount(y, minlength=len(head.classes)) / len(y)).tolist()
+    }
+    if head.name != "dissatisfied":
+        known = ~np.isnan(pmv)
+        model = LogisticRegression().fit(pmv[known, None], y[known])
+        out["pmv_logistic"] = {
+            "coef": model.coef_[:, 0].tolist(),
+            "intercept": model.intercept_.tolist(),
+        }
+    return out
+
+
+def apply_baselines(
+    head: HeadSpec, fitted: dict[str, Any], pmv: FloatArray, ppd: FloatArray
+) -> dict[str, FloatArray]:
+    """The baselines' probabilities (rows × classes; NaN rows where PPD is unknown)."""
+    out: dict[str, FloatArray] = {}
+    rate = np.asarray(fitted.get("base_rate", []), dtype=np.float64)
+    if rate.size:
+        out["base rate"] = np.tile(rate, (len(pmv), 1))
+    if head.name == "dissatisfied":
+        p = np.clip(ppd / 100.0, 0.0, 1.0)
         out["PPD/100"] = np.column_stack([1 - p, p])
-        return out
-    logistic = np.tile(rate, (len(test), 1))
-    fit, use = train[~np.isnan(pmv[train])], ~np.isnan(pmv[test])
-    model = LogisticRegression().fit(pmv[fit, None], y[fit])
-    logistic[use] = model.predict_proba(pmv[test][use, None])
-    out["logistic on PMV"] = logistic
+    elif "pmv_logistic" in fitted:
+        coef = np.asarray(fitted["pmv_logistic"]["coef"])
+        z = pmv[:, None] * coef + np.asarray(fitted["pmv_logistic"]["intercept"])
+        proba = softmax(z) if z.shape[1] > 1 else calibrated(z[:, 0], 1.0)
+        proba[np.isnan(pmv)] = rate
+        out["logistic on PMV"] = proba
     return out
 
 
@@ -136,7 +155,8 @@ def cross_validate_heads(
             test, train = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
             booster = _fit(matrix[labelled[train]], y[train], spec, _params(params, head), rounds)
             raw[test] = _raw(booster, matrix[labelled[test]])
-            fold_baselines = _baselines(head, y, train, test, pmv[labelled], ppd[labelled])
+            fitted = fit_baselines(head, y[train], pmv[labelled][train])
+            fold_baselines = apply_baselines(head, fitted, pmv[labelled][test], ppd[labelled][test])
             for name, proba in fold_baselines.items():
                 baselines.setdefault(name, np.full((len(labelled), len(head.classes)), np.nan))
                 baselines[name][test] = proba
@@ -154,17 +174,53 @@ def _temperature(raw: FloatArray, y: IntArray) -> float:
 
 
 def fit_heads(
-    matrix: FloatArray, spec: FeatureSpec, tuned: tuple[dict[str, Any], int], cv: dict[str, HeadCV]
+    matrix: FloatArray,
+    spec: FeatureSpec,
+    tuned: tuple[dict[str, Any], int],
+    cv: dict[str, HeadCV],
+    pmv: FloatArray,
 ) -> Heads:
     """The final heads on every labelled row (``cv``'s), each calibrated on its out-of-fold
-    scores."""
+    scores, with their baselines fitted on the same answers (``pmv``: every row's)."""
     params, rounds = tuned
-    boosters, temperatures = {}, {}
+    boosters, temperatures, baselines = {}, {}, {}
     for head in SPECS:
         fold = cv[head.name]
         boosters[head.name] = _fit(matrix[fold.rows], fold.y, spec, _params(params, head), rounds)
         temperatures[head.name] = _temperature(fold.raw, fold.y)
-    return Heads(boosters, temperatures)
+        baselines[head.name] = fit_baselines(head, fold.y, pmv[fold.rows])
+    return Heads(boosters, temperatures, baselines)
+
+
+def evaluate_heads(
+    heads: Heads, matrix: FloatArray, rows: pd.DataFrame, groups: IntArray, *, seed: int = 0
+) -> dict[str, Any]:
+    """The heads on other labelled data (for example unseen buildings), against the baselines
+    fitted with them: :func:`heads_report`'s shape, for the heads whose answers the data has."""
+    from conforto.features import comfort_features
+
+    labels = targets(rows)
+    comfort = comfort_features(rows, ["pmv_iso", "ppd_iso"])
+    pmv, ppd = comfort["pmv_iso"].to_numpy(), comfort["ppd_iso"].to_numpy()
+    predicted = heads.predict(matrix, threads=0)
+    judged, at = {}, 0
+    for head in SPECS:
+        answers = predicted[:, at : at + len(head.columns)]
+        at += len(head.columns)
+        labelled = np.flatnonzero(~np.isnan(labels[head.name]))
+        if labelled.size == 0:
+            continue
+        proba = answers if len(head.columns) > 1 else np.column_stack([1 - answers, answers])
+        fitted = heads.baselines.get(head.name, {})
+        judged[head.name] = HeadCV(
+            labelled,
+            labels[head.name][labelled].astype(np.int64),
+            groups[labelled],
+            proba[labelled],
+            apply_baselines(head, fitted, pmv[labelled], ppd[labelled]),
+            np.empty(0),
+        )
+    return heads_report(judged, seed=seed)
 
 
 def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -> dict[str, Any]:
@@ -247,6 +303,8 @@ def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for head in SPECS:
+        if head.name not in cv:
+            continue
         fold = cv[head.name]
         entry: dict[str, Any] = {
             "rows": len(fold.y),
@@ -260,6 +318,8 @@ def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, Any]:
                     fold.y[use], fold.proba[use], fold.groups[use], seed=seed
                 )
         out[head.name] = entry
+    if "dissatisfied" not in cv:
+        return out
     fold = cv["dissatisfied"]
     use = ~np.isnan(fold.baselines["PPD/100"]).any(axis=1)
     out["dissatisfied"]["reliability"] = {
@@ -324,7 +384,9 @@ def train_heads(
         return None, {"skipped": reason}
     comfort = comfort_features(rows, ["pmv_iso", "ppd_iso"])
     cv = cross_validate_heads(matrix, rows, groups, spec, fold_of, tuned, comfort)
-    return fit_heads(matrix, spec, final, cv), heads_report(cv, seed=seed)
+    return fit_heads(matrix, spec, final, cv, comfort["pmv_iso"].to_numpy()), heads_report(
+        cv, seed=seed
+    )
 
 
 #: Each head's physics baseline, the one the gate holds it to.

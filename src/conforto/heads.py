@@ -14,7 +14,7 @@ boosters); :mod:`conforto.head_training` trains and judges them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,13 @@ def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
 
 @dataclass
 class Heads:
-    """The loaded heads: a booster and a temperature each."""
+    """The loaded heads: a booster and a temperature each, and the baselines fitted beside them
+    (``base_rate``; ``pmv_logistic``: coefficients and intercepts of a logistic model on PMV),
+    which evaluating the heads on other data reads."""
 
     boosters: dict[str, Any]
     temperatures: dict[str, float]
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def predict(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
         """Probabilities of :data:`COLUMNS` (rows × 5) for an encoded matrix."""
@@ -100,7 +103,7 @@ class Heads:
         import lightgbm as lgb
 
         stored = json.loads((directory / HEADS).read_text())
-        boosters, temperatures = {}, {}
+        boosters, temperatures, baselines = {}, {}, {}
         for spec in SPECS:
             entry = stored[spec.name]
             try:
@@ -108,7 +111,8 @@ class Heads:
             except lgb.basic.LightGBMError as exc:
                 raise ValueError(f"{spec.booster_file}: {exc}") from None
             temperatures[spec.name] = float(entry["temperature"])
-        return cls(boosters, temperatures)
+            baselines[spec.name] = entry.get("baselines", {})
+        return cls(boosters, temperatures, baselines)
 
     def save(self, directory: Path) -> None:
         """Write the boosters and ``heads.json`` into an artifact folder."""
@@ -119,6 +123,7 @@ class Heads:
                 "classes": list(spec.classes),
                 "temperature": self.temperatures[spec.name],
                 "booster": spec.booster_file,
+                "baselines": self.baselines.get(spec.name, {}),
             }
             for spec in SPECS
         }

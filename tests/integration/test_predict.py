@@ -193,6 +193,13 @@ def test_cli_evaluate_and_predict(
     assert coverage["method"].startswith("the model's calibration")
     assert 0.8 < coverage["overall"]["coverage"][1] <= 1.0  # unseen buildings, nominal 0.9
     assert "Prediction sets" in (tmp_path / "eval" / "report.html").read_text()
+    # the heads on buildings they never saw, against the baselines fitted with them
+    heads = json.loads((tmp_path / "eval" / "metrics.json").read_text())["holdout"]["heads"]
+    for name, baseline in (("unacceptable", "logistic on PMV"), ("preference", "logistic on PMV")):
+        assert heads[name]["model"]["log_loss"] < heads[name][baseline]["log_loss"], name
+    dissatisfied = heads["dissatisfied"]
+    assert dissatisfied["model on the PPD/100 rows"]["brier"] < dissatisfied["PPD/100"]["brier"]
+    assert "On this data, with the baselines" in (tmp_path / "eval" / "report.html").read_text()
     result = runner.invoke(
         app,
         [

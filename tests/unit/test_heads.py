@@ -13,7 +13,15 @@ from conforto.booster import TrainConfig, base_params, group_folds
 from conforto.data import load_dataset
 from conforto.design import build_spec, encode, prepare
 from conforto.gate import GateConfig, run_gate
-from conforto.head_training import head_checks, scores, targets, train_heads
+from conforto.head_training import (
+    apply_baselines,
+    evaluate_heads,
+    fit_baselines,
+    head_checks,
+    scores,
+    targets,
+    train_heads,
+)
 from conforto.heads import COLUMNS, Heads, calibrated
 from tests.helpers import make_frames
 from tests.unit.test_gate import PASSING, make_oof
@@ -96,6 +104,11 @@ def test_heads_learn_the_answers_and_beat_their_baselines(tmp_path: Path) -> Non
 
     heads.save(tmp_path)
     loaded = Heads.load(tmp_path)
+    assert loaded.baselines == heads.baselines  # what evaluating on other data reads
+    again = evaluate_heads(loaded, matrix, rows, groups)
+    assert again["preference"]["rows"] == report["preference"]["rows"]
+    # in sample, the final heads do at least as well as out of fold
+    assert again["preference"]["model"]["log_loss"] <= report["preference"]["model"]["log_loss"]
     answers = loaded.predict(matrix[:50])
     assert answers.shape == (50, len(COLUMNS))
     assert np.allclose(answers, heads.predict(matrix[:50]))
@@ -138,3 +151,25 @@ def test_calibrated_binary_and_multiclass() -> None:
     assert np.allclose(binary[:, 1], [0.5, 1 / (1 + np.exp(-1.0))])
     multi = calibrated(np.array([[0.0, 0.0, 0.0]]), 1.0)
     assert np.allclose(multi, 1 / 3)
+
+
+def test_stored_baselines_answer_as_the_fitted_logistic_model() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from conforto.heads import SPECS
+
+    rng = np.random.default_rng(0)
+    pmv = rng.normal(0, 1, 500)
+    y = np.where(pmv > 0.5, 0, np.where(pmv < -0.5, 2, 1))  # warm → cooler, cool → warmer
+    y[rng.random(500) < 0.2] = 1
+    preference = next(s for s in SPECS if s.name == "preference")
+    fitted = fit_baselines(preference, y, pmv)
+    applied = apply_baselines(preference, fitted, np.append(pmv[:5], np.nan), np.zeros(6))
+    expected = LogisticRegression().fit(pmv[:, None], y).predict_proba(pmv[:5, None])
+    np.testing.assert_allclose(applied["logistic on PMV"][:5], expected, atol=1e-9)
+    np.testing.assert_allclose(applied["logistic on PMV"][5], fitted["base_rate"])  # no PMV
+    unacceptable = next(s for s in SPECS if s.name == "unacceptable")
+    binary = fit_baselines(unacceptable, (np.abs(pmv) > 1).astype(np.int64), pmv)
+    got = apply_baselines(unacceptable, binary, pmv[:3], np.zeros(3))["logistic on PMV"]
+    model = LogisticRegression().fit(pmv[:, None], (np.abs(pmv) > 1).astype(np.int64))
+    np.testing.assert_allclose(got, model.predict_proba(pmv[:3, None]), atol=1e-9)
