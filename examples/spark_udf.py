@@ -1,7 +1,8 @@
 """Score a large dataset on Spark with the registered production model (mlflow.pyfunc.spark_udf).
 
-Run where PySpark and the model's requirements are installed (``pip install 'conforto[spark]'``,
-Java 17+), with ``MLFLOW_TRACKING_URI`` pointing at the registry::
+Run where PySpark and the model's requirements are installed (``pip install 'conforto[spark]'``
+from this repository or its wheel on the driver and every executor, Java 17+), with
+``MLFLOW_TRACKING_URI`` pointing at the registry::
 
     python examples/spark_udf.py rows.parquet scored.parquet [--master spark://host:7077]
 
