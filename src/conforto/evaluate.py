@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from conforto import oof
@@ -28,6 +29,8 @@ from conforto.reports import figure_uri, new_figure, render
 from conforto.target import CLASS_NAMES
 
 SLICES = ("cooling_type", "climate", "season", "building_type")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 #: Slices with fewer rows are reported without an interval.
 MIN_SLICE_ROWS = 300
 #: Slices the model card names as the weakest, per slice column.
@@ -115,7 +118,14 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score labelled data with ``model`` and its stored baselines (see :mod:`conforto.oof`)."""
     rows, y, groups = prepare(frame)
-    proba = model.predict_proba(rows)
+    return _predictions(model, rows, y, groups, encode(rows, model.spec))
+
+
+def _predictions(
+    model: ThermalModel, rows: pd.DataFrame, y: IntArray, groups: IntArray, matrix: FloatArray
+) -> pd.DataFrame:
+    """:func:`predictions_frame` of prepared rows and their model matrix."""
+    proba = model.predict_matrix(matrix)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
     baselines = model.manifest["baselines"]
     scores = {
@@ -151,13 +161,13 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
         prediction sets when it has a calibration and its occupant-response heads against
         their baselines when it has them (``heads``).
     """
-    pred = predictions_frame(model, frame)
+    rows, y, groups = prepare(frame)
+    matrix = encode(rows, model.spec)
+    pred = _predictions(model, rows, y, groups, matrix)
     summary = summarise(pred, seed=seed)
     if model.conformal is not None:
         summary["coverage"] = coverage_report(pred, calibration=model.conformal)
     if model.heads is not None:
-        rows, _, groups = prepare(frame)
-        matrix = encode(rows, model.spec)
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
     return {"holdout": summary}
 

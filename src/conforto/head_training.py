@@ -20,8 +20,8 @@ import pandas as pd
 from conforto.booster import fit_temperature, lgb_dataset
 from conforto.design import FeatureSpec
 from conforto.gate import GateCheck
-from conforto.heads import SPECS, Heads, HeadSpec, calibrated, softmax
-from conforto.metrics import cluster_draws, expected_calibration_error, macro_f1
+from conforto.heads import SPECS, Heads, HeadSpec, calibrated, class_scores, softmax
+from conforto.metrics import cluster_draws, expected_calibration_error, log_losses, macro_f1
 from conforto.target import sensation_vote
 
 FloatArray = npt.NDArray[np.float64]
@@ -169,8 +169,7 @@ def cross_validate_heads(
 
 
 def _temperature(raw: FloatArray, y: IntArray) -> float:
-    scores = raw if raw.ndim == 2 else np.column_stack([np.zeros_like(raw), raw])
-    return fit_temperature(scores, y)
+    return fit_temperature(class_scores(raw), y)
 
 
 def fit_heads(
@@ -202,15 +201,13 @@ def evaluate_heads(
     labels = targets(rows)
     comfort = comfort_features(rows, ["pmv_iso", "ppd_iso"])
     pmv, ppd = comfort["pmv_iso"].to_numpy(), comfort["ppd_iso"].to_numpy()
-    predicted = heads.predict(matrix, threads=0)
-    judged, at = {}, 0
+    predicted = heads.probabilities(matrix, threads=0)
+    judged = {}
     for head in SPECS:
-        answers = predicted[:, at : at + len(head.columns)]
-        at += len(head.columns)
         labelled = np.flatnonzero(~np.isnan(labels[head.name]))
         if labelled.size == 0:
             continue
-        proba = answers if len(head.columns) > 1 else np.column_stack([1 - answers, answers])
+        proba = predicted[head.name]
         fitted = heads.baselines.get(head.name, {})
         judged[head.name] = HeadCV(
             labelled,
@@ -244,19 +241,20 @@ def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -
         over classes), ``ece`` and each with ``_ci`` (low, high); for more than two classes also
         ``macro_f1`` of the most probable class.
     """
-    rows = np.arange(len(y))
-    picked = np.clip(proba[rows, y], 1e-15, 1.0)
     if proba.shape[1] == 2:  # the usual binary Brier score: the positive class's error
         brier = (proba[:, 1] - y) ** 2
     else:
         brier = ((proba - np.eye(proba.shape[1])[y]) ** 2).sum(axis=1)
-    per_row = np.column_stack([-np.log(picked), brier])
+    per_row = np.column_stack([log_losses(y, proba), brier])
     inverse, draws = cluster_draws(groups, BOOTSTRAP_REPS, seed)
     per_cluster = np.zeros((draws.shape[1], 3))
     np.add.at(per_cluster, inverse, np.column_stack([per_row, np.ones(len(y))]))
     totals = draws @ per_cluster
     means = totals[:, :2] / totals[:, 2:3]
-    ece = [_bootstrap_ece(y, proba, inverse, draws[r]) for r in range(min(BOOTSTRAP_REPS, 100))]
+    ece = [
+        expected_calibration_error(y, proba, weights=draws[r][inverse])
+        for r in range(min(BOOTSTRAP_REPS, 100))
+    ]
     out: dict[str, Any] = {
         "rows": len(y),
         "log_loss": float(per_row[:, 0].mean()),
@@ -273,21 +271,6 @@ def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -
 
 def _interval(values: FloatArray) -> list[float]:
     return [float(v) for v in np.percentile(values, [2.5, 97.5])]
-
-
-def _bootstrap_ece(y: IntArray, proba: FloatArray, inverse: IntArray, weights: FloatArray) -> float:
-    """ECE of one bootstrap replicate: each row weighted by its building's draws."""
-    from conforto.metrics import ECE_BINS
-
-    w = weights[inverse]
-    confidence = proba.max(axis=1)
-    correct = (proba.argmax(axis=1) == y).astype(float)
-    which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    gap = np.abs(
-        np.bincount(which, w * correct, minlength=ECE_BINS)
-        - np.bincount(which, w * confidence, minlength=ECE_BINS)
-    )
-    return float(gap.sum() / max(w.sum(), 1.0))
 
 
 def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, Any]:

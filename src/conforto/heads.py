@@ -60,13 +60,15 @@ def softmax(scores: FloatArray) -> FloatArray:
     return out
 
 
+def class_scores(raw: FloatArray) -> FloatArray:
+    """Raw scores as one column per class: a binary booster's one score becomes (0, score)."""
+    return raw if raw.ndim == 2 else np.column_stack([np.zeros_like(raw), raw])
+
+
 def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
     """Class probabilities (rows × classes) from raw scores; a binary head's raw score is one
     column, its probabilities two."""
-    scores = raw / temperature
-    if scores.ndim == 1:
-        scores = np.column_stack([np.zeros_like(scores), scores])
-    return softmax(scores)
+    return softmax(class_scores(raw / temperature))
 
 
 @dataclass
@@ -79,17 +81,22 @@ class Heads:
     temperatures: dict[str, float]
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def predict(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
-        """Probabilities of :data:`COLUMNS` (rows × 5) for an encoded matrix."""
-        parts = []
+    def probabilities(self, matrix: FloatArray, threads: int = 1) -> dict[str, FloatArray]:
+        """Each head's class probabilities (rows × its classes) for an encoded matrix."""
+        out = {}
         for spec in SPECS:
             raw = np.asarray(
                 self.boosters[spec.name].predict(matrix, raw_score=True, num_threads=threads),
                 dtype=np.float64,
             )
-            proba = calibrated(raw, self.temperatures[spec.name])
-            parts.append(proba[:, 1:] if len(spec.classes) == 2 else proba)
-        return np.hstack(parts)
+            out[spec.name] = calibrated(raw, self.temperatures[spec.name])
+        return out
+
+    def predict(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
+        """Probabilities of :data:`COLUMNS` (rows × 5) for an encoded matrix: a binary head
+        answers its last class."""
+        each = self.probabilities(matrix, threads)
+        return np.hstack([each[spec.name][:, -len(spec.columns) :] for spec in SPECS])
 
     @classmethod
     def load(cls, directory: Path) -> Heads:

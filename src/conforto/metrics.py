@@ -84,7 +84,9 @@ def slice_positions(frame: pd.DataFrame, column: str) -> dict[str, npt.NDArray[n
     return {str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()}
 
 
-def expected_calibration_error(y: IntArray, proba: FloatArray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    y: IntArray, proba: FloatArray, bins: int = ECE_BINS, weights: FloatArray | None = None
+) -> float:
     """Top-label expected calibration error over equal-width confidence bins.
 
     Parameters
@@ -95,20 +97,24 @@ def expected_calibration_error(y: IntArray, proba: FloatArray, bins: int = ECE_B
         Predicted probabilities, rows summing to 1.
     bins
         Number of confidence bins.
+    weights
+        Each row's weight (for example how often a bootstrap replicate draws it); default 1.
 
     Returns
     -------
     float
         Weighted mean |accuracy - confidence| over bins [0-1].
     """
+    w = np.ones(len(y)) if weights is None else weights
     confidence = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y).astype(float)
     which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = np.bincount(which, minlength=bins)
+    total = np.bincount(which, w, minlength=bins).sum()
     gap = np.abs(
-        np.bincount(which, correct, minlength=bins) - np.bincount(which, confidence, minlength=bins)
+        np.bincount(which, w * correct, minlength=bins)
+        - np.bincount(which, w * confidence, minlength=bins)
     )
-    return float(gap.sum() / max(len(y), 1)) if total.sum() else float("nan")
+    return float(gap.sum() / total) if total else float("nan")
 
 
 def classification_metrics(
