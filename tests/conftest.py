@@ -117,12 +117,14 @@ def small_sample_paths(
 
 @pytest.fixture(scope="session")
 def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
-    """The trained model as models trained before prediction sets and occupant-response heads
-    are: no ``conformal.json``, no ``heads.json`` nor the heads' boosters."""
+    """The trained model as models trained before prediction sets, occupant-response heads and
+    the confidence calibration are: no ``conformal.json``, no ``heads.json`` nor the heads'
+    boosters, no ``confidence.json``."""
+    from conforto.confidence import CONFIDENCE
     from conforto.conformal import CONFORMAL
     from conforto.heads import HEADS, SPECS
 
-    old = (CONFORMAL, HEADS, *(spec.booster_file for spec in SPECS))
+    old = (CONFORMAL, HEADS, *(spec.booster_file for spec in SPECS), CONFIDENCE)
     return without_file(trained_model, old, tmp_path_factory.mktemp("without-sets") / "m")
 
 

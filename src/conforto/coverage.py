@@ -110,13 +110,6 @@ def calibrate(
     return ConformalSets(np.vstack(curves), by, len(y), own)
 
 
-def _climates(pred: pd.DataFrame) -> list[str | None] | None:
-    """The frame's climates (``None`` where unknown), or ``None`` without the column."""
-    if "climate" not in pred.columns:
-        return None
-    return [c if isinstance(c, str) else None for c in pred["climate"].tolist()]
-
-
 def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
     """:func:`calibrate` on a predictions frame (:mod:`conforto.oof`), with its climates and
     buildings."""
@@ -124,7 +117,7 @@ def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
         oof.probabilities(pred),
         oof.labels(pred)[0],
         by=by,
-        climates=_climates(pred) or [None] * len(pred),
+        climates=oof.climates(pred) or [None] * len(pred),
         buildings=pred["building_id"].to_numpy() if "building_id" in pred.columns else None,
     )
 
@@ -153,16 +146,13 @@ def cross_conformal_sets(
     DataError
         When the frame has fewer than two folds.
     """
-    fold = pred["fold"].to_numpy()
-    folds = np.unique(fold)
-    if folds.size < 2 or (folds < 0).any():
-        raise DataError("cross-conformal coverage needs out-of-fold predictions of ≥ 2 folds")
+    fold, folds = oof.folds(pred, "cross-conformal coverage")
     proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = {level: np.zeros(proba.shape, dtype=bool) for level in levels}
     for k in folds:
         test = fold == k
         calibration = calibrate_frame(pred[~test], by=by)
-        climates = _climates(pred[test])
+        climates = oof.climates(pred[test])
         for level in levels:
             out[level][test] = calibration.sets(proba[test], level, decision[test], climates)
     return out
@@ -172,7 +162,7 @@ def stored_sets(
     pred: pd.DataFrame, calibration: ConformalSets, levels: Sequence[float]
 ) -> dict[float, BoolArray]:
     """Sets of a predictions frame by a model's stored calibration."""
-    proba, decision, climates = oof.probabilities(pred), oof.labels(pred)[1], _climates(pred)
+    proba, decision, climates = oof.probabilities(pred), oof.labels(pred)[1], oof.climates(pred)
     return {level: calibration.sets(proba, level, decision, climates) for level in levels}
 
 

@@ -24,6 +24,7 @@ from conforto.artifact import (
     load_model,
     save_manifest,
 )
+from conforto.confidence import CONFIDENCE
 from conforto.conformal import CONFORMAL
 from conforto.data import fingerprint
 from conforto.errors import ArtifactError
@@ -165,6 +166,7 @@ def write_model(
         )  # fmt: skip
         atomic_write_json(tmp / GOLDEN, golden(fitted))
         atomic_write_text(tmp / CONFORMAL, json.dumps(result.conformal.to_dict()) + "\n")
+        atomic_write_json(tmp / CONFIDENCE, result.confidence.to_dict())
         if result.heads is not None:
             result.heads.save(tmp)
         result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from conforto.errors import DataError
 from conforto.target import CLASS_NAMES
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,3 +88,25 @@ def probabilities(frame: pd.DataFrame, scorer: str = "p") -> FloatArray:
 def labels(frame: pd.DataFrame) -> tuple[IntArray, IntArray]:
     """The true classes and the model's decisions of a predictions frame."""
     return frame["y"].to_numpy(dtype=np.int64), frame["decision"].to_numpy(dtype=np.int64)
+
+
+def climates(frame: pd.DataFrame) -> list[str | None] | None:
+    """The frame's climates (``None`` where unknown), or ``None`` without the column."""
+    if "climate" not in frame.columns:
+        return None
+    return [c if isinstance(c, str) else None for c in frame["climate"].tolist()]
+
+
+def folds(frame: pd.DataFrame, purpose: str) -> tuple[IntArray, IntArray]:
+    """Each row's outer fold, and the folds; ``purpose`` names what needs them (errors).
+
+    Raises
+    ------
+    DataError
+        When the frame is not out-of-fold predictions of at least two folds.
+    """
+    fold = frame["fold"].to_numpy(dtype=np.int64)
+    distinct = np.unique(fold)
+    if distinct.size < 2 or (distinct < 0).any():
+        raise DataError(f"{purpose} needs out-of-fold predictions of ≥ 2 folds")
+    return fold, distinct

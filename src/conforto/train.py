@@ -21,6 +21,7 @@ from rich.progress import Progress
 from conforto import oof
 from conforto.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.booster import FittedBooster, TrainConfig, fit_booster, group_folds
+from conforto.confidence import ConfidenceCalibration, fit_frame
 from conforto.conformal import ConformalSets
 from conforto.coverage import calibrate_frame, coverage_report
 from conforto.design import FeatureSpec, build_spec, encode, prepare
@@ -186,6 +187,9 @@ class TrainingResult:
         The training settings.
     conformal
         The prediction sets' calibration, on all the out-of-fold predictions.
+    confidence
+        The calibration the performance estimate reads (:mod:`conforto.confidence`), on the
+        same predictions.
     heads
         The occupant-response heads (:mod:`conforto.heads`); ``None`` when the data lacks the
         occupants' answers.
@@ -201,6 +205,7 @@ class TrainingResult:
     probabilistic_pmv: ProbabilisticPMV
     config: TrainConfig
     conformal: ConformalSets
+    confidence: ConfidenceCalibration
     heads: Heads | None
 
 
@@ -259,5 +264,6 @@ def train_model(
     prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
     conformal = calibrate_frame(cv.oof, by=config.conformal_by)
     return TrainingResult(
-        rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal, heads
-    )
+        rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal,
+        fit_frame(cv.oof), heads,
+    )  # fmt: skip

@@ -8,14 +8,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from conforto import oof
 from conforto.artifact import load_model
+from conforto.categories import normalise_column
+from conforto.confidence import CONFIDENCE, ConfidenceCalibration, cross_fitted
 from conforto.data import load_dataset
 from conforto.monitor.performance import check_performance
-from conforto.monitor.window import LogSource, Span
-from tests.helpers import Daemon, conforto_cli, pushgateway, scrape, serve_and_vote
+from conforto.monitor.window import LogSource, Span, read_predictions
+from tests.helpers import (
+    LOGGED_INPUTS,
+    Daemon,
+    conforto_cli,
+    pushgateway,
+    scrape,
+    serve_and_vote,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +58,46 @@ def test_estimate_and_votes_from_the_log_of_either_database(
     # calibrated probabilities: the estimate lands near what the votes say
     assert abs(result["estimated"]["accuracy"] - realised["accuracy"]) < 0.06
     assert set(result["validation"]) == {"accuracy", "macro_f1"}
+
+
+def test_the_estimate_reads_each_logged_rooms_climate(
+    trained_model: Path, model_without_sets: Path, rooms: pd.DataFrame, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    serve_and_vote(url, trained_model, rooms, voted=0.0, columns=[*LOGGED_INPUTS, "climate"])
+    week = Span(datetime.now(UTC) - timedelta(days=7), datetime.now(UTC))
+    model = load_model(trained_model)
+    result, _ = check_performance(model, LogSource(url, week))
+    assert CONFIDENCE in result["estimator"]
+    # the same figure by hand: the stored calibration over the logged answers and climates
+    calibration = ConfidenceCalibration.from_dict(
+        json.loads((trained_model / CONFIDENCE).read_text())
+    )
+    logged = pd.concat(list(read_predictions(url, week)), ignore_index=True)
+    proba = logged[["p_cool", "p_neutral", "p_warm"]].to_numpy()
+    decision = logged["predicted_class"].map({"cool": 0, "neutral": 1, "warm": 2}).to_numpy()
+    known = rooms["climate"].isin(list(calibration.climates))
+    assert 0.5 < known.mean() < 1  # climates it calibrated and climates it never saw
+    by_hand = calibration.right(
+        proba, decision, list(normalise_column(logged["climate"], "climate"))
+    )
+    assert result["estimated"]["accuracy"] == pytest.approx(by_hand.mean())
+    assert result["estimated"]["accuracy"] != pytest.approx(
+        calibration.right(proba, decision).mean(), abs=1e-4
+    )  # the climates moved it
+    # a model trained before the calibration reads the probabilities as they are
+    plain, _ = check_performance(load_model(model_without_sets), LogSource(url, week))
+    assert plain["estimator"] == "as answered"
+    assert plain["estimated"]["accuracy"] == pytest.approx(
+        proba[range(len(proba)), decision].mean()
+    )
+
+
+def test_the_calibration_holds_on_buildings_it_never_saw(trained_model: Path) -> None:
+    frame = pd.read_parquet(trained_model / "oof.parquet")
+    y, decision = oof.labels(frame)
+    recalibrated = cross_fitted(frame)[np.arange(len(y)), decision]
+    assert abs(recalibrated.mean() - (y == decision).mean()) < 0.02
 
 
 def test_cli_reports_and_pushes_every_gauge(

@@ -158,7 +158,10 @@ def drift(report: DriftReport) -> None:
 
 def performance(result: dict[str, Any]) -> None:
     """Estimated, realised and validation figures, and the verdict."""
-    table = Table(title=f"Live performance, model {result['model_version']}")
+    table = Table(
+        title=f"Live performance, model {result['model_version']}",
+        caption=f"estimated from the probabilities {result['estimator']}",
+    )
     for col in ("", "rows", "accuracy", "macro-F1"):
         table.add_column(col, justify="left" if not col else "right")
     est, real, val = result["estimated"], result["realised"], result["validation"]

@@ -6,12 +6,17 @@ class ``k`` is right with probability ``p_k``, so the expected accuracy is the m
 over rows, and the expected confusion counts (the probability mass of each true class among
 the rows answered ``k``) give an expected macro-F1. Occupants' votes, when they come, give the
 realised figures, with bootstrap intervals over buildings (or sites).
+
+The softmax calibration holds over all buildings, not within each climate; a model's
+``confidence.json`` (:mod:`conforto.confidence`) recalibrates the answered class's probability
+for the row's climate before the estimate reads it (models without one: as they are).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto.artifact import ThermalModel
+from conforto.categories import normalise_column
+from conforto.confidence import CONFIDENCE, ConfidenceCalibration
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics import bootstrap_interval, confusion, macro_f1, macro_f1_from_confusion
@@ -80,12 +87,14 @@ def realised_metrics(y: IntArray, decision: IntArray, groups: npt.NDArray[Any]) 
 class Scored:
     """The window's rows as the model answered them, and the votes that came."""
 
-    proba: FloatArray
+    proba: FloatArray  # what the estimate reads (see recalibrate)
     decision: IntArray
     vote: FloatArray  # the class voted, NaN without a vote
     groups: npt.NDArray[Any]  # building or site; a day without either
     when: pd.Series  # when the row was answered (NaT when unknown)
     source: dict[str, Any]
+    climates: list[str | None] | None = None  # each row's climate, None where unknown
+    estimator: str = "as answered"
 
     @property
     def labelled(self) -> npt.NDArray[np.bool_]:
@@ -100,6 +109,27 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
         if column in frame.columns:
             return np.asarray(frame[column].astype(object).where(frame[column].notna(), day))
     return np.asarray(day)
+
+
+def _climates(frame: pd.DataFrame) -> list[str | None] | None:
+    """Each row's climate in its one spelling (``None`` where unknown), ``None`` without."""
+    if "climate" not in frame.columns:
+        return None
+    return list(normalise_column(frame["climate"], "climate"))
+
+
+def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
+    """The rows with the probabilities the model's ``confidence.json`` gives for their
+    climates; as they are for models without one."""
+    path = model.optional_file(CONFIDENCE)
+    if path is None:
+        return scored
+    calibration = ConfidenceCalibration.from_dict(json.loads(path.read_text()))
+    return replace(
+        scored,
+        proba=calibration.recalibrated(scored.proba, scored.decision, scored.climates),
+        estimator=f"recalibrated for each row's climate ({CONFIDENCE})",
+    )
 
 
 def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) -> Scored:
@@ -118,6 +148,7 @@ def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) 
         _groups(frame, frame["created"]),
         frame["created"],
         source.describe(),
+        _climates(frame),
     )
 
 
@@ -147,6 +178,7 @@ def score_file(model: ThermalModel, source: FileSource) -> Scored:
         _groups(frame, when),
         when,
         source.describe(),
+        _climates(frame),
     )
 
 
@@ -189,6 +221,7 @@ def judge(
         "rows": len(scored.decision),
         "labelled_rows": int(labelled.sum()),
         "estimated": estimated,
+        "estimator": scored.estimator,
         "realised": realised,
         "validation": validation,
         "degraded": bool(reasons),
@@ -280,6 +313,7 @@ def check_performance(
         scored = score_file(model, current)
     else:
         raise TypeError(f"cannot judge performance on {current!r}")
+    scored = recalibrate(model, scored)
     return judge(model, scored, config or MonitorConfig(), model_version=model_version), scored
 
 
