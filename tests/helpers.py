@@ -7,7 +7,6 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,16 +339,11 @@ LOGGED_INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "
 
 
 def serve_and_vote(
-    url: str,
-    model_dir: Path,
-    frame: pd.DataFrame,
-    voted: float,
-    sites: bool = False,
-    columns: Sequence[str] = LOGGED_INPUTS,
+    url: str, model_dir: Path, frame: pd.DataFrame, voted: float, sites: bool = False
 ) -> int:
-    """Answer ``frame``'s rooms with the model from their inputs ``columns``, log them over the
-    last two days (with their ``building_id`` as the site when ``sites``), and log the
-    occupants' real votes for a share ``voted`` of them; the number of votes."""
+    """Answer ``frame``'s rooms with the model, log them over the last two days (with their
+    ``building_id`` as the site when ``sites``), and log the occupants' real votes for a share
+    ``voted`` of them; the number of votes."""
     import time
 
     from conforto.artifact import load_model
@@ -358,7 +352,7 @@ def serve_and_vote(
     from conforto.serving.runtime import Predictor
 
     predictor = Predictor(load_model(model_dir), "1")
-    rows = frame[list(columns)].to_dict("records")
+    rows = frame[LOGGED_INPUTS].to_dict("records")
     inputs = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]
     answers = predictor.predict(inputs)
     now, batch = time.time(), []

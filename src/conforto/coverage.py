@@ -110,6 +110,13 @@ def calibrate(
     return ConformalSets(np.vstack(curves), by, len(y), own)
 
 
+def _climates(pred: pd.DataFrame) -> list[str | None] | None:
+    """The frame's climates (``None`` where unknown), or ``None`` without the column."""
+    if "climate" not in pred.columns:
+        return None
+    return [c if isinstance(c, str) else None for c in pred["climate"].tolist()]
+
+
 def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
     """:func:`calibrate` on a predictions frame (:mod:`conforto.oof`), with its climates and
     buildings."""
@@ -117,7 +124,7 @@ def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
         oof.probabilities(pred),
         oof.labels(pred)[0],
         by=by,
-        climates=oof.climates(pred) or [None] * len(pred),
+        climates=_climates(pred) or [None] * len(pred),
         buildings=pred["building_id"].to_numpy() if "building_id" in pred.columns else None,
     )
 
@@ -152,7 +159,7 @@ def cross_conformal_sets(
     for k in folds:
         test = fold == k
         calibration = calibrate_frame(pred[~test], by=by)
-        climates = oof.climates(pred[test])
+        climates = _climates(pred[test])
         for level in levels:
             out[level][test] = calibration.sets(proba[test], level, decision[test], climates)
     return out
@@ -162,7 +169,7 @@ def stored_sets(
     pred: pd.DataFrame, calibration: ConformalSets, levels: Sequence[float]
 ) -> dict[float, BoolArray]:
     """Sets of a predictions frame by a model's stored calibration."""
-    proba, decision, climates = oof.probabilities(pred), oof.labels(pred)[1], oof.climates(pred)
+    proba, decision, climates = oof.probabilities(pred), oof.labels(pred)[1], _climates(pred)
     return {level: calibration.sets(proba, level, decision, climates) for level in levels}
 
 

@@ -90,13 +90,6 @@ def labels(frame: pd.DataFrame) -> tuple[IntArray, IntArray]:
     return frame["y"].to_numpy(dtype=np.int64), frame["decision"].to_numpy(dtype=np.int64)
 
 
-def climates(frame: pd.DataFrame) -> list[str | None] | None:
-    """The frame's climates (``None`` where unknown), or ``None`` without the column."""
-    if "climate" not in frame.columns:
-        return None
-    return [c if isinstance(c, str) else None for c in frame["climate"].tolist()]
-
-
 def folds(frame: pd.DataFrame, purpose: str) -> tuple[IntArray, IntArray]:
     """Each row's outer fold, and the folds; ``purpose`` names what needs them (errors).
 

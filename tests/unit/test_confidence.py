@@ -11,48 +11,36 @@ import pytest
 from conforto.confidence import ConfidenceCalibration, cross_fitted, fit_confidence
 from conforto.errors import DataError
 
-OFFSETS = {"humid": 0.8, "arid": -0.8}
+SLOPE, INTERCEPTS = 0.7, (0.4, -0.1, 0.3)
 
 
-def answered(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
-    """Probabilities whose answered class is right more often in humid rooms and less often in
-    arid ones than the model says: P(right) = sigmoid(logit(p) + offset of the climate)."""
+def answered(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities, votes and answers where the answer is right with probability
+    sigmoid(SLOPE · logit(p) + INTERCEPTS[answer]), not p: a model too sure of itself when
+    sure, too cautious when not, the more so for cool and warm answers."""
     rng = np.random.default_rng(seed)
     proba = rng.dirichlet([2.0, 3.0, 2.0], n)
     decision = proba.argmax(axis=1)
-    climates = list(rng.choice(["humid", "arid"], n))
     p = proba[np.arange(n), decision]
-    right = rng.random(n) < 1 / (
-        1 + np.exp(-(np.log(p / (1 - p)) + [OFFSETS[c] for c in climates]))
-    )
+    z = SLOPE * np.log(p / (1 - p)) + np.asarray(INTERCEPTS)[decision]
+    right = rng.random(n) < 1 / (1 + np.exp(-z))
     other = (decision + rng.integers(1, 3, n)) % 3
-    return proba, np.where(right, decision, other), decision, climates
+    return proba, np.where(right, decision, other), decision
 
 
-def test_the_fit_recovers_the_climates_offsets_and_the_estimate_follows() -> None:
-    proba, y, decision, climates = answered(40_000, 0)
-    calibration = fit_confidence(proba, y, decision, climates)
-    assert calibration.slope == pytest.approx(1.0, abs=0.1)
-    shift = np.mean(calibration.intercepts)
-    for name, offset in OFFSETS.items():
-        assert calibration.climates[name] + shift == pytest.approx(offset, abs=0.15)
-    right = calibration.right(proba, decision, climates)
-    for name in OFFSETS:
-        rows = np.array(climates) == name
+def test_the_fit_recovers_the_truth_and_the_estimate_follows() -> None:
+    proba, y, decision = answered(40_000, 0)
+    calibration = fit_confidence(proba, y, decision)
+    assert calibration.slope == pytest.approx(SLOPE, abs=0.05)
+    assert calibration.intercepts == pytest.approx(INTERCEPTS, abs=0.06)
+    right = calibration.right(proba, decision)
+    for k in range(3):
+        rows = decision == k
         realised = (y == decision)[rows].mean()
         assert right[rows].mean() == pytest.approx(realised, abs=0.01)
-        # the probabilities as they are miss the climate's accuracy
-        assert abs(proba[rows, decision[rows]].mean() - realised) > 0.05
-
-
-def test_a_climate_it_never_saw_and_a_row_without_one_get_no_offset() -> None:
-    calibration = ConfidenceCalibration(1.0, (0.1, 0.0, -0.1), {"humid": 2.0})
-    proba = np.array([[0.6, 0.3, 0.1]] * 3)
-    decision = np.zeros(3, dtype=np.int64)
-    right = calibration.right(proba, decision, ["tundra", None, "humid"])
-    plain = calibration.right(proba, decision)
-    assert right[:2] == pytest.approx(plain[:2])
-    assert right[2] > plain[2]
+        # the probabilities as they are miss the accuracy of cool and warm answers
+        if k != 1:
+            assert abs(proba[rows, k].mean() - realised) > 0.03
 
 
 def test_recalibrated_probabilities_keep_the_models_share_among_the_other_classes() -> None:
@@ -67,8 +55,8 @@ def test_recalibrated_probabilities_keep_the_models_share_among_the_other_classe
 
 
 def test_the_stored_form_reads_back_the_same_calibration() -> None:
-    proba, y, decision, climates = answered(3000, 1)
-    calibration = fit_confidence(proba, y, decision, climates)
+    proba, y, decision = answered(3000, 1)
+    calibration = fit_confidence(proba, y, decision)
     again = ConfidenceCalibration.from_dict(json.loads(json.dumps(calibration.to_dict())))
     assert again == calibration
     assert again.rows == 3000
@@ -81,19 +69,15 @@ def test_answers_all_right_leave_nothing_to_calibrate() -> None:
 
 
 def test_cross_fitting_calibrates_each_fold_on_the_others() -> None:
-    proba, y, decision, climates = answered(6000, 2)
+    proba, y, decision = answered(6000, 2)
     fold = np.arange(6000) % 3
     frame = pd.DataFrame(
-        {"fold": fold, "y": y, "decision": decision, "climate": climates}
+        {"fold": fold, "y": y, "decision": decision}
         | {f"p_{k}": proba[:, i] for i, k in enumerate(("cool", "neutral", "warm"))}
     )
     out = cross_fitted(frame)
     first = fold == 0
-    others = fit_confidence(
-        proba[~first], y[~first], decision[~first], list(np.array(climates)[~first])
-    )
-    assert out[first] == pytest.approx(
-        others.recalibrated(proba[first], decision[first], list(np.array(climates)[first]))
-    )
+    others = fit_confidence(proba[~first], y[~first], decision[~first])
+    assert out[first] == pytest.approx(others.recalibrated(proba[first], decision[first]))
     with pytest.raises(DataError, match="≥ 2"):
         cross_fitted(frame.assign(fold=0))

@@ -7,9 +7,9 @@ over rows, and the expected confusion counts (the probability mass of each true 
 the rows answered ``k``) give an expected macro-F1. Occupants' votes, when they come, give the
 realised figures, with bootstrap intervals over buildings (or sites).
 
-The softmax calibration holds over all buildings, not within each climate; a model's
-``confidence.json`` (:mod:`conforto.confidence`) recalibrates the answered class's probability
-for the row's climate before the estimate reads it (models without one: as they are).
+A model's ``confidence.json`` (:mod:`conforto.confidence`) recalibrates the answered class's
+probability into the chance of being right before the estimate reads it (models without one:
+as they are).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto.artifact import ThermalModel
-from conforto.categories import normalise_column
 from conforto.confidence import CONFIDENCE, ConfidenceCalibration
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
@@ -93,7 +92,6 @@ class Scored:
     groups: npt.NDArray[Any]  # building or site; a day without either
     when: pd.Series  # when the row was answered (NaT when unknown)
     source: dict[str, Any]
-    climates: list[str | None] | None = None  # each row's climate, None where unknown
     estimator: str = "as answered"
 
     @property
@@ -111,24 +109,17 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
     return np.asarray(day)
 
 
-def _climates(frame: pd.DataFrame) -> list[str | None] | None:
-    """Each row's climate in its one spelling (``None`` where unknown), ``None`` without."""
-    if "climate" not in frame.columns:
-        return None
-    return list(normalise_column(frame["climate"], "climate"))
-
-
 def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
-    """The rows with the probabilities the model's ``confidence.json`` gives for their
-    climates; as they are for models without one."""
+    """The rows with the probabilities the model's ``confidence.json`` gives them; as they are
+    for models without one."""
     path = model.optional_file(CONFIDENCE)
     if path is None:
         return scored
     calibration = ConfidenceCalibration.from_dict(json.loads(path.read_text()))
     return replace(
         scored,
-        proba=calibration.recalibrated(scored.proba, scored.decision, scored.climates),
-        estimator=f"recalibrated for each row's climate ({CONFIDENCE})",
+        proba=calibration.recalibrated(scored.proba, scored.decision),
+        estimator=f"recalibrated ({CONFIDENCE})",
     )
 
 
@@ -148,7 +139,6 @@ def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) 
         _groups(frame, frame["created"]),
         frame["created"],
         source.describe(),
-        _climates(frame),
     )
 
 
@@ -178,7 +168,6 @@ def score_file(model: ThermalModel, source: FileSource) -> Scored:
         _groups(frame, when),
         when,
         source.describe(),
-        _climates(frame),
     )
 
 
