@@ -114,6 +114,27 @@ def without_file(model: Path, name: str | tuple[str, ...], out: Path) -> Path:
     return out
 
 
+def regrouped_sets(model: Path, by: str, out: Path) -> Path:
+    """A copy of ``model`` at ``out`` whose prediction sets are calibrated grouped ``by``
+    (on its own out-of-fold predictions), as training with ``conformal_by: by`` makes them:
+    checksummed again."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from conforto.artifact import MANIFEST, save_manifest
+    from conforto.conformal import CONFORMAL
+    from conforto.coverage import calibrate_frame
+
+    shutil.copytree(model, out)
+    calibration = calibrate_frame(pd.read_parquet(out / "oof.parquet"), by=by)
+    (out / CONFORMAL).write_text(json.dumps(calibration.to_dict()) + "\n")
+    manifest = json.loads((out / MANIFEST).read_text())
+    save_manifest(out, {k: v for k, v in manifest.items() if k != "files"})
+    return out
+
+
 def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
     """Every row of a SQLAlchemy table in the database at ``url``."""
     import sqlalchemy as sa

@@ -44,10 +44,11 @@ class TrainConfig(BaseModel):
         description="Candidate decision weights of cool and warm (neutral is 1).",
     )
     conformal_by: Literal["all", "class", "climate"] = Field(
-        "climate",
+        "all",
         description="How the prediction sets' calibration groups the votes: all together, per "
         "class (each class covered at the level; larger sets) or per climate (each climate "
-        "with enough buildings calibrated on its own buildings).",
+        "with enough buildings calibrated on its own buildings; on buildings never seen, no "
+        "better than all together).",
     )
 
 

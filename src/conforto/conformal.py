@@ -7,11 +7,13 @@ when its score's p-value exceeds ``1 − L``; the class the decision rule picks 
 it, so no set is empty. Scores fall between grid points: each is read at the grid point below
 it, whose p-value is as large or larger (sets can only grow, coverage only rise).
 
-A calibration groups the votes one of three ways (``by``): ``all`` together; per ``class``
-(Mondrian: one curve per class, each class covered at the level); or per ``climate`` (the
-default: one curve for each climate with enough buildings, read for observations in it, and one
-for all votes, read for the others and for observations without a climate), so that a climate's
-sets are calibrated on buildings of that climate.
+A calibration groups the votes one of three ways (``by``): ``all`` together (the default);
+per ``class`` (Mondrian: one curve per class, each class covered at the level); or per
+``climate`` (one curve for each climate with enough buildings, read for observations in it, and
+one for all votes, read for the others and for observations without a climate). Measured
+cross-conformally on the out-of-fold predictions, per-climate curves cover each climate more
+evenly; on buildings the model never saw they do no better than one curve
+(``bench/calibration.py --unseen``), so one curve is the default.
 
 This module needs only NumPy: the service applies stored calibrations with it.
 """

@@ -18,6 +18,7 @@ from conforto.heads import COLUMNS as HEAD_COLUMNS
 from conforto.predict import predict_file
 from conforto.registry import open_registry
 from conforto.settings import get_settings
+from tests.helpers import regrouped_sets
 
 pytestmark = pytest.mark.integration
 
@@ -137,44 +138,59 @@ def test_batch_limits(running: httpx.Client) -> None:
     assert empty.status_code == 422
 
 
-def test_service_matches_batch_prediction(
-    running: httpx.Client, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
-) -> None:
+def served_equals_batch(
+    client: httpx.Client, model_dir: Path, holdout_paths: tuple[Path, Path], folder: Path
+) -> pd.DataFrame:
+    """45 unseen rooms (with their climates) through ``/predict/batch`` and through batch
+    prediction of the same model: the same probabilities, sets and occupant responses. The
+    rooms."""
     frame = pd.read_csv(holdout_paths[0], low_memory=False).merge(
         pd.read_csv(holdout_paths[1])[["building_id", "climate"]], on="building_id"
-    )  # the climate chooses the calibration of the sets
+    )
     cols = [c for c in (*NUMERIC_INPUTS, "season", "gender", "climate") if c in frame.columns]
     rows = frame.dropna(subset=["ta", "rh", "vel", "met", "clo"])[cols].sample(45, random_state=0)
     rows["climate"] = rows["climate"].map(lambda v: normalise_value("climate", v))
     rows = rows[rows["gender"].isin(["male", "female"]) | rows["gender"].isna()]
     observations = [{k: v for k, v in r.items() if pd.notna(v)} for r in rows.to_dict("records")]
-    served = running.post("/predict/batch", json={"observations": observations})
+    served = client.post("/predict/batch", json={"observations": observations})
     assert served.status_code == 200, served.text
-    got = np.array(
-        [
-            [p["probabilities"][c] for c in ("cool", "neutral", "warm")]
-            for p in served.json()["predictions"]
-        ]
-    )
-    src = tmp_path / "rows.csv"
+    answers = served.json()["predictions"]
+    got = np.array([[p["probabilities"][c] for c in ("cool", "neutral", "warm")] for p in answers])
+    src = folder / "rows.csv"
     rows.to_csv(src, index=False)
-    predict_file(load_model(trained_model), src, tmp_path / "out.csv")
-    batch = pd.read_csv(tmp_path / "out.csv")
-    expected = batch[["p_cool", "p_neutral", "p_warm"]].to_numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-6)
-    calibration = load_model(trained_model).conformal
-    assert calibration is not None
-    assert calibration.by == "climate"
-    assert set(rows["climate"]) & set(calibration.climates)  # some rows read their climate's
-    sets = ["|".join(p["prediction_set"]) for p in served.json()["predictions"]]
+    predict_file(load_model(model_dir), src, folder / "out.csv")
+    batch = pd.read_csv(folder / "out.csv")
+    np.testing.assert_allclose(got, batch[["p_cool", "p_neutral", "p_warm"]].to_numpy(), atol=1e-6)
+    sets = ["|".join(p["prediction_set"]) for p in answers]
     assert sets == batch["prediction_set"].tolist()  # both at the default level, 0.9
     responses = np.array(
-        [
-            [p["dissatisfied"], p["unacceptable"], *p["preference"].values()]
-            for p in served.json()["predictions"]
-        ]
+        [[p["dissatisfied"], p["unacceptable"], *p["preference"].values()] for p in answers]
     )
     np.testing.assert_allclose(responses, batch[list(HEAD_COLUMNS)].to_numpy(), atol=1e-6)
+    return rows
+
+
+def test_service_matches_batch_prediction(
+    running: httpx.Client, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    served_equals_batch(running, trained_model, holdout_paths, tmp_path)
+    calibration = load_model(trained_model).conformal
+    assert calibration is not None
+    assert calibration.by == "all"  # the default
+
+
+def test_sets_calibrated_per_climate_read_each_rooms_climate(  # type: ignore[no-untyped-def]
+    serve, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model_dir = regrouped_sets(trained_model, "climate", tmp_path / "by-climate")
+    calibration = load_model(model_dir).conformal
+    assert calibration is not None
+    assert calibration.by == "climate"
+    server = serve("--model", str(model_dir))
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        rows = served_equals_batch(client, model_dir, holdout_paths, tmp_path)
+    assert set(rows["climate"]) & set(calibration.climates)  # some rows read their climate's
+    assert set(rows["climate"]) - set(calibration.climates)  # and some all votes'
 
 
 def test_prediction_sets_at_the_default_or_the_asked_level(running: httpx.Client) -> None:
