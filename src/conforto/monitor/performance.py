@@ -119,7 +119,7 @@ def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
     return replace(
         scored,
         proba=calibration.recalibrated(scored.proba, scored.decision),
-        estimator=f"recalibrated ({CONFIDENCE})",
+        estimator=f"recalibrated by {CONFIDENCE}",
     )
 
 
