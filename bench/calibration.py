@@ -34,11 +34,10 @@ import numpy as np
 import pandas as pd
 
 from conforto import oof
-from conforto.confidence import cross_fitted
+from conforto.confidence import cross_fitted, expected_metrics
 from conforto.conformal import GROUPINGS
 from conforto.coverage import REPORT_LEVELS, SLICE_TOLERANCE, calibrate_frame, coverage_report
 from conforto.metrics import bootstrap_interval, macro_f1, slice_positions
-from conforto.monitor.performance import expected_metrics
 
 FloatArray = np.ndarray
 

@@ -1,7 +1,10 @@
 """How often the model's answers are right, read from how sure it was.
 
-Confidence-based performance estimation (:mod:`conforto.monitor.performance`) reads a row's
-chance of being right from the probability of the class it was answered with. The softmax
+Confidence-based performance estimation (the live monitor, :mod:`conforto.monitor.performance`,
+as NannyML's CBPE) reads a row's chance of being right from the probability of the class it
+was answered with: the expected accuracy is the mean of those probabilities, and the expected
+confusion counts (the probability mass of each true class among the rows answered ``k``) give
+an expected macro-F1. The softmax
 temperature is fitted for the log loss of all three classes, and the decision rule often
 answers a class other than the most probable one, so the answered class's probability is not
 quite the chance of being right (on the dev data the estimate fell 0.014 short of the realised
@@ -18,8 +21,9 @@ of their few buildings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +31,10 @@ import pandas as pd
 
 from conforto import oof
 from conforto.errors import DataError
-from conforto.metrics import N_CLASSES
+from conforto.metrics import N_CLASSES, macro_f1, macro_f1_from_confusion
+
+if TYPE_CHECKING:
+    from conforto.artifact import ThermalModel
 
 #: The artifact file (optional: without it the estimate reads the probabilities as they are).
 CONFIDENCE = "confidence.json"
@@ -36,6 +43,37 @@ _EPS = 1e-6
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+def expected_metrics(proba: FloatArray, decision: IntArray) -> dict[str, float]:
+    """Accuracy and macro-F1 expected from calibrated probabilities, without labels.
+
+    Parameters
+    ----------
+    proba
+        Class probabilities (rows × 3).
+    decision
+        The class each row was answered with (the model's decision rule).
+
+    Returns
+    -------
+    dict
+        ``accuracy``: mean probability of the answered class; ``macro_f1``: macro-F1 of the
+        expected confusion counts.
+
+    Examples
+    --------
+    >>> p = np.array([[0.8, 0.2, 0.0], [0.1, 0.6, 0.3]])
+    >>> expected_metrics(p, np.array([0, 1]))["accuracy"]
+    0.7
+    """
+    n = len(decision)
+    expected = np.zeros((3, 3))
+    np.add.at(expected.T, decision, proba)  # row i: true class, column j: answered class
+    return {
+        "accuracy": float(proba[np.arange(n), decision].mean()) if n else float("nan"),
+        "macro_f1": float(macro_f1_from_confusion(expected)) if n else float("nan"),
+    }
 
 
 def _features(proba: FloatArray, decision: IntArray) -> FloatArray:
@@ -158,3 +196,37 @@ def cross_fitted(pred: pd.DataFrame) -> FloatArray:
         test = fold == k
         out[test] = fit_frame(pred[~test]).recalibrated(proba[test], decision[test])
     return out
+
+
+def stored(model: ThermalModel) -> ConfidenceCalibration | None:
+    """The model's ``confidence.json``; ``None`` for models trained before it."""
+    path = model.optional_file(CONFIDENCE)
+    if path is None:
+        return None
+    return ConfidenceCalibration.from_dict(json.loads(path.read_text()))
+
+
+def estimate_report(pred: pd.DataFrame, recalibrated: FloatArray | None) -> dict[str, Any]:
+    """What the live monitor would estimate on labelled predictions, against what they realised.
+
+    Parameters
+    ----------
+    pred
+        Predictions frame (:mod:`conforto.oof`).
+    recalibrated
+        Its probabilities recalibrated (:func:`cross_fitted` out of fold, a stored calibration
+        on other data); ``None`` for a model without a calibration.
+
+    Returns
+    -------
+    dict
+        ``rows``; ``realised``, ``as_answered`` and ``recalibrated`` (or ``None``): each
+        ``accuracy`` and ``macro_f1``.
+    """
+    y, decision = oof.labels(pred)
+    return {
+        "rows": len(y),
+        "realised": {"accuracy": float((y == decision).mean()), "macro_f1": macro_f1(y, decision)},
+        "as_answered": expected_metrics(oof.probabilities(pred), decision),
+        "recalibrated": None if recalibrated is None else expected_metrics(recalibrated, decision),
+    }

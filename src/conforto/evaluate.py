@@ -12,6 +12,7 @@ import pandas as pd
 from conforto import oof
 from conforto.artifact import ThermalModel
 from conforto.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
+from conforto.confidence import estimate_report, stored
 from conforto.coverage import TOLERANCE, coverage_report, misses
 from conforto.design import encode, prepare
 from conforto.features import comfort_features
@@ -158,8 +159,9 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
     -------
     dict
         ``{"holdout": summary}`` (see :func:`summarise`), with the coverage of the model's
-        prediction sets when it has a calibration and its occupant-response heads against
-        their baselines when it has them (``heads``).
+        prediction sets when it has a calibration, its occupant-response heads against
+        their baselines when it has them (``heads``), and the accuracy the live monitor would
+        estimate without the votes (``estimate``).
     """
     rows, y, groups = prepare(frame)
     matrix = encode(rows, model.spec)
@@ -169,6 +171,13 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
         summary["coverage"] = coverage_report(pred, calibration=model.conformal)
     if model.heads is not None:
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
+    calibration = stored(model)
+    recalibrated = (
+        None
+        if calibration is None
+        else calibration.recalibrated(oof.probabilities(pred), oof.labels(pred)[1])
+    )
+    summary["estimate"] = estimate_report(pred, recalibrated)
     return {"holdout": summary}
 
 

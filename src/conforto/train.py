@@ -21,7 +21,7 @@ from rich.progress import Progress
 from conforto import oof
 from conforto.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.booster import FittedBooster, TrainConfig, fit_booster, group_folds
-from conforto.confidence import ConfidenceCalibration, fit_frame
+from conforto.confidence import ConfidenceCalibration, cross_fitted, estimate_report, fit_frame
 from conforto.conformal import ConformalSets
 from conforto.coverage import calibrate_frame, coverage_report
 from conforto.design import FeatureSpec, build_spec, encode, prepare
@@ -253,6 +253,7 @@ def train_model(
     metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
     metrics["cv"]["heads"] = heads_report
     metrics["cv"]["coverage"] = coverage_report(cv.oof, by=config.conformal_by)
+    metrics["cv"]["estimate"] = estimate_report(cv.oof, cross_fitted(cv.oof))
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
     if metrics["cv"]["selected"] != "lightgbm":

@@ -67,6 +67,15 @@ def test_model_beats_pmv_and_majority_on_unseen_buildings(
     assert rows["model"]["log_loss"] < rows["probabilistic_pmv"]["log_loss"]
 
 
+def test_a_model_without_a_confidence_calibration_estimates_from_its_probabilities(
+    model_without_sets: Path, holdout_paths: tuple[Path, Path]
+) -> None:
+    frame = load_dataset(*holdout_paths).frame.head(3000)
+    estimate = evaluate_model(load_model(model_without_sets), frame)["holdout"]["estimate"]
+    assert estimate["recalibrated"] is None
+    assert 0.3 < estimate["as_answered"]["accuracy"] < 0.8
+
+
 def test_cross_validation_is_grouped_by_building(trained_model: Path) -> None:
     oof = pd.read_parquet(trained_model / "oof.parquet")
     folds_per_building = oof.groupby("building_id")["fold"].nunique()

@@ -200,6 +200,15 @@ def test_cli_evaluate_and_predict(
     dissatisfied = heads["dissatisfied"]
     assert dissatisfied["model on the PPD/100 rows"]["brier"] < dissatisfied["PPD/100"]["brier"]
     assert "On this data, with the baselines" in (tmp_path / "eval" / "report.html").read_text()
+    # what the live monitor would estimate without the votes: the stored calibration lands
+    # nearer the realised accuracy than the probabilities as answered
+    estimate = json.loads((tmp_path / "eval" / "metrics.json").read_text())["holdout"]["estimate"]
+    realised = estimate["realised"]["accuracy"]
+    gap = abs(estimate["recalibrated"]["accuracy"] - realised)
+    assert gap < abs(estimate["as_answered"]["accuracy"] - realised)
+    assert gap < 0.03
+    assert "accuracy estimated without votes" in result.output
+    assert "Accuracy estimated without votes" in (tmp_path / "eval" / "report.html").read_text()
     result = runner.invoke(
         app,
         [

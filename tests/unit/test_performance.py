@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from conforto.artifact import ThermalModel
+from conforto.confidence import expected_metrics
 from conforto.design import FeatureSpec
 from conforto.metrics import macro_f1
 from conforto.monitor.config import MonitorConfig
-from conforto.monitor.performance import Scored, expected_metrics, judge, over_time
+from conforto.monitor.performance import Scored, judge, over_time
 
 
 def calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

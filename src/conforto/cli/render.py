@@ -54,6 +54,18 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+def estimate_line(estimate: dict[str, Any] | None) -> None:
+    """What the live monitor would estimate without votes, against the realised accuracy."""
+    if not estimate:
+        return
+    shown = estimate["recalibrated"] or estimate["as_answered"]
+    console.print(
+        f"accuracy estimated without votes (what `monitor performance` reads): "
+        f"{shown['accuracy']:.3f}, realised {estimate['realised']['accuracy']:.3f}",
+        highlight=False,
+    )
+
+
 def trained_model(target: Path) -> None:
     """A trained model's cross-validation table, the literature's split and where it lives."""
     metrics = json.loads((target / "metrics.json").read_text())
@@ -70,6 +82,7 @@ def trained_model(target: Path) -> None:
             + " classes",
             highlight=False,
         )
+    estimate_line(metrics["cv"].get("estimate"))
     for name, split in metrics["random_split"].items():
         console.print(
             f"random 80/20 split, {name.replace('_', ' ')} (literature protocol, optimistic): "

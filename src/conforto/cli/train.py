@@ -91,6 +91,7 @@ def evaluate(
             title=f"Evaluation on {m.name}",
         )
     console.print(render.summary_table(metrics["holdout"], f"Evaluation on {m.name}"))
+    render.estimate_line(metrics["holdout"].get("estimate"))
     console.print(f"report: {paths['report.html']}", highlight=False)
 
 

@@ -1,11 +1,9 @@
 """Live model performance: estimated from the probabilities before any vote, realised after.
 
 The model's probabilities are calibrated, so they estimate its own accuracy with no label at
-all (confidence-based performance estimation, as NannyML's CBPE does): a row answered with
-class ``k`` is right with probability ``p_k``, so the expected accuracy is the mean of ``p_k``
-over rows, and the expected confusion counts (the probability mass of each true class among
-the rows answered ``k``) give an expected macro-F1. Occupants' votes, when they come, give the
-realised figures, with bootstrap intervals over buildings (or sites).
+all (confidence-based performance estimation, as NannyML's CBPE does: :mod:`conforto.confidence`).
+Occupants' votes, when they come, give the realised figures, with bootstrap intervals over
+buildings (or sites).
 
 A model's ``confidence.json`` (:mod:`conforto.confidence`) recalibrates the answered class's
 probability into the chance of being right before the estimate reads it (models without one:
@@ -14,7 +12,6 @@ as they are).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,10 +22,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto.artifact import ThermalModel
-from conforto.confidence import CONFIDENCE, ConfidenceCalibration
+from conforto.confidence import CONFIDENCE, expected_metrics, stored
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics import bootstrap_interval, confusion, macro_f1, macro_f1_from_confusion
+from conforto.metrics import bootstrap_interval, confusion, macro_f1
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.reports import figure_uri, new_figure, render
@@ -37,37 +34,6 @@ from conforto.target import CLASS_NAMES, sensation_class
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
-
-
-def expected_metrics(proba: FloatArray, decision: IntArray) -> dict[str, float]:
-    """Accuracy and macro-F1 expected from calibrated probabilities, without labels.
-
-    Parameters
-    ----------
-    proba
-        Class probabilities (rows × 3).
-    decision
-        The class each row was answered with (the model's decision rule).
-
-    Returns
-    -------
-    dict
-        ``accuracy``: mean probability of the answered class; ``macro_f1``: macro-F1 of the
-        expected confusion counts.
-
-    Examples
-    --------
-    >>> p = np.array([[0.8, 0.2, 0.0], [0.1, 0.6, 0.3]])
-    >>> expected_metrics(p, np.array([0, 1]))["accuracy"]
-    0.7
-    """
-    n = len(decision)
-    expected = np.zeros((3, 3))
-    np.add.at(expected.T, decision, proba)  # row i: true class, column j: answered class
-    return {
-        "accuracy": float(proba[np.arange(n), decision].mean()) if n else float("nan"),
-        "macro_f1": float(macro_f1_from_confusion(expected)) if n else float("nan"),
-    }
 
 
 def realised_metrics(y: IntArray, decision: IntArray, groups: npt.NDArray[Any]) -> dict[str, Any]:
@@ -112,10 +78,9 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
 def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
     """The rows with the probabilities the model's ``confidence.json`` gives them; as they are
     for models without one."""
-    path = model.optional_file(CONFIDENCE)
-    if path is None:
+    calibration = stored(model)
+    if calibration is None:
         return scored
-    calibration = ConfidenceCalibration.from_dict(json.loads(path.read_text()))
     return replace(
         scored,
         proba=calibration.recalibrated(scored.proba, scored.decision),
