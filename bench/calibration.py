@@ -25,7 +25,6 @@ of 500 votes or more: the 20 % is small), then the prediction sets' coverage at 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -102,16 +101,13 @@ def sets(table: pd.DataFrame, calibration_rows: pd.DataFrame, min_rows: int = 50
 
 
 def unseen(draws: int, config: Path, work: Path) -> None:
-    """Train on 80 % of the buildings, judge the stored calibration on the other 20 %."""
+    """Train on 80 % of the buildings, judge the stored calibrations on the other 20 %."""
     from conforto.artifact import load_model
-    from conforto.categories import normalise_column
     from conforto.cli.common import pipeline_config, sources
-    from conforto.confidence import CONFIDENCE, ConfidenceCalibration
+    from conforto.confidence import stored
     from conforto.data import load_dataset
+    from conforto.evaluate import predictions_frame
     from conforto.export import write_model
-    from conforto.monitor.window import read_file
-    from conforto.predict import score_frame
-    from conforto.target import CLASS_NAMES, sensation_class
     from conforto.train import train_model
 
     files = sources(None, None)  # CONFORTO_MEASUREMENTS / CONFORTO_METADATA
@@ -129,27 +125,12 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         frame = load_dataset(*paths["seen"]).frame
         write_model(train_model(frame, config=pipeline_config(config).train), frame, work / "m")
         model = load_model(work / "m")
-        rows = read_file(*paths["unseen"])
-        scored = score_frame(model, rows).to_pandas()
-        vote = sensation_class(pd.to_numeric(rows["thermal_sensation"]).to_numpy(np.float64))
-        keep = scored["reason"].eq("").to_numpy() & ~np.isnan(vote)
-        names = {name: k for k, name in enumerate(CLASS_NAMES)}
-        table = pd.DataFrame(
-            {
-                "building_id": rows["building_id"],
-                "y": np.nan_to_num(vote).astype(np.int64),
-                "decision": scored["predicted_class"].map(names).fillna(-1).astype(np.int64),
-            }
-            | {f"p_{name}": scored[f"p_{name}"] for name in CLASS_NAMES}
-            | {c: normalise_column(rows[c], c) for c in ("climate", "cooling_type", "season")}
-        )[keep].reset_index(drop=True)
-        stored = json.loads((work / "m" / CONFIDENCE).read_text())
-        y, decision = oof.labels(table)
-        recalibrated = ConfidenceCalibration.from_dict(stored).recalibrated(
-            oof.probabilities(table), decision
-        )
+        table = predictions_frame(model, load_dataset(*paths["unseen"]).frame)
+        calibration = stored(model)
+        assert calibration is not None
+        recalibrated = calibration.recalibrated(oof.probabilities(table), oof.labels(table)[1])
         print(f"\ndraw {seed}: a model of {len(buildings) - len(held)} buildings judged on the "
-              f"{len(held)} it never saw ({len(y):,} votes)")  # fmt: skip
+              f"{len(held)} it never saw ({len(table):,} votes)")  # fmt: skip
         report(table, recalibrated, min_rows=500)
         sets(table, pd.read_parquet(work / "m" / "oof.parquet"))
         shutil.rmtree(work / "m")

@@ -18,9 +18,9 @@ A model directory holds::
     heads.json, head_*.txt  the occupant-response heads (dissatisfied, unacceptable,
                      preference): boosters and temperatures (optional: without them those
                      answers are null)
-    confidence.json  how often the answers are right given the answered class's probability and
-                     the climate: what the performance estimate reads (optional: without it,
-                     the probabilities as they are)
+    confidence.json  how often the answers are right given the answered class's probability:
+                     what the live performance estimate reads (optional: without it, the
+                     probabilities as they are)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 

@@ -189,12 +189,10 @@ def cross_fitted(pred: pd.DataFrame) -> FloatArray:
     DataError
         When the frame has fewer than two folds.
     """
-    fold, folds = oof.folds(pred, "cross-fitting")
     proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = np.empty_like(proba)
-    for k in folds:
-        test = fold == k
-        out[test] = fit_frame(pred[~test]).recalibrated(proba[test], decision[test])
+    for test, others in oof.held_out(pred, "cross-fitting"):
+        out[test] = fit_frame(others).recalibrated(proba[test], decision[test])
     return out
 
 

@@ -153,12 +153,10 @@ def cross_conformal_sets(
     DataError
         When the frame has fewer than two folds.
     """
-    fold, folds = oof.folds(pred, "cross-conformal coverage")
     proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = {level: np.zeros(proba.shape, dtype=bool) for level in levels}
-    for k in folds:
-        test = fold == k
-        calibration = calibrate_frame(pred[~test], by=by)
+    for test, others in oof.held_out(pred, "cross-conformal coverage"):
+        calibration = calibrate_frame(others, by=by)
         climates = _climates(pred[test])
         for level in levels:
             out[level][test] = calibration.sets(proba[test], level, decision[test], climates)

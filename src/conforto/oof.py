@@ -9,7 +9,7 @@ model; evaluation builds the same frame on other data; the report and the gate r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,7 @@ from conforto.target import CLASS_NAMES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Scorers whose probabilities the frame holds: the model (``p``), the majority class, the
 #: probabilistic PMV and the scikit-learn candidate (cross-validation only).
@@ -90,8 +91,9 @@ def labels(frame: pd.DataFrame) -> tuple[IntArray, IntArray]:
     return frame["y"].to_numpy(dtype=np.int64), frame["decision"].to_numpy(dtype=np.int64)
 
 
-def folds(frame: pd.DataFrame, purpose: str) -> tuple[IntArray, IntArray]:
-    """Each row's outer fold, and the folds; ``purpose`` names what needs them (errors).
+def held_out(frame: pd.DataFrame, purpose: str) -> Iterator[tuple[BoolArray, pd.DataFrame]]:
+    """Each outer fold's rows (a mask) with the frame of the other folds: what cross-fitting
+    fits on and where it applies; ``purpose`` names what needs them (errors).
 
     Raises
     ------
@@ -102,4 +104,6 @@ def folds(frame: pd.DataFrame, purpose: str) -> tuple[IntArray, IntArray]:
     distinct = np.unique(fold)
     if distinct.size < 2 or (distinct < 0).any():
         raise DataError(f"{purpose} needs out-of-fold predictions of ≥ 2 folds")
-    return fold, distinct
+    for k in distinct:
+        test = fold == k
+        yield test, frame[~test]
