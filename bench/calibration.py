@@ -1,8 +1,8 @@
 """Report: how the model's calibrations hold on buildings it never saw.
 
 Two calibrations are fitted on a model's building-grouped out-of-fold predictions: the
-confidence calibration the live performance estimate reads (``conforto.confidence``) and the
-prediction sets' (``conforto.coverage``). Both are judged two ways.
+confidence calibration the live performance estimate reads (``conforto.uncertainty.confidence``) and
+the prediction sets' (``conforto.uncertainty.calibration``). Both are judged two ways.
 
 ``--model DIR``, on the model's out-of-fold predictions: the accuracy estimated without labels
 (``conforto.monitor.performance.expected_metrics``) from the probabilities as answered
@@ -32,21 +32,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto import oof
-from conforto.confidence import cross_fitted, expected_metrics
-from conforto.conformal import GROUPINGS
-from conforto.coverage import REPORT_LEVELS, SLICE_TOLERANCE, calibrate_frame, coverage_report
-from conforto.metrics import bootstrap_interval, macro_f1, slice_positions
+from conforto.metrics import predictions
+from conforto.metrics.scores import bootstrap_interval, macro_f1, slice_positions
+from conforto.uncertainty.calibration import (
+    REPORT_LEVELS,
+    SLICE_TOLERANCE,
+    calibrate_frame,
+    coverage_report,
+)
+from conforto.uncertainty.confidence import cross_fitted, expected_metrics
+from conforto.uncertainty.sets import GROUPINGS
 
 FloatArray = np.ndarray
 
 
 def row(name: str, frame: pd.DataFrame, recalibrated: FloatArray) -> dict[str, object]:
-    y, decision = oof.labels(frame)
+    y, decision = predictions.labels(frame)
     groups = frame["building_id"].to_numpy(np.int64)
     low, high = bootstrap_interval(y, decision, groups, reps=1000)["accuracy"]
     out: dict[str, object] = {"slice": name, "rows": len(frame)}
-    for key, proba in (("raw", oof.probabilities(frame)), ("recalibrated", recalibrated)):
+    for key, proba in (("raw", predictions.probabilities(frame)), ("recalibrated", recalibrated)):
         estimated = expected_metrics(proba, decision)["accuracy"]
         out[key] = f"{estimated:.3f}" + ("" if low <= estimated <= high else " (out)")
     out["realised"] = float((y == decision).mean())
@@ -63,10 +68,10 @@ def report(frame: pd.DataFrame, recalibrated: FloatArray, min_rows: int) -> None
                 rows.append(row(f"{column}={value}", frame.iloc[where], recalibrated[where]))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    y, decision = oof.labels(frame)
+    y, decision = predictions.labels(frame)
     realised = float((y == decision).mean())
     print(f"realised macro-F1 {macro_f1(y, decision):.3f}")
-    for key, proba in (("raw", oof.probabilities(frame)), ("recalibrated", recalibrated)):
+    for key, proba in (("raw", predictions.probabilities(frame)), ("recalibrated", recalibrated)):
         estimated = expected_metrics(proba, decision)
         outside = table[key].str.endswith("(out)").iloc[1:].sum()
         print(
@@ -102,13 +107,13 @@ def sets(table: pd.DataFrame, calibration_rows: pd.DataFrame, min_rows: int = 50
 
 def unseen(draws: int, config: Path, work: Path) -> None:
     """Train on 80 % of the buildings, judge the stored calibrations on the other 20 %."""
-    from conforto.artifact import load_model
     from conforto.cli.common import pipeline_config, sources
-    from conforto.confidence import stored
-    from conforto.data import load_dataset
-    from conforto.evaluate import predictions_frame
-    from conforto.export import write_model
-    from conforto.train import train_model
+    from conforto.data.load import load_dataset
+    from conforto.model.artifact import load_model
+    from conforto.training.evaluate import predictions_frame
+    from conforto.training.save import write_model
+    from conforto.training.train import train_model
+    from conforto.uncertainty.confidence import stored
 
     files = sources(None, None)  # CONFORTO_MEASUREMENTS / CONFORTO_METADATA
     measurements, metadata = pd.read_csv(files[0], low_memory=False), pd.read_csv(files[1])
@@ -128,7 +133,9 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         table = predictions_frame(model, load_dataset(*paths["unseen"]).frame)
         calibration = stored(model)
         assert calibration is not None
-        recalibrated = calibration.recalibrated(oof.probabilities(table), oof.labels(table)[1])
+        recalibrated = calibration.recalibrated(
+            predictions.probabilities(table), predictions.labels(table)[1]
+        )
         print(f"\ndraw {seed}: a model of {len(buildings) - len(held)} buildings judged on the "
               f"{len(held)} it never saw ({len(table):,} votes)")  # fmt: skip
         report(table, recalibrated, min_rows=500)

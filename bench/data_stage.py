@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from conforto.data import load_dataset
-from conforto.download import resolve_sources
-from conforto.features import FAST_FEATURES, FEATURES, comfort_features
+from conforto.data.download import resolve_sources
+from conforto.data.load import load_dataset
+from conforto.data.validation import validate_dataset
+from conforto.physics.features import FAST_FEATURES, FEATURES, comfort_features
 from conforto.settings import get_settings
-from conforto.validation import validate_dataset
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto.artifact import load_model
-from conforto.data import load_dataset, with_month
-from conforto.download import resolve_sources
+from conforto.data.download import resolve_sources
+from conforto.data.load import load_dataset, with_month
+from conforto.model.artifact import load_model
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import FrameSource
-from conforto.serving.logdb import LogDatabase
+from conforto.predictions.store import LogDatabase
 from conforto.settings import get_settings
 
 SEASONAL = ("t_out_isd", "t_mot_isd", "clo", "season")

@@ -22,9 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conforto.artifact import MANIFEST, save_manifest
-from conforto.conformal import CONFORMAL
-from conforto.heads import HEADS, SPECS
+from conforto.model.artifact import MANIFEST, save_manifest
+from conforto.model.heads import HEADS, SPECS
+from conforto.uncertainty.sets import CONFORMAL
 
 SERVING = Path(__file__).with_name("serving.py")
 #: Each optional part's files.

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pacsv
 
-from conforto.artifact import load_model
-from conforto.download import resolve_sources
-from conforto.predict import predict_file
+from conforto.data.download import resolve_sources
+from conforto.model.artifact import load_model
+from conforto.model.predict import predict_file
 from conforto.settings import get_settings
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import lightgbm as lgb
 
 from conforto.config import load_yaml_model
-from conforto.data import load_dataset
-from conforto.design import build_spec, encode, prepare
-from conforto.download import resolve_sources
-from conforto.evaluate import evaluate_model
-from conforto.export import write_model
-from conforto.pipeline import PipelineConfig
+from conforto.data.download import resolve_sources
+from conforto.data.load import load_dataset
+from conforto.lifecycle.pipeline import PipelineConfig
+from conforto.model.inputs import build_spec, encode, prepare
 from conforto.settings import get_settings
-from conforto.train import TrainConfig, train_model
+from conforto.training.evaluate import evaluate_model
+from conforto.training.save import write_model
+from conforto.training.train import TrainConfig, train_model
 
 
 def main() -> None:

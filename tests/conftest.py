@@ -120,9 +120,9 @@ def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: 
     """The trained model as models trained before prediction sets, occupant-response heads and
     the confidence calibration are: no ``conformal.json``, no ``heads.json`` nor the heads'
     boosters, no ``confidence.json``."""
-    from conforto.confidence import CONFIDENCE
-    from conforto.conformal import CONFORMAL
-    from conforto.heads import HEADS, SPECS
+    from conforto.model.heads import HEADS, SPECS
+    from conforto.uncertainty.confidence import CONFIDENCE
+    from conforto.uncertainty.sets import CONFORMAL
 
     old = (CONFORMAL, HEADS, *(spec.booster_file for spec in SPECS), CONFIDENCE)
     return without_file(trained_model, old, tmp_path_factory.mktemp("without-sets") / "m")

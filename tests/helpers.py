@@ -88,9 +88,9 @@ def train_once(
     tmp_path_factory: pytest.TempPathFactory, name: str, paths: tuple[Path, Path], **config: Any
 ) -> Path:
     """Train a model on the data files ``paths`` with a small ``TrainConfig`` into a temp dir."""
-    from conforto.data import load_dataset
-    from conforto.export import write_model
-    from conforto.train import TrainConfig, train_model
+    from conforto.data.load import load_dataset
+    from conforto.training.save import write_model
+    from conforto.training.train import TrainConfig, train_model
 
     out = tmp_path_factory.mktemp("models") / name
     frame = load_dataset(*paths).frame
@@ -104,7 +104,7 @@ def without_file(model: Path, name: str | tuple[str, ...], out: Path) -> Path:
     import json
     import shutil
 
-    from conforto.artifact import MANIFEST, save_manifest
+    from conforto.model.artifact import MANIFEST, save_manifest
 
     shutil.copytree(model, out)
     for file in (name,) if isinstance(name, str) else name:
@@ -123,9 +123,9 @@ def regrouped_sets(model: Path, by: str, out: Path) -> Path:
 
     import pandas as pd
 
-    from conforto.artifact import MANIFEST, save_manifest
-    from conforto.conformal import CONFORMAL
-    from conforto.coverage import calibrate_frame
+    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.uncertainty.calibration import calibrate_frame
+    from conforto.uncertainty.sets import CONFORMAL
 
     shutil.copytree(model, out)
     calibration = calibrate_frame(pd.read_parquet(out / "oof.parquet"), by=by)
@@ -367,9 +367,9 @@ def serve_and_vote(
     ``voted`` of them; the number of votes."""
     import time
 
-    from conforto.artifact import load_model
-    from conforto.serving.logdb import LogDatabase
-    from conforto.serving.predlog import queued_prediction
+    from conforto.model.artifact import load_model
+    from conforto.predictions.log import queued_prediction
+    from conforto.predictions.store import LogDatabase
     from conforto.serving.runtime import Predictor
 
     predictor = Predictor(load_model(model_dir), "1")

@@ -20,8 +20,8 @@ from conforto.fileio import atomic_write_text
 from conforto.settings import Settings
 
 if TYPE_CHECKING:
-    from conforto.audit import Move
-    from conforto.gate import GateReport
+    from conforto.lifecycle.audit import Move
+    from conforto.lifecycle.gate import GateReport
     from conforto.monitor.drift import DriftReport
 
 log = logging.getLogger(__name__)

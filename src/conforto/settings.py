@@ -13,7 +13,6 @@ from typing import Literal
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from conforto.conformal import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from conforto.errors import ConfigError
 
 GCP_PROJECT = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"  # Google Cloud's rule for project IDs
@@ -27,6 +26,8 @@ METADATA_URL = (
     "https://github.com/CenterForTheBuiltEnvironment/ashrae-db-II/raw/master/v2.1.0/db_metadata.csv"
 )
 METADATA_SHA256 = "af6770a2b469f079cd172bd6632d1ae726a3a663515126816ff6d2d8f51bfc10"
+#: Confidence levels a prediction set may be asked for (lowest, highest) and the default.
+MIN_LEVEL, MAX_LEVEL, DEFAULT_LEVEL = 0.5, 0.99, 0.9
 
 
 class DownloadSettings(BaseModel):

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from conforto.registry import open_registry
+from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import REPO, Daemon, Server, conforto_cli, free_port, pushgateway
 

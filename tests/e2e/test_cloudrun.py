@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conforto.registry import open_registry
+from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import REPO, conforto_cli
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from conforto.serving.logdb import feedback, predictions
+from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
 from tests.helpers import Server, table_rows
 
@@ -98,7 +98,7 @@ def _writers(server: Server) -> list[int]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"conforto.serving.logprocess" in command:
+        if b"conforto.predictions.writer" in command:
             found.append(pid)
         todo += server.children(pid)
     return found

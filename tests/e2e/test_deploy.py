@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conforto.artifact import GOLDEN, MANIFEST, load_model, save_manifest
-from conforto.registry import open_registry
+from conforto.lifecycle.registry import open_registry
+from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli, free_port
 

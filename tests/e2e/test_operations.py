@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from conforto.registry import open_registry
-from conforto.serving.ids import new_ids
-from conforto.serving.logdb import feedback, predictions
+from conforto.lifecycle.registry import open_registry
+from conforto.predictions.ids import new_ids
+from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
 from tests.helpers import table_rows
 

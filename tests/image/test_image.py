@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from tests.helpers import REPO, free_port, table_rows
 
-from conforto.artifact import load_model
 from conforto.deploy.smoke import smoke
-from conforto.predict import predict_file
+from conforto.model.artifact import load_model
+from conforto.model.predict import predict_file
 
 PODMAN = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
 LIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
@@ -154,7 +154,7 @@ def test_sigterm_flushes_the_prediction_log_to_its_volume(image: str, tmp_path: 
         assert podman("inspect", "--format", "{{.State.ExitCode}}", container.id).strip() == "0"
     finally:
         container.remove()
-    from conforto.serving.logdb import predictions
+    from conforto.predictions.store import predictions
 
     stored = table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)
     assert sorted(r["prediction_id"] for r in stored) == sorted(ids)

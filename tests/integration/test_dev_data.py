@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data import NO_DATE, ensure_group_column, load_dataset
-from conforto.features import comfort_features
-from conforto.validation import validate_dataset
+from conforto.data.load import NO_DATE, ensure_group_column, load_dataset
+from conforto.data.validation import validate_dataset
+from conforto.physics.features import comfort_features
 from tests.helpers import conforto_cli
 
 pytestmark = pytest.mark.integration

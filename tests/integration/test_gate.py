@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conforto.artifact import load_model
-from conforto.behaviour import behaviour_checks
 from conforto.cli import app
 from conforto.errors import RegistryError
-from conforto.gate import GateConfig, run_gate
-from conforto.registry import Registry, open_registry
+from conforto.lifecycle.gate import GateConfig, run_gate
+from conforto.lifecycle.registry import Registry, open_registry
+from conforto.model.artifact import load_model
+from conforto.model.behaviour import behaviour_checks
 from conforto.settings import get_settings
 
 pytestmark = pytest.mark.integration

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.artifact import load_model
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
 from conforto.errors import ArtifactError
-from conforto.evaluate import evaluate_model, predictions_frame
-from conforto.export import write_model
-from conforto.train import TrainConfig, train_model
+from conforto.model.artifact import load_model
+from conforto.training.evaluate import evaluate_model, predictions_frame
+from conforto.training.save import write_model
+from conforto.training.train import TrainConfig, train_model
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
+from conforto.lifecycle.registry import open_registry
 from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
-from conforto.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli, serve_and_vote
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conforto.artifact import DRIFT_REFERENCE, MANIFEST, load_model
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
+from conforto.model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
-from conforto.serving.logdb import LogDatabase
+from conforto.predictions.store import LogDatabase
 from tests.helpers import conforto_cli, without_file
 
 pytestmark = pytest.mark.integration

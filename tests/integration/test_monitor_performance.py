@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.artifact import load_model
-from conforto.confidence import CONFIDENCE, ConfidenceCalibration
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
+from conforto.model.artifact import load_model
 from conforto.monitor.performance import check_performance
 from conforto.monitor.window import LogSource, Span, read_predictions
+from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from tests.helpers import Daemon, conforto_cli, pushgateway, scrape, serve_and_vote
 
 pytestmark = pytest.mark.integration

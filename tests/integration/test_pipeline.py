@@ -157,7 +157,8 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from conforto.stages import data_stage; "
+            "import sys; from pathlib import Path; "
+            "from conforto.lifecycle.stages import data_stage; "
             "from conforto.tracking.clearml import ClearmlTracker; "
             "data_stage(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), "
             "tracker=ClearmlTracker())",

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conforto.artifact import load_model
 from conforto.cli import app
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
 from conforto.errors import ColumnError, ConfigError
-from conforto.heads import COLUMNS as HEAD_COLUMNS
-from conforto.predict import predict_file
+from conforto.model.artifact import load_model
+from conforto.model.heads import COLUMNS as HEAD_COLUMNS
+from conforto.model.predict import predict_file
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, LogUnavailable
-from conforto.serving.drain import Drainer
-from conforto.serving.ids import new_ids
-from conforto.serving.logdb import (
+from conforto.predictions.drain import Drainer
+from conforto.predictions.ids import new_ids
+from conforto.predictions.log import RESPONSE_FIELDS, PredictionLog, queued_prediction
+from conforto.predictions.spool import Spool, frames, segments
+from conforto.predictions.store import (
     SCHEMA_VERSION,
     LogDatabase,
     feedback,
@@ -26,9 +28,7 @@ from conforto.serving.logdb import (
     predictions,
     schema,
 )
-from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import RESPONSE_FIELDS, PredictionLog, queued_prediction
-from conforto.serving.spool import Spool, frames, segments
+from conforto.predictions.writer import LogProcess
 from tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
@@ -297,7 +297,7 @@ def test_over_its_bound_the_spool_drops_the_oldest_segments_and_counts_them(tmp_
 FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
-from conforto.serving.spool import Spool
+from conforto.predictions.spool import Spool
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
 spool, dropped = Spool(Path(sys.argv[1])), []

@@ -15,10 +15,10 @@ from mlflow.types import DataType
 from typer.testing import CliRunner
 
 from conforto.cli import app
-from conforto.design import REQUIRED_INPUTS
-from conforto.heads import COLUMNS as HEAD_COLUMNS
-from conforto.pointer import artifact_sha256
-from conforto.registry import Registry, open_registry
+from conforto.lifecycle.pointer import artifact_sha256
+from conforto.lifecycle.registry import Registry, open_registry
+from conforto.model.heads import COLUMNS as HEAD_COLUMNS
+from conforto.model.inputs import REQUIRED_INPUTS
 from conforto.settings import get_settings
 from conforto.tracking.mlflow_model import MLMODEL, SERVING_DISTRIBUTIONS
 
@@ -180,3 +180,12 @@ def test_upgrade_makes_older_versions_mlflow_models_without_touching_their_files
     assert production.history() == history  # upgrades are not production moves
     second = production.store.get("2")
     assert Model.load(production.store.local_artifact(second)).run_id == second.run_id
+
+
+def test_versions_name_the_stable_loader_path_that_still_loads(production: Registry) -> None:
+    # every MLmodel ever registered names conforto.pyfunc (the module moved to conforto.model):
+    # the old path must keep loading, whatever the package's layout
+    model = mlflow.pyfunc.load_model(PRODUCTION_URI)
+    assert model.metadata.flavors["python_function"]["loader_module"] == "conforto.pyfunc"
+    room = pd.DataFrame([{"ta": 24.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}])
+    assert model.predict(room)["predicted_class"].iloc[0] in ("cool", "neutral", "warm")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conforto.registry import open_registry
+from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conforto.serving.logdb import predictions
+from conforto.predictions.store import predictions
 from tests.helpers import table_rows
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ def _run(code: str) -> dict[str, object]:
 
 def test_serving_code_imports_neither_pythermalcomfort_nor_numba() -> None:
     found = _run(
-        "import json, sys, conforto.serving.app, conforto.features; "
+        "import json, sys, conforto.serving.app, conforto.physics.features; "
         "print(json.dumps({'heavy': sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('pythermalcomfort', 'numba'))}))"
     )
@@ -35,7 +35,7 @@ def test_service_process_keeps_scikit_learn_pandas_and_crepes_out_and_lightgbm_w
 ) -> None:
     found = _run(
         "import json, sys; from conforto.serving.app import app_from_env; app_from_env(); "
-        f"from conforto.artifact import load_model; m = load_model({str(trained_model)!r}); "
+        f"from conforto.model.artifact import load_model; m = load_model({str(trained_model)!r}); "
         "from conforto.serving.runtime import Predictor; "
         "room = dict(ta=24.0, rh=50.0, vel=0.1, met=1.1, clo=0.6, climate='tropical savanna'); "
         "answer = Predictor(m, '1').predict([room])[0]; "
@@ -103,6 +103,6 @@ def test_prediction_log_is_written_by_a_low_priority_child_process(
     writers = found["writers"]
     assert isinstance(writers, dict)
     assert [
-        nice for command, nice in writers.items() if "conforto.serving.logprocess" in command
+        nice for command, nice in writers.items() if "conforto.predictions.writer" in command
     ] == [19]
     assert len(table_rows(url, predictions)) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from conforto.stages import data_stage
+from conforto.lifecycle.stages import data_stage
 from conforto.tracking import replay_outbox
 from conforto.tracking.mlflow import MlflowTracker
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conforto.artifact import load_model
-from conforto.behaviour import behaviour_checks
-from conforto.data import load_dataset
+from conforto.data.load import load_dataset
+from conforto.model.artifact import load_model
+from conforto.model.behaviour import behaviour_checks
 
 pytestmark = pytest.mark.integration
 

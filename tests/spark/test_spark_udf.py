@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conforto.cli import app
-from conforto.heads import COLUMNS as HEAD_COLUMNS
-from conforto.registry import open_registry
+from conforto.lifecycle.registry import open_registry
+from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.settings import get_settings
 from tests.helpers import REPO
 

@@ -69,16 +69,108 @@ def test_files_and_functions_stay_small() -> None:
     assert too_long == []
 
 
-def test_no_import_cycle() -> None:
+def _graph() -> dict[str, set[str]]:
+    """Every module and the project modules it imports (function-level imports included)."""
     modules = _modules()
     known = set(modules)
-    graph = {
+    return {
         m: _imports(
             ast.parse(p.read_text()), m if p.name == "__init__.py" else m.rpartition(".")[0], known
         )
         - {m}
         for m, p in modules.items()
     }
+
+
+#: The top-level modules: every layer may import them, and they import only each other.
+FOUNDATION = ("settings", "errors", "config", "fileio", "lineage", "reports", "notify")
+#: What each package may import besides the foundation and itself (a package or one module).
+#: Lower layers first; ``docs/`` and each package's docstring say the same.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "data": (),
+    "physics": ("data",),
+    "metrics": ("data",),
+    "uncertainty": ("metrics", "data"),
+    "model": ("uncertainty", "metrics", "physics", "data"),
+    "training": ("model", "uncertainty", "metrics", "physics", "data"),
+    "tracking": ("model",),
+    "predictions": (),
+    "monitor": ("predictions", "tracking", "model", "uncertainty", "metrics", "physics", "data"),
+    "lifecycle": (
+        "monitor",
+        "tracking",
+        "training",
+        "model",
+        "uncertainty",
+        "metrics",
+        "physics",
+        "data",
+    ),
+    # the service reads the production pointer, never the registry, training or trackers
+    "serving": ("lifecycle.pointer", "predictions", "model", "uncertainty", "physics", "data"),
+    "deploy": ("lifecycle.pointer", "training.save", "model", "data"),
+    "cli": ("*",),
+}
+#: Entry points at the top: imported by nothing of the project's.
+ENTRY_POINTS = ("__main__", "pyfunc")
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _allowed(module: str, imported: str) -> bool:
+    own, target = _layer(module), _layer(imported)
+    if target in FOUNDATION or target in ("", own):
+        return True
+    if own in ENTRY_POINTS:
+        return True
+    rules = () if own in FOUNDATION else LAYERS[own]
+    name = imported.removeprefix("conforto.")
+    return "*" in rules or any(name == r or name.startswith(f"{r}.") for r in rules)
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    layers = {_layer(m) for m in _modules()} - {""}
+    assert layers - set(LAYERS) - set(FOUNDATION) - set(ENTRY_POINTS) == set()
+    assert len([m for m in _modules() if m.count(".") == 1 and _layer(m) not in LAYERS]) <= 12
+
+
+def test_imports_follow_the_layers() -> None:
+    broken = sorted(
+        f"{module} imports {imported}"
+        for module, imported_set in _graph().items()
+        for imported in imported_set
+        if not _allowed(module, imported) or _layer(imported) in ENTRY_POINTS
+    )
+    assert broken == []
+
+
+def test_the_service_never_reaches_training_trackers_or_the_monitor() -> None:
+    graph, seen = _graph(), set()
+    todo = [m for m in graph if _layer(m) == "serving"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph[module])
+    assert {_layer(m) for m in seen} & {"training", "tracking", "monitor", "lifecycle"} <= {
+        "lifecycle"
+    }
+    assert {m for m in seen if _layer(m) == "lifecycle"} == {"conforto.lifecycle.pointer"}
+
+
+def test_the_layer_rules_refuse_an_upward_import() -> None:
+    assert _allowed("conforto.training.train", "conforto.model.artifact")
+    assert not _allowed("conforto.model.artifact", "conforto.training.train")
+    assert not _allowed("conforto.serving.state", "conforto.lifecycle.registry")
+    assert _allowed("conforto.serving.state", "conforto.lifecycle.pointer")
+    assert not _allowed("conforto.settings", "conforto.uncertainty.sets")
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
     cycles: list[list[str]] = []
     done: set[str] = set()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conforto.columns import (
+from conforto.data.columns import (
     REQUIRED_TRAINING,
     closest_names,
     normalise_name,

@@ -8,7 +8,7 @@ from pythermalcomfort.clothing import clo_dynamic_ashrae
 from pythermalcomfort.environment import operative_tmp, v_relative
 from pythermalcomfort.models import pmv_ppd_iso
 
-from conforto.comfort import (
+from conforto.physics.comfort import (
     SCALAR_ROWS,
     dynamic_clothing,
     fast_features,

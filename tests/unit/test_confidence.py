@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.confidence import ConfidenceCalibration, cross_fitted, fit_confidence
 from conforto.errors import DataError
+from conforto.uncertainty.confidence import ConfidenceCalibration, cross_fitted, fit_confidence
 
 SLOPE, INTERCEPTS = 0.7, (0.4, -0.1, 0.3)
 

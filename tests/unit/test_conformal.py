@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto import oof
-from conforto.conformal import GRID, ConformalSets, joined, score_grid
-from conforto.coverage import calibrate, coverage_report, cross_conformal_sets, misses
 from conforto.errors import DataError
+from conforto.metrics import predictions
+from conforto.uncertainty.calibration import (
+    calibrate,
+    coverage_report,
+    cross_conformal_sets,
+    misses,
+)
+from conforto.uncertainty.sets import GRID, ConformalSets, joined, score_grid
 
 CLASSES = ("cool", "neutral", "warm")
 
@@ -153,7 +158,7 @@ def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None
     pred.loc[few, "climate"] = "tundra"  # two buildings: no calibration of its own
     climates = pred["climate"].tolist()
     calibration = calibrate(
-        oof.probabilities(pred),
+        predictions.probabilities(pred),
         pred["y"].to_numpy(),
         by="climate",
         climates=climates,
@@ -161,7 +166,7 @@ def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None
     )
     assert calibration.climates == ("hot desert", "temperate")
     assert calibration.curve_of(["tundra", None, "hot desert", "mars"], 4).tolist() == [0, 0, 1, 0]
-    proba = oof.probabilities(pred)[:5]
+    proba = predictions.probabilities(pred)[:5]
     assert np.array_equal(
         calibration.member(proba, 0.9, ["tundra"] * 5), calibration.member(proba, 0.9, None)
     )

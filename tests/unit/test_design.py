@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from conforto.categories import normalise_categories
-from conforto.design import FeatureSpec, build_spec, encode
+from conforto.data.categories import normalise_categories
+from conforto.model.inputs import FeatureSpec, build_spec, encode
 
 
 def test_spec_orders_inputs_and_learns_levels(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:

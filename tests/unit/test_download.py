@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 
-from conforto.download import RemoteFile, download_file, download_official, resolve_sources
+from conforto.data.download import RemoteFile, download_file, download_official, resolve_sources
 from conforto.errors import DataSourceError, DownloadError
 from conforto.settings import Settings
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.artifact import ThermalModel
-from conforto.design import Feature, FeatureSpec
 from conforto.errors import ArtifactError, ConfigError
+from conforto.model.artifact import ThermalModel
+from conforto.model.inputs import Feature, FeatureSpec
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.comfort import adaptive_comfort_temperature, operative_temperature
-from conforto.features import (
+from conforto.physics.comfort import adaptive_comfort_temperature, operative_temperature
+from conforto.physics.features import (
     FEATURES,
     comfort_features,
     pmv_ppd,

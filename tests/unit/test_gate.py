@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.behaviour import BehaviourCheck
 from conforto.errors import DataError
-from conforto.gate import (
-    GateConfig,
+from conforto.lifecycle.gate import GateConfig, run_gate
+from conforto.lifecycle.gate_checks import (
     baseline_checks,
     coverage_checks,
     paired_bootstrap,
-    run_gate,
     slice_checks,
 )
-from conforto.gate_report import write_gate_report
+from conforto.lifecycle.gate_report import write_gate_report
+from conforto.model.behaviour import BehaviourCheck
 
 CLASSES = ("cool", "neutral", "warm")
 PASSING = [BehaviourCheck("room", True, "ok")]

@@ -9,20 +9,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.booster import TrainConfig, base_params, group_folds
-from conforto.data import load_dataset
-from conforto.design import build_spec, encode, prepare
-from conforto.gate import GateConfig, run_gate
-from conforto.head_training import (
+from conforto.data.load import load_dataset
+from conforto.lifecycle.gate import GateConfig, run_gate
+from conforto.lifecycle.gate_checks import head_checks
+from conforto.model.heads import COLUMNS, Heads, calibrated
+from conforto.model.inputs import build_spec, encode, prepare
+from conforto.training.booster import TrainConfig, base_params, group_folds
+from conforto.training.heads import (
     apply_baselines,
     evaluate_heads,
     fit_baselines,
-    head_checks,
     scores,
     targets,
     train_heads,
 )
-from conforto.heads import COLUMNS, Heads, calibrated
 from tests.helpers import make_frames
 from tests.unit.test_gate import PASSING, make_oof
 
@@ -156,7 +156,7 @@ def test_calibrated_binary_and_multiclass() -> None:
 def test_stored_baselines_answer_as_the_fitted_logistic_model() -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from conforto.heads import SPECS
+    from conforto.model.heads import SPECS
 
     rng = np.random.default_rng(0)
     pmv = rng.normal(0, 1, 500)

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.artifact import ThermalModel
-from conforto.confidence import expected_metrics
-from conforto.design import FeatureSpec
-from conforto.metrics import macro_f1
+from conforto.metrics.scores import macro_f1
+from conforto.model.artifact import ThermalModel
+from conforto.model.inputs import FeatureSpec
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.performance import Scored, judge, over_time
+from conforto.uncertainty.confidence import expected_metrics
 
 
 def calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from conforto.serving.predlog import PREDICTION_FIELDS, queued_prediction
+from conforto.predictions.log import PREDICTION_FIELDS, queued_prediction
 
 
 def test_queued_prediction_is_flat_and_untracked_by_the_collector() -> None:

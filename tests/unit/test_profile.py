@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto.profile import profile_frame, write_profile
+from conforto.data.profiling import profile_frame, write_profile
 
 
 def test_profile_has_stats_and_histograms(

@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
+from conforto.predictions.ids import new_ids
+from conforto.predictions.log import PREDICTION_FIELDS, PredictionLog
+from conforto.predictions.spool import Queued, Spool, frames, segments
 from conforto.serving.app import create_app
 from conforto.serving.deps import get_prediction_log, get_predictor, get_service
-from conforto.serving.ids import new_ids
-from conforto.serving.predlog import PREDICTION_FIELDS, PredictionLog
-from conforto.serving.spool import Queued, Spool, frames, segments
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
 

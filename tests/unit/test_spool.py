@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conforto.errors import ConfigError
-from conforto.serving.ids import issued_at, new_ids
-from conforto.serving.spool import (
+from conforto.predictions.ids import issued_at, new_ids
+from conforto.predictions.spool import (
     HEADER,
     Spool,
     TornFrameError,

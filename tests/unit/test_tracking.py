@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conforto.stages import data_stage
+from conforto.lifecycle.stages import data_stage
 from conforto.tracking import (
     GuardedTracker,
     MultiTracker,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.bounds import PHYSICAL_BOUNDS, Bounds
-from conforto.categories import normalise_categories
-from conforto.validation import build_schema, validate_frame, write_validation
+from conforto.data.bounds import PHYSICAL_BOUNDS, Bounds
+from conforto.data.categories import normalise_categories
+from conforto.data.validation import build_schema, validate_frame, write_validation
 
 
 def _joined(frames: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:

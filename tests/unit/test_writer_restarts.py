@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from conforto.errors import LogUnavailable
-from conforto.serving import logprocess
-from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import LogCounters, PredictionLog
-from conforto.serving.spool import Spool
+from conforto.predictions import writer as writer_module
+from conforto.predictions.log import LogCounters, PredictionLog
+from conforto.predictions.spool import Spool
+from conforto.predictions.writer import LogProcess
 
 
 class FlakyStore:
@@ -57,7 +57,7 @@ def test_a_writer_that_cannot_be_started_is_unavailable_not_a_crash(
     def no_slots(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(logprocess.subprocess, "Popen", no_slots)
+    monkeypatch.setattr(writer_module.subprocess, "Popen", no_slots)
     writer = LogProcess(f"sqlite:///{tmp_path / 'log.db'}", tmp_path / "spool", "me")
     with pytest.raises(LogUnavailable, match="cannot start the log writer process"):
         writer.status()

@@ -15,8 +15,8 @@ from conforto.errors import ConfortoError
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:
-    from conforto.pipeline import PipelineConfig
-    from conforto.registry import Registry
+    from conforto.lifecycle.pipeline import PipelineConfig
+    from conforto.lifecycle.registry import Registry
 
 console = Console()
 err_console = Console(stderr=True)
@@ -76,7 +76,7 @@ def out_dir(out: Path | None, *parts: str) -> Path:
 
 def sources(measurements: Path | None, metadata: Path | None) -> tuple[Path, Path]:
     """The data files: the options, else the settings, else the official files (downloaded)."""
-    from conforto.download import resolve_sources
+    from conforto.data.download import resolve_sources
 
     return resolve_sources(get_settings(), measurements, metadata)
 
@@ -84,14 +84,14 @@ def sources(measurements: Path | None, metadata: Path | None) -> tuple[Path, Pat
 def pipeline_config(path: Path | None) -> PipelineConfig:
     """The pipeline config from ``path`` (validated), or the defaults."""
     from conforto.config import load_yaml_model
-    from conforto.pipeline import PipelineConfig
+    from conforto.lifecycle.pipeline import PipelineConfig
 
     return PipelineConfig() if path is None else load_yaml_model(path, PipelineConfig)
 
 
 def open_registry() -> Registry:
     """The registry, reconciled with its production alias (as every registry command starts)."""
-    from conforto.registry import open_registry as open_store
+    from conforto.lifecycle.registry import open_registry as open_store
 
     registry = open_store(get_settings())
     with registry.locked():

@@ -26,7 +26,7 @@ def download(
     ] = None,
 ) -> None:
     """Download the official ASHRAE Global Thermal Comfort Database II files, verified."""
-    from conforto.download import download_official
+    from conforto.data.download import download_official
 
     with errors():
         paths = download_official(get_settings(), out=out)
@@ -43,8 +43,8 @@ def validate(
     Writes validation.json and validation.html; exits 1 when a check fails (warnings are
     allowed).
     """
-    from conforto.data import load_dataset
-    from conforto.validation import validate_dataset, write_validation
+    from conforto.data.load import load_dataset
+    from conforto.data.validation import validate_dataset, write_validation
 
     with errors():
         report = validate_dataset(load_dataset(*sources(measurements, metadata), required=()))
@@ -59,8 +59,8 @@ def profile(
     measurements: MeasurementsOpt = None, metadata: MetadataOpt = None, out: ReportsOut = None
 ) -> None:
     """Write per-column statistics and histograms: profile.json and profile.html."""
-    from conforto.data import ensure_group_column, load_dataset
-    from conforto.profile import profile_frame, write_profile
+    from conforto.data.load import ensure_group_column, load_dataset
+    from conforto.data.profiling import profile_frame, write_profile
 
     with errors():
         dataset = load_dataset(*sources(measurements, metadata), required=())

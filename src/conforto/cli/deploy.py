@@ -29,9 +29,9 @@ def smoke(
 
     Exits 0 when it passes, 1 with the reason when not.
     """
-    from conforto.artifact import load_model
     from conforto.cli.monitor import served_model
     from conforto.deploy.smoke import smoke as check
+    from conforto.model.artifact import load_model
 
     with errors():
         directory, _ = served_model(model)
@@ -226,8 +226,8 @@ def _registered(version: str) -> str:
 
 
 def _smoke(url: str, artifact: Path) -> Any:
-    from conforto.artifact import load_model
     from conforto.deploy.smoke import smoke as check
+    from conforto.model.artifact import load_model
 
     return check(url, load_model(artifact, verify=False), timeout=30)
 
@@ -241,7 +241,7 @@ def release(
     ),
 ) -> None:
     """Write the release notes of the production model: dist/CHANGELOG.md, dist/MODEL_CARD.md."""
-    from conforto.release import git_tag, write_release
+    from conforto.lifecycle.release import git_tag, write_release
 
     with errors():
         name = tag or git_tag()

@@ -71,7 +71,7 @@ def served_model(value: str) -> tuple[Path, str | None]:
     (as the service reads it, without MLflow)."""
     if value != "production":
         return Path(value), None
-    from conforto.pointer import production_artifact
+    from conforto.lifecycle.pointer import production_artifact
 
     pointer, directory = production_artifact(get_settings().registry_dir)
     return directory, pointer.version
@@ -130,7 +130,7 @@ def drift(
 
     Writes drift.json and drift.html. Exits 0 whatever it finds, unless --fail-on-drift.
     """
-    from conforto.artifact import load_model
+    from conforto.model.artifact import load_model
     from conforto.monitor.drift import check_drift, write_drift
     from conforto.monitor.window import LogSource, Span
 
@@ -192,7 +192,7 @@ def performance(
 
     Writes performance.json and performance.html; exits 0 whatever it finds.
     """
-    from conforto.artifact import load_model
+    from conforto.model.artifact import load_model
     from conforto.monitor.performance import check_performance, write_performance
 
     with errors():
@@ -260,7 +260,7 @@ def check(
     With --retrain a due retraining runs the gated pipeline on the training data and the
     exported votes: it promotes only what its gate validates.
     """
-    from conforto.artifact import load_model
+    from conforto.model.artifact import load_model
     from conforto.monitor.check import check_model
     from conforto.tracking import make_tracker
 

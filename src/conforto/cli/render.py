@@ -11,11 +11,11 @@ from rich.table import Table
 from conforto.cli.common import console
 
 if TYPE_CHECKING:
-    from conforto.audit import Move
-    from conforto.gate import GateReport
+    from conforto.data.validation import ValidationReport
+    from conforto.lifecycle.audit import Move
+    from conforto.lifecycle.gate import GateReport
     from conforto.monitor.drift import DriftReport
-    from conforto.validation import ValidationReport
-    from conforto.versions import ModelVersion
+    from conforto.tracking.model_version import ModelVersion
 
 
 def validation(report: ValidationReport, paths: dict[str, Path]) -> None:

@@ -23,12 +23,11 @@ from conforto.cli.common import (
     sources,
 )
 from conforto.cli.notify import tell
-from conforto.conformal import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from conforto.notify import move_message, pipeline_message
-from conforto.settings import get_settings
+from conforto.settings import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, get_settings
 
 if TYPE_CHECKING:
-    from conforto.pipeline import PipelineConfig, PipelineResult
+    from conforto.lifecycle.pipeline import PipelineConfig, PipelineResult
 
 pipeline_app = typer.Typer(help="The gated training pipeline.", no_args_is_help=True)
 
@@ -48,9 +47,9 @@ def train(
     ] = False,
 ) -> None:
     """Train the thermal-sensation model with building-grouped cross-validation."""
-    from conforto.data import load_dataset
-    from conforto.export import write_model
-    from conforto.train import train_model
+    from conforto.data.load import load_dataset
+    from conforto.training.save import write_model
+    from conforto.training.train import train_model
 
     with errors():
         cfg = pipeline_config(config).train
@@ -76,9 +75,9 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a trained model on other labelled data (for example unseen buildings)."""
-    from conforto.artifact import load_model
-    from conforto.data import load_dataset
-    from conforto.evaluate import evaluate_model, write_evaluation
+    from conforto.data.load import load_dataset
+    from conforto.model.artifact import load_model
+    from conforto.training.evaluate import evaluate_model, write_evaluation
 
     with errors():
         loaded = load_model(model_dir(model))
@@ -112,8 +111,8 @@ def predict(
     ] = DEFAULT_LEVEL,
 ) -> None:
     """Score a CSV file: one output row per input row, in order."""
-    from conforto.artifact import load_model
-    from conforto.predict import predict_file
+    from conforto.model.artifact import load_model
+    from conforto.model.predict import predict_file
 
     with errors():
         loaded = load_model(model_dir(model))
@@ -148,8 +147,8 @@ def validate_model(
     building-grouped folds (paired bootstrap over buildings), slices and the behavioural suite.
     The data is read only when the champion must be refitted on the challenger's folds.
     """
-    from conforto.data import load_dataset
-    from conforto.stages import gate_stage
+    from conforto.data.load import load_dataset
+    from conforto.lifecycle.stages import gate_stage
     from conforto.tracking import make_tracker
 
     with errors():
@@ -209,7 +208,7 @@ def run_and_report(
 ) -> PipelineResult:
     """Run the gated pipeline, print each stage's results and notify; exit 1 (raised) when the
     data fails validation or the gate rejects the model."""
-    from conforto.pipeline import run_pipeline
+    from conforto.lifecycle.pipeline import run_pipeline
     from conforto.tracking import make_tracker
 
     with errors():

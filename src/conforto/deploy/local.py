@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conforto.artifact import load_model
 from conforto.deploy.slots import SLOTS, Nginx, Slot, free_port
 from conforto.deploy.smoke import smoke
 from conforto.errors import ConfortoError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import current_user, timestamp
+from conforto.model.artifact import load_model
 from conforto.settings import DeploySettings
 
 ENVIRONMENTS = ("staging", "production")

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from conforto.artifact import GOLDEN, ThermalModel
+from conforto.model.artifact import GOLDEN, ThermalModel
 
 #: Largest difference of a probability over HTTP from the golden one (JSON's floats round-trip
 #: exactly; the service and batch scoring agree within 1e-9).
@@ -36,7 +36,7 @@ def golden_cases(model: ThermalModel) -> list[dict[str, Any]]:
     if path is not None:
         found = json.loads(path.read_text())
     else:  # training code (pandas): only for a model from before golden.json
-        from conforto.export import golden
+        from conforto.training.save import golden
 
         found = golden(model)
     cases: list[dict[str, Any]] = found["cases"]

@@ -19,15 +19,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conforto.artifact import ThermalModel
 from conforto.errors import DataError, LogUnavailable
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
+from conforto.model.artifact import ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import check_drift, write_drift
 from conforto.monitor.performance import check_performance, write_performance
 from conforto.monitor.window import LogSource, Source
-from conforto.serving.logdb import feedback
+from conforto.predictions.store import feedback
 from conforto.tracking import NullTracker, Tracker, tracked_run
 
 

@@ -30,9 +30,9 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.stats import entropy
 
-from conforto.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.errors import ArtifactError, DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.sample import FloatArray, Sample, season_weights
 from conforto.monitor.window import Source

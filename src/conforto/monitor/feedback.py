@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto.design import INPUTS
+from conforto.model.inputs import INPUTS
 from conforto.monitor.window import Span, read_predictions, read_votes
 
 #: ``building_id`` of exported rows: sites from 10,000,000, days from 20,000,000 (the database's

@@ -1,12 +1,12 @@
 """Live model performance: estimated from the probabilities before any vote, realised after.
 
 The model's probabilities are calibrated, so they estimate its own accuracy with no label at
-all (confidence-based performance estimation, as NannyML's CBPE does: :mod:`conforto.confidence`).
-Occupants' votes, when they come, give the realised figures, with bootstrap intervals over
-buildings (or sites).
+all (confidence-based performance estimation, as NannyML's CBPE does:
+:mod:`conforto.uncertainty.confidence`). Occupants' votes, when they come, give the realised
+figures, with bootstrap intervals over buildings (or sites).
 
-A model's ``confidence.json`` (:mod:`conforto.confidence`) recalibrates the answered class's
-probability into the chance of being right before the estimate reads it (models without one:
+A model's ``confidence.json`` (:mod:`conforto.uncertainty.confidence`) recalibrates the answered
+class's probability into the chance of being right before the estimate reads it (models without one:
 as they are).
 """
 
@@ -21,15 +21,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto.artifact import ThermalModel
-from conforto.confidence import CONFIDENCE, expected_metrics, stored
+from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics import bootstrap_interval, confusion, macro_f1
+from conforto.metrics.scores import bootstrap_interval, confusion, macro_f1
+from conforto.model.artifact import ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.reports import figure_uri, new_figure, render
-from conforto.target import CLASS_NAMES, sensation_class
+from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics, stored
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -110,7 +110,7 @@ def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) 
 def score_file(model: ThermalModel, source: FileSource) -> Scored:
     """A file's rows scored by the model (rows it cannot score are left out), with their
     ``thermal_sensation`` votes when the file has them."""
-    from conforto.predict import score_frame
+    from conforto.model.predict import score_frame
 
     frame = next(source.frames())
     table = score_frame(model, frame).to_pandas()

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto.categories import normalise_value
+from conforto.data.categories import normalise_value
 
 FloatArray = npt.NDArray[np.float64]
 #: Numeric values are kept to this many decimals.

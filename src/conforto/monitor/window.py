@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from conforto.data import load_dataset, with_month
+from conforto.data.load import load_dataset, with_month
 from conforto.errors import ConfigError, LogUnavailable
-from conforto.serving.logdb import feedback, predictions
+from conforto.predictions.store import feedback, predictions
 
 #: Rows read from the log per query.
 CHUNK_ROWS = 50_000

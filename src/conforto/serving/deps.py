@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
 from conforto.errors import LogUnavailable
-from conforto.serving.predlog import PredictionLog
+from conforto.predictions.log import PredictionLog
 from conforto.serving.runtime import Predictor
 from conforto.serving.state import ServiceState
 

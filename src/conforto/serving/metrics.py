@@ -19,7 +19,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from conforto.serving.predlog import LogCounters
+from conforto.predictions.log import LogCounters
 
 REQUESTS = Counter(
     "conforto_http_requests", "HTTP requests answered.", ["route", "method", "status"]

@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from conforto.artifact import ThermalModel
-from conforto.categories import normalise_value
-from conforto.conformal import DEFAULT_LEVEL, set_labels
-from conforto.features import PHYSICS_INPUTS, comfort_arrays
-from conforto.serving.ids import new_ids
-from conforto.target import CLASS_NAMES
+from conforto.data.categories import normalise_value
+from conforto.data.target import CLASS_NAMES
+from conforto.model.artifact import ThermalModel
+from conforto.physics.features import PHYSICS_INPUTS, comfort_arrays
+from conforto.predictions.ids import new_ids
+from conforto.settings import DEFAULT_LEVEL
+from conforto.uncertainty.sets import set_labels
 
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
 _normalise = lru_cache(maxsize=4096)(normalise_value)

@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from conforto.bounds import PHYSICAL_BOUNDS
-from conforto.categories import DOMAINS
-from conforto.design import EXAMPLE_OBSERVATION, INPUTS, Input
+from conforto.data.bounds import PHYSICAL_BOUNDS
+from conforto.data.categories import DOMAINS
+from conforto.model.inputs import EXAMPLE_OBSERVATION, INPUTS, Input
 
 
 def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:

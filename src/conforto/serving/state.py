@@ -19,14 +19,14 @@ from typing import Any
 
 from anyio import to_thread
 
+from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
+from conforto.predictions.log import PredictionLog
+from conforto.predictions.spool import Spool
+from conforto.predictions.writer import LogProcess
 from conforto.serving import metrics
-from conforto.serving.logprocess import LogProcess
-from conforto.serving.predlog import PredictionLog
 from conforto.serving.runtime import MicroBatcher, Predictor
-from conforto.serving.spool import Spool
 from conforto.settings import Settings
-from conforto.target import CLASS_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
     Runtime
         The warmed-up predictor with its artifact's checksum, or the error that prevented it.
     """
-    from conforto.artifact import load_model
-    from conforto.pointer import artifact_sha256, production_artifact
+    from conforto.lifecycle.pointer import artifact_sha256, production_artifact
+    from conforto.model.artifact import load_model
 
     try:
         if model_dir is None:
@@ -258,7 +258,7 @@ class ServiceState:
 
     async def _follow_production(self) -> None:
         """Poll the production pointer; swap in a new production version when it changes."""
-        from conforto.pointer import read_pointer
+        from conforto.lifecycle.pointer import read_pointer
 
         while True:
             await asyncio.sleep(self.settings.serve.poll_seconds)

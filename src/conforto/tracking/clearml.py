@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from conforto.errors import TrackingError
-from conforto.versions import LIFECYCLE
+from conforto.tracking.model_version import LIFECYCLE
 
 log = logging.getLogger(__name__)
 

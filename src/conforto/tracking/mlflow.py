@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from conforto.errors import RegistryError, TrackingError
-from conforto.versions import ModelVersion
+from conforto.tracking.model_version import ModelVersion
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -1,9 +1,10 @@
 """The MLflow Model beside every registered artifact: ``MLmodel``, signature, environment.
 
 :func:`write_mlflow_model` writes what makes a version an MLflow Model (the ``python_function``
-flavor loading through :mod:`conforto.pyfunc`, the signature, an input example, pinned
-requirements) into a folder of its own; the registry adds those files to the version's
-artifact, whose own files and checksums stay as they are.
+flavor loading through :mod:`conforto.model.pyfunc` (through the stable path
+:mod:`conforto.pyfunc`), the signature, an input example, pinned requirements) into a folder of its
+own; the registry adds those files to the version's artifact, whose own files and checksums stay as
+they are.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conforto.design import EXAMPLE_OBSERVATION
-from conforto.pyfunc import INPUT_COLUMNS, OUTPUT_NUMBERS, OUTPUTS, PARAMS
+from conforto.model.inputs import EXAMPLE_OBSERVATION
+from conforto.model.pyfunc import INPUT_COLUMNS, OUTPUT_NUMBERS, OUTPUTS, PARAMS
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature
@@ -36,7 +37,8 @@ def signature() -> ModelSignature:
 
     Inputs are the API's fields (required ones required) and the other measured columns that
     are checked; numbers are declared ``any`` because MLflow's ``double`` refuses whole-number
-    (int64) columns, and :func:`conforto.predict.prepare_frame` converts and checks them instead.
+    (int64) columns, and :func:`conforto.model.predict.prepare_frame` converts and checks them
+    instead.
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema

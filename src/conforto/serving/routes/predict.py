@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
-from conforto.conformal import MAX_LEVEL, MIN_LEVEL
 from conforto.serving.deps import ServiceDep, service_of
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
+from conforto.settings import MAX_LEVEL, MIN_LEVEL
 
 router = APIRouter()
 Body = TypeVar("Body", bound=BaseModel)

@@ -1,0 +1,412 @@
+"""Model lifecycle on top of a registry store: register, promote, roll back, audit.
+
+Lifecycle tags (:mod:`conforto.tracking.model_version`) follow the original design; the
+``production`` alias in the registry is the source of truth.
+
+Every move writes the registry first (one atomic alias update), then the append-only audit log,
+then the pointer file serving reads. An intent file written before the move lets any later
+command complete an interrupted one (:meth:`Registry.reconcile`), and a file lock serialises
+moves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock, Timeout
+
+from conforto.errors import ArtifactError, RegistryError
+from conforto.fileio import atomic_write_json
+from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
+from conforto.lifecycle.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
+from conforto.lineage import config_hash, timestamp
+from conforto.model.artifact import load_model
+from conforto.settings import Settings, get_settings
+from conforto.tracking.model_version import ModelVersion
+
+PRODUCTION = "production"
+INTENT = "intent.json"
+LOCK = ".lock"
+LOCK_TIMEOUT_S = 120.0
+
+
+class RegistryStore(Protocol):
+    """What the lifecycle needs from a model registry (MLflow's, in practice)."""
+
+    model_name: str
+
+    def register(
+        self,
+        artifact: Path,
+        *,
+        tags: dict[str, str],
+        params: dict[str, Any],
+        metrics: dict[str, float],
+    ) -> ModelVersion: ...
+
+    def versions(self) -> list[ModelVersion]: ...
+
+    def get(self, version: str) -> ModelVersion: ...
+
+    def set_tag(self, version: str, key: str, value: str) -> None: ...
+
+    def delete_tag(self, version: str, key: str) -> None: ...
+
+    def alias_version(self, alias: str) -> str | None: ...
+
+    def set_alias(self, alias: str, version: str) -> None: ...
+
+    def local_artifact(self, version: ModelVersion) -> Path: ...
+
+    def add_mlflow_model(self, version: ModelVersion) -> bool: ...
+
+
+def _checkpoint(name: str) -> None:
+    """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
+    if get_settings().crash_at == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
+MAX_TAG = 1000
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
+
+
+class Registry:
+    """The registered model's lifecycle.
+
+    Parameters
+    ----------
+    store
+        The registry store (see :class:`conforto.tracking.mlflow.MlflowRegistryStore`).
+    directory
+        Folder of the audit log, the intent file, the lock and the production pointer.
+    """
+
+    def __init__(self, store: RegistryStore, directory: Path) -> None:
+        self.store = store
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ locking and the audit log
+
+    @contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Hold the registry's file lock; moves never interleave.
+
+        Raises
+        ------
+        RegistryError
+            When another command holds the lock for longer than ``timeout`` [s].
+        """
+        lock = FileLock(self.directory / LOCK, timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RegistryError(
+                f"another command holds {self.directory / LOCK} for over {timeout:.0f} s; "
+                "try again when it has finished."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def audit(self) -> list[Move]:
+        """Every move, oldest first."""
+        return read_audit(self.directory / AUDIT)
+
+    def _append(self, move: Move) -> None:
+        append_move(self.directory / AUDIT, move)
+
+    def history(self) -> list[str]:
+        """Production versions as a stack: promotions push, rollbacks pop."""
+        return production_history(self.audit())
+
+    # ------------------------------------------------------------------------------ reconciling
+
+    def reconcile(self) -> list[str]:
+        """Bring tags, audit log and pointer in line with the registry's production alias.
+
+        Returns
+        -------
+        list of str
+            What was repaired, for the user to read (empty when all agreed).
+        """
+        repaired: list[str] = []
+        current = self.store.alias_version(PRODUCTION)
+        intent_path = self.directory / INTENT
+        intent = json.loads(intent_path.read_text()) if intent_path.is_file() else None
+        history = self.history()
+        if current is not None and (not history or history[-1] != current):
+            if intent is not None and str(intent["to"]) == current:
+                move = Move.from_json(intent)
+                move.reason = f"{move.reason} (completed after an interruption)".strip()
+            else:
+                move = Move(
+                    "reconcile",
+                    current,
+                    history[-1] if history else None,
+                    "registry ahead of the audit log",
+                    "reconcile",
+                )
+            self._append(move)
+            repaired.append(f"audit log: recorded {move.action} to version {current}")
+        intent_path.unlink(missing_ok=True)
+        if current is None:
+            return repaired
+        for version in self.store.versions():
+            if version.version == current and PRODUCTION not in version.tags:
+                self.store.set_tag(current, PRODUCTION, timestamp())
+                repaired.append(f"tags: version {current} marked production")
+            elif version.version != current and PRODUCTION in version.tags:
+                self.store.delete_tag(version.version, PRODUCTION)
+                self.store.set_tag(version.version, "archived", timestamp())
+                repaired.append(f"tags: version {version.version} archived")
+        pointer = read_pointer(self.directory)
+        if pointer is None or pointer.version != current:
+            self._write_pointer(self.store.get(current))
+            repaired.append(f"pointer: now version {current}")
+        return repaired
+
+    def _write_pointer(self, version: ModelVersion) -> Pointer:
+        artifact = self.store.local_artifact(version)
+        pointer = Pointer(
+            version.version,
+            str(artifact.resolve()),
+            artifact_sha256(artifact),
+            self.store.model_name,
+            timestamp(),
+        )
+        write_pointer(self.directory, pointer)
+        return pointer
+
+    # ---------------------------------------------------------------------------------- actions
+
+    def register(self, artifact: Path) -> tuple[ModelVersion, bool]:
+        """Add an artifact as a new version tagged ``training`` with its lineage.
+
+        Registering the same artifact again returns the existing version.
+
+        Returns
+        -------
+        tuple
+            ``(version, created)``; ``created`` is False when it was already registered.
+
+        Raises
+        ------
+        ArtifactError
+            When the artifact is incomplete or corrupt.
+        """
+        model = load_model(artifact)  # verifies every file against the manifest
+        sha = artifact_sha256(artifact)
+        with self.locked():
+            for version in self.store.versions():
+                if version.tags.get("artifact_sha256") == sha:
+                    return version, False
+            manifest = model.manifest
+            metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
+            tags = {
+                "training": timestamp(),
+                "artifact_sha256": sha,
+                "lineage.data_sha256": manifest["data"]["sha256"],
+                "lineage.data_rows": str(manifest["data"]["rows"]),
+                "lineage.git_commit": str(manifest["lineage"].get("git_commit")),
+                "lineage.config_hash": config_hash(manifest["config"]),
+                "lineage.code_sha256": str(manifest["lineage"].get("code_sha256")),
+                "lineage.package_version": str(manifest["lineage"].get("conforto")),
+                **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
+            }
+            params = {
+                "seed": manifest["seed"],
+                **{f"config.{k}": v for k, v in manifest["config"].items()},
+            }
+            return self.store.register(artifact, tags=tags, params=params, metrics=metrics), True
+
+    def _verified(self, version: ModelVersion) -> Path:
+        artifact = self.store.local_artifact(version)
+        expected = version.tags.get("artifact_sha256")
+        if not (artifact / "manifest.json").is_file() or artifact_sha256(artifact) != expected:
+            raise ArtifactError(
+                f"version {version.version}: artifact {artifact} is missing or does not match its "
+                "registered checksum; it cannot go to production."
+            )
+        load_model(artifact)  # every file against the manifest
+        return artifact
+
+    def _move(self, move: Move) -> ModelVersion:
+        target = self.store.get(move.to)
+        self._verified(target)
+        atomic_write_json(self.directory / INTENT, move.to_json())
+        _checkpoint("before-alias")
+        self.store.set_alias(PRODUCTION, move.to)
+        _checkpoint("after-alias")
+        self.store.set_tag(move.to, PRODUCTION, timestamp())
+        self.store.delete_tag(move.to, "archived")
+        if move.previous is not None and move.previous != move.to:
+            self.store.delete_tag(move.previous, PRODUCTION)
+            self.store.set_tag(move.previous, "archived", timestamp())
+        _checkpoint("after-tags")
+        self._append(move)
+        _checkpoint("after-audit")
+        self._write_pointer(target)
+        (self.directory / INTENT).unlink(missing_ok=True)
+        return target
+
+    def promote(
+        self, version: str, *, force: bool = False, reason: str = "", command: str = "promote"
+    ) -> Move | None:
+        """Make ``version`` the production version.
+
+        Returns
+        -------
+        Move or None
+            The move made, or ``None`` when the version already is in production.
+
+        Raises
+        ------
+        RegistryError
+            When the version does not exist, or is not tagged ``validated`` and ``force`` is not
+            set (or was ``rejected``).
+        ArtifactError
+            When its artifact is missing or corrupt.
+        """
+        with self.locked():
+            self.reconcile()
+            target = self.store.get(str(version))
+            current = self.store.alias_version(PRODUCTION)
+            if current == target.version:
+                return None
+            if not force:
+                if "rejected" in target.tags:
+                    raise RegistryError(
+                        f"version {target.version} was rejected ({target.tags['rejected']}); "
+                        "pass --force to promote it anyway."
+                    )
+                if "validated" not in target.tags:
+                    raise RegistryError(
+                        f"version {target.version} is not validated: run the gate "
+                        "(`conforto validate-model`) or pass --force."
+                    )
+            move = Move(
+                "promote",
+                target.version,
+                current,
+                reason or ("forced" if force else "validated"),
+                command,
+            )
+            self._move(move)
+            return move
+
+    def rollback(self, *, reason: str = "", command: str = "rollback") -> Move:
+        """Put back the version that was production before the current one (per the audit log).
+
+        Raises
+        ------
+        RegistryError
+            When there is no earlier production version.
+        """
+        with self.locked():
+            self.reconcile()
+            history = self.history()
+            if len(history) < 2:
+                raise RegistryError(
+                    "no earlier production version to roll back to "
+                    f"(production history: {history or 'empty'})."
+                )
+            move = Move("rollback", history[-2], history[-1], reason or "rollback", command)
+            self._move(move)
+            return move
+
+    def tag(self, version: str, key: str, value: str) -> None:
+        """Set a tag (``validated``, ``rejected``, ``deployed-<sha>``) on a version."""
+        with self.locked():
+            self.store.get(version)
+            self.store.set_tag(version, key, value)
+
+    def upgrade(self, versions: Sequence[str] = (), *, command: str = "upgrade") -> list[str]:
+        """Make versions registered before MLflow Models were written MLflow Models.
+
+        Each version's artifact is verified first and its files stay as they are (its checksum
+        too); every upgrade is recorded in the audit log.
+
+        Parameters
+        ----------
+        versions
+            Version numbers; every version when empty.
+        command
+            The command, for the audit log.
+
+        Returns
+        -------
+        list of str
+            The versions upgraded (those that already were MLflow Models are left alone).
+
+        Raises
+        ------
+        RegistryError
+            When a version does not exist.
+        ArtifactError
+            When a version's artifact is missing or does not match its checksum.
+        """
+        with self.locked():
+            targets = [self.store.get(v) for v in versions] or self.store.versions()
+            upgraded = []
+            for target in targets:
+                self._verified(target)
+                if self.store.add_mlflow_model(target):
+                    self._append(
+                        Move("upgrade", target.version, None, "added the MLflow Model", command)
+                    )
+                    upgraded.append(target.version)
+            return upgraded
+
+    def record_gate(self, version: str, passed: bool, reason: str, report: Path) -> None:
+        """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate.
+
+        The opposite tag of an earlier gate run is removed, so a version carries one verdict.
+        """
+        keep, drop = ("validated", "rejected") if passed else ("rejected", "validated")
+        value = timestamp() if passed else _clip(reason)
+        with self.locked():
+            self.store.get(version)
+            self.store.set_tag(version, keep, value)
+            self.store.delete_tag(version, drop)
+            self.store.set_tag(version, "gate.report", str(report))
+
+    def resolve(self, version: str) -> tuple[ModelVersion, Path]:
+        """A version (or ``production``) and its verified local artifact."""
+        if version == PRODUCTION:
+            current = self.store.alias_version(PRODUCTION)
+            if current is None:
+                raise RegistryError(
+                    "no production model yet: promote one with `conforto model promote`."
+                )
+            version = current
+        found = self.store.get(version)
+        return found, self._verified(found)
+
+
+def open_registry(settings: Settings) -> Registry:
+    """The project's registry: MLflow (embedded SQLite by default) plus the local audit files."""
+    from conforto.tracking.mlflow import MlflowRegistryStore
+
+    embedded = settings.tracking.uri is None
+    store = MlflowRegistryStore(
+        settings.mlflow_uri,
+        settings.tracking.model_name,
+        registry_uri=settings.tracking.registry_uri,
+        experiment=settings.tracking.experiment,
+        artifact_location=settings.mlflow_artifacts if embedded else None,
+        cache=settings.registry_dir / "cache",
+    )
+    return Registry(store, settings.registry_dir)

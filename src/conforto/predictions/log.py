@@ -1,0 +1,297 @@
+"""The prediction log, as the service sees it: spooled before the answer, stored behind it.
+
+A micro-batch's predictions are appended to this process's spool (:mod:`.spool`) with one
+``os.write`` before their responses are sent: from then on a crash of the process loses none
+of them. A writer process (:mod:`.writer`, running :mod:`.drain`) stores the spool in the
+database, exactly once, and reports what it did; this module reads that into the service's
+counters. When the database is down, predictions are still answered and the spool grows on
+disk, up to a bound. This module imports no database code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from conforto.errors import LogUnavailable
+from conforto.predictions.ids import issued_at
+from conforto.predictions.spool import Queued, Spool
+
+log = logging.getLogger(__name__)
+
+#: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
+#: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``),
+#: ``prediction_set`` the set's classes joined by ``|`` and ``coverage`` its level (``None``
+#: both without a set), then the occupant responses (``None`` each without the heads). Fields
+#: are only ever appended: older spools have fewer.
+#: The occupant responses, as the log stores them.
+RESPONSE_FIELDS = (
+    "p_dissatisfied",
+    "p_unacceptable",
+    "p_prefer_cooler",
+    "p_prefer_no_change",
+    "p_prefer_warmer",
+)
+_NO_PREFERENCE = (None, None, None)
+PREDICTION_FIELDS = (
+    "prediction_id",
+    "created",
+    "model_version",
+    "predicted_class",
+    "p_cool",
+    "p_neutral",
+    "p_warm",
+    "pmv",
+    "latency_ms",
+    "inputs",
+    "site",
+    "prediction_set",
+    "coverage",
+    *RESPONSE_FIELDS,
+)
+#: A queued vote's values.
+FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
+
+
+def queued_prediction(
+    prediction: dict[str, Any],
+    inputs: dict[str, Any],
+    latency_ms: float,
+    site: str | None = None,
+    *,
+    now: float | None = None,
+) -> Queued:
+    """A prediction (the API's response shape) and the inputs given (no ``None``s) as spooled:
+    flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
+    defaults to the current time."""
+    p = prediction["probabilities"]
+    members = prediction.get("prediction_set")
+    preference = prediction.get("preference")
+    return (
+        "predictions",
+        (
+            prediction["prediction_id"],
+            time.time() if now is None else now,
+            prediction["model_version"],
+            prediction["predicted_class"],
+            p["cool"],
+            p["neutral"],
+            p["warm"],
+            prediction.get("pmv"),
+            latency_ms,
+            tuple(inputs.items()),
+            site,
+            None if members is None else "|".join(members),
+            prediction.get("coverage"),
+            prediction.get("dissatisfied"),
+            prediction.get("unacceptable"),
+            *(_NO_PREFERENCE if preference is None else preference.values()),
+        ),
+    )
+
+
+class LogStore(Protocol):
+    """The database side, as the service sees it (:class:`~.writer.LogProcess`)."""
+
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction is stored; :class:`LogUnavailable` when it cannot be told."""
+
+    def status(self) -> dict[str, Any]:
+        """What the writer has done: ``predictions``, ``feedback``, ``failures``, ``dropped``,
+        ``orphaned`` (since it started) and ``backlog_bytes``."""
+
+    def close(self, timeout: float) -> bool:
+        """Stop writing in the background; store what is left for up to ``timeout`` s (what is
+        not stays in the spool for the next start). Whether everything was stored."""
+
+
+@dataclass
+class LogCounters:
+    """Callbacks the log reports through (the service turns them into Prometheus metrics)."""
+
+    written: Callable[[str, int], None] = lambda table, rows: None
+    failed: Callable[[int], None] = lambda failures: None
+    dropped: Callable[[int], None] = lambda rows: None
+    orphaned: Callable[[int], None] = lambda votes: None
+    backlog: Callable[[int], None] = lambda size: None
+
+
+class RecentIds:
+    """The ids this process spooled lately: durable already, though maybe not stored yet.
+
+    Parameters
+    ----------
+    capacity
+        Most ids remembered (the oldest are forgotten first).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def add(self, ids: Sequence[str]) -> None:
+        """Remember ``ids``."""
+        self._order.extend(ids)
+        self._ids.update(ids)
+        while len(self._order) > self.capacity:
+            self._ids.discard(self._order.popleft())
+
+    def __contains__(self, prediction_id: object) -> bool:
+        return prediction_id in self._ids
+
+
+#: What the log knows of a prediction id: stored (or durable in this process's spool),
+#: pending (young enough to be on its way from another process), or unknown.
+Lookup = Literal["stored", "pending", "unknown"]
+
+
+class PredictionLog:
+    """Predictions and votes, spooled before the answer and stored in the background.
+
+    Parameters
+    ----------
+    spool
+        This process's spool (rows are on disk when ``add_*`` returns).
+    store
+        The database side: lookups, the writer's status, the final drain.
+    horizon
+        How long an unknown time-ordered id may still be on its way [s] (see :meth:`lookup`).
+    recent
+        How many of this process's own ids to remember for lookups [ids].
+    interval
+        How often the writer's status is read into the counters [s].
+    counters
+        Where writes, failures, drops, orphaned votes and the backlog are reported.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        store: LogStore,
+        *,
+        horizon: float = 600.0,
+        recent: int = 50_000,
+        interval: float = 1.0,
+        counters: LogCounters | None = None,
+    ) -> None:
+        self.spool = spool
+        self.store = store
+        self.horizon = horizon
+        self.interval = interval
+        self.counters = counters or LogCounters()
+        self.recent = RecentIds(recent)
+        self.dropped = 0
+        self._seen: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conforto-predlog", daemon=True)
+        spool.dropped = self._dropped
+
+    def start(self) -> PredictionLog:
+        """Start reading the writer's status into the counters."""
+        self._thread.start()
+        return self
+
+    def _dropped(self, rows: int) -> None:
+        self.dropped += rows
+        self.counters.dropped(rows)
+
+    def add_predictions(
+        self,
+        results: Sequence[dict[str, Any]],
+        inputs: Sequence[dict[str, Any]],
+        latencies_ms: Sequence[float],
+        sites: Sequence[str | None],
+    ) -> bool:
+        """Spool predictions (the API's response shapes, with the inputs given, the latency
+        [ms] and the site of each) in one write; False when the disk refused them."""
+        now = time.time()
+        rows = [
+            queued_prediction(*row, now=now)
+            for row in zip(results, inputs, latencies_ms, sites, strict=True)
+        ]
+        if not self.spool.append(rows):
+            return False
+        self.recent.add([r["prediction_id"] for r in results])
+        return True
+
+    def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
+        """Spool an occupant's vote for a prediction; False when the disk refused it."""
+        return self.spool.append([("feedback", (prediction_id, thermal_sensation, time.time()))])
+
+    def lookup(self, prediction_id: str) -> Lookup:
+        """What the log knows of a prediction id.
+
+        ``stored`` when this process spooled it or the database holds it; otherwise
+        ``pending`` when the id is time-ordered and younger than ``horizon`` (answered by
+        another process whose rows have not landed yet), else ``unknown``.
+
+        Raises
+        ------
+        LogUnavailable
+            When only the database could tell and it cannot be asked.
+        """
+        if prediction_id in self.recent:
+            return "stored"
+        issued = issued_at(prediction_id)
+        young = issued is not None and -60.0 <= time.time() - issued <= self.horizon
+        try:
+            if self.store.has_prediction(prediction_id):
+                return "stored"
+        except LogUnavailable:
+            if not young:
+                raise
+        return "pending" if young else "unknown"
+
+    def _report(self) -> None:
+        """Turn the writer's cumulative status into counter increments (a restarted writer
+        starts again from zero)."""
+        status = self.store.status()
+        for key, report in (
+            ("predictions", lambda n: self.counters.written("predictions", n)),
+            ("feedback", lambda n: self.counters.written("feedback", n)),
+            ("failures", self.counters.failed),
+            ("dropped", self.counters.dropped),
+            ("orphaned", self.counters.orphaned),
+        ):
+            now, before = int(status.get(key, 0)), self._seen.get(key, 0)
+            if now != before:
+                report(now - before if now > before else now)
+            self._seen[key] = now
+        self.counters.backlog(int(status.get("backlog_bytes", 0)))
+
+    def _run(self) -> None:
+        # This thread's calls are also what restarts a dead writer: it must outlive any failure.
+        while not self._stop.wait(self.interval):
+            try:
+                self._report()
+            except LogUnavailable as exc:
+                log.warning("prediction log: the writer's status is unknown: %s", exc)
+            except Exception:
+                log.exception("prediction log: reading the writer's status failed; retrying")
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Stop spooling, then store what is left for up to ``timeout`` s.
+
+        Returns
+        -------
+        bool
+            Whether everything was stored (what was not waits in the spool for the next
+            start: nothing is lost).
+        """
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.spool.close()
+        done = self.store.close(timeout)
+        if not done:
+            log.error(
+                "prediction log: rows wait in the spool %s for the next start",
+                self.spool.directory,
+            )
+        return done

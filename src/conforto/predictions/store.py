@@ -1,0 +1,320 @@
+"""The prediction log's database: tables, schema versions, batched inserts and lookups.
+
+SQLite (the default, a file under ``CONFORTO_HOME``) and PostgreSQL (several instances writing
+to one database) both work. The service reaches this module through :mod:`.writer`, in a
+process of its own; nothing here runs on the request path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from conforto.errors import ConfigError, ConfortoError, LogUnavailable
+from conforto.predictions.log import FEEDBACK_FIELDS, PREDICTION_FIELDS, RESPONSE_FIELDS
+from conforto.predictions.spool import Queued
+
+metadata = sa.MetaData()
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("predicted_class", sa.String(8), nullable=False),
+    sa.Column("p_cool", sa.Float, nullable=False),
+    sa.Column("p_neutral", sa.Float, nullable=False),
+    sa.Column("p_warm", sa.Float, nullable=False),
+    sa.Column("pmv", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("site", sa.String(100)),
+    sa.Column("prediction_set", sa.String(24)),
+    sa.Column("coverage", sa.Float),
+    *(sa.Column(name, sa.Float) for name in RESPONSE_FIELDS),
+)
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
+    sa.Column("thermal_sensation", sa.Float, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    # matched: its prediction is stored; pending: not yet (answered elsewhere, still spooled);
+    # orphaned: still not, past the horizon
+    sa.Column("status", sa.String(8), nullable=False, server_default="matched", index=True),
+)
+#: How far each spool segment has been stored, written in the same transaction as its rows:
+#: a segment read again after a crash resumes there, so no row is stored twice.
+spool_offsets = sa.Table(
+    "spool_offsets",
+    metadata,
+    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
+
+#: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
+SCHEMA_VERSION = 5
+
+
+def _add_site(conn: sa.Connection) -> None:
+    """Version 2: ``predictions.site``, the building or site a caller named."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN site VARCHAR(100)"))
+
+
+def _add_status(conn: sa.Connection) -> None:
+    """Version 3: ``feedback.status`` (earlier votes were all matched); ``spool_offsets`` is
+    new, made by ``create_all``."""
+    conn.execute(
+        sa.text("ALTER TABLE feedback ADD COLUMN status VARCHAR(8) NOT NULL DEFAULT 'matched'")
+    )
+    conn.execute(sa.text("CREATE INDEX ix_feedback_status ON feedback (status)"))
+
+
+def _add_sets(conn: sa.Connection) -> None:
+    """Version 4: ``predictions.prediction_set`` and its ``coverage`` (null before)."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN prediction_set VARCHAR(24)"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN coverage FLOAT"))
+
+
+def _add_responses(conn: sa.Connection) -> None:
+    """Version 5: the occupant responses, ``predictions.p_dissatisfied`` … (null before)."""
+    for name in RESPONSE_FIELDS:
+        conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
+
+
+#: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _add_site,
+    2: _add_status,
+    3: _add_sets,
+    4: _add_responses,
+}
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Create the missing tables and bring an older schema up to :data:`SCHEMA_VERSION`.
+
+    Returns
+    -------
+    int
+        The schema version before migrating (0 for a new database).
+
+    Raises
+    ------
+    ConfigError
+        When the database was written by a newer conforto.
+    """
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        found = conn.execute(sa.select(sa.func.max(schema.c.version))).scalar()
+        before = int(found or 0)
+        if before > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the prediction log {engine.url.render_as_string()} has schema version {before}, "
+                f"newer than this conforto's {SCHEMA_VERSION}: upgrade conforto."
+            )
+        if before:  # a new database was just created in the latest schema
+            for version in range(before, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+        if before < SCHEMA_VERSION:
+            conn.execute(sa.delete(schema))
+            conn.execute(sa.insert(schema).values(version=SCHEMA_VERSION))
+    return before
+
+
+def _row(fields: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``;
+    fields a row spooled by an older conforto lacks are null."""
+    row = dict(zip(fields, values + (None,) * (len(fields) - len(values)), strict=True))
+    row["created"] = datetime.fromtimestamp(row["created"], UTC)
+    if "inputs" in row:
+        row["inputs"] = dict(row["inputs"])
+    return row
+
+
+class LogDatabase:
+    """The prediction log's tables in one database, created (or migrated) on first use.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy database URL, e.g. ``sqlite:///predictions.db`` or
+        ``postgresql+psycopg://user@host/db``.
+
+    Raises
+    ------
+    ConfigError
+        When the URL cannot be parsed or its database driver is not installed.
+    """
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa.exc.ArgumentError, ImportError) as exc:  # NoSuchModuleError is both
+            raise ConfigError(
+                f"the prediction log's URL cannot be used ({exc}): set CONFORTO_SERVE__LOG_URL "
+                "to a SQLAlchemy URL, e.g. sqlite:///predictions.db or "
+                "postgresql+psycopg://user@host/db"
+            ) from None
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    def _ensure_schema(self) -> None:
+        with self._lock:  # two threads may both get here first
+            if not self._migrated:
+                migrate(self.engine)
+                self._migrated = True
+
+    def write(self, batch: Sequence[Queued], position: tuple[str, int] | None = None) -> None:
+        """Store spooled rows in one transaction: predictions, then votes (``pending``, and
+        ``matched`` at once when their prediction is stored), then ``position``.
+
+        Predictions already stored are skipped (their ids are keys), so rows read twice are
+        stored once.
+
+        Parameters
+        ----------
+        batch
+            The rows, as :mod:`.spool` holds them.
+        position
+            The spool segment they come from and the byte they end at, stored with them.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses; nothing of the batch is stored.
+        """
+        made = [_row(PREDICTION_FIELDS, q) for table, q in batch if table == "predictions"]
+        votes = [_row(FEEDBACK_FIELDS, q) for table, q in batch if table == "feedback"]
+        with _unavailable():
+            self._ensure_schema()
+            try:
+                self._insert(made, votes, position)
+            except sa.exc.IntegrityError:
+                stored = self._stored([row["prediction_id"] for row in made])
+                if not stored:
+                    raise
+                fresh = [row for row in made if row["prediction_id"] not in stored]
+                self._insert(fresh, votes, position)
+
+    def _insert(
+        self,
+        made: list[dict[str, Any]],
+        votes: list[dict[str, Any]],
+        position: tuple[str, int] | None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            if made:
+                conn.execute(sa.insert(predictions), made)
+            if votes:
+                conn.execute(sa.insert(feedback), [{**v, "status": "pending"} for v in votes])
+            if made or votes:
+                landed = sa.exists().where(predictions.c.prediction_id == feedback.c.prediction_id)
+                conn.execute(
+                    sa.update(feedback)
+                    .where(feedback.c.status == "pending", landed)
+                    .values(status="matched")
+                )
+            if position is not None:
+                segment, end = position
+                moved = conn.execute(
+                    sa.update(spool_offsets)
+                    .where(spool_offsets.c.segment == segment)
+                    .values(position=end)
+                )
+                if moved.rowcount == 0:
+                    conn.execute(sa.insert(spool_offsets).values(segment=segment, position=end))
+
+    def _stored(self, prediction_ids: list[str]) -> set[str]:
+        query = sa.select(predictions.c.prediction_id).where(
+            predictions.c.prediction_id.in_(prediction_ids)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def positions(self, segments: Sequence[str]) -> dict[str, int]:
+        """How far each of these spool segments is stored [bytes] (absent: nothing yet).
+
+        Raises
+        ------
+        LogUnavailable
+            When the database cannot be asked.
+        """
+        query = sa.select(spool_offsets).where(spool_offsets.c.segment.in_(list(segments)))
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                return {row.segment: int(row.position) for row in conn.execute(query)}
+
+    def forget(self, segment: str) -> None:
+        """Drop a deleted segment's position.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses.
+        """
+        with _unavailable(), self.engine.begin() as conn:
+            conn.execute(sa.delete(spool_offsets).where(spool_offsets.c.segment == segment))
+
+    def settle(self, horizon: float) -> int:
+        """Mark as orphaned the votes still pending ``horizon`` seconds after they came.
+
+        Returns
+        -------
+        int
+            Votes orphaned now.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database refuses.
+        """
+        cutoff = datetime.fromtimestamp(time.time() - horizon, UTC)
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    sa.update(feedback)
+                    .where(feedback.c.status == "pending", feedback.c.created < cutoff)
+                    .values(status="orphaned")
+                )
+                return int(done.rowcount)
+
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction is stored.
+
+        Raises
+        ------
+        LogUnavailable
+            When the database cannot be asked.
+        """
+        with _unavailable():
+            self._ensure_schema()
+            return bool(self._stored([prediction_id]))
+
+    def closing(self) -> LogDatabase:
+        """This database, for the final flush."""
+        return self
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn the database's errors into :class:`LogUnavailable` with a one-line reason."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, ConfortoError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LogUnavailable(f"{type(exc).__name__}: {reason}") from exc

@@ -1,0 +1,377 @@
+"""Evaluation: metrics against baselines, slices with intervals, report, model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from conforto.data.target import CLASS_NAMES
+from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.metrics import predictions
+from conforto.metrics.scores import (
+    bootstrap_interval,
+    classification_metrics,
+    confusion,
+    macro_f1,
+    reliability,
+    slice_positions,
+)
+from conforto.model.artifact import ThermalModel
+from conforto.model.inputs import encode, prepare
+from conforto.physics.features import comfort_features
+from conforto.reports import figure_uri, new_figure, render
+from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
+from conforto.training.heads import evaluate_heads
+from conforto.uncertainty.calibration import TOLERANCE, coverage_report, misses
+from conforto.uncertainty.confidence import estimate_report, stored
+
+SLICES = ("cooling_type", "climate", "season", "building_type")
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+#: Slices with fewer rows are reported without an interval.
+MIN_SLICE_ROWS = 300
+#: Slices the model card names as the weakest, per slice column.
+WEAKEST = 5
+
+
+def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+    """Metrics of the model and its baselines on the same rows, plus slices.
+
+    Parameters
+    ----------
+    pred
+        One row per vote: ``y``, ``decision``, ``p_*``, ``majority_*``, ``pmvprob_*``, ``pmv``,
+        ``building_id`` and slice columns (as in ``oof.parquet``).
+    seed
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``model``, ``majority`` and ``pmv_rows`` (model, PMV binned and probabilistic PMV on the
+        rows where PMV exists) metrics; ``confusion``; ``reliability``; ``slices``.
+    """
+    y, decision = predictions.labels(pred)
+    proba = predictions.probabilities(pred)
+    groups = pred["building_id"].to_numpy(dtype=np.int64)
+    has_pmv = pred["pmv"].notna().to_numpy()
+    pmv = pred["pmv"].to_numpy(dtype=np.float64)
+    model: dict[str, Any] = dict(classification_metrics(y, proba, decision))
+    model["ci"] = bootstrap_interval(y, decision, groups, seed=seed)
+    out: dict[str, Any] = {
+        "model": model,
+        "model_argmax": classification_metrics(y, proba),
+        "candidates": {"lightgbm": classification_metrics(y, proba, decision)},
+        "majority": classification_metrics(y, predictions.probabilities(pred, "majority")),
+        "pmv_rows": {
+            "rows": int(has_pmv.sum()),
+            "model": classification_metrics(y[has_pmv], proba[has_pmv], decision[has_pmv]),
+            "pmv": classification_metrics(
+                y[has_pmv], pmv_onehot(pmv[has_pmv]), pmv_class(pmv[has_pmv])
+            ),
+            "probabilistic_pmv": classification_metrics(
+                y[has_pmv], predictions.probabilities(pred, "pmvprob")[has_pmv]
+            ),
+        },
+        "confusion": {
+            "model": confusion(y, decision).tolist(),
+            "pmv": confusion(y[has_pmv], pmv_class(pmv[has_pmv])).tolist(),
+        },
+        "reliability": reliability(y, proba),
+        "class_share": {
+            "true": np.bincount(y, minlength=3).tolist(),
+            "predicted": np.bincount(decision, minlength=3).tolist(),
+        },
+        "slices": {},
+    }
+    if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
+        out["candidates"]["logistic_regression"] = classification_metrics(
+            y, predictions.probabilities(pred, "logistic")
+        )
+    out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
+    for column in SLICES:
+        if column not in pred.columns:
+            continue
+        rows = []
+        for value, i in slice_positions(pred, column).items():
+            entry: dict[str, Any] = {
+                "value": value,
+                "rows": int(i.size),
+                "buildings": int(np.unique(groups[i]).size),
+                "accuracy": float((decision[i] == y[i]).mean()),
+                "macro_f1": macro_f1(y[i], decision[i]),
+            }
+            pmv_i = i[has_pmv[i]]
+            entry["pmv_macro_f1"] = (
+                macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None
+            )
+            if i.size >= MIN_SLICE_ROWS:
+                entry["ci"] = bootstrap_interval(y[i], decision[i], groups[i], seed=seed, reps=100)
+            rows.append(entry)
+        out["slices"][column] = sorted(rows, key=lambda r: -r["rows"])
+    return out
+
+
+def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Score labelled data with ``model`` and its stored baselines (see
+    :mod:`conforto.metrics.predictions`)."""
+    rows, y, groups = prepare(frame)
+    return _predictions(model, rows, y, groups, encode(rows, model.spec))
+
+
+def _predictions(
+    model: ThermalModel, rows: pd.DataFrame, y: IntArray, groups: IntArray, matrix: FloatArray
+) -> pd.DataFrame:
+    """:func:`predictions_frame` of prepared rows and their model matrix."""
+    proba = model.predict_matrix(matrix)
+    pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
+    baselines = model.manifest["baselines"]
+    scores = {
+        "p": proba,
+        "majority": np.tile(np.asarray(baselines["majority"]), (len(y), 1)),
+        "pmvprob": ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv),
+    }
+    return predictions.build(
+        rows, fold=-1, groups=groups, y=y, decision=model.decide(proba), pmv=pmv, scores=scores
+    )
+
+
+def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[dict[str, Any]]]:
+    """The ``n`` slices of each column with the lowest macro-F1 among those with at least
+    :data:`MIN_SLICE_ROWS` rows, weakest first."""
+    out = {}
+    for column, rows in summary["slices"].items():
+        judged = sorted(
+            (r for r in rows if r["rows"] >= MIN_SLICE_ROWS), key=lambda r: r["macro_f1"]
+        )
+        if judged:
+            out[column] = judged[:n]
+    return out
+
+
+def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+    """Metrics of a trained model on other labelled data (for example unseen buildings).
+
+    Returns
+    -------
+    dict
+        ``{"holdout": summary}`` (see :func:`summarise`), with the coverage of the model's
+        prediction sets when it has a calibration, its occupant-response heads against
+        their baselines when it has them (``heads``), and the accuracy the live monitor would
+        estimate without the votes (``estimate``).
+    """
+    rows, y, groups = prepare(frame)
+    matrix = encode(rows, model.spec)
+    pred = _predictions(model, rows, y, groups, matrix)
+    summary = summarise(pred, seed=seed)
+    if model.conformal is not None:
+        summary["coverage"] = coverage_report(pred, calibration=model.conformal)
+    if model.heads is not None:
+        summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
+    calibration = stored(model)
+    recalibrated = (
+        None
+        if calibration is None
+        else calibration.recalibrated(predictions.probabilities(pred), predictions.labels(pred)[1])
+    )
+    summary["estimate"] = estimate_report(pred, recalibrated)
+    return {"holdout": summary}
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def _confusion_figure(cms: dict[str, list[list[int]]]) -> str:
+    fig = new_figure(7.5, 3.2)
+    for k, (name, cm) in enumerate(cms.items()):
+        ax = fig.add_subplot(1, len(cms), k + 1)
+        m = np.asarray(cm, dtype=float)
+        share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(3):
+            for j in range(3):
+                ax.text(
+                    j,
+                    i,
+                    f"{share[i, j]:.0%}\n{int(m[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(3), CLASS_NAMES)
+        ax.set_yticks(range(3), CLASS_NAMES)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual vote")
+        ax.set_title(name)
+    return figure_uri(fig)
+
+
+def _reliability_figure(rel: dict[str, list[float]]) -> str:
+    fig = new_figure(4.2, 3.4)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999", linestyle=":", label="perfect")
+    for k, name in enumerate(CLASS_NAMES):
+        ax.plot(rel[f"predicted_{k}"], rel[f"observed_{k}"], marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("reliability")
+    ax.legend(fontsize=8)
+    return figure_uri(fig)
+
+
+def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
+    entries = [
+        (f"{col}: {r['value']}", r)
+        for col, rows in slices.items()
+        for r in rows
+        if r["rows"] >= MIN_SLICE_ROWS
+    ]
+    fig = new_figure(7.5, 0.22 * len(entries) + 1.0)
+    ax = fig.add_subplot()
+    labels = [e[0] for e in entries]
+    f1 = [e[1]["macro_f1"] for e in entries]
+    lo = [
+        e[1]["macro_f1"] - e[1].get("ci", {}).get("macro_f1", (e[1]["macro_f1"],) * 2)[0]
+        for e in entries
+    ]
+    hi = [
+        e[1].get("ci", {}).get("macro_f1", (e[1]["macro_f1"],) * 2)[1] - e[1]["macro_f1"]
+        for e in entries
+    ]
+    pos = np.arange(len(entries))
+    ax.barh(pos, f1, xerr=[lo, hi], color="#4c72b0", label="model")
+    pmv = [e[1]["pmv_macro_f1"] if e[1]["pmv_macro_f1"] is not None else np.nan for e in entries]
+    ax.scatter(pmv, pos, color="#dd8452", zorder=3, label="PMV", s=14)
+    ax.set_yticks(pos, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("macro-F1 (95 % bootstrap interval over buildings)")
+    ax.legend(fontsize=8)
+    return figure_uri(fig)
+
+
+def _dissatisfied_figure(entry: dict[str, Any]) -> str:
+    """Reliability of P(dissatisfied) and of ISO 7730's PPD/100 on the same votes."""
+    fig = new_figure(5.2, 4.2)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle=":", label="perfectly calibrated")
+    for (name, curve), color in zip(
+        entry["reliability"].items(), ("#4c72b0", "#dd8452"), strict=False
+    ):
+        scores = entry["model on the PPD/100 rows"] if name == "model" else entry[name]
+        label = f"{'conforto' if name == 'model' else name} (Brier {scores['brier']:.3f})"
+        ax.plot(curve["predicted"], curve["observed"], marker="o", color=color, label=label)
+    ax.set_xlabel("predicted share dissatisfied (votes ±2, ±3)")
+    ax.set_ylabel("observed share")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    return figure_uri(fig)
+
+
+def _coverage_figure(report: dict[str, Any]) -> str:
+    """Coverage and mean set size against the nominal level; slice coverage at 0.9."""
+    slices = sum(e["within"] is not None for rows in report["slices"].values() for e in rows)
+    fig = new_figure(9.0, max(3.6, 0.16 * slices + 1.2))
+    curve, sets = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    levels = np.asarray(report["curve"]["levels"])
+    curve.plot([0.5, 1.0], [0.5, 1.0], color="#999", linestyle=":", label="nominal")
+    curve.plot(levels, report["curve"]["coverage"], color="#4c72b0", label="coverage")
+    curve.set_xlabel("nominal level")
+    curve.set_ylabel("share of votes inside the set")
+    size = curve.twinx()
+    size.plot(levels, report["curve"]["mean_size"], color="#dd8452", label="mean set size")
+    size.set_ylabel("mean set size [classes]")
+    size.set_ylim(1, 3)
+    curve.legend(loc="upper left", fontsize=8)
+    size.legend(loc="lower right", fontsize=8)
+    at = report["levels"].index(0.9) if 0.9 in report["levels"] else 0
+    entries = [
+        (f"{column}: {e['value']}"[:40], e["coverage"][at])
+        for column, rows in report["slices"].items()
+        for e in rows
+        if e["within"] is not None
+    ]
+    level = report["levels"][at]
+    sets.axvspan(level - 0.05, level + 0.05, color="#55a868", alpha=0.15)
+    sets.axvline(level, color="black", lw=1)
+    sets.scatter([c for _, c in entries], range(len(entries)), color="#4c72b0", s=14)
+    sets.set_yticks(range(len(entries)), [name for name, _ in entries], fontsize=6)
+    sets.invert_yaxis()
+    sets.set_xlabel(f"coverage at {level:.2f}, slices ≥ 1,000 votes")
+    return figure_uri(fig)
+
+
+def _importance_figure(importance: dict[str, float]) -> str:
+    items = sorted(importance.items(), key=lambda kv: kv[1])[-20:]
+    fig = new_figure(5.0, 0.22 * len(items) + 0.8)
+    ax = fig.add_subplot()
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#55a868")
+    ax.set_xlabel("total gain")
+    ax.tick_params(labelsize=7)
+    ax.set_title("feature importance")
+    return figure_uri(fig)
+
+
+def write_evaluation(
+    metrics: dict[str, Any], out: Path, *, manifest: dict[str, Any], title: str
+) -> dict[str, Path]:
+    """Write ``metrics.json``, ``report.html`` (with plots) and ``MODEL_CARD.md`` into ``out``.
+
+    Parameters
+    ----------
+    metrics
+        ``{"cv": summary}`` or ``{"holdout": summary}`` plus optional ``random_split``.
+    out
+        Destination folder.
+    manifest
+        The model's manifest (features, importance, data, config).
+    title
+        Heading of the report.
+
+    Returns
+    -------
+    dict
+        Paths written.
+    """
+    key = "cv" if "cv" in metrics else "holdout"
+    summary = metrics[key]
+    figures = {
+        "confusion": _confusion_figure(
+            {
+                "model": summary["confusion"]["model"],
+                "PMV (ISO 7730), rows with PMV": summary["confusion"]["pmv"],
+            }
+        ),
+        "reliability": _reliability_figure(summary["reliability"]),
+        "slices": _slices_figure(summary["slices"]),
+    }
+    if "coverage" in summary:
+        figures["coverage"] = _coverage_figure(summary["coverage"])
+    if "reliability" in summary.get("heads", {}).get("dissatisfied", {}):
+        figures["dissatisfied"] = _dissatisfied_figure(summary["heads"]["dissatisfied"])
+    importance = manifest.get("booster", {}).get("feature_importance_gain")
+    if importance:
+        figures["importance"] = _importance_figure(importance)
+    context = {
+        "title": title,
+        "s": summary,
+        "metrics": metrics,
+        "manifest": manifest,
+        "figures": figures,
+        "weakest": weakest_slices(summary),
+        "coverage_misses": misses(summary["coverage"]) if "coverage" in summary else [],
+        "tolerance": TOLERANCE,
+    }
+    paths = {
+        "metrics.json": atomic_write_json(out / "metrics.json", metrics),
+        "report.html": atomic_write_text(out / "report.html", render("report.html", **context)),
+        "MODEL_CARD.md": atomic_write_text(
+            out / "MODEL_CARD.md", render("model_card.md", **context)
+        ),
+    }
+    return paths
