@@ -136,8 +136,10 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         recalibrated = calibration.recalibrated(
             predictions.probabilities(table), predictions.labels(table)[1]
         )
-        print(f"\ndraw {seed}: a model of {len(buildings) - len(held)} buildings judged on the "
-              f"{len(held)} it never saw ({len(table):,} votes)")  # fmt: skip
+        print(
+            f"\ndraw {seed}: a model of {len(buildings) - len(held)} buildings judged on the "
+            f"{len(held)} it never saw ({len(table):,} votes)"
+        )
         report(table, recalibrated, min_rows=500)
         sets(table, pd.read_parquet(work / "m" / "oof.parquet"))
         shutil.rmtree(work / "m")

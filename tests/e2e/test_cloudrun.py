@@ -102,8 +102,9 @@ def test_first_then_canary_deploys_run_the_exact_commands(
     ]
     assert traffic(gcloud, "conforto-staging") == [{"latestRevision": True, "percent": 100}]
 
-    again = deploy(gcloud, "--env", "staging", "--image", IMAGE.replace("0123", "4567", 1),
-                   "--canary", "25")  # fmt: skip
+    again = deploy(
+        gcloud, "--env", "staging", "--image", IMAGE.replace("0123", "4567", 1), "--canary", "25"
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     new = "conforto-staging-v1-4567456789"
     shifts = [c[-1] for c in calls(gcloud)[3:] if c[2] == "update-traffic"]
@@ -122,7 +123,7 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(
     before = traffic(gcloud, "conforto-production")
     wrong = deploy(
         gcloud, "--env", "production", "--image", IMAGE.replace("0", "1"), "--version", "2"
-    )  # fmt: skip  (the fake's URL serves version 1)
+    )  # the fake's URL serves version 1
     assert wrong.returncode == 1
     assert "smoke test on the candidate revision failed" in wrong.stderr
     previous = "conforto-production-v1-0123456789"
@@ -135,13 +136,19 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(
 def test_a_failing_gcloud_rolls_back_and_exits_1(versions: None, gcloud: dict[str, str]) -> None:
     assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
     failing = {**gcloud, "FAKE_GCLOUD_FAIL": "update-traffic:1"}
-    done = deploy(failing, "--env", "production", "--image", IMAGE.replace("0", "2"),
-                  "--canary", "10")  # fmt: skip
+    done = deploy(
+        failing, "--env", "production", "--image", IMAGE.replace("0", "2"), "--canary", "10"
+    )
     assert done.returncode == 1
     assert "injected failure" in done.stderr
     assert "traffic back on conforto-production-v1-0123456789" in done.stderr
-    replace = deploy({**gcloud, "FAKE_GCLOUD_FAIL": "replace:3"}, "--env", "production",
-                     "--image", IMAGE.replace("0", "3"))  # fmt: skip
+    replace = deploy(
+        {**gcloud, "FAKE_GCLOUD_FAIL": "replace:3"},
+        "--env",
+        "production",
+        "--image",
+        IMAGE.replace("0", "3"),
+    )
     assert replace.returncode == 1
     assert "the traffic never moved" in replace.stderr
 

@@ -133,8 +133,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
         assert _deploy("--env", "staging", "--version", "2")[0] == 0
         code, out, start, end = _deploy("--env", "production", "--version", "2")
         assert code == 0, out
-        for version, reason in (("3", "is corrupt"),
-                                ("4", "smoke test failed")):  # fmt: skip
+        for version, reason in (("3", "is corrupt"), ("4", "smoke test failed")):
             code, out, start, end = _deploy("--env", "production", "--version", version, "--force")
             assert code == 1
             assert reason in out

@@ -172,7 +172,9 @@ def test_the_image_holds_no_secret_history_tests_or_data(image: str) -> None:
 def test_a_training_command_in_the_serving_image_says_which_extra_it_needs(image: str) -> None:
     done = subprocess.run(
         [*PODMAN, "run", "--rm", *LIMITS, "--entrypoint", "conforto", image, "data", "validate"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1
     assert "pip install 'conforto[train]'" in done.stderr

@@ -35,8 +35,13 @@ def test_the_build_context_leaves_out_history_tests_and_data() -> None:
     assert ignored.index("*") < min(i for i, line in enumerate(ignored) if line.startswith("!"))
     allowed = {line[1:] for line in ignored if line.startswith("!")}
     assert allowed == {
-        "pyproject.toml", "README.md", "src/", "wheelhouse/", "deploy/no-model/", "model/"
-    }  # fmt: skip
+        "pyproject.toml",
+        "README.md",
+        "src/",
+        "wheelhouse/",
+        "deploy/no-model/",
+        "model/",
+    }
     done = subprocess.run(
         ["bash", "-n", REPO / "deploy/image/debian-base.sh"], capture_output=True, text=True
     )

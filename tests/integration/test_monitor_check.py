@@ -41,8 +41,9 @@ def test_export_writes_voted_predictions_as_training_rows(
     votes = serve_and_vote(url, trained_model, rooms.iloc[:300], voted=0.5, sites=True)
     serve_and_vote(url, trained_model, rooms.iloc[300:], voted=0.5)  # no site: by day
     out = tmp_path / "votes.csv"
-    done = conforto_cli("monitor", "export-feedback", "--out", str(out),
-                        env={"CONFORTO_SERVE__LOG_URL": url})  # fmt: skip
+    done = conforto_cli(
+        "monitor", "export-feedback", "--out", str(out), env={"CONFORTO_SERVE__LOG_URL": url}
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = pd.read_csv(out)
     assert votes < len(rows) < 600
@@ -67,8 +68,9 @@ def test_check_retrains_on_enough_votes_through_the_gate(
     registry = open_registry(get_settings())
     registry.register(trained_model)
     registry.promote("1", force=True, reason="the model in production")
-    votes = serve_and_vote(get_settings().prediction_log_url, trained_model, rooms, voted=0.4,
-                           sites=True)  # fmt: skip
+    votes = serve_and_vote(
+        get_settings().prediction_log_url, trained_model, rooms, voted=0.4, sites=True
+    )
     config = tmp_path / "small.yaml"
     config.write_text(SMALL)
     data = ["--measurements", str(small_sample_paths[0]), "--metadata", str(small_sample_paths[1])]

@@ -148,16 +148,30 @@ def test_the_cli_reads_the_log_of_the_settings(
     url = f"sqlite:///{tmp_path / 'log.db'}"
     log_rows(url, seen.sample(600, random_state=3), time.time() - 2 * DAY)
     done = conforto_cli(
-        "monitor", "drift", "--model", str(trained_model), "--since", "3d",
-        "--out", str(tmp_path / "r"), env={"CONFORTO_SERVE__LOG_URL": url},
-    )  # fmt: skip
+        "monitor",
+        "drift",
+        "--model",
+        str(trained_model),
+        "--since",
+        "3d",
+        "--out",
+        str(tmp_path / "r"),
+        env={"CONFORTO_SERVE__LOG_URL": url},
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "r" / "drift.json").read_text())
     assert report["current"]["source"] == "prediction_log"
     assert report["current"]["rows"] == 600
     empty = conforto_cli(
-        "monitor", "drift", "--model", str(trained_model), "--since", "30d", "--until", "20d",
+        "monitor",
+        "drift",
+        "--model",
+        str(trained_model),
+        "--since",
+        "30d",
+        "--until",
+        "20d",
         env={"CONFORTO_SERVE__LOG_URL": url},
-    )  # fmt: skip
+    )
     assert empty.returncode == 1
     assert "no rows" in empty.stderr

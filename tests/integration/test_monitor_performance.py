@@ -148,8 +148,13 @@ def test_an_unreachable_gateway_is_a_clear_error(
     url = f"sqlite:///{tmp_path / 'log.db'}"
     serve_and_vote(url, trained_model, rooms.head(100), voted=0.0)
     done = conforto_cli(
-        "monitor", "performance", "--model", str(trained_model), "--push",
-        "http://127.0.0.1:9", env={"CONFORTO_SERVE__LOG_URL": url},
-    )  # fmt: skip
+        "monitor",
+        "performance",
+        "--model",
+        str(trained_model),
+        "--push",
+        "http://127.0.0.1:9",
+        env={"CONFORTO_SERVE__LOG_URL": url},
+    )
     assert done.returncode == 1
     assert "cannot push to the Pushgateway at http://127.0.0.1:9" in done.stderr

@@ -227,9 +227,19 @@ def test_cli_evaluate_and_predict(
     assert "2 not scored" in result.output
     assert pd.read_csv(tmp_path / "p.csv")["prediction_set"].notna().sum() == 2998
     refused = runner.invoke(
-        app, ["predict", "--model", str(trained_model), "--input", str(unseen_csv),
-              "--output", str(tmp_path / "p3.csv"), "--coverage", "0.3"],
-    )  # fmt: skip
+        app,
+        [
+            "predict",
+            "--model",
+            str(trained_model),
+            "--input",
+            str(unseen_csv),
+            "--output",
+            str(tmp_path / "p3.csv"),
+            "--coverage",
+            "0.3",
+        ],
+    )
     assert refused.exit_code == 2
     assert "greaterthanorequalto0.5" in refused.output.replace(" ", "")
     result = runner.invoke(

@@ -34,8 +34,9 @@ def test_release_notes_compare_production_with_the_version_before(
     ).read_text()
 
 
-def test_the_version_comes_from_the_git_tag(registry_home: Path, trained_model: Path,
-                                            tmp_path: Path) -> None:  # fmt: skip
+def test_the_version_comes_from_the_git_tag(
+    registry_home: Path, trained_model: Path, tmp_path: Path
+) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)
     registry.promote("1", force=True)
@@ -44,8 +45,21 @@ def test_the_version_comes_from_the_git_tag(registry_home: Path, trained_model: 
     assert "the commit has no tag" in untagged.stderr
     git = ["git", "-C", str(tmp_path)]
     subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
-                    "--allow-empty", "-m", "x"], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            *git,
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        check=True,
+    )
     subprocess.run([*git, "tag", "v1.0.0"], check=True)
     tagged = conforto_cli("release", "--out", str(tmp_path / "dist"))
     assert tagged.returncode == 0, tagged.stderr

@@ -54,8 +54,18 @@ def test_the_installed_wheel_evaluates_a_model_outside_the_checkout(
     _run(UV, "venv", "--quiet", "--python", sys.executable, venv, cwd=tmp_path)
     python = venv / "bin" / "python"
     # the locked versions, from uv's cache (make install filled it)
-    _run(UV, "pip", "install", "--quiet", "--python", python, "--constraint",
-         REPO / "requirements.lock", f"{wheel}[train]", cwd=tmp_path)  # fmt: skip
+    _run(
+        UV,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        "--constraint",
+        REPO / "requirements.lock",
+        f"{wheel}[train]",
+        cwd=tmp_path,
+    )
     where = _run(python, "-c", "import conforto; print(conforto.__file__)", cwd=tmp_path)
     assert where.stdout.startswith(str(venv))
     out = tmp_path / "evaluation"

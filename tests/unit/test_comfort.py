@@ -9,14 +9,13 @@ from pythermalcomfort.environment import operative_tmp, v_relative
 from pythermalcomfort.models import pmv_ppd_iso
 
 from conforto.physics.comfort import (
-    SCALAR_ROWS,
     dynamic_clothing,
-    fast_features,
     operative_temperature,
     pmv_iso_7730,
     ppd_from_pmv,
     relative_air_speed,
 )
+from conforto.physics.features import SCALAR_ROWS, fast_features
 
 
 @pytest.fixture(scope="module")

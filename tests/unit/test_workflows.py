@@ -81,11 +81,20 @@ def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
     assert workflow[True]["schedule"] == [{"cron": "0 2 * * 0"}]
     assert "workflow_dispatch" in workflow[True]
     assert list(workflow["jobs"]) == [
-        "data-validation", "training", "validation", "promotion", "deploy"
-    ]  # fmt: skip
+        "data-validation",
+        "training",
+        "validation",
+        "promotion",
+        "deploy",
+    ]
     secrets = re.findall(r"secrets\.(\w+)", (WORKFLOWS / "model-training.yml").read_text())
-    assert set(secrets) <= {"MLFLOW_TRACKING_URI", "CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY",
-                            "CLEARML_API_SECRET_KEY", "SLACK_WEBHOOK_URL"}  # fmt: skip
+    assert set(secrets) <= {
+        "MLFLOW_TRACKING_URI",
+        "CLEARML_API_HOST",
+        "CLEARML_API_ACCESS_KEY",
+        "CLEARML_API_SECRET_KEY",
+        "SLACK_WEBHOOK_URL",
+    }
 
 
 def test_workflow_files_are_where_github_reads_them() -> None:

@@ -63,9 +63,24 @@ def main(
 
 #: Modules of the ``train`` extra: a command that needs one says how to install it.
 TRAIN_EXTRA = frozenset(
-    {"pandas", "pyarrow", "pandera", "pythermalcomfort", "scipy", "sklearn", "optuna",
-     "matplotlib", "jinja2", "yaml", "filelock", "slack_sdk", "mlflow", "clearml", "alembic"}
-)  # fmt: skip
+    [
+        "pandas",
+        "pyarrow",
+        "pandera",
+        "pythermalcomfort",
+        "scipy",
+        "sklearn",
+        "optuna",
+        "matplotlib",
+        "jinja2",
+        "yaml",
+        "filelock",
+        "slack_sdk",
+        "mlflow",
+        "clearml",
+        "alembic",
+    ]
+)
 
 
 def run() -> None:

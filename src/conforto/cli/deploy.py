@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from rich.table import Table
 from conforto.cli.common import console, errors, fail, open_registry
 from conforto.cli.notify import tell
 from conforto.deploy.local import Outcome
-from conforto.settings import GCP_PROJECT, GCP_REGION, get_settings
+from conforto.settings import get_settings
 
 
 def smoke(
@@ -71,8 +70,9 @@ def _announce(outcome: Any, registry: Any) -> None:
     if outcome.ok:
         sha = (git_commit() or "unknown")[:12]
         registry.tag(outcome.version, f"deployed-{sha}", f"{outcome.environment} {outcome.time}")
-    with tracked_run(make_tracker(settings), "deployment", {"stage": "deploy"},
-                     outbox=settings.tracking_outbox) as run:  # fmt: skip
+    with tracked_run(
+        make_tracker(settings), "deployment", {"stage": "deploy"}, outbox=settings.tracking_outbox
+    ) as run:
         run.log_params({k: str(v) for k, v in asdict(outcome).items()})
         run.set_tags({"environment": outcome.environment, "ok": str(outcome.ok).lower()})
     tell(deploy_message(outcome.environment, outcome.version, ok=outcome.ok, detail=outcome.reason))
@@ -170,43 +170,34 @@ def cloudrun(
 ) -> None:
     """Deploy the image to Cloud Run: a new revision without traffic, smoke test, [canary,]
     all traffic; any failure puts the traffic back on the previous revision (exit 1)."""
-    from conforto.deploy.cloudrun import DIGEST, CloudRunDeploy, Gcloud, plan, serving_revision
+    from conforto.deploy.cloudrun import CloudRunDeploy, Gcloud, check_target, plan, roll_out
 
     settings = get_settings()
     project = project or settings.deploy.gcp_project
     region = region or settings.deploy.region
     with errors():
         if dry_run:
-            steps = plan(env, manifests, image=image or "IMAGE@sha256:DIGEST",
-                         version=_registered(version),
-                         project=project or "PROJECT_ID", region=region,
-                         previous="PREVIOUS_REVISION", canary=canary,
-                         manifest_path=Path(f"{env}.yaml"))  # fmt: skip
+            steps = plan(
+                env,
+                manifests,
+                image=image or "IMAGE@sha256:DIGEST",
+                version=_registered(version),
+                project=project or "PROJECT_ID",
+                region=region,
+                previous="PREVIOUS_REVISION",
+                canary=canary,
+                manifest_path=Path(f"{env}.yaml"),
+            )
             typer.echo(steps.text())
             return
-        if image is None or not DIGEST.match(image):
-            raise fail(f"--image must name the image by digest (…@sha256:<64 hex>), not {image!r}.")
-        if project is None:
-            raise fail("no project: pass --project or set CONFORTO_DEPLOY__GCP_PROJECT.")
-        if not re.match(GCP_PROJECT, project):
-            raise fail(
-                f"--project {project!r} is not a Google Cloud project ID (6-30 of a-z, 0-9, -)."
-            )
-        if not re.match(GCP_REGION, region):
-            raise fail(f"--region {region!r} is not a Google Cloud region (e.g. europe-west1).")
+        image, project = check_target(image, project, region)
         registry = open_registry()
         found, artifact = registry.resolve(version)
         runner = CloudRunDeploy(Gcloud(), lambda url: _smoke(url, artifact), region, project)
         target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
-        service = f"conforto-{env}"
-        previous = serving_revision(runner.describe(service) or {})
-        steps = plan(
-            env, manifests, image=image, version=found.version, project=project, region=region,
-            previous=previous, canary=canary, manifest_path=target,
-        )  # fmt: skip
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(steps.manifest_text())
-        ok, reason = runner.run(steps, previous)
+        steps, previous, ok, reason = roll_out(
+            runner, env, manifests, target, image=image, version=found.version, canary=canary
+        )
         outcome = Outcome(
             f"cloudrun/{env}", found.version, ok, reason, steps.revision, None, previous
         )

@@ -28,28 +28,27 @@ REQUIRED_TRAINING: tuple[str, ...] = (
     "thermal_sensation",
 )
 
+
+def _names(text: str) -> tuple[str, ...]:
+    """The names in ``text``, split on white space (the tables below read as words)."""
+    return tuple(text.split())
+
+
 #: Numeric columns of the measurements and metadata tables.
-NUMERIC: tuple[str, ...] = (
-    "record_id", "building_id", "age", "ht", "wt",
-    "ta", "ta_h", "ta_m", "ta_l", "top", "tr", "tg", "tg_h", "tg_m", "tg_l",
-    "rh", "vel", "vel_h", "vel_m", "vel_l", "met", "clo",
-    "activity_10", "activity_20", "activity_30", "activity_60",
-    "thermal_sensation", "thermal_comfort",
-    "blind_curtain", "fan", "window", "door", "heater",
-    "t_out", "rh_out", "t_out_monthly", "t_out_isd", "rh_out_isd", "t_mot_isd",
-    "set", "pmv", "ppd", "pmv_ce", "ppd_ce",
-    "lat", "lon", "year", "records", "isd_distance", "database",
-)  # fmt: skip
+NUMERIC: tuple[str, ...] = _names(
+    "record_id building_id age ht wt ta ta_h ta_m ta_l top tr tg tg_h tg_m tg_l rh vel vel_h "
+    "vel_m vel_l met clo activity_10 activity_20 activity_30 activity_60 thermal_sensation "
+    "thermal_comfort blind_curtain fan window door heater t_out rh_out t_out_monthly t_out_isd "
+    "rh_out_isd t_mot_isd set pmv ppd pmv_ce ppd_ce lat lon year records isd_distance database"
+)
 
 #: Text and categorical columns.
-CATEGORICAL: tuple[str, ...] = (
-    "season", "gender", "subject_id",
-    "thermal_acceptability", "thermal_preference",
-    "air_movement_acceptability", "air_movement_preference",
-    "building_id_inf", "contributor", "publication", "region", "country", "city",
-    "climate", "building_type", "cooling_type", "has_age", "has_ec", "has_timestamp",
-    "timezone", "met_source", "isd_station", "quality_assurance",
-)  # fmt: skip
+CATEGORICAL: tuple[str, ...] = _names(
+    "season gender subject_id thermal_acceptability thermal_preference "
+    "air_movement_acceptability air_movement_preference building_id_inf contributor publication "
+    "region country city climate building_type cooling_type has_age has_ec has_timestamp "
+    "timezone met_source isd_station quality_assurance"
+)
 
 #: Other canonical columns.
 OTHER: tuple[str, ...] = ("index", "timestamp", "mes_ano")
@@ -58,46 +57,46 @@ CANONICAL: frozenset[str] = frozenset(NUMERIC + CATEGORICAL + OTHER)
 
 #: Alternative names per canonical column (compared after :func:`normalise_name`).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "ta": ("tdb", "t_a", "t_air", "air_temp", "air_temperature", "dry_bulb_temperature",
-           "temperatura", "temperatura_ar", "temperatura_do_ar", "temp_ar"),
-    "tr": ("t_r", "mrt", "mean_radiant_temperature", "radiant_temperature",
-           "temperatura_radiante", "temperatura_radiante_media"),
-    "top": ("t_op", "operative_temperature", "temperatura_operativa"),
-    "tg": ("globe_temperature", "temperatura_de_globo", "temperatura_globo"),
-    "rh": ("relative_humidity", "humidity", "umidade", "umidade_relativa", "ur", "hr",
-           "humidade_relativa"),
-    "vel": ("v", "vr", "air_speed", "air_velocity", "velocity", "velocidade_ar",
-            "velocidade_do_ar", "vel_ar"),
-    "met": ("metabolic_rate", "metabolism", "metabolismo", "taxa_metabolica", "atividade"),
-    "clo": ("clothing", "clothing_insulation", "vestimenta", "roupa", "isolamento_roupa",
-            "isolamento_da_vestimenta"),
-    "thermal_sensation": ("tsv", "sensation", "vote", "sensacao", "sensacao_termica",
-                          "voto", "voto_sensacao"),
-    "building_id": ("building", "edificio", "predio", "id_edificio", "id_predio"),
-    "record_id": ("id", "record"),
-    "timestamp": ("date", "datetime", "time", "data", "data_hora"),
-    "season": ("estacao", "estacao_do_ano"),
-    "age": ("idade",),
-    "gender": ("sex", "sexo", "genero"),
-    "ht": ("height", "altura"),
-    "wt": ("weight", "peso", "massa"),
-    "t_out": ("outdoor_temperature", "temperatura_externa"),
-    "rh_out": ("outdoor_humidity", "umidade_externa"),
-    "t_mot_isd": ("t_running_mean", "t_rm", "running_mean_outdoor_temperature",
-                  "temperatura_media_movel"),
-    "climate": ("clima", "koppen"),
-    "building_type": ("tipo_edificio", "tipo_de_edificio"),
-    "cooling_type": ("cooling", "ventilation", "tipo_resfriamento", "condicionamento"),
-    "country": ("pais",),
-    "city": ("cidade",),
-    "mes_ano": ("month_year", "year_month"),
-}  # fmt: skip
+    "ta": _names(
+        "tdb t_a t_air air_temp air_temperature dry_bulb_temperature temperatura temperatura_ar "
+        "temperatura_do_ar temp_ar"
+    ),
+    "tr": _names(
+        "t_r mrt mean_radiant_temperature radiant_temperature temperatura_radiante "
+        "temperatura_radiante_media"
+    ),
+    "top": _names("t_op operative_temperature temperatura_operativa"),
+    "tg": _names("globe_temperature temperatura_de_globo temperatura_globo"),
+    "rh": _names("relative_humidity humidity umidade umidade_relativa ur hr humidade_relativa"),
+    "vel": _names("v vr air_speed air_velocity velocity velocidade_ar velocidade_do_ar vel_ar"),
+    "met": _names("metabolic_rate metabolism metabolismo taxa_metabolica atividade"),
+    "clo": _names(
+        "clothing clothing_insulation vestimenta roupa isolamento_roupa isolamento_da_vestimenta"
+    ),
+    "thermal_sensation": _names("tsv sensation vote sensacao sensacao_termica voto voto_sensacao"),
+    "building_id": _names("building edificio predio id_edificio id_predio"),
+    "record_id": _names("id record"),
+    "timestamp": _names("date datetime time data data_hora"),
+    "season": _names("estacao estacao_do_ano"),
+    "age": _names("idade"),
+    "gender": _names("sex sexo genero"),
+    "ht": _names("height altura"),
+    "wt": _names("weight peso massa"),
+    "t_out": _names("outdoor_temperature temperatura_externa"),
+    "rh_out": _names("outdoor_humidity umidade_externa"),
+    "t_mot_isd": _names(
+        "t_running_mean t_rm running_mean_outdoor_temperature temperatura_media_movel"
+    ),
+    "climate": _names("clima koppen"),
+    "building_type": _names("tipo_edificio tipo_de_edificio"),
+    "cooling_type": _names("cooling ventilation tipo_resfriamento condicionamento"),
+    "country": _names("pais"),
+    "city": _names("cidade"),
+    "mes_ano": _names("month_year year_month"),
+}
 
 # Trailing tokens that only name a unit: "ta_c", "Ta (°C)", "rh_pct", "vel [m/s]".
-_UNIT_TOKENS = frozenset(
-    {"c", "degc", "celsius", "pct", "percent", "ms", "m_s", "mps", "kg", "cm", "yrs", "years",
-     "anos", "k", "m"}
-)  # fmt: skip
+_UNIT_TOKENS = frozenset(_names("c degc celsius pct percent ms m_s mps kg cm yrs years anos k m"))
 
 
 def normalise_name(name: str) -> str:

@@ -25,6 +25,7 @@ import yaml
 
 from conforto.deploy.smoke import SmokeResult
 from conforto.errors import ConfigError, ConfortoError
+from conforto.settings import GCP_PROJECT, GCP_REGION
 
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
 
@@ -222,3 +223,74 @@ class CloudRunDeploy:
         if failure is None:
             return True, f"{deploy.revision} serves {deploy.service} at {service_url}"
         return False, f"{failure}; {self._back(deploy.service, previous)}"
+
+
+def check_target(image: str | None, project: str | None, region: str) -> tuple[str, str]:
+    """The image and project of a deploy, checked before any call to Google Cloud.
+
+    Parameters
+    ----------
+    image
+        The image by digest (``REGISTRY/conforto@sha256:<64 hex digits>``).
+    project, region
+        The Google Cloud project ID and region.
+
+    Returns
+    -------
+    tuple of str
+        ``(image, project)``, known to be set.
+
+    Raises
+    ------
+    ConfigError
+        When the image is not named by digest, or the project or region is malformed or
+        missing, saying which and how to fix it.
+    """
+    if image is None or not DIGEST.match(image):
+        raise ConfigError(
+            f"--image must name the image by digest (…@sha256:<64 hex>), not {image!r}."
+        )
+    if project is None:
+        raise ConfigError("no project: pass --project or set CONFORTO_DEPLOY__GCP_PROJECT.")
+    if not re.match(GCP_PROJECT, project):
+        raise ConfigError(
+            f"--project {project!r} is not a Google Cloud project ID (6-30 of a-z, 0-9, -)."
+        )
+    if not re.match(GCP_REGION, region):
+        raise ConfigError(f"--region {region!r} is not a Google Cloud region (e.g. europe-west1).")
+    return image, project
+
+
+def roll_out(
+    runner: CloudRunDeploy,
+    environment: str,
+    manifests: Path,
+    target: Path,
+    *,
+    image: str,
+    version: str,
+    canary: int | None,
+) -> tuple[Plan, str | None, bool, str]:
+    """Plan a deploy against what serves now, write its manifest to ``target`` and run it.
+
+    Returns
+    -------
+    tuple
+        ``(plan, previous revision or None, succeeded, summary or reason)``.
+    """
+    previous = serving_revision(runner.describe(f"conforto-{environment}") or {})
+    steps = plan(
+        environment,
+        manifests,
+        image=image,
+        version=version,
+        project=runner.project,
+        region=runner.region,
+        previous=previous,
+        canary=canary,
+        manifest_path=target,
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(steps.manifest_text())
+    ok, reason = runner.run(steps, previous)
+    return steps, previous, ok, reason

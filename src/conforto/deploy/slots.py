@@ -196,11 +196,27 @@ class Slot:
             command = [sys.executable, "-m", "conforto", "serve", "--model", str(model_dir)]
             command += ["--port", str(port)]
         else:
-            command = ["podman", "--storage-driver=overlay", "--runtime", "runc", "run", "--rm",
-                       "--read-only", "--tmpfs=/tmp",  # the container's own, writable /tmp
-                       "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
-                       "-p", f"127.0.0.1:{port}:8080", "-v", f"{model_dir}:/model:ro",
-                       "-e", "CONFORTO_SERVE__MODEL_DIR=/model", image]  # fmt: skip
+            command = [
+                "podman",
+                "--storage-driver=overlay",
+                "--runtime",
+                "runc",
+                "run",
+                "--rm",
+                "--read-only",
+                "--tmpfs=/tmp",  # the container's own, writable /tmp
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=32768:32768",
+                "-p",
+                f"127.0.0.1:{port}:8080",
+                "-v",
+                f"{model_dir}:/model:ro",
+                "-e",
+                "CONFORTO_SERVE__MODEL_DIR=/model",
+                image,
+            ]
         env = {**os.environ, "CONFORTO_SERVE__POLL_SECONDS": "0"}  # one fixed version
         process = subprocess.Popen(  # noqa: S603 - this project's own command
             command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True

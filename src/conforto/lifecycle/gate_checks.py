@@ -123,28 +123,21 @@ def baseline_checks(
     tuple
         The checks and the metrics they compared.
     """
-    model = summary(oof)
-    y = oof["y"].to_numpy(dtype=np.int64)
-    _, majority_pred = _scores(oof, "majority")
-    has_pmv = oof["pmv"].notna().to_numpy()
-    pmv = oof["pmv"].to_numpy(dtype=np.float64)[has_pmv]
-    prob_pmv, _ = _scores(oof, "pmvprob")
+    comparison = _baselines(oof)
+    model, pmv_rows = comparison["model"], int(comparison["pmv"]["rows"])
     model_f1, model_pmv_f1 = model["macro_f1"], model["macro_f1_pmv_rows"]
-    pmv_f1 = macro_f1(y[has_pmv], pmv_class(pmv))
-    majority_f1 = macro_f1(y, majority_pred)
+    pmv_f1 = comparison["pmv"]["macro_f1_pmv_rows"]
+    majority_f1 = comparison["majority"]["macro_f1"]
     model_ll = model["log_loss_pmv_rows"]
-    prob_pmv_ll = float(log_losses(y[has_pmv], prob_pmv[has_pmv]).mean())
-    gain_pmv, gain_majority, ll_gain = (
-        model_pmv_f1 - pmv_f1,
-        model_f1 - majority_f1,
-        prob_pmv_ll - model_ll,
-    )
+    prob_pmv_ll = comparison["probabilistic_pmv"]["log_loss_pmv_rows"]
+    gain_pmv, gain_majority = model_pmv_f1 - pmv_f1, model_f1 - majority_f1
+    ll_gain = prob_pmv_ll - model_ll
     checks = [
         GateCheck(
             "beats PMV",
             "baselines",
             gain_pmv >= config.min_gain_over_pmv,
-            f"macro-F1 {model_pmv_f1:.3f} vs PMV {pmv_f1:.3f} on {int(has_pmv.sum())} rows: "
+            f"macro-F1 {model_pmv_f1:.3f} vs PMV {pmv_f1:.3f} on {pmv_rows} rows: "
             f"gain {gain_pmv:+.3f} (required ≥ {config.min_gain_over_pmv:+.3f})",
             gain_pmv,
             config.min_gain_over_pmv,
@@ -168,13 +161,25 @@ def baseline_checks(
             config.min_log_loss_gain_over_probabilistic_pmv,
         ),
     ]
-    comparison = {
-        "model": model,
-        "pmv": {"macro_f1_pmv_rows": pmv_f1},
-        "majority": {"macro_f1": majority_f1},
-        "probabilistic_pmv": {"log_loss_pmv_rows": prob_pmv_ll},
-    }
+    del comparison["pmv"]["rows"]
     return checks, comparison
+
+
+def _baselines(oof: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The model's summary beside PMV binned, the majority class and the probabilistic PMV."""
+    y = oof["y"].to_numpy(dtype=np.int64)
+    _, majority_pred = _scores(oof, "majority")
+    has_pmv = oof["pmv"].notna().to_numpy()
+    pmv = oof["pmv"].to_numpy(dtype=np.float64)[has_pmv]
+    prob_pmv, _ = _scores(oof, "pmvprob")
+    return {
+        "model": summary(oof),
+        "pmv": {"macro_f1_pmv_rows": macro_f1(y[has_pmv], pmv_class(pmv)), "rows": has_pmv.sum()},
+        "majority": {"macro_f1": macro_f1(y, majority_pred)},
+        "probabilistic_pmv": {
+            "log_loss_pmv_rows": float(log_losses(y[has_pmv], prob_pmv[has_pmv]).mean())
+        },
+    }
 
 
 def paired_bootstrap(

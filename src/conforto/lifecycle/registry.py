@@ -17,7 +17,6 @@ import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
@@ -25,6 +24,7 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
 from conforto.lifecycle.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
+from conforto.lifecycle.store import RegistryStore
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
@@ -34,37 +34,6 @@ PRODUCTION = "production"
 INTENT = "intent.json"
 LOCK = ".lock"
 LOCK_TIMEOUT_S = 120.0
-
-
-class RegistryStore(Protocol):
-    """What the lifecycle needs from a model registry (MLflow's, in practice)."""
-
-    model_name: str
-
-    def register(
-        self,
-        artifact: Path,
-        *,
-        tags: dict[str, str],
-        params: dict[str, Any],
-        metrics: dict[str, float],
-    ) -> ModelVersion: ...
-
-    def versions(self) -> list[ModelVersion]: ...
-
-    def get(self, version: str) -> ModelVersion: ...
-
-    def set_tag(self, version: str, key: str, value: str) -> None: ...
-
-    def delete_tag(self, version: str, key: str) -> None: ...
-
-    def alias_version(self, alias: str) -> str | None: ...
-
-    def set_alias(self, alias: str, version: str) -> None: ...
-
-    def local_artifact(self, version: ModelVersion) -> Path: ...
-
-    def add_mlflow_model(self, version: ModelVersion) -> bool: ...
 
 
 def _checkpoint(name: str) -> None:

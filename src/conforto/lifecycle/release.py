@@ -31,8 +31,12 @@ def git_tag(cwd: Path | None = None) -> str:
     """
     done = subprocess.run(
         ["git", "describe", "--tags", "--exact-match"],  # noqa: S607 - git from PATH
-        capture_output=True, text=True, check=False, cwd=cwd, timeout=10,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        timeout=10,
+    )
     if done.returncode != 0:
         raise ConfigError(
             "the commit has no tag: tag it (git tag v1.2.0) or pass --tag to name the release."

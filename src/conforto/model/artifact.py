@@ -161,30 +161,9 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
     import lightgbm as lgb
 
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ArtifactError(
-            f"model directory not found: {directory}. Train one with `conforto train`."
-        )
-    missing = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
-    if missing:
-        raise ArtifactError(f"{directory} is not a complete model: missing {', '.join(missing)}.")
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{directory / MANIFEST} is not valid JSON: {exc}.") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{directory} has artifact format {version!r}; this conforto reads format "
-            f"{FORMAT_VERSION}. Retrain the model with this version."
-        )
+    manifest = _read_manifest(directory)
     if verify:
-        for name, expected in manifest.get("files", {}).items():
-            path = directory / name
-            if not path.is_file():
-                raise ArtifactError(f"{directory} is incomplete: {name} is listed but missing.")
-            if file_sha256(path) != expected:
-                raise ArtifactError(f"{path} is corrupt: its sha256 does not match the manifest.")
+        _verify_files(directory, manifest)
     try:
         booster = lgb.Booster(model_file=str(directory / BOOSTER))
     except lgb.basic.LightGBMError as exc:
@@ -210,3 +189,36 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"cannot read {heads}: {exc}.") from None
     return model
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of a complete model directory of this format."""
+    if not directory.is_dir():
+        raise ArtifactError(
+            f"model directory not found: {directory}. Train one with `conforto train`."
+        )
+    missing = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{directory} is not a complete model: missing {', '.join(missing)}.")
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{directory / MANIFEST} is not valid JSON: {exc}.") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory} has artifact format {version!r}; this conforto reads format "
+            f"{FORMAT_VERSION}. Retrain the model with this version."
+        )
+    found: dict[str, Any] = manifest
+    return found
+
+
+def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is there, with its checksum."""
+    for name, expected in manifest.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{directory} is incomplete: {name} is listed but missing.")
+        if file_sha256(path) != expected:
+            raise ArtifactError(f"{path} is corrupt: its sha256 does not match the manifest.")

@@ -126,9 +126,13 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike) -> float:
 
 
 def _verdict(
-    name: str, kind: str, statistic: float | None, threshold: float, n: tuple[float, float],
+    name: str,
+    kind: str,
+    statistic: float | None,
+    threshold: float,
+    n: tuple[float, float],
     config: MonitorConfig,
-) -> FeatureDrift:  # fmt: skip
+) -> FeatureDrift:
     enough = min(n) >= config.min_rows
     drifted = bool(enough and statistic is not None and statistic > threshold)
     return FeatureDrift(name, kind, "psi", statistic, threshold, drifted, enough, *n)

@@ -15,7 +15,6 @@ more than the arithmetic (about 20 µs a row instead of 200 µs a call).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -29,11 +28,9 @@ MET_W_M2 = 58.15
 _EPS = 0.00015
 #: Most iterations; rows that have not converged by then get NaN [-].
 _MAX_ITERATIONS = 150
-#: Up to this many rows, the formulas run on Python floats [rows].
-SCALAR_ROWS = 16
-#: Inputs of :func:`fast_features` [°C, °C, %, m/s, met, clo, °C].
+#: Inputs of :func:`conforto.physics.features.fast_features` [°C, °C, %, m/s, met, clo, °C].
 PHYSICS_INPUTS: tuple[str, ...] = ("ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd")
-#: What :func:`fast_features` computes, in this order.
+#: What :func:`conforto.physics.features.fast_features` computes, in this order.
 FAST_FEATURES: tuple[str, ...] = ("t_op", "pmv_iso", "ppd_iso", "t_cmf", "dt_cmf")
 
 #: ISO 7730 applicability limits (inclusive), as pythermalcomfort checks them [°C, °C, m/s,
@@ -356,49 +353,3 @@ def adaptive_comfort_temperature(t_running_mean: Any, xp: Any = np) -> Any:
     low, high = ADAPTIVE_RANGE
     valid = (t_running_mean >= low) & (t_running_mean <= high)
     return xp.where(valid, ADAPTIVE_INTERCEPT + ADAPTIVE_SLOPE * t_running_mean, math.nan)
-
-
-def _features_of_row(
-    ta: float, tr: float, rh: float, vel: float, met: float, clo: float, t_mot: float
-) -> tuple[float, float, float, float, float]:
-    """:func:`fast_features` of one row, on Python floats: NaN where NumPy gives NaN or
-    infinity (negative square root, division by zero, overflow) instead of an exception."""
-    try:
-        t_op = operative_temperature(ta, tr, 0.0 if math.isnan(vel) else vel, Floats)
-    except (ArithmeticError, ValueError):
-        t_op = math.nan
-    try:
-        pmv, ppd = pmv_ppd_limited(ta, tr, vel, rh, met, clo, Floats)
-    except (ArithmeticError, ValueError):
-        pmv = ppd = math.nan
-    t_cmf = adaptive_comfort_temperature(t_mot, Floats)
-    return t_op, pmv, ppd, t_cmf, t_op - t_cmf
-
-
-def fast_features(inputs: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
-    """``t_op``, ``pmv_iso``, ``ppd_iso``, ``t_cmf`` and ``dt_cmf`` for every row.
-
-    Parameters
-    ----------
-    inputs
-        Float arrays of equal length: ``ta``, ``tr`` (missing values already taken equal to
-        ``ta``), ``rh``, ``vel``, ``met``, ``clo``, ``t_mot_isd`` [°C, °C, %, m/s, met, clo, °C];
-        NaN marks a missing value.
-
-    Returns
-    -------
-    dict
-        Feature name → float array; NaN where a feature does not apply.
-    """
-    ta, tr, rh, vel, met, clo, t_mot = (inputs[c] for c in PHYSICS_INPUTS)
-    if len(ta) > SCALAR_ROWS:
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            t_op = operative_temperature(ta, tr, np.where(np.isnan(vel), 0.0, vel))
-            pmv, ppd = pmv_ppd_limited(ta, tr, vel, rh, met, clo)
-        t_cmf = adaptive_comfort_temperature(t_mot)
-        features: tuple[Any, ...] = (t_op, pmv, ppd, t_cmf, t_op - t_cmf)
-    else:
-        columns = (x.tolist() for x in (ta, tr, rh, vel, met, clo, t_mot))
-        rows = [_features_of_row(*row) for row in zip(*columns, strict=True)]
-        features = tuple(np.array(rows, dtype=np.float64).reshape(-1, len(FAST_FEATURES)).T)
-    return dict(zip(FAST_FEATURES, features, strict=True))

@@ -11,9 +11,10 @@ when asked for.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,8 +22,10 @@ import numpy.typing as npt
 from conforto.physics.comfort import (
     FAST_FEATURES,
     PHYSICS_INPUTS,
+    Floats,
+    adaptive_comfort_temperature,
     dynamic_clothing,
-    fast_features,
+    operative_temperature,
     pmv_ppd_limited,
     relative_air_speed,
 )
@@ -31,6 +34,8 @@ if TYPE_CHECKING:  # frames only in comfort_features: the service never imports 
     import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
+#: Up to this many rows, the formulas run on Python floats [rows].
+SCALAR_ROWS = 16
 
 #: Every feature :func:`comfort_features` can compute, with its unit and meaning.
 FEATURES: dict[str, tuple[str, str]] = {
@@ -188,3 +193,49 @@ def _guarded(
             warnings.simplefilter("ignore")
             out[ok] = np.asarray(compute(ok, inputs), dtype=np.float64)
     return out
+
+
+def _features_of_row(
+    ta: float, tr: float, rh: float, vel: float, met: float, clo: float, t_mot: float
+) -> tuple[float, float, float, float, float]:
+    """:func:`fast_features` of one row, on Python floats: NaN where NumPy gives NaN or
+    infinity (negative square root, division by zero, overflow) instead of an exception."""
+    try:
+        t_op = operative_temperature(ta, tr, 0.0 if math.isnan(vel) else vel, Floats)
+    except (ArithmeticError, ValueError):
+        t_op = math.nan
+    try:
+        pmv, ppd = pmv_ppd_limited(ta, tr, vel, rh, met, clo, Floats)
+    except (ArithmeticError, ValueError):
+        pmv = ppd = math.nan
+    t_cmf = adaptive_comfort_temperature(t_mot, Floats)
+    return t_op, pmv, ppd, t_cmf, t_op - t_cmf
+
+
+def fast_features(inputs: Mapping[str, FloatArray]) -> dict[str, FloatArray]:
+    """``t_op``, ``pmv_iso``, ``ppd_iso``, ``t_cmf`` and ``dt_cmf`` for every row.
+
+    Parameters
+    ----------
+    inputs
+        Float arrays of equal length: ``ta``, ``tr`` (missing values already taken equal to
+        ``ta``), ``rh``, ``vel``, ``met``, ``clo``, ``t_mot_isd`` [°C, °C, %, m/s, met, clo, °C];
+        NaN marks a missing value.
+
+    Returns
+    -------
+    dict
+        Feature name → float array; NaN where a feature does not apply.
+    """
+    ta, tr, rh, vel, met, clo, t_mot = (inputs[c] for c in PHYSICS_INPUTS)
+    if len(ta) > SCALAR_ROWS:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            t_op = operative_temperature(ta, tr, np.where(np.isnan(vel), 0.0, vel))
+            pmv, ppd = pmv_ppd_limited(ta, tr, vel, rh, met, clo)
+        t_cmf = adaptive_comfort_temperature(t_mot)
+        features: tuple[Any, ...] = (t_op, pmv, ppd, t_cmf, t_op - t_cmf)
+    else:
+        columns = (x.tolist() for x in (ta, tr, rh, vel, met, clo, t_mot))
+        rows = [_features_of_row(*row) for row in zip(*columns, strict=True)]
+        features = tuple(np.array(rows, dtype=np.float64).reshape(-1, len(FAST_FEATURES)).T)
+    return dict(zip(FAST_FEATURES, features, strict=True))

@@ -94,26 +94,32 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
         )
     out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
     for column in SLICES:
-        if column not in pred.columns:
-            continue
-        rows = []
-        for value, i in slice_positions(pred, column).items():
-            entry: dict[str, Any] = {
-                "value": value,
-                "rows": int(i.size),
-                "buildings": int(np.unique(groups[i]).size),
-                "accuracy": float((decision[i] == y[i]).mean()),
-                "macro_f1": macro_f1(y[i], decision[i]),
-            }
-            pmv_i = i[has_pmv[i]]
-            entry["pmv_macro_f1"] = (
-                macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None
-            )
-            if i.size >= MIN_SLICE_ROWS:
-                entry["ci"] = bootstrap_interval(y[i], decision[i], groups[i], seed=seed, reps=100)
-            rows.append(entry)
-        out["slices"][column] = sorted(rows, key=lambda r: -r["rows"])
+        if column in pred.columns:
+            out["slices"][column] = _slices(pred, column, seed=seed)
     return out
+
+
+def _slices(pred: pd.DataFrame, column: str, *, seed: int) -> list[dict[str, Any]]:
+    """The model's and PMV's scores on each value of a slice column, largest first."""
+    y, decision = predictions.labels(pred)
+    groups = pred["building_id"].to_numpy(dtype=np.int64)
+    pmv = pred["pmv"].to_numpy(dtype=np.float64)
+    has_pmv = ~np.isnan(pmv)
+    rows = []
+    for value, i in slice_positions(pred, column).items():
+        pmv_i = i[has_pmv[i]]
+        entry: dict[str, Any] = {
+            "value": value,
+            "rows": int(i.size),
+            "buildings": int(np.unique(groups[i]).size),
+            "accuracy": float((decision[i] == y[i]).mean()),
+            "macro_f1": macro_f1(y[i], decision[i]),
+            "pmv_macro_f1": macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None,
+        }
+        if i.size >= MIN_SLICE_ROWS:
+            entry["ci"] = bootstrap_interval(y[i], decision[i], groups[i], seed=seed, reps=100)
+        rows.append(entry)
+    return sorted(rows, key=lambda r: -r["rows"])
 
 
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:

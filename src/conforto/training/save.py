@@ -39,14 +39,31 @@ from conforto.uncertainty.sets import CONFORMAL
 #: The golden rooms: ordinary, hot and cold ones, with and without context. The inputs are API
 #: requests, so a smoke test sends them as they are.
 GOLDEN_ROOMS: tuple[dict[str, Any], ...] = (
-    {"ta": 24.5, "tr": 25.0, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "t_mot_isd": 22.0,
-     "season": "summer", "cooling_type": "air conditioned"},
+    {
+        "ta": 24.5,
+        "tr": 25.0,
+        "rh": 55.0,
+        "vel": 0.15,
+        "met": 1.1,
+        "clo": 0.6,
+        "t_mot_isd": 22.0,
+        "season": "summer",
+        "cooling_type": "air conditioned",
+    },
     {"ta": 32.0, "tr": 32.0, "rh": 80.0, "vel": 0.05, "met": 1.2, "clo": 1.0, "t_mot_isd": 28.0},
     {"ta": 16.0, "tr": 16.0, "rh": 40.0, "vel": 0.2, "met": 1.0, "clo": 0.3, "t_mot_isd": 10.0},
-    {"ta": 21.0, "rh": 40.0, "vel": 0.3, "met": 1.2, "clo": 1.0, "season": "winter",
-     "climate": "humid subtropical", "country": "brazil"},
+    {
+        "ta": 21.0,
+        "rh": 40.0,
+        "vel": 0.3,
+        "met": 1.2,
+        "clo": 1.0,
+        "season": "winter",
+        "climate": "humid subtropical",
+        "country": "brazil",
+    },
     {"ta": 28.0, "rh": 70.0, "vel": 0.05, "met": 1.0, "clo": 0.5},
-)  # fmt: skip
+)
 
 
 def golden(model: ThermalModel) -> dict[str, Any]:
@@ -161,9 +178,12 @@ def write_model(
     try:
         result.final.booster.save_model(str(tmp / BOOSTER))
         fitted = ThermalModel(
-            result.spec, result.final.booster, result.final.temperature,
-            result.final.class_weights, {},
-        )  # fmt: skip
+            result.spec,
+            result.final.booster,
+            result.final.temperature,
+            result.final.class_weights,
+            {},
+        )
         atomic_write_json(tmp / GOLDEN, golden(fitted))
         atomic_write_text(tmp / CONFORMAL, json.dumps(result.conformal.to_dict()) + "\n")
         atomic_write_json(tmp / CONFIDENCE, result.confidence.to_dict())

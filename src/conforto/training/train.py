@@ -270,6 +270,16 @@ def train_model(
     prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
     conformal = calibrate_frame(cv.oof, by=config.conformal_by)
     return TrainingResult(
-        rows, y, groups, spec, final, cv, metrics, prob_pmv, config, conformal,
-        fit_frame(cv.oof), heads,
-    )  # fmt: skip
+        rows,
+        y,
+        groups,
+        spec,
+        final,
+        cv,
+        metrics,
+        prob_pmv,
+        config,
+        conformal,
+        fit_frame(cv.oof),
+        heads,
+    )
