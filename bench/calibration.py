@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from conforto.metrics import predictions
-from conforto.metrics.scores import bootstrap_interval, macro_f1, slice_positions
+from conforto.metrics.scores import bootstrap_interval, macro_f1
 from conforto.uncertainty.calibration import (
     REPORT_LEVELS,
     SLICE_TOLERANCE,
@@ -62,8 +62,8 @@ def row(name: str, frame: pd.DataFrame, recalibrated: FloatArray) -> dict[str, o
 def report(frame: pd.DataFrame, recalibrated: FloatArray, min_rows: int) -> None:
     """The table, then each estimate's overall gap, macro-F1 and slices outside."""
     rows = [row("all", frame, recalibrated)]
-    for column in ("climate", "cooling_type"):
-        for value, where in slice_positions(frame, column).items():
+    for column, groups in predictions.slices(frame, ("climate", "cooling_type")).items():
+        for value, where in groups.items():
             if len(where) >= min_rows:
                 rows.append(row(f"{column}={value}", frame.iloc[where], recalibrated[where]))
     table = pd.DataFrame(rows)
@@ -113,7 +113,7 @@ def unseen(draws: int, config: Path, work: Path) -> None:
     from conforto.training.evaluate import predictions_frame
     from conforto.training.save import write_model
     from conforto.training.train import train_model
-    from conforto.uncertainty.confidence import stored
+    from conforto.uncertainty.confidence import load_confidence
 
     files = sources(None, None)  # CONFORTO_MEASUREMENTS / CONFORTO_METADATA
     measurements, metadata = pd.read_csv(files[0], low_memory=False), pd.read_csv(files[1])
@@ -131,7 +131,7 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         write_model(train_model(frame, config=pipeline_config(config).train), frame, work / "m")
         model = load_model(work / "m")
         table = predictions_frame(model, load_dataset(*paths["unseen"]).frame)
-        calibration = stored(model)
+        calibration = load_confidence(model)
         assert calibration is not None
         recalibrated = calibration.recalibrated(
             predictions.probabilities(table), predictions.labels(table)[1]

@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 
 def file_sha256(path: Path) -> str:
@@ -16,33 +18,55 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+@contextmanager
+def atomic_writer(path: Path, mode: Literal["w", "wb"] = "wb") -> Iterator[IO[Any]]:
+    """A file handle whose content appears at ``path`` whole, or not at all.
+
+    The handle writes a temporary file beside ``path``; when the block ends normally, the file
+    is flushed to disk, made readable by everyone (``0644``, as ``open`` would with the usual
+    umask) and renamed over ``path``. When the block raises, the temporary file is removed and
+    ``path`` is left as it was.
 
     Parameters
     ----------
     path
         Destination; its parent folder is created when missing.
-    data
-        Content to write.
+    mode
+        ``"wb"`` for bytes, ``"w"`` for UTF-8 text.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_writer(target, "w") as handle:
+    ...     _ = handle.write("whole")
+    >>> target.read_text(), oct(target.stat().st_mode & 0o777)
+    ('whole', '0o644')
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(0o644)  # mkstemp's 0600 would hide reports, predictions and models
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`).
 
     Returns
     -------
     pathlib.Path
         ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide reports and models from other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as handle:
+        handle.write(data)
     return path
 
 

@@ -36,7 +36,7 @@ def _registry() -> Registry:
 
 
 def _gate(version: str, config: Path, *extra: str) -> tuple[int, str, dict[str, object]]:
-    result = runner.invoke(app, ["validate-model", version, "--config", str(config), *extra])
+    result = runner.invoke(app, ["gate", version, "--config", str(config), *extra])
     report_path = get_settings().home / "reports" / f"gate-v{version}" / "gate.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return result.exit_code, result.output, report

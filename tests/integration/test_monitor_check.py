@@ -46,6 +46,7 @@ def test_export_writes_voted_predictions_as_training_rows(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rows = pd.read_csv(out)
+    assert out.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
     assert votes < len(rows) < 600
     assert rows["prediction_id"].is_unique
     by_site = rows[rows["site"].notna()]

@@ -226,6 +226,7 @@ def test_cli_evaluate_and_predict(
     assert result.exit_code == 0, result.output
     assert "2 not scored" in result.output
     assert pd.read_csv(tmp_path / "p.csv")["prediction_set"].notna().sum() == 2998
+    assert (tmp_path / "p.csv").stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
     refused = runner.invoke(
         app,
         [

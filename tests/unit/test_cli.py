@@ -73,3 +73,12 @@ def test_invalid_settings_are_reported(monkeypatch: object) -> None:
     result = runner.invoke(app, ["data", "download"])
     assert result.exit_code == 1
     assert "CONFORTO_DOWNLOAD__RETRIES" in result.output
+
+
+def test_the_gate_is_conforto_gate_and_the_old_spelling_still_runs_it_unlisted() -> None:
+    listed = runner.invoke(app, ["--help"]).output
+    assert " gate " in listed
+    assert "validate-model" not in listed  # "validate" is for data checks only
+    old = runner.invoke(app, ["validate-model", "--help"])
+    assert old.exit_code == 0
+    assert "The promotion gate" in old.output

@@ -12,11 +12,11 @@ from conforto.errors import DataError
 from conforto.metrics import predictions
 from conforto.uncertainty.calibration import (
     calibrate,
+    coverage_misses,
     coverage_report,
     cross_conformal_sets,
-    misses,
 )
-from conforto.uncertainty.sets import GRID, ConformalSets, joined, score_grid
+from conforto.uncertainty.sets import GRID, ConformalSets, score_grid, sets_as_text
 
 CLASSES = ("cool", "neutral", "warm")
 
@@ -149,7 +149,7 @@ def test_sets_by_climate_cover_each_climate() -> None:
         assert abs(covered(sets, y) - 0.9) < 0.015
     report = coverage_report(pred, by="climate")
     assert report["by"] == "climate"
-    assert misses(report) == []
+    assert coverage_misses(report) == []
 
 
 def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None:
@@ -173,7 +173,10 @@ def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None
 
 
 def test_sets_are_joined_in_class_order() -> None:
-    assert joined(np.array([[True, False, True], [False, True, False]])) == ["cool|warm", "neutral"]
+    assert sets_as_text(np.array([[True, False, True], [False, True, False]])) == [
+        "cool|warm",
+        "neutral",
+    ]
 
 
 def test_cross_conformal_coverage_and_a_slice_that_misses() -> None:
@@ -191,8 +194,8 @@ def test_cross_conformal_coverage_and_a_slice_that_misses() -> None:
     by_value = {e["value"]: e for e in report["slices"]["climate"]}
     assert by_value["tropical"]["coverage"][1] < 0.85  # sharp and wrong two times in three
     assert all(by_value["temperate"]["within"])
-    assert {(m["value"], m["level"]) for m in misses(report)} >= {("tropical", 0.9)}
-    assert "temperate" not in {m["value"] for m in misses(report)}
+    assert {(m["value"], m["level"]) for m in coverage_misses(report)} >= {("tropical", 0.9)}
+    assert "temperate" not in {m["value"] for m in coverage_misses(report)}
 
 
 def test_cross_conformal_needs_folds() -> None:

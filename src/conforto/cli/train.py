@@ -1,4 +1,4 @@
-"""Training commands: ``train``, ``evaluate``, ``predict``, ``validate-model``, ``pipeline run``."""
+"""Training commands: ``train``, ``evaluate``, ``predict``, ``gate``, ``pipeline run``."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def predict(
     )
 
 
-def validate_model(
+def gate(
     version: Annotated[str, typer.Argument(help="Registered version to judge.")],
     measurements: MeasurementsOpt = None,
     metadata: MetadataOpt = None,

@@ -8,8 +8,6 @@ then rename; a failed or interrupted transfer leaves nothing behind. Transient f
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from rich.progress import (
 )
 
 from conforto.errors import DataSourceError, DownloadError
-from conforto.fileio import file_sha256
+from conforto.fileio import atomic_writer, file_sha256
 from conforto.settings import Settings
 
 _CHUNK = 1 << 16
@@ -118,13 +116,11 @@ def download_file(
 
 
 def _fetch(remote: RemoteFile, dest: Path, *, timeout: float, progress: bool) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
         received = 0
         with (
-            os.fdopen(fd, "wb") as handle,
+            atomic_writer(dest) as handle,
             httpx.stream("GET", remote.url, timeout=timeout, follow_redirects=True) as response,
         ):
             if response.status_code >= 500 or response.status_code == 429:
@@ -152,20 +148,14 @@ def _fetch(remote: RemoteFile, dest: Path, *, timeout: float, progress: bool) ->
                     bar.update(task, advance=len(chunk))
             if total is not None and received != total:
                 raise _TransientError(f"transfer interrupted after {received} of {total} bytes")
-            handle.flush()
-            os.fsync(handle.fileno())
-        actual = digest.hexdigest()
-        if actual != remote.sha256:
-            raise DownloadError(
-                f"checksum mismatch for {remote.name} ({remote.url}): expected sha256 "
-                f"{remote.sha256}, got {actual}. The file was not saved; the source may have "
-                "changed or been corrupted in transit."
-            )
-        os.replace(tmp, dest)
+            if (actual := digest.hexdigest()) != remote.sha256:
+                raise DownloadError(
+                    f"checksum mismatch for {remote.name} ({remote.url}): expected sha256 "
+                    f"{remote.sha256}, got {actual}. The file was not saved; the source may "
+                    "have changed or been corrupted in transit."
+                )
     except httpx.TransportError as exc:
         raise _TransientError(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def download_official(

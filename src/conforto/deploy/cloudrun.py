@@ -25,6 +25,7 @@ import yaml
 
 from conforto.deploy.smoke import SmokeResult
 from conforto.errors import ConfigError, ConfortoError
+from conforto.fileio import atomic_write_text
 from conforto.settings import GCP_PROJECT, GCP_REGION
 
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
@@ -290,7 +291,6 @@ def roll_out(
         canary=canary,
         manifest_path=target,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(steps.manifest_text())
+    atomic_write_text(target, steps.manifest_text())
     ok, reason = runner.run(steps, previous)
     return steps, previous, ok, reason

@@ -20,14 +20,10 @@ from conforto.metrics.scores import (
     log_losses,
     macro_f1,
     macro_f1_from_confusion,
-    slice_positions,
 )
 from conforto.training.baselines import pmv_class
 from conforto.training.heads import PHYSICS_BASELINES
 from conforto.uncertainty.calibration import cross_conformal_sets
-
-#: Slices the gate guards against regressions.
-GATE_SLICES = ("cooling_type", "climate", "season")
 
 
 class GateConfig(BaseModel):
@@ -54,7 +50,9 @@ class GateConfig(BaseModel):
         0.95, gt=0.5, lt=1.0, description="One-sided confidence of the paired bootstrap."
     )
     bootstrap_reps: int = Field(1000, ge=100, le=20000, description="Bootstrap replicates.")
-    slice_min_rows: int = Field(1000, ge=1, description="Slices with fewer rows are not judged.")
+    slice_min_rows: int = Field(
+        predictions.MIN_SLICE_ROWS, ge=1, description="Slices with fewer rows are not judged."
+    )
     slice_tolerance: float = Field(
         0.03, ge=0, description="Largest macro-F1 drop allowed on a judged slice."
     )
@@ -93,12 +91,12 @@ def _scores(frame: pd.DataFrame, scorer: str = "p") -> tuple[np.ndarray, np.ndar
     return proba, predictions.labels(frame)[1] if scorer == "p" else proba.argmax(axis=1)
 
 
-def summary(oof: pd.DataFrame) -> dict[str, float]:
+def summary(pred: pd.DataFrame) -> dict[str, float]:
     """Macro-F1 and log loss [nats] of a predictions frame, on all rows and where PMV exists."""
-    y = oof["y"].to_numpy(dtype=np.int64)
-    proba, decision = _scores(oof)
+    y = pred["y"].to_numpy(dtype=np.int64)
+    proba, decision = _scores(pred)
     loss = log_losses(y, proba)
-    pmv = oof["pmv"].notna().to_numpy()
+    pmv = pred["pmv"].notna().to_numpy()
     return {
         "macro_f1": macro_f1(y, decision),
         "macro_f1_pmv_rows": macro_f1(y[pmv], decision[pmv]),
@@ -108,13 +106,13 @@ def summary(oof: pd.DataFrame) -> dict[str, float]:
 
 
 def baseline_checks(
-    oof: pd.DataFrame, config: GateConfig
+    pred: pd.DataFrame, config: GateConfig
 ) -> tuple[list[GateCheck], dict[str, Any]]:
     """(a) The model against PMV binned, the majority class and the probabilistic PMV.
 
     Parameters
     ----------
-    oof
+    pred
         Out-of-fold predictions (``oof.parquet``) with ``y``, ``decision``, ``p_*``,
         ``majority_*``, ``pmvprob_*`` and ``pmv``.
 
@@ -123,7 +121,7 @@ def baseline_checks(
     tuple
         The checks and the metrics they compared.
     """
-    comparison = _baselines(oof)
+    comparison = _baselines(pred)
     model, pmv_rows = comparison["model"], int(comparison["pmv"]["rows"])
     model_f1, model_pmv_f1 = model["macro_f1"], model["macro_f1_pmv_rows"]
     pmv_f1 = comparison["pmv"]["macro_f1_pmv_rows"]
@@ -165,15 +163,15 @@ def baseline_checks(
     return checks, comparison
 
 
-def _baselines(oof: pd.DataFrame) -> dict[str, dict[str, float]]:
+def _baselines(pred: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The model's summary beside PMV binned, the majority class and the probabilistic PMV."""
-    y = oof["y"].to_numpy(dtype=np.int64)
-    _, majority_pred = _scores(oof, "majority")
-    has_pmv = oof["pmv"].notna().to_numpy()
-    pmv = oof["pmv"].to_numpy(dtype=np.float64)[has_pmv]
-    prob_pmv, _ = _scores(oof, "pmvprob")
+    y = pred["y"].to_numpy(dtype=np.int64)
+    _, majority_pred = _scores(pred, "majority")
+    has_pmv = pred["pmv"].notna().to_numpy()
+    pmv = pred["pmv"].to_numpy(dtype=np.float64)[has_pmv]
+    prob_pmv, _ = _scores(pred, "pmvprob")
     return {
-        "model": summary(oof),
+        "model": summary(pred),
         "pmv": {"macro_f1_pmv_rows": macro_f1(y[has_pmv], pmv_class(pmv)), "rows": has_pmv.sum()},
         "majority": {"macro_f1": macro_f1(y, majority_pred)},
         "probabilistic_pmv": {
@@ -274,10 +272,8 @@ def slice_checks(
     y = challenger["y"].to_numpy(dtype=np.int64)
     ours, theirs = _scores(challenger)[1], _scores(champion)[1]
     table: list[dict[str, Any]] = []
-    for column in GATE_SLICES:
-        if column not in challenger.columns:
-            continue
-        for value, index in slice_positions(challenger, column).items():
+    for column, groups in predictions.slices(challenger, predictions.JUDGED_SLICES).items():
+        for value, index in groups.items():
             if len(index) < config.slice_min_rows:
                 continue
             new, old = macro_f1(y[index], ours[index]), macro_f1(y[index], theirs[index])
@@ -309,13 +305,13 @@ def slice_checks(
 
 
 def coverage_checks(
-    oof: pd.DataFrame, config: GateConfig, *, conformal_by: str = "all"
+    pred: pd.DataFrame, config: GateConfig, *, conformal_by: str = "all"
 ) -> list[GateCheck]:
     """(e) The cross-conformal coverage of the prediction sets at ``coverage_level``, within
     ``coverage_tolerance`` of it (see :mod:`conforto.uncertainty.calibration`)."""
     level = config.coverage_level
-    sets = cross_conformal_sets(oof, [level], by=conformal_by)[level]
-    y = oof["y"].to_numpy(dtype=np.int64)
+    sets = cross_conformal_sets(pred, [level], by=conformal_by)[level]
+    y = pred["y"].to_numpy(dtype=np.int64)
     coverage = float(sets[np.arange(len(y)), y].mean())
     miss = coverage - level
     return [

@@ -264,7 +264,7 @@ class Registry:
                 if "validated" not in target.tags:
                     raise RegistryError(
                         f"version {target.version} is not validated: run the gate "
-                        "(`conforto validate-model`) or pass --force."
+                        "(`conforto gate`) or pass --force."
                     )
             move = Move(
                 "promote",

@@ -2,7 +2,7 @@
 physics features), ``model_training`` and ``model_validation`` (the gate).
 
 :mod:`conforto.lifecycle.pipeline` chains them; each also runs alone (``conforto data validate``,
-``conforto train``, ``conforto validate-model``).
+``conforto train``, ``conforto gate``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ model; evaluation builds the same frame on other data; the report and the gate r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -21,12 +21,19 @@ from conforto.errors import DataError
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+IndexArray = npt.NDArray[np.intp]
 
 #: Scorers whose probabilities the frame holds: the model (``p``), the majority class, the
 #: probabilistic PMV and the scikit-learn candidate (cross-validation only).
 SCORERS = ("p", "majority", "pmvprob", "logistic")
-#: Columns copied from the scored rows, when present: the slices reports and gates judge.
-CONTEXT = ("record_id", "cooling_type", "climate", "season", "building_type")
+#: Slice columns: every report breaks its scores down by these, when the rows have them.
+SLICES = ("cooling_type", "climate", "season", "building_type")
+#: The slices the gate and the prediction sets' coverage are judged on.
+JUDGED_SLICES = SLICES[:3]
+#: Slices with fewer rows are shown but not judged (the gate's default, the sets' coverage).
+MIN_SLICE_ROWS = 1000
+#: Columns copied from the scored rows, when present.
+CONTEXT = ("record_id", *SLICES)
 
 
 def columns(scorer: str) -> list[str]:
@@ -107,3 +114,24 @@ def held_out(frame: pd.DataFrame, purpose: str) -> Iterator[tuple[BoolArray, pd.
     for k in distinct:
         test = fold == k
         yield test, frame[~test]
+
+
+def slices(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, IndexArray]]:
+    """Row positions of every slice: column → value → positions, for the columns ``frame`` has.
+
+    Missing values form the ``(missing)`` slice.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"season": ["summer", None, "summer"]})
+    >>> slices(frame, ["season", "climate"])
+    {'season': {'(missing)': array([1]), 'summer': array([0, 2])}}
+    """
+    found = {}
+    for column in columns:
+        if column in frame.columns:
+            values = frame[column].astype(object).where(frame[column].notna(), "(missing)")
+            found[column] = {
+                str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()
+            }
+    return found

@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -70,18 +69,6 @@ def log_losses(y: IntArray, proba: FloatArray) -> FloatArray:
     """
     picked = np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)
     return np.asarray(-np.log(picked), dtype=np.float64)
-
-
-def slice_positions(frame: pd.DataFrame, column: str) -> dict[str, npt.NDArray[np.intp]]:
-    """Row positions of each value of a slice column; missing values form ``(missing)``.
-
-    Examples
-    --------
-    >>> slice_positions(pd.DataFrame({"season": ["summer", None, "summer"]}), "season")
-    {'(missing)': array([1]), 'summer': array([0, 2])}
-    """
-    values = frame[column].astype(object).where(frame[column].notna(), "(missing)")
-    return {str(v): np.asarray(i) for v, i in values.groupby(values).indices.items()}
 
 
 def expected_calibration_error(

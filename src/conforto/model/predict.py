@@ -28,12 +28,13 @@ from conforto.data.columns import NUMERIC, resolve_columns, resolve_name, valida
 from conforto.data.load import coerce_numeric, read_table
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfigError, DataSourceError
+from conforto.fileio import atomic_writer
 from conforto.model.artifact import ThermalModel
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import REQUIRED_INPUTS, encode
 from conforto.physics.features import PHYSICS_INPUTS
 from conforto.settings import DEFAULT_LEVEL
-from conforto.uncertainty.sets import check_level, joined
+from conforto.uncertainty.sets import check_level, sets_as_text
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.intp]
@@ -146,7 +147,7 @@ def score_frame(
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
         if model.conformal is not None:
             climates = _climates(frame.loc[ok]) if model.conformal.by == "climate" else None
-            sets[ok] = joined(model.conformal.sets(proba[ok], coverage, decision, climates))
+            sets[ok] = sets_as_text(model.conformal.sets(proba[ok], coverage, decision, climates))
     columns = {
         "predicted_class": pa.array(labels, pa.string()),
         "p_cool": pa.array(proba[:, 0], from_pandas=True),
@@ -284,8 +285,6 @@ def predict_file(
     DataSourceError
         When the file cannot be read or has no rows.
     """
-    import tempfile
-
     try:
         check_level(coverage)
     except ValueError as exc:
@@ -294,33 +293,21 @@ def predict_file(
     if metadata is not None:
         buildings = read_table(metadata).drop_duplicates("building_id")
     summary = PredictionSummary()
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp"
-    )
-    tmp = Path(tmp_name)
     writer = None
-    try:
-        with open(fd, "wb") as sink:
-            for raw in _chunks(input_path, chunk_rows, input_columns(model)):
-                frame = prepare_frame(raw, source=input_path.name)
-                if buildings is not None and "building_id" in frame.columns:
-                    extra = [
-                        c for c in buildings.columns if c != "building_id" and c in frame.columns
-                    ]
-                    frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
-                table = score_frame(model, frame, coverage)
-                if writer is None:
-                    writer = pacsv.CSVWriter(sink, table.schema)
-                writer.write_table(table)
-                summary.rows += table.num_rows
-                summary.scored += table.num_rows - pc.sum(pc.not_equal(table["reason"], "")).as_py()
-                summary.flagged += pc.sum(pc.not_equal(table["flags"], "")).as_py()
-            if writer is not None:
-                writer.close()
+    with atomic_writer(output_path) as sink:
+        for raw in _chunks(input_path, chunk_rows, input_columns(model)):
+            frame = prepare_frame(raw, source=input_path.name)
+            if buildings is not None and "building_id" in frame.columns:
+                extra = [c for c in buildings.columns if c != "building_id" and c in frame.columns]
+                frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
+            table = score_frame(model, frame, coverage)
+            if writer is None:
+                writer = pacsv.CSVWriter(sink, table.schema)
+            writer.write_table(table)
+            summary.rows += table.num_rows
+            summary.scored += table.num_rows - pc.sum(pc.not_equal(table["reason"], "")).as_py()
+            summary.flagged += pc.sum(pc.not_equal(table["flags"], "")).as_py()
         if writer is None:
             raise DataSourceError(f"{input_path} has no rows to score.")
-        tmp.replace(output_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        writer.close()
     return summary

@@ -87,7 +87,7 @@ def trained_at(model: ThermalModel) -> datetime:
     return datetime.fromisoformat(created) if created else datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def fresh(path: Path, max_age_hours: float) -> dict[str, Any] | None:
+def recent_result(path: Path, max_age_hours: float) -> dict[str, Any] | None:
     """A monitor's last result, when it exists and is younger than ``max_age_hours``."""
     if not path.is_file() or time.time() - path.stat().st_mtime > max_age_hours * 3600:
         return None
@@ -145,7 +145,7 @@ def findings(
     version = model_version or model.version
     found: dict[str, dict[str, Any] | None] = {}
     for name in ("drift", "performance"):
-        last = fresh(reports / name / f"{name}.json", config.max_result_age_hours)
+        last = recent_result(reports / name / f"{name}.json", config.max_result_age_hours)
         if last is not None and last["model_version"] == version:
             found[name] = last
             continue

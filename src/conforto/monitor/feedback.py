@@ -10,7 +10,6 @@ training data.
 
 from __future__ import annotations
 
-import tempfile
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from conforto.fileio import atomic_writer
 from conforto.model.inputs import INPUTS
 from conforto.monitor.window import Span, read_predictions, read_votes
 
@@ -83,20 +83,11 @@ def export_feedback(
         Rows written (voted predictions).
     """
     span = Span(since or datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC))
-    out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with tempfile.NamedTemporaryFile(
-        "w", dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        tmp = Path(handle.name)
-        try:
-            pd.DataFrame(columns=list(COLUMNS)).to_csv(handle, index=False)
-            for frame in read_predictions(url, span, on_chunk=on_chunk):
-                rows = _rows(frame, read_votes(url, frame["prediction_id"].tolist()))
-                rows.to_csv(handle, index=False, header=False)
-                written += len(rows)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(out)
+    with atomic_writer(out, "w") as handle:
+        pd.DataFrame(columns=list(COLUMNS)).to_csv(handle, index=False)
+        for frame in read_predictions(url, span, on_chunk=on_chunk):
+            rows = _rows(frame, read_votes(url, frame["prediction_id"].tolist()))
+            rows.to_csv(handle, index=False, header=False)
+            written += len(rows)
     return written

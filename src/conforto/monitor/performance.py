@@ -29,7 +29,7 @@ from conforto.model.artifact import ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.reports import figure_uri, new_figure, render
-from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics, stored
+from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics, load_confidence
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -78,7 +78,7 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
 def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
     """The rows with the probabilities the model's ``confidence.json`` gives them; as they are
     for models without one."""
-    calibration = stored(model)
+    calibration = load_confidence(model)
     if calibration is None:
         return scored
     return replace(

@@ -104,7 +104,7 @@ GC_THRESHOLD = 10_000
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
-def tuned(lifespan: Lifespan, threads: int) -> Lifespan:
+def with_process_tuning(lifespan: Lifespan, threads: int) -> Lifespan:
     """``lifespan``, followed by the process-wide tuning of a dedicated service process.
 
     Once the app has started:
@@ -139,11 +139,13 @@ def app_from_env() -> FastAPI:
     The model comes from ``CONFORTO_SERVE__MODEL_DIR`` (default: production). Being the process
     entry point, it keeps :data:`NOT_SERVED` from being imported in this process (unless they
     already are: start-up stays around a second) and applies the process-wide tuning of
-    :func:`tuned`.
+    :func:`with_process_tuning`.
     """
     for name in NOT_SERVED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # `import` now fails fast
     settings = get_settings()
     app = create_app(settings.serve.model_dir, settings=settings)
-    app.router.lifespan_context = tuned(app.router.lifespan_context, settings.serve.threads)
+    app.router.lifespan_context = with_process_tuning(
+        app.router.lifespan_context, settings.serve.threads
+    )
     return app

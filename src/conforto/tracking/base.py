@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from conforto.fileio import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 #: Errors that mean a bug, not an unavailable tracker: :class:`GuardedTracker` lets them through.
@@ -236,7 +238,7 @@ def replay_outbox(tracker: Tracker, outbox: Path) -> int:
         status = next((r["args"][0] for r in records if r["method"] == "end_run"), "FINISHED")
         target.end_run(status)
     if left:
-        outbox.write_text("\n".join(left) + "\n")
+        atomic_write_text(outbox, "\n".join(left) + "\n")
     else:
         outbox.unlink()
     return sent

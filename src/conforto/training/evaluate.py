@@ -18,7 +18,6 @@ from conforto.metrics.scores import (
     confusion,
     macro_f1,
     reliability,
-    slice_positions,
 )
 from conforto.model.artifact import ThermalModel
 from conforto.model.inputs import encode, prepare
@@ -26,14 +25,13 @@ from conforto.physics.features import comfort_features
 from conforto.reports import figure_uri, new_figure, render
 from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.training.heads import evaluate_heads
-from conforto.uncertainty.calibration import TOLERANCE, coverage_report, misses
-from conforto.uncertainty.confidence import estimate_report, stored
+from conforto.uncertainty.calibration import TOLERANCE, coverage_misses, coverage_report
+from conforto.uncertainty.confidence import estimate_report, load_confidence
 
-SLICES = ("cooling_type", "climate", "season", "building_type")
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-#: Slices with fewer rows are reported without an interval.
-MIN_SLICE_ROWS = 300
+#: Slices with fewer rows are reported without an interval (nor named among the weakest).
+MIN_INTERVAL_ROWS = 300
 #: Slices the model card names as the weakest, per slice column.
 WEAKEST = 5
 
@@ -93,31 +91,32 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
             y, predictions.probabilities(pred, "logistic")
         )
     out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
-    for column in SLICES:
-        if column in pred.columns:
-            out["slices"][column] = _slices(pred, column, seed=seed)
+    for column, rows in predictions.slices(pred, predictions.SLICES).items():
+        out["slices"][column] = _slice_scores(pred, rows, seed=seed)
     return out
 
 
-def _slices(pred: pd.DataFrame, column: str, *, seed: int) -> list[dict[str, Any]]:
-    """The model's and PMV's scores on each value of a slice column, largest first."""
+def _slice_scores(
+    pred: pd.DataFrame, slices: dict[str, npt.NDArray[np.intp]], *, seed: int
+) -> list[dict[str, Any]]:
+    """The model's and PMV's scores on each slice of one column, largest first."""
     y, decision = predictions.labels(pred)
-    groups = pred["building_id"].to_numpy(dtype=np.int64)
+    buildings = pred["building_id"].to_numpy(dtype=np.int64)
     pmv = pred["pmv"].to_numpy(dtype=np.float64)
     has_pmv = ~np.isnan(pmv)
     rows = []
-    for value, i in slice_positions(pred, column).items():
+    for value, i in slices.items():
         pmv_i = i[has_pmv[i]]
         entry: dict[str, Any] = {
             "value": value,
             "rows": int(i.size),
-            "buildings": int(np.unique(groups[i]).size),
+            "buildings": int(np.unique(buildings[i]).size),
             "accuracy": float((decision[i] == y[i]).mean()),
             "macro_f1": macro_f1(y[i], decision[i]),
             "pmv_macro_f1": macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None,
         }
-        if i.size >= MIN_SLICE_ROWS:
-            entry["ci"] = bootstrap_interval(y[i], decision[i], groups[i], seed=seed, reps=100)
+        if i.size >= MIN_INTERVAL_ROWS:
+            entry["ci"] = bootstrap_interval(y[i], decision[i], buildings[i], seed=seed, reps=100)
         rows.append(entry)
     return sorted(rows, key=lambda r: -r["rows"])
 
@@ -148,11 +147,11 @@ def _predictions(
 
 def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[dict[str, Any]]]:
     """The ``n`` slices of each column with the lowest macro-F1 among those with at least
-    :data:`MIN_SLICE_ROWS` rows, weakest first."""
+    :data:`MIN_INTERVAL_ROWS` rows, weakest first."""
     out = {}
     for column, rows in summary["slices"].items():
         judged = sorted(
-            (r for r in rows if r["rows"] >= MIN_SLICE_ROWS), key=lambda r: r["macro_f1"]
+            (r for r in rows if r["rows"] >= MIN_INTERVAL_ROWS), key=lambda r: r["macro_f1"]
         )
         if judged:
             out[column] = judged[:n]
@@ -178,7 +177,7 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
         summary["coverage"] = coverage_report(pred, calibration=model.conformal)
     if model.heads is not None:
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
-    calibration = stored(model)
+    calibration = load_confidence(model)
     recalibrated = (
         None
         if calibration is None
@@ -235,7 +234,7 @@ def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
         (f"{col}: {r['value']}", r)
         for col, rows in slices.items()
         for r in rows
-        if r["rows"] >= MIN_SLICE_ROWS
+        if r["rows"] >= MIN_INTERVAL_ROWS
     ]
     fig = new_figure(7.5, 0.22 * len(entries) + 1.0)
     ax = fig.add_subplot()
@@ -370,7 +369,7 @@ def write_evaluation(
         "manifest": manifest,
         "figures": figures,
         "weakest": weakest_slices(summary),
-        "coverage_misses": misses(summary["coverage"]) if "coverage" in summary else [],
+        "coverage_misses": coverage_misses(summary["coverage"]) if "coverage" in summary else [],
         "tolerance": TOLERANCE,
     }
     paths = {

@@ -189,7 +189,7 @@ def write_model(
         atomic_write_json(tmp / CONFIDENCE, result.confidence.to_dict())
         if result.heads is not None:
             result.heads.save(tmp)
-        result.cv.oof.to_parquet(tmp / "oof.parquet", index=False)
+        result.cv.predictions.to_parquet(tmp / "oof.parquet", index=False)
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)
         reference.to_parquet(tmp / DRIFT_REFERENCE, index=False)

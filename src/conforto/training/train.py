@@ -49,7 +49,7 @@ class CrossValidation:
     """Out-of-fold predictions, what was fitted per fold, and each fold's tuned parameters and
     rounds (the starting point of the occupant-response heads)."""
 
-    oof: pd.DataFrame
+    predictions: pd.DataFrame
     folds: list[dict[str, Any]]
     tuned: list[tuple[dict[str, Any], int]]
     fold_of: IntArray
@@ -76,8 +76,9 @@ def cross_validate(
     Returns
     -------
     CrossValidation
-        ``oof`` has one row per training row: fold, label, model probabilities and decision,
-        majority and probabilistic-PMV probabilities, PMV, building and slice columns.
+        ``predictions`` (the predictions frame) has one row per training row: fold, label,
+        model probabilities and decision, majority and probabilistic-PMV probabilities, PMV,
+        building and slice columns.
     """
     n = len(y)
     proba = np.full((n, N_CLASSES), np.nan)
@@ -165,7 +166,7 @@ def refit_out_of_fold(
         (np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in np.unique(fold_of)
     ]
     with Progress(disable=not progress, transient=True) as bar:
-        return cross_validate(rows, matrix, y, groups, spec, config, bar, folds).oof
+        return cross_validate(rows, matrix, y, groups, spec, config, bar, folds).predictions
 
 
 @dataclass
@@ -255,10 +256,10 @@ def train_model(
             (final.params, final.rounds),
             seed=config.seed,
         )
-    metrics: dict[str, Any] = {"cv": summarise(cv.oof, seed=config.seed)}
+    metrics: dict[str, Any] = {"cv": summarise(cv.predictions, seed=config.seed)}
     metrics["cv"]["heads"] = heads_report
-    metrics["cv"]["coverage"] = coverage_report(cv.oof, by=config.conformal_by)
-    metrics["cv"]["estimate"] = estimate_report(cv.oof, cross_fitted(cv.oof))
+    metrics["cv"]["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
+    metrics["cv"]["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
     metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
     metrics["folds"] = cv.folds
     if metrics["cv"]["selected"] != "lightgbm":
@@ -267,8 +268,8 @@ def train_model(
             "artifact format ships boosters, so this model is still LightGBM",
             metrics["cv"]["selected"],
         )
-    prob_pmv = ProbabilisticPMV().fit(cv.oof["pmv"].to_numpy(), y)
-    conformal = calibrate_frame(cv.oof, by=config.conformal_by)
+    prob_pmv = ProbabilisticPMV().fit(cv.predictions["pmv"].to_numpy(), y)
+    conformal = calibrate_frame(cv.predictions, by=config.conformal_by)
     return TrainingResult(
         rows,
         y,
@@ -280,6 +281,6 @@ def train_model(
         prob_pmv,
         config,
         conformal,
-        fit_frame(cv.oof),
+        fit_frame(cv.predictions),
         heads,
     )

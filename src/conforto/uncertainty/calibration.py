@@ -20,7 +20,7 @@ import pandas as pd
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import DataError
 from conforto.metrics import predictions
-from conforto.metrics.scores import N_CLASSES, slice_positions
+from conforto.metrics.scores import N_CLASSES
 from conforto.uncertainty.sets import GRID, GROUPINGS, BoolArray, ConformalSets, score_grid
 
 #: Levels of the report, the model card and the README's table.
@@ -28,10 +28,9 @@ REPORT_LEVELS = (0.8, 0.9, 0.95)
 #: Levels of the coverage curve (report plot).
 CURVE_LEVELS = tuple(np.round(np.arange(0.5, 0.991, 0.01), 2).tolist())
 #: Slices whose coverage is reported.
-COVERAGE_SLICES = ("climate", "cooling_type", "season")
 #: Coverage may miss the nominal level by this much overall, and slices with at least
-#: ``SLICE_MIN_ROWS`` rows by ``SLICE_TOLERANCE``.
-TOLERANCE, SLICE_TOLERANCE, SLICE_MIN_ROWS = 0.015, 0.05, 1000
+#: ``MIN_SLICE_ROWS`` rows by ``SLICE_TOLERANCE``.
+TOLERANCE, SLICE_TOLERANCE = 0.015, 0.05
 #: By climate, a climate gets its own calibration with at least this many buildings and votes.
 CLIMATE_MIN_BUILDINGS, CLIMATE_MIN_ROWS = 3, 300
 
@@ -213,7 +212,8 @@ def coverage_report(
         ``method``, ``by``, ``levels``; ``overall`` (``rows``, ``coverage`` and
         ``mean_size`` per level, ``within`` the tolerance); ``curve`` (the same at
         :data:`CURVE_LEVELS`); ``classes``; ``slices`` (column → entries with ``value``,
-        ``within`` for slices of at least :data:`SLICE_MIN_ROWS` rows, else ``None``).
+        ``within`` for slices of at least
+        :data:`conforto.metrics.predictions.MIN_SLICE_ROWS` rows, else ``None``).
     """
     every = sorted({*levels, *CURVE_LEVELS})
     if calibration is None:
@@ -234,7 +234,7 @@ def coverage_report(
         return entry
 
     def judged(rows: int) -> float | None:
-        return SLICE_TOLERANCE if rows >= SLICE_MIN_ROWS else None
+        return SLICE_TOLERANCE if rows >= predictions.MIN_SLICE_ROWS else None
 
     out: dict[str, Any] = {
         "method": method,
@@ -248,17 +248,13 @@ def coverage_report(
         ],
         "slices": {},
     }
-    for column in COVERAGE_SLICES:
-        if column in pred.columns:
-            entries = [
-                {"value": value, **measured(i, judged(i.size))}
-                for value, i in slice_positions(pred, column).items()
-            ]
-            out["slices"][column] = sorted(entries, key=lambda e: -e["rows"])
+    for column, groups in predictions.slices(pred, predictions.JUDGED_SLICES).items():
+        entries = [{"value": value, **measured(i, judged(i.size))} for value, i in groups.items()]
+        out["slices"][column] = sorted(entries, key=lambda e: -e["rows"])
     return out
 
 
-def misses(report: dict[str, Any]) -> list[dict[str, Any]]:
+def coverage_misses(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The judged slices whose coverage misses a level by more than the tolerance."""
     return [
         {"slice": column, "value": e["value"], "rows": e["rows"], "level": level, "coverage": c}

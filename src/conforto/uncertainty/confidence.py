@@ -196,7 +196,7 @@ def cross_fitted(pred: pd.DataFrame) -> FloatArray:
     return out
 
 
-def stored(model: ThermalModel) -> ConfidenceCalibration | None:
+def load_confidence(model: ThermalModel) -> ConfidenceCalibration | None:
     """The model's ``confidence.json``; ``None`` for models trained before it."""
     path = model.optional_file(CONFIDENCE)
     if path is None:

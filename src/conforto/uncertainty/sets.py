@@ -211,6 +211,6 @@ def set_labels(sets: BoolArray) -> list[list[str]]:
     return [list(_NAMES[code]) for code in (sets @ _BITS).tolist()]
 
 
-def joined(sets: BoolArray) -> list[str]:
+def sets_as_text(sets: BoolArray) -> list[str]:
     """Each row's set as one text, classes joined by ``|`` (``cool|neutral``)."""
     return ["|".join(labels) for labels in set_labels(sets)]
