@@ -60,8 +60,10 @@ def container(image: str) -> tuple[float, float]:
     port = _port()
     start = time.time()
     command = [*PODMAN, "run", "--detach", *READ_ONLY, *LIMITS, "-p", f"127.0.0.1:{port}:8080"]
-    cid = subprocess.run([*command, image], capture_output=True, text=True, check=True)
-    cid = cid.stdout.strip()
+    started_container = subprocess.run(
+        [*command, image], capture_output=True, text=True, check=True
+    )
+    cid = started_container.stdout.strip()
     try:
         ready = _ready(f"http://127.0.0.1:{port}")
         state = _inspect("inspect", cid)["State"]

@@ -39,7 +39,7 @@ def data_files(tmp_path: Path, frames: tuple[pd.DataFrame, pd.DataFrame]) -> tup
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temporary CONFORTO_HOME and working directory, so tests never write outside tmp_path."""
     path = tmp_path / "home"
     monkeypatch.setenv("CONFORTO_HOME", str(path))
@@ -186,7 +186,7 @@ def full_model(tmp_path_factory: pytest.TempPathFactory, dev_paths: tuple[Path, 
 
 
 @pytest.fixture
-def serve():  # type: ignore[no-untyped-def]
+def serve():
     """Start ``conforto serve`` with the given arguments; every server is stopped afterwards."""
     servers: list[Server] = []
 

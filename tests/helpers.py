@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,11 @@ def make_frames(
         {
             "record_id": np.arange(1, n + 1),
             "building_id": rng.integers(1, buildings + 1, n),
-            "timestamp": rng.choice(["2012-01-15T00:00:00Z", "2013-07-02T00:00:00Z", None], n),
+            "timestamp": rng.choice(
+                np.array(["2012-01-15T00:00:00Z", "2013-07-02T00:00:00Z", None]), n
+            ),
             "season": rng.choice(["summer", "Winter", "fall"], n),
-            "gender": rng.choice(["male", "female", None], n),
+            "gender": rng.choice(np.array(["male", "female", None]), n),
             "age": rng.uniform(20, 60, n).round(),
             "ta": ta.round(1),
             "tr": (ta + rng.normal(0, 1, n)).round(1),
@@ -58,15 +61,16 @@ def make_frames(
 
 def write_buildings(
     frames: tuple[pd.DataFrame, pd.DataFrame],
-    buildings: object,
+    buildings: Iterable[int],
     folder: Path,
     name: str = "measurements.csv",
 ) -> tuple[Path, Path]:
     """Write the rows of ``buildings`` (any collection of ids) as measurement + metadata files."""
     measurements, metadata = frames
     m, d = folder / name, folder / "metadata.csv"
-    measurements[measurements["building_id"].isin(buildings)].to_csv(m, index=False)
-    metadata[metadata["building_id"].isin(buildings)].to_csv(d, index=False)
+    ids = list(buildings)
+    measurements[measurements["building_id"].isin(ids)].to_csv(m, index=False)
+    metadata[metadata["building_id"].isin(ids)].to_csv(d, index=False)
     return m, d
 
 
@@ -374,7 +378,7 @@ def serve_and_vote(
 
     predictor = Predictor(load_model(model_dir), "1")
     rows = frame[LOGGED_INPUTS].to_dict("records")
-    inputs = [{k: v for k, v in r.items() if v is not None and v == v} for r in rows]
+    inputs = [{str(k): v for k, v in r.items() if v is not None and v == v} for r in rows]
     answers = predictor.predict(inputs)
     now, batch = time.time(), []
     names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)

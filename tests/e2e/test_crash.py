@@ -219,7 +219,7 @@ def test_a_vote_sent_to_another_instance_10_ms_later_is_accepted_and_joined(
         str(trained_model),
         env={**shared, "CONFORTO_SERVE__SPOOL_DIR": str(tmp_path / "b")},
     )
-    statuses = Counter()
+    statuses: Counter[int | str] = Counter()
     ids = []
     with httpx.Client() as client:
         for _ in range(20):

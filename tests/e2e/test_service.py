@@ -27,7 +27,7 @@ OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 
 
 @pytest.fixture(scope="module")
-def running(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def running(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from tests.helpers import Server
 
     server = Server(
@@ -179,7 +179,7 @@ def test_service_matches_batch_prediction(
     assert calibration.by == "all"  # the default
 
 
-def test_sets_calibrated_per_climate_read_each_rooms_climate(  # type: ignore[no-untyped-def]
+def test_sets_calibrated_per_climate_read_each_rooms_climate(
     serve, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
     model_dir = regrouped_sets(trained_model, "climate", tmp_path / "by-climate")
@@ -236,7 +236,7 @@ def test_the_openapi_schema_documents_sets_and_their_level(running: httpx.Client
     assert set(preference) == {"cooler", "no_change", "warmer"}
 
 
-def test_a_model_trained_before_sets_and_heads_serves_them_null(  # type: ignore[no-untyped-def]
+def test_a_model_trained_before_sets_and_heads_serves_them_null(
     serve, model_without_sets: Path
 ) -> None:
     server = serve("--model", str(model_without_sets), env={"CONFORTO_SERVE__COVERAGE": "0.8"})
@@ -247,15 +247,13 @@ def test_a_model_trained_before_sets_and_heads_serves_them_null(  # type: ignore
         assert (body["dissatisfied"], body["unacceptable"], body["preference"]) == (None,) * 3
 
 
-def test_the_service_default_level_comes_from_the_settings(  # type: ignore[no-untyped-def]
-    serve, trained_model: Path
-) -> None:
+def test_the_service_default_level_comes_from_the_settings(serve, trained_model: Path) -> None:
     server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__COVERAGE": "0.8"})
     with httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.post("/predict", json=OBS).json()["coverage"] == 0.8
 
 
-def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:
     server = serve()
     assert httpx.get(f"{server.url}/health").json() == {"status": "healthy"}
     ready = httpx.get(f"{server.url}/ready")
@@ -265,7 +263,7 @@ def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:  
     assert httpx.post(f"{server.url}/predict", json=OBS).status_code == 503
 
 
-def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(trained_model, broken)
     (broken / "booster.txt").write_text("garbage")
@@ -277,7 +275,7 @@ def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Pa
 
 def test_serves_production_from_the_pointer(
     serve, registry_home: Path, trained_model: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)
     registry.promote("1", force=True)

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def dataset(dev_paths: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+def dataset(dev_paths: tuple[Path, Path]):
     return load_dataset(*dev_paths)
 
 
-def test_real_data_loads_and_joins(dataset) -> None:  # type: ignore[no-untyped-def]
+def test_real_data_loads_and_joins(dataset) -> None:
     frame = dataset.frame
     assert len(frame) > 90_000
     assert frame["climate"].notna().mean() > 0.99
@@ -31,7 +31,7 @@ def test_real_data_loads_and_joins(dataset) -> None:  # type: ignore[no-untyped-
     assert not any("\u00a0" in c for c in frame["climate"].dropna().unique())
 
 
-def test_real_data_passes_validation_with_explained_warnings(dataset) -> None:  # type: ignore[no-untyped-def]
+def test_real_data_passes_validation_with_explained_warnings(dataset) -> None:
     report = validate_dataset(dataset)
     assert report.ok, report.summary()
     duplicates = next(c for c in report.checks if c.name == "duplicates")
@@ -39,7 +39,7 @@ def test_real_data_passes_validation_with_explained_warnings(dataset) -> None:  
     assert next(c for c in report.checks if c.name == "plausible:vel").status == "warn"
 
 
-def test_group_column_covers_every_row(dataset) -> None:  # type: ignore[no-untyped-def]
+def test_group_column_covers_every_row(dataset) -> None:
     grouped = ensure_group_column(dataset.frame)
     assert grouped["mes_ano"].notna().all()
     has_date = dataset.frame["timestamp"].notna()
@@ -47,7 +47,7 @@ def test_group_column_covers_every_row(dataset) -> None:  # type: ignore[no-unty
     assert grouped.loc[has_date, "mes_ano"].str.fullmatch(r"\d{4}-\d{2}").all()
 
 
-def test_computed_pmv_agrees_with_database(dataset) -> None:  # type: ignore[no-untyped-def]
+def test_computed_pmv_agrees_with_database(dataset) -> None:
     frame = dataset.frame
     features = comfort_features(frame, ["pmv_iso"])
     both = features["pmv_iso"].notna() & frame["pmv"].notna()

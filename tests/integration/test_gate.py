@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -35,7 +36,7 @@ def _registry() -> Registry:
     return open_registry(get_settings())
 
 
-def _gate(version: str, config: Path, *extra: str) -> tuple[int, str, dict[str, object]]:
+def _gate(version: str, config: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
     result = runner.invoke(app, ["gate", version, "--config", str(config), *extra])
     report_path = get_settings().home / "reports" / f"gate-v{version}" / "gate.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}

@@ -65,7 +65,8 @@ def test_the_estimate_reads_the_models_confidence_calibration(
     )
     logged = pd.concat(list(read_predictions(url, week)), ignore_index=True)
     proba = logged[["p_cool", "p_neutral", "p_warm"]].to_numpy()
-    decision = logged["predicted_class"].map({"cool": 0, "neutral": 1, "warm": 2}).to_numpy()
+    codes = {"cool": 0, "neutral": 1, "warm": 2}
+    decision = np.asarray(logged["predicted_class"].map(codes), dtype=np.int64)
     right = calibration.right(proba, decision)
     assert result["estimated"]["accuracy"] == pytest.approx(right.mean())
     # a model trained before the calibration reads the probabilities as they are

@@ -22,7 +22,9 @@ def test_data_stage_is_recorded_in_mlflow(
     tracker = MlflowTracker(uri, "tests", artifact_location=(registry_home / "art").as_uri())
     data_stage(*data_files, registry_home / "reports", tracker=tracker)
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id])
+    experiment = client.get_experiment_by_name("tests")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
     run = runs[0]
     assert run.info.run_name == "data_validation"
@@ -56,6 +58,8 @@ def test_unreachable_server_warns_keeps_calls_and_replays(
     assert sent >= 3
     assert not outbox.exists()
     client = MlflowClient(uri)
-    run = client.search_runs([client.get_experiment_by_name("replayed").experiment_id])[0]
+    experiment = client.get_experiment_by_name("replayed")
+    assert experiment is not None
+    run = client.search_runs([experiment.experiment_id])[0]
     assert run.data.metrics["rows"] == 60
     assert run.data.tags["conforto.replayed"] == "true"

@@ -24,7 +24,7 @@ OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "season": "s
 
 
 @pytest.fixture(scope="module")
-def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from tests.helpers import Server
 
     server = Server(

@@ -50,8 +50,8 @@ def _imports(tree: ast.Module, package: str, known: set[str]) -> set[str]:
                 base = f"{anchor}.{base}" if base else anchor
             for alias in node.names:  # `from pkg import module` imports the module
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
 
     visit(tree)
     return {name for name in found if name in known}
@@ -59,10 +59,10 @@ def _imports(tree: ast.Module, package: str, known: set[str]) -> set[str]:
 
 def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     """Lines of a function's body, from its first statement after the docstring."""
-    body = node.body
-    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]
-    return (node.end_lineno or node.lineno) - body[0].lineno + 1
+    first: ast.stmt = node.body[0]
+    if len(node.body) > 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        first = node.body[1]
+    return (node.end_lineno or node.lineno) - first.lineno + 1
 
 
 def test_files_and_functions_stay_small() -> None:
@@ -72,8 +72,9 @@ def test_files_and_functions_stay_small() -> None:
         if text.count("\n") > MAX_FILE_LINES:
             too_long.append(f"{module}: {text.count(chr(10))} lines")
         for node in ast.walk(ast.parse(text)):
-            is_function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-            if is_function and (length := _body_lines(node)) > MAX_FUNCTION_LINES:
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if (length := _body_lines(node)) > MAX_FUNCTION_LINES:
                 too_long.append(f"{module}.{node.name}: {length} lines")
     assert too_long == []
 

@@ -161,6 +161,6 @@ def test_ensure_group_column_without_timestamp_gives_explicit_value() -> None:
 def test_fingerprint_changes_with_content(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     measurements, _ = frames
     changed = measurements.copy()
-    changed.loc[0, "ta"] += 0.1
+    changed.loc[0, "ta"] = float(changed["ta"].iloc[0]) + 0.1
     assert fingerprint(measurements) == fingerprint(measurements.copy())
     assert fingerprint(measurements) != fingerprint(changed)

@@ -55,12 +55,12 @@ def test_comfort_features_never_crash_and_give_nan_where_inapplicable() -> None:
     features = comfort_features(frame, FEATURES)
     assert list(features.columns) == list(FEATURES)
     assert np.isfinite(features.loc[0, ["t_op", "pmv_iso", "set", "t_cmf", "dt_cmf"]]).all()
-    assert features.loc[0, "t_op"] == pytest.approx(22.0)  # tr missing -> taken equal to ta
-    assert np.isnan(features.loc[1, "pmv_iso"])
-    assert np.isnan(features.loc[1, "t_cmf"])
+    assert features["t_op"].iloc[0] == pytest.approx(22.0)  # tr missing -> taken equal to ta
+    assert np.isnan(features["pmv_iso"].iloc[1])
+    assert np.isnan(features["t_cmf"].iloc[1])
     assert features.loc[2].drop("t_cmf").isna().all()  # no air temperature: only t_cmf is known
-    assert np.isnan(features.loc[3, "pmv_iso"])
-    assert np.isnan(features.loc[3, "set"])
+    assert np.isnan(features["pmv_iso"].iloc[3])
+    assert np.isnan(features["set"].iloc[3])
 
 
 def test_comfort_features_rejects_unknown_names() -> None:

@@ -50,7 +50,7 @@ def make_oof(rows: int = 6000, skill: float = 2.0, seed: int = 0) -> pd.DataFram
     return oof
 
 
-def degrade(oof: pd.DataFrame, where: pd.Series) -> pd.DataFrame:
+def degrade(oof: pd.DataFrame, where: pd.Series | np.ndarray) -> pd.DataFrame:
     """Predictions made useless (uniform, always neutral) on the rows ``where`` selects."""
     worse = oof.copy()
     worse.loc[where, "decision"] = 1

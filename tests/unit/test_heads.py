@@ -16,6 +16,7 @@ from conforto.model.heads import COLUMNS, Heads, calibrated
 from conforto.model.inputs import build_spec, encode, prepare
 from conforto.training.booster import TrainConfig, base_params, group_folds
 from conforto.training.heads import (
+    SensationFit,
     apply_baselines,
     evaluate_heads,
     fit_baselines,
@@ -39,14 +40,16 @@ def _answers(measurements: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
     preference[noise] = rng.choice(["cooler", "no change", "warmer"], noise.sum())
     missing = rng.random(len(vote)) < 0.25
     out = measurements.copy()
-    out["thermal_acceptability"] = np.where(
-        missing, None, np.where(unacceptable, "unacceptable", "acceptable")
-    )
-    out["thermal_preference"] = np.where(missing, None, preference)
+    acceptability = np.where(unacceptable, "unacceptable", "acceptable").astype(object)
+    acceptability[missing] = None
+    out["thermal_acceptability"] = acceptability
+    preference = preference.astype(object)
+    preference[missing] = None
+    out["thermal_preference"] = preference
     return out
 
 
-def _training(tmp_path: Path, answered: bool = True) -> tuple[object, ...]:
+def _training(tmp_path: Path, answered: bool = True) -> SensationFit:
     measurements, metadata = make_frames(n=3000, buildings=15, seed=3)
     if answered:
         measurements = _answers(measurements)
@@ -60,7 +63,7 @@ def _training(tmp_path: Path, answered: bool = True) -> tuple[object, ...]:
     for k, (_, test) in enumerate(group_folds(groups, 3, 0)):
         fold_of[test] = k
     params = {**base_params(TrainConfig(), 0), "num_leaves": 7, "min_data_in_leaf": 40}
-    return matrix, rows, groups, spec, fold_of, [(params, 60)] * 3, (params, 60)
+    return SensationFit(matrix, rows, groups, spec, fold_of, [(params, 60)] * 3, (params, 60))
 
 
 def test_targets_follow_the_database_answers() -> None:
@@ -90,8 +93,9 @@ def test_scores_of_known_probabilities() -> None:
 
 
 def test_heads_learn_the_answers_and_beat_their_baselines(tmp_path: Path) -> None:
-    matrix, rows, groups, spec, fold_of, tuned, final = _training(tmp_path)
-    heads, report = train_heads(matrix, rows, groups, spec, fold_of, tuned, final)
+    fit = _training(tmp_path)
+    matrix, rows, groups = fit.matrix, fit.rows, fit.groups
+    heads, report = train_heads(fit)
     assert heads is not None
     for name in ("dissatisfied", "unacceptable", "preference"):
         entry = report[name]
@@ -117,8 +121,7 @@ def test_heads_learn_the_answers_and_beat_their_baselines(tmp_path: Path) -> Non
 
 
 def test_without_answers_there_are_no_heads(tmp_path: Path) -> None:
-    matrix, rows, groups, spec, fold_of, tuned, final = _training(tmp_path, answered=False)
-    heads, report = train_heads(matrix, rows, groups, spec, fold_of, tuned, final)
+    heads, report = train_heads(_training(tmp_path, answered=False))
     assert heads is None
     assert "unacceptable: 0 answers" in report["skipped"]
     assert head_checks(report) == []

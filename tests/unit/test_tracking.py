@@ -9,9 +9,8 @@ import pytest
 
 from conforto.lifecycle.stages import data_stage
 from conforto.tracking import (
-    GuardedTracker,
-    MultiTracker,
     NullTracker,
+    Trackers,
     make_tracker,
     replay_outbox,
     tracked_run,
@@ -49,9 +48,9 @@ class RecordingTracker(NullTracker):
         self._record("end_run", status)
 
 
-def test_guarded_tracker_forwards_every_call_in_order(tmp_path: Path) -> None:
+def test_trackers_forward_every_call_in_order(tmp_path: Path) -> None:
     inner = RecordingTracker()
-    guarded = GuardedTracker(inner, tmp_path / "outbox.jsonl")
+    guarded = Trackers({"inner": inner}, tmp_path / "outbox.jsonl")
     guarded.start_run("stage", {"stage": "data"})
     guarded.log_params({"seed": 42})
     guarded.log_metrics({"rows": 60.0})
@@ -78,7 +77,7 @@ class BuggyTracker(RecordingTracker):
 
 
 def test_programming_errors_are_not_swallowed_into_the_outbox(tmp_path: Path) -> None:
-    guarded = GuardedTracker(BuggyTracker(), tmp_path / "outbox.jsonl")
+    guarded = Trackers({"buggy": BuggyTracker()}, tmp_path / "outbox.jsonl")
     guarded.start_run("stage")
     with pytest.raises(TypeError, match="float"):
         guarded.log_metrics({"rows": 60.0})
@@ -134,7 +133,7 @@ def test_one_backend_down_leaves_the_other_and_replays_to_it_alone(
         result = data_stage(
             *data_files,
             tmp_path / "out",
-            tracker=MultiTracker({"mlflow": healthy, "clearml": down}),
+            tracker=Trackers({"mlflow": healthy, "clearml": down}),
             outbox=outbox,
         )
     assert result.validation.ok
@@ -143,7 +142,7 @@ def test_one_backend_down_leaves_the_other_and_replays_to_it_alone(
     assert result.tracking_failures[0][1].startswith("clearml: ConnectionError")
 
     replayed, other = RecordingTracker(), RecordingTracker()
-    sent = replay_outbox(MultiTracker({"clearml": replayed, "mlflow": other}), outbox)
+    sent = replay_outbox(Trackers({"clearml": replayed, "mlflow": other}), outbox)
     assert sent == len(replayed.calls) - 2  # every kept call but the new run's start and end
     assert [m for m, _ in replayed.calls][:2] == ["start_run", "log_params"]
     assert other.calls == []  # nothing of mlflow's was kept: nothing replayed there
@@ -155,10 +154,8 @@ def test_outbox_keeps_calls_of_a_backend_not_configured(
 ) -> None:
     outbox = tmp_path / "outbox.jsonl"
     down = RecordingTracker(broken=("start_run",))
-    data_stage(
-        *data_files, tmp_path / "out", tracker=MultiTracker({"clearml": down}), outbox=outbox
-    )
-    assert replay_outbox(MultiTracker({"mlflow": RecordingTracker()}), outbox) == 0
+    data_stage(*data_files, tmp_path / "out", tracker=Trackers({"clearml": down}), outbox=outbox)
+    assert replay_outbox(Trackers({"mlflow": RecordingTracker()}), outbox) == 0
     assert outbox.is_file()  # kept for when clearml is configured again
 
 
@@ -171,9 +168,10 @@ def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(make_tracker(Settings(), ["mlflow"]), MlflowTracker)
     monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
     both = make_tracker(Settings(), ["mlflow", "clearml"])
-    assert isinstance(both, MultiTracker)
-    assert isinstance(both.members["clearml"], ClearmlTracker)
-    assert both.members["clearml"].offline  # type: ignore[attr-defined]
+    assert isinstance(both, Trackers)
+    clearml = both.members["clearml"]
+    assert isinstance(clearml, ClearmlTracker)
+    assert clearml.offline
     monkeypatch.setenv("CONFORTO_TRACKING__BACKENDS", '["clearml"]')
     assert isinstance(make_tracker(Settings()), ClearmlTracker)
 

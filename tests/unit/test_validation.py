@@ -9,7 +9,13 @@ import pytest
 
 from conforto.data.bounds import PHYSICAL_BOUNDS, Bounds
 from conforto.data.categories import normalise_categories
-from conforto.data.validation import build_schema, validate_frame, write_validation
+from conforto.data.validation import (
+    Check,
+    ValidationReport,
+    build_schema,
+    validate_frame,
+    write_validation,
+)
 
 
 def _joined(frames: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
@@ -17,8 +23,8 @@ def _joined(frames: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
     return normalise_categories(measurements.merge(metadata, on="building_id", how="left"))
 
 
-def _check(report: object, name: str) -> object:
-    return next(c for c in report.checks if c.name == name)  # type: ignore[attr-defined]
+def _check(report: ValidationReport, name: str) -> Check:
+    return next(c for c in report.checks if c.name == name)
 
 
 def test_clean_synthetic_data_passes(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:

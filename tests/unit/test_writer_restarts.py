@@ -57,7 +57,7 @@ def test_a_writer_that_cannot_be_started_is_unavailable_not_a_crash(
     def no_slots(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(writer_module.subprocess, "Popen", no_slots)
+    monkeypatch.setattr(writer_module.subprocess, "Popen", no_slots)  # type: ignore[attr-defined]
     writer = LogProcess(f"sqlite:///{tmp_path / 'log.db'}", tmp_path / "spool", "me")
     with pytest.raises(LogUnavailable, match="cannot start the log writer process"):
         writer.status()

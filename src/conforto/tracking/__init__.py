@@ -1,7 +1,7 @@
 """Experiment tracking behind one small protocol.
 
-Stages talk to a :class:`Tracker`; :class:`NullTracker` records nothing, and
-:class:`GuardedTracker` wraps any tracker so that its failures become warnings: a stage never
+Stages talk to a :class:`Tracker`; :class:`NullTracker` records nothing, and :class:`Trackers`
+holds several backends and guards each, so that their failures become warnings: a stage never
 fails because a tracking server is unavailable.
 """
 
@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 
 from conforto.errors import ConfigError
 from conforto.tracking.base import (
-    GuardedTracker,
-    MultiTracker,
     NullTracker,
     Tracker,
+    Trackers,
     replay_outbox,
     tracked_run,
 )
@@ -24,10 +23,9 @@ if TYPE_CHECKING:
     from conforto.settings import Settings
 
 __all__ = [
-    "GuardedTracker",
-    "MultiTracker",
     "NullTracker",
     "Tracker",
+    "Trackers",
     "make_tracker",
     "replay_outbox",
     "tracked_run",
@@ -47,7 +45,7 @@ def make_tracker(settings: Settings, backends: Sequence[str] | None = None) -> T
     Returns
     -------
     Tracker
-        A :class:`NullTracker` for none, the one tracker, or a :class:`MultiTracker` of all.
+        A :class:`NullTracker` for none, the one tracker, or :class:`Trackers` of all.
     """
     chosen = list(settings.tracking.backends if backends is None else backends)
     found: dict[str, Tracker] = {}
@@ -69,4 +67,4 @@ def make_tracker(settings: Settings, backends: Sequence[str] | None = None) -> T
             raise ConfigError(f"unknown tracker {name!r}: choose among 'mlflow' and 'clearml'.")
     if not found:
         return NullTracker()
-    return next(iter(found.values())) if len(found) == 1 else MultiTracker(found)
+    return next(iter(found.values())) if len(found) == 1 else Trackers(found)

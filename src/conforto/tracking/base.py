@@ -1,4 +1,4 @@
-"""The tracker protocol, a no-op tracker and a guard that turns failures into warnings."""
+"""The tracker protocol, a no-op tracker, and the guarded set of backends stages log to."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from conforto.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean a bug, not an unavailable tracker: :class:`GuardedTracker` lets them through.
+#: Errors that mean a bug, not an unavailable tracker: :class:`Trackers` lets them through.
 PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
 
 
@@ -63,59 +63,24 @@ class NullTracker:
         """Do nothing."""
 
 
-class MultiTracker:
-    """Several trackers behind one (MLflow and ClearML at once): each call goes to every member.
-
-    :class:`GuardedTracker` guards the members one by one, so one backend being down never stops
-    the others.
-    """
-
-    def __init__(self, members: Mapping[str, Tracker]) -> None:
-        self.members = dict(members)
-
-    def _each(self, method: str, *args: Any) -> None:
-        for member in self.members.values():
-            getattr(member, method)(*args)
-
-    def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
-        """Begin a run on every member."""
-        self._each("start_run", name, tags)
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        """Record parameters on every member."""
-        self._each("log_params", params)
-
-    def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        """Record metrics on every member."""
-        self._each("log_metrics", metrics)
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        """Attach tags on every member."""
-        self._each("set_tags", tags)
-
-    def log_artifact(self, path: Path) -> None:
-        """Attach a file on every member."""
-        self._each("log_artifact", path)
-
-    def end_run(self, status: str = "FINISHED") -> None:
-        """Close the run on every member."""
-        self._each("end_run", status)
-
-
 def members(tracker: Tracker) -> dict[str, Tracker]:
     """A tracker's backends by name (``mlflow``, ``clearml``, or the class name)."""
-    if isinstance(tracker, MultiTracker):
+    if isinstance(tracker, Trackers):
         return tracker.members
     return {getattr(tracker, "backend", type(tracker).__name__): tracker}
 
 
-class GuardedTracker:
-    """Forward calls to ``inner``; a call that raises logs a warning instead of failing.
+class Trackers:
+    """Several tracking backends behind one tracker (MLflow and ClearML at once), each guarded.
+
+    Every call goes to every backend; a call that raises in one logs a warning instead of
+    failing, and that backend is left alone for the rest of the run, so one backend being down
+    never stops the others, nor the stage.
 
     Parameters
     ----------
-    inner
-        The tracker to protect; the members of a :class:`MultiTracker` are guarded one by one.
+    members
+        The backends by name (``mlflow``, ``clearml``); any :class:`Tracker` may be one.
     outbox
         JSON-lines file where failed calls are kept, to be sent later with
         :func:`replay_outbox` (``conforto tracking retry``); ``None`` keeps nothing.
@@ -128,18 +93,17 @@ class GuardedTracker:
         each one wait for its timeout); they go straight to the outbox.
     """
 
-    def __init__(self, inner: Tracker, outbox: Path | None = None) -> None:
-        self.inner = inner
+    def __init__(self, members: Mapping[str, Tracker], outbox: Path | None = None) -> None:
+        self.members = dict(members)
         self.outbox = outbox
         self.failures: list[tuple[str, str]] = []
-        self._members = members(inner)
         self._down: set[str] = set()
         self._run = ""
 
     def _call(self, method: str, *args: Any) -> None:
         if method == "start_run":
             self._run = f"{args[0]}@{time.time():.6f}"
-        for backend, tracker in self._members.items():
+        for backend, tracker in self.members.items():
             if backend in self._down:  # down: keep the rest of the run for later, don't wait
                 self._keep(backend, method, args)
                 continue
@@ -251,13 +215,13 @@ def tracked_run(
     tags: Mapping[str, str] | None = None,
     *,
     outbox: Path | None = None,
-) -> Iterator[GuardedTracker]:
+) -> Iterator[Trackers]:
     """Open a guarded run on ``tracker`` and close it, ``FAILED`` if the body raises.
 
     Parameters
     ----------
     tracker
-        Any tracker; it is wrapped in :class:`GuardedTracker`.
+        Any tracker; its backends are guarded for this run (:class:`Trackers`).
     name
         Run name, e.g. ``"data_validation"``.
     tags
@@ -267,10 +231,10 @@ def tracked_run(
 
     Yields
     ------
-    GuardedTracker
-        The guarded tracker to log to.
+    Trackers
+        The guarded backends to log to.
     """
-    guarded = tracker if isinstance(tracker, GuardedTracker) else GuardedTracker(tracker, outbox)
+    guarded = Trackers(members(tracker), outbox)
     guarded.start_run(name, tags)
     try:
         yield guarded

@@ -116,18 +116,11 @@ def apply_baselines(
     return out
 
 
-def cross_validate_heads(
-    matrix: FloatArray,
-    rows: pd.DataFrame,
-    groups: IntArray,
-    spec: FeatureSpec,
-    fold_of: IntArray,
-    tuned: list[tuple[dict[str, Any], int]],
-    comfort: pd.DataFrame,
-) -> dict[str, HeadCV]:
-    """Every head cross-validated on the sensation model's folds, with its baselines.
+@dataclass(frozen=True)
+class SensationFit:
+    """What the heads start from: the sensation model's training data, folds and parameters.
 
-    Parameters
+    Attributes
     ----------
     matrix, rows, groups
         The sensation model's training matrix, rows and buildings.
@@ -136,11 +129,32 @@ def cross_validate_heads(
     fold_of
         Each row's outer fold.
     tuned
-        Each fold's tuned parameters and rounds (the sensation model's).
+        Each fold's tuned parameters and boosting rounds.
+    final
+        The final model's parameters and rounds.
+    """
+
+    matrix: FloatArray
+    rows: pd.DataFrame
+    groups: IntArray
+    spec: FeatureSpec
+    fold_of: IntArray
+    tuned: list[tuple[dict[str, Any], int]]
+    final: tuple[dict[str, Any], int]
+
+
+def cross_validate_heads(fit: SensationFit, comfort: pd.DataFrame) -> dict[str, HeadCV]:
+    """Every head cross-validated on the sensation model's folds, with its baselines.
+
+    Parameters
+    ----------
+    fit
+        The sensation model's data, folds and each fold's tuned parameters.
     comfort
         ``pmv_iso`` and ``ppd_iso`` [%] of every row (NaN outside ISO 7730's limits).
     """
-    labels = targets(rows)
+    matrix, groups, spec, fold_of, tuned = fit.matrix, fit.groups, fit.spec, fit.fold_of, fit.tuned
+    labels = targets(fit.rows)
     pmv, ppd = comfort["pmv_iso"].to_numpy(), comfort["ppd_iso"].to_numpy()
     out = {}
     for head in SPECS:
@@ -171,20 +185,15 @@ def _temperature(raw: FloatArray, y: IntArray) -> float:
     return fit_temperature(class_scores(raw), y)
 
 
-def fit_heads(
-    matrix: FloatArray,
-    spec: FeatureSpec,
-    tuned: tuple[dict[str, Any], int],
-    cv: dict[str, HeadCV],
-    pmv: FloatArray,
-) -> Heads:
+def fit_heads(fit: SensationFit, cv: dict[str, HeadCV], pmv: FloatArray) -> Heads:
     """The final heads on every labelled row (``cv``'s), each calibrated on its out-of-fold
     scores, with their baselines fitted on the same answers (``pmv``: every row's)."""
-    params, rounds = tuned
+    params, rounds = fit.final
     boosters, temperatures, baselines = {}, {}, {}
     for head in SPECS:
         fold = cv[head.name]
-        boosters[head.name] = _fit(matrix[fold.rows], fold.y, spec, _params(params, head), rounds)
+        matrix = fit.matrix[fold.rows]
+        boosters[head.name] = _fit(matrix, fold.y, fit.spec, _params(params, head), rounds)
         temperatures[head.name] = _temperature(fold.raw, fold.y)
         baselines[head.name] = fit_baselines(head, fold.y, pmv[fold.rows])
     return Heads(boosters, temperatures, baselines)
@@ -340,17 +349,7 @@ def _missing(labels: dict[str, FloatArray], fold_of: IntArray) -> str | None:
     return None
 
 
-def train_heads(
-    matrix: FloatArray,
-    rows: pd.DataFrame,
-    groups: IntArray,
-    spec: FeatureSpec,
-    fold_of: IntArray,
-    tuned: list[tuple[dict[str, Any], int]],
-    final: tuple[dict[str, Any], int],
-    *,
-    seed: int = 0,
-) -> tuple[Heads | None, dict[str, Any]]:
+def train_heads(fit: SensationFit, *, seed: int = 0) -> tuple[Heads | None, dict[str, Any]]:
     """Cross-validate, judge and fit the heads; none when the data lacks the answers.
 
     Returns
@@ -361,14 +360,13 @@ def train_heads(
     """
     from conforto.physics.features import comfort_features
 
-    reason = _missing(targets(rows), fold_of)
+    reason = _missing(targets(fit.rows), fit.fold_of)
     if reason is not None:
         return None, {"skipped": reason}
-    comfort = comfort_features(rows, ["pmv_iso", "ppd_iso"])
-    cv = cross_validate_heads(matrix, rows, groups, spec, fold_of, tuned, comfort)
-    return fit_heads(matrix, spec, final, cv, comfort["pmv_iso"].to_numpy()), heads_report(
-        cv, seed=seed
-    )
+    comfort = comfort_features(fit.rows, ["pmv_iso", "ppd_iso"])
+    cv = cross_validate_heads(fit, comfort)
+    heads = fit_heads(fit, cv, comfort["pmv_iso"].to_numpy())
+    return heads, heads_report(cv, seed=seed)
 
 
 #: Each head's physics baseline, the one the gate holds it to.

@@ -27,7 +27,7 @@ from conforto.physics.features import comfort_features
 from conforto.training.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.training.booster import FittedBooster, TrainConfig, fit_booster, group_folds
 from conforto.training.evaluate import summarise
-from conforto.training.heads import train_heads
+from conforto.training.heads import SensationFit, train_heads
 from conforto.training.random_split import random_split_metrics
 from conforto.uncertainty.calibration import calibrate_frame, coverage_report
 from conforto.uncertainty.confidence import (
@@ -246,16 +246,10 @@ def train_model(
         )
         bar.advance(task)
         bar.add_task("occupant responses", total=None)
-        heads, heads_report = train_heads(
-            matrix,
-            rows,
-            groups,
-            spec,
-            cv.fold_of,
-            cv.tuned,
-            (final.params, final.rounds),
-            seed=config.seed,
+        fit = SensationFit(
+            matrix, rows, groups, spec, cv.fold_of, cv.tuned, (final.params, final.rounds)
         )
+        heads, heads_report = train_heads(fit, seed=config.seed)
     metrics: dict[str, Any] = {"cv": summarise(cv.predictions, seed=config.seed)}
     metrics["cv"]["heads"] = heads_report
     metrics["cv"]["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
