@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from conforto.data.load import load_dataset
 from conforto.data.validation import validate_dataset
 from conforto.physics.features import FAST_FEATURES, FEATURES, comfort_features
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:

@@ -25,9 +25,9 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from conforto.data.download import resolve_sources
 from conforto.data.load import load_dataset, with_month
@@ -36,6 +36,9 @@ from conforto.monitor.drift import check_drift
 from conforto.monitor.window import FrameSource
 from conforto.predictions.store import LogDatabase
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEASONAL = ("t_out_isd", "t_mot_isd", "clo", "season")
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from conforto.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from conforto.fileio import atomic_write_text
-from conforto.settings import Settings
 
 if TYPE_CHECKING:
     from conforto.lifecycle.audit import Move
     from conforto.lifecycle.gate import GateReport
     from conforto.monitor.drift import DriftReport
+    from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
 MASK = "***"

@@ -9,9 +9,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import pytest
@@ -20,6 +18,10 @@ import yaml
 from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import REPO, Daemon, Server, conforto_cli, free_port, pushgateway
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -184,8 +186,8 @@ def _votes_stored(client: httpx.Client) -> float:
     return 0.0
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_an_alert_reaches_slack_and_resolves_and_every_panel_has_data(
-    registry_home: Path,
     trained_model: Path,
     slack: tuple[str, list[dict[str, Any]]],
     tmp_path: Path,

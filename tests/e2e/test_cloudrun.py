@@ -55,7 +55,7 @@ def deploy(env: dict[str, str], *args: str) -> Any:
 
 
 @pytest.fixture
-def versions(registry_home: Path, trained_model: Path, second_model: Path) -> None:
+def versions(trained_model: Path, second_model: Path) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)  # version 1: what the fake's URL serves
     registry.register(second_model)  # version 2: another model
@@ -81,14 +81,16 @@ def test_dry_run_needs_no_project_and_names_its_placeholders() -> None:
     assert not get_settings().registry_dir.exists()  # and the dry run made none
 
 
-def test_dry_run_names_the_registered_version(versions: None) -> None:
+@pytest.mark.usefixtures("versions")
+def test_dry_run_names_the_registered_version() -> None:
     done = conforto_cli("deploy", "cloudrun", *MANIFESTS, "--env", "staging", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "--to-revisions conforto-staging-v1-digest=100" in done.stdout
 
 
+@pytest.mark.usefixtures("versions")
 def test_first_then_canary_deploys_run_the_exact_commands(
-    versions: None, gcloud: dict[str, str], registry_home: Path
+    gcloud: dict[str, str], registry_home: Path
 ) -> None:
     first = deploy(gcloud, "--env", "staging", "--image", IMAGE)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -116,9 +118,8 @@ def test_first_then_canary_deploys_run_the_exact_commands(
     assert any(t.startswith("deployed-") for t in tags)
 
 
-def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(
-    versions: None, gcloud: dict[str, str]
-) -> None:
+@pytest.mark.usefixtures("versions")
+def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(gcloud: dict[str, str]) -> None:
     assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
     before = traffic(gcloud, "conforto-production")
     wrong = deploy(
@@ -133,7 +134,8 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(
     assert before == [{"latestRevision": True, "percent": 100}]
 
 
-def test_a_failing_gcloud_rolls_back_and_exits_1(versions: None, gcloud: dict[str, str]) -> None:
+@pytest.mark.usefixtures("versions")
+def test_a_failing_gcloud_rolls_back_and_exits_1(gcloud: dict[str, str]) -> None:
     assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
     failing = {**gcloud, "FAKE_GCLOUD_FAIL": "update-traffic:1"}
     done = deploy(
@@ -153,6 +155,7 @@ def test_a_failing_gcloud_rolls_back_and_exits_1(versions: None, gcloud: dict[st
     assert "the traffic never moved" in replace.stderr
 
 
+@pytest.mark.usefixtures("versions")
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -162,7 +165,7 @@ def test_a_failing_gcloud_rolls_back_and_exits_1(versions: None, gcloud: dict[st
     ],
 )
 def test_a_bad_image_project_or_region_is_refused_before_any_call(
-    versions: None, gcloud: dict[str, str], args: list[str], message: str
+    gcloud: dict[str, str], args: list[str], message: str
 ) -> None:
     done = deploy(gcloud, "--env", "staging", *args)
     assert done.returncode == 1

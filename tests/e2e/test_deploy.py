@@ -7,8 +7,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -17,6 +16,10 @@ from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
@@ -163,8 +166,8 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
     assert not any(t.startswith("deployed-") for t in registry.store.get("4").tags)
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_rollback_goes_back_under_load_and_stop_frees_every_port(
-    registry_home: Path,
     trained_model: Path,
     second_model: Path,
     ports: tuple[int, int],

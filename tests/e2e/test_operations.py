@@ -6,8 +6,7 @@ import json
 import threading
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,6 +18,9 @@ from conforto.predictions.ids import new_ids
 from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
 from tests.helpers import table_rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -135,8 +137,9 @@ def _hammer(url: str, stop: threading.Event, seen: list[tuple[int, str]]) -> Non
             seen.append((response.status_code, version))
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_new_production_version_is_swapped_in_under_load_without_errors(
-    serve: Any, registry_home: Path, trained_model: Path, second_model: Path
+    serve: Any, trained_model: Path, second_model: Path
 ) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -19,6 +19,9 @@ from conforto.model.inputs import NUMERIC_INPUTS
 from conforto.model.predict import predict_file
 from conforto.settings import get_settings
 from tests.helpers import regrouped_sets
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +256,8 @@ def test_the_service_default_level_comes_from_the_settings(serve, trained_model:
         assert client.post("/predict", json=OBS).json()["coverage"] == 0.8
 
 
-def test_missing_production_model_keeps_process_up(serve, home: Path) -> None:
+@pytest.mark.usefixtures("home")
+def test_missing_production_model_keeps_process_up(serve) -> None:
     server = serve()
     assert httpx.get(f"{server.url}/health").json() == {"status": "healthy"}
     ready = httpx.get(f"{server.url}/ready")
@@ -273,9 +277,8 @@ def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Pa
     assert "corrupt" in ready.json()["detail"]
 
 
-def test_serves_production_from_the_pointer(
-    serve, registry_home: Path, trained_model: Path
-) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_serves_production_from_the_pointer(serve, trained_model: Path) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)
     registry.promote("1", force=True)

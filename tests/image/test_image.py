@@ -13,8 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pandas as pd
@@ -24,6 +23,10 @@ from tests.helpers import REPO, free_port, table_rows
 from conforto.deploy.smoke import smoke
 from conforto.model.artifact import load_model
 from conforto.model.predict import predict_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 PODMAN = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
 LIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from conforto.data.load import NO_DATE, ensure_group_column, load_dataset
 from conforto.data.validation import validate_dataset
 from conforto.physics.features import comfort_features
 from tests.helpers import conforto_cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -17,6 +16,9 @@ from conforto.lifecycle.registry import Registry, open_registry
 from conforto.model.artifact import load_model
 from conforto.model.behaviour import behaviour_checks
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -43,8 +45,9 @@ def _gate(version: str, config: Path, *extra: str) -> tuple[int, str, dict[str, 
     return result.exit_code, result.output, report
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_first_model_validated_then_weaker_challenger_rejected(
-    registry_home: Path, trained_model: Path, weak_model: Path, gate_config: Path
+    trained_model: Path, weak_model: Path, gate_config: Path
 ) -> None:
     registry = _registry()
     registry.register(trained_model)
@@ -70,8 +73,9 @@ def test_first_model_validated_then_weaker_challenger_rejected(
         registry.promote("2")
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_better_challenger_validated_and_promotable(
-    registry_home: Path, trained_model: Path, weak_model: Path, gate_config: Path
+    trained_model: Path, weak_model: Path, gate_config: Path
 ) -> None:
     registry = _registry()
     registry.register(weak_model)
@@ -87,8 +91,8 @@ def test_better_challenger_validated_and_promotable(
     assert move.to == "2"
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_champion_refitted_on_the_challengers_folds_of_other_data(
-    registry_home: Path,
     trained_model: Path,
     second_model: Path,
     sample_paths: tuple[Path, Path],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from conforto.model.artifact import load_model
 from conforto.training.evaluate import evaluate_model, predictions_frame
 from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, train_model
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -17,6 +17,9 @@ from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.predictions.store import LogDatabase
 from tests.helpers import conforto_cli, without_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

@@ -4,9 +4,8 @@ pushed to a real Pushgateway."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,10 @@ from conforto.monitor.performance import check_performance
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from tests.helpers import Daemon, conforto_cli, pushgateway, scrape, serve_and_vote
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

@@ -8,15 +8,17 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 from conforto.notify import Notifier, deploy_message, hello_message
 from conforto.settings import NotifySettings, Settings
 from tests.helpers import conforto_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

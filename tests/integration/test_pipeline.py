@@ -12,9 +12,8 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 from mlflow import MlflowClient
@@ -23,6 +22,9 @@ from typer.testing import CliRunner
 from conforto.cli import app
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.integration
 

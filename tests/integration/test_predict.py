@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from conforto.errors import ColumnError, ConfigError
 from conforto.model.artifact import load_model
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.predict import predict_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

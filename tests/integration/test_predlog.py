@@ -9,8 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +29,9 @@ from conforto.predictions.store import (
 )
 from conforto.predictions.writer import LogProcess
 from tests.helpers import table_rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

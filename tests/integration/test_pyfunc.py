@@ -30,9 +30,7 @@ MLFLOW_FILES = (MLMODEL, "requirements.txt", "python_env.yaml", "conda.yaml")
 
 
 @pytest.fixture
-def production(
-    registry_home: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> Registry:
+def production(trained_model: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     """``trained_model`` registered and promoted; MLflow pointed at the project's store."""
     registry = open_registry(get_settings())
     registry.register(trained_model)
@@ -58,8 +56,9 @@ def _database_rows(holdout_paths: tuple[Path, Path], path: Path) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("production")
 def test_the_production_alias_is_a_pyfunc_answering_as_conforto_predict(
-    production: Registry, holdout_paths: tuple[Path, Path], tmp_path: Path
+    holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
     rows = _database_rows(holdout_paths, tmp_path / "rows.csv")
     out = tmp_path / "predicted.csv"
@@ -86,7 +85,8 @@ def test_the_production_alias_is_a_pyfunc_answering_as_conforto_predict(
     assert (sets == expected.loc[~refused, "prediction_set"]).all()
 
 
-def test_api_shaped_records_and_the_coverage_parameter(production: Registry) -> None:
+@pytest.mark.usefixtures("production")
+def test_api_shaped_records_and_the_coverage_parameter() -> None:
     model = mlflow.pyfunc.load_model(PRODUCTION_URI)
     records = pd.DataFrame(
         [
@@ -109,7 +109,8 @@ def test_api_shaped_records_and_the_coverage_parameter(production: Registry) -> 
         model.predict(records.drop(columns=["clo"]))
 
 
-def test_signature_example_and_pinned_environment(production: Registry) -> None:
+@pytest.mark.usefixtures("production")
+def test_signature_example_and_pinned_environment() -> None:
     model = mlflow.pyfunc.load_model(PRODUCTION_URI)
     signature = model.metadata.signature
     inputs = {c.name: c for c in signature.inputs.inputs}
@@ -182,7 +183,8 @@ def test_upgrade_makes_older_versions_mlflow_models_without_touching_their_files
     assert Model.load(production.store.local_artifact(second)).run_id == second.run_id
 
 
-def test_versions_name_the_stable_loader_path_that_still_loads(production: Registry) -> None:
+@pytest.mark.usefixtures("production")
+def test_versions_name_the_stable_loader_path_that_still_loads() -> None:
     # every MLmodel ever registered names conforto.pyfunc (the module moved to conforto.model):
     # the old path must keep loading, whatever the package's layout
     model = mlflow.pyfunc.load_model(PRODUCTION_URI)

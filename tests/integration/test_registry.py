@@ -41,9 +41,8 @@ def _client() -> MlflowClient:
     return MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
 
 
-def test_register_adds_version_with_lineage_and_is_idempotent(
-    registry_home: Path, trained_model: Path
-) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_register_adds_version_with_lineage_and_is_idempotent(trained_model: Path) -> None:
     registry = _registry()
     version, created = registry.register(trained_model)
     assert created
@@ -103,9 +102,8 @@ def test_models_uri_resolves_to_production(
     assert manifest["files"] == json.loads((trained_model / "manifest.json").read_text())["files"]
 
 
-def test_lifecycle_from_theconforto_cli(
-    registry_home: Path, trained_model: Path, second_model: Path
-) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_lifecycle_from_theconforto_cli(trained_model: Path, second_model: Path) -> None:
     for directory in (trained_model, second_model):
         assert runner.invoke(app, ["model", "register", str(directory)]).exit_code == 0
     assert (
@@ -137,9 +135,8 @@ def test_lifecycle_from_theconforto_cli(
     assert shown["version"] == "1"
 
 
-def test_rollback_keeps_stepping_back(
-    registry_home: Path, trained_model: Path, second_model: Path
-) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_rollback_keeps_stepping_back(trained_model: Path, second_model: Path) -> None:
     registry = _two_versions(trained_model, second_model)
     for version in ("1", "2", "1", "2"):
         registry.promote(version, force=True)
@@ -150,7 +147,8 @@ def test_rollback_keeps_stepping_back(
         registry.rollback()
 
 
-def test_corrupt_artifact_cannot_be_promoted(registry_home: Path, trained_model: Path) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_corrupt_artifact_cannot_be_promoted(trained_model: Path) -> None:
     registry = _registry()
     version, _ = registry.register(trained_model)
     assert version.artifact is not None
@@ -169,8 +167,9 @@ def _predict_production(source: Path, output: Path) -> Result:
     return runner.invoke(app, args)
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_model_production_is_accepted_by_predict(
-    registry_home: Path, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+    trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
     result = _predict_production(holdout_paths[0], tmp_path / "p.csv")
     assert result.exit_code == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,11 +11,15 @@ from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.helpers import conforto_cli
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_release_notes_compare_production_with_the_version_before(
-    registry_home: Path, trained_model: Path, second_model: Path, tmp_path: Path
+    trained_model: Path, second_model: Path, tmp_path: Path
 ) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)
@@ -34,9 +38,8 @@ def test_release_notes_compare_production_with_the_version_before(
     ).read_text()
 
 
-def test_the_version_comes_from_the_git_tag(
-    registry_home: Path, trained_model: Path, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("registry_home")
+def test_the_version_comes_from_the_git_tag(trained_model: Path, tmp_path: Path) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)
     registry.promote("1", force=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from mlflow import MlflowClient
@@ -11,6 +11,9 @@ from mlflow import MlflowClient
 from conforto.lifecycle.stages import data_stage
 from conforto.tracking import replay_outbox
 from conforto.tracking.mlflow import MlflowTracker
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 

@@ -33,8 +33,9 @@ def _spark_python() -> str:
     return python
 
 
+@pytest.mark.usefixtures("registry_home")
 def test_spark_udf_scores_as_conforto_predict(
-    registry_home: Path, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+    trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
     python = _spark_python()
     registry = open_registry(get_settings())

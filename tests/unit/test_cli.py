@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from typer.testing import CliRunner
 
 from conforto.cli import app
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
 
 runner = CliRunner()
 

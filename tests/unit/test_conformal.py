@@ -117,7 +117,7 @@ def test_stored_form_round_trips_and_refuses_another_grid() -> None:
         ConformalSets.from_dict({**calibration.to_dict(), "grid": 101})
 
 
-def overconfident(proba: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+def overconfident(y: np.ndarray, seed: int) -> np.ndarray:
     """Probabilities sharpened towards a random class two times in three."""
     rng = np.random.default_rng(seed)
     guess = np.where(rng.random(len(y)) < 1 / 3, y, rng.integers(0, 3, len(y)))
@@ -130,7 +130,7 @@ def climate_frame(rows: int, seed: int, buildings: int = 200) -> pd.DataFrame:
     proba, y = draw(rows, seed)
     rng = np.random.default_rng(seed)
     hot = rng.random(rows) < 0.2
-    proba[hot] = overconfident(proba[hot], y[hot], seed)
+    proba[hot] = overconfident(y[hot], seed)
     pred = frame(proba, y).assign(
         climate=np.where(hot, "hot desert", "temperate"),
         building_id=rng.integers(0, buildings, rows),

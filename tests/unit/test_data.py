@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -8,6 +8,9 @@ import pytest
 
 from conforto.data.load import NO_DATE, ensure_group_column, fingerprint, load_dataset, read_table
 from conforto.errors import ColumnError, DataSourceError, DataValidationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])

@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
 from conforto.data.download import RemoteFile, download_file, download_official, resolve_sources
 from conforto.errors import DataSourceError, DownloadError
 from conforto.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 PAYLOAD = b"building_id,ta\n" + b"1,22.5\n" * 50_000
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,9 @@ from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
 from conforto.monitor.window import FrameSource, Span, parse_when
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NUMERIC, CATEGORICAL = ["ta", "rh"], ["season", "cooling_type"]
 CONFIG = MonitorConfig()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from conforto.lifecycle.gate_checks import (
 )
 from conforto.lifecycle.gate_report import write_gate_report
 from conforto.model.behaviour import BehaviourCheck
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CLASSES = ("cool", "neutral", "warm")
 PASSING = [BehaviourCheck("room", True, "ok")]

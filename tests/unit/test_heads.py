@@ -3,7 +3,7 @@ cross-fitted, judged, stored and loaded back; skipped without answers; the gate'
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from conforto.training.heads import (
 )
 from tests.helpers import make_frames
 from tests.unit.test_gate import PASSING, make_oof
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _answers(measurements: pd.DataFrame, seed: int = 1) -> pd.DataFrame:

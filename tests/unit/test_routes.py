@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
@@ -19,6 +16,12 @@ from conforto.serving.app import create_app
 from conforto.serving.deps import get_prediction_log, get_predictor, get_service
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from fastapi import FastAPI
 
 TOKEN = "s3cret"  # noqa: S105 - a test token
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}

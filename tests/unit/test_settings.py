@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import ValidationError
 
 from conforto.errors import ConfigError
 from conforto.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_settings_read_prefixed_and_nested_env(

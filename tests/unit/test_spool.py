@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +20,9 @@ from conforto.predictions.spool import (
     segments,
     try_lock,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _rows(n: int, start: int = 0) -> list[tuple[str, tuple[object, ...]]]:

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -15,6 +13,10 @@ from conforto.tracking import (
     replay_outbox,
     tracked_run,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 
 class RecordingTracker(NullTracker):
@@ -176,9 +178,7 @@ def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(make_tracker(Settings()), ClearmlTracker)
 
 
-def test_server_reachable_only_when_something_answers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_server_reachable_only_when_something_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     import http.server
     import threading
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from conforto.data.validation import (
     validate_frame,
     write_validation,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _joined(frames: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +12,10 @@ from conforto.predictions import writer as writer_module
 from conforto.predictions.log import LogCounters, PredictionLog
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
+
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
 
 
 class FlakyStore:

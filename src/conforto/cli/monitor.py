@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -13,6 +13,9 @@ from conforto.cli.common import ConfigOpt, console, errors, out_dir, pipeline_co
 from conforto.cli.notify import tell
 from conforto.notify import check_message, drift_message, performance_message
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from conforto.monitor.window import Source
 
 app = typer.Typer(
     help="Watch the model in production: input drift, live performance.", no_args_is_help=True
@@ -77,12 +80,14 @@ def served_model(value: str) -> tuple[Path, str | None]:
     return directory, pointer.version
 
 
-def current_source(input: Path | None, metadata: Path | None, since: str, until: str | None):  # type: ignore[no-untyped-def]
+def current_source(
+    input_file: Path | None, metadata: Path | None, since: str, until: str | None
+) -> Source:
     """The window judged: the file, or the span of the prediction log."""
     from conforto.monitor.window import FileSource, LogSource, Span
 
-    if input is not None:
-        return FileSource(input, metadata)
+    if input_file is not None:
+        return FileSource(input_file, metadata)
     return LogSource(get_settings().prediction_log_url, Span.parse(since, until))
 
 
@@ -100,7 +105,7 @@ def reading() -> Progress:
 @app.command("drift")
 def drift(
     model: ServedOpt = "production",
-    input: InputOpt = None,
+    input_file: InputOpt = None,
     metadata: MetadataOpt = None,
     since: SinceOpt = "7d",
     until: UntilOpt = None,
@@ -137,10 +142,10 @@ def drift(
     with errors():
         directory, version = served_model(model)
         loaded = load_model(directory)
-        current = current_source(input, metadata, since, until)
+        current = current_source(input_file, metadata, since, until)
         baseline = None
         if baseline_since is not None:
-            end = baseline_until or (since if input is None else None)
+            end = baseline_until or (since if input_file is None else None)
             span = Span.parse(baseline_since, end)
             baseline = LogSource(get_settings().prediction_log_url, span)
         with reading() as bar:
@@ -170,7 +175,7 @@ def drift(
 @app.command("performance")
 def performance(
     model: ServedOpt = "production",
-    input: Annotated[
+    input_file: Annotated[
         Path | None,
         typer.Option(
             "--input",
@@ -202,7 +207,7 @@ def performance(
             task = bar.add_task("the window")
             result, scored = check_performance(
                 loaded,
-                current_source(input, metadata, since, until),
+                current_source(input_file, metadata, since, until),
                 config=pipeline_config(config).monitor,
                 model_version=version,
                 on_chunk=lambda rows: bar.advance(task, rows),

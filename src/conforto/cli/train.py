@@ -96,7 +96,9 @@ def evaluate(
 
 def predict(
     model: ModelOpt,
-    input: Annotated[Path, typer.Option("--input", help="CSV of observations (database format).")],
+    input_file: Annotated[
+        Path, typer.Option("--input", help="CSV of observations (database format).")
+    ],
     output: Annotated[Path, typer.Option("--output", help="CSV to write the predictions to.")],
     metadata: Annotated[
         Path | None, typer.Option("--metadata", help="Building metadata to join on building_id.")
@@ -121,7 +123,7 @@ def predict(
                 "[yellow]this model has no conformal calibration (trained before prediction "
                 "sets): prediction_set stays empty; retrain it to get sets[/yellow]"
             )
-        summary = predict_file(loaded, input, output, metadata=metadata, coverage=coverage)
+        summary = predict_file(loaded, input_file, output, metadata=metadata, coverage=coverage)
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
         f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",

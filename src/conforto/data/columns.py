@@ -11,11 +11,14 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from conforto.errors import ColumnError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    import pandas as pd
 
 #: Columns that training data must have.
 REQUIRED_TRAINING: tuple[str, ...] = (
@@ -223,6 +226,7 @@ def resolve_columns(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> frame = pd.DataFrame(columns=["Temperatura do ar", "RH (%)", "vr"])
     >>> list(resolve_columns(frame).columns)
     ['ta', 'rh', 'vel']

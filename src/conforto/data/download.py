@@ -11,6 +11,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from rich.progress import (
@@ -24,7 +25,9 @@ from rich.progress import (
 
 from conforto.errors import DataSourceError, DownloadError
 from conforto.fileio import atomic_writer, file_sha256
-from conforto.settings import Settings
+
+if TYPE_CHECKING:
+    from conforto.settings import Settings
 
 _CHUNK = 1 << 16
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from conforto.data.categories import normalise_categories
 from conforto.data.columns import NUMERIC, REQUIRED_TRAINING, resolve_columns, validate_columns
 from conforto.errors import DataSourceError, DataValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 #: Value given to rows without a usable date in the month-year group column.
 NO_DATE = "unknown"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from conforto.data.bounds import PHYSICAL_BOUNDS
 from conforto.data.categories import DOMAINS
@@ -14,6 +12,11 @@ from conforto.data.columns import NUMERIC
 from conforto.data.load import fingerprint, with_month
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.reports import figure_uri, new_figure, render
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
 
 #: Numeric columns that identify rows or files rather than measure anything.
 _IDENTIFIERS = frozenset({"index", "record_id", "building_id", "year", "records", "database"})
@@ -170,6 +173,7 @@ def drift_reference(
 
     Examples
     --------
+    >>> import pandas as pd
     >>> frame = pd.DataFrame({"ta": [20.0, 25.0, 30.0], "timestamp": ["2012-07-01", None, None]})
     >>> drift_reference(frame, ["ta", "rh"], rows=2, seed=1).to_dict("list")
     {'ta': [20.0, 30.0], 'month': [7, None]}

@@ -9,20 +9,24 @@ missing from the metadata and unknown category values **warn**.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pandera.pandas as pa
 
 from conforto.data.bounds import PHYSICAL_BOUNDS, Bounds
 from conforto.data.categories import DOMAINS, unknown_values
 from conforto.data.columns import REQUIRED_TRAINING
-from conforto.data.load import Dataset
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.reports import render
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    import pandas as pd
+
+    from conforto.data.load import Dataset
 
 Status = Literal["pass", "warn", "fail"]
 

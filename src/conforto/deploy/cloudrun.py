@@ -16,17 +16,20 @@ import re
 import shutil
 import string
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from conforto.deploy.smoke import SmokeResult
 from conforto.errors import ConfigError, ConfortoError
 from conforto.fileio import atomic_write_text
 from conforto.settings import GCP_PROJECT, GCP_REGION
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conforto.deploy.smoke import SmokeResult
 
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
 

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conforto.deploy.slots import SLOTS, Nginx, Slot, free_port
 from conforto.deploy.smoke import smoke
@@ -23,7 +21,12 @@ from conforto.errors import ConfortoError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import current_user, timestamp
 from conforto.model.artifact import load_model
-from conforto.settings import DeploySettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conforto.settings import DeploySettings
 
 ENVIRONMENTS = ("staging", "production")
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conforto.lineage import current_user, timestamp
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 AUDIT = "audit.jsonl"
 #: Actions that change production (others, like ``upgrade``, record other moves).

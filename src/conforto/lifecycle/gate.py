@@ -9,12 +9,10 @@ physics baseline (:func:`conforto.lifecycle.gate_checks.head_checks`). A first m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from conforto.errors import DataError
 from conforto.lifecycle.gate_checks import (
@@ -26,7 +24,13 @@ from conforto.lifecycle.gate_checks import (
     slice_checks,
     summary,
 )
-from conforto.model.behaviour import BehaviourCheck
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import pandas as pd
+
+    from conforto.model.behaviour import BehaviourCheck
 
 __all__ = ["GateCheck", "GateConfig", "GateReport", "run_gate"]
 

@@ -7,10 +7,9 @@ out-of-fold predictions, and the champion's on the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from conforto.metrics import predictions
@@ -24,6 +23,9 @@ from conforto.metrics.scores import (
 from conforto.training.baselines import pmv_class
 from conforto.training.heads import PHYSICS_BASELINES
 from conforto.uncertainty.calibration import cross_conformal_sets
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class GateConfig(BaseModel):

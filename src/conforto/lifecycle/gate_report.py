@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.lifecycle.gate import GateReport
 from conforto.reports import figure_uri, new_figure, render
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conforto.lifecycle.gate import GateReport
 
 
 def _figure(report: GateReport) -> str | None:

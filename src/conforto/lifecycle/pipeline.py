@@ -8,9 +8,7 @@ them all; re-running it on unchanged data, code and config reuses the registered
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +24,9 @@ from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.training.train import TrainConfig
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from conforto.lifecycle.audit import Move
     from conforto.lifecycle.registry import Registry
     from conforto.tracking.model_version import ModelVersion

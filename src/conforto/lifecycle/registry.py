@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
@@ -24,11 +23,16 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
 from conforto.lifecycle.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
-from conforto.lifecycle.store import RegistryStore
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
-from conforto.tracking.model_version import ModelVersion
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+    from conforto.lifecycle.store import RegistryStore
+    from conforto.tracking.model_version import ModelVersion
 
 PRODUCTION = "production"
 INTENT = "intent.json"

@@ -12,11 +12,14 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conforto.errors import ConfigError
 from conforto.fileio import atomic_write_text
 from conforto.lifecycle.registry import PRODUCTION, Registry
-from conforto.tracking.model_version import ModelVersion
+
+if TYPE_CHECKING:
+    from conforto.tracking.model_version import ModelVersion
 
 METRICS = ("accuracy", "macro_f1", "log_loss", "ece")
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +26,6 @@ from conforto.lifecycle.gate_report import write_gate_report
 from conforto.lifecycle.pointer import artifact_sha256
 from conforto.model.artifact import ThermalModel, load_model
 from conforto.model.behaviour import behaviour_checks
-from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import DriftReport, check_drift, write_drift
 from conforto.monitor.window import FrameSource
 from conforto.physics.features import FEATURES, comfort_features
@@ -37,7 +34,11 @@ from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, refit_out_of_fold, train_model
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from conforto.lifecycle.registry import Registry
+    from conforto.monitor.config import MonitorConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,12 @@ default, an MLflow server when ``CONFORTO_TRACKING__URI`` is set).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from conforto.tracking.model_version import ModelVersion
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conforto.tracking.model_version import ModelVersion
 
 
 class RegistryStore(Protocol):

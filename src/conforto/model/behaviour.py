@@ -8,13 +8,15 @@ its metrics look fine. Used by the promotion gate and by the test suite.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from conforto.data.target import CLASSES
-from conforto.model.artifact import ThermalModel
+
+if TYPE_CHECKING:
+    from conforto.model.artifact import ThermalModel
 
 #: Largest drop of P(warm) allowed when only the air temperature rises by 1 °C.
 MONOTONIC_TOLERANCE = 0.05

@@ -11,13 +11,11 @@ scored) and ``flags`` (implausible values that were scored as given, never clipp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -29,12 +27,19 @@ from conforto.data.load import coerce_numeric, read_table
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfigError, DataSourceError
 from conforto.fileio import atomic_writer
-from conforto.model.artifact import ThermalModel
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import REQUIRED_INPUTS, encode
 from conforto.physics.features import PHYSICS_INPUTS
 from conforto.settings import DEFAULT_LEVEL
 from conforto.uncertainty.sets import check_level, sets_as_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    import pandas as pd
+
+    from conforto.model.artifact import ThermalModel
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.intp]

@@ -14,21 +14,24 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from conforto.errors import DataError, LogUnavailable
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
-from conforto.model.artifact import ThermalModel
-from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import check_drift, write_drift
 from conforto.monitor.performance import check_performance, write_performance
 from conforto.monitor.window import LogSource, Source
 from conforto.predictions.store import feedback
 from conforto.tracking import NullTracker, Tracker, tracked_run
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conforto.model.artifact import ThermalModel
+    from conforto.monitor.config import MonitorConfig
 
 
 @dataclass

@@ -7,12 +7,11 @@ one). An input drifts when its PSI passes its threshold (0.1 by default: "a mode
 the usual reading), and is judged only with enough values on both sides. The data set drifts
 when the share of drifted inputs, among those judged, reaches ``drift_share``.
 
-PSI was chosen over a normed Wasserstein distance and a Jensen-Shannon distance by measuring
-all three on 1,000-row windows drawn from the training data itself (bench/drift.py): chance
-alone gave Wasserstein distances up to 0.17 and Jensen-Shannon distances up to 0.11 (the
-climate's 30 levels), at or above their usual thresholds of 0.1, against a largest PSI of 0.06,
-while a +1.5 °C shift of the air temperature gives a PSI near 0.3. A distance, unlike a
-p-value, does not turn every small difference of a large window into an alarm.
+PSI was chosen over normed Wasserstein and Jensen-Shannon distances on 1,000-row windows of the
+training data itself (bench/drift.py): chance alone gave them up to 0.17 and 0.11, at or above
+their usual thresholds of 0.1, against a largest PSI of 0.06, while a +1.5 °C shift of the air
+temperature gives a PSI near 0.3. A distance, unlike a p-value, does not turn every small
+difference of a large window into an alarm.
 
 Thermal inputs move with the seasons: compared ``season_matched``, the reference is reweighted
 to the window's mix of seasons (or months), so that a summer is compared with earlier summers.
@@ -20,10 +19,8 @@ to the window's mix of seasons (or months), so that a summer is compared with ea
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,8 +32,13 @@ from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.sample import FloatArray, Sample, season_weights
-from conforto.monitor.window import Source
 from conforto.reports import figure_uri, new_figure, render
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conforto.monitor.window import Source
 
 
 @dataclass(frozen=True)

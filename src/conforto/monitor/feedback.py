@@ -11,9 +11,8 @@ training data.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,10 @@ import pandas as pd
 from conforto.fileio import atomic_writer
 from conforto.model.inputs import INPUTS
 from conforto.monitor.window import Span, read_predictions, read_votes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 #: ``building_id`` of exported rows: sites from 10,000,000, days from 20,000,000 (the database's
 #: own buildings are numbered below 10,000).

@@ -12,10 +12,8 @@ as they are).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,11 +23,16 @@ from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics.scores import bootstrap_interval, confusion, macro_f1
-from conforto.model.artifact import ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.reports import figure_uri, new_figure, render
 from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics, load_confidence
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from conforto.model.artifact import ThermalModel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

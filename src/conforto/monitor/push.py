@@ -9,13 +9,15 @@ push never wipes the other's gauges. Prometheus scrapes the gateway; the alertin
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from conforto.errors import DeliveryError
-from conforto.monitor.drift import DriftReport
+
+if TYPE_CHECKING:
+    from conforto.monitor.drift import DriftReport
 
 JOB = "conforto_monitor"
 

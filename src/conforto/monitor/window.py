@@ -7,11 +7,9 @@ bounded size, so memory stays flat however long the window.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -19,6 +17,10 @@ import sqlalchemy as sa
 from conforto.data.load import load_dataset, with_month
 from conforto.errors import ConfigError, LogUnavailable
 from conforto.predictions.store import feedback, predictions
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from pathlib import Path
 
 #: Rows read from the log per query.
 CHUNK_ROWS = 50_000
@@ -250,7 +252,10 @@ class FrameSource:
         """Where the rows came from, for the reports."""
         return {"source": self.name, "from": None, "until": None}
 
-    def frames(self, on_chunk: Callable[[int], None] | None = None) -> Iterator[pd.DataFrame]:
+    def frames(
+        self,
+        on_chunk: Callable[[int], None] | None = None,  # noqa: ARG002 - one chunk, no progress
+    ) -> Iterator[pd.DataFrame]:
         """The rows, with ``month`` from ``timestamp`` when they have one."""
         yield with_month(self.frame)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +30,8 @@ from conforto.physics.comfort import (
 )
 
 if TYPE_CHECKING:  # frames only in comfort_features: the service never imports pandas
+    from collections.abc import Callable, Iterable, Mapping
+
     import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]

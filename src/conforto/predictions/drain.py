@@ -15,11 +15,15 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.spool import Queued, TornFrameError, frames, segments, try_lock
-from conforto.predictions.store import LogDatabase
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conforto.predictions.store import LogDatabase
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.ids import issued_at
-from conforto.predictions.spool import Queued, Spool
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from conforto.predictions.spool import Queued, Spool
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +117,11 @@ class LogStore(Protocol):
 class LogCounters:
     """Callbacks the log reports through (the service turns them into Prometheus metrics)."""
 
-    written: Callable[[str, int], None] = lambda table, rows: None
-    failed: Callable[[int], None] = lambda failures: None
-    dropped: Callable[[int], None] = lambda rows: None
-    orphaned: Callable[[int], None] = lambda votes: None
-    backlog: Callable[[int], None] = lambda size: None
+    written: Callable[[str, int], None] = lambda _table, _rows: None
+    failed: Callable[[int], None] = lambda _failures: None
+    dropped: Callable[[int], None] = lambda _rows: None
+    orphaned: Callable[[int], None] = lambda _votes: None
+    backlog: Callable[[int], None] = lambda _size: None
 
 
 class RecentIds:

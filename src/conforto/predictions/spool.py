@@ -31,12 +31,14 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conforto.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,7 @@ class Spool:
         directory: Path,
         *,
         max_bytes: int = 1 << 30,
-        dropped: Callable[[int], None] = lambda rows: None,
+        dropped: Callable[[int], None] = lambda _rows: None,
     ) -> None:
         self.directory = directory
         self.segment_bytes = segment_size(max_bytes)

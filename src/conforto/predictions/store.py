@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError, LogUnavailable
 from conforto.predictions.log import FEEDBACK_FIELDS, PREDICTION_FIELDS, RESPONSE_FIELDS
-from conforto.predictions.spool import Queued
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from conforto.predictions.spool import Queued
 
 metadata = sa.MetaData()
 predictions = sa.Table(

@@ -16,8 +16,7 @@ import inspect
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
@@ -29,6 +28,9 @@ from conforto.serving.middleware import BodyLimit, RequestMetrics
 from conforto.serving.routes import ROUTERS
 from conforto.serving.state import ServiceState
 from conforto.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def create_app(model_dir: Path | None = None, *, settings: Settings | None = None) -> FastAPI:
@@ -51,7 +53,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
     service = ServiceState(settings or get_settings(), model_dir)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         try:
             yield

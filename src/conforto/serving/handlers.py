@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from conforto.errors import ConfortoError, http_status
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +42,19 @@ def describe(error: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def invalid(request: Request, exc: Exception) -> JSONResponse:
+async def invalid(_request: Request, exc: Exception) -> JSONResponse:
     """422: every validation problem of the request, described."""
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this class
     return JSONResponse({"detail": [describe(e) for e in exc.errors()]}, status_code=422)
 
 
-async def conforto_error(request: Request, exc: Exception) -> JSONResponse:
+async def conforto_error(_request: Request, exc: Exception) -> JSONResponse:
     """The error's own status and message (see :mod:`conforto.errors`)."""
     assert isinstance(exc, ConfortoError)  # noqa: S101 - registered for this class
     return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))
 
 
-async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected(request: Request, _exc: Exception) -> JSONResponse:
     """500 without details: the traceback goes to the log, not to the client."""
     log.exception("unexpected error on %s", request.url.path)
     return JSONResponse({"detail": "internal error"}, status_code=500)

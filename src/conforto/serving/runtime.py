@@ -5,17 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conforto.data.categories import normalise_value
 from conforto.data.target import CLASS_NAMES
-from conforto.model.artifact import ThermalModel
 from conforto.physics.features import PHYSICS_INPUTS, comfort_arrays
 from conforto.predictions.ids import new_ids
 from conforto.settings import DEFAULT_LEVEL
 from conforto.uncertainty.sets import set_labels
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from conforto.model.artifact import ThermalModel
 
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
 _normalise = lru_cache(maxsize=4096)(normalise_value)
@@ -199,7 +203,6 @@ class MicroBatcher:
     def __init__(
         self, predictor: Predictor, max_batch: int = 64, after: AfterBatch | None = None
     ) -> None:
-        import asyncio
         from concurrent.futures import ThreadPoolExecutor
 
         self.predictor = predictor

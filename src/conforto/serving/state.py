@@ -14,8 +14,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
@@ -26,7 +25,11 @@ from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
 from conforto.serving import metrics
 from conforto.serving.runtime import MicroBatcher, Predictor
-from conforto.settings import Settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ fails because a tracking server is unavailable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from conforto.errors import ConfigError
@@ -20,6 +19,8 @@ from conforto.tracking.base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from conforto.settings import Settings
 
 __all__ = [

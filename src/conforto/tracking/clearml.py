@@ -17,12 +17,14 @@ import os
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conforto.errors import TrackingError
 from conforto.tracking.model_version import LIFECYCLE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 

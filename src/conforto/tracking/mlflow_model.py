@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import warnings
 from importlib.metadata import version
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from conforto.model.inputs import EXAMPLE_OBSERVATION
 from conforto.model.pyfunc import INPUT_COLUMNS, OUTPUT_NUMBERS, OUTPUTS, PARAMS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlflow.models import ModelSignature
 
 #: The file that makes a folder an MLflow Model.

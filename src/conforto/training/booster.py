@@ -7,7 +7,7 @@ calibrated (softmax temperature) and given decision weights that maximise macro-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from conforto.metrics.scores import N_CLASSES, log_losses, macro_f1
 from conforto.model.heads import softmax
-from conforto.model.inputs import FeatureSpec
+
+if TYPE_CHECKING:
+    from conforto.model.inputs import FeatureSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

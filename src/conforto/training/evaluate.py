@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.data.target import CLASS_NAMES
 from conforto.fileio import atomic_write_json, atomic_write_text
@@ -19,7 +17,6 @@ from conforto.metrics.scores import (
     macro_f1,
     reliability,
 )
-from conforto.model.artifact import ThermalModel
 from conforto.model.inputs import encode, prepare
 from conforto.physics.features import comfort_features
 from conforto.reports import figure_uri, new_figure, render
@@ -27,6 +24,13 @@ from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.training.heads import evaluate_heads
 from conforto.uncertainty.calibration import TOLERANCE, coverage_misses, coverage_report
 from conforto.uncertainty.confidence import estimate_report, load_confidence
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from conforto.model.artifact import ThermalModel
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

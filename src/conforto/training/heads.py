@@ -11,17 +11,20 @@ them. Each head is judged against its physics baseline on the same rows: PPD/100
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.data.target import sensation_vote
 from conforto.metrics.scores import cluster_draws, expected_calibration_error, log_losses, macro_f1
 from conforto.model.heads import SPECS, Heads, HeadSpec, calibrated, class_scores, softmax
-from conforto.model.inputs import FeatureSpec
 from conforto.training.booster import fit_temperature, lgb_dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conforto.model.inputs import FeatureSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

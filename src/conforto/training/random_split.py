@@ -7,15 +7,18 @@ al. (2020) used.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.metrics.scores import macro_f1
-from conforto.model.inputs import FeatureSpec
 from conforto.training.booster import TrainConfig, lgb_dataset
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conforto.model.inputs import FeatureSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,11 @@ from conforto.model.artifact import (
     save_manifest,
 )
 from conforto.training.evaluate import write_evaluation
-from conforto.training.train import TrainingResult
 from conforto.uncertainty.confidence import CONFIDENCE
 from conforto.uncertainty.sets import CONFORMAL
+
+if TYPE_CHECKING:
+    from conforto.training.train import TrainingResult
 
 #: The golden rooms: ordinary, hot and cold ones, with and without context. The inputs are API
 #: requests, so a smoke test sends them as they are.

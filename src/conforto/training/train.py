@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from rich.progress import Progress
 
 from conforto.errors import DataError
 from conforto.metrics import predictions
 from conforto.metrics.scores import N_CLASSES
-from conforto.model.heads import Heads
 from conforto.model.inputs import FeatureSpec, build_spec, encode, prepare
 from conforto.physics.features import comfort_features
 from conforto.training.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
@@ -36,7 +34,12 @@ from conforto.uncertainty.confidence import (
     estimate_report,
     fit_frame,
 )
-from conforto.uncertainty.sets import ConformalSets
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conforto.model.heads import Heads
+    from conforto.uncertainty.sets import ConformalSets
 
 __all__ = ["CrossValidation", "TrainConfig", "TrainingResult", "cross_validate", "train_model"]
 log = logging.getLogger(__name__)

@@ -10,8 +10,7 @@ calibration is applied as it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +21,9 @@ from conforto.errors import DataError
 from conforto.metrics import predictions
 from conforto.metrics.scores import N_CLASSES
 from conforto.uncertainty.sets import GRID, GROUPINGS, BoolArray, ConformalSets, score_grid
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: Levels of the report, the model card and the README's table.
 REPORT_LEVELS = (0.8, 0.9, 0.95)

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from conforto.errors import DataError
 from conforto.metrics import predictions
 from conforto.metrics.scores import N_CLASSES, macro_f1, macro_f1_from_confusion
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from conforto.model.artifact import ThermalModel
 
 #: The artifact file (optional: without it the estimate reads the probabilities as they are).

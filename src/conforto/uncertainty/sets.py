@@ -20,16 +20,18 @@ This module needs only NumPy: the service applies stored calibrations with it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from conforto.data.target import CLASS_NAMES
 from conforto.settings import MAX_LEVEL, MIN_LEVEL
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: The artifact file (optional: models trained before it have no sets).
 CONFORMAL = "conformal.json"
