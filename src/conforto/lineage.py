@@ -18,7 +18,8 @@ import conforto
 
 def timestamp() -> str:
     """Now, in UTC to the second (ISO 8601): when a record (audit line, deploy, decision) was
-    made."""
+    made.
+    """
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 

@@ -86,7 +86,8 @@ TRAIN_EXTRA = frozenset(
 
 def run() -> None:
     """The ``conforto`` command: :data:`app`, with a clear error when the base install (the
-    serving set, as in the container image) lacks what a command needs."""
+    serving set, as in the container image) lacks what a command needs.
+    """
     try:
         app(prog_name="conforto")
     except ModuleNotFoundError as exc:

@@ -169,7 +169,8 @@ def cloudrun(
     ] = False,
 ) -> None:
     """Deploy the image to Cloud Run: a new revision without traffic, smoke test, [canary,]
-    all traffic; any failure puts the traffic back on the previous revision (exit 1)."""
+    all traffic; any failure puts the traffic back on the previous revision (exit 1).
+    """
     from conforto.deploy.cloudrun import CloudRunDeploy, Gcloud, check_target, plan, roll_out
 
     settings = get_settings()

@@ -106,7 +106,8 @@ def upgrade(
     every: Annotated[bool, typer.Option("--all", help="Upgrade every version.")] = False,
 ) -> None:
     """Make versions registered before this release MLflow Models (MLmodel, signature,
-    environment), without changing their files; audited."""
+    environment), without changing their files; audited.
+    """
     if bool(versions) == every:
         raise fail("name the versions to upgrade, or pass --all (not both).")
     with errors():

@@ -1,4 +1,4 @@
-"""``conforto monitor``: is the production model still fit for what it is asked?"""
+"""``conforto monitor``: whether the production model is still fit for what it is asked."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ TrainingMetadataOpt = Annotated[
 
 def served_model(value: str) -> tuple[Path, str | None]:
     """A model directory and its registry version: ``production`` is read through the pointer
-    (as the service reads it, without MLflow)."""
+    (as the service reads it, without MLflow).
+    """
     if value != "production":
         return Path(value), None
     from conforto.lifecycle.pointer import production_artifact
@@ -231,7 +232,8 @@ def export_feedback(
     ] = None,
 ) -> None:
     """Write every voted prediction of the log as a training row (building_id: its site, else
-    its day), for `conforto pipeline run --extra-data`."""
+    its day), for `conforto pipeline run --extra-data`.
+    """
     from conforto.monitor.feedback import export_feedback as export
     from conforto.monitor.window import parse_when
 

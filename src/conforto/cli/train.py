@@ -209,7 +209,8 @@ def run_and_report(
     extra: Path | None = None,
 ) -> PipelineResult:
     """Run the gated pipeline, print each stage's results and notify; exit 1 (raised) when the
-    data fails validation or the gate rejects the model."""
+    data fails validation or the gate rejects the model.
+    """
     from conforto.lifecycle.pipeline import run_pipeline
     from conforto.tracking import make_tracker
 

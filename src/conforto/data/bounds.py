@@ -39,6 +39,7 @@ class Bounds:
     soft_max: float = math.inf
 
     def __post_init__(self) -> None:
+        """Take the hard limits as the soft ones where none are given."""
         # Without soft limits, everything possible is also plausible.
         if math.isinf(self.soft_min):
             object.__setattr__(self, "soft_min", self.hard_min)

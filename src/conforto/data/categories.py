@@ -90,7 +90,7 @@ SYNONYMS: dict[str, dict[str, str | None]] = {
 
 
 def normalise_value(column: str, value: object) -> str | None:
-    """Return the one spelling of a categorical value.
+    r"""Return the one spelling of a categorical value.
 
     Parameters
     ----------
@@ -106,7 +106,7 @@ def normalise_value(column: str, value: object) -> str | None:
 
     Examples
     --------
-    >>> normalise_value("climate", "Desert (Hot\\u00a0Arid) ")
+    >>> normalise_value("climate", "Desert (Hot\u00a0Arid) ")
     'hot arid'
     >>> normalise_value("season", "Fall")
     'autumn'
@@ -142,7 +142,8 @@ def normalise_categories(frame: pd.DataFrame) -> pd.DataFrame:
 
 def normalise_column(values: pd.Series, column: str) -> pd.Series:
     """:func:`normalise_value` over a column, each distinct value once (``object`` dtype,
-    ``None`` where missing)."""
+    ``None`` where missing).
+    """
     values = values.astype(object)
     mapping = {v: normalise_value(column, v) for v in values.dropna().unique()}
     return values.map(mapping).astype(object).where(values.notna(), None)

@@ -59,6 +59,7 @@ class Gcloud:
     """``gcloud`` from PATH; every call's exit code decides."""
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``gcloud *args``; its output and exit code."""
         binary = shutil.which("gcloud")
         if binary is None:
             raise ConfigError("gcloud not found: install the Google Cloud SDK (or use --dry-run).")
@@ -208,7 +209,8 @@ class CloudRunDeploy:
 
     def run(self, deploy: Plan, previous: str | None) -> tuple[bool, str]:
         """Run the plan; ``(True, summary)``, or ``(False, reason)`` after putting the traffic
-        back on ``previous`` (nothing to put back when the new revision never got any)."""
+        back on ``previous`` (nothing to put back when the new revision never got any).
+        """
         (why, replace), _, *shifts = deploy.steps
         try:
             self._step(why, replace)

@@ -180,6 +180,7 @@ class Slot:
 
     @property
     def pid_file(self) -> Path:
+        """The file holding the slot's process id."""
         return self.root / f"{self.name}.pid"
 
     @property

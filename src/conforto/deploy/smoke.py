@@ -1,4 +1,6 @@
-"""Is a running service healthy, ready and answering as its model should? (``conforto smoke``)
+"""Whether a running service is healthy, ready and answering as its model should.
+
+``conforto smoke`` runs these checks.
 
 Three checks, each with a one-line reason when it fails: ``/health`` answers, ``/ready`` says a
 model is loaded, and the golden predictions (a handful of rooms with the probabilities the

@@ -24,7 +24,8 @@ PRODUCTION_ACTIONS = ("promote", "rollback", "reconcile")
 @dataclass
 class Move:
     """One move of a version (a change of production, or an upgrade), as written to the audit
-    log."""
+    log.
+    """
 
     action: str
     to: str

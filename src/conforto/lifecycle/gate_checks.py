@@ -310,7 +310,8 @@ def coverage_checks(
     pred: pd.DataFrame, config: GateConfig, *, conformal_by: str = "all"
 ) -> list[GateCheck]:
     """(e) The cross-conformal coverage of the prediction sets at ``coverage_level``, within
-    ``coverage_tolerance`` of it (see :mod:`conforto.uncertainty.calibration`)."""
+    ``coverage_tolerance`` of it (see :mod:`conforto.uncertainty.calibration`).
+    """
     level = config.coverage_level
     sets = cross_conformal_sets(pred, [level], by=conformal_by)[level]
     y = pred["y"].to_numpy(dtype=np.int64)

@@ -77,7 +77,8 @@ class PipelineResult:
 
 def production_model(registry: Registry) -> tuple[ThermalModel, str] | None:
     """The production model and its version; ``None`` when there is none, or it cannot be
-    loaded (the data stage then checks no drift, and says so)."""
+    loaded (the data stage then checks no drift, and says so).
+    """
     version = registry.store.alias_version("production")
     if version is None:
         return None

@@ -26,20 +26,29 @@ class RegistryStore(Protocol):
         tags: dict[str, str],
         params: dict[str, Any],
         metrics: dict[str, float],
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        """Add ``artifact`` as a new version with its tags, parameters and metrics."""
 
-    def versions(self) -> list[ModelVersion]: ...
+    def versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
 
-    def get(self, version: str) -> ModelVersion: ...
+    def get(self, version: str) -> ModelVersion:
+        """One version."""
 
-    def set_tag(self, version: str, key: str, value: str) -> None: ...
+    def set_tag(self, version: str, key: str, value: str) -> None:
+        """Set one tag of a version."""
 
-    def delete_tag(self, version: str, key: str) -> None: ...
+    def delete_tag(self, version: str, key: str) -> None:
+        """Remove one tag of a version."""
 
-    def alias_version(self, alias: str) -> str | None: ...
+    def alias_version(self, alias: str) -> str | None:
+        """The version an alias points to, if any."""
 
-    def set_alias(self, alias: str, version: str) -> None: ...
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point an alias at a version (atomically)."""
 
-    def local_artifact(self, version: ModelVersion) -> Path: ...
+    def local_artifact(self, version: ModelVersion) -> Path:
+        """A local folder holding the version's artifact."""
 
-    def add_mlflow_model(self, version: ModelVersion) -> bool: ...
+    def add_mlflow_model(self, version: ModelVersion) -> bool:
+        """Make an older version an MLflow Model; ``False`` when it already was one."""

@@ -69,7 +69,8 @@ def class_scores(raw: FloatArray) -> FloatArray:
 
 def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
     """Class probabilities (rows × classes) from raw scores; a binary head's raw score is one
-    column, its probabilities two."""
+    column, its probabilities two.
+    """
     return softmax(class_scores(raw / temperature))
 
 
@@ -77,7 +78,8 @@ def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
 class Heads:
     """The loaded heads: a booster and a temperature each, and the baselines fitted beside them
     (``base_rate``; ``pmv_logistic``: coefficients and intercepts of a logistic model on PMV),
-    which evaluating the heads on other data reads."""
+    which evaluating the heads on other data reads.
+    """
 
     boosters: dict[str, Any]
     temperatures: dict[str, float]
@@ -96,7 +98,8 @@ class Heads:
 
     def predict(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
         """Probabilities of :data:`COLUMNS` (rows × 5) for an encoded matrix: a binary head
-        answers its last class."""
+        answers its last class.
+        """
         each = self.probabilities(matrix, threads)
         return np.hstack([each[spec.name][:, -len(spec.columns) :] for spec in SPECS])
 

@@ -246,7 +246,8 @@ def _chunks(path: Path, rows: int, wanted: set[str]) -> Iterator[pd.DataFrame]:
 def input_columns(model: ThermalModel) -> set[str]:
     """Canonical columns batch prediction reads: the model's inputs, the physics inputs of its
     derived features, every column with physical bounds (checked), ``record_id`` and
-    ``building_id``."""
+    ``building_id``.
+    """
     inputs = {f.name for f in model.spec.features if f.kind != "derived"}
     return inputs | set(PHYSICS_INPUTS) | set(PHYSICAL_BOUNDS) | {"record_id", "building_id"}
 

@@ -108,7 +108,8 @@ def decide(
     config: MonitorConfig,
 ) -> Decision:
     """Weigh the findings (``drift.json``'s and ``performance.json``'s content, or ``None``
-    when a monitor had nothing to judge) against the thresholds."""
+    when a monitor had nothing to judge) against the thresholds.
+    """
     reasons = []
     if drift is not None:
         key = set(important_inputs(model, config.retrain_top_inputs))
@@ -144,7 +145,8 @@ def findings(
     """The drift and performance results for this model: the last ones in ``reports/drift``
     and ``reports/performance`` when younger than ``config.max_result_age_hours``, else the
     monitors run now on ``window`` (and their reports written); ``None`` for a monitor with
-    nothing to judge."""
+    nothing to judge.
+    """
     version = model_version or model.version
     found: dict[str, dict[str, Any] | None] = {}
     for name in ("drift", "performance"):

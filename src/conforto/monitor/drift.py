@@ -1,4 +1,4 @@
-"""Input drift: has what the model is asked about moved away from what it learnt from?
+"""Input drift: whether what the model is asked about moved away from what it learnt from.
 
 Per model input, the population stability index (PSI, the symmetric Kullback-Leibler divergence
 of two distributions' shares, as credit scoring has long used it): over the reference's deciles

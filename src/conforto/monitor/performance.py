@@ -80,7 +80,8 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
 
 def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
     """The rows with the probabilities the model's ``confidence.json`` gives them; as they are
-    for models without one."""
+    for models without one.
+    """
     calibration = load_confidence(model)
     if calibration is None:
         return scored
@@ -112,7 +113,8 @@ def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) 
 
 def score_file(model: ThermalModel, source: FileSource) -> Scored:
     """A file's rows scored by the model (rows it cannot score are left out), with their
-    ``thermal_sensation`` votes when the file has them."""
+    ``thermal_sensation`` votes when the file has them.
+    """
     from conforto.model.predict import score_frame
 
     frame = next(source.frames())
@@ -213,7 +215,8 @@ def over_time(scored: Scored) -> pd.DataFrame:
 
 def performance_figure(scored: Scored, result: dict[str, Any]) -> str:
     """Accuracy over time (estimated and realised), the class mix answered and voted, and the
-    answered vs voted confusion; a PNG data URI."""
+    answered vs voted confusion; a PNG data URI.
+    """
     fig = new_figure(11.0, 3.2)
     timeline, mix, cm_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [2.2, 1, 1]})
     series = over_time(scored)

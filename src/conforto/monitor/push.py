@@ -37,7 +37,8 @@ def _stamp(registry: CollectorRegistry, version: str) -> None:
 
 def drift_gauges(report: DriftReport) -> CollectorRegistry:
     """``conforto_drift_statistic{feature}``, ``conforto_drift_detected{feature}``,
-    ``conforto_dataset_drift`` and the run's timestamp."""
+    ``conforto_dataset_drift`` and the run's timestamp.
+    """
     registry = CollectorRegistry()
     version = report.model_version
     statistic = _gauge(
@@ -60,7 +61,8 @@ def drift_gauges(report: DriftReport) -> CollectorRegistry:
 def performance_gauges(result: dict[str, Any]) -> CollectorRegistry:
     """``conforto_estimated_accuracy``, ``conforto_realised_accuracy`` (when votes came),
     ``conforto_validation_accuracy``, ``conforto_performance_degraded``,
-    ``conforto_feedback_rows`` and the run's timestamp."""
+    ``conforto_feedback_rows`` and the run's timestamp.
+    """
     registry = CollectorRegistry()
     version = str(result["model_version"])
     values = {

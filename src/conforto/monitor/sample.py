@@ -61,7 +61,8 @@ class Sample:
 
     def effective_rows(self, name: str) -> float:
         """Kish's effective sample size of an input's values: ``(Σw)² / Σw²``; the number of
-        values when unweighted, fewer when a few rows weigh a lot."""
+        values when unweighted, fewer when a few rows weigh a lot.
+        """
         total, squares = self.support.get(name, (0.0, 0.0))
         return total * total / squares if squares > 0 else 0.0
 

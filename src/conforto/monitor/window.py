@@ -77,6 +77,7 @@ class Span:
     end: datetime
 
     def __post_init__(self) -> None:
+        """Refuse an empty or reversed span."""
         if self.start >= self.end:
             raise ConfigError(
                 f"the window starts ({self.start.isoformat()}) at or after it ends "
@@ -198,7 +199,8 @@ def read_votes(url: str, prediction_ids: list[str]) -> pd.DataFrame:
 
 def read_file(path: Path, metadata: Path | None = None) -> pd.DataFrame:
     """Rows from a file in the database's format (any resolvable column names), joined with
-    their buildings' metadata when given; ``month`` from ``timestamp`` when it has one."""
+    their buildings' metadata when given; ``month`` from ``timestamp`` when it has one.
+    """
     return with_month(load_dataset(path, metadata, required=()).frame)
 
 

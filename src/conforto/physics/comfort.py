@@ -56,7 +56,8 @@ def _float_rint(x: float) -> float:
 
 class Floats:
     """The few NumPy functions the formulas use, for Python floats (``where`` evaluates both
-    branches, as ``numpy.where`` does; math errors raise instead of giving NaN)."""
+    branches, as ``numpy.where`` does; math errors raise instead of giving NaN).
+    """
 
     exp = staticmethod(math.exp)
     sqrt = staticmethod(math.sqrt)
@@ -231,7 +232,8 @@ def _surface_floats(
     xn: float, xf: float, hcf: float, taa: float, p2: float, p3: float, p4: float, p5: float
 ) -> tuple[float, float]:
     """Solve ISO 7730's heat balance for the clothing surface temperature [K / 100] by damped
-    fixed-point iteration; also return the convective heat transfer coefficient [W/(m² K)]."""
+    fixed-point iteration; also return the convective heat transfer coefficient [W/(m² K)].
+    """
     hc = hcf
     for _ in range(_MAX_ITERATIONS):
         if not abs(xn - xf) > _EPS:

@@ -185,7 +185,8 @@ def _guarded(
     inputs: dict[str, FloatArray],
 ) -> FloatArray:
     """Run ``compute(mask, inputs)`` on rows with all comfort inputs finite and a positive
-    metabolic rate; NaN elsewhere."""
+    metabolic rate; NaN elsewhere.
+    """
     values = [inputs[c] for c in ("ta", "tr", "vel", "rh", "met", "clo")]
     ok = np.logical_and.reduce([np.isfinite(x) for x in values]) & (inputs["met"] > 0)
     out = np.full(ok.shape, np.nan)
@@ -200,7 +201,8 @@ def _features_of_row(
     ta: float, tr: float, rh: float, vel: float, met: float, clo: float, t_mot: float
 ) -> tuple[float, float, float, float, float]:
     """:func:`fast_features` of one row, on Python floats: NaN where NumPy gives NaN or
-    infinity (negative square root, division by zero, overflow) instead of an exception."""
+    infinity (negative square root, division by zero, overflow) instead of an exception.
+    """
     try:
         t_op = operative_temperature(ta, tr, 0.0 if math.isnan(vel) else vel, Floats)
     except (ArithmeticError, ValueError):

@@ -47,7 +47,8 @@ def new_ids(count: int, now: float | None = None) -> list[str]:
 
 def issued_at(prediction_id: str) -> float | None:
     """When a prediction id was issued [s since the epoch]; ``None`` for an id that is not a
-    version 7 UUID (ids issued before conforto used them are version 4)."""
+    version 7 UUID (ids issued before conforto used them are version 4).
+    """
     if len(prediction_id) != 32 or prediction_id[12] != "7":
         return None
     try:

@@ -71,7 +71,8 @@ def queued_prediction(
 ) -> Queued:
     """A prediction (the API's response shape) and the inputs given (no ``None``s) as spooled:
     flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
-    defaults to the current time."""
+    defaults to the current time.
+    """
     p = prediction["probabilities"]
     members = prediction.get("prediction_set")
     preference = prediction.get("preference")
@@ -106,11 +107,13 @@ class LogStore(Protocol):
 
     def status(self) -> dict[str, Any]:
         """What the writer has done: ``predictions``, ``feedback``, ``failures``, ``dropped``,
-        ``orphaned`` (since it started) and ``backlog_bytes``."""
+        ``orphaned`` (since it started) and ``backlog_bytes``.
+        """
 
     def close(self, timeout: float) -> bool:
         """Stop writing in the background; store what is left for up to ``timeout`` s (what is
-        not stays in the spool for the next start). Whether everything was stored."""
+        not stays in the spool for the next start). Whether everything was stored.
+        """
 
 
 @dataclass
@@ -146,6 +149,7 @@ class RecentIds:
             self._ids.discard(self._order.popleft())
 
     def __contains__(self, prediction_id: object) -> bool:
+        """Whether the id was answered here lately."""
         return prediction_id in self._ids
 
 
@@ -212,7 +216,8 @@ class PredictionLog:
         sites: Sequence[str | None],
     ) -> bool:
         """Spool predictions (the API's response shapes, with the inputs given, the latency
-        [ms] and the site of each) in one write; False when the disk refused them."""
+        [ms] and the site of each) in one write; False when the disk refused them.
+        """
         now = time.time()
         rows = [
             queued_prediction(*row, now=now)
@@ -253,7 +258,8 @@ class PredictionLog:
 
     def _report(self) -> None:
         """Turn the writer's cumulative status into counter increments (a restarted writer
-        starts again from zero)."""
+        starts again from zero).
+        """
         status = self.store.status()
         for key, report in (
             ("predictions", lambda n: self.counters.written("predictions", n)),

@@ -58,7 +58,8 @@ def encode(rows: Sequence[Queued]) -> bytes:
 @dataclass(frozen=True)
 class Frame:
     """A frame read back: where it ends in its segment [bytes], how many rows it holds and,
-    unless only the headers were read, the rows."""
+    unless only the headers were read, the rows.
+    """
 
     end: int
     count: int
@@ -131,7 +132,8 @@ def segments(directory: Path) -> dict[str, list[Path]]:
 
 def try_lock(path: Path) -> int | None:
     """An open descriptor of ``path`` holding its exclusive ``flock``, or ``None`` when another
-    open file holds it. Closing the descriptor (or the process's death) releases it."""
+    open file holds it. Closing the descriptor (or the process's death) releases it.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -143,7 +145,8 @@ def try_lock(path: Path) -> int | None:
 
 def segment_size(max_bytes: int) -> int:
     """The size past which an owner starts a new segment [bytes]: a sixteenth of the spool's
-    bound, between 4 KiB and 64 MiB, so old segments can be dropped one by one."""
+    bound, between 4 KiB and 64 MiB, so old segments can be dropped one by one.
+    """
     return max(4096, min(64 << 20, max_bytes // 16))
 
 
@@ -193,7 +196,8 @@ class Spool:
 
     def append(self, rows: Sequence[Queued]) -> bool:
         """Write ``rows`` as one frame with one ``os.write``; False when the disk refused
-        them (they are counted as dropped and logged; nothing half-written stays)."""
+        them (they are counted as dropped and logged; nothing half-written stays).
+        """
         frame = encode(rows)
         try:
             written = os.write(self._fd, frame)

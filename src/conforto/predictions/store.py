@@ -74,7 +74,8 @@ def _add_site(conn: sa.Connection) -> None:
 
 def _add_status(conn: sa.Connection) -> None:
     """Version 3: ``feedback.status`` (earlier votes were all matched); ``spool_offsets`` is
-    new, made by ``create_all``."""
+    new, made by ``create_all``.
+    """
     conn.execute(
         sa.text("ALTER TABLE feedback ADD COLUMN status VARCHAR(8) NOT NULL DEFAULT 'matched'")
     )
@@ -135,7 +136,8 @@ def migrate(engine: sa.Engine) -> int:
 
 def _row(fields: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
     """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``;
-    fields a row spooled by an older conforto lacks are null."""
+    fields a row spooled by an older conforto lacks are null.
+    """
     row = dict(zip(fields, values + (None,) * (len(fields) - len(values)), strict=True))
     row["created"] = datetime.fromtimestamp(row["created"], UTC)
     if "inputs" in row:
@@ -305,7 +307,7 @@ class LogDatabase:
             return bool(self._stored([prediction_id]))
 
     def closing(self) -> LogDatabase:
-        """This database, for the final flush."""
+        """The same database, for the final flush."""
         return self
 
     def close(self) -> None:

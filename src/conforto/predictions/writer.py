@@ -86,7 +86,8 @@ class LogProcess:
 
     def start(self) -> LogProcess:
         """Start the child now rather than on the first call (it then loads its database
-        driver and stores what earlier processes left while the service starts)."""
+        driver and stores what earlier processes left while the service starts).
+        """
         with self._lock:
             self._connection()
         return self

@@ -31,6 +31,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -63,6 +64,7 @@ class RequestMetrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -219,7 +219,8 @@ class MicroBatcher:
         self, observation: dict[str, Any], context: Any = None, level: float | None = None
     ) -> dict[str, Any]:
         """The prediction for one observation (see :meth:`Predictor.predict`), its set at
-        ``level``; ``context`` goes to ``after`` with it."""
+        ``level``; ``context`` goes to ``after`` with it.
+        """
         import asyncio
 
         loop = asyncio.get_running_loop()

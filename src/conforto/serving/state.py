@@ -216,7 +216,8 @@ class ServiceState:
         coverage: float | None = None,
     ) -> list[dict[str, Any]]:
         """Several observations' predictions in one call, spooled before they are returned
-        (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row."""
+        (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row.
+        """
         results = self.predictor.predict(rows, [coverage] * len(rows))
         self._after(rows, [(start, site) for site in sites], results)
         return results

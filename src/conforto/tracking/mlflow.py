@@ -206,7 +206,8 @@ class MlflowRegistryStore:
 
     def _log_mlflow_model(self, run_id: str) -> None:
         """Add the MLflow Model files to the run's ``model``; ``MLmodel`` last, so that a folder
-        with an ``MLmodel`` is a complete MLflow Model."""
+        with an ``MLmodel`` is a complete MLflow Model.
+        """
         import tempfile
 
         from conforto.tracking.mlflow_model import MLMODEL, write_mlflow_model

@@ -70,6 +70,7 @@ class FittedBooster:
 
 
 def base_params(config: TrainConfig, seed: int) -> dict[str, Any]:
+    """LightGBM's parameters before tuning: multiclass, the config's budget, ``seed``."""
     return {
         "objective": "multiclass",
         "num_class": N_CLASSES,
@@ -87,6 +88,7 @@ def base_params(config: TrainConfig, seed: int) -> dict[str, Any]:
 
 
 def lgb_dataset(matrix: FloatArray, y: IntArray, spec: FeatureSpec, reference: Any = None) -> Any:
+    """A LightGBM dataset of ``matrix`` and ``y``, its categorical columns declared."""
     import lightgbm as lgb
 
     return lgb.Dataset(
@@ -186,7 +188,8 @@ def _search(
     on_trial: Any,
 ) -> tuple[dict[str, Any], int, FloatArray]:
     """Optuna's bounded search over the inner folds: the best parameters, their rounds and
-    their inner out-of-fold raw scores."""
+    their inner out-of-fold raw scores.
+    """
     import lightgbm as lgb
     import optuna
 
@@ -229,6 +232,7 @@ def _search(
 
 
 def group_folds(groups: IntArray, folds: int, seed: int) -> list[tuple[IntArray, IntArray]]:
+    """``folds`` (train, test) row positions with no building on both sides."""
     from sklearn.model_selection import GroupKFold
 
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)

@@ -127,7 +127,8 @@ def _slice_scores(
 
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score labelled data with ``model`` and its stored baselines (see
-    :mod:`conforto.metrics.predictions`)."""
+    :mod:`conforto.metrics.predictions`).
+    """
     rows, y, groups = prepare(frame)
     return _predictions(model, rows, y, groups, encode(rows, model.spec))
 
@@ -151,7 +152,8 @@ def _predictions(
 
 def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[dict[str, Any]]]:
     """The ``n`` slices of each column with the lowest macro-F1 among those with at least
-    :data:`MIN_INTERVAL_ROWS` rows, weakest first."""
+    :data:`MIN_INTERVAL_ROWS` rows, weakest first.
+    """
     out = {}
     for column, rows in summary["slices"].items():
         judged = sorted(

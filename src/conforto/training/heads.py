@@ -70,7 +70,8 @@ def _raw(booster: Any, matrix: FloatArray) -> FloatArray:
 @dataclass
 class HeadCV:
     """One head's out-of-fold probabilities and its baselines' on the labelled rows (``rows``:
-    their positions; ``raw``: the out-of-fold raw scores, empty outside cross-validation)."""
+    their positions; ``raw``: the out-of-fold raw scores, empty outside cross-validation).
+    """
 
     rows: IntArray
     y: IntArray
@@ -83,7 +84,8 @@ class HeadCV:
 def fit_baselines(head: HeadSpec, y: IntArray, pmv: FloatArray) -> dict[str, Any]:
     """A head's baselines fitted on its answers ``y``: the base rate and, but for
     ``dissatisfied`` (whose baseline is PPD/100), a logistic model on PMV (``coef``,
-    ``intercept``; rows without PMV answer the base rate)."""
+    ``intercept``; rows without PMV answer the base rate).
+    """
     from sklearn.linear_model import LogisticRegression
 
     out: dict[str, Any] = {
@@ -190,7 +192,8 @@ def _temperature(raw: FloatArray, y: IntArray) -> float:
 
 def fit_heads(fit: SensationFit, cv: dict[str, HeadCV], pmv: FloatArray) -> Heads:
     """The final heads on every labelled row (``cv``'s), each calibrated on its out-of-fold
-    scores, with their baselines fitted on the same answers (``pmv``: every row's)."""
+    scores, with their baselines fitted on the same answers (``pmv``: every row's).
+    """
     params, rounds = fit.final
     boosters, temperatures, baselines = {}, {}, {}
     for head in SPECS:
@@ -206,7 +209,8 @@ def evaluate_heads(
     heads: Heads, matrix: FloatArray, rows: pd.DataFrame, groups: IntArray, *, seed: int = 0
 ) -> dict[str, Any]:
     """The heads on other labelled data (for example unseen buildings), against the baselines
-    fitted with them: :func:`heads_report`'s shape, for the heads whose answers the data has."""
+    fitted with them: :func:`heads_report`'s shape, for the heads whose answers the data has.
+    """
     from conforto.physics.features import comfort_features
 
     labels = targets(rows)

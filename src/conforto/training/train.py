@@ -50,7 +50,8 @@ IntArray = npt.NDArray[np.int64]
 @dataclass
 class CrossValidation:
     """Out-of-fold predictions, what was fitted per fold, and each fold's tuned parameters and
-    rounds (the starting point of the occupant-response heads)."""
+    rounds (the starting point of the occupant-response heads).
+    """
 
     predictions: pd.DataFrame
     folds: list[dict[str, Any]]

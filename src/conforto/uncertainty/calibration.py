@@ -121,7 +121,8 @@ def _climates(pred: pd.DataFrame) -> list[str | None] | None:
 def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
     """:func:`calibrate` on a predictions frame (:mod:`conforto.metrics.predictions`), with its
     climates and
-    buildings."""
+    buildings.
+    """
     return calibrate(
         predictions.probabilities(pred),
         predictions.labels(pred)[0],

@@ -102,6 +102,7 @@ class ConfidenceCalibration:
     rows: int = 0
 
     def __post_init__(self) -> None:
+        """Refuse a calibration without one intercept per class."""
         if len(self.intercepts) != N_CLASSES:
             raise ValueError(f"{len(self.intercepts)} intercepts; one per class ({N_CLASSES})")
 
@@ -126,7 +127,8 @@ class ConfidenceCalibration:
     def recalibrated(self, proba: FloatArray, decision: IntArray) -> FloatArray:
         """The probabilities with the answered class's replaced by :meth:`right`, the rest of
         the mass shared among the other classes as the model shared it (evenly where it gave
-        them none)."""
+        them none).
+        """
         n = np.arange(len(decision))
         right = self.right(proba, decision)
         rest = 1.0 - proba[n, decision]

@@ -80,6 +80,7 @@ class ConformalSets:
     climates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        """Refuse a grouping or curves of the wrong shape."""
         curves = len(CLASS_NAMES) if self.by == "class" else 1 + len(self.climates)
         if self.by not in GROUPINGS or self.pvalues.shape != (curves, GRID):
             raise ValueError(

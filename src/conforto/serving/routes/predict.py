@@ -60,7 +60,8 @@ def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
 
 def parse_coverage(request: Request) -> float | None:
     """``?coverage=``, validated as FastAPI validates :data:`CoverageQuery` (same 422s), without
-    its parameter solving on the hot path."""
+    its parameter solving on the hot path.
+    """
     raw = request.query_params.get("coverage")
     if raw is None:
         return None
@@ -94,7 +95,8 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
 )
 async def predict(request: Request) -> dict[str, Any]:
     """Predict the thermal sensation of one observation, with the set of classes its vote
-    falls in at the confidence level ``coverage``."""
+    falls in at the confidence level ``coverage``.
+    """
     start = time.perf_counter()
     service = service_of(request)  # not a dependency: the hot path (see service_of)
     coverage = parse_coverage(request)
@@ -113,7 +115,8 @@ async def predict_batch(
     batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
 ) -> dict[str, Any]:
     """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
-    prediction set at ``coverage``."""
+    prediction set at ``coverage``.
+    """
     limit = service.settings.serve.max_batch
     if len(batch.observations) > limit:
         raise HTTPException(
