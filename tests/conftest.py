@@ -11,18 +11,23 @@ import pandas as pd
 import pytest
 
 from conforto.settings import get_settings
-from tests.helpers import (
-    SHARED_DATA,
-    Postgres,
-    Server,
-    make_frames,
-    train_once,
-    without_file,
-    write_buildings,
-)
+from tests.factories import SHARED_DATA, make_frames, train_once, without_file, write_buildings
+from tests.processes import Postgres, Server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+#: Longest a test of each slow tier may take, its fixtures' setup included [s]: a hung server
+#: or process fails its test with a traceback instead of stalling CI until its own limit.
+TIER_TIMEOUTS = {"integration": 900, "e2e": 600, "load": 600, "image": 1200, "spark": 900}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test of a slow tier its tier's timeout, unless it names one itself."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in TIER_TIMEOUTS and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
 
 
 @pytest.fixture

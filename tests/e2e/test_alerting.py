@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import subprocess
-import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,7 +16,9 @@ import yaml
 
 from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
-from tests.helpers import REPO, Daemon, Server, conforto_cli, free_port, pushgateway
+from tests.cli import conforto_cli
+from tests.factories import REPO
+from tests.processes import Daemon, Server, free_port, in_thread, pushgateway
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -94,11 +95,8 @@ class SlackReceiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def slack() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     SlackReceiver.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlackReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T/B/X", SlackReceiver.received
-    server.shutdown()
-    server.server_close()
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlackReceiver)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T/B/X", SlackReceiver.received
 
 
 def _fast_rules(folder: Path) -> Path:

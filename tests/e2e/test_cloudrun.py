@@ -13,7 +13,8 @@ import pytest
 
 from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
-from tests.helpers import REPO, conforto_cli
+from tests.cli import conforto_cli
+from tests.factories import REPO
 
 pytestmark = pytest.mark.integration
 IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcdef" * 4

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +22,10 @@ import sqlalchemy as sa
 
 from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
-from tests.helpers import Server, table_rows
+from tests.factories import table_rows
+
+if TYPE_CHECKING:
+    from tests.processes import Server
 
 pytestmark = pytest.mark.integration
 ROOM = json.dumps({"ta": 24.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}).encode()

@@ -15,7 +15,8 @@ import pytest
 from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
 from conforto.settings import get_settings
-from tests.helpers import conforto_cli, free_port
+from tests.cli import conforto_cli
+from tests.processes import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

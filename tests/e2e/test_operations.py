@@ -17,7 +17,7 @@ from conforto.lifecycle.registry import open_registry
 from conforto.predictions.ids import new_ids
 from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
-from tests.helpers import table_rows
+from tests.factories import table_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

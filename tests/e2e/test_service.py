@@ -18,7 +18,7 @@ from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import NUMERIC_INPUTS
 from conforto.model.predict import predict_file
 from conforto.settings import get_settings
-from tests.helpers import regrouped_sets
+from tests.factories import regrouped_sets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,7 +31,7 @@ OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 
 @pytest.fixture(scope="module")
 def running(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    from tests.helpers import Server
+    from tests.processes import Server
 
     server = Server(
         ["--model", str(trained_model)],

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pandas as pd
 import pytest
-from tests.helpers import REPO, free_port, table_rows
+from tests.factories import REPO, table_rows
+from tests.processes import free_port
 
 from conforto.deploy.smoke import smoke
 from conforto.model.artifact import load_model

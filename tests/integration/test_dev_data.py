@@ -12,7 +12,7 @@ import pytest
 from conforto.data.load import NO_DATE, ensure_group_column, load_dataset
 from conforto.data.validation import validate_dataset
 from conforto.physics.features import comfort_features
-from tests.helpers import conforto_cli
+from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

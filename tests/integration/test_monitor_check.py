@@ -12,7 +12,8 @@ from conforto.data.load import load_dataset
 from conforto.lifecycle.registry import open_registry
 from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
 from conforto.settings import get_settings
-from tests.helpers import conforto_cli, serve_and_vote
+from tests.cli import conforto_cli
+from tests.factories import serve_and_vote
 
 pytestmark = pytest.mark.integration
 

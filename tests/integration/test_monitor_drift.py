@@ -16,7 +16,8 @@ from conforto.model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.predictions.store import LogDatabase
-from tests.helpers import conforto_cli, without_file
+from tests.cli import conforto_cli
+from tests.factories import without_file
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,7 +16,9 @@ from conforto.model.artifact import load_model
 from conforto.monitor.performance import check_performance
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
-from tests.helpers import Daemon, conforto_cli, pushgateway, scrape, serve_and_vote
+from tests.cli import conforto_cli
+from tests.factories import serve_and_vote
+from tests.processes import Daemon, pushgateway, scrape
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -6,7 +6,6 @@ import http.server
 import json
 import logging
 import socket
-import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,7 +13,8 @@ import pytest
 
 from conforto.notify import Notifier, deploy_message, hello_message
 from conforto.settings import NotifySettings, Settings
-from tests.helpers import conforto_cli
+from tests.cli import conforto_cli
+from tests.processes import in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,11 +48,8 @@ class Slack(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def slack() -> Iterator[str]:
     Slack.replies, Slack.posts, Slack.times = [], [], []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slack)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXXSECRET"
-    server.shutdown()
-    server.server_close()
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slack)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXXSECRET"
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -21,7 +20,8 @@ from typer.testing import CliRunner
 
 from conforto.cli import app
 from conforto.settings import get_settings
-from tests.helpers import conforto_cli
+from tests.cli import conforto_cli
+from tests.processes import in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -140,12 +140,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def not_clearml() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def test_import_offline_keeps_sessions_until_a_server_accepts_them(

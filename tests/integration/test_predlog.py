@@ -28,7 +28,7 @@ from conforto.predictions.store import (
     schema,
 )
 from conforto.predictions.writer import LogProcess
-from tests.helpers import table_rows
+from tests.factories import table_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,7 +18,7 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.lifecycle.pointer import read_pointer
 from conforto.lifecycle.registry import PRODUCTION, Registry, open_registry
 from conforto.settings import get_settings
-from tests.helpers import conforto_cli
+from tests.cli import conforto_cli
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

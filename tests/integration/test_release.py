@@ -9,7 +9,7 @@ import pytest
 
 from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
-from tests.helpers import conforto_cli
+from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
     from pathlib import Path

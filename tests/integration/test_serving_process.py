@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conforto.predictions.store import predictions
-from tests.helpers import table_rows
+from tests.factories import table_rows
 
 if TYPE_CHECKING:
     from pathlib import Path

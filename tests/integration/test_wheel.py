@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.factories import REPO
 
 pytestmark = pytest.mark.integration
 

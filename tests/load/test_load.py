@@ -25,7 +25,7 @@ OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6, "season": "s
 
 @pytest.fixture(scope="module")
 def live(trained_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    from tests.helpers import Server
+    from tests.processes import Server
 
     server = Server(
         ["--model", str(trained_model)],

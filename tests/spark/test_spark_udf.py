@@ -19,7 +19,7 @@ from conforto.cli import app
 from conforto.lifecycle.registry import open_registry
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.settings import get_settings
-from tests.helpers import REPO
+from tests.factories import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, ClassVar
@@ -13,6 +12,7 @@ import pytest
 from conforto.data.download import RemoteFile, download_file, download_official, resolve_sources
 from conforto.errors import DataSourceError, DownloadError
 from conforto.settings import Settings
+from tests.processes import in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,12 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     _Handler.hits = Counter()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with in_thread(ThreadingHTTPServer(("127.0.0.1", 0), _Handler)) as httpd:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def _remote(server: str, name: str, sha: str = SHA) -> RemoteFile:

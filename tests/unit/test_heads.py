@@ -24,7 +24,7 @@ from conforto.training.heads import (
     targets,
     train_heads,
 )
-from tests.helpers import make_frames
+from tests.factories import make_frames
 from tests.unit.test_gate import PASSING, make_oof
 
 if TYPE_CHECKING:

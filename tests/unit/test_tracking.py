@@ -13,6 +13,7 @@ from conforto.tracking import (
     replay_outbox,
     tracked_run,
 )
+from tests.processes import in_thread
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -180,18 +181,13 @@ def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_server_reachable_only_when_something_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     import http.server
-    import threading
 
     from conforto.tracking.clearml import server_reachable
 
     monkeypatch.delenv("CLEARML_API_HOST", raising=False)
     assert not server_reachable()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{port}")
-    assert server_reachable()  # it answers (with an error): a server is there
-    server.shutdown()
-    server.server_close()
+    handler = http.server.BaseHTTPRequestHandler
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
+        monkeypatch.setenv("CLEARML_API_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+        assert server_reachable()  # it answers (with an error): a server is there
     assert not server_reachable(timeout=0.5)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conforto.cli import app
-from tests.helpers import REPO
+from tests.factories import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
