@@ -1,17 +1,19 @@
-"""What the lifecycle needs from a model registry: the store protocol every backend implements.
+"""What the lifecycle needs from a model registry: the store protocol, and a store in memory.
 
 :class:`conforto.tracking.mlflow.MlflowRegistryStore` is the one in use (a local SQLite store by
-default, an MLflow server when ``CONFORTO_TRACKING__URI`` is set).
+default, an MLflow server when ``CONFORTO_TRACKING__URI`` is set); :class:`MemoryStore` keeps
+versions in memory, for the fast tests.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from conforto.tracking.model_version import ModelVersion
+from conforto.errors import RegistryError
+from conforto.tracking.model_version import ModelVersion
 
 
 class RegistryStore(Protocol):
@@ -52,3 +54,68 @@ class RegistryStore(Protocol):
 
     def add_mlflow_model(self, version: ModelVersion) -> bool:
         """Make an older version an MLflow Model; ``False`` when it already was one."""
+
+
+class MemoryStore:
+    """A registry store held in memory: the protocol's plainest implementation.
+
+    Versions point at the folders registered (nothing is copied) and nothing outlives the
+    process; the lifecycle's own logic (promotion, rollback, reconciliation after an
+    interruption) runs on it exactly as on MLflow's store, so the fast tests use it.
+    """
+
+    def __init__(self, model_name: str = "conforto-thermal-sensation") -> None:
+        self.model_name = model_name
+        self._versions: dict[str, ModelVersion] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(
+        self,
+        artifact: Path,
+        *,
+        tags: dict[str, str],
+        params: dict[str, Any],  # noqa: ARG002 - MLflow's store records them in a run
+        metrics: dict[str, float],  # noqa: ARG002 - as the params
+    ) -> ModelVersion:
+        """Add ``artifact`` as the next version, with its tags."""
+        number = str(len(self._versions) + 1)
+        self._versions[number] = ModelVersion(
+            number, dict(tags), [], time.time(), None, str(artifact), artifact
+        )
+        return self.get(number)
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        return [self.get(number) for number in self._versions]
+
+    def get(self, version: str) -> ModelVersion:
+        """A copy of one version; :class:`RegistryError` when it does not exist."""
+        if version not in self._versions:
+            raise RegistryError(f"version {version!r} of {self.model_name} does not exist.")
+        found = replace(self._versions[version], tags=dict(self._versions[version].tags))
+        found.aliases = sorted(a for a, v in self._aliases.items() if v == version)
+        return found
+
+    def set_tag(self, version: str, key: str, value: str) -> None:
+        """Set one tag of a version."""
+        self._versions[version].tags[key] = value
+
+    def delete_tag(self, version: str, key: str) -> None:
+        """Remove one tag of a version (no error when absent)."""
+        self._versions[version].tags.pop(key, None)
+
+    def alias_version(self, alias: str) -> str | None:
+        """The version an alias points to, if any."""
+        return self._aliases.get(alias)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point an alias at a version."""
+        self._aliases[alias] = version
+
+    def local_artifact(self, version: ModelVersion) -> Path:
+        """The folder registered."""
+        return Path(version.source)
+
+    def add_mlflow_model(self, version: ModelVersion) -> bool:  # noqa: ARG002 - no MLflow here
+        """Nothing to add: a memory store holds no MLflow Models."""
+        return False
