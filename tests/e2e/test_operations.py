@@ -154,7 +154,7 @@ def test_new_production_version_is_swapped_in_under_load_without_errors(
     for worker in workers:
         worker.start()
     try:
-        time.sleep(1.0)
+        _wait_for(lambda: len(seen) >= 50)
         registry.promote("2", force=True)  # the service notices the pointer by itself
         _wait_for(lambda: bool(seen) and seen[-1][1] == "2")
         registry.rollback()
@@ -163,7 +163,8 @@ def test_new_production_version_is_swapped_in_under_load_without_errors(
         )
         assert reload.status_code == 200
         assert reload.json()["model_version"] == "1"
-        time.sleep(1.0)
+        after = len(seen)
+        _wait_for(lambda: len(seen) >= after + 50)
     finally:
         stop.set()
         for worker in workers:
