@@ -56,7 +56,11 @@ def deploy(env: dict[str, str], *args: str) -> Any:
 
 
 @pytest.fixture
-def versions(trained_model: Path, second_model: Path) -> None:
+def versions(
+    registry_home: Path,  # noqa: ARG001 - for its effect: the template store as home
+    trained_model: Path,
+    second_model: Path,
+) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)  # version 1: what the fake's URL serves
     registry.register(second_model)  # version 2: another model

@@ -30,7 +30,11 @@ MLFLOW_FILES = (MLMODEL, "requirements.txt", "python_env.yaml", "conda.yaml")
 
 
 @pytest.fixture
-def production(trained_model: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+def production(
+    registry_home: Path,  # noqa: ARG001 - for its effect: the template store as home
+    trained_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Registry:
     """``trained_model`` registered and promoted; MLflow pointed at the project's store."""
     registry = open_registry(get_settings())
     registry.register(trained_model)

@@ -196,11 +196,17 @@ def cloudrun(
         found, artifact = registry.resolve(version)
         runner = CloudRunDeploy(Gcloud(), lambda url: _smoke(url, artifact), region, project)
         target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
-        steps, previous, ok, reason = roll_out(
+        done = roll_out(
             runner, env, manifests, target, image=image, version=found.version, canary=canary
         )
         outcome = Outcome(
-            f"cloudrun/{env}", found.version, ok, reason, steps.revision, None, previous
+            f"cloudrun/{env}",
+            found.version,
+            done.succeeded,
+            done.summary,
+            done.plan.revision,
+            None,
+            done.previous,
         )
         _announce(outcome, registry)
 

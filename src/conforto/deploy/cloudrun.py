@@ -17,7 +17,7 @@ import shutil
 import string
 import subprocess
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
@@ -267,6 +267,17 @@ def check_target(image: str | None, project: str | None, region: str) -> tuple[s
     return image, project
 
 
+class Rollout(NamedTuple):
+    """A deploy as it went."""
+
+    plan: Plan
+    #: The revision serving before, if any.
+    previous: str | None
+    succeeded: bool
+    #: Where it serves, or why it failed and where the traffic went back.
+    summary: str
+
+
 def roll_out(
     runner: CloudRunDeploy,
     environment: str,
@@ -276,14 +287,8 @@ def roll_out(
     image: str,
     version: str,
     canary: int | None,
-) -> tuple[Plan, str | None, bool, str]:
-    """Plan a deploy against what serves now, write its manifest to ``target`` and run it.
-
-    Returns
-    -------
-    tuple
-        ``(plan, previous revision or None, succeeded, summary or reason)``.
-    """
+) -> Rollout:
+    """Plan a deploy against what serves now, write its manifest to ``target`` and run it."""
     previous = serving_revision(runner.describe(f"conforto-{environment}") or {})
     steps = plan(
         environment,
@@ -297,5 +302,5 @@ def roll_out(
         manifest_path=target,
     )
     atomic_write_text(target, steps.manifest_text())
-    ok, reason = runner.run(steps, previous)
-    return steps, previous, ok, reason
+    ok, summary = runner.run(steps, previous)
+    return Rollout(steps, previous, ok, summary)

@@ -15,7 +15,7 @@ import json
 import os
 import signal
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -23,6 +23,7 @@ from conforto.errors import ArtifactError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
 from conforto.lifecycle.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
+from conforto.lifecycle.store import clip_tag
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
@@ -46,12 +47,19 @@ def _checkpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-#: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
-MAX_TAG = 1000
+class Registered(NamedTuple):
+    """What registering an artifact did."""
+
+    version: ModelVersion
+    #: False when the artifact was registered before (the earlier version is returned).
+    created: bool
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
+class Resolved(NamedTuple):
+    """A version and its verified local artifact."""
+
+    version: ModelVersion
+    artifact: Path
 
 
 class Registry:
@@ -165,14 +173,14 @@ class Registry:
 
     # ---------------------------------------------------------------------------------- actions
 
-    def register(self, artifact: Path) -> tuple[ModelVersion, bool]:
+    def register(self, artifact: Path) -> Registered:
         """Add an artifact as a new version tagged ``training`` with its lineage.
 
         Registering the same artifact again returns the existing version.
 
         Returns
         -------
-        tuple
+        Registered
             ``(version, created)``; ``created`` is False when it was already registered.
 
         Raises
@@ -185,7 +193,7 @@ class Registry:
         with self.locked():
             for version in self.store.versions():
                 if version.tags.get("artifact_sha256") == sha:
-                    return version, False
+                    return Registered(version, created=False)
             manifest = model.manifest
             metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
             tags = {
@@ -203,7 +211,8 @@ class Registry:
                 "seed": manifest["seed"],
                 **{f"config.{k}": v for k, v in manifest["config"].items()},
             }
-            return self.store.register(artifact, tags=tags, params=params, metrics=metrics), True
+            found = self.store.register(artifact, tags=tags, params=params, metrics=metrics)
+            return Registered(found, created=True)
 
     def _verified(self, version: ModelVersion) -> Path:
         artifact = self.store.local_artifact(version)
@@ -349,14 +358,14 @@ class Registry:
         The opposite tag of an earlier gate run is removed, so a version carries one verdict.
         """
         keep, drop = ("validated", "rejected") if passed else ("rejected", "validated")
-        value = timestamp() if passed else _clip(reason)
+        value = timestamp() if passed else clip_tag(reason)
         with self.locked():
             self.store.get(version)
             self.store.set_tag(version, keep, value)
             self.store.delete_tag(version, drop)
             self.store.set_tag(version, "gate.report", str(report))
 
-    def resolve(self, version: str) -> tuple[ModelVersion, Path]:
+    def resolve(self, version: str) -> Resolved:
         """A version (or ``production``) and its verified local artifact."""
         if version == PRODUCTION:
             current = self.store.alias_version(PRODUCTION)
@@ -366,7 +375,7 @@ class Registry:
                 )
             version = current
         found = self.store.get(version)
-        return found, self._verified(found)
+        return Resolved(found, self._verified(found))
 
 
 def open_registry(settings: Settings) -> Registry:

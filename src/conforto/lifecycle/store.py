@@ -15,6 +15,14 @@ from typing import Any, Protocol
 from conforto.errors import RegistryError
 from conforto.tracking.model_version import ModelVersion
 
+#: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
+MAX_TAG = 1000
+
+
+def clip_tag(text: str) -> str:
+    """``text`` cut to :data:`MAX_TAG` characters, an ellipsis marking the cut."""
+    return text if len(text) <= MAX_TAG else text[: MAX_TAG - 1] + "…"
+
 
 class RegistryStore(Protocol):
     """What the lifecycle needs from a model registry (MLflow's, in practice)."""
