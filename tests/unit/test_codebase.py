@@ -158,6 +158,16 @@ def test_every_module_belongs_to_a_layer() -> None:
     assert len([m for m in _modules() if m.count(".") == 1 and _layer(m) not in LAYERS]) <= 12
 
 
+def test_every_package_says_what_it_may_import() -> None:
+    silent = [
+        package
+        for package in LAYERS
+        if "May import:"
+        not in (ast.get_docstring(ast.parse((SRC / package / "__init__.py").read_text())) or "")
+    ]
+    assert silent == []
+
+
 def test_imports_follow_the_layers() -> None:
     broken = sorted(
         f"{module} imports {imported}"

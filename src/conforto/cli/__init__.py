@@ -2,6 +2,8 @@
 
 :mod:`.common` holds the error mapping and the shared options, :mod:`.render` the terminal
 output; every other module is a command group.
+
+May import: everything.
 """
 
 from __future__ import annotations

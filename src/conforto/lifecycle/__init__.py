@@ -1,4 +1,4 @@
 """The registry, the promotion gate, the pipeline's stages and releases.
 
-May import: everything but serving, deploy and the CLI.
+May import: monitor, tracking, training and the layers below them.
 """

@@ -3,6 +3,8 @@
 Stages talk to a :class:`Tracker`; :class:`NullTracker` records nothing, and :class:`Trackers`
 holds several backends and guards each, so that their failures become warnings: a stage never
 fails because a tracking server is unavailable.
+
+May import: model (the MLflow Model's signature) and the top-level modules.
 """
 
 from __future__ import annotations
