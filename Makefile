@@ -84,7 +84,7 @@ test-image: $(STAMP) wheelhouse base-image  ## Build the image offline and test 
 test-spark: $(STAMP) $(SPARK_STAMP)  ## Score with mlflow.pyfunc.spark_udf on a local Spark session (Java 17+)
 	CONFORTO_SPARK_PYTHON=$(abspath $(SPARK_VENV))/bin/python $(BIN)/pytest -p no:cacheprovider -q tests/spark
 
-unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (< 1 min)
+unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (~30 s)
 	$(BIN)/pytest -q --doctest-modules src tests/unit
 
 bench: $(STAMP)  ## Run the benchmarks in bench/
