@@ -124,7 +124,7 @@ def baseline_checks(
         The checks and the metrics they compared.
     """
     comparison = _baselines(pred)
-    model, pmv_rows = comparison["model"], int(comparison["pmv"]["rows"])
+    model, pmv_rows = comparison["model"], int(pred["pmv"].notna().sum())
     model_f1, model_pmv_f1 = model["macro_f1"], model["macro_f1_pmv_rows"]
     pmv_f1 = comparison["pmv"]["macro_f1_pmv_rows"]
     majority_f1 = comparison["majority"]["macro_f1"]
@@ -161,7 +161,6 @@ def baseline_checks(
             config.min_log_loss_gain_over_probabilistic_pmv,
         ),
     ]
-    del comparison["pmv"]["rows"]
     return checks, comparison
 
 
@@ -174,7 +173,7 @@ def _baselines(pred: pd.DataFrame) -> dict[str, dict[str, float]]:
     prob_pmv, _ = _scores(pred, "pmvprob")
     return {
         "model": summary(pred),
-        "pmv": {"macro_f1_pmv_rows": macro_f1(y[has_pmv], pmv_class(pmv)), "rows": has_pmv.sum()},
+        "pmv": {"macro_f1_pmv_rows": macro_f1(y[has_pmv], pmv_class(pmv))},
         "majority": {"macro_f1": macro_f1(y, majority_pred)},
         "probabilistic_pmv": {
             "log_loss_pmv_rows": float(log_losses(y[has_pmv], prob_pmv[has_pmv]).mean())
