@@ -71,7 +71,7 @@ def pipeline_message(
     blocks = [_header(f"Training pipeline: {verdict}")]
     if gate is not None:
         rows = []
-        for name, m in gate.comparison.items():
+        for name, m in gate.compared().items():
             cells = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in m.items())
             label = f"champion (v{gate.champion})" if name == "champion" else name
             rows.append(f"• *{label.replace('_', ' ')}*: {cells}")

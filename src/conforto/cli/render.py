@@ -98,7 +98,7 @@ def gate(report: GateReport, paths: dict[str, Path]) -> None:
     keys = ("macro_f1", "macro_f1_pmv_rows", "log_loss", "log_loss_pmv_rows")
     for col in ("", "macro-F1", "macro-F1, PMV rows", "log loss", "log loss, PMV rows"):
         table.add_column(col, justify="left" if not col else "right")
-    for name, m in report.comparison.items():
+    for name, m in report.compared().items():
         label = f"champion (v{report.champion})" if name == "champion" else name.replace("_", " ")
         table.add_row(label, *(f"{m[k]:.3f}" if k in m else "" for k in keys))
     checks = Table(title="checks", show_header=False)

@@ -10,12 +10,13 @@ physics baseline (:func:`conforto.lifecycle.gate_checks.head_checks`). A first m
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from conforto.errors import DataError
 from conforto.lifecycle.gate_checks import (
+    Comparison,
     GateCheck,
     GateConfig,
     baseline_checks,
@@ -26,7 +27,7 @@ from conforto.lifecycle.gate_checks import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     import pandas as pd
 
@@ -43,7 +44,7 @@ class GateReport:
     champion: str | None
     oof_source: str
     checks: list[GateCheck]
-    comparison: dict[str, dict[str, float]] = field(default_factory=dict)
+    comparison: Comparison
     slices: list[dict[str, Any]] = field(default_factory=list)
     bootstrap: dict[str, list[float]] = field(default_factory=dict)
 
@@ -51,6 +52,10 @@ class GateReport:
     def passed(self) -> bool:
         """True when every check passed."""
         return all(c.passed for c in self.checks)
+
+    def compared(self) -> dict[str, dict[str, float]]:
+        """Each compared scorer's figures by name: the model, the baselines, the champion."""
+        return {name: dict(cast("Mapping[str, float]", m)) for name, m in self.comparison.items()}
 
     @property
     def failed(self) -> list[GateCheck]:

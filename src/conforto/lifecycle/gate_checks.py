@@ -7,7 +7,7 @@ out-of-fold predictions, and the champion's on the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -87,13 +87,32 @@ class GateCheck:
     threshold: float | None = None
 
 
+class Summary(TypedDict):
+    """Macro-F1 and log loss [nats] of a predictions frame, on all rows and where PMV exists."""
+
+    macro_f1: float
+    macro_f1_pmv_rows: float
+    log_loss: float
+    log_loss_pmv_rows: float
+
+
+class Comparison(TypedDict):
+    """The model's summary beside the three baselines it must beat, and the champion's."""
+
+    model: Summary
+    pmv: dict[str, float]
+    majority: dict[str, float]
+    probabilistic_pmv: dict[str, float]
+    champion: NotRequired[Summary]
+
+
 def _scores(frame: pd.DataFrame, scorer: str = "p") -> tuple[np.ndarray, np.ndarray]:
     """A scorer's probabilities and classes: the model's decision rule, argmax for baselines."""
     proba = predictions.probabilities(frame, scorer)
     return proba, predictions.labels(frame)[1] if scorer == "p" else proba.argmax(axis=1)
 
 
-def summary(pred: pd.DataFrame) -> dict[str, float]:
+def summary(pred: pd.DataFrame) -> Summary:
     """Macro-F1 and log loss [nats] of a predictions frame, on all rows and where PMV exists."""
     y = pred["y"].to_numpy(dtype=np.int64)
     proba, decision = _scores(pred)
@@ -107,9 +126,7 @@ def summary(pred: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def baseline_checks(
-    pred: pd.DataFrame, config: GateConfig
-) -> tuple[list[GateCheck], dict[str, Any]]:
+def baseline_checks(pred: pd.DataFrame, config: GateConfig) -> tuple[list[GateCheck], Comparison]:
     """(a) The model against PMV binned, the majority class and the probabilistic PMV.
 
     Parameters
@@ -164,7 +181,7 @@ def baseline_checks(
     return checks, comparison
 
 
-def _baselines(pred: pd.DataFrame) -> dict[str, dict[str, float]]:
+def _baselines(pred: pd.DataFrame) -> Comparison:
     """The model's summary beside PMV binned, the majority class and the probabilistic PMV."""
     y = pred["y"].to_numpy(dtype=np.int64)
     _, majority_pred = _scores(pred, "majority")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -104,9 +104,29 @@ def expected_calibration_error(
     return float(gap.sum() / total) if total else float("nan")
 
 
-def classification_metrics(
-    y: IntArray, proba: FloatArray, pred: IntArray | None = None
-) -> dict[str, float]:
+class Scores(TypedDict):
+    """How well a classifier's answers and probabilities match the votes."""
+
+    rows: float
+    accuracy: float
+    macro_f1: float
+    balanced_accuracy: float
+    #: Mean negative log-likelihood [nats].
+    log_loss: float
+    #: Mean over rows of the summed squared error of the probabilities.
+    brier: float
+    #: Expected calibration error of the most probable class.
+    ece: float
+
+
+class Interval(TypedDict):
+    """Bootstrap intervals (low, high) of accuracy and macro-F1."""
+
+    accuracy: tuple[float, float]
+    macro_f1: tuple[float, float]
+
+
+def classification_metrics(y: IntArray, proba: FloatArray, pred: IntArray | None = None) -> Scores:
     """Accuracy, macro-F1, balanced accuracy, log loss, Brier score and ECE.
 
     Parameters
@@ -120,7 +140,7 @@ def classification_metrics(
 
     Returns
     -------
-    dict
+    Scores
         ``accuracy``, ``macro_f1``, ``balanced_accuracy``, ``log_loss`` [nats], ``brier``
         (mean over rows of the summed squared error), ``ece`` and ``rows``.
     """
@@ -148,7 +168,7 @@ def bootstrap_interval(
     reps: int = 200,
     seed: int = 0,
     level: float = 0.95,
-) -> dict[str, tuple[float, float]]:
+) -> Interval:
     """Bootstrap confidence intervals of accuracy and macro-F1.
 
     Parameters
@@ -167,7 +187,7 @@ def bootstrap_interval(
 
     Returns
     -------
-    dict
+    Interval
         ``{"accuracy": (low, high), "macro_f1": (low, high)}``.
     """
     inverse, draws = cluster_draws(np.arange(len(y)) if groups is None else groups, reps, seed)
@@ -178,10 +198,12 @@ def bootstrap_interval(
     acc = np.trace(cms, axis1=1, axis2=2) / np.maximum(cms.sum(axis=(1, 2)), 1)
     f1 = macro_f1_from_confusion(cms)
     tail = (1 - level) / 2 * 100
-    return {
-        "accuracy": tuple(np.percentile(acc, [tail, 100 - tail]).tolist()),
-        "macro_f1": tuple(np.percentile(f1, [tail, 100 - tail]).tolist()),
-    }
+
+    def bounds(values: FloatArray) -> tuple[float, float]:
+        low, high = np.percentile(values, [tail, 100 - tail]).tolist()
+        return float(low), float(high)
+
+    return {"accuracy": bounds(acc), "macro_f1": bounds(f1)}
 
 
 def reliability(y: IntArray, proba: FloatArray, bins: int = 10) -> dict[str, list[float]]:
