@@ -11,7 +11,7 @@ them. Each head is judged against its physics baseline on the same rows: PPD/100
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -235,7 +235,22 @@ def evaluate_heads(
     return heads_report(judged, seed=seed)
 
 
-def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -> dict[str, Any]:
+class HeadScores(TypedDict):
+    """A head's (or a baseline's) scores, with 95 % intervals over buildings (low, high)."""
+
+    rows: int
+    #: Mean negative log-likelihood [nats].
+    log_loss: float
+    brier: float
+    ece: float
+    log_loss_ci: list[float]
+    brier_ci: list[float]
+    ece_ci: list[float]
+    #: Of the most probable class; for more than two classes only.
+    macro_f1: NotRequired[float]
+
+
+def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -> HeadScores:
     """Log loss [nats], Brier score and ECE with 95 % bootstrap intervals over buildings.
 
     Parameters
@@ -251,7 +266,7 @@ def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -
 
     Returns
     -------
-    dict
+    HeadScores
         ``rows``, ``log_loss``, ``brier`` (binary: mean squared error of P(positive); else summed
         over classes), ``ece`` and each with ``_ci`` (low, high); for more than two classes also
         ``macro_f1`` of the most probable class.
@@ -270,7 +285,7 @@ def scores(y: IntArray, proba: FloatArray, groups: IntArray, *, seed: int = 0) -
         expected_calibration_error(y, proba, weights=draws[r][inverse])
         for r in range(min(BOOTSTRAP_REPS, 100))
     ]
-    out: dict[str, Any] = {
+    out: HeadScores = {
         "rows": len(y),
         "log_loss": float(per_row[:, 0].mean()),
         "brier": float(per_row[:, 1].mean()),
