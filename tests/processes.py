@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -15,7 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     import socketserver
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sized
 
 
 ServerT = TypeVar("ServerT", bound="socketserver.BaseServer")
@@ -47,8 +48,6 @@ class Server:
         )
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        import time
-
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -179,8 +178,6 @@ class Daemon:
         self.wait(ready)
 
     def wait(self, path: str, timeout: float = 30.0) -> None:
-        import time
-
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -227,6 +224,15 @@ def scrape(url: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             found[key] = float(value)
     return found
+
+
+def wait_for_more(items: Sized, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``items`` (a list other threads append to) holds ``count`` more entries than
+    now; fail past ``timeout`` [s]."""
+    target, deadline = len(items) + count, time.monotonic() + timeout
+    while len(items) < target:
+        assert time.monotonic() < deadline, f"{len(items)} entries, waited for {target}"
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

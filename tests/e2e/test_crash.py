@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from conforto.predictions.store import feedback, predictions
 from conforto.settings import get_settings
 from tests.factories import table_rows
+from tests.processes import wait_for_more
 
 if TYPE_CHECKING:
     from tests.processes import Server
@@ -60,13 +61,6 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join()
-
-    def more(self, count: int, timeout: float = 60.0) -> None:
-        """Wait for ``count`` more answers than there are now; fail past ``timeout`` [s]."""
-        target, deadline = len(self.received) + count, time.monotonic() + timeout
-        while len(self.received) < target:
-            assert time.monotonic() < deadline, f"{len(self.received)} answers, waited for {target}"
-            time.sleep(0.05)
 
     def _post(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> Any:
         conn.request("POST", path, body, HEADERS)
@@ -172,7 +166,7 @@ def test_kill_9_of_the_service_and_all_its_processes_loses_no_answer(
 ) -> None:
     server = serve("--model", str(trained_model))
     with Load(server.url) as load:
-        load.more(500)
+        wait_for_more(load.received, 500)
         time.sleep(rng.uniform(0.0, 2.0))  # a random moment under load
         server.kill_all()  # the service and its writer, at once: an OOM kill of the container
     url = get_settings().prediction_log_url
@@ -187,11 +181,11 @@ def test_kill_9_of_one_worker_loses_no_answer(
 ) -> None:
     server = serve("--model", str(trained_model), "--workers", "2")
     with Load(server.url) as load:
-        load.more(300)
+        wait_for_more(load.received, 300)
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment under load
         worker = rng.choice([pid for pid in server.children() if server.children(pid)])
         _kill(worker)  # its writer stays: it stores what the worker left, then exits
-        load.more(300)  # the other worker kept answering; uvicorn starts a new one
+        wait_for_more(load.received, 300)  # the other worker answers; uvicorn starts a new one
     url = get_settings().prediction_log_url
     server.stop()
     _wait_stored(url, load.received)
@@ -205,7 +199,7 @@ def test_kill_9_of_the_writer_loses_no_answer_and_stores_nothing_twice(
     killed: list[int] = []
     with Load(server.url) as load:
         for _ in range(2):
-            load.more(200)
+            wait_for_more(load.received, 200)
             time.sleep(rng.uniform(0.0, 1.0))  # a random moment under load
             (writer,) = _one_writer(server, not_in=killed)
             _kill(writer)  # maybe inside a transaction: it is rolled back, and done again

@@ -16,7 +16,7 @@ from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
-from tests.processes import free_port
+from tests.processes import free_port, wait_for_more
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,13 +61,6 @@ class Load:
 
     def slots_between(self, start: float, end: float) -> set[str | None]:
         return {slot for when, slot, _ in self.answers if start <= when <= end}
-
-    def more(self, count: int, timeout: float = 60.0) -> None:
-        """Wait for ``count`` more answers than there are now; fail past ``timeout`` [s]."""
-        target, deadline = len(self.answers) + count, time.monotonic() + timeout
-        while len(self.answers) < target:
-            assert time.monotonic() < deadline, f"{len(self.answers)} answers, waited for {target}"
-            time.sleep(0.05)
 
 
 def _listening(port: int) -> bool:
@@ -140,7 +133,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
     assert "has not passed staging" in refused[1]
     assert _deploy("--env", "production", "--version", "1")[0] == 0
     with Load(f"http://127.0.0.1:{production}/predict") as load:
-        load.more(50)
+        wait_for_more(load.answers, 50)
         assert _deploy("--env", "staging", "--version", "2")[0] == 0
         code, out, start, end = _deploy("--env", "production", "--version", "2")
         assert code == 0, out
@@ -150,7 +143,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
             assert reason in out
             assert "not deployed" in out
             assert len(load.slots_between(start, end)) == 1  # traffic never moved
-        load.more(50)
+        wait_for_more(load.answers, 50)
     assert load.failures == []
     assert len(load.answers) > 100
     served = [version for _, _, version in load.answers]
@@ -187,11 +180,11 @@ def test_rollback_goes_back_under_load_and_stop_frees_every_port(
     for version in ("1", "2"):
         assert _deploy("--env", "production", "--version", version, "--force")[0] == 0
     with Load(f"http://127.0.0.1:{production}/predict") as load:
-        load.more(20)
+        wait_for_more(load.answers, 20)
         back = conforto_cli("deploy", "rollback", "--env", "production")
         assert back.returncode == 0, back.stdout + back.stderr
         assert "version 1 deployed" in back.stdout
-        load.more(20)
+        wait_for_more(load.answers, 20)
     assert load.failures == []
     assert load.answers[-1][2] == load_model(trained_model).version
     stopped = conforto_cli("deploy", "stop")

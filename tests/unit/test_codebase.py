@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import conforto
@@ -14,6 +15,7 @@ MAX_FUNCTION_LINES = 50
 REPO = SRC.parents[1]
 
 
+@cache
 def _modules() -> dict[str, Path]:
     found = {}
     for path in sorted(SRC.rglob("*.py")):
@@ -90,8 +92,10 @@ def test_nothing_is_squeezed_past_the_formatter() -> None:
     assert suppressed == []
 
 
+@cache
 def _graph() -> dict[str, set[str]]:
-    """Every module and the project modules it imports (function-level imports included)."""
+    """Every module and the project modules it imports (function-level imports included): read
+    once, for every test of the layers."""
     modules = _modules()
     known = set(modules)
     return {

@@ -95,34 +95,35 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
             y, predictions.probabilities(pred, "logistic")
         )
     out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
-    for column, rows in predictions.slices(pred, predictions.SLICES).items():
-        out["slices"][column] = _slice_scores(pred, rows, seed=seed)
+    out["slices"] = _slice_scores(pred, seed=seed)
     return out
 
 
-def _slice_scores(
-    pred: pd.DataFrame, slices: dict[str, npt.NDArray[np.intp]], *, seed: int
-) -> list[dict[str, Any]]:
-    """The model's and PMV's scores on each slice of one column, largest first."""
+def _slice_scores(pred: pd.DataFrame, *, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """The model's and PMV's scores on each slice, per slice column, largest slice first."""
     y, decision = predictions.labels(pred)
     buildings = pred["building_id"].to_numpy(dtype=np.int64)
-    pmv = pred["pmv"].to_numpy(dtype=np.float64)
-    has_pmv = ~np.isnan(pmv)
-    rows = []
-    for value, i in slices.items():
-        pmv_i = i[has_pmv[i]]
-        entry: dict[str, Any] = {
-            "value": value,
-            "rows": int(i.size),
-            "buildings": int(np.unique(buildings[i]).size),
-            "accuracy": float((decision[i] == y[i]).mean()),
-            "macro_f1": macro_f1(y[i], decision[i]),
-            "pmv_macro_f1": macro_f1(y[pmv_i], pmv_class(pmv[pmv_i])) if pmv_i.size else None,
-        }
-        if i.size >= MIN_INTERVAL_ROWS:
-            entry["ci"] = bootstrap_interval(y[i], decision[i], buildings[i], seed=seed, reps=100)
-        rows.append(entry)
-    return sorted(rows, key=lambda r: -r["rows"])
+    has_pmv = pred["pmv"].notna().to_numpy()
+    pmv_pred = pmv_class(pred["pmv"].to_numpy(dtype=np.float64))
+    found: dict[str, list[dict[str, Any]]] = {}
+    for column, slices in predictions.slices(pred, predictions.SLICES).items():
+        rows = []
+        for value, i in slices.items():
+            pmv_i = i[has_pmv[i]]
+            entry: dict[str, Any] = {
+                "value": value,
+                "rows": int(i.size),
+                "buildings": int(np.unique(buildings[i]).size),
+                "accuracy": float((decision[i] == y[i]).mean()),
+                "macro_f1": macro_f1(y[i], decision[i]),
+                "pmv_macro_f1": macro_f1(y[pmv_i], pmv_pred[pmv_i]) if pmv_i.size else None,
+            }
+            if i.size >= MIN_INTERVAL_ROWS:
+                ci = bootstrap_interval(y[i], decision[i], buildings[i], seed=seed, reps=100)
+                entry["ci"] = ci
+            rows.append(entry)
+        found[column] = sorted(rows, key=lambda r: -r["rows"])
+    return found
 
 
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
