@@ -40,7 +40,8 @@ from conforto.uncertainty.calibration import (
     calibrate_frame,
     coverage_report,
 )
-from conforto.uncertainty.confidence import cross_fitted, expected_metrics
+from conforto.uncertainty.confidence import expected_metrics
+from conforto.uncertainty.estimate import cross_fitted
 from conforto.uncertainty.sets import GROUPINGS
 
 FloatArray = np.ndarray
@@ -113,7 +114,6 @@ def unseen(draws: int, config: Path, work: Path) -> None:
     from conforto.training.evaluate import predictions_frame
     from conforto.training.save import write_model
     from conforto.training.train import train_model
-    from conforto.uncertainty.confidence import load_confidence
 
     files = sources(None, None)  # CONFORTO_MEASUREMENTS / CONFORTO_METADATA
     measurements, metadata = pd.read_csv(files[0], low_memory=False), pd.read_csv(files[1])
@@ -131,9 +131,7 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         write_model(train_model(frame, config=pipeline_config(config).train), frame, work / "m")
         model = load_model(work / "m")
         table = predictions_frame(model, load_dataset(*paths["unseen"]).frame)
-        calibration = load_confidence(model)
-        assert calibration is not None
-        recalibrated = calibration.recalibrated(
+        recalibrated = model.confidence.recalibrated(
             predictions.probabilities(table), predictions.labels(table)[1]
         )
         print(

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conforto.settings import get_settings
-from tests.factories import SHARED_DATA, make_frames, train_once, without_file, write_buildings
+from tests.factories import SHARED_DATA, make_frames, train_once, write_buildings
 from tests.processes import Postgres, Server
 
 if TYPE_CHECKING:
@@ -124,16 +124,23 @@ def small_sample_paths(
 
 
 @pytest.fixture(scope="session")
-def model_without_sets(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
-    """The trained model as models trained before prediction sets, occupant-response heads and
-    the confidence calibration are: no ``conformal.json``, no ``heads.json`` nor the heads'
-    boosters, no ``confidence.json``."""
-    from conforto.model.heads import HEADS, SPECS
-    from conforto.uncertainty.confidence import CONFIDENCE
-    from conforto.uncertainty.sets import CONFORMAL
+def model_without_heads(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
+    """The trained model as training makes it from data without the occupants' answers: no
+    ``heads.json`` nor the heads' boosters (checksummed again)."""
+    import json
+    import shutil
 
-    old = (CONFORMAL, HEADS, *(spec.booster_file for spec in SPECS), CONFIDENCE)
-    return without_file(trained_model, old, tmp_path_factory.mktemp("without-sets") / "m")
+    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.model.heads import HEADS, SPECS
+
+    out = tmp_path_factory.mktemp("without-heads") / "m"
+    shutil.copytree(trained_model, out)
+    for name in (HEADS, *(spec.booster_file for spec in SPECS)):
+        (out / name).unlink()
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest.pop("files")
+    save_manifest(out, manifest)
+    return out
 
 
 @pytest.fixture(scope="session")

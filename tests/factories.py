@@ -88,19 +88,61 @@ def train_once(
     return out
 
 
-def without_file(model: Path, name: str | tuple[str, ...], out: Path) -> Path:
-    """A copy of ``model`` at ``out`` without its optional file ``name`` (or files), as models
-    trained before that file existed: checksummed again."""
+def bare_model(
+    spec: Any = None, manifest: dict[str, Any] | None = None, directory: Path | None = None
+) -> Any:
+    """A :class:`ThermalModel` without a booster or calibrations, for the tests of code that
+    reads only its features, manifest or files (drift, the performance verdict)."""
+    from conforto.model.artifact import ThermalModel
+    from conforto.model.inputs import FeatureSpec
+    from conforto.uncertainty.confidence import ConfidenceCalibration
+
+    calibration = ConfidenceCalibration(1.0, (0.0, 0.0, 0.0))
+    return ThermalModel(
+        spec or FeatureSpec(),
+        None,
+        1.0,
+        np.ones(3),
+        None,  # type: ignore[arg-type]  # these tests never ask for sets
+        calibration,
+        None,
+        manifest or {},
+        directory,
+    )
+
+
+def variant(model: Path, out: Path) -> Path:
+    """A copy of ``model`` at ``out`` that is another artifact (another checksum): the same
+    model with a note in its manifest."""
     import json
     import shutil
 
     from conforto.model.artifact import MANIFEST, save_manifest
 
     shutil.copytree(model, out)
-    for file in (name,) if isinstance(name, str) else name:
-        (out / file).unlink()
     manifest = json.loads((out / MANIFEST).read_text())
-    save_manifest(out, {k: v for k, v in manifest.items() if k != "files"})
+    manifest.pop("files")
+    save_manifest(out, {**manifest, "note": f"a variant of {model.name}"})
+    return out
+
+
+def as_format_1(model: Path, out: Path, drop: tuple[str, ...] = ()) -> Path:
+    """A copy of ``model`` at ``out`` as the previous release wrote it: artifact format 1,
+    without the files in ``drop`` (as models trained before them)."""
+    import json
+    import shutil
+
+    from conforto.fileio import file_sha256
+    from conforto.model.artifact import MANIFEST
+
+    shutil.copytree(model, out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    for name in drop:
+        (out / name).unlink()
+    files = {name: file_sha256(out / name) for name in manifest["files"] if name not in drop}
+    (out / MANIFEST).write_text(
+        json.dumps({**manifest, "format_version": 1, "files": files}, indent=2) + "\n"
+    )
     return out
 
 

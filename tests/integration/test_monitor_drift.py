@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from conforto.data.load import load_dataset
-from conforto.model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
+from conforto.model.artifact import DRIFT_REFERENCE, FORMAT_VERSION, MANIFEST, load_model
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
 from conforto.predictions.store import LogDatabase
 from tests.cli import conforto_cli
-from tests.factories import without_file
+from tests.factories import as_format_1
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,15 +102,31 @@ def test_the_cli_judges_a_file_and_fails_only_when_asked(
     assert told.returncode == 0  # drift is a finding, not an error, unless --fail-on-drift
 
 
-def test_a_model_without_a_reference_still_loads_and_says_what_to_do(
+def test_a_format_1_model_is_refused_until_upgraded(
     trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    old = without_file(trained_model, DRIFT_REFERENCE, tmp_path / "old-model")
-    assert load_model(old).optional_file(DRIFT_REFERENCE) is None
-    done = conforto_cli("monitor", "drift", "--model", str(old), "--input", str(holdout_paths[0]))
+    old = as_format_1(trained_model, tmp_path / "old-model")
+    drift = ("monitor", "drift", "--model", str(old), "--input", str(holdout_paths[0]))
+    refused = conforto_cli(*drift)
+    assert refused.returncode == 1
+    assert "artifact format 1" in refused.stderr
+    assert "conforto model upgrade" in refused.stderr
+    upgraded = conforto_cli("model", "upgrade", "--dir", str(old))
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert conforto_cli(*drift, "--out", str(tmp_path / "report")).returncode == 0
+    assert load_model(old).manifest["format_version"] == FORMAT_VERSION
+
+
+def test_a_format_1_model_trained_before_the_drift_reference_cannot_be_upgraded(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    old = as_format_1(trained_model, tmp_path / "old-model", drop=(DRIFT_REFERENCE,))
+    before = (old / "manifest.json").read_bytes()
+    done = conforto_cli("model", "upgrade", "--dir", str(old))
     assert done.returncode == 1
-    assert "has no drift reference" in done.stderr
-    assert "--baseline-since" in done.stderr
+    assert f"missing {DRIFT_REFERENCE}" in done.stderr
+    assert "retrain it" in done.stderr
+    assert (old / "manifest.json").read_bytes() == before  # left as it was
 
 
 def test_the_prediction_log_is_read_in_chunks_and_judged_by_window(

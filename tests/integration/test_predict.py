@@ -87,15 +87,16 @@ def test_every_scored_row_has_a_prediction_set_holding_its_class(
     assert 0.8 < np.mean(inside) <= 1.0
 
 
-def test_a_model_trained_before_prediction_sets_scores_with_empty_sets(
-    model_without_sets: Path, unseen_csv: Path, tmp_path: Path
+def test_a_model_trained_without_occupants_answers_scores_with_empty_responses(
+    model_without_heads: Path, unseen_csv: Path, tmp_path: Path
 ) -> None:
-    assert load_model(model_without_sets).conformal is None
-    predict_file(load_model(model_without_sets), unseen_csv, tmp_path / "out.csv")
+    assert load_model(model_without_heads).heads is None
+    predict_file(load_model(model_without_heads), unseen_csv, tmp_path / "out.csv")
     result = pd.read_csv(tmp_path / "out.csv", keep_default_na=False, na_values=[""])
-    assert result["prediction_set"].isna().all()
-    assert result[list(HEAD_COLUMNS)].isna().all().all()  # and no occupant responses
-    assert result["predicted_class"].notna().sum() == len(result) - 2
+    assert result[list(HEAD_COLUMNS)].isna().all().all()
+    scored = result["predicted_class"].notna()
+    assert scored.sum() == len(result) - 2
+    assert result.loc[scored, "prediction_set"].notna().all()  # the sets are there
 
 
 def test_occupant_responses_beside_each_prediction(

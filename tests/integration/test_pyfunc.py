@@ -3,6 +3,7 @@ users load it, answers as ``conforto predict`` does; older versions are upgraded
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -15,8 +16,10 @@ from mlflow.types import DataType
 from typer.testing import CliRunner
 
 from conforto.cli import app
+from conforto.errors import ArtifactError
 from conforto.lifecycle.pointer import artifact_sha256
 from conforto.lifecycle.registry import Registry, open_registry
+from conforto.model.artifact import MANIFEST
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import REQUIRED_INPUTS
 from conforto.settings import get_settings
@@ -185,6 +188,28 @@ def test_upgrade_makes_older_versions_mlflow_models_without_touching_their_files
     assert production.history() == history  # upgrades are not production moves
     second = production.store.get("2")
     assert Model.load(production.store.local_artifact(second)).run_id == second.run_id
+
+
+def test_a_version_registered_in_format_1_loads_through_pyfunc_once_upgraded(
+    production: Registry,
+) -> None:
+    # as the previous release registered it: the same files, its manifest of format 1
+    version = production.store.get("1")
+    artifact = production.store.local_artifact(version)
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    (artifact / MANIFEST).write_text(json.dumps({**manifest, "format_version": 1}, indent=2) + "\n")
+    production.store.set_tag("1", "artifact_sha256", artifact_sha256(artifact))
+    with pytest.raises(ArtifactError, match="conforto model upgrade"):
+        mlflow.pyfunc.load_model(PRODUCTION_URI)
+
+    result = runner.invoke(app, ["model", "upgrade", "--all"])
+    assert result.exit_code == 0, result.output
+    assert "upgraded: version 1" in result.output
+    model = mlflow.pyfunc.load_model(PRODUCTION_URI)
+    room = pd.DataFrame([{"ta": 24.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}])
+    assert model.predict(room)["predicted_class"].iloc[0] in ("cool", "neutral", "warm")
+    assert production.store.get("1").tags["artifact_sha256"] == artifact_sha256(artifact)
+    assert production.resolve("production").artifact == artifact
 
 
 @pytest.mark.usefixtures("production")

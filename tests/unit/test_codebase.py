@@ -133,7 +133,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     # the service reads the production pointer, never the registry, training or trackers
     "serving": ("lifecycle.pointer", "predictions", "model", "uncertainty", "physics", "data"),
-    "deploy": ("lifecycle.pointer", "training.save", "model", "data"),
+    "deploy": ("lifecycle.pointer", "model", "data"),
     "cli": ("*",),
 }
 #: Entry points at the top: imported by nothing of the project's.

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from conforto.errors import DataError
-from conforto.uncertainty.confidence import ConfidenceCalibration, cross_fitted, fit_confidence
+from conforto.uncertainty.confidence import ConfidenceCalibration, fit_confidence
+from conforto.uncertainty.estimate import cross_fitted
 
 SLOPE, INTERCEPTS = 0.7, (0.4, -0.1, 0.3)
 

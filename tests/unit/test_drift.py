@@ -9,16 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.errors import ArtifactError, ConfigError
-from conforto.model.artifact import ThermalModel
+from conforto.errors import ConfigError
 from conforto.model.inputs import Feature, FeatureSpec
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
 from conforto.monitor.window import FrameSource, Span, parse_when
+from tests.factories import bare_model
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from conforto.model.artifact import ThermalModel
 
 NUMERIC, CATEGORICAL = ["ta", "rh"], ["season", "cooling_type"]
 CONFIG = MonitorConfig()
@@ -158,26 +160,18 @@ def test_without_seasons_the_months_are_matched() -> None:
     assert (weights[reference["month"] == 7] == 0).all()
 
 
-def _model(tmp_path: Path, with_reference: bool) -> ThermalModel:
+def _model(tmp_path: Path) -> ThermalModel:
     spec = FeatureSpec(
         (Feature("ta", "numeric"), Feature("rh", "numeric"), Feature("season", "categorical"))
     )
-    files = {}
-    if with_reference:
-        rooms(3000, 1).to_parquet(tmp_path / "drift_reference.parquet")
-        files["drift_reference.parquet"] = "sha"
-    return ThermalModel(spec, None, 1.0, np.ones(3), {"files": files}, tmp_path)
-
-
-def test_a_model_without_a_reference_says_what_to_do_instead(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactError, match="--baseline-since"):
-        check_drift(_model(tmp_path, False), FrameSource(rooms(500, 2)))
+    rooms(3000, 1).to_parquet(tmp_path / "drift_reference.parquet")
+    return bare_model(spec, {"files": {"drift_reference.parquet": "sha"}}, tmp_path)
 
 
 def test_drift_check_writes_its_json_and_html(tmp_path: Path) -> None:
     current = FrameSource(rooms(800, 2, season="summer"), "summer data")
     report, before, now = check_drift(
-        _model(tmp_path, True), current, season_matched=True, model_version="3"
+        _model(tmp_path), current, season_matched=True, model_version="3"
     )
     assert report.reference["season_matched"] == "season"
     assert report.drifted_features == []

@@ -1,17 +1,21 @@
-"""Promotion, rollback and reconciliation, on a registry held in memory (the fast suite's)."""
+"""Promotion, rollback, reconciliation and upgrades, on a registry held in memory (the fast
+suite's)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.errors import RegistryError
-from conforto.lifecycle.pointer import read_pointer
+from conforto.errors import ArtifactError, RegistryError
+from conforto.lifecycle.pointer import artifact_sha256, read_pointer
 from conforto.lifecycle.registry import INTENT, PRODUCTION, Registry
 from conforto.lifecycle.store import MemoryStore
-from tests.factories import make_frames, train_once, without_file
+from conforto.lifecycle.upgrade import upgrade
+from conforto.model.artifact import MANIFEST, load_model, upgrade_format
+from tests.factories import make_frames, train_once, variant
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,8 +23,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small model of synthetic votes, and a copy without its golden predictions (another
-    artifact, as far as the registry can tell)."""
+    """A small model of synthetic votes, and a variant of it (another artifact, as far as the
+    registry can tell)."""
     folder = tmp_path_factory.mktemp("synthetic")
     measurements, metadata = make_frames(n=600, buildings=10, seed=5)
     paths = folder / "m.csv", folder / "d.csv"
@@ -28,7 +32,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     metadata.to_csv(paths[1], index=False)
     budget = {"folds": 2, "search_trials": 1, "inner_folds": 2, "max_rounds": 10}
     one = train_once(tmp_path_factory, "one", paths, **budget)
-    return one, without_file(one, "golden.json", folder / "two")
+    return one, variant(one, folder / "two")
 
 
 @pytest.fixture
@@ -111,3 +115,73 @@ def test_a_move_interrupted_after_the_alias_is_completed_by_the_next_command(
     assert any(r.startswith("pointer") for r in repaired)
     assert not (registry.directory / INTENT).exists()
     assert registry.reconcile() == []  # all agree now
+
+
+def _registered_as_format_1(registry: Registry, version: str) -> Path:
+    """Rewrite a registered version as the previous release registered it: format 1."""
+    artifact = registry.store.local_artifact(registry.store.get(version))
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    text = json.dumps({**manifest, "format_version": 1}, indent=2) + "\n"
+    (artifact / MANIFEST).write_text(text)
+    registry.store.set_tag(version, "artifact_sha256", artifact_sha256(artifact))
+    return artifact
+
+
+@pytest.fixture
+def older(tmp_path: Path, tiny_models: tuple[Path, Path]) -> Registry:
+    """Copies of both models registered by the previous release (format 1), version 1 in
+    production."""
+    registry = Registry(MemoryStore(), tmp_path / "registry")
+    for model in tiny_models:
+        registry.register(shutil.copytree(model, tmp_path / model.name))
+    registry.promote("1", force=True)
+    for version in ("1", "2"):
+        _registered_as_format_1(registry, version)
+    registry.refresh_pointer(registry.store.get("1"))
+    return registry
+
+
+def test_upgrade_rewrites_format_1_versions_and_the_pointer_follows(older: Registry) -> None:
+    artifact = older.store.local_artifact(older.store.get("1"))
+    with pytest.raises(ArtifactError, match=r"format 1.*conforto model upgrade"):
+        load_model(artifact)
+    history = older.history()
+
+    assert upgrade(older, command="test") == ["1", "2"]
+    for version in older.store.versions():
+        found = older.store.local_artifact(version)
+        assert version.tags["artifact_sha256"] == artifact_sha256(found)
+        assert load_model(found).manifest["format_version"] == 2
+    pointer = read_pointer(older.directory)
+    assert pointer is not None
+    assert (pointer.version, pointer.sha256) == ("1", artifact_sha256(artifact))
+    moves = [m for m in older.audit() if m.action == "upgrade"]
+    assert [(m.to, m.reason, m.command) for m in moves] == [
+        ("1", "artifact format 1 → 2", "test"),
+        ("2", "artifact format 1 → 2", "test"),
+    ]
+    assert older.history() == history  # upgrades are not production moves
+    assert upgrade(older) == []  # nothing left to do
+
+
+def test_an_upgrade_interrupted_before_its_checksum_was_recorded_is_completed(
+    older: Registry,
+) -> None:
+    artifact = older.store.local_artifact(older.store.get("2"))
+    assert upgrade_format(artifact)  # the manifest rewritten, then the process died
+    with pytest.raises(ArtifactError, match="registered checksum"):
+        older.resolve("2")
+    assert upgrade(older, ["2"]) == ["2"]
+    assert older.audit()[-1].reason == "artifact format 2: checksum recorded"
+    assert older.resolve("2").artifact == artifact
+
+
+def test_upgrade_refuses_an_artifact_changed_since_it_was_registered(older: Registry) -> None:
+    artifact = older.store.local_artifact(older.store.get("1"))
+    manifest = json.loads((artifact / MANIFEST).read_text())
+    (artifact / MANIFEST).write_text(json.dumps({**manifest, "seed": 99}, indent=2) + "\n")
+    before = (artifact / MANIFEST).read_bytes()
+    with pytest.raises(ArtifactError, match="registered checksum"):
+        upgrade(older, ["1"])
+    assert (artifact / MANIFEST).read_bytes() == before
+    assert [m for m in older.audit() if m.action == "upgrade"] == []

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from conforto.metrics.scores import macro_f1
-from conforto.model.artifact import ThermalModel
-from conforto.model.inputs import FeatureSpec
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.performance import Scored, judge, over_time
 from conforto.uncertainty.confidence import expected_metrics
+from tests.factories import bare_model
+
+if TYPE_CHECKING:
+    from conforto.model.artifact import ThermalModel
 
 
 def calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,8 +46,7 @@ def _scored(decision: np.ndarray, proba: np.ndarray, vote: np.ndarray) -> Scored
 
 
 def _model(accuracy: float, macro: float) -> ThermalModel:
-    manifest = {"metrics": {"accuracy": accuracy, "macro_f1": macro}, "files": {}}
-    return ThermalModel(FeatureSpec(), None, 1.0, np.ones(3), manifest)
+    return bare_model(manifest={"metrics": {"accuracy": accuracy, "macro_f1": macro}, "files": {}})
 
 
 def test_a_model_as_good_as_validated_is_not_degraded() -> None:

@@ -101,21 +101,37 @@ def rollback(reason: ReasonOpt = "") -> None:
 @app.command("upgrade")
 def upgrade(
     versions: Annotated[
-        list[str] | None, typer.Argument(help="Versions to upgrade (or --all).", show_default=False)
+        list[str] | None,
+        typer.Argument(help="Versions to upgrade (or --all, or --dir).", show_default=False),
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Upgrade every version.")] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Upgrade a model folder instead (not registered)."),
+    ] = None,
 ) -> None:
-    """Make versions registered before this release MLflow Models (MLmodel, signature,
-    environment), without changing their files; audited.
+    """Bring models from earlier releases up to this one: artifact format 2 (the manifest
+    rewritten, every other file as it was) and, for registered versions, an MLflow Model
+    (MLmodel, signature, environment); audited.
     """
-    if bool(versions) == every:
-        raise fail("name the versions to upgrade, or pass --all (not both).")
+    from conforto.lifecycle.upgrade import upgrade as upgrade_versions
+    from conforto.model.artifact import FORMAT_VERSION, upgrade_format
+
+    if sum((bool(versions), every, directory is not None)) != 1:
+        raise fail("name the versions to upgrade, or pass --all, or --dir DIR (one of them).")
     with errors():
-        upgraded = open_registry().upgrade(versions or (), command="conforto model upgrade")
+        if directory is not None:
+            changed = upgrade_format(directory)
+            state = "now" if changed else "already"
+            console.print(f"{directory}: {state} artifact format {FORMAT_VERSION}", highlight=False)
+            return
+        upgraded = upgrade_versions(
+            open_registry(), versions or (), command="conforto model upgrade"
+        )
     if upgraded:
-        console.print(f"now MLflow Models: version {', '.join(upgraded)}", highlight=False)
+        console.print(f"upgraded: version {', '.join(upgraded)}", highlight=False)
     else:
-        console.print("nothing to upgrade: every version named already is an MLflow Model")
+        console.print("nothing to upgrade: every version named already is up to date")
 
 
 @app.command("audit")

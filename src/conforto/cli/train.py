@@ -118,11 +118,6 @@ def predict(
 
     with errors():
         loaded = load_model(model_dir(model))
-        if loaded.conformal is None:
-            console.print(
-                "[yellow]this model has no conformal calibration (trained before prediction "
-                "sets): prediction_set stays empty; retrain it to get sets[/yellow]"
-            )
         summary = predict_file(loaded, input_file, output, metadata=metadata, coverage=coverage)
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "

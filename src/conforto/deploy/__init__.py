@@ -1,5 +1,5 @@
 """Shipping the model: checking a running service (:mod:`.smoke`) and deploying it.
 
-May import: model, data, the production pointer (``lifecycle.pointer``), the golden predictions
-(``training.save``) and the top-level modules.
+May import: model, data, the production pointer (``lifecycle.pointer``) and the top-level
+modules.
 """

@@ -33,15 +33,8 @@ class SmokeResult:
 
 
 def golden_cases(model: ThermalModel) -> list[dict[str, Any]]:
-    """The model's golden inputs and probabilities: from its artifact, else computed now."""
-    path = model.optional_file(GOLDEN)
-    if path is not None:
-        found = json.loads(path.read_text())
-    else:  # training code (pandas): only for a model from before golden.json
-        from conforto.training.save import golden
-
-        found = golden(model)
-    cases: list[dict[str, Any]] = found["cases"]
+    """The model's golden inputs and probabilities (its ``golden.json``)."""
+    cases: list[dict[str, Any]] = json.loads(model.file(GOLDEN).read_text())["cases"]
     return cases
 
 

@@ -29,7 +29,7 @@ from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
     from pathlib import Path
 
     from conforto.lifecycle.store import RegistryStore
@@ -41,7 +41,7 @@ LOCK = ".lock"
 LOCK_TIMEOUT_S = 120.0
 
 
-def _checkpoint(name: str) -> None:
+def checkpoint(name: str) -> None:
     """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
     if get_settings().crash_at == name:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -106,7 +106,8 @@ class Registry:
         """Every move, oldest first."""
         return read_audit(self.directory / AUDIT)
 
-    def _append(self, move: Move) -> None:
+    def record(self, move: Move) -> None:
+        """Append a move to the audit log."""
         append_move(self.directory / AUDIT, move)
 
     def history(self) -> list[str]:
@@ -140,7 +141,7 @@ class Registry:
                     "registry ahead of the audit log",
                     "reconcile",
                 )
-            self._append(move)
+            self.record(move)
             repaired.append(f"audit log: recorded {move.action} to version {current}")
         intent_path.unlink(missing_ok=True)
         if current is None:
@@ -155,11 +156,12 @@ class Registry:
                 repaired.append(f"tags: version {version.version} archived")
         pointer = read_pointer(self.directory)
         if pointer is None or pointer.version != current:
-            self._write_pointer(self.store.get(current))
+            self.refresh_pointer(self.store.get(current))
             repaired.append(f"pointer: now version {current}")
         return repaired
 
-    def _write_pointer(self, version: ModelVersion) -> Pointer:
+    def refresh_pointer(self, version: ModelVersion) -> Pointer:
+        """Point serving at ``version``'s artifact (the pointer file, written atomically)."""
         artifact = self.store.local_artifact(version)
         pointer = Pointer(
             version.version,
@@ -214,7 +216,14 @@ class Registry:
             found = self.store.register(artifact, tags=tags, params=params, metrics=metrics)
             return Registered(found, created=True)
 
-    def _verified(self, version: ModelVersion) -> Path:
+    def verified(self, version: ModelVersion) -> Path:
+        """The version's local artifact, checked against its registered checksum and loaded.
+
+        Raises
+        ------
+        ArtifactError
+            When it is missing, does not match, or does not load.
+        """
         artifact = self.store.local_artifact(version)
         expected = version.tags.get("artifact_sha256")
         if not (artifact / "manifest.json").is_file() or artifact_sha256(artifact) != expected:
@@ -227,20 +236,20 @@ class Registry:
 
     def _move(self, move: Move) -> ModelVersion:
         target = self.store.get(move.to)
-        self._verified(target)
+        self.verified(target)
         atomic_write_json(self.directory / INTENT, move.to_json())
-        _checkpoint("before-alias")
+        checkpoint("before-alias")
         self.store.set_alias(PRODUCTION, move.to)
-        _checkpoint("after-alias")
+        checkpoint("after-alias")
         self.store.set_tag(move.to, PRODUCTION, timestamp())
         self.store.delete_tag(move.to, "archived")
         if move.previous is not None and move.previous != move.to:
             self.store.delete_tag(move.previous, PRODUCTION)
             self.store.set_tag(move.previous, "archived", timestamp())
-        _checkpoint("after-tags")
-        self._append(move)
-        _checkpoint("after-audit")
-        self._write_pointer(target)
+        checkpoint("after-tags")
+        self.record(move)
+        checkpoint("after-audit")
+        self.refresh_pointer(target)
         (self.directory / INTENT).unlink(missing_ok=True)
         return target
 
@@ -315,43 +324,6 @@ class Registry:
             self.store.get(version)
             self.store.set_tag(version, key, value)
 
-    def upgrade(self, versions: Sequence[str] = (), *, command: str = "upgrade") -> list[str]:
-        """Make versions registered before MLflow Models were written MLflow Models.
-
-        Each version's artifact is verified first and its files stay as they are (its checksum
-        too); every upgrade is recorded in the audit log.
-
-        Parameters
-        ----------
-        versions
-            Version numbers; every version when empty.
-        command
-            The command, for the audit log.
-
-        Returns
-        -------
-        list of str
-            The versions upgraded (those that already were MLflow Models are left alone).
-
-        Raises
-        ------
-        RegistryError
-            When a version does not exist.
-        ArtifactError
-            When a version's artifact is missing or does not match its checksum.
-        """
-        with self.locked():
-            targets = [self.store.get(v) for v in versions] or self.store.versions()
-            upgraded = []
-            for target in targets:
-                self._verified(target)
-                if self.store.add_mlflow_model(target):
-                    self._append(
-                        Move("upgrade", target.version, None, "added the MLflow Model", command)
-                    )
-                    upgraded.append(target.version)
-            return upgraded
-
     def record_gate(self, version: str, passed: bool, reason: str, report: Path) -> None:
         """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate.
 
@@ -375,7 +347,7 @@ class Registry:
                 )
             version = current
         found = self.store.get(version)
-        return Resolved(found, self._verified(found))
+        return Resolved(found, self.verified(found))
 
 
 def open_registry(settings: Settings) -> Registry:

@@ -63,6 +63,9 @@ class RegistryStore(Protocol):
     def add_mlflow_model(self, version: ModelVersion) -> bool:
         """Make an older version an MLflow Model; ``False`` when it already was one."""
 
+    def write_back(self, version: ModelVersion, name: str) -> None:
+        """Store a file of the version's local artifact, rewritten, as the version's own."""
+
 
 class MemoryStore:
     """A registry store held in memory: the protocol's plainest implementation.
@@ -127,3 +130,6 @@ class MemoryStore:
     def add_mlflow_model(self, version: ModelVersion) -> bool:  # noqa: ARG002 - no MLflow here
         """Nothing to add: a memory store holds no MLflow Models."""
         return False
+
+    def write_back(self, version: ModelVersion, name: str) -> None:
+        """Nothing to store: the local artifact is the version's own folder."""

@@ -1,30 +1,31 @@
 """The trained-model artifact: plain files that load without the training environment.
 
-A model directory holds::
+A model directory (artifact format 2) holds::
 
     manifest.json    format version, ordered features (units, categorical levels), classes,
                      decision weights, calibration, baselines, config, seed, data fingerprint,
                      package versions, lineage, and the sha256 of every file
     booster.txt      the LightGBM booster in its native text format
+    conformal.json   the prediction sets' calibration: conformal p-values of scores on a grid
+    confidence.json  how often the answers are right given the answered class's probability:
+                     what the live performance estimate reads
+    golden.json      a few rooms and the probabilities the model gave them: what a smoke test
+                     of a deployed service expects
+    drift_reference.parquet  a seeded sample of the training inputs, with season and month:
+                     the reference of drift checks
+    heads.json, head_*.txt  the occupant-response heads (dissatisfied, unacceptable,
+                     preference): boosters and temperatures; absent only when the training data
+                     had no occupants' answers (those answers are then null)
     metrics.json     cross-validation metrics, baselines and slices
     oof.parquet      out-of-fold predictions of the building-grouped cross-validation
     profile.json     the training data profile
-    drift_reference.parquet  a seeded sample of the training inputs, with season and month:
-                     the reference of drift checks (optional: older models lack it)
-    golden.json      a few rooms and the probabilities the model gave them: what a smoke test
-                     of a deployed service expects (optional)
-    conformal.json   the prediction sets' calibration: conformal p-values of scores on a grid
-                     (optional: without it predictions have no set)
-    heads.json, head_*.txt  the occupant-response heads (dissatisfied, unacceptable,
-                     preference): boosters and temperatures (optional: without them those
-                     answers are null)
-    confidence.json  how often the answers are right given the answered class's probability:
-                     what the live performance estimate reads (optional: without it, the
-                     probabilities as they are)
     report.html      the evaluation report with plots
     MODEL_CARD.md    intended use, data, metrics, limits
 
-Loading needs only numpy, pandas (for tabular input) and lightgbm.
+Format 1 made every file after ``booster.txt`` optional (models trained before each existed
+lacked it); loading refuses it, and :func:`upgrade_format` (``conforto model upgrade``) rewrites
+a complete format-1 artifact as format 2. Loading needs only numpy, pandas (for tabular input)
+and lightgbm.
 """
 
 from __future__ import annotations
@@ -32,31 +33,41 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from conforto.errors import ArtifactError
-from conforto.fileio import file_sha256
+from conforto.fileio import atomic_write_text, file_sha256
 from conforto.model.heads import HEADS, Heads, softmax
 from conforto.model.inputs import FeatureSpec
+from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from conforto.uncertainty.sets import CONFORMAL, ConformalSets
 
 if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pandas
+    from collections.abc import Callable
+
     import pandas as pd
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The format :func:`upgrade_format` rewrites.
+PREVIOUS_FORMAT = 1
 MANIFEST = "manifest.json"
 BOOSTER = "booster.txt"
-#: Optional: a sample of the training inputs, the reference of drift checks.
+#: A sample of the training inputs, the reference of drift checks.
 DRIFT_REFERENCE = "drift_reference.parquet"
-#: Optional: a few rooms and the probabilities the model gave them, for smoke tests.
+#: A few rooms and the probabilities the model gave them, for smoke tests.
 GOLDEN = "golden.json"
-#: Files every artifact must have for prediction.
-REQUIRED_FILES = (MANIFEST, BOOSTER)
+#: Files every artifact has (the heads' files too, unless the data had no occupants' answers).
+REQUIRED_FILES = (MANIFEST, BOOSTER, CONFORMAL, CONFIDENCE, GOLDEN, DRIFT_REFERENCE)
+UPGRADE_HINT = (
+    "`conforto model upgrade --all` rewrites the registered versions, "
+    "`conforto model upgrade --dir DIR` a model folder"
+)
 
 FloatArray = npt.NDArray[np.float64]
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,29 +84,38 @@ class ThermalModel:
         Temperature of the softmax calibration (1 = none).
     class_weights
         Decision weights: the predicted class is ``argmax(proba * class_weights)``.
+    conformal
+        The prediction sets' calibration.
+    confidence
+        How often the answers are right given how sure the model was (the live estimate's).
+    heads
+        The occupant-response heads; ``None`` when the training data had no occupants' answers.
     manifest
         Everything else, as stored.
     directory
-        Where it was loaded from (its optional files are read from there).
-    conformal
-        The prediction sets' calibration; ``None`` for models trained without one.
-    heads
-        The occupant-response heads; ``None`` for models trained without them.
+        Where it was loaded from (its other files are read from there).
     """
 
     spec: FeatureSpec
     booster: Any
     temperature: float
     class_weights: FloatArray
+    conformal: ConformalSets
+    confidence: ConfidenceCalibration
+    heads: Heads | None
     manifest: dict[str, Any]
     directory: Path | None = None
-    conformal: ConformalSets | None = None
-    heads: Heads | None = None
 
-    def optional_file(self, name: str) -> Path | None:
-        """One of the artifact's optional files, when this model has it (older ones may not)."""
-        if self.directory is None or name not in self.manifest.get("files", {}):
-            return None
+    def file(self, name: str) -> Path:
+        """The path of one of the artifact's files (``golden.json``, ``oof.parquet``…).
+
+        Raises
+        ------
+        ArtifactError
+            For a model built in memory, not loaded from a folder.
+        """
+        if self.directory is None:
+            raise ArtifactError(f"model {self.version} was not loaded from a folder: no {name}.")
         return self.directory / name
 
     @property
@@ -125,16 +145,19 @@ class ThermalModel:
         return np.asarray((proba * self.class_weights).argmax(axis=1), dtype=np.int64)
 
 
+def _manifest_text(manifest: dict[str, Any], version: int) -> str:
+    """A manifest's file content, of artifact format ``version``."""
+    return json.dumps({**manifest, "format_version": version}, indent=2, allow_nan=False) + "\n"
+
+
 def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` with the sha256 of every other file in ``directory``."""
-    manifest = dict(manifest)
-    manifest["format_version"] = FORMAT_VERSION
-    manifest["files"] = {
+    files = {
         p.name: file_sha256(p)
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    (directory / MANIFEST).write_text(_manifest_text({**manifest, "files": files}, FORMAT_VERSION))
 
 
 def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
@@ -168,50 +191,107 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
         booster = lgb.Booster(model_file=str(directory / BOOSTER))
     except lgb.basic.LightGBMError as exc:
         raise ArtifactError(f"cannot load {directory / BOOSTER}: {exc}.") from None
-    model = ThermalModel(
+    return ThermalModel(
         spec=FeatureSpec.from_dict(manifest["features"]),
         booster=booster,
         temperature=float(manifest["calibration"]["temperature"]),
         class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
+        conformal=_part(directory / CONFORMAL, lambda p: ConformalSets.from_dict(_json(p))),
+        confidence=_part(
+            directory / CONFIDENCE, lambda p: ConfidenceCalibration.from_dict(_json(p))
+        ),
+        heads=_part(directory, Heads.load) if HEADS in manifest["files"] else None,
         manifest=manifest,
         directory=directory,
     )
-    calibration = model.optional_file(CONFORMAL)
-    if calibration is not None:
-        try:
-            model.conformal = ConformalSets.from_dict(json.loads(calibration.read_text()))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"cannot read {calibration}: {exc}.") from None
-    heads = model.optional_file(HEADS)
-    if heads is not None:
-        try:
-            model.heads = Heads.load(directory)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"cannot read {heads}: {exc}.") from None
-    return model
 
 
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest of a complete model directory of this format."""
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _part(path: Path, parse: Callable[[Path], T]) -> T:
+    """One of the artifact's parts, parsed; a clear error when it cannot be."""
+    try:
+        return parse(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"cannot read {path}: {exc}.") from None
+
+
+def _read_manifest(directory: Path, formats: tuple[int, ...] = (FORMAT_VERSION,)) -> dict[str, Any]:
+    """The manifest of a complete model directory of one of ``formats``."""
     if not directory.is_dir():
         raise ArtifactError(
             f"model directory not found: {directory}. Train one with `conforto train`."
         )
-    missing = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
-    if missing:
-        raise ArtifactError(f"{directory} is not a complete model: missing {', '.join(missing)}.")
+    if not (directory / MANIFEST).is_file():
+        raise ArtifactError(f"{directory} is not a model: {MANIFEST} is missing.")
     try:
-        manifest = json.loads((directory / MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{directory / MANIFEST} is not valid JSON: {exc}.") from None
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in formats:
+        fix = UPGRADE_HINT if version == PREVIOUS_FORMAT else "retrain it with `conforto train`"
         raise ArtifactError(
             f"{directory} has artifact format {version!r}; this conforto reads format "
-            f"{FORMAT_VERSION}. Retrain the model with this version."
+            f"{FORMAT_VERSION}: {fix}."
         )
-    found: dict[str, Any] = manifest
-    return found
+    missing = [f for f in REQUIRED_FILES if not (directory / f).is_file()]
+    if missing:
+        raise ArtifactError(
+            f"{directory} is not a complete model of format {FORMAT_VERSION}: missing "
+            f"{', '.join(missing)}"
+            + (
+                f" (a format-{PREVIOUS_FORMAT} model trained before them: retrain it)."
+                if version == PREVIOUS_FORMAT
+                else "."
+            )
+        )
+    return manifest
+
+
+def format_1_sha256(directory: Path) -> str:
+    """The sha256 the artifact's manifest had as format 1, before :func:`upgrade_format`.
+
+    What the registry compares with a version's registered checksum when an upgrade was
+    interrupted between rewriting the manifest and recording its new checksum.
+    """
+    import hashlib
+
+    manifest = _read_manifest(directory, formats=(PREVIOUS_FORMAT, FORMAT_VERSION))
+    return hashlib.sha256(_manifest_text(manifest, PREVIOUS_FORMAT).encode()).hexdigest()
+
+
+def upgrade_format(directory: Path) -> bool:
+    """Rewrite a format-1 artifact as format 2, in place.
+
+    Format 2 is format 1 with every file of :data:`REQUIRED_FILES` required: a complete format-1
+    artifact (every model trained since those files existed) is upgraded by rewriting its
+    manifest (atomically); every other file, and its checksum, stays as it is.
+
+    Parameters
+    ----------
+    directory
+        The artifact folder.
+
+    Returns
+    -------
+    bool
+        False when it already was format 2.
+
+    Raises
+    ------
+    ArtifactError
+        When it is not an artifact of either format, a file does not match its checksum, or it
+        lacks a file format 2 requires (it must be retrained).
+    """
+    manifest = _read_manifest(directory, formats=(PREVIOUS_FORMAT, FORMAT_VERSION))
+    _verify_files(directory, manifest)
+    if manifest["format_version"] == FORMAT_VERSION:
+        return False
+    atomic_write_text(directory / MANIFEST, _manifest_text(manifest, FORMAT_VERSION))
+    return True
 
 
 def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:

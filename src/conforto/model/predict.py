@@ -150,9 +150,8 @@ def score_frame(
             responses[ok] = model.heads.predict(matrix, threads=threads)
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
-        if model.conformal is not None:
-            climates = _climates(frame.loc[ok]) if model.conformal.by == "climate" else None
-            sets[ok] = sets_as_text(model.conformal.sets(proba[ok], coverage, decision, climates))
+        climates = _climates(frame.loc[ok]) if model.conformal.by == "climate" else None
+        sets[ok] = sets_as_text(model.conformal.sets(proba[ok], coverage, decision, climates))
     columns = {
         "predicted_class": pa.array(labels, pa.string()),
         "p_cool": pa.array(proba[:, 0], from_pandas=True),

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.stats import entropy
 
-from conforto.errors import ArtifactError, DataError
+from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.monitor.config import MonitorConfig
@@ -239,21 +239,8 @@ def model_inputs(model: ThermalModel) -> tuple[list[str], list[str]]:
 
 
 def training_reference(model: ThermalModel) -> pd.DataFrame:
-    """The model's sample of its training inputs.
-
-    Raises
-    ------
-    ArtifactError
-        When the model was trained before models carried one.
-    """
-    path = model.optional_file(DRIFT_REFERENCE)
-    if path is None:
-        raise ArtifactError(
-            f"model {model.version} has no drift reference ({DRIFT_REFERENCE}: models trained "
-            "before it existed lack it): compare with an earlier window of the prediction log "
-            "(--baseline-since 60d --baseline-until 30d), or retrain the model."
-        )
-    return pd.read_parquet(path)
+    """The model's sample of its training inputs (its ``drift_reference.parquet``)."""
+    return pd.read_parquet(model.file(DRIFT_REFERENCE))
 
 
 def check_drift(
@@ -292,8 +279,6 @@ def check_drift(
 
     Raises
     ------
-    ArtifactError
-        When the model has no drift reference and no other baseline is given.
     DataError
         When the window has no rows.
     """

@@ -6,14 +6,13 @@ all (confidence-based performance estimation, as NannyML's CBPE does:
 figures, with bootstrap intervals over buildings (or sites).
 
 A model's ``confidence.json`` (:mod:`conforto.uncertainty.confidence`) recalibrates the answered
-class's probability into the chance of being right before the estimate reads it (models without one:
-as they are).
+class's probability into the chance of being right before the estimate reads it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +25,7 @@ from conforto.metrics.scores import bootstrap_interval, confusion, macro_f1
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.reports import figure_uri, new_figure, render
-from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics, load_confidence
+from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +36,8 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
+#: The figures judged against the model's validation.
+JUDGED: tuple[Literal["accuracy", "macro_f1"], ...] = ("accuracy", "macro_f1")
 
 
 def realised_metrics(y: IntArray, decision: IntArray, groups: npt.NDArray[Any]) -> dict[str, Any]:
@@ -79,15 +80,10 @@ def _groups(frame: pd.DataFrame, when: pd.Series) -> npt.NDArray[Any]:
 
 
 def recalibrate(model: ThermalModel, scored: Scored) -> Scored:
-    """The rows with the probabilities the model's ``confidence.json`` gives them; as they are
-    for models without one.
-    """
-    calibration = load_confidence(model)
-    if calibration is None:
-        return scored
+    """The rows with the probabilities the model's ``confidence.json`` gives them."""
     return replace(
         scored,
-        proba=calibration.recalibrated(scored.proba, scored.decision),
+        proba=model.confidence.recalibrated(scored.proba, scored.decision),
         estimator=f"recalibrated by {CONFIDENCE}",
     )
 
@@ -161,7 +157,7 @@ def judge(
         y = scored.vote[labelled].astype(np.int64)
         realised = realised_metrics(y, scored.decision[labelled], scored.groups[labelled])
     metrics = model.manifest.get("metrics", {})
-    validation = {k: float(metrics[k]) for k in ("accuracy", "macro_f1") if k in metrics}
+    validation = {k: float(metrics[k]) for k in JUDGED if k in metrics}
     reasons = []
     for key, reference in validation.items():
         if estimated[key] < reference - config.estimated_tolerance:

@@ -106,11 +106,9 @@ class Predictor:
         proba: np.ndarray,
         decisions: np.ndarray,
         levels: Sequence[float | None],
-    ) -> tuple[list[list[str]] | list[None], list[float] | list[None]]:
-        """Each row's prediction set and its level (``None`` each without a calibration)."""
+    ) -> tuple[list[list[str]], list[float]]:
+        """Each row's prediction set and its level."""
         conformal = self.model.conformal
-        if conformal is None:
-            return [None] * len(proba), [None] * len(proba)
         chosen = [self.coverage if level is None else level for level in levels]
         climates = None
         if conformal.by == "climate":

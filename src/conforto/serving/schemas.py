@@ -99,15 +99,13 @@ class Prediction(BaseModel):
     )
     ppd: float | None = Field(description="PPD after ISO 7730 [%]; null outside its limits.")
     notes: list[str] = Field(description="What was assumed, e.g. tr taken equal to ta.")
-    prediction_set: list[Literal["cool", "neutral", "warm"]] | None = Field(
+    prediction_set: list[Literal["cool", "neutral", "warm"]] = Field(
         description="The classes the occupant's vote falls in with probability `coverage` "
         "(conformal prediction, calibrated on buildings the model had not seen), in the order "
-        "cool, neutral, warm; always holds predicted_class. Null for a model without a "
-        "conformal calibration."
+        "cool, neutral, warm; always holds predicted_class."
     )
-    coverage: float | None = Field(
-        description="Confidence level of prediction_set (the request's, or the service's "
-        "default); null without a set."
+    coverage: float = Field(
+        description="Confidence level of prediction_set (the request's, or the service's default)."
     )
     dissatisfied: float | None = Field(
         description="P(the occupant votes ±2 or ±3: hot, warm, cool or cold), calibrated on "

@@ -238,6 +238,14 @@ class MlflowRegistryStore:
         self._log_mlflow_model(version.run_id)
         return True
 
+    def write_back(self, version: ModelVersion, name: str) -> None:
+        """Upload a rewritten file of the version's artifact to the run's ``model`` (a local
+        store's artifact is the run's folder itself: nothing to upload).
+        """
+        if version.artifact is None:
+            local = self.local_artifact(version) / name
+            self.client.log_artifact(str(version.run_id), str(local), artifact_path="model")
+
     def _convert(self, mv: Any) -> ModelVersion:
         version = ModelVersion(
             version=str(mv.version),

@@ -23,7 +23,7 @@ from conforto.reports import figure_uri, new_figure, render
 from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.training.heads import evaluate_heads
 from conforto.uncertainty.calibration import TOLERANCE, coverage_misses, coverage_report
-from conforto.uncertainty.confidence import estimate_report, load_confidence
+from conforto.uncertainty.estimate import estimate_report
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -180,15 +180,11 @@ def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -
     matrix = encode(rows, model.spec)
     pred = _predictions(model, rows, y, groups, matrix)
     summary = summarise(pred, seed=seed)
-    if model.conformal is not None:
-        summary["coverage"] = coverage_report(pred, calibration=model.conformal)
+    summary["coverage"] = coverage_report(pred, calibration=model.conformal)
     if model.heads is not None:
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
-    calibration = load_confidence(model)
-    recalibrated = (
-        None
-        if calibration is None
-        else calibration.recalibrated(predictions.probabilities(pred), predictions.labels(pred)[1])
+    recalibrated = model.confidence.recalibrated(
+        predictions.probabilities(pred), predictions.labels(pred)[1]
     )
     summary["estimate"] = estimate_report(pred, recalibrated)
     return {"holdout": summary}

@@ -184,6 +184,9 @@ def write_model(
             result.final.booster,
             result.final.temperature,
             result.final.class_weights,
+            result.conformal,
+            result.confidence,
+            result.heads,
             {},
         )
         atomic_write_json(tmp / GOLDEN, golden(fitted))

@@ -28,17 +28,13 @@ from conforto.training.evaluate import summarise
 from conforto.training.heads import SensationFit, train_heads
 from conforto.training.random_split import random_split_metrics
 from conforto.uncertainty.calibration import calibrate_frame, coverage_report
-from conforto.uncertainty.confidence import (
-    ConfidenceCalibration,
-    cross_fitted,
-    estimate_report,
-    fit_frame,
-)
+from conforto.uncertainty.estimate import cross_fitted, estimate_report, fit_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.heads import Heads
+    from conforto.uncertainty.confidence import ConfidenceCalibration
     from conforto.uncertainty.sets import ConformalSets
 
 __all__ = ["CrossValidation", "TrainConfig", "TrainingResult", "cross_validate", "train_model"]

@@ -21,23 +21,16 @@ of their few buildings.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 from conforto.errors import DataError
-from conforto.metrics import predictions
-from conforto.metrics.scores import N_CLASSES, macro_f1, macro_f1_from_confusion
+from conforto.metrics.scores import N_CLASSES, macro_f1_from_confusion
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from conforto.model.artifact import ThermalModel
-
-#: The artifact file (optional: without it the estimate reads the probabilities as they are).
+#: The artifact file.
 CONFIDENCE = "confidence.json"
 #: Probabilities are clipped this far from 0 and 1 before their logit.
 _EPS = 1e-6
@@ -46,7 +39,14 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def expected_metrics(proba: FloatArray, decision: IntArray) -> dict[str, float]:
+class Expected(TypedDict):
+    """Accuracy and macro-F1 (fractions, 0 to 1)."""
+
+    accuracy: float
+    macro_f1: float
+
+
+def expected_metrics(proba: FloatArray, decision: IntArray) -> Expected:
     """Accuracy and macro-F1 expected from calibrated probabilities, without labels.
 
     Parameters
@@ -58,7 +58,7 @@ def expected_metrics(proba: FloatArray, decision: IntArray) -> dict[str, float]:
 
     Returns
     -------
-    dict
+    Expected
         ``accuracy``: mean probability of the answered class; ``macro_f1``: macro-F1 of the
         expected confusion counts.
 
@@ -175,59 +175,3 @@ def fit_confidence(proba: FloatArray, y: IntArray, decision: IntArray) -> Confid
     fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000)  # no penalty
     coef = fit.fit(_features(proba, decision), right).coef_[0]
     return ConfidenceCalibration(float(coef[0]), tuple(float(v) for v in coef[1:]), len(y))
-
-
-def fit_frame(pred: pd.DataFrame) -> ConfidenceCalibration:
-    """:func:`fit_confidence` on a predictions frame (:mod:`conforto.metrics.predictions`)."""
-    y, decision = predictions.labels(pred)
-    return fit_confidence(predictions.probabilities(pred), y, decision)
-
-
-def cross_fitted(pred: pd.DataFrame) -> FloatArray:
-    """Recalibrated out-of-fold probabilities, each fold's by a calibration fitted on the
-    other folds.
-
-    Raises
-    ------
-    DataError
-        When the frame has fewer than two folds.
-    """
-    proba, decision = predictions.probabilities(pred), predictions.labels(pred)[1]
-    out = np.empty_like(proba)
-    for test, others in predictions.held_out(pred, "cross-fitting"):
-        out[test] = fit_frame(others).recalibrated(proba[test], decision[test])
-    return out
-
-
-def load_confidence(model: ThermalModel) -> ConfidenceCalibration | None:
-    """The model's ``confidence.json``; ``None`` for models trained before it."""
-    path = model.optional_file(CONFIDENCE)
-    if path is None:
-        return None
-    return ConfidenceCalibration.from_dict(json.loads(path.read_text()))
-
-
-def estimate_report(pred: pd.DataFrame, recalibrated: FloatArray | None) -> dict[str, Any]:
-    """What the live monitor would estimate on labelled predictions, against what they realised.
-
-    Parameters
-    ----------
-    pred
-        Predictions frame (:mod:`conforto.metrics.predictions`).
-    recalibrated
-        Its probabilities recalibrated (:func:`cross_fitted` out of fold, a stored calibration
-        on other data); ``None`` for a model without a calibration.
-
-    Returns
-    -------
-    dict
-        ``rows``; ``realised``, ``as_answered`` and ``recalibrated`` (or ``None``): each
-        ``accuracy`` and ``macro_f1``.
-    """
-    y, decision = predictions.labels(pred)
-    return {
-        "rows": len(y),
-        "realised": {"accuracy": float((y == decision).mean()), "macro_f1": macro_f1(y, decision)},
-        "as_answered": expected_metrics(predictions.probabilities(pred), decision),
-        "recalibrated": None if recalibrated is None else expected_metrics(recalibrated, decision),
-    }

@@ -33,7 +33,7 @@ from conforto.settings import MAX_LEVEL, MIN_LEVEL
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-#: The artifact file (optional: models trained before it have no sets).
+#: The artifact file.
 CONFORMAL = "conformal.json"
 #: Levels a caller may ask for, and the one they get unless they ask.
 #: Points of the score grid (0 to 1).

@@ -1,14 +1,12 @@
-"""Benchmark: what an optional part of the model costs the service, in alternating runs with
-and without it.
+"""Benchmark: what the occupant-response heads cost the service, in alternating runs with
+and without them.
 
-The same model is served twice: as it is and as a copy without the part, as models trained
-before it (``sets``: ``conformal.json``, every answer's prediction set; ``heads``: the
-occupant-response heads, ``dissatisfied``, ``unacceptable`` and ``preference``; they answer
-null without it). ``bench/serving.py`` measures each, alternating which goes first, and the
+The same model is served twice: as it is and as a copy without its heads (``dissatisfied``,
+``unacceptable`` and ``preference`` answer null), as training makes it from data without the
+occupants' answers. ``bench/serving.py`` measures each, alternating which goes first, and the
 table compares ``/predict ÷ /health`` of the runs.
 
-    .venv/bin/python bench/optional_parts.py --model DIR --part sets|heads [--runs 3] [--pin]
-        [--connections 64]
+    .venv/bin/python bench/heads_cost.py --model DIR [--runs 3] [--pin] [--connections 64]
 """
 
 from __future__ import annotations
@@ -24,18 +22,17 @@ from pathlib import Path
 
 from conforto.model.artifact import MANIFEST, save_manifest
 from conforto.model.heads import HEADS, SPECS
-from conforto.uncertainty.sets import CONFORMAL
 
 SERVING = Path(__file__).with_name("serving.py")
-#: Each optional part's files.
-PARTS = {"sets": (CONFORMAL,), "heads": (HEADS, *(spec.booster_file for spec in SPECS))}
+#: The heads' files.
+HEAD_FILES = (HEADS, *(spec.booster_file for spec in SPECS))
 
 
-def without(model: Path, part: str, folder: Path) -> Path:
-    """A copy of ``model`` without one of its optional parts."""
-    copy = folder / f"without-{part}"
+def without_heads(model: Path, folder: Path) -> Path:
+    """A copy of ``model`` without its heads."""
+    copy = folder / "without-heads"
     shutil.copytree(model, copy)
-    for name in PARTS[part]:
+    for name in HEAD_FILES:
         (copy / name).unlink()
     manifest = json.loads((copy / MANIFEST).read_text())
     save_manifest(copy, {k: v for k, v in manifest.items() if k != "files"})
@@ -74,21 +71,20 @@ def measure(model: Path, options: list[str]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="a model with the part")
-    parser.add_argument("--part", choices=sorted(PARTS), required=True, help="what to measure")
+    parser.add_argument("--model", type=Path, required=True, help="a model with heads")
     parser.add_argument("--runs", type=int, default=3, help="runs of each")
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, wrk on CPU 1")
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    missing = [name for name in PARTS[args.part] if not (args.model / name).is_file()]
+    missing = [name for name in HEAD_FILES if not (args.model / name).is_file()]
     if missing:
         sys.exit(f"{args.model} has no {', '.join(missing)}: train it with this conforto")
     options = ["--connections", str(args.connections), *(["--pin"] if args.pin else [])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         models = {
-            f"with {args.part}": args.model,
-            f"without {args.part}": without(args.model, args.part, Path(tmp)),
+            "with heads": args.model,
+            "without heads": without_heads(args.model, Path(tmp)),
         }
         for run in range(args.runs):
             order = list(models) if run % 2 == 0 else list(reversed(models))
