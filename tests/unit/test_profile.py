@@ -19,6 +19,7 @@ def test_profile_has_stats_and_histograms(
     measurements, _ = frames
     profile = profile_frame(measurements.assign(age=np.nan))
     ta = profile["columns"]["ta"]
+    assert ta["kind"] == "numeric"
     assert ta["count"] == len(measurements)
     assert ta["min"] == measurements["ta"].min()
     assert ta["max"] == measurements["ta"].max()

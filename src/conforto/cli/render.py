@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from conforto.data.validation import ValidationReport
     from conforto.lifecycle.audit import Move
     from conforto.lifecycle.gate import GateReport
+    from conforto.metrics.scores import Scores
     from conforto.monitor.drift import DriftReport
     from conforto.tracking.model_version import ModelVersion
+    from conforto.training.summary import Evaluation
+    from conforto.uncertainty.estimate import EstimateReport
 
 
 def validation(report: ValidationReport, paths: dict[str, Path]) -> None:
@@ -33,13 +36,13 @@ def validation(report: ValidationReport, paths: dict[str, Path]) -> None:
         console.print(f"  {name}: {path}", highlight=False)
 
 
-def summary_table(summary: dict[str, Any], title: str) -> Table:
+def summary_table(summary: Evaluation, title: str) -> Table:
     """Model vs PMV vs majority on the same rows (PMV binned has no probabilities: "-")."""
     table = Table(title=title)
     for col in ("", "rows", "accuracy", "macro-F1", "log loss", "Brier", "ECE"):
         table.add_column(col, justify="left" if not col else "right")
 
-    def add(name: str, m: dict[str, float], probabilistic: bool = True) -> None:
+    def add(name: str, m: Scores, probabilistic: bool = True) -> None:
         cells = [
             f"{m[k]:.3f}" if probabilistic or k in ("accuracy", "macro_f1") else "-"
             for k in ("accuracy", "macro_f1", "log_loss", "brier", "ece")
@@ -54,14 +57,14 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
-def estimate_line(estimate: dict[str, Any] | None) -> None:
+def estimate_line(estimate: EstimateReport | None) -> None:
     """What the live monitor would estimate without votes, against the realised accuracy."""
     if not estimate:
         return
-    shown = estimate["recalibrated"] or estimate["as_answered"]
     console.print(
         f"accuracy estimated without votes (what `monitor performance` reads): "
-        f"{shown['accuracy']:.3f}, realised {estimate['realised']['accuracy']:.3f}",
+        f"{estimate['recalibrated']['accuracy']:.3f}, "
+        f"realised {estimate['realised']['accuracy']:.3f}",
         highlight=False,
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import numpy as np
 
@@ -30,49 +30,90 @@ PROFILED_CATEGORICAL = (
 )
 HIST_BINS = 30
 TOP_VALUES = 20
-_QUANTILES = {
-    "p01": 0.01,
-    "p05": 0.05,
-    "p25": 0.25,
-    "p50": 0.5,
-    "p75": 0.75,
-    "p95": 0.95,
-    "p99": 0.99,
-}
+#: The quantiles of numeric columns, in :class:`NumericProfile`'s order.
+_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
-def _numeric_profile(values: pd.Series) -> dict[str, Any]:
+class Histogram(TypedDict):
+    """Bin edges (the column's unit) and counts."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class NumericProfile(TypedDict):
+    """A numeric column: count, null rate, unit, moments, quantiles and histogram (``None``
+    each for a column without a finite value).
+    """
+
+    kind: Literal["numeric"]
+    count: int
+    null_rate: float
+    unit: str
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    p01: float | None
+    p05: float | None
+    p25: float | None
+    p50: float | None
+    p75: float | None
+    p95: float | None
+    p99: float | None
+    hist: Histogram
+
+
+class CategoricalProfile(TypedDict):
+    """A categorical column: count, null rate, distinct values, the most frequent ones and the
+    share of each value.
+    """
+
+    kind: Literal["categorical"]
+    count: int
+    null_rate: float
+    n_unique: int
+    top: dict[str, int]
+    frequencies: dict[str, float]
+
+
+class Profile(TypedDict):
+    """A data set's profile."""
+
+    n_rows: int
+    #: :func:`conforto.data.load.fingerprint` of the frame.
+    sha256: str
+    columns: dict[str, NumericProfile | CategoricalProfile]
+
+
+def _numeric_profile(values: pd.Series) -> NumericProfile:
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = x[np.isfinite(x)]
-    stats: dict[str, Any] = {
+    bounds = PHYSICAL_BOUNDS.get(str(values.name))
+    empty = finite.size == 0
+    counts, edges = np.histogram(finite, bins=HIST_BINS) if not empty else (np.zeros(0), [])
+    q = np.quantile(finite, _QUANTILES).tolist() if not empty else [None] * 7
+    return {
         "kind": "numeric",
         "count": int(finite.size),
         "null_rate": float(1 - finite.size / max(len(x), 1)),
+        "unit": bounds.unit if bounds else "",
+        "mean": None if empty else float(finite.mean()),
+        "std": None if empty else float(finite.std()),
+        "min": None if empty else float(finite.min()),
+        "max": None if empty else float(finite.max()),
+        "p01": q[0],
+        "p05": q[1],
+        "p25": q[2],
+        "p50": q[3],
+        "p75": q[4],
+        "p95": q[5],
+        "p99": q[6],
+        "hist": {"edges": np.asarray(edges).tolist(), "counts": np.asarray(counts).tolist()},
     }
-    bounds = PHYSICAL_BOUNDS.get(str(values.name))
-    stats["unit"] = bounds.unit if bounds else ""
-    if finite.size == 0:
-        stats.update(dict.fromkeys(("mean", "std", "min", "max", *_QUANTILES)))
-        stats["hist"] = {"edges": [], "counts": []}
-        return stats
-    stats.update(
-        mean=float(finite.mean()),
-        std=float(finite.std()),
-        min=float(finite.min()),
-        max=float(finite.max()),
-    )
-    stats.update(
-        {
-            k: float(v)
-            for k, v in zip(_QUANTILES, np.quantile(finite, list(_QUANTILES.values())), strict=True)
-        }
-    )
-    counts, edges = np.histogram(finite, bins=HIST_BINS)
-    stats["hist"] = {"edges": edges.tolist(), "counts": counts.tolist()}
-    return stats
 
 
-def _categorical_profile(values: pd.Series) -> dict[str, Any]:
+def _categorical_profile(values: pd.Series) -> CategoricalProfile:
     counts = values.dropna().astype(str).value_counts()
     return {
         "kind": "categorical",
@@ -84,7 +125,7 @@ def _categorical_profile(values: pd.Series) -> dict[str, Any]:
     }
 
 
-def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
+def profile_frame(frame: pd.DataFrame) -> Profile:
     """Describe every measured numeric and every profiled categorical column.
 
     Parameters
@@ -94,12 +135,11 @@ def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        ``{"n_rows", "sha256", "columns": {name: stats}}``; numeric stats hold count, null
-        rate, mean, std, min, quantiles, max and a 30-bin histogram (``edges``, ``counts``);
-        categorical stats hold value frequencies.
+    Profile
+        Numeric columns: count, null rate, mean, std, min, quantiles, max and a 30-bin
+        histogram; categorical ones: value frequencies.
     """
-    columns: dict[str, Any] = {}
+    columns: dict[str, NumericProfile | CategoricalProfile] = {}
     for name in frame.columns:
         if name in NUMERIC and name not in _IDENTIFIERS:
             columns[name] = _numeric_profile(frame[name])
@@ -108,7 +148,7 @@ def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
     return {"n_rows": len(frame), "sha256": fingerprint(frame), "columns": columns}
 
 
-def histogram_grid(profile: dict[str, Any], ncols: int = 5) -> str:
+def histogram_grid(profile: Profile, ncols: int = 5) -> str:
     """Draw every numeric column's histogram in one grid; return it as a PNG data URI."""
     numeric = {
         n: c
@@ -130,7 +170,7 @@ def histogram_grid(profile: dict[str, Any], ncols: int = 5) -> str:
     return figure_uri(fig, dpi=72)
 
 
-def write_profile(profile: dict[str, Any], out: Path) -> tuple[Path, Path]:
+def write_profile(profile: Profile, out: Path) -> tuple[Path, Path]:
     """Write ``profile.json`` and ``profile.html`` (tables and histograms) into ``out``.
 
     Returns

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.artifact import ThermalModel
+    from conforto.training.summary import Evaluation, SliceScores
+    from conforto.uncertainty.calibration import CoverageReport
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -40,7 +42,7 @@ MIN_INTERVAL_ROWS = 300
 WEAKEST = 5
 
 
-def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+def summarise(pred: pd.DataFrame, *, seed: int = 0) -> Evaluation:
     """Metrics of the model and its baselines on the same rows, plus slices.
 
     Parameters
@@ -53,21 +55,26 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        ``model``, ``majority`` and ``pmv_rows`` (model, PMV binned and probabilistic PMV on the
-        rows where PMV exists) metrics; ``confusion``; ``reliability``; ``slices``.
+    Evaluation
+        The model, the majority class, and (on the rows where PMV exists) PMV binned and
+        probabilistic PMV; confusion matrices, reliability, slices.
     """
     y, decision = predictions.labels(pred)
     proba = predictions.probabilities(pred)
     groups = pred["building_id"].to_numpy(dtype=np.int64)
     has_pmv = pred["pmv"].notna().to_numpy()
     pmv = pred["pmv"].to_numpy(dtype=np.float64)
-    model: dict[str, Any] = dict(classification_metrics(y, proba, decision))
-    model["ci"] = bootstrap_interval(y, decision, groups, seed=seed)
-    out: dict[str, Any] = {
-        "model": model,
+    scores = classification_metrics(y, proba, decision)
+    candidates = {"lightgbm": scores}
+    if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
+        candidates["logistic_regression"] = classification_metrics(
+            y, predictions.probabilities(pred, "logistic")
+        )
+    return {
+        "model": {**scores, "ci": bootstrap_interval(y, decision, groups, seed=seed)},
         "model_argmax": classification_metrics(y, proba),
-        "candidates": {"lightgbm": classification_metrics(y, proba, decision)},
+        "candidates": candidates,
+        "selected": max(candidates, key=lambda name: candidates[name]["macro_f1"]),
         "majority": classification_metrics(y, predictions.probabilities(pred, "majority")),
         "pmv_rows": {
             "rows": int(has_pmv.sum()),
@@ -88,29 +95,22 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
             "true": np.bincount(y, minlength=3).tolist(),
             "predicted": np.bincount(decision, minlength=3).tolist(),
         },
-        "slices": {},
+        "slices": _slice_scores(pred, seed=seed),
     }
-    if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
-        out["candidates"]["logistic_regression"] = classification_metrics(
-            y, predictions.probabilities(pred, "logistic")
-        )
-    out["selected"] = max(out["candidates"], key=lambda name: out["candidates"][name]["macro_f1"])
-    out["slices"] = _slice_scores(pred, seed=seed)
-    return out
 
 
-def _slice_scores(pred: pd.DataFrame, *, seed: int) -> dict[str, list[dict[str, Any]]]:
+def _slice_scores(pred: pd.DataFrame, *, seed: int) -> dict[str, list[SliceScores]]:
     """The model's and PMV's scores on each slice, per slice column, largest slice first."""
     y, decision = predictions.labels(pred)
     buildings = pred["building_id"].to_numpy(dtype=np.int64)
     has_pmv = pred["pmv"].notna().to_numpy()
     pmv_pred = pmv_class(pred["pmv"].to_numpy(dtype=np.float64))
-    found: dict[str, list[dict[str, Any]]] = {}
+    found: dict[str, list[SliceScores]] = {}
     for column, slices in predictions.slices(pred, predictions.SLICES).items():
         rows = []
         for value, i in slices.items():
             pmv_i = i[has_pmv[i]]
-            entry: dict[str, Any] = {
+            entry: SliceScores = {
                 "value": value,
                 "rows": int(i.size),
                 "buildings": int(np.unique(buildings[i]).size),
@@ -151,7 +151,7 @@ def _predictions(
     )
 
 
-def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[dict[str, Any]]]:
+def weakest_slices(summary: Evaluation, n: int = WEAKEST) -> dict[str, list[SliceScores]]:
     """The ``n`` slices of each column with the lowest macro-F1 among those with at least
     :data:`MIN_INTERVAL_ROWS` rows, weakest first.
     """
@@ -165,16 +165,18 @@ def weakest_slices(summary: dict[str, Any], n: int = WEAKEST) -> dict[str, list[
     return out
 
 
-def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+def evaluate_model(
+    model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0
+) -> dict[str, Evaluation]:
     """Metrics of a trained model on other labelled data (for example unseen buildings).
 
     Returns
     -------
     dict
         ``{"holdout": summary}`` (see :func:`summarise`), with the coverage of the model's
-        prediction sets when it has a calibration, its occupant-response heads against
-        their baselines when it has them (``heads``), and the accuracy the live monitor would
-        estimate without the votes (``estimate``).
+        prediction sets, its occupant-response heads against their baselines when it has them
+        (``heads``), and the accuracy the live monitor would estimate without the votes
+        (``estimate``).
     """
     rows, y, groups = prepare(frame)
     matrix = encode(rows, model.spec)
@@ -232,7 +234,7 @@ def _reliability_figure(rel: dict[str, list[float]]) -> str:
     return figure_uri(fig)
 
 
-def _slices_figure(slices: dict[str, list[dict[str, Any]]]) -> str:
+def _slices_figure(slices: dict[str, list[SliceScores]]) -> str:
     entries = [
         (f"{col}: {r['value']}", r)
         for col, rows in slices.items()
@@ -281,7 +283,7 @@ def _dissatisfied_figure(entry: dict[str, Any]) -> str:
     return figure_uri(fig)
 
 
-def _coverage_figure(report: dict[str, Any]) -> str:
+def _coverage_figure(report: CoverageReport) -> str:
     """Coverage and mean set size against the nominal level; slice coverage at 0.9."""
     slices = sum(e["within"] is not None for rows in report["slices"].values() for e in rows)
     fig = new_figure(9.0, max(3.6, 0.16 * slices + 1.2))

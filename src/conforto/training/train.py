@@ -250,17 +250,20 @@ def train_model(
             matrix, rows, groups, spec, cv.fold_of, cv.tuned, (final.params, final.rounds)
         )
         heads, heads_report = train_heads(fit, seed=config.seed)
-    metrics: dict[str, Any] = {"cv": summarise(cv.predictions, seed=config.seed)}
-    metrics["cv"]["heads"] = heads_report
-    metrics["cv"]["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
-    metrics["cv"]["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
-    metrics["random_split"] = random_split_metrics(rows, matrix, y, final.params, spec, config)
-    metrics["folds"] = cv.folds
-    if metrics["cv"]["selected"] != "lightgbm":
+    summary = summarise(cv.predictions, seed=config.seed)
+    summary["heads"] = heads_report
+    summary["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
+    summary["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
+    metrics: dict[str, Any] = {
+        "cv": summary,
+        "random_split": random_split_metrics(rows, matrix, y, final.params, spec, config),
+        "folds": cv.folds,
+    }
+    if summary["selected"] != "lightgbm":
         log.warning(
             "the %s candidate scored a higher grouped macro-F1 than LightGBM; the "
             "artifact format ships boosters, so this model is still LightGBM",
-            metrics["cv"]["selected"],
+            summary["selected"],
         )
     prob_pmv = ProbabilisticPMV().fit(cv.predictions["pmv"].to_numpy(), y)
     conformal = calibrate_frame(cv.predictions, by=config.conformal_by)

@@ -10,7 +10,7 @@ calibration is applied as it is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -178,8 +178,59 @@ def stored_sets(
     return {level: calibration.sets(proba, level, decision, climates) for level in levels}
 
 
-def _measure(y: IntArray, sets: dict[float, BoolArray], levels: Sequence[float]) -> dict[str, Any]:
-    """Coverage and mean set size at each level; ``within``: coverage inside the tolerance."""
+class Measured(TypedDict):
+    """Coverage and mean set size (classes) at each nominal level, in order."""
+
+    rows: int
+    coverage: list[float]
+    mean_size: list[float]
+
+
+class Curve(Measured):
+    """:class:`Measured` at the curve's levels."""
+
+    levels: list[float]
+
+
+class Judged(Measured):
+    """:class:`Measured`, with whether each coverage is inside the tolerance (``None``: not
+    judged, too few rows).
+    """
+
+    within: list[bool] | None
+
+
+class Group(Judged):
+    """:class:`Judged` for one class or slice value."""
+
+    value: str
+
+
+class CoverageReport(TypedDict):
+    """Empirical coverage and mean set size, overall, per class and per slice."""
+
+    method: str
+    by: str
+    levels: list[float]
+    overall: Judged
+    curve: Curve
+    classes: list[Group]
+    #: slice column → its values, largest first
+    slices: dict[str, list[Group]]
+
+
+class Miss(TypedDict):
+    """A judged slice whose coverage misses a level by more than the tolerance."""
+
+    slice: str
+    value: str
+    rows: int
+    level: float
+    coverage: float
+
+
+def _measure(y: IntArray, sets: dict[float, BoolArray], levels: Sequence[float]) -> Measured:
+    """Coverage and mean set size at each level."""
     rows = np.arange(len(y))
     coverage = [float(sets[level][rows, y].mean()) for level in levels]
     return {
@@ -195,7 +246,7 @@ def coverage_report(
     calibration: ConformalSets | None = None,
     by: str = "all",
     levels: Sequence[float] = REPORT_LEVELS,
-) -> dict[str, Any]:
+) -> CoverageReport:
     """Empirical coverage and mean set size, overall, per class and per slice.
 
     Parameters
@@ -211,12 +262,10 @@ def coverage_report(
 
     Returns
     -------
-    dict
-        ``method``, ``by``, ``levels``; ``overall`` (``rows``, ``coverage`` and
-        ``mean_size`` per level, ``within`` the tolerance); ``curve`` (the same at
-        :data:`CURVE_LEVELS`); ``classes``; ``slices`` (column → entries with ``value``,
-        ``within`` for slices of at least
-        :data:`conforto.metrics.predictions.MIN_SLICE_ROWS` rows, else ``None``).
+    CoverageReport
+        Overall judged with :data:`TOLERANCE`; slices of at least
+        :data:`conforto.metrics.predictions.MIN_SLICE_ROWS` rows with :data:`SLICE_TOLERANCE`;
+        the curve at :data:`CURVE_LEVELS`.
     """
     every = sorted({*levels, *CURVE_LEVELS})
     if calibration is None:
@@ -227,37 +276,42 @@ def coverage_report(
         method = f"the model's calibration ({calibration.rows} out-of-fold votes)"
     y = predictions.labels(pred)[0]
 
-    def measured(index: npt.NDArray[np.intp], tolerance: float | None) -> dict[str, Any]:
+    def measured(index: npt.NDArray[np.intp], tolerance: float | None) -> Judged:
         entry = _measure(y[index], {lv: s[index] for lv, s in sets.items()}, levels)
-        entry["within"] = (
+        within = (
             None
             if tolerance is None
             else [abs(c - lv) <= tolerance for c, lv in zip(entry["coverage"], levels, strict=True)]
         )
-        return entry
+        return {**entry, "within": within}
+
+    def group(value: str, index: npt.NDArray[np.intp], tolerance: float | None) -> Group:
+        return {"value": value, **measured(index, tolerance)}
 
     def judged(rows: int) -> float | None:
         return SLICE_TOLERANCE if rows >= predictions.MIN_SLICE_ROWS else None
 
-    out: dict[str, Any] = {
+    slices = {
+        column: sorted(
+            (group(value, i, judged(i.size)) for value, i in groups.items()),
+            key=lambda e: -e["rows"],
+        )
+        for column, groups in predictions.slices(pred, predictions.JUDGED_SLICES).items()
+    }
+    return {
         "method": method,
         "by": by,
         "levels": list(levels),
         "overall": measured(np.arange(len(y)), TOLERANCE),
         "curve": {"levels": list(CURVE_LEVELS), **_measure(y, sets, CURVE_LEVELS)},
         "classes": [
-            {"value": name, **measured(np.flatnonzero(y == k), None)}
-            for k, name in enumerate(CLASS_NAMES)
+            group(name, np.flatnonzero(y == k), None) for k, name in enumerate(CLASS_NAMES)
         ],
-        "slices": {},
+        "slices": slices,
     }
-    for column, groups in predictions.slices(pred, predictions.JUDGED_SLICES).items():
-        entries = [{"value": value, **measured(i, judged(i.size))} for value, i in groups.items()]
-        out["slices"][column] = sorted(entries, key=lambda e: -e["rows"])
-    return out
 
 
-def coverage_misses(report: dict[str, Any]) -> list[dict[str, Any]]:
+def coverage_misses(report: CoverageReport) -> list[Miss]:
     """The judged slices whose coverage misses a level by more than the tolerance."""
     return [
         {"slice": column, "value": e["value"], "rows": e["rows"], "level": level, "coverage": c}
