@@ -5,11 +5,14 @@
 #     -v conforto-home:/var/lib/conforto -v "$PWD/model:/model:ro" \
 #     -e CONFORTO_SERVE__MODEL_DIR=/model conforto
 #
-# Offline (CI): `make test-image` builds with `--build-arg BASE=<a local Debian image>` and a
-# wheelhouse made on the host in ./wheelhouse (`make wheelhouse`); the build never reaches a
-# package registry then. The model gets in either baked in (`--build-arg MODEL_DIR=path/in/context`)
-# or mounted at run time (CONFORTO_SERVE__MODEL_DIR, or the production pointer under a mounted
-# CONFORTO_HOME). Writable paths: /var/lib/conforto (CONFORTO_HOME: the prediction log) and /tmp.
+# Where the dependencies come from: ./wheelhouse when it holds wheels (`make wheelhouse`, which
+# `make image` runs first: the build never reaches a package registry then), else PyPI, pinned by
+# requirements-serve.lock (a plain `docker build .` on a fresh clone, whose wheelhouse holds only
+# its README). Without either the build stops in its first step and says what to run. CI
+# (`make test-image`) builds offline with `--build-arg BASE=<a local Debian image>`. The model
+# gets in either baked in (`--build-arg MODEL_DIR=path/in/context`) or mounted at run time
+# (CONFORTO_SERVE__MODEL_DIR, or the production pointer under a mounted CONFORTO_HOME). Writable
+# paths: /var/lib/conforto (CONFORTO_HOME: the prediction log) and /tmp.
 
 ARG BASE=python:3.11-slim-bookworm
 
@@ -18,14 +21,22 @@ FROM ${BASE} AS build
 ARG WHEELS=wheelhouse
 WORKDIR /src
 COPY ${WHEELS}/ /wheels/
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements-serve.lock ./
 COPY src/ src/
 # /wheels holds setuptools too: the build stays offline when the wheelhouse is complete
-RUN python3 -m venv /opt/conforto \
- && /opt/conforto/bin/pip install --no-cache-dir --no-index --find-links /wheels --upgrade "setuptools>=75" \
- && /opt/conforto/bin/pip wheel --no-cache-dir --no-index --find-links /wheels --no-deps \
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN if compgen -G "/wheels/*.whl" >/dev/null; then from=(--no-index --find-links /wheels); \
+    else from=(); echo "conforto: ./wheelhouse is empty: dependencies from PyPI (requirements-serve.lock)"; fi \
+ && python3 -m venv /opt/conforto \
+ && { /opt/conforto/bin/pip install --no-cache-dir --retries 1 --timeout 15 "${from[@]}" \
+        --upgrade "setuptools>=75" \
+      || { echo "conforto: no wheels in ./wheelhouse and no package index reachable: build with" \
+             "network access, or run 'make image' (it fills ./wheelhouse with 'make wheelhouse'" \
+             "and builds offline)" >&2; exit 1; }; } \
+ && /opt/conforto/bin/pip wheel --no-cache-dir "${from[@]}" --no-deps \
       --no-build-isolation --wheel-dir /dist . \
- && /opt/conforto/bin/pip install --no-cache-dir --no-index --find-links /wheels /dist/conforto-*.whl \
+ && /opt/conforto/bin/pip install --no-cache-dir "${from[@]}" -c requirements-serve.lock \
+      /dist/conforto-*.whl \
  && /opt/conforto/bin/pip uninstall --yes setuptools pip \
  && find /opt/conforto -name '__pycache__' -prune -exec rm -rf {} + \
  && find /opt/conforto -path '*/tests' -prune -exec rm -rf {} + \

@@ -69,7 +69,7 @@ wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependenc
 
 image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in)
 	rm -rf build/image && mkdir -p build/image/deploy
-	cp -r Dockerfile pyproject.toml README.md src wheelhouse build/image/
+	cp -r Dockerfile pyproject.toml README.md requirements-serve.lock src wheelhouse build/image/
 	cp -r deploy/no-model build/image/deploy/
 	$(if $(MODEL),cp -r $(MODEL) build/image/model,)
 	find build/image/src -name __pycache__ -prune -exec rm -rf {} +
@@ -91,4 +91,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(SPARK_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse build .tools
+	rm -rf $(VENV) $(SPARK_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse/*.whl build .tools

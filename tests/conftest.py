@@ -47,11 +47,21 @@ def data_files(tmp_path: Path, frames: tuple[pd.DataFrame, pd.DataFrame]) -> tup
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A temporary CONFORTO_HOME and working directory, so tests never write outside tmp_path."""
-    path = tmp_path / "home"
-    monkeypatch.setenv("CONFORTO_HOME", str(path))
+def home(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A temporary CONFORTO_HOME and working directory, so tests never write outside tmp_path.
+
+    Parametrised indirectly with ``"relative"``, the home is a new user's: no variable set, the
+    default ``.conforto`` relative to the working directory.
+    """
     monkeypatch.chdir(tmp_path)
+    if getattr(request, "param", "absolute") == "relative":
+        monkeypatch.delenv("CONFORTO_HOME", raising=False)
+        path = tmp_path / ".conforto"
+    else:
+        path = tmp_path / "home"
+        monkeypatch.setenv("CONFORTO_HOME", str(path))
     get_settings.cache_clear()
     yield path
     get_settings.cache_clear()

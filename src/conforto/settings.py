@@ -71,6 +71,14 @@ class TrackingSettings(BaseModel):
     model_name: str = Field("conforto-thermal-sensation", description="Registered model name.")
 
 
+def _absolute(value: Path | None) -> Path | None:
+    """A path made absolute where the settings are read (``~`` expanded): the programs started
+    later (nginx, uvicorn's workers, the log writer) run elsewhere or resolve against their own
+    folders.
+    """
+    return None if value is None else value.expanduser().absolute()
+
+
 class ServeSettings(BaseModel):
     """The prediction service."""
 
@@ -119,6 +127,8 @@ class ServeSettings(BaseModel):
     def _unset_when_empty(cls, value: object) -> object:
         # an image built without a model sets the variable to "" (Dockerfile ${VAR:+...})
         return None if value == "" else value
+
+    _absolute_paths = field_validator("model_dir", "spool_dir")(_absolute)
 
     @field_validator("log_url")
     @classmethod
@@ -179,7 +189,8 @@ class Settings(BaseSettings):
     Attributes
     ----------
     home
-        Folder that holds everything the project writes (reports, models, stores).
+        Folder that holds everything the project writes (reports, models, stores); relative
+        paths are taken from the working folder where the settings are read, and kept absolute.
     measurements, metadata
         Local copies of the database's two files; when unset, the official files are
         downloaded once into ``cache_dir`` and reused.
@@ -191,7 +202,7 @@ class Settings(BaseSettings):
         env_prefix="CONFORTO_", env_nested_delimiter="__", extra="ignore"
     )
 
-    home: Path = Path(".conforto")
+    home: Path = Field(Path(".conforto"), validate_default=True)
     measurements: Path | None = None
     metadata: Path | None = None
     cache_dir: Path | None = None
@@ -204,6 +215,8 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     notify: NotifySettings = NotifySettings()
     deploy: DeploySettings = DeploySettings()
+
+    _absolute_paths = field_validator("home", "measurements", "metadata", "cache_dir")(_absolute)
 
     @property
     def data_cache(self) -> Path:

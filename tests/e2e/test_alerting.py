@@ -185,6 +185,7 @@ def _votes_stored(client: httpx.Client) -> float:
 
 
 @pytest.mark.usefixtures("registry_home")
+@pytest.mark.parametrize("home", ["relative"], indirect=True)  # a new user's: no CONFORTO_HOME
 def test_an_alert_reaches_slack_and_resolves_and_every_panel_has_data(
     trained_model: Path,
     slack: tuple[str, list[dict[str, Any]]],

@@ -167,6 +167,7 @@ def test_kill_9_of_the_service_and_all_its_processes_loses_no_answer(
     server = serve("--model", str(trained_model))
     with Load(server.url) as load:
         wait_for_more(load.received, 500)
+        wait_for_more(load.votes_accepted, 1)  # votes under way too
         time.sleep(rng.uniform(0.0, 2.0))  # a random moment under load
         server.kill_all()  # the service and its writer, at once: an OOM kill of the container
     url = get_settings().prediction_log_url
@@ -182,6 +183,7 @@ def test_kill_9_of_one_worker_loses_no_answer(
     server = serve("--model", str(trained_model), "--workers", "2")
     with Load(server.url) as load:
         wait_for_more(load.received, 300)
+        wait_for_more(load.votes_accepted, 1)  # votes under way too
         time.sleep(rng.uniform(0.0, 1.5))  # a random moment under load
         worker = rng.choice([pid for pid in server.children() if server.children(pid)])
         _kill(worker)  # its writer stays: it stores what the worker left, then exits
@@ -198,6 +200,7 @@ def test_kill_9_of_the_writer_loses_no_answer_and_stores_nothing_twice(
     server = serve("--model", str(trained_model))
     killed: list[int] = []
     with Load(server.url) as load:
+        wait_for_more(load.votes_accepted, 1)  # votes under way too
         for _ in range(2):
             wait_for_more(load.received, 200)
             time.sleep(rng.uniform(0.0, 1.0))  # a random moment under load

@@ -168,6 +168,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
 
 
 @pytest.mark.usefixtures("registry_home")
+@pytest.mark.parametrize("home", ["absolute", "relative"], indirect=True)  # a new user's too
 def test_rollback_goes_back_under_load_and_stop_frees_every_port(
     trained_model: Path,
     second_model: Path,

@@ -212,7 +212,10 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
         assert status[pid] == "matched"
 
 
-def test_metrics_add_up_across_workers(serve: Any, trained_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("home", ["absolute", "relative"], indirect=True)
+def test_metrics_add_up_across_workers(
+    serve: Any, trained_model: Path, tmp_path: Path, home: Path
+) -> None:
     server = serve(
         "--model",
         str(trained_model),
@@ -229,6 +232,8 @@ def test_metrics_add_up_across_workers(serve: Any, trained_model: Path, tmp_path
             totals.add(_sum(_metrics(client), "conforto_predictions_total"))
     assert totals == {30.0}
     assert len(list(tmp_path.glob("*.db"))) >= 2  # both workers wrote samples
+    # the workers' writers keep the log in the home, relative or not
+    _wait_for(lambda: len(table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)) == 30)
 
 
 def test_graceful_stop_loses_no_row(serve: Any, trained_model: Path, tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def podman(*args: str | Path, check: bool = True, timeout: float = 900) -> str:
 def context(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
     """A build context of exactly what the image may take (the .dockerignore says the same)."""
     root = tmp_path_factory.mktemp("context")
-    for name in ("Dockerfile", "pyproject.toml", "README.md"):
+    for name in ("Dockerfile", "pyproject.toml", "README.md", "requirements-serve.lock"):
         shutil.copy(REPO / name, root / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     shutil.copytree(REPO / "src", root / "src", ignore=ignore)
@@ -75,6 +75,27 @@ def image(context: Path) -> Iterator[str]:
     podman(*build, "--build-arg", f"BASE={BASE}", "--build-arg", "MODEL_DIR=model", context)
     yield TAG
     podman("rmi", "--force", TAG, check=False)
+
+
+def test_without_wheels_or_an_index_the_build_stops_first_and_says_what_to_run(
+    context: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "context"
+    shutil.copytree(context, bare, ignore=shutil.ignore_patterns("*.whl", "*.tar.gz"))
+    assert [p.name for p in (bare / "wheelhouse").iterdir()] == ["README.md"]  # a fresh clone's
+    build = ["build", "--format", "docker", "--network", "none", "--no-cache", "-t", f"{TAG}-x"]
+    done = subprocess.run(
+        [*PODMAN, *build, "--build-arg", f"BASE={BASE}", str(bare)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "./wheelhouse is empty: dependencies from PyPI" in out
+    assert "no wheels in ./wheelhouse and no package index reachable" in out
+    assert "make image" in out
 
 
 class Container:

@@ -45,3 +45,17 @@ def test_settings_refuse_bad_values(
 def test_get_settings_is_cached(home: Path) -> None:
     assert get_settings() is get_settings()
     assert get_settings().home == home
+
+
+@pytest.mark.parametrize("home", ["relative"], indirect=True)
+def test_relative_paths_are_made_absolute_where_the_settings_are_read(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONFORTO_SERVE__SPOOL_DIR", "spool")
+    monkeypatch.setenv("CONFORTO_MEASUREMENTS", "data/m.csv")
+    settings = Settings()
+    assert settings.home == home  # the default .conforto, in the working directory
+    assert settings.home.is_absolute()
+    assert settings.registry_dir == home / "registry"  # what nginx, workers and writers get
+    assert settings.spool_dir == home.parent / "spool"
+    assert settings.measurements == home.parent / "data" / "m.csv"
