@@ -61,7 +61,7 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
 test: lint typecheck security workflows  ## Lint, type-check, scan and run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests --ignore=tests/image --ignore=tests/spark
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests -m 'not image and not spark'
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
@@ -84,7 +84,7 @@ test-image: $(STAMP) wheelhouse base-image  ## Build the image offline and test 
 test-spark: $(STAMP) $(SPARK_STAMP)  ## Score with mlflow.pyfunc.spark_udf on a local Spark session (Java 17+)
 	CONFORTO_SPARK_PYTHON=$(abspath $(SPARK_VENV))/bin/python $(BIN)/pytest -p no:cacheprovider -q tests/spark
 
-unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (~30 s)
+unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (~20 s)
 	$(BIN)/pytest -q --doctest-modules src tests/unit
 
 bench: $(STAMP)  ## Run the benchmarks in bench/

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,12 +22,54 @@ if TYPE_CHECKING:
 TIER_TIMEOUTS = {"integration": 900, "e2e": 600, "load": 600, "image": 1200, "spark": 900}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give every test of a slow tier its tier's timeout, unless it names one itself."""
+#: What needs more than the locked environment (a tier's folder, or a fixture's server), and
+#: how to run it: a bare ``pytest`` leaves it out unless ``-m`` or a path below it selects it.
+NEEDS = {
+    "e2e": "nginx, PostgreSQL, Prometheus: make test, or pytest -m e2e",
+    "load": "wrk: make test, or pytest -m load",
+    "image": "podman: make test-image",
+    "spark": "Java: make test-spark",
+    "postgresql": "PostgreSQL: make test, or pytest -m postgresql",
+}
+LEFT_OUT = pytest.StashKey[dict[str, int]]()
+
+
+def _need(item: pytest.Item) -> tuple[str, Path] | None:
+    """What the test needs beyond the locked environment, and the path that names it."""
+    if item.path.parent.name in NEEDS:
+        return item.path.parent.name, item.path.parent
+    if "postgres" in getattr(item, "fixturenames", ()):
+        return "postgresql", item.path
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test of a slow tier its tier's timeout, unless it names one itself; mark what
+    needs more than the locked environment, and leave it out of a bare ``pytest``."""
+    named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    keep, left_out = [], []
     for item in items:
         tier = item.path.parent.name
         if tier in TIER_TIMEOUTS and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
+        need = _need(item)
+        if need is not None:
+            item.add_marker(need[0])
+        if need is None or config.option.markexpr or any(p.is_relative_to(need[1]) for p in named):
+            keep.append(item)
+        else:
+            left_out.append(item)
+            config.stash.setdefault(LEFT_OUT, {}).setdefault(need[0], 0)
+            config.stash[LEFT_OUT][need[0]] += 1
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say which tests a bare ``pytest`` left out, and how to run them."""
+    for need, count in config.stash.get(LEFT_OUT, {}).items():
+        terminalreporter.write_line(f"left out: {count} {need} tests (they need {NEEDS[need]})")
 
 
 @pytest.fixture
