@@ -37,6 +37,7 @@ def test_the_build_context_leaves_out_history_tests_and_data() -> None:
     assert allowed == {
         "pyproject.toml",
         "README.md",
+        "requirements-serve.lock",  # what a build without a wheelhouse installs from PyPI
         "src/",
         "wheelhouse/",
         "deploy/no-model/",
