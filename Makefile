@@ -31,10 +31,21 @@ $(SPARK_STAMP): pyproject.toml requirements-spark.lock | $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(SPARK_VENV)/bin/python --no-deps -e .
 	touch $@
 
-lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's) and requirements-spark.lock
+# Full MLflow, for the tests' real `mlflow server`, in an environment of its own (the project needs
+# only mlflow-skinny)
+MLFLOW_VENV  := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+$(MLFLOW_STAMP): requirements-mlflow.lock | $(STAMP)
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(BIN)/uv pip sync --quiet --python $(MLFLOW_VENV)/bin/python requirements-mlflow.lock
+	touch $@
+
+lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's), requirements-spark.lock and requirements-mlflow.lock (the tests' server, the same MLflow)
 	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev -o requirements.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml --extra spark -c requirements.lock -o requirements-spark.lock --python-version 3.11 --quiet
+	echo "mlflow==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("mlflow-skinny"))')" \
+	  | $(BIN)/uv pip compile - -o requirements-mlflow.lock --python-version 3.11 --quiet
 
 run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, promote
 	$(BIN)/conforto pipeline run --config configs/pipeline.yaml
@@ -60,7 +71,7 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	$(ACTIONLINT) .github/workflows/*.yml
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
-test: lint typecheck security workflows  ## Lint, type-check, scan and run the whole test suite with coverage
+test: lint typecheck security workflows $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests -m 'not image and not spark'
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
@@ -91,4 +102,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(SPARK_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse/*.whl build .tools
+	rm -rf $(VENV) $(SPARK_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse/*.whl build .tools

@@ -12,7 +12,8 @@ import pytest
 
 from conforto.settings import get_settings
 from tests.factories import SHARED_DATA, make_frames, train_once, write_buildings
-from tests.processes import Postgres, Server
+from tests.processes import Daemon, Postgres, Server
+from tests.processes import mlflow_server as mlflow_server_on
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,11 +26,12 @@ TIER_TIMEOUTS = {"integration": 900, "e2e": 600, "load": 600, "image": 1200, "sp
 #: What needs more than the locked environment (a tier's folder, or a fixture's server), and
 #: how to run it: a bare ``pytest`` leaves it out unless ``-m`` or a path below it selects it.
 NEEDS = {
-    "e2e": "nginx, PostgreSQL, Prometheus: make test, or pytest -m e2e",
+    "e2e": "nginx, PostgreSQL, Prometheus, an mlflow server: make test, or pytest -m e2e",
     "load": "wrk: make test, or pytest -m load",
     "image": "podman: make test-image",
     "spark": "Java: make test-spark",
     "postgresql": "PostgreSQL: make test, or pytest -m postgresql",
+    "mlflow": "a real mlflow server: make test (it installs .venv-mlflow), or pytest -m mlflow",
 }
 LEFT_OUT = pytest.StashKey[dict[str, int]]()
 
@@ -38,8 +40,11 @@ def _need(item: pytest.Item) -> tuple[str, Path] | None:
     """What the test needs beyond the locked environment, and the path that names it."""
     if item.path.parent.name in NEEDS:
         return item.path.parent.name, item.path.parent
-    if "postgres" in getattr(item, "fixturenames", ()):
+    fixtures = getattr(item, "fixturenames", ())
+    if "postgres" in fixtures:
         return "postgresql", item.path
+    if "mlflow_server" in fixtures:
+        return "mlflow", item.path
     return None
 
 
@@ -266,6 +271,14 @@ def serve():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """One real ``mlflow server`` per test session (proxied artifacts), stopped afterwards."""
+    server = mlflow_server_on(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

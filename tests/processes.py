@@ -162,7 +162,14 @@ class Daemon:
     """A program from Debian's packages on 127.0.0.1 (Prometheus, its Pushgateway, Alertmanager,
     nginx), polled until ready and stopped at teardown."""
 
-    def __init__(self, command: list[str], ready: str, port: int, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        ready: str,
+        port: int,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         import shutil
 
         if shutil.which(command[0]) is None:
@@ -175,7 +182,7 @@ class Daemon:
         self.process = subprocess.Popen(
             command, cwd=cwd, stdout=self.output, stderr=subprocess.STDOUT
         )
-        self.wait(ready)
+        self.wait(ready, timeout)
 
     def wait(self, path: str, timeout: float = 30.0) -> None:
         import httpx
@@ -212,6 +219,35 @@ def pushgateway() -> Daemon:
         "--persistence.file=",  # Debian's default persists to /var/lib/prometheus
     ]
     return Daemon(command, "/-/ready", port)
+
+
+#: Full MLflow, for its server, in an environment of its own (``make test`` installs it from
+#: requirements-mlflow.lock): the project itself needs only mlflow-skinny.
+MLFLOW = Path(__file__).parents[1] / ".venv-mlflow" / "bin" / "mlflow"
+
+
+def mlflow_server(folder: Path) -> Daemon:
+    """A real ``mlflow server`` on a free port: its SQLite store and proxied artifacts (served
+    over HTTP, ``--serve-artifacts``) in ``folder``."""
+    if not MLFLOW.is_file():
+        pytest.fail(f"{MLFLOW} not found: `make test` installs full MLflow there")
+    port = free_port()
+    command = [
+        str(MLFLOW),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+    ]
+    return Daemon(command, "/health", port, cwd=folder, timeout=120.0)
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -53,6 +54,15 @@ def fail(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr; the exit (code 1) to raise."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send whatever the work prints on standard output to standard error instead (MLflow's
+    "View run …" lines, for one), so that a command's own output (JSON) stands alone there.
+    """
+    with redirect_stdout(sys.stderr):
+        yield
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from conforto.cli import render
-from conforto.cli.common import console, errors, fail, open_registry
+from conforto.cli.common import console, errors, fail, open_registry, stdout_to_stderr
 from conforto.cli.notify import tell
 from conforto.notify import move_message
 
@@ -25,7 +25,7 @@ def register(
     as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
 ) -> None:
     """Add a trained model as a new version (tag `training`, with lineage)."""
-    with errors():
+    with errors(), stdout_to_stderr():
         version, created = open_registry().register(directory)
     if as_json:
         typer.echo(json.dumps({"version": version.version, "created": created}))
@@ -55,7 +55,7 @@ def list_versions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List every version with its lifecycle tags; production is marked."""
-    with errors():
+    with errors(), stdout_to_stderr():
         found = open_registry().store.versions()
     if as_json:
         typer.echo(json.dumps([v.record() for v in found], indent=2))
@@ -66,7 +66,7 @@ def list_versions(
 @app.command("show")
 def show(version: Annotated[str, typer.Argument(help="Version number or 'production'.")]) -> None:
     """Show one version: tags, lineage, metrics and artifact."""
-    with errors():
+    with errors(), stdout_to_stderr():
         found, _ = open_registry().resolve(version)
     typer.echo(json.dumps(found.record(), indent=2))
 
