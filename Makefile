@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
+.PHONY: help install run test docs lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
 # podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
 BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
 BASE ?= python:3.11-slim-bookworm
@@ -41,7 +41,7 @@ $(MLFLOW_STAMP): requirements-mlflow.lock | $(STAMP)
 	touch $@
 
 lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's), requirements-spark.lock and requirements-mlflow.lock (the tests' server, the same MLflow)
-	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev -o requirements.lock --python-version 3.11 --quiet
+	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev --extra docs -o requirements.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml --extra spark -c requirements.lock -o requirements-spark.lock --python-version 3.11 --quiet
 	echo "mlflow==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("mlflow-skinny"))')" \
@@ -53,9 +53,12 @@ run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, p
 serve: $(STAMP)  ## Serve the production model on http://127.0.0.1:8000
 	$(BIN)/conforto serve
 
+docs: $(STAMP)  ## Build the documentation site into site/ (strict: no broken link or reference)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
+
 lint: $(STAMP)  ## ruff lint and format check
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs
+	$(BIN)/ruff format --check src tests bench examples docs
 
 typecheck: $(STAMP)  ## mypy: strict on src/, relaxed on tests/ and bench/
 	$(BIN)/mypy
@@ -71,7 +74,7 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	$(ACTIONLINT) .github/workflows/*.yml
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
-test: lint typecheck security workflows $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
+test: lint typecheck security workflows docs $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests -m 'not image and not spark'
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
@@ -102,4 +105,4 @@ bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
 
 clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(SPARK_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse/*.whl build .tools
+	rm -rf $(VENV) $(SPARK_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml wheelhouse/*.whl build .tools site

@@ -33,10 +33,18 @@ MIN_LEVEL, MAX_LEVEL, DEFAULT_LEVEL = 0.5, 0.99, 0.9
 class DownloadSettings(BaseModel):
     """Where the official ASHRAE Global Thermal Comfort Database II files come from."""
 
-    measurements_url: HttpUrl = HttpUrl(MEASUREMENTS_URL)
-    measurements_sha256: str = MEASUREMENTS_SHA256
-    metadata_url: HttpUrl = HttpUrl(METADATA_URL)
-    metadata_sha256: str = METADATA_SHA256
+    measurements_url: HttpUrl = Field(
+        HttpUrl(MEASUREMENTS_URL), description="Where the measurements file is downloaded from."
+    )
+    measurements_sha256: str = Field(
+        MEASUREMENTS_SHA256, description="Its sha256: a download that differs is refused."
+    )
+    metadata_url: HttpUrl = Field(
+        HttpUrl(METADATA_URL), description="Where the building metadata file is downloaded from."
+    )
+    metadata_sha256: str = Field(
+        METADATA_SHA256, description="Its sha256: a download that differs is refused."
+    )
     retries: int = Field(3, ge=0, le=10, description="Retries after a transient failure.")
     timeout: float = Field(60.0, gt=0, description="Seconds to wait for the server.")
 
@@ -67,7 +75,7 @@ class TrackingSettings(BaseModel):
     )
     uri: str | None = Field(None, description="MLflow tracking URI, e.g. http://mlflow:5000.")
     registry_uri: str | None = Field(None, description="MLflow registry URI; default: uri.")
-    experiment: str = "conforto"
+    experiment: str = Field("conforto", description="MLflow experiment of the runs.")
     model_name: str = Field("conforto-thermal-sensation", description="Registered model name.")
 
 
@@ -202,11 +210,21 @@ class Settings(BaseSettings):
         env_prefix="CONFORTO_", env_nested_delimiter="__", extra="ignore"
     )
 
-    home: Path = Field(Path(".conforto"), validate_default=True)
-    measurements: Path | None = None
-    metadata: Path | None = None
-    cache_dir: Path | None = None
-    seed: int = 42
+    home: Path = Field(
+        Path(".conforto"),
+        validate_default=True,
+        description="Everything the project writes: reports, models, stores, the prediction log.",
+    )
+    measurements: Path | None = Field(
+        None, description="Measurements file (csv, csv.gz, parquet); unset: the official one."
+    )
+    metadata: Path | None = Field(
+        None, description="Building metadata file; unset: the official one."
+    )
+    cache_dir: Path | None = Field(
+        None, description="Where downloaded files are kept (unset: ``home/cache``)."
+    )
+    seed: int = Field(42, description="Random seed of training, sampling and bootstraps.")
     crash_at: str | None = Field(
         None, description="Fault injection for the crash tests: a registry checkpoint's name."
     )

@@ -39,7 +39,7 @@ def test_real_data_passes_validation_with_explained_warnings(dataset) -> None:
     report = validate_dataset(dataset)
     assert report.ok, report.summary()
     duplicates = next(c for c in report.checks if c.name == "duplicates")
-    assert 2_000 < duplicates.rows < 3_500  # the README's ~2,700 id-only duplicates
+    assert 2_000 < duplicates.rows < 3_500  # ~2,700 id-only duplicates in the dev data
     assert next(c for c in report.checks if c.name == "plausible:vel").status == "warn"
 
 

@@ -121,7 +121,7 @@ def test_occupant_responses_beside_each_prediction(
 
 def test_the_heads_beat_their_physics_baselines_out_of_fold(trained_model: Path) -> None:
     # a sample of 30 % of the buildings: on all of the dev data the heads beat the base rate
-    # too, with an ECE of 0.002 for dissatisfied (README)
+    # too, with an ECE of 0.002 for dissatisfied (docs/guides/model.md)
     heads = json.loads((trained_model / "metrics.json").read_text())["cv"]["heads"]
     dissatisfied, ppd = heads["dissatisfied"]["model on the PPD/100 rows"], heads["dissatisfied"]
     for score in ("brier", "log_loss", "ece"):

@@ -1,0 +1,300 @@
+"""The reference pages, generated from the code at every build (mkdocs-gen-files runs this).
+
+Nothing here is typed twice: the commands come from the typer app, the settings from the
+``Settings`` class, the HTTP API from the service's OpenAPI document, the errors from the
+exception tree, the Python API from the docstrings (mkdocstrings).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pkgutil
+from typing import Any
+
+import typer
+from pydantic import BaseModel, SecretStr
+
+from conforto import errors
+from conforto.cli import app
+from conforto.settings import Settings
+
+#: The packages of the Python API, one page each, lowest layer first.
+PACKAGES = (
+    "data",
+    "physics",
+    "metrics",
+    "uncertainty",
+    "model",
+    "training",
+    "tracking",
+    "predictions",
+    "monitor",
+    "lifecycle",
+    "serving",
+    "deploy",
+)
+
+
+def _cell(text: object) -> str:
+    """Text fit for one cell of a Markdown table."""
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def commands(group: Any = None, path: str = "conforto") -> list[tuple[str, Any]]:
+    """Every visible command of the CLI, with its full name, in the app's order."""
+    group = group or typer.main.get_command(app)
+    found = []
+    for name, command in group.commands.items():
+        if command.hidden:
+            continue
+        if hasattr(command, "commands"):  # a group
+            found += commands(command, f"{path} {name}")
+        else:
+            found.append((f"{path} {name}", command))
+    return found
+
+
+def _option(param: Any) -> str:
+    if param.param_type_name == "argument":
+        return f"`{param.name.upper()}`"
+    names = " / ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
+    return names
+
+
+def _default(param: Any) -> str:
+    if param.required:
+        return "required"
+    if param.default is None or param.default == () or param.default is False:
+        return ""
+    return f"`{param.default}`"
+
+
+def cli_reference() -> str:
+    """The ``conforto`` commands: usage, help and every option."""
+    lines = [
+        "# Commands",
+        "",
+        "Generated from the command-line app. Every command prints one clear line and exits 1 on",
+        "bad input; `conforto --debug …` shows the traceback.",
+        "",
+    ]
+    for name, command in commands():
+        ctx = typer.Context(command, info_name=name)
+        usage = " ".join(command.collect_usage_pieces(ctx))
+        lines += [
+            f"## {name}",
+            "",
+            f"```\n{name} {usage}\n```",
+            "",
+            inspect.cleandoc(command.help or ""),
+            "",
+        ]
+        params = [p for p in command.params if p.name != "help"]
+        if params:
+            lines += ["| option | help | default |", "| --- | --- | --- |"]
+            for param in params:
+                help_text = getattr(param, "help", None) or ""
+                lines.append(
+                    f"| {_option(param)} | {_cell(help_text)} | {_cell(_default(param))} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ settings
+
+
+def settings(model: type[BaseModel] = Settings, prefix: str = "CONFORTO_") -> list[tuple[str, Any]]:
+    """Every setting: its environment variable and its pydantic field."""
+    found = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found += settings(kind, f"{prefix}{name.upper()}__")
+        else:
+            found.append((f"{prefix}{name.upper()}", field))
+    return found
+
+
+def _type(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
+def settings_reference() -> str:
+    """Every ``CONFORTO_*`` variable with its type, default and description."""
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `conforto.settings.Settings`: one settings class, read from `CONFORTO_*`",
+        "environment variables; nested groups use `__`. An invalid value stops every command with",
+        "one line naming the variable and the reason; relative paths are taken from the working",
+        "folder and kept absolute.",
+        "",
+        "| variable | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for variable, field in settings():
+        default = field.default
+        shown = (
+            ""
+            if default is None
+            else ("(secret)" if isinstance(default, SecretStr) else f"`{default}`")
+        )
+        lines.append(
+            f"| `{variable}` | {_cell(_type(field.annotation))} | {_cell(shown)} "
+            f"| {_cell(field.description or '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ HTTP API
+
+
+def openapi() -> dict[str, Any]:
+    """The service's OpenAPI document (the app is built, not started: no model is loaded)."""
+    from conforto.serving.app import create_app
+
+    document: dict[str, Any] = create_app(settings=Settings()).openapi()
+    return document
+
+
+def http_reference(document: dict[str, Any] | None = None) -> str:
+    """Every route of the service: method, path, summary, parameters and responses."""
+    document = document or openapi()
+    lines = [
+        "# HTTP API",
+        "",
+        "Generated from the service's OpenAPI document ([openapi.json](openapi.json); a running",
+        "service serves it at `/openapi.json` and renders it at `/docs`).",
+        "",
+    ]
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            lines += [f"## {method.upper()} `{path}`", "", operation.get("summary", ""), ""]
+            if operation.get("description"):
+                lines += [operation["description"], ""]
+            params = operation.get("parameters", [])
+            if params:
+                lines += ["| parameter | in | description |", "| --- | --- | --- |"]
+                for p in params:
+                    lines.append(
+                        f"| `{p['name']}` | {p['in']} | {_cell(p.get('description', ''))} |"
+                    )
+                lines.append("")
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                lines += [f"Body: `{_schema_name(body['schema'])}` (JSON).", ""]
+            statuses = ", ".join(
+                f"{code} {r.get('description', '').rstrip('.')}"
+                for code, r in operation["responses"].items()
+            )
+            lines += [f"Responses: {statuses}.", ""]
+    lines += ["## Schemas", ""]
+    for name, schema in document.get("components", {}).get("schemas", {}).items():
+        lines += [f"### {name}", "", schema.get("description", ""), ""]
+        properties = schema.get("properties", {})
+        if properties:
+            lines += ["| field | type | description |", "| --- | --- | --- |"]
+            for field, spec in properties.items():
+                described = _cell(spec.get("description", ""))
+                lines.append(f"| `{field}` | {_cell(_json_type(spec))} | {described} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if schema.get("type") == "array":
+        return f"list of {_schema_name(schema.get('items', {}))}"
+    return str(schema.get("type", "object"))
+
+
+def _json_type(spec: dict[str, Any]) -> str:
+    if "anyOf" in spec:
+        return " or ".join(_json_type(s) for s in spec["anyOf"])
+    if "$ref" in spec or spec.get("type") == "array":
+        return _schema_name(spec)
+    return str(spec.get("type", "any"))
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+def error_classes(
+    base: type[errors.ConfortoError] = errors.ConfortoError, depth: int = 0
+) -> list[tuple[int, type[errors.ConfortoError]]]:
+    """The exception tree, depth first."""
+    found = [(depth, base)]
+    for sub in base.__subclasses__():
+        found += error_classes(sub, depth + 1)
+    return found
+
+
+def errors_reference() -> str:
+    """Every error class with what it means, its HTTP status and the CLI's exit code."""
+    lines = [
+        "# Errors",
+        "",
+        "Generated from `conforto.errors`. Every error a user can cause or fix derives from",
+        "`ConfortoError`; its message says what was wrong and what to do. The CLI prints it on one",
+        "line and exits 1 (the traceback only with `--debug`); the service answers",
+        '`{"detail": message}` with the status below (the most specific class wins). A failed gate',
+        "or validation is a result, not an error: those commands exit 1 after their report.",
+        "",
+        "| error | what happened | HTTP | CLI exit |",
+        "| --- | --- | --- | --- |",
+    ]
+    for depth, cls in error_classes():
+        name = "&nbsp;&nbsp;" * 2 * depth + f"`{cls.__name__}`"
+        status = errors.http_status(cls("x"))
+        lines.append(f"| {name} | {_cell(inspect.getdoc(cls) or '')} | {status} | 1 |")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------ Python API
+
+
+def python_pages() -> dict[str, str]:
+    """One page per package: mkdocstrings renders every module's docstrings."""
+    pages = {}
+    for package in PACKAGES:
+        module = __import__(f"conforto.{package}", fromlist=["_"])
+        names = sorted(m.name for m in pkgutil.iter_modules(module.__path__))
+        body = [
+            f"# conforto.{package}",
+            "",
+            f"::: conforto.{package}",
+            "    options:",
+            "      members: false",
+            "",
+        ]
+        for name in names:
+            body += [f"::: conforto.{package}.{name}", ""]
+        pages[f"reference/python/{package}.md"] = "\n".join(body)
+    return pages
+
+
+def pages() -> dict[str, str]:
+    """Every generated page, by its path in the site."""
+    return {
+        "reference/cli.md": cli_reference(),
+        "reference/settings.md": settings_reference(),
+        "reference/http.md": http_reference(),
+        "reference/openapi.json": json.dumps(openapi(), indent=2),
+        "reference/errors.md": errors_reference(),
+        **python_pages(),
+    }
+
+
+if __name__ in {"__main__", "<run_path>"}:
+    import mkdocs_gen_files
+
+    for path, text in pages().items():
+        with mkdocs_gen_files.open(path, "w") as handle:
+            handle.write(text)
