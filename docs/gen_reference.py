@@ -79,7 +79,8 @@ def cli_reference() -> str:
         "# Commands",
         "",
         "Generated from the command-line app. Every command prints one clear line and exits 1 on",
-        "bad input; `conforto --debug …` shows the traceback.",
+        "bad input; `conforto --debug …` shows the traceback. Commands that write take",
+        "`--out DIR`, defaulting under `CONFORTO_HOME`; `--json` output stands alone on stdout.",
         "",
     ]
     for name, command in commands():
@@ -133,7 +134,11 @@ def settings_reference() -> str:
         "Generated from `conforto.settings.Settings`: one settings class, read from `CONFORTO_*`",
         "environment variables; nested groups use `__`. An invalid value stops every command with",
         "one line naming the variable and the reason; relative paths are taken from the working",
-        "folder and kept absolute.",
+        "folder and kept absolute. Variables a library reads itself stay that library's:",
+        "`CLEARML_API_HOST`, `CLEARML_API_ACCESS_KEY`, `CLEARML_API_SECRET_KEY`,",
+        "`CLEARML_OFFLINE_MODE`, `CLEARML_CACHE_DIR` (ClearML's SDK) and",
+        "`PROMETHEUS_MULTIPROC_DIR` (prometheus-client; `conforto serve --workers N` sets it to a",
+        "fresh folder when unset).",
         "",
         "| variable | type | default | description |",
         "| --- | --- | --- | --- |",
