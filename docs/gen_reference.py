@@ -247,18 +247,21 @@ def errors_reference() -> str:
         "# Errors",
         "",
         "Generated from `conforto.errors`. Every error a user can cause or fix derives from",
-        "`ConfortoError`; its message says what was wrong and what to do. The CLI prints it on one",
-        "line and exits 1 (the traceback only with `--debug`); the service answers",
-        '`{"detail": message}` with the status below (the most specific class wins). A failed gate',
-        "or validation is a result, not an error: those commands exit 1 after their report.",
+        "`ConfortoError`; its message says what was wrong and what to do. The CLI prints it on",
+        "one line and exits with the code below (the traceback only with `--debug`); the service",
+        'answers `{"detail": message}` with the status below (the most specific class wins). A',
+        "failed gate or validation is a result, not an error: those commands exit 1 after their",
+        "report. Exit code 3 means there is no production model yet (a new project's first run).",
         "",
         "| error | what happened | HTTP | CLI exit |",
         "| --- | --- | --- | --- |",
     ]
     for depth, cls in error_classes():
         name = "&nbsp;&nbsp;" * 2 * depth + f"`{cls.__name__}`"
-        status = errors.http_status(cls("x"))
-        lines.append(f"| {name} | {_cell(inspect.getdoc(cls) or '')} | {status} | 1 |")
+        error = cls("x")
+        meaning = _cell(inspect.getdoc(cls) or "")
+        status, code = errors.http_status(error), errors.exit_code(error)
+        lines.append(f"| {name} | {meaning} | {status} | {code} |")
     return "\n".join(lines) + "\n"
 
 

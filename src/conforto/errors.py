@@ -18,7 +18,8 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
     ├── ArtifactError          a model directory is missing, incomplete or      503   1
     │                          incompatible
     ├── RegistryError          a registry operation cannot be done (unknown     409   1
-    │                          version, no gate, …)
+    │   │                      version, no gate, …)
+    │   └── NoProductionModel  nothing is in production yet                    503   3
     ├── TrackingError          an experiment tracker failed (never fatal to a   500   1
     │                          stage: it becomes a warning)
     ├── DeliveryError          a result could not be handed to an outside       502   1
@@ -29,10 +30,11 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
     └── LogUnavailable         the prediction log's database cannot take or     503   1
                                answer a request now
 
-The CLI prints the message on one line (the traceback only with ``--debug``); the service
-answers ``{"detail": message}`` with the status above (:data:`HTTP_STATUS`, the most specific
-class wins). A failed gate or validation is a result, not an error: those commands exit 1 after
-printing their report.
+The CLI prints the message on one line (the traceback only with ``--debug``) and exits with
+the code above (:data:`EXIT_CODE`: 3 tells a script that there is no production model yet, as
+on a new project's first run); the service answers ``{"detail": message}`` with the status above
+(:data:`HTTP_STATUS`, the most specific class wins). A failed gate or validation is a result,
+not an error: those commands exit 1 after printing their report.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class RegistryError(ConfortoError):
     """A registry operation cannot be done: unknown version, gate not passed, no rollback."""
 
 
+class NoProductionModel(RegistryError):  # noqa: N818 - reads as what happened
+    """Nothing is in production yet (a new registry): the message says which commands make one."""
+
+
 class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
 
@@ -102,10 +108,30 @@ HTTP_STATUS: dict[type[ConfortoError], int] = {
     DeliveryError: 502,
     ArtifactError: 503,
     RegistryError: 409,
+    NoProductionModel: 503,
     ModelUnavailable: 503,
     ReloadError: 409,
     LogUnavailable: 503,
 }
+
+
+#: The CLI's exit code of each error class (the most specific class listed wins).
+EXIT_CODE: dict[type[ConfortoError], int] = {ConfortoError: 1, NoProductionModel: 3}
+
+
+def _most_specific(error: ConfortoError, table: dict[type[ConfortoError], int]) -> int:
+    return next(table[cls] for cls in type(error).__mro__ if cls in table)
+
+
+def exit_code(error: ConfortoError) -> int:
+    """The exit code of the CLI for ``error`` (see the table above).
+
+    Examples
+    --------
+    >>> exit_code(RegistryError("no version 9")), exit_code(NoProductionModel("none yet"))
+    (1, 3)
+    """
+    return _most_specific(error, EXIT_CODE)
 
 
 def http_status(error: ConfortoError) -> int:
@@ -116,7 +142,4 @@ def http_status(error: ConfortoError) -> int:
     >>> http_status(ColumnError("no ta")), http_status(LogUnavailable("down"))
     (422, 503)
     """
-    for cls in type(error).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 500
+    return _most_specific(error, HTTP_STATUS)

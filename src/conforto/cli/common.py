@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from conforto.errors import ConfortoError
+from conforto.errors import ConfortoError, exit_code
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:
@@ -50,10 +50,10 @@ ConfigOpt = Annotated[
 ]
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr; the exit (code 1) to raise."""
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr; the exit (code 1 unless told) to raise."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 @contextmanager
@@ -76,7 +76,7 @@ def errors() -> Iterator[None]:
     except ConfortoError as exc:
         if state["debug"]:
             raise
-        raise fail(str(exc)) from None
+        raise fail(str(exc), exit_code(exc)) from None
 
 
 def out_dir(out: Path | None, *parts: str) -> Path:

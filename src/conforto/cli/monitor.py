@@ -69,15 +69,37 @@ TrainingMetadataOpt = Annotated[
 ]
 
 
-def served_model(value: str) -> tuple[Path, str | None]:
+IfPresentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--if-present",
+        help="With --model production and nothing in production yet (a new project's first "
+        "run): say so and exit 0 instead of 3.",
+    ),
+]
+
+
+def served_model(value: str, *, if_present: bool = False) -> tuple[Path, str | None]:
     """A model directory and its registry version: ``production`` is read through the pointer
     (as the service reads it, without MLflow).
+
+    Raises
+    ------
+    typer.Exit
+        Code 0, after saying so, when there is no production model and ``if_present`` is set.
     """
     if value != "production":
         return Path(value), None
+    from conforto.errors import NoProductionModel
     from conforto.lifecycle.pointer import production_artifact
 
-    pointer, directory = production_artifact(get_settings().registry_dir)
+    try:
+        pointer, directory = production_artifact(get_settings().registry_dir)
+    except NoProductionModel:
+        if not if_present:
+            raise
+        console.print("no production model yet: nothing to judge (skipped, --if-present)")
+        raise typer.Exit(0) from None
     return directory, pointer.version
 
 
@@ -131,6 +153,7 @@ def drift(
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the data set has drifted.")
     ] = False,
     push: PushOpt = None,
+    if_present: IfPresentOpt = False,
 ) -> None:
     """Compare the inputs of a window with the model's training data (or an earlier window).
 
@@ -141,7 +164,7 @@ def drift(
     from conforto.monitor.window import LogSource, Span
 
     with errors():
-        directory, version = served_model(model)
+        directory, version = served_model(model, if_present=if_present)
         loaded = load_model(directory)
         current = current_source(input_file, metadata, since, until)
         baseline = None
@@ -193,6 +216,7 @@ def performance(
     ] = None,
     config: ConfigOpt = None,
     push: PushOpt = None,
+    if_present: IfPresentOpt = False,
 ) -> None:
     """Estimate the model's accuracy from its probabilities, and measure it on the votes.
 
@@ -202,7 +226,7 @@ def performance(
     from conforto.monitor.performance import check_performance, write_performance
 
     with errors():
-        directory, version = served_model(model)
+        directory, version = served_model(model, if_present=if_present)
         loaded = load_model(directory)
         with reading() as bar:
             task = bar.add_task("the window")
@@ -260,6 +284,7 @@ def check(
     config: ConfigOpt = None,
     measurements: TrainingOpt = None,
     metadata: TrainingMetadataOpt = None,
+    if_present: IfPresentOpt = False,
 ) -> None:
     """Decide whether to retrain: drift on the model's main inputs, degraded performance, or
     enough new votes (thresholds under `monitor:`); record and notify the decision.
@@ -274,7 +299,7 @@ def check(
     with errors():
         settings = get_settings()
         cfg = pipeline_config(config)
-        directory, version = served_model(model)
+        directory, version = served_model(model, if_present=if_present)
         reports = settings.home / "reports"
         decision, path = check_model(
             load_model(directory),

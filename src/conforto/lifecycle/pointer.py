@@ -10,11 +10,16 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from conforto.errors import ArtifactError, RegistryError
+from conforto.errors import ArtifactError, NoProductionModel, RegistryError
 from conforto.fileio import atomic_write_json, file_sha256
 from conforto.model.artifact import MANIFEST
 
 POINTER = "production.json"
+#: What a command that needs the production model says when there is none.
+NO_PRODUCTION = (
+    "no production model yet: train and promote one (`make run`, or `conforto train`, "
+    "`conforto model register DIR`, `conforto model promote VERSION --force`)."
+)
 
 
 @dataclass(frozen=True)
@@ -59,17 +64,14 @@ def production_artifact(registry_dir: Path) -> tuple[Pointer, Path]:
 
     Raises
     ------
-    RegistryError
+    NoProductionModel
         When nothing is in production yet (the message says which commands create a model).
     ArtifactError
         When the artifact is missing or its checksum no longer matches.
     """
     pointer = read_pointer(registry_dir)
     if pointer is None:
-        raise RegistryError(
-            "no production model yet: train and promote one (`make run`, or `conforto train`, "
-            "`conforto model register DIR`, `conforto model promote VERSION --force`)."
-        )
+        raise NoProductionModel(NO_PRODUCTION)
     directory = Path(pointer.artifact)
     if not directory.is_dir():
         raise ArtifactError(

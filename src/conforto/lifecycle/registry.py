@@ -19,10 +19,16 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from filelock import FileLock, Timeout
 
-from conforto.errors import ArtifactError, RegistryError
+from conforto.errors import ArtifactError, NoProductionModel, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
-from conforto.lifecycle.pointer import Pointer, artifact_sha256, read_pointer, write_pointer
+from conforto.lifecycle.pointer import (
+    NO_PRODUCTION,
+    Pointer,
+    artifact_sha256,
+    read_pointer,
+    write_pointer,
+)
 from conforto.lifecycle.store import clip_tag
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
@@ -342,9 +348,7 @@ class Registry:
         if version == PRODUCTION:
             current = self.store.alias_version(PRODUCTION)
             if current is None:
-                raise RegistryError(
-                    "no production model yet: promote one with `conforto model promote`."
-                )
+                raise NoProductionModel(NO_PRODUCTION)
             version = current
         found = self.store.get(version)
         return Resolved(found, self.verified(found))
