@@ -1,17 +1,16 @@
 """The commands against a real ``mlflow server`` (``CONFORTO_TRACKING__URI``), as the workflows
-run them."""
+run them, each job on another machine (another ``CONFORTO_HOME``)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.processes import Daemon
 
 
@@ -32,3 +31,31 @@ def test_json_commands_print_only_json_whatever_mlflow_prints(
     assert [v["version"] for v in json.loads(listed.stdout)] == ["1"]
     shown = conforto_cli("model", "show", "1", env=env)
     assert json.loads(shown.stdout)["version"] == "1"
+
+
+def test_a_machine_that_never_saw_the_version_downloads_and_verifies_it(
+    mlflow_server: Daemon, trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
+) -> None:
+    server = {
+        "CONFORTO_TRACKING__URI": mlflow_server.url,
+        "CONFORTO_TRACKING__MODEL_NAME": f"conforto-{uuid.uuid4().hex[:8]}",
+    }
+    one = {**server, "CONFORTO_HOME": str(tmp_path / "one")}  # a training runner
+    other = {**server, "CONFORTO_HOME": str(tmp_path / "other")}  # another machine
+    assert conforto_cli("model", "register", str(trained_model), env=one).returncode == 0
+    assert conforto_cli("model", "promote", "1", "--force", env=one).returncode == 0
+
+    drift = ("monitor", "drift", "--input", str(holdout_paths[0]), "--out", str(tmp_path / "d"))
+    done = conforto_cli(*drift, env=other)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "d" / "drift.json").read_text())["model_version"] == "1"
+    cached = tmp_path / "other" / "registry" / "cache" / "v1" / "model"
+    pointer = json.loads((tmp_path / "other" / "registry" / "production.json").read_text())
+    assert (pointer["version"], Path(pointer["artifact"])) == ("1", cached)
+    booster = (trained_model / "booster.txt").read_bytes()
+    assert (cached / "booster.txt").read_bytes() == booster  # over HTTP, byte for byte
+
+    (cached / "booster.txt").write_text("changed on this machine")
+    shown = conforto_cli("model", "show", "production", env=other)
+    assert shown.returncode == 0, shown.stderr
+    assert (cached / "booster.txt").read_bytes() == booster  # fetched again, verified

@@ -110,6 +110,15 @@ def open_registry() -> Registry:
     return registry
 
 
+def refresh_production() -> None:
+    """With a tracking server, bring this machine's production pointer (the cache the service
+    and the monitor read, without MLflow) up to the server's alias: the artifact downloaded and
+    verified into ``CONFORTO_HOME/registry/cache`` on first use. Nothing to do without one.
+    """
+    if get_settings().tracking.uri:
+        open_registry().resolve("production")  # reconciled (the pointer), verified (the copy)
+
+
 def model_dir(value: str) -> Path:
     """A model directory, or the production version's artifact (reconciled and verified)."""
     if value != "production":

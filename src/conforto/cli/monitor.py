@@ -9,7 +9,14 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from conforto.cli import render
-from conforto.cli.common import ConfigOpt, console, errors, out_dir, pipeline_config
+from conforto.cli.common import (
+    ConfigOpt,
+    console,
+    errors,
+    out_dir,
+    pipeline_config,
+    refresh_production,
+)
 from conforto.cli.notify import tell
 from conforto.notify import check_message, drift_message, performance_message
 from conforto.settings import get_settings
@@ -94,6 +101,7 @@ def served_model(value: str, *, if_present: bool = False) -> tuple[Path, str | N
     from conforto.lifecycle.pointer import production_artifact
 
     try:
+        refresh_production()
         pointer, directory = production_artifact(get_settings().registry_dir)
     except NoProductionModel:
         if not if_present:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -24,9 +25,19 @@ def serve(
     ] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
 ) -> None:
-    """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs."""
+    """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs.
+
+    With a tracking server and the production model, the server's production version is
+    downloaded and verified first (the service itself reads only the local pointer).
+    """
     import uvicorn
 
+    from conforto.cli.common import errors, refresh_production
+    from conforto.errors import NoProductionModel
+
+    if model in (None, "production"):
+        with errors(), contextlib.suppress(NoProductionModel):  # /ready says so then
+            refresh_production()
     if model not in (None, "production"):
         # uvicorn's workers are processes of their own: they read the settings from the
         # environment they inherit

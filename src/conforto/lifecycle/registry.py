@@ -223,13 +223,22 @@ class Registry:
             return Registered(found, created=True)
 
     def verified(self, version: ModelVersion) -> Path:
-        """The version's local artifact, checked against its registered checksum and loaded.
+        """The version's local artifact, checked against its registered checksum and loaded; a
+        downloaded copy that fails (a crash mid-download, a changed file) is fetched again once.
 
         Raises
         ------
         ArtifactError
             When it is missing, does not match, or does not load.
         """
+        try:
+            return self._checked(version)
+        except ArtifactError:
+            if not self.store.discard(version):
+                raise
+            return self._checked(version)
+
+    def _checked(self, version: ModelVersion) -> Path:
         artifact = self.store.local_artifact(version)
         expected = version.tags.get("artifact_sha256")
         if not (artifact / "manifest.json").is_file() or artifact_sha256(artifact) != expected:

@@ -66,6 +66,11 @@ class RegistryStore(Protocol):
     def write_back(self, version: ModelVersion, name: str) -> None:
         """Store a file of the version's local artifact, rewritten, as the version's own."""
 
+    def discard(self, version: ModelVersion) -> bool:
+        """Forget a downloaded copy of the version's artifact; ``False`` when there is none to
+        fetch again (the artifact is local).
+        """
+
 
 class MemoryStore:
     """A registry store held in memory: the protocol's plainest implementation.
@@ -133,3 +138,7 @@ class MemoryStore:
 
     def write_back(self, version: ModelVersion, name: str) -> None:
         """Nothing to store: the local artifact is the version's own folder."""
+
+    def discard(self, version: ModelVersion) -> bool:  # noqa: ARG002 - nothing downloaded
+        """Nothing to fetch again: the local artifact is the version's own folder."""
+        return False

@@ -246,6 +246,20 @@ class MlflowRegistryStore:
             local = self.local_artifact(version) / name
             self.client.log_artifact(str(version.run_id), str(local), artifact_path="model")
 
+    def discard(self, version: ModelVersion) -> bool:
+        """Remove the downloaded copy of a remote store's artifact (the next use fetches it
+        again); ``False`` for a local store, whose artifact is the run's folder itself.
+        """
+        if version.artifact is not None:
+            return False
+        import shutil
+
+        shutil.rmtree(self._cached(version), ignore_errors=True)
+        return True
+
+    def _cached(self, version: ModelVersion) -> Path:
+        return (self.cache or Path(".")) / f"v{version.version}"
+
     def _convert(self, mv: Any) -> ModelVersion:
         version = ModelVersion(
             version=str(mv.version),
@@ -316,7 +330,7 @@ class MlflowRegistryStore:
             return version.artifact
         import mlflow.artifacts
 
-        target = (self.cache or Path(".")) / f"v{version.version}"
+        target = self._cached(version)
         if not (target / "model").is_dir():
             mlflow.artifacts.download_artifacts(
                 run_id=version.run_id,
