@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Annotated
@@ -28,16 +27,21 @@ def serve(
     """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs.
 
     With a tracking server and the production model, the server's production version is
-    downloaded and verified first (the service itself reads only the local pointer).
+    downloaded and verified first (the service itself reads only the local pointer); when the
+    server cannot be reached, what this machine has serves.
     """
     import uvicorn
 
-    from conforto.cli.common import errors, refresh_production
-    from conforto.errors import NoProductionModel
+    from conforto.cli.common import err_console, refresh_production
+    from conforto.errors import ConfortoError, NoProductionModel
 
     if model in (None, "production"):
-        with errors(), contextlib.suppress(NoProductionModel):  # /ready says so then
+        try:
             refresh_production()
+        except NoProductionModel:
+            pass  # the service starts anyway: /ready says so, and which command makes one
+        except ConfortoError as exc:  # the server is down: what this machine has still serves
+            err_console.print(f"[yellow]warning:[/] not refreshed from the server: {exc}")
     if model not in (None, "production"):
         # uvicorn's workers are processes of their own: they read the settings from the
         # environment they inherit
