@@ -312,13 +312,24 @@ class MlflowRegistryStore:
             self.client.delete_model_version_tag(self.model_name, version, key)
 
     def alias_version(self, alias: str) -> str | None:
-        """The version an alias points at, or ``None``."""
+        """The version an alias points at, or ``None`` (no such alias, or no such model yet).
+
+        Raises
+        ------
+        RegistryError
+            When the registry cannot be read (a tracking server that does not answer): an
+            unreachable server is not an empty registry.
+        """
         from mlflow.exceptions import MlflowException
 
         try:
             return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+                return None
+            raise RegistryError(
+                f"cannot read the registry at {self.tracking_uri}: {exc.message}"
+            ) from None
 
     def set_alias(self, alias: str, version: str) -> None:
         """Point ``alias`` at ``version`` (one atomic update in the store)."""
