@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING
 import httpx
 import pandas as pd
 import pytest
+from tests.cli import conforto_cli
 from tests.factories import REPO, table_rows
 from tests.processes import free_port
 
 from conforto.deploy.smoke import smoke
+from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import load_model
 from conforto.model.predict import predict_file
+from conforto.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -203,3 +206,26 @@ def test_a_training_command_in_the_serving_image_says_which_extra_it_needs(image
     )
     assert done.returncode == 1
     assert "pip install 'conforto[train]'" in done.stderr
+
+
+@pytest.mark.usefixtures("registry_home")
+@pytest.mark.parametrize("home", ["relative"], indirect=True)  # a new user's: no CONFORTO_HOME
+def test_deploy_local_runs_the_image_under_podman_from_a_relative_home(
+    image: str, trained_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staging = free_port()
+    monkeypatch.setenv("CONFORTO_DEPLOY__PORT", str(free_port()))
+    monkeypatch.setenv("CONFORTO_DEPLOY__STAGING_PORT", str(staging))
+    monkeypatch.setenv("CONFORTO_DEPLOY__IMAGE", image)  # slots are containers
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.promote("1", force=True)
+    try:
+        done = conforto_cli("deploy", "local", "--env", "staging")
+        assert done.returncode == 0, done.stdout + done.stderr
+        answer = httpx.post(f"http://127.0.0.1:{staging}/predict", json=OBS, timeout=10)
+        assert answer.status_code == 200
+        assert answer.json()["predicted_class"] in ("cool", "neutral", "warm")
+    finally:
+        stopped = conforto_cli("deploy", "stop")
+    assert stopped.returncode == 0, stopped.stderr
