@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test docs lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
+.PHONY: help install run test docs docs-figures lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
 # podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
 BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
 BASE ?= python:3.11-slim-bookworm
@@ -55,6 +55,9 @@ serve: $(STAMP)  ## Serve the production model on http://127.0.0.1:8000
 
 docs: $(STAMP)  ## Build the documentation site into site/ (strict: no broken link or reference)
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict --quiet
+
+docs-figures: $(STAMP)  ## The site's figures again, from the production model (make run) and the dev data
+	$(BIN)/python docs/figures.py
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check src tests bench examples docs

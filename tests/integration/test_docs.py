@@ -89,3 +89,11 @@ def test_the_python_example_scores_as_shown(trained_model: Path) -> None:
     assert "predicted_class" in lines[0]
     assert len(lines) == 3  # the header and the two rooms, both scored
     assert all(re.search(r"\b(cool|neutral|warm)\b", line) for line in lines[1:])
+
+
+def test_make_docs_figures_finds_every_figure_in_a_models_report(trained_model: Path) -> None:
+    figures = runpy.run_path(str(DOCS / "figures.py"), run_name="figures")
+    found = figures["figures"]((trained_model / "report.html").read_text())
+    for name, heading in figures["FROM_MODEL_REPORT"].items():
+        assert found[heading].startswith(b"\x89PNG"), name
+        assert (DOCS / "images" / name).is_file()  # and the page's copy is committed
