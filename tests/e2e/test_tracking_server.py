@@ -59,3 +59,29 @@ def test_a_machine_that_never_saw_the_version_downloads_and_verifies_it(
     shown = conforto_cli("model", "show", "production", env=other)
     assert shown.returncode == 0, shown.stderr
     assert (cached / "booster.txt").read_bytes() == booster  # fetched again, verified
+
+
+def test_the_gate_report_is_kept_with_the_version_for_every_machine(
+    mlflow_server: Daemon, trained_model: Path, tmp_path: Path
+) -> None:
+    import mlflow.artifacts
+
+    server = {
+        "CONFORTO_TRACKING__URI": mlflow_server.url,
+        "CONFORTO_TRACKING__MODEL_NAME": f"conforto-{uuid.uuid4().hex[:8]}",
+    }
+    one = {**server, "CONFORTO_HOME": str(tmp_path / "one")}
+    assert conforto_cli("model", "register", str(trained_model), env=one).returncode == 0
+    gated = conforto_cli("gate", "1", env=one)
+    assert gated.returncode in (0, 1), gated.stderr  # validated or rejected: a verdict either way
+
+    other = {**server, "CONFORTO_HOME": str(tmp_path / "other")}
+    shown = json.loads(conforto_cli("model", "show", "1", env=other).stdout)
+    assert {"validated", "rejected"} & set(shown["tags"])
+    assert shown["gate_report"].startswith("runs:/")
+    page = mlflow.artifacts.download_artifacts(
+        artifact_uri=shown["gate_report"],
+        dst_path=str(tmp_path / "read"),
+        tracking_uri=mlflow_server.url,
+    )
+    assert "version 1" in Path(page).read_text()

@@ -35,7 +35,7 @@ from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from conforto.lifecycle.store import RegistryStore
@@ -339,18 +339,21 @@ class Registry:
             self.store.get(version)
             self.store.set_tag(version, key, value)
 
-    def record_gate(self, version: str, passed: bool, reason: str, report: Path) -> None:
-        """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate.
+    def record_gate(self, version: str, passed: bool, reason: str, report: Sequence[Path]) -> None:
+        """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate, and
+        keep its report with the version (``gate.report``: where ``gate.html`` is kept, a
+        ``runs:/`` URI on an MLflow store, so any machine can read it).
 
         The opposite tag of an earlier gate run is removed, so a version carries one verdict.
         """
         keep, drop = ("validated", "rejected") if passed else ("rejected", "validated")
         value = timestamp() if passed else clip_tag(reason)
         with self.locked():
-            self.store.get(version)
+            found = self.store.get(version)
+            kept = self.store.attach(found, report, "gate")
             self.store.set_tag(version, keep, value)
             self.store.delete_tag(version, drop)
-            self.store.set_tag(version, "gate.report", str(report))
+            self.store.set_tag(version, "gate.report", f"{kept}/gate.html")
 
     def resolve(self, version: str) -> Resolved:
         """A version (or ``production``) and its verified local artifact."""

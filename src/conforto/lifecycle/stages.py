@@ -350,11 +350,11 @@ def gate_stage(
             config,
             champion=champion,
             oof_source=source,
-            conformal_by=challenger.conformal.by if challenger.conformal else "all",
+            conformal_by=challenger.conformal.by,
             extra=head_checks(_heads_report(artifact), config.min_head_log_loss_gain),
         )
         paths = write_gate_report(report, out)
-        registry.record_gate(found.version, report.passed, report.reason(), paths["gate.html"])
+        registry.record_gate(found.version, report.passed, report.reason(), list(paths.values()))
         run.log_metrics(
             {c.name.replace(" ", "_"): float(c.value) for c in report.checks if c.value is not None}
         )

@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conforto.errors import RegistryError
 from conforto.tracking.model_version import ModelVersion
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
 MAX_TAG = 1000
@@ -70,6 +73,9 @@ class RegistryStore(Protocol):
         """Forget a downloaded copy of the version's artifact; ``False`` when there is none to
         fetch again (the artifact is local).
         """
+
+    def attach(self, version: ModelVersion, files: Sequence[Path], folder: str) -> str:
+        """Keep files with the version, under ``folder``; where they are kept (a URI)."""
 
 
 class MemoryStore:
@@ -142,3 +148,12 @@ class MemoryStore:
     def discard(self, version: ModelVersion) -> bool:  # noqa: ARG002 - nothing downloaded
         """Nothing to fetch again: the local artifact is the version's own folder."""
         return False
+
+    def attach(
+        self,
+        version: ModelVersion,  # noqa: ARG002 - nothing to store them in
+        files: Sequence[Path],
+        folder: str,  # noqa: ARG002
+    ) -> str:
+        """The files' own folder: a memory store keeps nothing."""
+        return str(Path(files[0]).parent)

@@ -17,7 +17,7 @@ from conforto.errors import RegistryError, TrackingError
 from conforto.tracking.model_version import ModelVersion
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from mlflow import MlflowClient
 
@@ -256,6 +256,14 @@ class MlflowRegistryStore:
 
         shutil.rmtree(self._cached(version), ignore_errors=True)
         return True
+
+    def attach(self, version: ModelVersion, files: Sequence[Path], folder: str) -> str:
+        """Log files in the version's run under ``folder``; their ``runs:/`` URI."""
+        if not version.run_id:
+            raise RegistryError(f"version {version.version} has no MLflow run to keep files in.")
+        for path in files:
+            self.client.log_artifact(version.run_id, str(path), artifact_path=folder)
+        return f"runs:/{version.run_id}/{folder}"
 
     def _cached(self, version: ModelVersion) -> Path:
         return (self.cache or Path(".")) / f"v{version.version}"

@@ -82,7 +82,9 @@ class ModelVersion:
         return _prefixed(self.tags, "lineage.")
 
     def record(self) -> dict[str, Any]:
-        """A JSON-ready summary: version, lifecycle tags, aliases, metrics, lineage, artifact."""
+        """A JSON-ready summary: version, lifecycle tags, aliases, metrics, lineage, artifact,
+        the gate's reasons for a rejection and where its report is kept.
+        """
         return {
             "version": self.version,
             "tags": self.lifecycle,
@@ -92,4 +94,5 @@ class ModelVersion:
             "artifact": str(self.artifact) if self.artifact else self.source,
             "lineage": self.lineage,
             "rejected": self.tags.get("rejected"),
+            "gate_report": self.tags.get("gate.report"),
         }
