@@ -110,13 +110,20 @@ def open_registry() -> Registry:
     return registry
 
 
-def refresh_production() -> None:
+def refresh_production() -> tuple[Path, str] | None:
     """With a tracking server, bring this machine's production pointer (the cache the service
     and the monitor read, without MLflow) up to the server's alias: the artifact downloaded and
-    verified into ``CONFORTO_HOME/registry/cache`` on first use. Nothing to do without one.
+    verified into ``CONFORTO_HOME/registry/cache`` on first use.
+
+    Returns
+    -------
+    tuple or None
+        The verified artifact and its version; ``None`` without a tracking server.
     """
-    if get_settings().tracking.uri:
-        open_registry().resolve("production")  # reconciled (the pointer), verified (the copy)
+    if not get_settings().tracking.uri:
+        return None
+    found, artifact = open_registry().resolve("production")  # reconciled: the pointer too
+    return artifact, found.version
 
 
 def model_dir(value: str) -> Path:

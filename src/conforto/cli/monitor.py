@@ -101,7 +101,9 @@ def served_model(value: str, *, if_present: bool = False) -> tuple[Path, str | N
     from conforto.lifecycle.pointer import production_artifact
 
     try:
-        refresh_production()
+        refreshed = refresh_production()  # from the tracking server, when there is one
+        if refreshed is not None:
+            return refreshed
         pointer, directory = production_artifact(get_settings().registry_dir)
     except NoProductionModel:
         if not if_present:

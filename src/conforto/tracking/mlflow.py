@@ -243,8 +243,7 @@ class MlflowRegistryStore:
         store's artifact is the run's folder itself: nothing to upload).
         """
         if version.artifact is None:
-            local = self.local_artifact(version) / name
-            self.client.log_artifact(str(version.run_id), str(local), artifact_path="model")
+            self.attach(version, [self.local_artifact(version) / name], "model")
 
     def discard(self, version: ModelVersion) -> bool:
         """Remove the downloaded copy of a remote store's artifact (the next use fetches it
