@@ -40,11 +40,13 @@ $(MLFLOW_STAMP): requirements-mlflow.lock | $(STAMP)
 	$(BIN)/uv pip sync --quiet --python $(MLFLOW_VENV)/bin/python requirements-mlflow.lock
 	touch $@
 
-lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's), requirements-spark.lock and requirements-mlflow.lock (the tests' server, the same MLflow)
+lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (the image's), requirements-spark.lock and requirements-mlflow.lock (the tests' server: the same MLflow, PostgreSQL's driver)
 	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev --extra docs -o requirements.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml --extra spark -c requirements.lock -o requirements-spark.lock --python-version 3.11 --quiet
-	echo "mlflow==$$($(BIN)/python -c 'from importlib.metadata import version; print(version("mlflow-skinny"))')" \
+	printf 'mlflow==%s\npsycopg[binary]==%s\n' \
+	  "$$($(BIN)/python -c 'from importlib.metadata import version; print(version("mlflow-skinny"))')" \
+	  "$$($(BIN)/python -c 'from importlib.metadata import version; print(version("psycopg"))')" \
 	  | $(BIN)/uv pip compile - -o requirements-mlflow.lock --python-version 3.11 --quiet
 
 run: $(STAMP)  ## Run the training pipeline end to end: validate, train, gate, promote

@@ -233,7 +233,7 @@ def weak_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Pat
 @pytest.fixture(scope="session")
 def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CONFORTO_HOME whose embedded MLflow store has its schema created (done once: slow)."""
-    from conforto.tracking.mlflow import MlflowRegistryStore
+    from conforto.tracking.mlflow_store import MlflowRegistryStore
 
     home = tmp_path_factory.mktemp("template") / "home"
     uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"

@@ -77,6 +77,12 @@ class TrackingSettings(BaseModel):
     registry_uri: str | None = Field(None, description="MLflow registry URI; default: uri.")
     experiment: str = Field("conforto", description="MLflow experiment of the runs.")
     model_name: str = Field("conforto-thermal-sensation", description="Registered model name.")
+    lease_s: float = Field(
+        300.0,
+        gt=0,
+        description="With a tracking server: how long a production move's lease lasts [s] "
+        "before another machine may complete a move its command left unfinished.",
+    )
 
 
 def _absolute(value: Path | None) -> Path | None:

@@ -1,5 +1,5 @@
 """Promotion, rollback, reconciliation and upgrades, on a registry held in memory (the fast
-suite's)."""
+suite's), with each journal: a local folder (embedded) and records of the store (a server's)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,33 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conforto.errors import ArtifactError, RegistryError
+from conforto.lifecycle.journal import INTENT
 from conforto.lifecycle.pointer import artifact_sha256, read_pointer
-from conforto.lifecycle.registry import INTENT, PRODUCTION, Registry
+from conforto.lifecycle.registry import PRODUCTION, Registry
+from conforto.lifecycle.shared_journal import SharedJournal
 from conforto.lifecycle.store import MemoryStore
 from conforto.lifecycle.upgrade import upgrade
 from conforto.model.artifact import MANIFEST, load_model, upgrade_format
-from tests.factories import make_frames, train_once, variant
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A small model of synthetic votes, and a variant of it (another artifact, as far as the
-    registry can tell)."""
-    folder = tmp_path_factory.mktemp("synthetic")
-    measurements, metadata = make_frames(n=600, buildings=10, seed=5)
-    paths = folder / "m.csv", folder / "d.csv"
-    measurements.to_csv(paths[0], index=False)
-    metadata.to_csv(paths[1], index=False)
-    budget = {"folds": 2, "search_trials": 1, "inner_folds": 2, "max_rounds": 10}
-    one = train_once(tmp_path_factory, "one", paths, **budget)
-    return one, variant(one, folder / "two")
+@pytest.fixture(params=["file", "shared"])
+def journal(request: pytest.FixtureRequest) -> str:
+    """Which journal the registry keeps: a local folder's, or the store's own records."""
+    return str(request.param)
+
+
+def _registry(store: MemoryStore, directory: Path, journal: str) -> Registry:
+    shared = SharedJournal(store, lease_s=60.0) if journal == "shared" else None
+    return Registry(store, directory, shared)
 
 
 @pytest.fixture
-def registry(tmp_path: Path, tiny_models: tuple[Path, Path]) -> Registry:
+def registry(tmp_path: Path, tiny_models: tuple[Path, Path], journal: str) -> Registry:
     """Both models registered, nothing in production yet."""
-    registry = Registry(MemoryStore(), tmp_path / "registry")
+    registry = _registry(MemoryStore(), tmp_path / "registry", journal)
     for model in tiny_models:
         registry.register(model)
     return registry
@@ -88,9 +86,9 @@ class FailingAfterAlias(MemoryStore):
 
 
 def test_a_move_interrupted_after_the_alias_is_completed_by_the_next_command(
-    tmp_path: Path, tiny_models: tuple[Path, Path]
+    tmp_path: Path, tiny_models: tuple[Path, Path], journal: str
 ) -> None:
-    registry = Registry(FailingAfterAlias(), tmp_path / "registry")
+    registry = _registry(FailingAfterAlias(), tmp_path / "registry", journal)
     for model in tiny_models:
         registry.register(model)
     registry.promote("1", force=True)
@@ -99,8 +97,9 @@ def test_a_move_interrupted_after_the_alias_is_completed_by_the_next_command(
     store.armed = True
     with pytest.raises(ConnectionError):
         registry.promote("2", force=True, reason="better")
-    intent = json.loads((registry.directory / INTENT).read_text())
-    assert intent["to"] == "2"  # what was under way is on disk
+    intent = registry.journal.interrupted()
+    assert intent is not None
+    assert intent.to == "2"  # what was under way is kept
     assert registry.history() == ["1"]  # the audit log has not heard of it yet
 
     store.armed = store.down = False
@@ -113,6 +112,7 @@ def test_a_move_interrupted_after_the_alias_is_completed_by_the_next_command(
     assert pointer is not None
     assert pointer.version == "2"
     assert any(r.startswith("pointer") for r in repaired)
+    assert registry.journal.interrupted() is None
     assert not (registry.directory / INTENT).exists()
     assert registry.reconcile() == []  # all agree now
 
@@ -128,10 +128,10 @@ def _registered_as_format_1(registry: Registry, version: str) -> Path:
 
 
 @pytest.fixture
-def older(tmp_path: Path, tiny_models: tuple[Path, Path]) -> Registry:
+def older(tmp_path: Path, tiny_models: tuple[Path, Path], journal: str) -> Registry:
     """Copies of both models registered by the previous release (format 1), version 1 in
     production."""
-    registry = Registry(MemoryStore(), tmp_path / "registry")
+    registry = _registry(MemoryStore(), tmp_path / "registry", journal)
     for model in tiny_models:
         registry.register(shutil.copytree(model, tmp_path / model.name))
     registry.promote("1", force=True)

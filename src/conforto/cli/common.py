@@ -104,9 +104,8 @@ def open_registry() -> Registry:
     from conforto.lifecycle.registry import open_registry as open_store
 
     registry = open_store(get_settings())
-    with registry.locked():
-        for line in registry.reconcile():
-            err_console.print(f"[yellow]reconciled:[/] {line}", highlight=False)
+    for line in registry.reconcile():
+        err_console.print(f"[yellow]reconciled:[/] {line}", highlight=False)
     return registry
 
 

@@ -35,6 +35,11 @@ class Move:
     time: str = ""
     user: str = ""
 
+    def describe(self) -> str:
+        """The move in words, e.g. ``promote version 3 (from 2)``."""
+        since = f" (from {self.previous})" if self.previous else ""
+        return f"{self.action} version {self.to}{since}"
+
     def to_json(self) -> dict[str, Any]:
         """The audit-log record."""
         return {

@@ -3,25 +3,23 @@
 Lifecycle tags (:mod:`conforto.tracking.model_version`) follow the original design; the
 ``production`` alias in the registry is the source of truth.
 
-Every move writes the registry first (one atomic alias update), then the append-only audit log,
-then the pointer file serving reads. An intent file written before the move lets any later
-command complete an interrupted one (:meth:`Registry.reconcile`), and a file lock serialises
-moves.
+Every move is made under the journal's lease (:mod:`conforto.lifecycle.journal`): its intent
+first, then the registry (one atomic alias update), then the audit log, then the pointer file
+serving reads. The intent lets any later command complete an interrupted move
+(:meth:`Registry.reconcile`). Embedded, the journal is a folder and a file lock on this machine;
+with a tracking server it is kept on the server (:mod:`conforto.lifecycle.shared_journal`), so
+that every machine continues one lifecycle.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from filelock import FileLock, Timeout
-
 from conforto.errors import ArtifactError, NoProductionModel, RegistryError
-from conforto.fileio import atomic_write_json
-from conforto.lifecycle.audit import AUDIT, Move, append_move, production_history, read_audit
+from conforto.lifecycle.audit import Move, production_history
+from conforto.lifecycle.journal import FileJournal, file_lock
 from conforto.lifecycle.pointer import (
     NO_PRODUCTION,
     Pointer,
@@ -35,16 +33,15 @@ from conforto.model.artifact import load_model
 from conforto.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
+    from conforto.lifecycle.journal import Journal
     from conforto.lifecycle.store import RegistryStore
     from conforto.tracking.model_version import ModelVersion
 
 PRODUCTION = "production"
-INTENT = "intent.json"
-LOCK = ".lock"
-LOCK_TIMEOUT_S = 120.0
 
 
 def checkpoint(name: str) -> None:
@@ -74,47 +71,30 @@ class Registry:
     Parameters
     ----------
     store
-        The registry store (see :class:`conforto.tracking.mlflow.MlflowRegistryStore`).
+        The registry store (see :class:`conforto.tracking.mlflow_store.MlflowRegistryStore`).
     directory
-        Folder of the audit log, the intent file, the lock and the production pointer.
+        This machine's registry folder: the production pointer, the lock, the download cache.
+    journal
+        Where the audit log, the intent and the lease are kept (default: ``directory``).
     """
 
-    def __init__(self, store: RegistryStore, directory: Path) -> None:
+    def __init__(
+        self, store: RegistryStore, directory: Path, journal: Journal | None = None
+    ) -> None:
         self.store = store
         self.directory = directory
+        self.journal = journal or FileJournal(directory)
         directory.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ locking and the audit log
 
-    @contextmanager
-    def locked(self, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-        """Hold the registry's file lock; moves never interleave.
-
-        Raises
-        ------
-        RegistryError
-            When another command holds the lock for longer than ``timeout`` [s].
-        """
-        lock = FileLock(self.directory / LOCK, timeout=timeout)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise RegistryError(
-                f"another command holds {self.directory / LOCK} for over {timeout:.0f} s; "
-                "try again when it has finished."
-            ) from None
-        try:
-            yield
-        finally:
-            lock.release()
+    def locked(self) -> AbstractContextManager[None]:
+        """Hold this machine's registry lock (registering, tagging): never interleaved here."""
+        return file_lock(self.directory)
 
     def audit(self) -> list[Move]:
         """Every move, oldest first."""
-        return read_audit(self.directory / AUDIT)
-
-    def record(self, move: Move) -> None:
-        """Append a move to the audit log."""
-        append_move(self.directory / AUDIT, move)
+        return self.journal.moves()
 
     def history(self) -> list[str]:
         """Production versions as a stack: promotions push, rollbacks pop."""
@@ -123,35 +103,67 @@ class Registry:
     # ------------------------------------------------------------------------------ reconciling
 
     def reconcile(self) -> list[str]:
-        """Bring tags, audit log and pointer in line with the registry's production alias.
+        """Bring the audit log, the tags and this machine's pointer in line with the registry's
+        production alias: an interrupted move is completed (or abandoned, when the alias never
+        moved). Nothing is touched while another command is moving production.
 
         Returns
         -------
         list of str
             What was repaired, for the user to read (empty when all agreed).
         """
-        repaired: list[str] = []
+        if self.journal.busy() is not None:
+            return []
         current = self.store.alias_version(PRODUCTION)
-        intent_path = self.directory / INTENT
-        intent = json.loads(intent_path.read_text()) if intent_path.is_file() else None
         history = self.history()
-        if current is not None and (not history or history[-1] != current):
-            if intent is not None and str(intent["to"]) == current:
-                move = Move.from_json(intent)
-                move.reason = f"{move.reason} (completed after an interruption)".strip()
-            else:
-                move = Move(
-                    "reconcile",
-                    current,
-                    history[-1] if history else None,
-                    "registry ahead of the audit log",
-                    "reconcile",
-                )
-            self.record(move)
-            repaired.append(f"audit log: recorded {move.action} to version {current}")
-        intent_path.unlink(missing_ok=True)
+        repaired: list[str] = []
+        if self.journal.interrupted() is not None or (history[-1] if history else None) != current:
+            with self.journal.lease():
+                repaired = self._repair_audit()
+                current = self.store.alias_version(PRODUCTION)
         if current is None:
             return repaired
+        repaired += self._repair_tags(current)
+        pointer = read_pointer(self.directory)
+        if pointer is None or pointer.version != current:
+            self.refresh_pointer(self.store.get(current))
+            repaired.append(f"pointer: now version {current}")
+        return repaired
+
+    def _repair(self) -> str | None:
+        """Repair the audit log and the tags (under the lease); the production version."""
+        self._repair_audit()
+        current = self.store.alias_version(PRODUCTION)
+        if current is not None:
+            self._repair_tags(current)
+        return current
+
+    def _repair_audit(self) -> list[str]:
+        """Record what the alias says happened, and settle an interrupted move (under the
+        lease).
+        """
+        current = self.store.alias_version(PRODUCTION)
+        intent = self.journal.interrupted()
+        history = self.history()
+        repaired = []
+        if current is not None and (not history or history[-1] != current):
+            if intent is not None and intent.to == current:
+                move = intent
+                move.reason = f"{move.reason} (completed after an interruption)".strip()
+            else:
+                previous = history[-1] if history else None
+                why = "registry ahead of the audit log"
+                move = Move("reconcile", current, previous, why, "reconcile")
+            self.journal.record(move)
+            repaired.append(f"audit log: recorded {move.action} to version {current}")
+        elif intent is not None:
+            repaired.append(f"audit log: {intent.describe()} stopped before production moved")
+        self.journal.settle()
+        return repaired
+
+    def _repair_tags(self, current: str) -> list[str]:
+        """Tag ``current`` production and archive any other version tagged so."""
+        repaired = []
         for version in self.store.versions():
             if version.version == current and PRODUCTION not in version.tags:
                 self.store.set_tag(current, PRODUCTION, timestamp())
@@ -160,10 +172,6 @@ class Registry:
                 self.store.delete_tag(version.version, PRODUCTION)
                 self.store.set_tag(version.version, "archived", timestamp())
                 repaired.append(f"tags: version {version.version} archived")
-        pointer = read_pointer(self.directory)
-        if pointer is None or pointer.version != current:
-            self.refresh_pointer(self.store.get(current))
-            repaired.append(f"pointer: now version {current}")
         return repaired
 
     def refresh_pointer(self, version: ModelVersion) -> Pointer:
@@ -252,7 +260,7 @@ class Registry:
     def _move(self, move: Move) -> ModelVersion:
         target = self.store.get(move.to)
         self.verified(target)
-        atomic_write_json(self.directory / INTENT, move.to_json())
+        self.journal.intend(move)
         checkpoint("before-alias")
         self.store.set_alias(PRODUCTION, move.to)
         checkpoint("after-alias")
@@ -262,10 +270,10 @@ class Registry:
             self.store.delete_tag(move.previous, PRODUCTION)
             self.store.set_tag(move.previous, "archived", timestamp())
         checkpoint("after-tags")
-        self.record(move)
+        self.journal.record(move)
         checkpoint("after-audit")
         self.refresh_pointer(target)
-        (self.directory / INTENT).unlink(missing_ok=True)
+        self.journal.settle()
         return target
 
     def promote(
@@ -286,10 +294,9 @@ class Registry:
         ArtifactError
             When its artifact is missing or corrupt.
         """
-        with self.locked():
-            self.reconcile()
+        with self.journal.lease():
+            current = self._repair()
             target = self.store.get(str(version))
-            current = self.store.alias_version(PRODUCTION)
             if current == target.version:
                 return None
             if not force:
@@ -321,8 +328,8 @@ class Registry:
         RegistryError
             When there is no earlier production version.
         """
-        with self.locked():
-            self.reconcile()
+        with self.journal.lease():
+            self._repair()
             history = self.history()
             if len(history) < 2:
                 raise RegistryError(
@@ -367,8 +374,11 @@ class Registry:
 
 
 def open_registry(settings: Settings) -> Registry:
-    """The project's registry: MLflow (embedded SQLite by default) plus the local audit files."""
-    from conforto.tracking.mlflow import MlflowRegistryStore
+    """The project's registry: MLflow (embedded SQLite by default, with the journal in
+    ``CONFORTO_HOME/registry``), or a tracking server holding the journal too.
+    """
+    from conforto.lifecycle.shared_journal import SharedJournal
+    from conforto.tracking.mlflow_store import MlflowRegistryStore
 
     embedded = settings.tracking.uri is None
     store = MlflowRegistryStore(
@@ -379,4 +389,5 @@ def open_registry(settings: Settings) -> Registry:
         artifact_location=settings.mlflow_artifacts if embedded else None,
         cache=settings.registry_dir / "cache",
     )
-    return Registry(store, settings.registry_dir)
+    journal = None if embedded else SharedJournal(store, settings.tracking.lease_s)
+    return Registry(store, settings.registry_dir, journal)

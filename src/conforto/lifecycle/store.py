@@ -1,8 +1,8 @@
 """What the lifecycle needs from a model registry: the store protocol, and a store in memory.
 
-:class:`conforto.tracking.mlflow.MlflowRegistryStore` is the one in use (a local SQLite store by
-default, an MLflow server when ``CONFORTO_TRACKING__URI`` is set); :class:`MemoryStore` keeps
-versions in memory, for the fast tests.
+:class:`conforto.tracking.mlflow_store.MlflowRegistryStore` is the one in use (a local SQLite
+store by default, an MLflow server when ``CONFORTO_TRACKING__URI`` is set); :class:`MemoryStore`
+keeps versions in memory, for the fast tests.
 """
 
 from __future__ import annotations
@@ -77,6 +77,15 @@ class RegistryStore(Protocol):
     def attach(self, version: ModelVersion, files: Sequence[Path], folder: str) -> str:
         """Keep files with the version, under ``folder``; where they are kept (a URI)."""
 
+    def create_record(self, name: str, tags: dict[str, str]) -> bool:
+        """Create a named record with tags, atomically; ``False`` when the name exists."""
+
+    def records(self, prefix: str) -> dict[str, dict[str, str]]:
+        """Every record whose name starts with ``prefix``: its tags, by name."""
+
+    def set_record_tag(self, name: str, key: str, value: str) -> None:
+        """Set one tag of a record."""
+
 
 class MemoryStore:
     """A registry store held in memory: the protocol's plainest implementation.
@@ -90,6 +99,7 @@ class MemoryStore:
         self.model_name = model_name
         self._versions: dict[str, ModelVersion] = {}
         self._aliases: dict[str, str] = {}
+        self._records: dict[str, dict[str, str]] = {}
 
     def register(
         self,
@@ -157,3 +167,18 @@ class MemoryStore:
     ) -> str:
         """The files' own folder: a memory store keeps nothing."""
         return str(Path(files[0]).parent)
+
+    def create_record(self, name: str, tags: dict[str, str]) -> bool:
+        """Create a named record; ``False`` when the name exists."""
+        if name in self._records:
+            return False
+        self._records[name] = dict(tags)
+        return True
+
+    def records(self, prefix: str) -> dict[str, dict[str, str]]:
+        """Copies of the records whose names start with ``prefix``."""
+        return {n: dict(t) for n, t in self._records.items() if n.startswith(prefix)}
+
+    def set_record_tag(self, name: str, key: str, value: str) -> None:
+        """Set one tag of a record."""
+        self._records[name][key] = value

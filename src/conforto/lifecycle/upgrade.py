@@ -61,14 +61,15 @@ def upgrade(
         When a version's artifact is missing, does not match its checksum, or lacks a file
         format 2 requires (it must be retrained).
     """
-    with registry.locked():
+    with registry.journal.lease():
         targets = [registry.store.get(v) for v in versions] or registry.store.versions()
         current = registry.store.alias_version(PRODUCTION)
         upgraded = []
         for target in targets:
             done = _upgrade(registry, target)
             if done:
-                registry.record(Move("upgrade", target.version, None, "; ".join(done), command))
+                move = Move("upgrade", target.version, None, "; ".join(done), command)
+                registry.journal.record(move)
                 upgraded.append(target.version)
             if target.version == current and done:
                 registry.refresh_pointer(registry.store.get(target.version))
