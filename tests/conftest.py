@@ -275,10 +275,20 @@ def serve():
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """One real ``mlflow server`` per test session (proxied artifacts), stopped afterwards."""
-    server = mlflow_server_on(tmp_path_factory.mktemp("mlflow-server"))
-    yield server
-    server.stop()
+    """One real ``mlflow server`` per test session, its store in a PostgreSQL server of its own
+    (the prediction log's tests reset and stop theirs) and its artifacts proxied; both stopped
+    afterwards."""
+    import shutil
+
+    database = Postgres()
+    database.start()
+    try:
+        server = mlflow_server_on(tmp_path_factory.mktemp("mlflow-server"), database.url)
+        yield server
+        server.stop()
+    finally:
+        database.stop()
+        shutil.rmtree(database.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -226,9 +227,10 @@ def pushgateway() -> Daemon:
 MLFLOW = Path(__file__).parents[1] / ".venv-mlflow" / "bin" / "mlflow"
 
 
-def mlflow_server(folder: Path) -> Daemon:
-    """A real ``mlflow server`` on a free port: its SQLite store and proxied artifacts (served
-    over HTTP, ``--serve-artifacts``) in ``folder``."""
+def mlflow_server(folder: Path, backend: str) -> Daemon:
+    """A real ``mlflow server`` on a free port: its backend store at the SQLAlchemy URL
+    ``backend`` (PostgreSQL in the tests, as in the cloud) and proxied artifacts (served over
+    HTTP, ``--serve-artifacts``) in ``folder``."""
     if not MLFLOW.is_file():
         pytest.fail(f"{MLFLOW} not found: `make test` installs full MLflow there")
     port = free_port()
@@ -240,9 +242,9 @@ def mlflow_server(folder: Path) -> Daemon:
         "--port",
         str(port),
         "--workers",
-        "1",
+        "2",
         "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
+        backend,
         "--serve-artifacts",
         "--artifacts-destination",
         str(folder / "artifacts"),
@@ -282,3 +284,46 @@ def in_thread(server: ServerT) -> Iterator[ServerT]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+class FailingProxy(ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 in front of ``upstream`` that goes down mid-command: it
+    forwards the first request whose method and path (``"POST /api/…"``) contain ``after``, then
+    drops that connection and every later one unanswered (the upstream did the work; the client
+    never hears of it)."""
+
+    def __init__(self, upstream: str, after: str) -> None:
+        super().__init__(("127.0.0.1", free_port()), _Forward)
+        self.upstream, self.after, self.down = upstream, after, False
+        self.url = f"http://127.0.0.1:{self.server_port}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: FailingProxy
+
+    def _forward(self) -> None:
+        import httpx
+
+        self.close_connection = True
+        if self.server.down:
+            return
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        url = self.server.upstream + self.path
+        answer = httpx.request(self.command, url, content=body, headers=headers, timeout=120)
+        if self.server.after in f"{self.command} {self.path}":
+            self.server.down = True
+            return
+        self.send_response(answer.status_code)
+        for key, value in answer.headers.items():
+            if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+        """Quiet."""

@@ -135,8 +135,15 @@ def upgrade(
 
 
 @app.command("audit")
-def audit() -> None:
-    """Print the audit log of promotions and rollbacks."""
-    with errors():
+def audit(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the audit log of promotions, rollbacks, reconciliations and upgrades (the server's,
+    with a tracking URI: every machine's).
+    """
+    with errors(), stdout_to_stderr():
         moves = open_registry().audit()
-    render.audit(moves)
+    if as_json:
+        typer.echo(json.dumps([m.to_json() for m in moves], indent=2))
+    else:
+        render.audit(moves)

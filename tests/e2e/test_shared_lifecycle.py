@@ -1,0 +1,189 @@
+"""One lifecycle for every machine: two ``CONFORTO_HOME``s (two machines) against one real
+``mlflow server`` (PostgreSQL store, proxied artifacts), through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conforto.lifecycle.audit import Move, production_history
+from conforto.lifecycle.registry import open_registry
+from conforto.settings import Settings, TrackingSettings
+from tests.cli import conforto_cli
+from tests.processes import FailingProxy, in_thread
+
+if TYPE_CHECKING:
+    from tests.processes import Daemon
+
+#: A lease long enough for one command here, short enough to wait out after a kill [s].
+SHORT_LEASE_S = 10.0
+
+
+def _machines(url: str, tmp_path: Path, lease_s: float = 300.0) -> list[dict[str, str]]:
+    """Two machines' settings: one server (this test's own registered model), two homes."""
+    shared = {
+        "CONFORTO_TRACKING__URI": url,
+        "CONFORTO_TRACKING__MODEL_NAME": f"conforto-{uuid.uuid4().hex[:8]}",
+        "CONFORTO_TRACKING__LEASE_S": str(lease_s),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",  # a server that is down fails the command now
+    }
+    return [{**shared, "CONFORTO_HOME": str(tmp_path / name)} for name in ("one", "other")]
+
+
+def _ok(*args: str, env: dict[str, str]) -> str:
+    done = conforto_cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _state(env: dict[str, str]) -> tuple[str | None, list[str], list[str]]:
+    """The production alias, the audit's production history and the versions tagged
+    production, as one machine reads them."""
+    versions = json.loads(_ok("model", "list", "--json", env=env))
+    alias = next((v["version"] for v in versions if "production" in v["aliases"]), None)
+    tagged = [v["version"] for v in versions if "production" in v["tags"]]
+    moves = [Move.from_json(m) for m in json.loads(_ok("model", "audit", "--json", env=env))]
+    return alias, production_history(moves), tagged
+
+
+def _two_versions(env: dict[str, str], first: Path, second: Path) -> None:
+    _ok("model", "register", str(first), env=env)
+    _ok("model", "register", str(second), env=env)
+
+
+def test_a_promotion_on_one_machine_is_seen_and_rolled_back_on_the_other(
+    mlflow_server: Daemon, trained_model: Path, second_model: Path, tmp_path: Path
+) -> None:
+    one, other = _machines(mlflow_server.url, tmp_path)
+    _two_versions(one, trained_model, second_model)
+    for version in ("1", "2", "1"):
+        _ok("model", "promote", version, "--force", "--reason", f"to {version}", env=one)
+    tracking = TrackingSettings(
+        uri=one["CONFORTO_TRACKING__URI"], model_name=one["CONFORTO_TRACKING__MODEL_NAME"]
+    )
+    deployer = open_registry(Settings(home=tmp_path / "deployer", tracking=tracking))
+    deployer.tag("1", "deployed-abc1234", "staging")  # as `conforto deploy` records a deploy
+
+    shown = json.loads(_ok("model", "show", "production", env=other))
+    assert (shown["version"], "deployed-abc1234" in shown["tags"]) == ("1", True)
+    moves = json.loads(_ok("model", "audit", "--json", env=other))
+    assert [(m["action"], m["from"], m["to"]) for m in moves] == [
+        ("promote", None, "1"),
+        ("promote", "1", "2"),
+        ("promote", "2", "1"),
+    ]
+    _ok("model", "rollback", "--reason", "step back", env=other)
+    assert _state(one)[0] == "2"  # the first machine sees the other's rollback
+    _ok("model", "rollback", env=other)
+    assert _state(one) == ("1", ["1"], ["1"])
+    refused = conforto_cli("model", "rollback", env=one)
+    assert refused.returncode == 1
+    assert "no earlier production version" in refused.stderr
+    for home in (one, other):  # nothing of the lifecycle kept on either disk
+        registry = Path(home["CONFORTO_HOME"]) / "registry"
+        assert not (registry / "audit.jsonl").exists()
+        assert not (registry / "intent.json").exists()
+    pointer = json.loads((tmp_path / "other" / "registry" / "production.json").read_text())
+    assert pointer["version"] == "1"  # the cache the service reads, refreshed
+
+
+def test_promotions_raced_from_two_machines_leave_alias_and_audit_agreeing(
+    mlflow_server: Daemon, trained_model: Path, second_model: Path, tmp_path: Path
+) -> None:
+    machines = _machines(mlflow_server.url, tmp_path)
+    _two_versions(machines[0], trained_model, second_model)
+    _ok("model", "promote", "1", "--force", env=machines[0])
+    made, lost = 1, 0
+    for round_ in range(20):
+        commands = [["promote", "2", "--force"], ["promote", "1", "--force"]]
+        if round_ % 2:
+            commands[1] = ["rollback"]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "conforto", "model", *command],
+                env={**os.environ, **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command, env in zip(commands, machines, strict=True)
+        ]
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=300)
+            if proc.returncode:
+                assert "another command" in stderr, stderr  # the loser is told, and why
+                lost += 1
+            elif "production: version" in stdout:
+                made += 1
+        alias, history, tagged = _state(machines[round_ % 2])
+        assert history[-1] == alias, round_
+        assert tagged == [alias], round_
+    moves = json.loads(_ok("model", "audit", "--json", env=machines[1]))
+    assert len(moves) == made  # every move reported made is in the audit, once
+    print(f"20 rounds: {made - 1} moves made, {lost} commands told another was moving")
+
+
+def _lease_end(env: dict[str, str]) -> None:
+    """Wait until the newest lease of this model has expired (as a stalled command's would)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["CONFORTO_TRACKING__URI"], env["CONFORTO_TRACKING__URI"])
+    prefix = f"{env['CONFORTO_TRACKING__MODEL_NAME']}.moves."
+    found = client.search_registered_models(f"name LIKE '{prefix}%'")
+    expires = float(max(found, key=lambda m: m.name).tags["expires"])
+    time.sleep(max(0.0, expires - time.time() + 0.5))
+
+
+@pytest.mark.parametrize("point", ["before-alias", "after-alias", "after-tags", "after-audit"])
+def test_a_promotion_killed_at_each_checkpoint_is_settled_by_the_other_machine(
+    mlflow_server: Daemon, trained_model: Path, second_model: Path, tmp_path: Path, point: str
+) -> None:
+    one, other = _machines(mlflow_server.url, tmp_path, SHORT_LEASE_S)
+    _two_versions(one, trained_model, second_model)
+    _ok("model", "promote", "1", "--force", env=one)
+    killed = conforto_cli(
+        "model", "promote", "2", "--force", "--reason", "r", env={**one, "CONFORTO_CRASH_AT": point}
+    )
+    assert killed.returncode == -9, killed.stderr
+    busy = conforto_cli("model", "rollback", env=other)
+    assert busy.returncode == 1
+    assert "another command is moving production" in busy.stderr  # its lease still runs
+    _lease_end(other)
+    listed = conforto_cli("model", "list", "--json", env=other)  # any command reconciles first
+    assert listed.returncode == 0, listed.stderr
+    expected = "1" if point == "before-alias" else "2"
+    assert _state(other) == (expected, ["1", expected] if expected == "2" else ["1"], [expected])
+    if point in ("after-alias", "after-tags"):
+        moves = json.loads(_ok("model", "audit", "--json", env=one))
+        assert moves[-1]["reason"] == "r (completed after an interruption)"
+
+
+def test_a_server_gone_mid_promotion_is_a_clear_error_and_is_settled_later(
+    mlflow_server: Daemon, trained_model: Path, second_model: Path, tmp_path: Path
+) -> None:
+    with in_thread(
+        FailingProxy(mlflow_server.url, "POST /api/2.0/mlflow/registered-models/alias")
+    ) as proxy:
+        one, other = _machines(proxy.url, tmp_path, SHORT_LEASE_S)
+        _two_versions(one, trained_model, second_model)
+        cut = conforto_cli("model", "promote", "2", "--force", env=one)
+    assert cut.returncode == 1
+    assert "Traceback" not in cut.stderr
+    last = cut.stderr.strip().splitlines()[-1]  # one line, after MLflow's progress bars
+    assert last.startswith(f"error: the registry at {proxy.url} failed"), last
+    assert not (tmp_path / "one" / "registry" / "production.json").exists()  # nothing local
+
+    other["CONFORTO_TRACKING__URI"] = mlflow_server.url  # the server answers again
+    _lease_end(other)
+    assert _state(other) == ("2", ["2"], ["2"])  # the move the server made is completed
+    one["CONFORTO_TRACKING__URI"] = mlflow_server.url
+    pointer = json.loads(_ok("model", "show", "production", env=one))
+    assert pointer["version"] == "2"
