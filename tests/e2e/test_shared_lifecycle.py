@@ -187,3 +187,65 @@ def test_a_server_gone_mid_promotion_is_a_clear_error_and_is_settled_later(
     one["CONFORTO_TRACKING__URI"] = mlflow_server.url
     pointer = json.loads(_ok("model", "show", "production", env=one))
     assert pointer["version"] == "2"
+
+
+def test_push_registry_moves_the_embedded_lifecycle_to_the_server(
+    mlflow_server: Daemon, trained_model: Path, second_model: Path, tmp_path: Path
+) -> None:
+    server, other = _machines(mlflow_server.url, tmp_path)
+    name = server["CONFORTO_TRACKING__MODEL_NAME"]
+    laptop = Settings(home=tmp_path / "laptop", tracking=TrackingSettings(model_name=name))
+    embedded = open_registry(laptop)  # the embedded default: no tracking URI
+    for model in (trained_model, second_model):
+        embedded.register(model)
+    report = tmp_path / "gate.html"
+    report.write_text("<h1>gate of version 1</h1>")
+    embedded.record_gate("1", True, "passed", [report])
+    embedded.promote("1")
+    embedded.promote("2", force=True, reason="try it")
+    embedded.rollback(reason="worse")
+
+    laptop_env = {"CONFORTO_HOME": str(laptop.home)}
+    pushed = conforto_cli(
+        "model",
+        "push-registry",
+        "--to",
+        mlflow_server.url,
+        env={
+            **laptop_env,
+            "CONFORTO_TRACKING__MODEL_NAME": server["CONFORTO_TRACKING__MODEL_NAME"],
+        },
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert "versions 1 → 1, 2 → 2; 3 audit moves written; production: 1" in pushed.stdout
+    assert _state(other) == ("1", ["1"], ["1"])
+    moves = json.loads(_ok("model", "audit", "--json", env=other))
+    assert [m.to_json() for m in embedded.audit()] == moves  # the same history, word for word
+    shown = json.loads(_ok("model", "show", "1", env=other))
+    assert "validated" in shown["tags"]
+    assert shown["gate_report"].startswith("runs:/")
+
+    again = conforto_cli(
+        "model",
+        "push-registry",
+        env={**laptop_env, **{k: v for k, v in server.items() if k != "CONFORTO_HOME"}},
+    )
+    assert again.returncode == 0, again.stderr
+    assert "0 audit moves written" in again.stdout  # nothing twice
+
+    stranger = open_registry(laptop.model_copy(update={"home": tmp_path / "stranger"}))
+    stranger.register(second_model)
+    stranger.promote("1", force=True)
+    refused = conforto_cli(
+        "model",
+        "push-registry",
+        "--to",
+        mlflow_server.url,
+        env={
+            "CONFORTO_HOME": str(tmp_path / "stranger"),
+            "CONFORTO_TRACKING__MODEL_NAME": server["CONFORTO_TRACKING__MODEL_NAME"],
+        },
+    )
+    assert refused.returncode == 1
+    assert "already has an audit log of its own (3 moves)" in refused.stderr
+    assert json.loads(_ok("model", "audit", "--json", env=other)) == moves  # untouched

@@ -12,6 +12,7 @@ from conforto.cli import render
 from conforto.cli.common import console, errors, fail, open_registry, stdout_to_stderr
 from conforto.cli.notify import tell
 from conforto.notify import move_message
+from conforto.settings import Settings, get_settings
 
 app = typer.Typer(
     help="The model registry: register, list, promote, roll back.", no_args_is_help=True
@@ -132,6 +133,39 @@ def upgrade(
         console.print(f"upgraded: version {', '.join(upgraded)}", highlight=False)
     else:
         console.print("nothing to upgrade: every version named already is up to date")
+
+
+@app.command("push-registry")
+def push_registry(
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="The tracking server (default: CONFORTO_TRACKING__URI)."),
+    ] = None,
+) -> None:
+    """Copy this machine's embedded registry (versions, tags, gate reports, audit log,
+    production) to a tracking server, to move from the embedded mode to the server mode.
+    """
+    from conforto.lifecycle.push import push_registry as push
+    from conforto.lifecycle.registry import open_registry as open_store
+
+    settings = get_settings()
+    server = to or settings.tracking.uri
+    if not server:
+        raise fail("name the server: --to http://HOST:5000, or set CONFORTO_TRACKING__URI.")
+
+    def at(uri: str | None) -> Settings:
+        return settings.model_copy(
+            update={"tracking": settings.tracking.model_copy(update={"uri": uri})}
+        )
+
+    with errors(), stdout_to_stderr():
+        pushed = push(open_store(at(None)), open_store(at(server)))
+    numbers = ", ".join(f"{k} → {v}" for k, v in pushed.versions.items()) or "none"
+    console.print(
+        f"pushed to {server}: versions {numbers}; {pushed.moves} audit moves written; "
+        f"production: {pushed.production or '-'}. Set CONFORTO_TRACKING__URI={server} from now on.",
+        highlight=False,
+    )
 
 
 @app.command("audit")
