@@ -111,7 +111,7 @@ class SharedJournal:
         except BaseException:
             # left open, its lease ended now: the next command completes or abandons the intent
             with contextlib.suppress(Exception):
-                self.store.set_record_tag(name, "expires", f"{time.time():.3f}")
+                self.store.set_record_tag(name, "expires", str(int(time.time())))
             raise
         else:
             self.store.set_record_tag(name, "state", "closed")
