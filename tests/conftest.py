@@ -20,7 +20,14 @@ if TYPE_CHECKING:
 
 #: Longest a test of each slow tier may take, its fixtures' setup included [s]: a hung server
 #: or process fails its test with a traceback instead of stalling CI until its own limit.
-TIER_TIMEOUTS = {"integration": 900, "e2e": 600, "load": 600, "image": 1200, "spark": 900}
+TIER_TIMEOUTS = {
+    "integration": 900,
+    "e2e": 600,
+    "load": 600,
+    "browser": 600,
+    "image": 1200,
+    "spark": 900,
+}
 
 
 #: What needs more than the locked environment (a tier's folder, or a fixture's server), and
@@ -28,6 +35,7 @@ TIER_TIMEOUTS = {"integration": 900, "e2e": 600, "load": 600, "image": 1200, "sp
 NEEDS = {
     "e2e": "nginx, PostgreSQL, Prometheus, an mlflow server: make test, or pytest -m e2e",
     "load": "wrk: make test, or pytest -m load",
+    "browser": "Debian's chromium: make test, or pytest -m browser",
     "image": "podman: make test-image",
     "spark": "Java: make test-spark",
     "postgresql": "PostgreSQL: make test, or pytest -m postgresql",

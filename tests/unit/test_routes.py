@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -327,3 +328,32 @@ def test_dependencies_can_be_overridden_one_by_one(tmp_path: Path) -> None:
     app.dependency_overrides[get_service] = empty
     assert client.get("/model").status_code == 503
     assert client.get("/").json()["model_version"] is None
+
+
+def test_a_browser_gets_the_page_and_an_api_client_the_json() -> None:
+    client, _ = client_for()
+    browser = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.headers["content-type"].startswith("text/html")
+    assert browser.text == client.get("/explorer").text
+    assert client.get("/").json()["explorer"] == "/explorer"  # curl, httpx: */*
+    assert client.get("/", headers={"Accept": "application/json"}).json()["service"] == "conforto"
+
+
+def test_the_page_loads_only_the_services_own_files_under_a_strict_policy() -> None:
+    client, _ = client_for()
+    page = client.get("/explorer")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "unsafe-inline" not in policy
+    assert "<script>" not in page.text  # no inline code: the policy would block it
+    for url in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        if url.startswith("data:") or url == "/docs":
+            continue
+        assert url.startswith("/explorer/"), url  # nothing from elsewhere
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-security-policy"] == policy
+        assert asset.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/explorer/index.html").status_code == 404  # the page has its own route
+    assert client.get("/explorer/..%2Fsettings.py").status_code == 404

@@ -2,7 +2,8 @@
 
 Routes (one router per resource, :mod:`conforto.serving.routes`): ``/`` (about), ``/health``
 (liveness), ``/ready`` (a model answers), ``/predict``, ``/predict/batch``, ``/feedback``,
-``/model``, ``/metrics`` (Prometheus) and ``/admin/reload``. Without a model directory the app
+``/model``, ``/metrics`` (Prometheus), ``/admin/reload`` and ``/explorer`` (the comfort
+explorer, a page for people). Without a model directory the app
 serves the production version named by the registry's pointer file, and follows it: a new
 production version is loaded and swapped in without a restart. A missing or corrupt model
 leaves the process up, ``/health`` 200, and ``/ready`` and ``/predict`` 503 with the reason.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conforto.serving.routes import about, admin, feedback, metrics, model, predict
+from conforto.serving.routes import about, admin, explorer, feedback, metrics, model, predict
 
 ROUTERS = (
     about.router,
@@ -11,6 +11,7 @@ ROUTERS = (
     metrics.router,
     admin.router,
     model.router,
+    explorer.router,
 )
 
 __all__ = ["ROUTERS"]

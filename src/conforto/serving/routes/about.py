@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 import conforto
 from conforto.serving.deps import PredictorDep, ServiceDep
+from conforto.serving.routes.explorer import page
 
 router = APIRouter()
+ABOUT = {
+    "content": {
+        "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+        "text/html": {"schema": {"type": "string"}},
+    },
+    "description": "The service's name, versions and links; to a browser (`Accept: text/html`), "
+    "the comfort explorer's page.",
+}
 
 
-@router.get("/")
-async def about(service: ServiceDep) -> dict[str, Any]:
-    """Service name, version, model version and where the docs are."""
+@router.get("/", response_model=None, responses={200: ABOUT})
+async def about(request: Request, service: ServiceDep) -> dict[str, Any] | Response:
+    """Service name, version, model version and where the docs are; a browser gets the comfort
+    explorer (``/explorer``).
+    """
+    if "text/html" in request.headers.get("accept", ""):
+        return page()
     predictor = service.runtime.predictor
     return {
         "service": "conforto",
@@ -22,6 +35,7 @@ async def about(service: ServiceDep) -> dict[str, Any]:
         "model_version": predictor.version if predictor else None,
         "docs": "/docs",
         "openapi": "/openapi.json",
+        "explorer": "/explorer",
     }
 
 
