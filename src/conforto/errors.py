@@ -19,7 +19,9 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
     │                          incompatible
     ├── RegistryError          a registry operation cannot be done (unknown     409   1
     │   │                      version, no gate, …)
-    │   └── NoProductionModel  nothing is in production yet                    503   3
+    │   ├── NoProductionModel  nothing is in production yet                    503   3
+    │   └── RegistryBusy       another command is moving production (try       409   4
+    │                          again when it has finished)
     ├── TrackingError          an experiment tracker failed (never fatal to a   500   1
     │                          stage: it becomes a warning)
     ├── DeliveryError          a result could not be handed to an outside       502   1
@@ -31,10 +33,12 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
                                answer a request now
 
 The CLI prints the message on one line (the traceback only with ``--debug``) and exits with
-the code above (:data:`EXIT_CODE`: 3 tells a script that there is no production model yet, as
-on a new project's first run); the service answers ``{"detail": message}`` with the status above
-(:data:`HTTP_STATUS`, the most specific class wins). A failed gate or validation is a result,
-not an error: those commands exit 1 after printing their report.
+the code above (:data:`EXIT_CODE`): 3 tells a script that there is no production model yet (a
+new project's first run), 4 that another command, maybe on another machine, is moving
+production (run the same command again once it has finished). The service answers
+``{"detail": message}`` with the status above (:data:`HTTP_STATUS`, the most specific class
+wins). A failed gate or validation is a result, not an error: those commands exit 1 after
+printing their report.
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ class NoProductionModel(RegistryError):  # noqa: N818 - reads as what happened
     """Nothing is in production yet (a new registry): the message says which commands make one."""
 
 
+class RegistryBusy(RegistryError):  # noqa: N818 - reads as what happened
+    """Another command (maybe on another machine) is moving production, or took the same lease
+    at the same moment; nothing was changed, and the command may be run again.
+    """
+
+
 class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
 
@@ -116,7 +126,11 @@ HTTP_STATUS: dict[type[ConfortoError], int] = {
 
 
 #: The CLI's exit code of each error class (the most specific class listed wins).
-EXIT_CODE: dict[type[ConfortoError], int] = {ConfortoError: 1, NoProductionModel: 3}
+EXIT_CODE: dict[type[ConfortoError], int] = {
+    ConfortoError: 1,
+    NoProductionModel: 3,
+    RegistryBusy: 4,
+}
 
 
 def _most_specific(error: ConfortoError, table: dict[type[ConfortoError], int]) -> int:

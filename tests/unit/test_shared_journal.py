@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.errors import RegistryError
+from conforto.errors import RegistryBusy, RegistryError, exit_code
 from conforto.lifecycle.audit import Move
 from conforto.lifecycle.registry import PRODUCTION, Registry
 from conforto.lifecycle.shared_journal import SharedJournal
@@ -58,8 +58,9 @@ def test_a_move_in_progress_elsewhere_is_left_alone_and_named(
         journal.intend(Move("promote", "2", "1", "better", "test"))
         one.store.set_alias(PRODUCTION, "2")  # one is half-way
         assert other.reconcile() == []  # nothing repaired behind its back
-        with pytest.raises(RegistryError, match=r"moving production: .*promote version 2"):
+        with pytest.raises(RegistryBusy, match=r"moving production: .*promote version 2") as busy:
             other.rollback()
+        assert exit_code(busy.value) == 4  # scripts may run it again
         assert other.journal.busy() is not None
         journal.record(Move("promote", "2", "1", "better", "test"))
     assert other.journal.busy() is None
@@ -80,10 +81,19 @@ def test_the_loser_of_a_race_for_the_same_lease_changes_nothing(
         return won(name, tags)
 
     store.create_record = beaten  # type: ignore[method-assign]
-    with pytest.raises(RegistryError, match=r"at the same moment .*one@runner-a"):
+    with pytest.raises(RegistryBusy, match=r"at the same moment .*one@runner-a"):
         other.promote("2", force=True)
     assert store.alias_version(PRODUCTION) == "1"
     assert other.history() == ["1"]
+    store.set_alias(PRODUCTION, "2")  # moved outside the lifecycle: the audit must catch up
+    assert other.reconcile() == []  # but someone took the lease: left to them, no error
+    store.create_record = won  # type: ignore[method-assign]
+    assert other.reconcile() == [
+        "audit log: recorded reconcile to version 2",
+        "tags: version 1 archived",
+        "tags: version 2 marked production",
+        "pointer: now version 2",
+    ]
 
 
 @pytest.mark.parametrize("alias_moved", [True, False])

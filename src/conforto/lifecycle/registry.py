@@ -13,12 +13,11 @@ that every machine continues one lifecycle.
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import TYPE_CHECKING, NamedTuple
 
-from conforto.errors import ArtifactError, NoProductionModel, RegistryError
+from conforto.errors import ArtifactError, NoProductionModel, RegistryBusy, RegistryError
 from conforto.lifecycle.audit import Move, production_history
+from conforto.lifecycle.faults import checkpoint
 from conforto.lifecycle.journal import FileJournal, file_lock
 from conforto.lifecycle.pointer import (
     NO_PRODUCTION,
@@ -30,7 +29,6 @@ from conforto.lifecycle.pointer import (
 from conforto.lifecycle.store import clip_tag
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
-from conforto.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,15 +37,10 @@ if TYPE_CHECKING:
 
     from conforto.lifecycle.journal import Journal
     from conforto.lifecycle.store import RegistryStore
+    from conforto.settings import Settings
     from conforto.tracking.model_version import ModelVersion
 
 PRODUCTION = "production"
-
-
-def checkpoint(name: str) -> None:
-    """Fault injection for the crash tests: ``CONFORTO_CRASH_AT=name`` kills the process here."""
-    if get_settings().crash_at == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Registered(NamedTuple):
@@ -117,26 +110,36 @@ class Registry:
         current = self.store.alias_version(PRODUCTION)
         history = self.history()
         repaired: list[str] = []
-        if self.journal.interrupted() is not None or (history[-1] if history else None) != current:
-            with self.journal.lease():
-                repaired = self._repair_audit()
-                current = self.store.alias_version(PRODUCTION)
+        agree = (history[-1] if history else None) == current
+        if self.journal.interrupted() is not None or not agree or self._mistagged(current):
+            try:
+                with self.journal.lease():
+                    current, repaired = self._repair()
+            except RegistryBusy:
+                return []  # another command is moving production: it will leave things right
         if current is None:
             return repaired
-        repaired += self._repair_tags(current)
         pointer = read_pointer(self.directory)
         if pointer is None or pointer.version != current:
             self.refresh_pointer(self.store.get(current))
             repaired.append(f"pointer: now version {current}")
         return repaired
 
-    def _repair(self) -> str | None:
-        """Repair the audit log and the tags (under the lease); the production version."""
-        self._repair_audit()
+    def _mistagged(self, current: str | None) -> bool:
+        """Whether the ``production`` tags disagree with the alias (``current``)."""
+        if current is None:
+            return False
+        return [v.version for v in self.store.versions() if PRODUCTION in v.tags] != [current]
+
+    def _repair(self) -> tuple[str | None, list[str]]:
+        """Repair the audit log and the tags (under the lease): the production version, and what
+        was repaired.
+        """
+        repaired = self._repair_audit()
         current = self.store.alias_version(PRODUCTION)
         if current is not None:
-            self._repair_tags(current)
-        return current
+            repaired += self._repair_tags(current)
+        return current, repaired
 
     def _repair_audit(self) -> list[str]:
         """Record what the alias says happened, and settle an interrupted move (under the
@@ -295,7 +298,7 @@ class Registry:
             When its artifact is missing or corrupt.
         """
         with self.journal.lease():
-            current = self._repair()
+            current, _ = self._repair()
             target = self.store.get(str(version))
             if current == target.version:
                 return None

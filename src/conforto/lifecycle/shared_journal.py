@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from conforto.errors import RegistryError
+from conforto.errors import RegistryBusy, RegistryError
 from conforto.lifecycle.audit import Move
 from conforto.lifecycle.store import clip_tag
 from conforto.lineage import current_user
@@ -87,12 +87,12 @@ class SharedJournal:
 
         Raises
         ------
-        RegistryError
+        RegistryBusy
             When another command holds an unexpired lease, or created the same record first.
         """
         records = self._records()
         if records and self._live(records[-1]):
-            raise RegistryError(
+            raise RegistryBusy(
                 f"another command is moving production: {self._who(records[-1])}; "
                 "run this one again when it has finished."
             )
@@ -101,7 +101,7 @@ class SharedJournal:
         tags = {"owner": self.owner, "expires": f"{expires:.3f}", "state": "open"}
         if not self.store.create_record(name, tags):
             winner = (name, self.store.records(name).get(name, {}))
-            raise RegistryError(
+            raise RegistryBusy(
                 f"another command took lease {number} at the same moment ({self._who(winner)}): "
                 "production may have changed; see `conforto model audit`, then run this one again."
             )

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conforto.lifecycle.audit import Move
+from conforto.lifecycle.faults import checkpoint
 from conforto.lifecycle.pointer import artifact_sha256
-from conforto.lifecycle.registry import PRODUCTION, checkpoint
+from conforto.lifecycle.registry import PRODUCTION
 from conforto.model.artifact import (
     FORMAT_VERSION,
     MANIFEST,
