@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.lifecycle.audit import Move, production_history
-from conforto.lifecycle.registry import open_registry
+from conforto.lifecycle.registry import Registry, open_registry
 from conforto.settings import Settings, TrackingSettings
 from tests.cli import conforto_cli
 from tests.processes import FailingProxy, in_thread
@@ -44,14 +43,23 @@ def _ok(*args: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
+def _registry(env: dict[str, str]) -> Registry:
+    """The registry as the machine ``env`` describes sees it, in this process."""
+    tracking = TrackingSettings(
+        uri=env["CONFORTO_TRACKING__URI"],
+        model_name=env["CONFORTO_TRACKING__MODEL_NAME"],
+        lease_s=float(env["CONFORTO_TRACKING__LEASE_S"]),
+    )
+    return open_registry(Settings(home=Path(env["CONFORTO_HOME"]), tracking=tracking))
+
+
 def _state(env: dict[str, str]) -> tuple[str | None, list[str], list[str]]:
     """The production alias, the audit's production history and the versions tagged
-    production, as one machine reads them."""
-    versions = json.loads(_ok("model", "list", "--json", env=env))
-    alias = next((v["version"] for v in versions if "production" in v["aliases"]), None)
-    tagged = [v["version"] for v in versions if "production" in v["tags"]]
-    moves = [Move.from_json(m) for m in json.loads(_ok("model", "audit", "--json", env=env))]
-    return alias, production_history(moves), tagged
+    production, as one machine reads them after reconciling (as every command starts)."""
+    registry = _registry(env)
+    registry.reconcile()
+    tagged = [v.version for v in registry.store.versions() if "production" in v.tags]
+    return registry.store.alias_version("production"), registry.history(), tagged
 
 
 def _two_versions(env: dict[str, str], first: Path, second: Path) -> None:
@@ -66,10 +74,7 @@ def test_a_promotion_on_one_machine_is_seen_and_rolled_back_on_the_other(
     _two_versions(one, trained_model, second_model)
     for version in ("1", "2", "1"):
         _ok("model", "promote", version, "--force", "--reason", f"to {version}", env=one)
-    tracking = TrackingSettings(
-        uri=one["CONFORTO_TRACKING__URI"], model_name=one["CONFORTO_TRACKING__MODEL_NAME"]
-    )
-    deployer = open_registry(Settings(home=tmp_path / "deployer", tracking=tracking))
+    deployer = _registry({**one, "CONFORTO_HOME": str(tmp_path / "deployer")})
     deployer.tag("1", "deployed-abc1234", "staging")  # as `conforto deploy` records a deploy
 
     shown = json.loads(_ok("model", "show", "production", env=other))
@@ -118,7 +123,9 @@ def test_promotions_raced_from_two_machines_leave_alias_and_audit_agreeing(
         ]
         for proc in procs:
             stdout, stderr = proc.communicate(timeout=300)
-            if proc.returncode:
+            if "no earlier production version" in stderr:  # the rollback ran first: refused
+                assert proc.returncode == 1
+            elif proc.returncode:
                 assert proc.returncode == 4, stderr
                 assert "another command" in stderr, stderr  # the loser is told, and why
                 lost += 1
