@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from conforto.lifecycle.store import RegistryStore
 
-#: Digits of a record's number, so that names sort in order.
+#: Digits of a record's number (names sort in order; more digits past a million records).
 DIGITS = 6
 #: A record: its name and tags.
 Record = tuple[str, dict[str, str]]
@@ -64,8 +64,9 @@ class SharedJournal:
 
     def _records(self) -> list[Record]:
         """Every record, oldest first."""
-        found = self.store.records(self.prefix)
-        return sorted((n, t) for n, t in found.items() if n[len(self.prefix) :].isdigit())
+        found = self.store.records(self.prefix).items()
+        numbered = [(n, t) for n, t in found if n[len(self.prefix) :].isdigit()]
+        return sorted(numbered, key=lambda record: int(record[0][len(self.prefix) :]))
 
     @staticmethod
     def _live(record: Record) -> bool:
@@ -78,7 +79,7 @@ class SharedJournal:
         tags = record[1]
         intent = Move.from_json(json.loads(tags["intent"])) if "intent" in tags else None
         doing = f" ({intent.describe()})" if intent else ""
-        until = time.strftime("%H:%M:%S", time.localtime(float(tags.get("expires", 0))))
+        until = time.strftime("%H:%M:%S %Z", time.localtime(float(tags.get("expires", 0))))
         return f"{tags.get('owner', 'another command')}{doing}, lease until {until}"
 
     @contextmanager
