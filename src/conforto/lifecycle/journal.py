@@ -3,8 +3,9 @@
 A journal holds the audit log (every move), the intent of the move in flight (so that an
 interrupted one can be completed) and the lease that lets one command at a time move
 production. :class:`FileJournal` keeps them under ``CONFORTO_HOME/registry`` (the embedded
-default: one machine); :class:`conforto.tracking.mlflow_journal.MlflowJournal` keeps them on the
-MLflow server, so that every machine with the tracking URI continues the same lifecycle.
+default: one machine); :class:`conforto.lifecycle.shared_journal.SharedJournal` keeps them in the
+registry store, on the MLflow server, so that every machine with the tracking URI continues the
+same lifecycle.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Journal(Protocol):
         """The move a command announced and never recorded (it was killed), if any."""
 
     def settle(self) -> None:
-        """Forget the intent of an interrupted move, once reconciled (under the lease)."""
+        """Forget the intent :meth:`interrupted` returned once reconciled, or that of the move
+        just made (under the lease).
+        """
 
 
 class FileJournal:

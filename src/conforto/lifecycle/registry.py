@@ -161,7 +161,8 @@ class Registry:
             repaired.append(f"audit log: recorded {move.action} to version {current}")
         elif intent is not None:
             repaired.append(f"audit log: {intent.describe()} stopped before production moved")
-        self.journal.settle()
+        if intent is not None:
+            self.journal.settle()
         return repaired
 
     def _repair_tags(self, current: str) -> list[str]:

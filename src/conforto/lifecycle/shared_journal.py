@@ -61,6 +61,8 @@ class SharedJournal:
         self.owner = f"{current_user()}@{socket.gethostname()} pid {os.getpid()}"
         self._held: str | None = None
         self._expires = 0.0
+        self._made = 0  # moves recorded under the lease held
+        self._found: str | None = None  # the interrupted record :meth:`interrupted` found
 
     def _records(self) -> list[Record]:
         """Every record, oldest first."""
@@ -106,7 +108,7 @@ class SharedJournal:
                 f"another command took lease {number} at the same moment ({self._who(winner)}): "
                 "production may have changed; see `conforto model audit`, then run this one again."
             )
-        self._held, self._expires = name, expires
+        self._held, self._expires, self._made = name, expires, 0
         try:
             yield
         except BaseException:
@@ -144,8 +146,8 @@ class SharedJournal:
     def record(self, move: Move) -> None:
         """Add a move to the record held."""
         name = self._holding()
-        count = len(_moves((name, self.store.records(name).get(name, {}))))
-        self.store.set_record_tag(name, f"move.{count + 1}", _dump(move))
+        self.store.set_record_tag(name, f"move.{self._made + 1}", _dump(move))
+        self._made += 1
 
     def intend(self, move: Move) -> None:
         """Write the move about to be made on the record held."""
@@ -165,13 +167,16 @@ class SharedJournal:
     def interrupted(self) -> Move | None:
         """The intent of a command that was interrupted (its record open, the move unrecorded)."""
         record = self._interrupted()
+        self._found = None if record is None else record[0]
         return None if record is None else Move.from_json(json.loads(record[1]["intent"]))
 
     def settle(self) -> None:
-        """Mark the interrupted command's record ``interrupted``: no longer open."""
-        record = self._interrupted()
-        if record is not None:
-            self.store.set_record_tag(record[0], "state", "interrupted")
+        """Mark the interrupted record :meth:`interrupted` found ``interrupted``: no longer open
+        (the move just made needs nothing: its own record is closed with the lease).
+        """
+        if self._found is not None:
+            self.store.set_record_tag(self._found, "state", "interrupted")
+            self._found = None
 
 
 def _moves(record: Record) -> list[Move]:
