@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from conforto.settings import get_settings
-from tests.factories import SHARED_DATA, make_frames, train_once, write_buildings
-from tests.processes import Daemon, Postgres, Server
+from tests.factories import SHARED_DATA, make_frames, train_once, variant, write_buildings
+from tests.processes import Daemon, Postgres, Server, slack_receiver
 from tests.processes import mlflow_server as mlflow_server_on
 
 if TYPE_CHECKING:
@@ -279,6 +279,47 @@ def serve():
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local receiver of Slack webhook posts: its URL and what it received."""
+    with slack_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Synthetic votes of ten buildings, as data files."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    measurements, metadata = make_frames(n=600, buildings=10, seed=5)
+    paths = folder / "m.csv", folder / "d.csv"
+    measurements.to_csv(paths[0], index=False)
+    metadata.to_csv(paths[1], index=False)
+    return paths
+
+
+#: The tiny models' training budget.
+TINY = {"folds": 2, "search_trials": 1, "inner_folds": 2, "max_rounds": 10}
+
+
+@pytest.fixture(scope="session")
+def tiny_models(
+    tmp_path_factory: pytest.TempPathFactory, tiny_data: tuple[Path, Path]
+) -> tuple[Path, Path]:
+    """A small model of synthetic votes, and a variant of it (another artifact, as far as a
+    registry can tell)."""
+    one = train_once(tmp_path_factory, "one", tiny_data, **TINY)
+    return one, variant(one, tiny_data[0].parent / "two")
+
+
+@pytest.fixture(scope="session")
+def tiny_challenger(tmp_path_factory: pytest.TempPathFactory, tiny_data: tuple[Path, Path]) -> Path:
+    """Another small model of the same votes, with another seed and budget: another booster,
+    so another version than the tiny models'."""
+    return train_once(
+        tmp_path_factory, "challenger", tiny_data, **{**TINY, "max_rounds": 14, "seed": 7}
+    )
 
 
 @pytest.fixture(scope="session")

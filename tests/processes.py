@@ -4,6 +4,7 @@ Prometheus's daemons, and HTTP servers in a thread."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
 
@@ -327,3 +328,27 @@ class _Forward(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
         """Quiet."""
+
+
+class SlackReceiver(BaseHTTPRequestHandler):
+    """Takes Slack incoming-webhook posts as Slack does: JSON in, ``ok`` out."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def slack_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local Slack webhook: its URL, and the messages it received."""
+    SlackReceiver.received = []
+    with in_thread(ThreadingHTTPServer(("127.0.0.1", 0), SlackReceiver)) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/services/T/B/X", SlackReceiver.received

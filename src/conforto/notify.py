@@ -167,6 +167,18 @@ def deploy_message(
     return Message("deploy", f"{icon} conforto {environment}: version {version} {verdict}", blocks)
 
 
+def challenger_message(version: str, mode: str, reason: str, figures: dict[str, Any]) -> Message:
+    """The service took a challenger out of the path (its automatic stop)."""
+    pairs = {k: f"{v:.3g}" for k, v in figures.items() if isinstance(v, int | float)}
+    blocks = [
+        _header(f"Challenger {version} ({mode}) stopped"),
+        _section(reason),
+        _fields(pairs),
+        _context("production answers every request; POST /admin/challenger starts another"),
+    ]
+    return Message("challenger", f":octagonal_sign: conforto challenger {version} stopped", blocks)
+
+
 def hello_message() -> Message:
     """What ``conforto notify test`` sends."""
     news = "training runs, promotions and rollbacks, drift, degraded performance and deploys"

@@ -93,6 +93,46 @@ def _absolute(value: Path | None) -> Path | None:
     return None if value is None else value.expanduser().absolute()
 
 
+class ChallengerSettings(BaseModel):
+    """A second model beside production in the service: A/B tests
+    (:mod:`conforto.serving.challenger`).
+    """
+
+    model: str | None = Field(
+        None,
+        description="Challenger: a registry version number or a model directory; unset: none.",
+    )
+    mode: Literal["shadow", "canary"] = Field(
+        "shadow",
+        description="shadow: production answers, the challenger scores the same rows behind it; "
+        "canary: the challenger answers a share of the clients.",
+    )
+    canary_percent: float = Field(
+        10.0, gt=0, le=100, description="Share of clients the challenger answers in canary [%]."
+    )
+    window: int = Field(
+        500, ge=10, le=100_000, description="Challenger predictions judged by the automatic stop."
+    )
+    min_predictions: int = Field(
+        50, ge=1, description="Predictions in the window before the automatic stop judges it."
+    )
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="Stop the challenger above this share of failed scorings."
+    )
+    max_p99_ms: float = Field(
+        250.0, gt=0, description="Stop the challenger above this p99 latency [ms]."
+    )
+    max_disagreement: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Stop a shadow above this share of classes unlike production's.",
+    )
+    shadow_backlog: int = Field(
+        4096, ge=1, description="Rows a shadow may have waiting; more are skipped (and counted)."
+    )
+
+
 class ServeSettings(BaseModel):
     """The prediction service."""
 
@@ -130,11 +170,12 @@ class ServeSettings(BaseModel):
         description="How long a vote for a prediction not stored yet is held as pending [s].",
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of /admin/reload; unset disables the endpoint."
+        None, description="Bearer token of the /admin routes; unset disables them."
     )
     poll_seconds: float = Field(
         5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
     )
+    challenger: ChallengerSettings = ChallengerSettings()
 
     @field_validator("model_dir", mode="before")
     @classmethod

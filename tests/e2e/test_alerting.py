@@ -4,11 +4,10 @@ to a local receiver in Slack's webhook format, and resolving it once a model is 
 
 from __future__ import annotations
 
-import http.server
 import json
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -18,10 +17,10 @@ from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
-from tests.processes import Daemon, Server, free_port, in_thread, pushgateway
+from tests.processes import Daemon, Server, free_port, pushgateway
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
 pytestmark = pytest.mark.integration
@@ -61,7 +60,7 @@ def test_every_alert_is_documented_and_tested() -> None:
         assert "conforto " in alert["annotations"]["runbook"], alert["alert"]
         assert f"alertname: {alert['alert']}" in tested, f"{alert['alert']} has no rule test"
         assert alert["alert"] in guide, f"{alert['alert']} is not in the monitoring guide"
-    assert len(alerts) == 13
+    assert len(alerts) == 14
 
 
 def _dashboard_queries() -> list[tuple[str, str]]:
@@ -74,29 +73,6 @@ def _dashboard_queries() -> list[tuple[str, str]]:
             assert "conforto_" in target["expr"] or "conforto:" in target["expr"]
             found.append((panel["title"], target["expr"]))
     return found
-
-
-class SlackReceiver(http.server.BaseHTTPRequestHandler):
-    """Takes Slack incoming-webhook posts as Slack does: JSON in, ``ok`` out."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def slack() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    SlackReceiver.received = []
-    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlackReceiver)) as server:
-        yield f"http://127.0.0.1:{server.server_address[1]}/services/T/B/X", SlackReceiver.received
 
 
 def _fast_rules(folder: Path) -> Path:

@@ -130,6 +130,9 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("DROP INDEX ix_feedback_status"))
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN status"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
+        conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN arm"))
+        conn.execute(sa.text("DROP TABLE shadow_predictions"))
+        conn.execute(sa.text("DROP TABLE challenger_events"))
         conn.execute(sa.text("DROP TABLE spool_offsets"))
         conn.execute(sa.update(schema).values(version=1))
     assert migrate(engine) == 1

@@ -19,6 +19,11 @@ class EchoPredictor:
         self.threads: set[str] = set()
         self.fail = fail
 
+    def score(
+        self, rows: list[dict[str, Any]], levels: list[float | None]
+    ) -> tuple[list[dict[str, Any]], None]:
+        return self.predict(rows, levels), None
+
     def predict(
         self, rows: list[dict[str, Any]], levels: list[float | None]
     ) -> list[dict[str, Any]]:

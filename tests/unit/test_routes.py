@@ -38,6 +38,11 @@ class FixedPredictor:
         self.calls = 0
         self.model = type("Model", (), {"manifest": {"name": "fixed", "features": []}})()
 
+    def score(
+        self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+    ) -> tuple[list[dict[str, Any]], None]:
+        return self.predict(rows, levels), None
+
     def predict(
         self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
     ) -> list[dict[str, Any]]:

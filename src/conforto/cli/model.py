@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from conforto.cli import render
-from conforto.cli.common import console, errors, fail, open_registry, stdout_to_stderr
+from conforto.cli.common import (
+    console,
+    errors,
+    fail,
+    open_registry,
+    pipeline_config,
+    stdout_to_stderr,
+)
 from conforto.cli.notify import tell
 from conforto.notify import move_message
 from conforto.settings import Settings, get_settings
@@ -66,22 +73,44 @@ def list_versions(
 
 @app.command("show")
 def show(version: Annotated[str, typer.Argument(help="Version number or 'production'.")]) -> None:
-    """Show one version: tags, lineage, metrics and artifact."""
+    """Show one version: tags, lineage, metrics, artifact and its verified local copy."""
     with errors(), stdout_to_stderr():
-        found, _ = open_registry().resolve(version)
-    typer.echo(json.dumps(found.record(), indent=2))
+        found, artifact = open_registry().resolve(version)
+    typer.echo(json.dumps({**found.record(), "local_artifact": str(artifact)}, indent=2))
 
 
 @app.command("promote")
 def promote(
     version: Annotated[str, typer.Argument(help="Version to put in production.")],
-    force: Annotated[bool, typer.Option("--force", help="Promote even if not validated.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Promote even if not validated (or not shadowed)."),
+    ] = False,
     reason: ReasonOpt = "",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pipeline config whose gate may ask for a shadow period "
+            "(shadow_min_predictions). Default: configs/pipeline.yaml when present."
+        ),
+    ] = None,
 ) -> None:
-    """Make a version the production version (only `validated` ones, unless --force)."""
+    """Make a version the production version (only `validated` ones, unless --force; after
+    its shadow period when the gate asks for one).
+    """
+    from conforto.lifecycle.shadow import promote as promote_after_shadow
+
     with errors():
-        move = open_registry().promote(
-            version, force=force, reason=reason, command="conforto model promote"
+        default = Path("configs/pipeline.yaml")
+        gate = pipeline_config(config or (default if default.is_file() else None)).gate
+        move = promote_after_shadow(
+            open_registry(),
+            version,
+            log_url=get_settings().prediction_log_url,
+            min_predictions=gate.shadow_min_predictions,
+            force=force,
+            reason=reason,
+            command="conforto model promote",
         )
     if move is None:
         console.print(f"version {version} already is in production")

@@ -284,6 +284,34 @@ def export_feedback(
     console.print(f"{rows:,} voted predictions written to {out}", highlight=False)
 
 
+@app.command("compare")
+def compare(
+    since: SinceOpt = "7d",
+    until: UntilOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report folder. Default: CONFORTO_HOME/reports/compare."),
+    ] = None,
+    reps: Annotated[int, typer.Option(help="Bootstrap replicates.", min=100, max=20_000)] = 1000,
+) -> None:
+    """Compare production with the shadow and canary challengers of a window of the prediction
+    log: agreement, class mix and, from the votes, each one's accuracy and macro-F1 with a
+    bootstrap interval of the difference. Writes compare.json and compare.html.
+    """
+    from conforto.monitor.compare import compare as compare_models
+    from conforto.monitor.compare import write_compare
+    from conforto.monitor.window import Span
+
+    with errors():
+        with console.status("reading the prediction log"):
+            report = compare_models(
+                get_settings().prediction_log_url, Span.parse(since, until), reps=reps
+            )
+        paths = write_compare(report, out_dir(out, "reports", "compare"))
+    render.compare(report)
+    console.print(f"report: {paths['compare.html']}", highlight=False)
+
+
 @app.command("check")
 def check(
     model: ServedOpt = "production",

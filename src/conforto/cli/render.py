@@ -204,3 +204,32 @@ def performance(result: dict[str, Any]) -> None:
         console.print("[bold red]degraded:[/] " + "; ".join(result["reasons"]), highlight=False)
     else:
         console.print("performance as validated", highlight=False)
+
+
+def compare(report: dict[str, Any]) -> None:
+    """Each challenger of the window beside production (``conforto monitor compare``)."""
+    table = Table(title=f"Production and its challengers ({report['predictions']:,} predictions)")
+    for col in ("challenger", "predictions", "agreement", "votes", "Δ accuracy", "Δ macro-F1"):
+        table.add_column(col, justify="left" if col == "challenger" else "right")
+    entries = [(f"shadow {v}", e) for v, e in report["shadow"].items()]
+    entries += [(f"canary {v}", e) for v, e in report["canary"].items()]
+    for name, entry in entries:
+        counted, votes = entry["predictions"], entry["votes"]
+        agreement = entry.get("agreement")
+        difference = entry.get("difference")
+        table.add_row(
+            name,
+            f"{counted:,}" if isinstance(counted, int) else f"{counted['canary']:,}",
+            "" if agreement is None else f"{agreement:.1%}",
+            f"{votes:,}" if isinstance(votes, int) else f"{votes['canary']:,}",
+            *(
+                f"{d['value']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
+                for d in (difference["accuracy"], difference["macro_f1"])
+            )
+            if difference
+            else ("too few votes", ""),
+        )
+    if not entries:
+        console.print("no challenger ran in this window")
+        return
+    console.print(table)

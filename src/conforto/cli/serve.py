@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from conforto.settings import get_settings
+
+
+class Mode(StrEnum):
+    """How a challenger runs beside production."""
+
+    shadow = "shadow"
+    canary = "canary"
 
 
 def serve(
@@ -23,12 +31,31 @@ def serve(
         ),
     ] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    challenger: Annotated[
+        str | None,
+        typer.Option(
+            "--challenger",
+            help="A second model beside production: a registry version or a model directory.",
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            help="shadow: production answers, the challenger scores behind it; "
+            "canary: the challenger answers a share of the clients."
+        ),
+    ] = Mode.shadow,
+    canary_percent: Annotated[
+        float,
+        typer.Option(help="Share of clients a canary answers [%].", min=0.01, max=100),
+    ] = 10.0,
 ) -> None:
     """Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs.
 
     With a tracking server and the production model, the server's production version is
     downloaded and verified first (the service itself reads only the local pointer); when the
-    server cannot be reached, what this machine has serves.
+    server cannot be reached, what this machine has serves. A challenger's automatic stop and
+    the rest of its settings: CONFORTO_SERVE__CHALLENGER__* (see the serving guide).
     """
     import uvicorn
 
@@ -46,6 +73,14 @@ def serve(
         # uvicorn's workers are processes of their own: they read the settings from the
         # environment they inherit
         os.environ["CONFORTO_SERVE__MODEL_DIR"] = str(Path(model).resolve())
+        get_settings.cache_clear()
+    if challenger is not None:
+        folder = Path(challenger)
+        os.environ["CONFORTO_SERVE__CHALLENGER__MODEL"] = (
+            str(folder.resolve()) if folder.is_dir() else challenger
+        )
+        os.environ["CONFORTO_SERVE__CHALLENGER__MODE"] = mode.value
+        os.environ["CONFORTO_SERVE__CHALLENGER__CANARY_PERCENT"] = str(canary_percent)
         get_settings.cache_clear()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         import tempfile

@@ -72,6 +72,13 @@ class GateConfig(BaseModel):
         description="Log loss [nats] each occupant-response head must save over its physics "
         "baseline (PPD/100; a logistic model on PMV), out of fold.",
     )
+    shadow_min_predictions: int | None = Field(
+        None,
+        ge=1,
+        description="The shadow check: `conforto model promote` takes a version (without "
+        "--force) only after it scored this many of production's requests as a shadow "
+        "challenger and was never stopped automatically; unset: no shadow period.",
+    )
     seed: int = 0
 
 

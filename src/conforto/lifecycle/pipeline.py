@@ -223,6 +223,13 @@ def _promote(stages: _Stages, result: PipelineResult) -> None:
     version = stages.registry.store.get(result.version)
     if "validated" not in version.tags or {"production", "archived"} & set(version.tags):
         return
+    if stages.config.gate.shadow_min_predictions is not None:
+        stages.notify(
+            f"version {version.version} waits for its shadow period before production: "
+            f"`conforto serve --challenger {version.version}`, then `conforto model promote "
+            f"{version.version}`"
+        )
+        return
     with tracked_run(
         stages.tracker, "model_promotion", {"stage": "promote"}, outbox=stages.outbox
     ) as run:

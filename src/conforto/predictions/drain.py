@@ -188,7 +188,7 @@ class Drainer:
             for table, _ in rows:
                 if table == "predictions":
                     self.status.predictions += 1
-                else:
+                elif table == "feedback":
                     self.status.feedback += 1
         if sealed and end >= path.stat().st_size:
             self._delete(path, claim)

@@ -56,9 +56,25 @@ PREDICTION_FIELDS = (
     "prediction_set",
     "coverage",
     *RESPONSE_FIELDS,
+    "arm",
 )
 #: A queued vote's values.
 FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
+#: A shadow challenger's answer to a prediction production gave: its class and probabilities,
+#: or ``error`` (the exception's name) when it failed; ``latency_ms`` is its batch's time.
+SHADOW_FIELDS = (
+    "prediction_id",
+    "created",
+    "model_version",
+    "predicted_class",
+    "p_cool",
+    "p_neutral",
+    "p_warm",
+    "latency_ms",
+    "error",
+)
+#: A challenger's start or automatic stop: ``event`` is ``started``, ``removed`` or ``stopped``.
+EVENT_FIELDS = ("created", "model_version", "mode", "event", "reason")
 
 
 def queued_prediction(
@@ -68,10 +84,11 @@ def queued_prediction(
     site: str | None = None,
     *,
     now: float | None = None,
+    arm: str | None = None,
 ) -> Queued:
     """A prediction (the API's response shape) and the inputs given (no ``None``s) as spooled:
     flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
-    defaults to the current time.
+    defaults to the current time, ``arm`` is ``canary`` when a challenger answered.
     """
     p = prediction["probabilities"]
     members = prediction.get("prediction_set")
@@ -95,6 +112,7 @@ def queued_prediction(
             prediction.get("dissatisfied"),
             prediction.get("unacceptable"),
             *(_NO_PREFERENCE if preference is None else preference.values()),
+            arm,
         ),
     )
 
@@ -214,19 +232,32 @@ class PredictionLog:
         inputs: Sequence[dict[str, Any]],
         latencies_ms: Sequence[float],
         sites: Sequence[str | None],
+        arm: str | None = None,
     ) -> bool:
         """Spool predictions (the API's response shapes, with the inputs given, the latency
-        [ms] and the site of each) in one write; False when the disk refused them.
+        [ms] and the site of each; ``arm`` ``canary`` when a challenger answered them) in one
+        write; False when the disk refused them.
         """
         now = time.time()
         rows = [
-            queued_prediction(*row, now=now)
+            queued_prediction(*row, now=now, arm=arm)
             for row in zip(results, inputs, latencies_ms, sites, strict=True)
         ]
         if not self.spool.append(rows):
             return False
         self.recent.add([r["prediction_id"] for r in results])
         return True
+
+    def add_shadow(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+        """Spool a shadow challenger's answers (values in the order of :data:`SHADOW_FIELDS`,
+        ``created`` left out: now); False when the disk refused them.
+        """
+        now = time.time()
+        return self.spool.append([("shadow", (row[0], now, *row[1:])) for row in rows])
+
+    def add_event(self, version: str, mode: str, event: str, reason: str = "") -> bool:
+        """Spool a challenger's start, removal or automatic stop (:data:`EVENT_FIELDS`)."""
+        return self.spool.append([("events", (time.time(), version, mode, event, reason))])
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Spool an occupant's vote for a prediction; False when the disk refused it."""

@@ -29,6 +29,7 @@ import re
 import secrets
 import socket
 import struct
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A spooled row: its table (``"predictions"`` or ``"feedback"``) and its values.
+#: A spooled row: its table (``"predictions"``, ``"feedback"``, ``"shadow"`` or ``"events"``)
+#: and its values.
 Queued = tuple[str, tuple[Any, ...]]
 HEADER = struct.Struct("<4sIII")
 MAGIC = b"CSP1"
@@ -189,6 +191,7 @@ class Spool:
         self._seq = 0
         self._size = 0
         self._last_warning = 0.0
+        self._writing = threading.Lock()
 
     def _open(self, seq: int) -> int:
         path = self.directory / f"{self.owner}.{seq:06d}.seg"
@@ -199,16 +202,17 @@ class Spool:
         them (they are counted as dropped and logged; nothing half-written stays).
         """
         frame = encode(rows)
-        try:
-            written = os.write(self._fd, frame)
-            if written < len(frame):  # a full disk may take part of it
-                raise OSError(errno.ENOSPC, "short write")
-        except OSError as exc:
-            self._refused(exc, len(rows))
-            return False
-        self._size += written
-        if self._size >= self.segment_bytes:
-            self._rotate()
+        with self._writing:  # the batcher's, a shadow's, a canary's and the routes' threads
+            try:
+                written = os.write(self._fd, frame)
+                if written < len(frame):  # a full disk may take part of it
+                    raise OSError(errno.ENOSPC, "short write")
+            except OSError as exc:
+                self._refused(exc, len(rows))
+                return False
+            self._size += written
+            if self._size >= self.segment_bytes:
+                self._rotate()
         return True
 
     def _refused(self, exc: OSError, rows: int) -> None:

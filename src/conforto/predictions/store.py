@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError, LogUnavailable
-from conforto.predictions.log import FEEDBACK_FIELDS, PREDICTION_FIELDS, RESPONSE_FIELDS
+from conforto.predictions.log import (
+    EVENT_FIELDS,
+    FEEDBACK_FIELDS,
+    PREDICTION_FIELDS,
+    RESPONSE_FIELDS,
+    SHADOW_FIELDS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +47,33 @@ predictions = sa.Table(
     sa.Column("prediction_set", sa.String(24)),
     sa.Column("coverage", sa.Float),
     *(sa.Column(name, sa.Float) for name in RESPONSE_FIELDS),
+    # who answered: null (production) or "canary" (a challenger)
+    sa.Column("arm", sa.String(12)),
+)
+#: A shadow challenger's answers, beside production's (same ``prediction_id``).
+shadow = sa.Table(
+    "shadow_predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    sa.Column("predicted_class", sa.String(8)),
+    sa.Column("p_cool", sa.Float),
+    sa.Column("p_neutral", sa.Float),
+    sa.Column("p_warm", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.String(64)),
+)
+#: Challengers started, removed and stopped automatically, with the reason.
+challenger_events = sa.Table(
+    "challenger_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("event", sa.String(8), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
 )
 feedback = sa.Table(
     "feedback",
@@ -64,7 +97,7 @@ spool_offsets = sa.Table(
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -94,12 +127,20 @@ def _add_responses(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
 
 
+def _add_arm(conn: sa.Connection) -> None:
+    """Version 6: ``predictions.arm`` (null before: production answered); the challenger's
+    tables are new, made by ``create_all``.
+    """
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN arm VARCHAR(12)"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_site,
     2: _add_status,
     3: _add_sets,
     4: _add_responses,
+    5: _add_arm,
 }
 
 
@@ -199,26 +240,37 @@ class LogDatabase:
         """
         made = [_row(PREDICTION_FIELDS, q) for table, q in batch if table == "predictions"]
         votes = [_row(FEEDBACK_FIELDS, q) for table, q in batch if table == "feedback"]
+        shadowed = [_row(SHADOW_FIELDS, q) for table, q in batch if table == "shadow"]
+        events = [_row(EVENT_FIELDS, q) for table, q in batch if table == "events"]
         with _unavailable():
             self._ensure_schema()
             try:
-                self._insert(made, votes, position)
+                self._insert(made, votes, position, shadowed, events)
             except sa.exc.IntegrityError:
                 stored = self._stored([row["prediction_id"] for row in made])
-                if not stored:
+                seen = self._stored([row["prediction_id"] for row in shadowed], shadow)
+                if not stored and not seen:
                     raise
                 fresh = [row for row in made if row["prediction_id"] not in stored]
-                self._insert(fresh, votes, position)
+                fresh_shadow = [row for row in shadowed if row["prediction_id"] not in seen]
+                self._insert(fresh, votes, position, fresh_shadow, events)
 
     def _insert(
         self,
         made: list[dict[str, Any]],
         votes: list[dict[str, Any]],
         position: tuple[str, int] | None,
+        shadowed: list[dict[str, Any]],
+        events: list[dict[str, Any]],
     ) -> None:
         with self.engine.begin() as conn:
-            if made:
-                conn.execute(sa.insert(predictions), made)
+            for table, rows in (
+                (predictions, made),
+                (shadow, shadowed),
+                (challenger_events, events),
+            ):
+                if rows:
+                    conn.execute(sa.insert(table), rows)
             if votes:
                 conn.execute(sa.insert(feedback), [{**v, "status": "pending"} for v in votes])
             if made or votes:
@@ -238,10 +290,8 @@ class LogDatabase:
                 if moved.rowcount == 0:
                     conn.execute(sa.insert(spool_offsets).values(segment=segment, position=end))
 
-    def _stored(self, prediction_ids: list[str]) -> set[str]:
-        query = sa.select(predictions.c.prediction_id).where(
-            predictions.c.prediction_id.in_(prediction_ids)
-        )
+    def _stored(self, prediction_ids: list[str], table: sa.Table = predictions) -> set[str]:
+        query = sa.select(table.c.prediction_id).where(table.c.prediction_id.in_(prediction_ids))
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 

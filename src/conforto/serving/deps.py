@@ -74,7 +74,7 @@ async def require_admin(
     """
     token = service.settings.serve.admin_token
     if token is None:
-        raise HTTPException(404, "reload is disabled: set CONFORTO_SERVE__ADMIN_TOKEN")
+        raise HTTPException(404, "the admin routes are off: set CONFORTO_SERVE__ADMIN_TOKEN")
     if credentials is None:
         raise HTTPException(
             401, "send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}

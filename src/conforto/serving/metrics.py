@@ -72,6 +72,45 @@ FEEDBACK = Counter("conforto_feedback", "Votes accepted, by status.", ["status"]
 FEEDBACK_ORPHANED = Counter(
     "conforto_feedback_orphaned", "Pending votes whose prediction never landed in the horizon."
 )
+MODEL_PREDICTIONS = Counter(
+    "conforto_model_predictions",
+    "Predictions by the model that made them: production, canary (a challenger answering) or "
+    "shadow (a challenger scoring behind production).",
+    ["arm", "version"],
+)
+MODEL_LATENCY = Histogram(
+    "conforto_model_prediction_seconds",
+    "Time from a request's arrival to its prediction (shadow: the challenger's batch) [s].",
+    ["arm"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SHADOW_COMPARED = Counter(
+    "conforto_shadow_compared", "Predictions a shadow challenger also scored.", ["version"]
+)
+SHADOW_AGREED = Counter(
+    "conforto_shadow_agreed", "Shadow predictions of the same class as production's.", ["version"]
+)
+SHADOW_SKIPPED = Counter(
+    "conforto_shadow_skipped", "Predictions a shadow challenger skipped: it was behind."
+)
+CHALLENGER = Gauge(
+    "conforto_challenger_state",
+    "The challenger: 1 for its version, mode and state (running, stopped), 0 once replaced.",
+    ["version", "mode", "state"],
+    multiprocess_mode="livemax",
+)
+CHALLENGER_WINDOW = Gauge(
+    "conforto_challenger_window",
+    "The challenger's automatic-stop window: error_rate, p99_ms, disagreement, predictions.",
+    ["figure"],
+    multiprocess_mode="livemax",
+)
+CHALLENGER_FAILURES = Counter(
+    "conforto_challenger_failures", "Challenger scorings that failed, by mode.", ["mode"]
+)
+CHALLENGER_STOPS = Counter(
+    "conforto_challenger_stops", "Challengers stopped automatically, by reason.", ["reason"]
+)
 ERRORS = Counter("conforto_errors", "Error responses and failures, by type.", ["type"])
 RELOADS = Counter("conforto_model_reloads", "Model reloads, by outcome.", ["outcome"])
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 _normalise = lru_cache(maxsize=4096)(normalise_value)
 
 
+#: An ordinary room, scored once after loading so the first request finds everything warm.
+WARM_UP = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
 #: The occupant responses of a model without heads.
 NO_RESPONSES: dict[str, Any] = {"dissatisfied": None, "unacceptable": None, "preference": None}
 
@@ -116,6 +118,18 @@ class Predictor:
         members = conformal.sets(proba, np.asarray(chosen), decisions, climates)
         return set_labels(members), chosen
 
+    def classify(
+        self, observations: Sequence[dict[str, Any]], matrix: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Only the classes (indices into ``CLASS_NAMES``) and their probabilities: what a
+        shadow challenger needs, without the sets, responses and notes. ``matrix``: the
+        observations already encoded for these very features (by production's predictor).
+        """
+        if matrix is None:
+            matrix, _, _ = self.matrix(observations)
+        proba = self.model.predict_matrix(matrix)
+        return self.model.decide(proba), proba
+
     def predict(
         self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
     ) -> list[dict[str, Any]]:
@@ -124,6 +138,12 @@ class Predictor:
         ``levels``: the confidence level each observation's prediction set was asked at
         (``None``, or none given: the predictor's ``coverage``).
         """
+        return self.score(observations, levels)[0]
+
+    def score(
+        self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
         decided = self.model.decide(proba)
@@ -156,7 +176,7 @@ class Predictor:
                 **answers,
             }
             for decision, p, pmv, ppd, row_notes, prediction_id, members, level, answers in rows
-        ]
+        ], matrix
 
     def responses(self, matrix: np.ndarray) -> list[dict[str, Any]]:
         """Each row's occupant responses in the API's shape (null each without the heads)."""
@@ -174,9 +194,9 @@ class Predictor:
 
 
 #: Called in the batcher's thread with each batch, before any of its answers is sent: the
-#: observations, what each request passed along (:meth:`MicroBatcher.predict`'s ``context``)
-#: and the predictions.
-AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[dict[str, Any]]], None]
+#: observations, what each request passed along (:meth:`MicroBatcher.predict`'s ``context``),
+#: the predictions and the model matrix they came from.
+AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[dict[str, Any]], np.ndarray], None]
 
 
 class MicroBatcher:
@@ -232,9 +252,9 @@ class MicroBatcher:
     def _score(
         self, rows: list[dict[str, Any]], levels: list[float | None], contexts: list[Any]
     ) -> list[dict[str, Any]]:
-        results = self.predictor.predict(rows, levels)
+        results, matrix = self.predictor.score(rows, levels)
         if self.after is not None:
-            self.after(rows, contexts, results)
+            self.after(rows, contexts, results, matrix)
         return results
 
     async def _drain(self) -> None:

@@ -167,3 +167,39 @@ class Reloaded(BaseModel):
     previous_version: str | None
     model_version: str
     changed: bool
+
+
+class ChallengerRequest(BaseModel):
+    """A challenger to start beside production (``POST /admin/challenger``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A registry version number (`production`: a dry run) or a model directory "
+        "on the server.",
+        examples=["3"],
+    )
+    mode: Literal["shadow", "canary"] = Field(
+        "shadow", description="shadow: scored behind production; canary: answers a share."
+    )
+    canary_percent: float = Field(
+        10.0, gt=0, le=100, description="Share of clients a canary answers [%]."
+    )
+
+
+class ChallengerStatus(BaseModel):
+    """The challenger in the service, and how its automatic-stop window stands."""
+
+    version: str
+    mode: Literal["shadow", "canary"]
+    canary_percent: float | None
+    state: Literal["running", "stopped"]
+    stopped_because: str | None
+    started: str
+    shadowed: int = Field(description="Predictions the shadow scored.")
+    skipped: int = Field(description="Predictions the shadow skipped, being behind.")
+    window: dict[str, float | None] = Field(
+        description="predictions, error_rate, p99_ms [ms] and disagreement over the window."
+    )

@@ -11,30 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
+from conforto.notify import challenger_message, notify
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
 from conforto.serving import metrics
-from conforto.serving.runtime import MicroBatcher, Predictor
+from conforto.serving.challenger import Challenger, Mode, load_challenger
+from conforto.serving.runtime import WARM_UP, MicroBatcher, Predictor
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
+
     from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
-
-#: An ordinary room, scored once after loading so the first request finds everything warm.
-WARM_UP = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,12 @@ class ServiceState:
         self.runtime = Runtime(error="starting")
         self.batcher: MicroBatcher | None = None
         self.log: PredictionLog | None = None
+        self.challenger: Challenger | None = None
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
         self._per_class = {name: metrics.PREDICTIONS.labels(name) for name in CLASS_NAMES}
         self._per_size = {n: metrics.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
+        self._latency = {arm: metrics.MODEL_LATENCY.labels(arm) for arm in ("production", "canary")}
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -137,6 +142,12 @@ class ServiceState:
         self.serve(load_runtime(self.model_dir, self.settings))
         if self.model_dir is None and self.settings.serve.poll_seconds > 0:
             self._poller = asyncio.create_task(self._follow_production())
+        wanted = self.settings.serve.challenger
+        if wanted.model is not None:
+            try:
+                await self.set_challenger(wanted.model, wanted.mode, wanted.canary_percent)
+            except ReloadError as exc:  # production serves alone: say why
+                log.error("no challenger: %s", exc)
 
     async def stop(self) -> None:
         """Stop polling and predicting; flush the prediction log."""
@@ -144,6 +155,8 @@ class ServiceState:
             self._poller.cancel()
         if self.batcher is not None:
             self.batcher.close()
+        if self.challenger is not None:
+            self.challenger.close()
         if self.log is not None:
             await to_thread.run_sync(self.log.close)
 
@@ -184,9 +197,11 @@ class ServiceState:
         start: float,
         site: str | None = None,
         coverage: float | None = None,
+        client: str | None = None,
     ) -> dict[str, Any]:
         """One observation's prediction, scored with whatever else is waiting (micro-batch),
-        and in the prediction log's spool before it is returned.
+        and in the prediction log's spool before it is returned: production's, or a canary
+        challenger's when it answers ``client``.
 
         Parameters
         ----------
@@ -198,6 +213,8 @@ class ServiceState:
             The building or site the caller named, if any.
         coverage
             Confidence level of the prediction set; ``None``: the service's default.
+        client
+            Who asks (``X-Client-Id``, else the address): a canary answers a share of them.
 
         Raises
         ------
@@ -206,6 +223,12 @@ class ServiceState:
         """
         if self.runtime.predictor is None or self.batcher is None:
             raise self._no_model()
+        challenger = self.challenger
+        if challenger is not None and client is not None and challenger.answers(client):
+            try:
+                return await challenger.batcher.predict(inputs, (start, site), coverage)
+            except Exception as exc:
+                challenger.failed(start, exc)
         return await self.batcher.predict(inputs, (start, site), coverage)
 
     def predict_rows(
@@ -214,28 +237,131 @@ class ServiceState:
         start: float,
         sites: list[str | None],
         coverage: float | None = None,
+        client: str | None = None,
     ) -> list[dict[str, Any]]:
         """Several observations' predictions in one call, spooled before they are returned
         (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row.
         """
-        results = self.predictor.predict(rows, [coverage] * len(rows))
-        self._after(rows, [(start, site) for site in sites], results)
+        levels, contexts = [coverage] * len(rows), [(start, site) for site in sites]
+        challenger = self.challenger
+        if challenger is not None and client is not None and challenger.answers(client):
+            try:
+                results, matrix = challenger.predictor.score(rows, levels)
+            except Exception as exc:
+                challenger.failed(start, exc)
+            else:
+                challenger.canary_answered(rows, contexts, results, matrix)
+                return results
+        results, matrix = self.predictor.score(rows, levels)
+        self._after(rows, contexts, results, matrix)
         return results
 
     def _after(
-        self, rows: list[dict[str, Any]], contexts: list[Any], results: list[dict[str, Any]]
+        self,
+        rows: list[dict[str, Any]],
+        contexts: list[Any],
+        results: list[dict[str, Any]],
+        matrix: np.ndarray,
+        arm: str = "production",
     ) -> None:
-        """Count a batch's predictions and spool them (in the predicting thread)."""
+        """Count a batch's predictions and spool them (in the predicting thread); hand
+        production's to a shadow challenger.
+        """
         for name, count in Counter(r["predicted_class"] for r in results).items():
             self._per_class[name].inc(count)
         for size, count in Counter(
             len(r["prediction_set"]) for r in results if r["prediction_set"] is not None
         ).items():
             self._per_size[size].inc(count)
+        now = time.perf_counter()
+        latencies = [(now - start) * 1000.0 for start, _ in contexts]
+        if results:
+            metrics.MODEL_PREDICTIONS.labels(arm, results[0]["model_version"]).inc(len(results))
+        for latency in latencies:
+            self._latency[arm].observe(latency / 1000.0)
         if self.log is not None:
-            now = time.perf_counter()
-            latencies = [(now - start) * 1000.0 for start, _ in contexts]
-            self.log.add_predictions(results, rows, latencies, [site for _, site in contexts])
+            sites = [site for _, site in contexts]
+            logged_arm = None if arm == "production" else arm
+            self.log.add_predictions(results, rows, latencies, sites, logged_arm)
+        challenger = self.challenger
+        if arm == "production" and challenger is not None and self.runtime.predictor is not None:
+            challenger.shadow(rows, results, (self.runtime.predictor.features, matrix))
+
+    # ------------------------------------------------------------------------------ challenger
+
+    async def set_challenger(self, spec: str, mode: Mode, percent: float) -> dict[str, Any]:
+        """Load a challenger beside production (in place of any other) and start it.
+
+        Parameters
+        ----------
+        spec
+            A model directory or a registry version (``production``: a dry run).
+        mode
+            ``shadow`` or ``canary``.
+        percent
+            The canary's share of clients [%].
+
+        Returns
+        -------
+        dict
+            Its status (:meth:`Challenger.status`).
+
+        Raises
+        ------
+        ReloadError
+            When it cannot be loaded; the challenger before (if any) keeps running.
+        """
+        async with self._swap:
+            predictor = await to_thread.run_sync(load_challenger, spec, self.settings)
+            challenger = Challenger(
+                predictor,
+                self.settings.serve.challenger,
+                mode=mode,
+                percent=percent,
+                log=self.log,
+                answered=partial(self._after, arm="canary"),
+                on_stop=self.challenger_stopped,
+            )
+            self._replace_challenger(challenger)
+            return challenger.status()
+
+    def remove_challenger(self) -> dict[str, Any] | None:
+        """Take the challenger out (production answers everything); its last status."""
+        previous = self.challenger
+        self._replace_challenger(None)
+        return None if previous is None else previous.status()
+
+    def _replace_challenger(self, new: Challenger | None) -> None:
+        old, self.challenger = self.challenger, new
+        if old is not None:
+            old.close()
+            metrics.CHALLENGER.labels(old.version, old.mode, "running").set(0)
+            metrics.CHALLENGER.labels(old.version, old.mode, "stopped").set(0)
+            if old.running:
+                self._event(old, "removed")
+            log.info("challenger %s (%s) removed", old.version, old.mode)
+        if new is not None:
+            metrics.CHALLENGER.labels(new.version, new.mode, "running").set(1)
+            self._event(new, "started")
+            log.info("challenger %s in %s", new.version, new.mode)
+
+    def _event(self, challenger: Challenger, event: str, reason: str = "") -> None:
+        if self.log is not None:
+            self.log.add_event(challenger.version, challenger.mode, event, reason)
+
+    def challenger_stopped(self, challenger: Challenger, kind: str, reason: str) -> None:
+        """The automatic stop fired (in a worker thread): log, count, record and notify it."""
+        log.warning("challenger %s (%s) stopped: %s", challenger.version, challenger.mode, reason)
+        metrics.CHALLENGER_STOPS.labels(kind).inc()
+        metrics.CHALLENGER.labels(challenger.version, challenger.mode, "running").set(0)
+        metrics.CHALLENGER.labels(challenger.version, challenger.mode, "stopped").set(1)
+        self._event(challenger, "stopped", reason)
+        message = challenger_message(
+            challenger.version, challenger.mode, reason, challenger.window.figures()
+        )
+        threading.Thread(
+            target=notify, args=(self.settings, message), name="conforto-notify", daemon=True
+        ).start()
 
     # ---------------------------------------------------------------------------------- reloads
 

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from conforto.serving.deps import ServiceDep, service_of
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
+from conforto.serving.state import ServiceState
 from conforto.settings import MAX_LEVEL, MIN_LEVEL
 
 router = APIRouter()
@@ -87,6 +88,18 @@ async def parse_body(request: Request, model: type[Body]) -> Body:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
+def client_of(request: Request, service: ServiceState) -> str | None:
+    """Who asks, for a canary's sticky choice: ``X-Client-Id``, else the client's address
+    (``None`` without a canary: nothing to choose).
+    """
+    if service.challenger is None or service.challenger.mode != "canary":
+        return None
+    named = request.headers.get("x-client-id")
+    if named:
+        return named
+    return request.client.host if request.client else ""
+
+
 @router.post(
     "/predict",
     response_model=Prediction,
@@ -103,7 +116,7 @@ async def predict(request: Request) -> dict[str, Any]:
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
-    return await service.predict(inputs, start, site, coverage)
+    return await service.predict(inputs, start, site, coverage, client_of(request, service))
 
 
 @router.post(
@@ -112,7 +125,7 @@ async def predict(request: Request) -> dict[str, Any]:
     responses={413: {"description": "Too many observations."}},
 )
 async def predict_batch(
-    batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
+    request: Request, batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
 ) -> dict[str, Any]:
     """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
     prediction set at ``coverage``.
@@ -125,6 +138,9 @@ async def predict_batch(
     start = time.perf_counter()
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
     sites = [row.pop("site", None) for row in rows]
+    client = client_of(request, service)
     return {
-        "predictions": await to_thread.run_sync(service.predict_rows, rows, start, sites, coverage)
+        "predictions": await to_thread.run_sync(
+            service.predict_rows, rows, start, sites, coverage, client
+        )
     }

@@ -1,0 +1,356 @@
+"""Production against its challengers, from the prediction log: the A/B report.
+
+A **shadow** challenger scored the very requests production answered, so the two are compared
+row by row: how often they agree, each one's class mix and, on the rows occupants voted on,
+each one's realised accuracy and macro-F1 with a *paired* bootstrap interval of the difference
+(the same resampled buildings, or sites, or days, for both). A **canary** answered other
+clients than production, so its figures are set beside production's over the same window and
+the interval of the difference resamples each side on its own.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import sqlalchemy as sa
+
+from conforto.data.target import CLASS_NAMES, sensation_class
+from conforto.errors import LogUnavailable
+from conforto.fileio import atomic_write_json, atomic_write_text
+from conforto.metrics.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
+from conforto.monitor.window import read_votes
+from conforto.predictions.store import challenger_events, migrate, predictions, shadow
+from conforto.reports import figure_uri, new_figure, render
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from conforto.monitor.window import Span
+
+#: Fewest voted rows on each side before accuracy and macro-F1 are reported.
+MIN_VOTES = 20
+#: The report's figures, in this order.
+SCORES = ("accuracy", "macro_f1")
+
+
+def read_ab(url: str, span: Span) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The window's predictions with their shadow's answer (if any) and latest vote, and the
+    challengers' events.
+
+    Returns
+    -------
+    tuple
+        ``(rows, events)``: one row per prediction (``arm``: ``production`` or ``canary``;
+        ``shadow_version``, ``shadow_class``, ``shadow_error`` where a shadow scored it;
+        ``vote``: the voted class index, NaN without one) and the events of the window.
+
+    Raises
+    ------
+    LogUnavailable
+        When the database cannot be read.
+    """
+    within = sa.and_(predictions.c.created >= span.start, predictions.c.created < span.end)
+    query = (
+        sa.select(
+            predictions.c.prediction_id,
+            predictions.c.created,
+            predictions.c.model_version,
+            predictions.c.predicted_class,
+            predictions.c.site,
+            predictions.c.arm,
+            shadow.c.model_version.label("shadow_version"),
+            shadow.c.predicted_class.label("shadow_class"),
+            shadow.c.error.label("shadow_error"),
+        )
+        .select_from(
+            predictions.outerjoin(shadow, shadow.c.prediction_id == predictions.c.prediction_id)
+        )
+        .where(within)
+    )
+    events = sa.select(challenger_events).where(
+        challenger_events.c.created >= span.start, challenger_events.c.created < span.end
+    )
+    with _reading(url) as conn:
+        rows = _table(conn.execute(query))
+        found = _table(conn.execute(events))
+    rows["arm"] = rows["arm"].fillna("production")
+    votes = read_votes(url, rows["prediction_id"].tolist()).set_index("prediction_id")
+    rows["vote"] = sensation_class(rows["prediction_id"].map(votes["thermal_sensation"]))
+    return rows, found
+
+
+@contextmanager
+def _reading(url: str) -> Iterator[sa.Connection]:
+    """A connection to the log, its tables made first (a log from before the challengers, or
+    none yet, reads as empty); errors become :class:`LogUnavailable`.
+    """
+    engine = sa.create_engine(url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            yield conn
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    """SQLite hands back naive times (stored in UTC), PostgreSQL aware ones."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _table(result: sa.CursorResult[Any]) -> pd.DataFrame:
+    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+
+def _codes(classes: pd.Series) -> npt.NDArray[np.int64]:
+    codes = classes.map({name: i for i, name in enumerate(CLASS_NAMES)})
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _groups(rows: pd.DataFrame) -> npt.NDArray[np.int64]:
+    """Clusters of the bootstrap: the site where named, else the day."""
+    created = pd.to_datetime(rows["created"], utc=True)
+    day = "day " + created.dt.strftime("%Y-%m-%d")
+    named = rows["site"].where(rows["site"].notna(), day).astype(str)
+    return pd.factorize(named)[0].astype(np.int64)
+
+
+def _replicates(
+    y: npt.NDArray[np.int64],
+    pred: npt.NDArray[np.int64],
+    inverse: npt.NDArray[np.int64],
+    draws: npt.NDArray[np.float64],
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Accuracy and macro-F1 of each bootstrap replicate (``draws`` from :func:`cluster_draws`)."""
+    cells = np.zeros((draws.shape[1], N_CLASSES * N_CLASSES))
+    np.add.at(cells, (inverse, y * N_CLASSES + pred), 1.0)
+    confusions = (draws @ cells).reshape(-1, N_CLASSES, N_CLASSES)
+    total = confusions.sum(axis=(1, 2))
+    correct = np.trace(confusions, axis1=1, axis2=2)
+    accuracy = np.divide(correct, total, out=np.full(len(total), np.nan), where=total > 0)
+    return {"accuracy": accuracy, "macro_f1": macro_f1_from_confusion(confusions)}
+
+
+def _scores(y: npt.NDArray[np.int64], pred: npt.NDArray[np.int64]) -> dict[str, float]:
+    confusion = np.bincount(y * N_CLASSES + pred, minlength=N_CLASSES**2).reshape(3, 3)
+    return {
+        "accuracy": float((y == pred).mean()),
+        "macro_f1": float(macro_f1_from_confusion(confusion)),
+    }
+
+
+def _interval(values: npt.NDArray[np.float64]) -> list[float]:
+    low, high = np.nanquantile(values, [0.025, 0.975])
+    return [float(low), float(high)]
+
+
+def _mix(classes: pd.Series) -> dict[str, float]:
+    shares = classes.value_counts(normalize=True)
+    return {name: float(shares.get(name, 0.0)) for name in CLASS_NAMES}
+
+
+def compare_shadow(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Production and one shadow on the same requests (``rows``: one challenger's).
+
+    Returns
+    -------
+    dict
+        ``predictions``, ``failed``, ``agreement``, the class mix of each, and, with at least
+        :data:`MIN_VOTES` votes, ``votes``, each model's ``accuracy``/``macro_f1`` and the
+        ``difference`` (challenger − production) with its paired 95 % bootstrap interval.
+    """
+    scored = rows[rows["shadow_class"].notna()]
+    out: dict[str, Any] = {
+        "predictions": len(rows),
+        "failed": int(rows["shadow_error"].notna().sum()),
+        "production_versions": sorted(scored["model_version"].unique().tolist()),
+        "agreement": float((scored["shadow_class"] == scored["predicted_class"]).mean())
+        if len(scored)
+        else None,
+        "class_mix": {
+            "production": _mix(scored["predicted_class"]),
+            "challenger": _mix(scored["shadow_class"]),
+        },
+    }
+    voted = scored[scored["vote"].notna()]
+    out["votes"] = len(voted)
+    if len(voted) < MIN_VOTES:
+        return out
+    y = voted["vote"].to_numpy(np.int64)
+    champion, challenger = _codes(voted["predicted_class"]), _codes(voted["shadow_class"])
+    inverse, draws = cluster_draws(_groups(voted), reps, seed)
+    before = _replicates(y, champion, inverse, draws)
+    after = _replicates(y, challenger, inverse, draws)
+    out["production"], out["challenger"] = _scores(y, champion), _scores(y, challenger)
+    out["difference"] = {
+        name: {
+            "value": out["challenger"][name] - out["production"][name],
+            "ci": _interval(after[name] - before[name]),
+        }
+        for name in SCORES
+    }
+    return out
+
+
+def compare_canary(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Production's answers and one canary's, to other clients in the same window.
+
+    Returns
+    -------
+    dict
+        The counts and class mix of each arm and, with at least :data:`MIN_VOTES` votes on
+        each side, their ``accuracy``/``macro_f1`` and the ``difference`` (canary −
+        production) with a 95 % bootstrap interval resampling each arm on its own.
+    """
+    arms = {
+        "production": rows[rows["arm"] == "production"],
+        "canary": rows[rows["arm"] == "canary"],
+    }
+    out: dict[str, Any] = {
+        "predictions": {arm: len(frame) for arm, frame in arms.items()},
+        "class_mix": {arm: _mix(frame["predicted_class"]) for arm, frame in arms.items()},
+    }
+    voted = {arm: frame[frame["vote"].notna()] for arm, frame in arms.items()}
+    out["votes"] = {arm: len(frame) for arm, frame in voted.items()}
+    if min(out["votes"].values()) < MIN_VOTES:
+        return out
+    replicates = {}
+    for k, (arm, frame) in enumerate(voted.items()):
+        y, pred = frame["vote"].to_numpy(np.int64), _codes(frame["predicted_class"])
+        out[arm] = _scores(y, pred)
+        inverse, draws = cluster_draws(_groups(frame), reps, seed + k)
+        replicates[arm] = _replicates(y, pred, inverse, draws)
+    out["difference"] = {
+        name: {
+            "value": out["canary"][name] - out["production"][name],
+            "ci": _interval(replicates["canary"][name] - replicates["production"][name]),
+        }
+        for name in SCORES
+    }
+    return out
+
+
+def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The A/B report of a window of the prediction log: every shadow and canary in it.
+
+    Parameters
+    ----------
+    url
+        The prediction log's database.
+    span
+        The window.
+    reps
+        Bootstrap replicates.
+    seed
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    dict
+        ``source``, ``predictions``, ``shadow`` and ``canary`` (one entry per challenger
+        version) and the challengers' ``events`` (started, removed, stopped and why).
+    """
+    rows, events = read_ab(url, span)
+    canaries = rows.loc[rows["arm"] == "canary", "model_version"].unique().tolist()
+    report: dict[str, Any] = {
+        "source": {
+            "from": span.start.isoformat(timespec="seconds"),
+            "until": span.end.isoformat(timespec="seconds"),
+        },
+        "predictions": len(rows),
+        "shadow": {
+            str(version): compare_shadow(group, reps, seed)
+            for version, group in rows[rows["shadow_version"].notna()].groupby("shadow_version")
+        },
+        "canary": {str(version): compare_canary(rows, reps, seed) for version in sorted(canaries)},
+        "events": [
+            {**event, "created": _utc(event["created"]).isoformat(timespec="seconds")}
+            for event in events.drop(columns="event_id").to_dict("records")
+        ],
+    }
+    return report
+
+
+def _figure(report: dict[str, Any]) -> Figure:
+    """Each challenger's class mix beside production's, and the differences with intervals."""
+    entries = [("shadow", v, e) for v, e in report["shadow"].items()]
+    entries += [("canary", v, e) for v, e in report["canary"].items()]
+    fig = new_figure(8.0, 2.4 * max(1, len(entries)))
+    axes = fig.subplots(max(1, len(entries)), 2, squeeze=False)
+    for (mode, version, entry), (mix, diff) in zip(entries, axes, strict=False):
+        x = np.arange(len(CLASS_NAMES))
+        for k, (arm, shares) in enumerate(entry["class_mix"].items()):
+            mix.bar(x + (k - 0.5) * 0.4, [shares[c] for c in CLASS_NAMES], 0.4, label=arm)
+        mix.set_xticks(x, CLASS_NAMES)
+        mix.set_ylabel("share of answers")
+        mix.set_title(f"{mode} {version}: class mix", fontsize=9)
+        mix.legend(fontsize=7)
+        difference = entry.get("difference")
+        diff.axvline(0.0, color="grey", lw=0.8)
+        if difference:
+            for i, name in enumerate(SCORES):
+                low, high = difference[name]["ci"]
+                diff.errorbar(
+                    difference[name]["value"],
+                    i,
+                    xerr=[[difference[name]["value"] - low], [high - difference[name]["value"]]],
+                    fmt="o",
+                    capsize=4,
+                )
+            diff.set_yticks(range(len(SCORES)), ["accuracy", "macro-F1"])
+        diff.set_xlabel("challenger − production (95 % interval)")
+        diff.set_title("on the voted requests" if difference else "too few votes yet", fontsize=9)
+    for unused in axes[len(entries) :]:
+        for ax in unused:
+            ax.set_axis_off()
+    return fig
+
+
+def write_compare(report: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Write ``compare.json`` and ``compare.html`` (with its figure) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"compare.json": out / "compare.json", "compare.html": out / "compare.html"}
+    atomic_write_json(paths["compare.json"], report)
+    figure = figure_uri(_figure(report)) if report["shadow"] or report["canary"] else None
+    atomic_write_text(paths["compare.html"], render("compare.html", data=report, figure=figure))
+    return paths
+
+
+def shadow_record(url: str, names: Sequence[str]) -> dict[str, Any]:
+    """What the log holds of a challenger's shadow period, under any of its ``names`` (its
+    registry version, its content id).
+
+    Returns
+    -------
+    dict
+        ``shadowed`` (predictions it scored), ``failed`` and ``stops`` (the reasons of its
+        automatic stops).
+
+    Raises
+    ------
+    LogUnavailable
+        When the database cannot be read.
+    """
+    names = list(names)
+    counted = sa.select(
+        sa.func.count().filter(shadow.c.error.is_(None)),
+        sa.func.count().filter(shadow.c.error.is_not(None)),
+    ).where(shadow.c.model_version.in_(names))
+    stops = sa.select(challenger_events.c.reason).where(
+        challenger_events.c.model_version.in_(names), challenger_events.c.event == "stopped"
+    )
+    with _reading(url) as conn:
+        shadowed, failed = conn.execute(counted).one()
+        reasons = list(conn.execute(stops).scalars())
+    return {"shadowed": int(shadowed), "failed": int(failed), "stops": reasons}
