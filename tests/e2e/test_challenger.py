@@ -45,7 +45,7 @@ import os, time
 from conforto.serving import runtime
 
 FOLDER, KIND = os.environ["CONFORTO_TEST_FAULTY"], os.environ["CONFORTO_TEST_FAULT"]
-predict, classify = runtime.Predictor.predict, runtime.Predictor.classify
+score, classify = runtime.Predictor.score, runtime.Predictor.classify
 
 
 def fault(predictor):
@@ -60,17 +60,17 @@ def fault(predictor):
         raise RuntimeError("a fault injected by the test")
 
 
-def faulty_predict(self, rows, levels=()):
+def faulty_score(self, rows, levels=()):
     fault(self)
-    return predict(self, rows, levels)
+    return score(self, rows, levels)
 
 
-def faulty_classify(self, rows):
+def faulty_classify(self, rows, matrix=None):
     fault(self)
-    return classify(self, rows)
+    return classify(self, rows, matrix)
 
 
-runtime.Predictor.predict, runtime.Predictor.classify = faulty_predict, faulty_classify
+runtime.Predictor.score, runtime.Predictor.classify = faulty_score, faulty_classify
 """
 
 

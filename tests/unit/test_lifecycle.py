@@ -185,3 +185,78 @@ def test_upgrade_refuses_an_artifact_changed_since_it_was_registered(older: Regi
         upgrade(older, ["1"])
     assert (artifact / MANIFEST).read_bytes() == before
     assert [m for m in older.audit() if m.action == "upgrade"] == []
+
+
+def _shadowed(url: str, version: str, n: int) -> None:
+    """``n`` predictions of production's, each scored by ``version`` as a shadow."""
+    import time
+
+    from conforto.predictions.log import queued_prediction
+    from conforto.predictions.store import LogDatabase
+
+    answered = {
+        "predicted_class": "warm",
+        "probabilities": dict.fromkeys(("cool", "neutral", "warm"), 1 / 3),
+    }
+    rows = []
+    for i in range(n):
+        made = {**answered, "prediction_id": f"{i:032d}", "model_version": "1"}
+        rows += [
+            queued_prediction(made, {"ta": 25.0}, 1.0),
+            ("shadow", (f"{i:032d}", time.time(), version, "warm", 0.2, 0.2, 0.6, 2.0, None)),
+        ]
+    database = LogDatabase(url)
+    database.write(rows)
+    database.close()
+
+
+@pytest.mark.parametrize("journal", ["file"])
+def test_a_promotion_waits_for_its_shadow_period(registry: Registry, tmp_path: Path) -> None:
+    from conforto.lifecycle.shadow import promote
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    registry.promote("1", force=True)
+    registry.store.set_tag("2", "validated", "")
+    wait = {"log_url": url, "min_predictions": 30}
+    with pytest.raises(RegistryError, match=r"0 shadowed predictions \(at least 30 needed\)"):
+        promote(registry, "2", **wait)
+    _shadowed(url, "2", 29)
+    with pytest.raises(RegistryError, match="29 shadowed predictions"):
+        promote(registry, "2", **wait)
+    assert registry.store.alias_version(PRODUCTION) == "1"  # nothing moved
+    assert promote(registry, "1", **wait) is None  # production itself: no shadow asked
+    forced = promote(registry, "2", force=True, **wait)
+    assert forced is not None
+    assert forced.to == "2"
+    registry.rollback()
+    _shadowed(url.replace("log.db", "log2.db"), "2", 30)
+    done = promote(registry, "2", log_url=url.replace("log.db", "log2.db"), min_predictions=30)
+    assert done is not None
+    assert done.reason == "validated"
+
+
+@pytest.mark.parametrize("journal", ["file"])
+def test_the_pipeline_leaves_a_version_for_its_shadow_period(
+    registry: Registry, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from conforto.lifecycle.gate_checks import GateConfig
+    from conforto.lifecycle.pipeline import PipelineConfig, _promote, _Stages
+    from conforto.tracking.base import NullTracker
+
+    said: list[str] = []
+    config = PipelineConfig(gate=GateConfig(shadow_min_predictions=100))
+    stages = _Stages(registry, tmp_path, config, NullTracker(), None, said.append, False)
+    registry.store.set_tag("1", "validated", "")
+    result = SimpleNamespace(version="1", promoted=None)
+    _promote(stages, result)  # type: ignore[arg-type]
+    assert result.promoted is None
+    assert registry.store.alias_version(PRODUCTION) is None
+    assert said == [
+        "version 1 waits for its shadow period before production: `conforto serve "
+        "--challenger 1`, then `conforto model promote 1`"
+    ]
+    stages.config = PipelineConfig()
+    _promote(stages, result)  # type: ignore[arg-type]
+    assert result.promoted is not None

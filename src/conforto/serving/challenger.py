@@ -69,8 +69,11 @@ def resolve(spec: str) -> tuple[Path, str]:
         When ``spec`` is neither a folder nor a version the registry knows.
     """
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return path.absolute(), ""
+    try:
+        if path.is_dir():
+            return path.absolute(), ""
+    except (OSError, ValueError):  # a name no file system takes (too long, a NUL byte)
+        pass
     if not VERSION.match(spec):
         raise ReloadError(
             f"challenger {spec!r} is neither a model directory nor a registry version: give a "
@@ -302,50 +305,37 @@ class Challenger:
                     self._waiting -= len(rows)
 
     def _score_shadow(
-        self,
-        rows: list[dict[str, Any]],
-        answered: list[tuple[str, str]],
-        matrix: np.ndarray | None,
+        self, rows: list[dict[str, Any]], answered: list[tuple[str, str]], matrix: Any
     ) -> None:
-        start = time.perf_counter()
+        """Score the rows, log the answers beside production's, judge them in the window."""
+        start, n = time.perf_counter(), len(answered)
         try:
             decided, proba = self.predictor.classify(rows, matrix)
-            classes = [CLASS_NAMES[k] for k in decided.tolist()]
-            error = None
         except Exception as exc:  # a failing challenger is judged, never fatal
             log.warning("shadow %s failed: %s: %s", self.version, type(exc).__name__, exc)
-            classes, proba, error = [], np.empty((0, 3)), type(exc).__name__[:64]
-        latency = (time.perf_counter() - start) * 1000.0
-        self._shadowed(answered, classes, proba, latency, error)
-
-    def _shadowed(
-        self,
-        answered: list[tuple[str, str]],
-        classes: list[str],
-        proba: np.ndarray,
-        latency: float,
-        error: str | None,
-    ) -> None:
-        n = len(answered)
-        if error is None:
+            latency = (time.perf_counter() - start) * 1000.0
+            failure = (None, None, None, None, latency, type(exc).__name__[:64])
+            entries = [(pid, self.version, *failure) for pid, _ in answered]
+            disagreed: list[bool] = []
+            failed = True
+            metrics.CHALLENGER_FAILURES.labels("shadow").inc(n)
+        else:
+            latency = (time.perf_counter() - start) * 1000.0
+            classes = [CLASS_NAMES[k] for k in decided.tolist()]
             entries = [
                 (pid, self.version, c, *p, latency, None)
                 for (pid, _), c, p in zip(answered, classes, proba.tolist(), strict=True)
             ]
             disagreed = [c != a for (_, a), c in zip(answered, classes, strict=True)]
-        else:
-            failure = (None, None, None, None, latency, error)
-            entries = [(pid, self.version, *failure) for pid, _ in answered]
-            disagreed = []
-            metrics.CHALLENGER_FAILURES.labels("shadow").inc(n)
+            failed = False
         if self.log is not None:
             self.log.add_shadow(entries)
-        self.shadowed += n
         metrics.MODEL_PREDICTIONS.labels("shadow", self.version).inc(n)
         metrics.MODEL_LATENCY.labels("shadow").observe(latency / 1000.0)
         metrics.SHADOW_COMPARED.labels(self.version).inc(len(disagreed))
         metrics.SHADOW_AGREED.labels(self.version).inc(len(disagreed) - sum(disagreed))
-        self.observe([error is not None] * n, [latency] * n, disagreed)
+        self.observe([failed] * n, [latency] * n, disagreed)
+        self.shadowed += n
 
     # ----------------------------------------------------------------------------------- canary
 
