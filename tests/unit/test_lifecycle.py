@@ -187,8 +187,8 @@ def test_upgrade_refuses_an_artifact_changed_since_it_was_registered(older: Regi
     assert [m for m in older.audit() if m.action == "upgrade"] == []
 
 
-def _shadowed(url: str, version: str, n: int) -> None:
-    """``n`` predictions of production's, each scored by ``version`` as a shadow."""
+def _shadowed(url: str, version: str, ids: range) -> None:
+    """Predictions of production's (one per id), each scored by ``version`` as a shadow."""
     import time
 
     from conforto.predictions.log import queued_prediction
@@ -199,7 +199,7 @@ def _shadowed(url: str, version: str, n: int) -> None:
         "probabilities": dict.fromkeys(("cool", "neutral", "warm"), 1 / 3),
     }
     rows = []
-    for i in range(n):
+    for i in ids:
         made = {**answered, "prediction_id": f"{i:032d}", "model_version": "1"}
         rows += [
             queued_prediction(made, {"ta": 25.0}, 1.0),
@@ -212,25 +212,27 @@ def _shadowed(url: str, version: str, n: int) -> None:
 
 @pytest.mark.parametrize("journal", ["file"])
 def test_a_promotion_waits_for_its_shadow_period(registry: Registry, tmp_path: Path) -> None:
+    from functools import partial
+
     from conforto.lifecycle.shadow import promote
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
     registry.promote("1", force=True)
     registry.store.set_tag("2", "validated", "")
-    wait = {"log_url": url, "min_predictions": 30}
+    waiting = partial(promote, registry, log_url=url, min_predictions=30)
     with pytest.raises(RegistryError, match=r"0 shadowed predictions \(at least 30 needed\)"):
-        promote(registry, "2", **wait)
-    _shadowed(url, "2", 29)
+        waiting("2")
+    _shadowed(url, "2", range(29))
     with pytest.raises(RegistryError, match="29 shadowed predictions"):
-        promote(registry, "2", **wait)
+        waiting("2")
     assert registry.store.alias_version(PRODUCTION) == "1"  # nothing moved
-    assert promote(registry, "1", **wait) is None  # production itself: no shadow asked
-    forced = promote(registry, "2", force=True, **wait)
+    assert waiting("1") is None  # production itself: no shadow asked
+    forced = waiting("2", force=True)
     assert forced is not None
     assert forced.to == "2"
     registry.rollback()
-    _shadowed(url.replace("log.db", "log2.db"), "2", 30)
-    done = promote(registry, "2", log_url=url.replace("log.db", "log2.db"), min_predictions=30)
+    _shadowed(url, "2", range(29, 30))
+    done = waiting("2")
     assert done is not None
     assert done.reason == "validated"
 
