@@ -41,7 +41,8 @@ RESPONSE_FIELDS = (
     "p_prefer_warmer",
 )
 _NO_PREFERENCE = (None, None, None)
-PREDICTION_FIELDS = (
+#: What a model answered, first in a prediction's and a shadow's fields alike.
+ANSWER_FIELDS = (
     "prediction_id",
     "created",
     "model_version",
@@ -49,6 +50,9 @@ PREDICTION_FIELDS = (
     "p_cool",
     "p_neutral",
     "p_warm",
+)
+PREDICTION_FIELDS = (
+    *ANSWER_FIELDS,
     "pmv",
     "latency_ms",
     "inputs",
@@ -62,17 +66,7 @@ PREDICTION_FIELDS = (
 FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
 #: A shadow challenger's answer to a prediction production gave: its class and probabilities,
 #: or ``error`` (the exception's name) when it failed; ``latency_ms`` is its batch's time.
-SHADOW_FIELDS = (
-    "prediction_id",
-    "created",
-    "model_version",
-    "predicted_class",
-    "p_cool",
-    "p_neutral",
-    "p_warm",
-    "latency_ms",
-    "error",
-)
+SHADOW_FIELDS = (*ANSWER_FIELDS, "latency_ms", "error")
 #: A challenger's start or automatic stop: ``event`` is ``started``, ``removed`` or ``stopped``.
 EVENT_FIELDS = ("created", "model_version", "mode", "event", "reason")
 
