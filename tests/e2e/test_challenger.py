@@ -279,12 +279,19 @@ def test_a_promotion_waits_for_a_clean_shadow_period(
     early = conforto_cli("model", "promote", "2", "--config", str(config))
     assert early.returncode == 1
     assert "0 shadowed predictions (at least 30 needed)" in early.stderr
-    server = serve("--challenger", "2", env=ADMIN)  # production, by its pointer
+    polling = {**ADMIN, "CONFORTO_SERVE__POLL_SECONDS": "0.5"}
+    server = serve("--challenger", "2", env=polling)  # production, by its pointer
+    url = get_settings().prediction_log_url
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert {a["model_version"] for a in _ask(client, ROOMS[:30])} == {"1"}
-        assert _wait(lambda: _status(client)["shadowed"] == 30)
         assert _status(client)["version"] == "2"
+        _wait(lambda: len(table_rows(url, shadow)) == 30)  # stored, where `promote` reads
+        done = conforto_cli("model", "promote", "2", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        assert "version 1 → 2" in done.stdout
+        _wait(lambda: client.get("/model").json()["version"] == "2")  # the service follows
+        assert client.get("/admin/challenger", headers=AUTH).status_code == 404  # it is production
+        assert {a["model_version"] for a in _ask(client, ROOMS[:5])} == {"2"}
     server.stop()
-    done = conforto_cli("model", "promote", "2", "--config", str(config))
-    assert done.returncode == 0, done.stderr
-    assert "version 1 → 2" in done.stdout
+    events = [e["event"] for e in table_rows(url, challenger_events)]
+    assert events == ["started", "promoted"]

@@ -67,7 +67,8 @@ FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
 #: A shadow challenger's answer to a prediction production gave: its class and probabilities,
 #: or ``error`` (the exception's name) when it failed; ``latency_ms`` is its batch's time.
 SHADOW_FIELDS = (*ANSWER_FIELDS, "latency_ms", "error")
-#: A challenger's start or automatic stop: ``event`` is ``started``, ``removed`` or ``stopped``.
+#: A challenger's start or end: ``event`` is ``started``, ``removed``, ``stopped`` (automatically)
+#: or ``promoted`` (production now).
 EVENT_FIELDS = ("created", "model_version", "mode", "event", "reason")
 
 

@@ -172,6 +172,8 @@ class ServiceState:
         self.batcher.predictor = runtime.predictor
         accuracy = runtime.predictor.model.manifest.get("metrics", {}).get("accuracy")
         metrics.set_model(runtime.predictor.version, previous, accuracy)
+        if self.challenger is not None and self.challenger.version == runtime.predictor.version:
+            self._replace_challenger(None, "promoted")  # it answers as production now
 
     # ------------------------------------------------------------------------------ predictions
 
@@ -264,9 +266,7 @@ class ServiceState:
         matrix: np.ndarray,
         arm: str = "production",
     ) -> None:
-        """Count a batch's predictions and spool them (in the predicting thread); hand
-        production's to a shadow challenger.
-        """
+        """Count and spool a batch (in its thread); hand production's to a shadow challenger."""
         for name, count in Counter(r["predicted_class"] for r in results).items():
             self._per_class[name].inc(count)
         for size, count in Counter(
@@ -279,10 +279,9 @@ class ServiceState:
             metrics.MODEL_PREDICTIONS.labels(arm, results[0]["model_version"]).inc(len(results))
         for latency in latencies:
             self._latency[arm].observe(latency / 1000.0)
-        if self.log is not None:
-            sites = [site for _, site in contexts]
-            logged_arm = None if arm == "production" else arm
-            self.log.add_predictions(results, rows, latencies, sites, logged_arm)
+        if self.log is not None:  # arm null: production answered
+            sites, logged = [site for _, site in contexts], None if arm == "production" else arm
+            self.log.add_predictions(results, rows, latencies, sites, logged)
         challenger = self.challenger
         if arm == "production" and challenger is not None and self.runtime.predictor is not None:
             challenger.shadow(rows, results, (self.runtime.predictor.features, matrix))
@@ -331,22 +330,22 @@ class ServiceState:
         self._replace_challenger(None)
         return None if previous is None else previous.status()
 
-    def _replace_challenger(self, new: Challenger | None) -> None:
+    def _replace_challenger(self, new: Challenger | None, why: str = "removed") -> None:
         old, self.challenger = self.challenger, new
         if old is not None:
             old.close()
-            metrics.CHALLENGER.labels(old.version, old.mode, "running").set(0)
-            metrics.CHALLENGER.labels(old.version, old.mode, "stopped").set(0)
+            for state in ("running", "stopped"):
+                metrics.CHALLENGER.labels(old.version, old.mode, state).set(0)
             if old.running:
-                self._event(old, "removed")
-            log.info("challenger %s (%s) removed", old.version, old.mode)
+                self._event(old, why)
+            log.info("challenger %s (%s) %s", old.version, old.mode, why)
         if new is not None:
             metrics.CHALLENGER.labels(new.version, new.mode, "running").set(1)
             self._event(new, "started")
             log.info("challenger %s in %s", new.version, new.mode)
 
     def _event(self, challenger: Challenger, event: str, reason: str = "") -> None:
-        if self.log is not None:
+        if self.log is not None:  # what `conforto monitor compare` and the shadow check read
             self.log.add_event(challenger.version, challenger.mode, event, reason)
 
     def challenger_stopped(self, challenger: Challenger, kind: str, reason: str) -> None:
