@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test docs docs-figures lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image test-image test-spark
+.PHONY: help install run test docs docs-figures lint typecheck unit security workflows bench serve clean lock wheelhouse base-image image push-image test-image test-spark
 # podman where it is (as in CI), else docker; BASE selects another base image, MODEL bakes one in
 BUILD ?= $(if $(shell command -v podman),podman --storage-driver=overlay --runtime runc build --format docker,docker build)
 BASE ?= python:3.11-slim-bookworm
@@ -93,6 +93,9 @@ image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that mode
 	$(if $(MODEL),cp -r $(MODEL) build/image/model,)
 	find build/image/src -name __pycache__ -prune -exec rm -rf {} +
 	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) $(if $(MODEL),--build-arg MODEL_DIR=model,) build/image
+
+push-image: image  ## Push the image as IMAGE=registry/repository/conforto:tag with the engine that built it
+	deploy/image/push.sh $(IMAGE)
 
 base-image:  ## A local Debian base image for offline builds (debootstrap; cached by podman)
 	deploy/image/debian-base.sh

@@ -236,6 +236,12 @@ class DeploySettings(BaseModel):
         description="Google Cloud project ID of Cloud Run deploys (6-30 of a-z, 0-9, -).",
     )
     region: str = Field("europe-west1", pattern=GCP_REGION, description="Cloud Run region.")
+    invoker: str = Field(
+        "allUsers",
+        description="Who may call the Cloud Run services (granted roles/run.invoker at each "
+        "deploy): allUsers for a public API, or a member such as group:clients@example.org; "
+        "empty: leave their IAM policy alone.",
+    )
 
 
 class Settings(BaseSettings):

@@ -105,6 +105,10 @@ def test_first_then_canary_deploys_run_the_exact_commands(
     assert calls(gcloud) == [
         ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
         ["run", "services", "replace", manifest, *scope],
+        [
+            *("run", "services", "add-iam-policy-binding", "conforto-staging", *scope),
+            *("--member", "allUsers", "--role", "roles/run.invoker"),
+        ],
         ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
     ]
     assert traffic(gcloud, "conforto-staging") == [{"latestRevision": True, "percent": 100}]
@@ -121,6 +125,16 @@ def test_first_then_canary_deploys_run_the_exact_commands(
     assert revision != new
     tags = open_registry(get_settings()).store.get("1").tags
     assert any(t.startswith("deployed-") for t in tags)
+
+
+@pytest.mark.usefixtures("versions")
+def test_a_service_nobody_may_call_fails_its_first_smoke_test(gcloud: dict[str, str]) -> None:
+    closed = deploy(
+        {**gcloud, "CONFORTO_DEPLOY__INVOKER": ""}, "--env", "staging", "--image", IMAGE
+    )
+    assert closed.returncode == 1
+    assert "smoke test on the candidate revision failed" in closed.stderr
+    assert not any(c[2] == "add-iam-policy-binding" for c in calls(gcloud))
 
 
 @pytest.mark.usefixtures("versions")

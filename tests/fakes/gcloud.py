@@ -3,7 +3,9 @@ and traffic in a state file, answers `describe` with URLs of a real local servic
 subcommand on demand.
 
 FAKE_GCLOUD_DIR  folder of calls.jsonl and state.json
-FAKE_GCLOUD_URL  what `describe` gives as the service's (and the candidate's) URL
+FAKE_GCLOUD_URL  what `describe` gives as the service's (and the candidate's) URL, once
+                 `add-iam-policy-binding` made allUsers an invoker; before, a URL under it that
+                 answers 404, as Cloud Run refuses (403) callers who are not invokers
 FAKE_GCLOUD_FAIL `<subcommand>:<n>` fails the n-th call of that subcommand (exit 1)
 """
 
@@ -41,11 +43,17 @@ def main(args: list[str]) -> None:
         service["revisions"].append(manifest["spec"]["template"]["metadata"]["name"])
         service["traffic"] = manifest["spec"]["traffic"]
         print(f"Service [{name}] revision [{service['revisions'][-1]}] deployed.")
+    elif verb == "add-iam-policy-binding":
+        member, role = args[args.index("--member") + 1], args[args.index("--role") + 1]
+        services[target].setdefault("invokers", []).append(member)
+        print(f"Updated IAM policy for service [{target}]: {member} {role}.")
     elif verb == "describe":
         if target not in services:
             state_file.write_text(json.dumps(state))
             sys.exit(f"ERROR: (gcloud.run.services.describe) Cannot find service [{target}]")
         service = services[target]
+        if "allUsers" not in service.get("invokers", []):
+            url = f"{url}/refused-by-cloud-run"
         traffic = [{**t, "url": url} if t.get("tag") else t for t in service["traffic"]]
         status = {
             "url": url,

@@ -229,3 +229,43 @@ def test_deploy_local_runs_the_image_under_podman_from_a_relative_home(
     finally:
         stopped = conforto_cli("deploy", "stop")
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_the_image_is_pushed_by_its_builder_and_pulled_by_digest(
+    image: str, tmp_path: Path
+) -> None:
+    """`make push-image`'s script against a real OCI registry (Debian's docker-registry): the
+    engine that built the image pushes it (podman here), and the digest it prints pulls it."""
+    from tests.processes import Daemon
+
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'store'}}}}}\n"
+        f"http: {{addr: 127.0.0.1:{port}}}\n"
+    )
+    registry = Daemon(["docker-registry", "serve", str(config)], "/v2/", port)
+    target = f"127.0.0.1:{port}/conforto/conforto:test"
+    try:
+        done = subprocess.run(
+            [REPO / "deploy/image/push.sh", target],
+            env={**os.environ, "SOURCE": image, "REGISTRY_TLS_VERIFY": "false"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        pushed = done.stdout.strip().splitlines()[-1]
+        assert pushed.startswith(f"127.0.0.1:{port}/conforto/conforto@sha256:")
+        assert (tmp_path / "build/image/pushed").read_text().strip() == pushed
+        podman("rmi", target)
+        podman("pull", "--tls-verify=false", "--quiet", pushed)
+        assert (
+            podman("image", "inspect", "--format", "{{.Digest}}", pushed).strip()
+            == pushed.split("@")[1]
+        )
+    finally:  # the image itself goes with the fixture's tag
+        registry.stop()

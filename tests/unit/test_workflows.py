@@ -38,7 +38,9 @@ def commands(workflow: dict[str, Any]) -> list[list[str]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["mlops-pipeline.yml", "model-training.yml"])
+@pytest.mark.parametrize(
+    "name", ["mlops-pipeline.yml", "model-training.yml", "model-monitoring.yml"]
+)
 def test_every_action_is_pinned_and_every_job_states_its_permissions(name: str) -> None:
     workflow = load(name)
     assert "permissions" not in workflow  # granted job by job
@@ -51,7 +53,9 @@ def test_every_action_is_pinned_and_every_job_states_its_permissions(name: str) 
                     assert step["with"]["persist-credentials"] is False
 
 
-@pytest.mark.parametrize("name", ["mlops-pipeline.yml", "model-training.yml"])
+@pytest.mark.parametrize(
+    "name", ["mlops-pipeline.yml", "model-training.yml", "model-monitoring.yml"]
+)
 def test_every_conforto_command_of_a_workflow_exists(name: str) -> None:
     from typer.testing import CliRunner
 
@@ -90,6 +94,7 @@ def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
         "validation",
         "promotion",
         "deploy",
+        "failure",
     ]
     secrets = re.findall(r"secrets\.(\w+)", (WORKFLOWS / "model-training.yml").read_text())
     assert set(secrets) <= {
@@ -101,9 +106,27 @@ def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
     }
 
 
+def test_monitoring_runs_hourly_and_starts_training_when_the_check_says_so() -> None:
+    workflow = load("model-monitoring.yml")
+    assert workflow[ON]["schedule"] == [{"cron": "17 * * * *"}]
+    assert "workflow_dispatch" in workflow[ON]
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["check", "retrain", "failure"]
+    assert jobs["retrain"]["if"] == "needs.check.outputs.retrain == 'true'"
+    assert jobs["retrain"]["permissions"] == {"actions": "write"}
+    assert "model-training.yml" in jobs["retrain"]["steps"][0]["run"]
+    assert [words[:2] for words in commands(workflow)] == [
+        ["monitor", "drift"],
+        ["monitor", "performance"],
+        ["monitor", "check"],
+        ["notify", "message"],
+    ]
+
+
 def test_workflow_files_are_where_github_reads_them() -> None:
     assert sorted(p.name for p in WORKFLOWS.glob("*.yml")) == [
         "mlops-pipeline.yml",
+        "model-monitoring.yml",
         "model-training.yml",
     ]
     assert Path(REPO / "Makefile").read_text().count("zizmor --offline") == 1

@@ -188,6 +188,7 @@ def cloudrun(
                 previous="PREVIOUS_REVISION",
                 canary=canary,
                 manifest_path=Path(f"{env}.yaml"),
+                invoker=settings.deploy.invoker,
             )
             typer.echo(steps.text())
             return
@@ -197,7 +198,14 @@ def cloudrun(
         runner = CloudRunDeploy(Gcloud(), lambda url: _smoke(url, artifact), region, project)
         target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
         done = roll_out(
-            runner, env, manifests, target, image=image, version=found.version, canary=canary
+            runner,
+            env,
+            manifests,
+            target,
+            image=image,
+            version=found.version,
+            canary=canary,
+            invoker=settings.deploy.invoker,
         )
         outcome = Outcome(
             f"cloudrun/{env}",

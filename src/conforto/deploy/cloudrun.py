@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
     from conforto.deploy.smoke import SmokeResult
 
+#: The role that lets a member call a Cloud Run service.
+INVOKER_ROLE = "roles/run.invoker"
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
 
 
@@ -127,8 +129,11 @@ def plan(
     previous: str | None,
     canary: int | None,
     manifest_path: Path,
+    invoker: str = "",
 ) -> Plan:
-    """The manifest and the commands of a deploy (see the module docstring)."""
+    """The manifest and the commands of a deploy (see the module docstring); ``invoker``, when
+    given, is granted ``roles/run.invoker`` on the service (``allUsers``: a public API).
+    """
     template = templates / f"{environment}.yaml"
     if not template.is_file():
         raise ConfigError(f"no Cloud Run manifest for {environment}: {template} is missing.")
@@ -139,10 +144,11 @@ def plan(
     service = str(manifest["metadata"]["name"])
     scope = _scope(region, project)
     run = ["gcloud", "run", "services"]
-    steps = [
-        ("the new revision, no traffic yet", [*run, "replace", str(manifest_path), *scope]),
-        ("its URL", [*run, "describe", service, *scope, "--format", "json"]),
-    ]
+    steps = [("the new revision, no traffic yet", [*run, "replace", str(manifest_path), *scope])]
+    if invoker:
+        grant = ["--member", invoker, "--role", INVOKER_ROLE]
+        steps.append(("who may call it", [*run, "add-iam-policy-binding", service, *scope, *grant]))
+    steps.append(("its URL", [*run, "describe", service, *scope, "--format", "json"]))
     shift = [*run, "update-traffic", service, *scope, "--to-revisions"]
     if previous is not None and canary:
         steps.append((f"canary: {canary} % of the traffic", [*shift, f"{revision}={canary}"]))
@@ -211,9 +217,11 @@ class CloudRunDeploy:
         """Run the plan; ``(True, summary)``, or ``(False, reason)`` after putting the traffic
         back on ``previous`` (nothing to put back when the new revision never got any).
         """
-        (why, replace), _, *shifts = deploy.steps
+        before = [s for s in deploy.steps if s[1][3] in ("replace", "add-iam-policy-binding")]
+        shifts = [s for s in deploy.steps if s[1][3] == "update-traffic"]
         try:
-            self._step(why, replace)
+            for why, command in before:
+                self._step(why, command)
         except ConfortoError as exc:
             return False, f"{exc}; the traffic never moved"
         try:
@@ -287,6 +295,7 @@ def roll_out(
     image: str,
     version: str,
     canary: int | None,
+    invoker: str = "",
 ) -> Rollout:
     """Plan a deploy against what serves now, write its manifest to ``target`` and run it."""
     previous = serving_revision(runner.describe(f"conforto-{environment}") or {})
@@ -300,6 +309,7 @@ def roll_out(
         previous=previous,
         canary=canary,
         manifest_path=target,
+        invoker=invoker,
     )
     atomic_write_text(target, steps.manifest_text())
     ok, summary = runner.run(steps, previous)
