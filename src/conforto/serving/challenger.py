@@ -155,11 +155,13 @@ class Window:
             "disagreement": float(np.mean(compared)) if compared else float("nan"),
         }
 
-    def breach(self, limits: ChallengerSettings) -> tuple[str, str] | None:
+    def breach(
+        self, limits: ChallengerSettings, found: dict[str, float] | None = None
+    ) -> tuple[str, str] | None:
         """The first limit crossed, as ``(kind, reason)``; ``None`` while within them or before
-        ``limits.min_predictions`` predictions.
+        ``limits.min_predictions`` predictions. ``found``: :meth:`figures`, when just read.
         """
-        found = self.figures()
+        found = found or self.figures()
         n = int(found["predictions"])
         if n < limits.min_predictions:
             return None
@@ -196,7 +198,8 @@ class Challenger:
     answered
         Called with every batch the canary answered (the service logs and counts it).
     on_stop
-        Called once, from a worker thread, when the automatic stop fires: ``(kind, reason)``.
+        Called once, from a worker thread, when the automatic stop fires: ``(challenger, kind,
+        reason)``.
     """
 
     def __init__(
@@ -367,7 +370,7 @@ class Challenger:
         figures = self.window.figures()
         for name, value in figures.items():
             metrics.CHALLENGER_WINDOW.labels(name).set(value)
-        breach = self.window.breach(self.limits) if self.running else None
+        breach = self.window.breach(self.limits, figures) if self.running else None
         if breach is not None:
             with self._lock:
                 if not self.running:
