@@ -4,6 +4,7 @@ into the served process), and a promotion that waits for its shadow period."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -144,6 +145,9 @@ def test_a_shadow_scores_every_request_behind_production(
         assert _metric(client, "conforto_model_predictions_total", arm="shadow") == 60
         assert _metric(client, "conforto_shadow_compared_total") == 60
         agreed = _metric(client, "conforto_shadow_agreed_total")
+        for i, answer in enumerate(answers[:40]):  # occupants vote on 40 of them
+            vote = {"prediction_id": answer["prediction_id"], "thermal_sensation": i % 7 - 3}
+            assert client.post("/feedback", json=vote).status_code == 201
     server.stop()
     url = _log_url(server)
     stored = {r["prediction_id"]: r for r in table_rows(url, shadow)}
@@ -160,6 +164,24 @@ def test_a_shadow_scores_every_request_behind_production(
     assert {r["arm"] for r in table_rows(url, predictions)} == {None}
     events = [(e["event"], e["mode"]) for e in table_rows(url, challenger_events)]
     assert events == [("started", "shadow")]
+    _the_report_compares_them(load_model(challenger).version, agreed, served)
+
+
+def _the_report_compares_them(challenger: str, agreed: float, served: str) -> None:
+    """`conforto monitor compare` on the shadow test's log: 60 requests, 40 votes."""
+    report = _compare()
+    folder = get_settings().home / "reports" / "compare"
+    entry = report["shadow"][challenger]
+    assert (entry["predictions"], entry["votes"], entry["failed"]) == (60, 40, 0)
+    assert entry["production_versions"] == [served]
+    assert entry["agreement"] == pytest.approx(agreed / 60)
+    for name in ("accuracy", "macro_f1"):
+        gap = entry["challenger"][name] - entry["production"][name]
+        low, high = entry["difference"][name]["ci"]
+        assert entry["difference"][name]["value"] == pytest.approx(gap)
+        assert low <= gap <= high
+    assert report["canary"] == {}
+    assert "Shadow " + challenger in (folder / "compare.html").read_text()
 
 
 def test_a_canary_answers_its_share_of_clients_and_keeps_them(
@@ -201,6 +223,26 @@ def test_a_canary_answers_its_share_of_clients_and_keeps_them(
     assert arms.count("canary") == answered > 0
     events = [e["event"] for e in table_rows(_log_url(server), challenger_events)]
     assert events == ["started", "removed"]
+    report = _compare()
+    assert report["canary"][canary]["predictions"] == {
+        "production": len(arms) - answered,
+        "canary": answered,
+    }
+    assert [e["event"] for e in report["events"]] == ["started", "removed"]
+
+
+def _compare() -> dict[str, Any]:
+    """`conforto monitor compare --since 1h`, in process: its JSON report."""
+    from typer.testing import CliRunner
+
+    from conforto.cli import app
+
+    done = CliRunner().invoke(app, ["monitor", "compare", "--since", "1h", "--reps", "200"])
+    assert done.exit_code == 0, done.output
+    found: dict[str, Any] = json.loads(
+        (get_settings().home / "reports" / "compare" / "compare.json").read_text()
+    )
+    return found
 
 
 def test_a_failing_shadow_is_stopped_counted_and_notified(
