@@ -187,10 +187,9 @@ def test_a_shadow_that_falls_behind_skips_batches_and_never_blocks() -> None:
     slow.gate.clear()
     limits = LIMITS.model_copy(update={"shadow_backlog": 8})
     challenger, _, _ = _challenger(slow, limits=limits)
-    start = time.perf_counter()
     for _ in range(10):
         challenger.shadow([{"ta": 20.0}] * 4, _answered(4))
-    assert time.perf_counter() - start < 5  # (the scorer waits 10 s)
+    assert challenger.shadowed == 0  # every call returned while the scorer still waits
     assert challenger.skipped == 8 * 4
     slow.gate.set()
     _settle(challenger, 8)
