@@ -27,6 +27,7 @@ TIER_TIMEOUTS = {
     "browser": 600,
     "image": 1200,
     "spark": 900,
+    "workflows": 1800,
 }
 
 
@@ -38,6 +39,7 @@ NEEDS = {
     "browser": "Debian's chromium: make test, or pytest -m browser",
     "image": "podman: make test-image",
     "spark": "Java: make test-spark",
+    "workflows": "act, podman, an offline network namespace: make test-workflows",
     "postgresql": "PostgreSQL: make test, or pytest -m postgresql",
     "mlflow": "a real mlflow server: make test (it installs .venv-mlflow), or pytest -m mlflow",
 }

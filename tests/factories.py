@@ -183,11 +183,16 @@ LOGGED_INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "
 
 
 def serve_and_vote(
-    url: str, model_dir: Path, frame: pd.DataFrame, voted: float, sites: bool = False
+    url: str,
+    model_dir: Path,
+    frame: pd.DataFrame,
+    voted: float,
+    sites: bool = False,
+    since: float = 2 * 86_400,
 ) -> int:
-    """Answer ``frame``'s rooms with the model, log them over the last two days (with their
-    ``building_id`` as the site when ``sites``), and log the occupants' real votes for a share
-    ``voted`` of them; the number of votes."""
+    """Answer ``frame``'s rooms with the model, log them one every 100 s from ``since`` seconds
+    ago (with their ``building_id`` as the site when ``sites``), and log the occupants' real
+    votes for a share ``voted`` of them; the number of votes."""
     import time
 
     from conforto.model.artifact import load_model
@@ -203,7 +208,7 @@ def serve_and_vote(
     names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)
     for i, (answer, given, site) in enumerate(zip(answers, inputs, names, strict=True)):
         table, values = queued_prediction(answer, given, 1.0, site)
-        batch.append((table, (values[0], now - 2 * 86_400 + 100 * i, *values[2:])))
+        batch.append((table, (values[0], now - since + 100 * i, *values[2:])))
     votes = frame["thermal_sensation"].to_numpy()
     chosen = np.random.default_rng(0).random(len(frame)) < voted
     for answer, vote in zip(np.array(answers)[chosen], votes[chosen], strict=True):

@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from conforto.lifecycle.stages import data_stage
 from conforto.tracking import replay_outbox
 from conforto.tracking.mlflow import MlflowTracker
+from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,3 +67,41 @@ def test_unreachable_server_warns_keeps_calls_and_replays(
     run = client.search_runs([experiment.experiment_id])[0]
     assert run.data.metrics["rows"] == 60
     assert run.data.tags["conforto.replayed"] == "true"
+
+
+def test_stage_commands_record_their_runs(
+    registry_home: Path, data_files: tuple[Path, Path]
+) -> None:
+    """The workflows call the stage commands, not the pipeline: each records its own run."""
+    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
+    env = {"CONFORTO_TRACKING__URI": uri, "CONFORTO_TRACKING__BACKENDS": '["mlflow"]'}
+    m, d = (str(p) for p in data_files)
+    out = str(registry_home / "reports")
+    validated = conforto_cli(
+        "data", "validate", "--measurements", m, "--metadata", d, "--out", out, env=env
+    )
+    assert validated.returncode == 0, validated.stderr
+    image = "127.0.0.1:5000/conforto/conforto@sha256:" + "ab" * 32
+    built = conforto_cli(
+        "tracking",
+        "build",
+        "--image",
+        image,
+        "--commit",
+        "c0ffee" * 6,
+        "--run-url",
+        "https://github.com/o/r/actions/runs/1",
+        env=env,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "model version none" in built.stdout  # nothing in production yet
+
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = {r.info.run_name: r for r in client.search_runs(ids)}
+    assert set(runs) == {"data_validation", "image_build"}
+    assert runs["data_validation"].data.tags["validation"] == "passed"
+    assert runs["data_validation"].data.metrics["rows"] == 60
+    assert runs["image_build"].data.params["image"] == image
+    assert runs["image_build"].data.tags["model_version"] == "none"
+    assert all(r.info.status == "FINISHED" for r in runs.values())

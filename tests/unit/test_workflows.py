@@ -81,7 +81,7 @@ def test_the_main_pipeline_ships_main_only_to_production_behind_reviewers() -> N
     assert "refs/heads/main" in jobs["production"]["if"]
     assert "refs/heads/develop" not in jobs["production"]["if"]
     assert jobs["staging"]["needs"] == ["image", "tracking"]
-    assert jobs["slack"]["if"] == "always()"
+    assert jobs["slack"]["if"] == "always() && github.event_name != 'pull_request'"
 
 
 def test_training_runs_on_sundays_at_two_and_on_demand() -> None:

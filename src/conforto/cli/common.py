@@ -16,8 +16,11 @@ from conforto.errors import ConfortoError, exit_code
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from conforto.lifecycle.pipeline import PipelineConfig
     from conforto.lifecycle.registry import Registry
+    from conforto.tracking import Trackers
 
 console = Console()
 err_console = Console(stderr=True)
@@ -97,6 +100,19 @@ def pipeline_config(path: Path | None) -> PipelineConfig:
     from conforto.lifecycle.pipeline import PipelineConfig
 
     return PipelineConfig() if path is None else load_yaml_model(path, PipelineConfig)
+
+
+@contextmanager
+def stage_run(name: str, stage: str, backends: Sequence[str] | None = None) -> Iterator[Trackers]:
+    """A tracked run of one stage command in the configured trackers (``name`` e.g.
+    ``model_training``), closed ``FAILED`` when the command fails; tracker failures only warn.
+    """
+    from conforto.tracking import make_tracker, tracked_run
+
+    settings = get_settings()
+    tracker = make_tracker(settings, backends)
+    with tracked_run(tracker, name, {"stage": stage}, outbox=settings.tracking_outbox) as run:
+        yield run
 
 
 def open_registry() -> Registry:

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from conforto.cli import render
-from conforto.cli.common import MeasurementsOpt, MetadataOpt, console, errors, out_dir, sources
+from conforto.cli.common import (
+    MeasurementsOpt,
+    MetadataOpt,
+    console,
+    errors,
+    out_dir,
+    sources,
+    stage_run,
+)
 from conforto.settings import get_settings
 
 app = typer.Typer(help="Download, validate and profile thermal-comfort data.", no_args_is_help=True)
@@ -45,10 +53,15 @@ def validate(
     """
     from conforto.data.load import load_dataset
     from conforto.data.validation import validate_dataset, write_validation
+    from conforto.lifecycle.stages import record_validation
 
     with errors():
-        report = validate_dataset(load_dataset(*sources(measurements, metadata), required=()))
-        json_path, html_path = write_validation(report, out_dir(out, "reports"))
+        m, d = sources(measurements, metadata)
+        with stage_run("data_validation", "data") as run:
+            run.log_params({"measurements": str(m), "metadata": str(d)})
+            report = validate_dataset(load_dataset(m, d, required=()))
+            json_path, html_path = write_validation(report, out_dir(out, "reports"))
+            record_validation(run, report, (json_path, html_path))
     render.validation(report, {"json": json_path, "html": html_path})
     if not report.ok:
         raise typer.Exit(1)

@@ -15,6 +15,7 @@ from conforto.cli.common import (
     fail,
     open_registry,
     pipeline_config,
+    stage_run,
     stdout_to_stderr,
 )
 from conforto.cli.notify import tell
@@ -102,16 +103,19 @@ def promote(
 
     with errors():
         default = Path("configs/pipeline.yaml")
-        gate = pipeline_config(config or (default if default.is_file() else None)).gate
-        move = promote_after_shadow(
-            open_registry(),
-            version,
-            log_url=get_settings().prediction_log_url,
-            min_predictions=gate.shadow_min_predictions,
-            force=force,
-            reason=reason,
-            command="conforto model promote",
-        )
+        cfg = pipeline_config(config or (default if default.is_file() else None))
+        with stage_run("model_promotion", "promote", cfg.tracking) as run:
+            run.log_params({"version": version, "force": force, "reason": reason})
+            move = promote_after_shadow(
+                open_registry(),
+                version,
+                log_url=get_settings().prediction_log_url,
+                min_predictions=cfg.gate.shadow_min_predictions,
+                force=force,
+                reason=reason,
+                command="conforto model promote",
+            )
+            run.set_tags({"production": move.to if move else version})
     if move is None:
         console.print(f"version {version} already is in production")
     else:

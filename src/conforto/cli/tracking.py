@@ -1,16 +1,37 @@
-"""``conforto tracking``: replay failed tracker calls, import ClearML offline sessions."""
+"""``conforto tracking``: record a build, replay failed tracker calls, import ClearML offline
+sessions.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from conforto.cli.common import console, errors, open_registry
+from conforto.cli.common import console, errors, open_registry, stage_run
 from conforto.settings import get_settings
 
 app = typer.Typer(help="Experiment tracking.", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    image: Annotated[str, typer.Option(help="The image pushed, by digest.")],
+    commit: Annotated[str, typer.Option(help="The commit it was built from.")],
+    run_url: Annotated[str, typer.Option(help="The CI run that built it.")] = "",
+) -> None:
+    """Record a built image: a run `image_build` with the image, its commit, the CI run and the
+    production model version it serves.
+    """
+    with errors():
+        version = open_registry().store.alias_version("production") or "none"
+        with stage_run("image_build", "build") as run:
+            params = {"image": image, "commit": commit, "run_url": run_url}
+            run.log_params({**params, "model_version": version})
+            run.set_tags({"image": image, "commit": commit, "model_version": version})
+    console.print(f"recorded {image} (commit {commit[:12]}, model version {version})")
 
 
 @app.command("retry")

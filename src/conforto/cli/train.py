@@ -48,21 +48,25 @@ def train(
 ) -> None:
     """Train the thermal-sensation model with building-grouped cross-validation."""
     from conforto.data.load import load_dataset
-    from conforto.training.save import write_model
-    from conforto.training.train import train_model
+    from conforto.lifecycle.stages import train_stage
+    from conforto.tracking import make_tracker
 
     with errors():
-        cfg = pipeline_config(config).train
+        settings, cfg = get_settings(), pipeline_config(config)
         target = out_dir(out, "models", "latest")
         if target.exists() and not force:
             raise fail(
                 f"{target} already exists: choose another --out or pass --force to replace it."
             )
         m, d = sources(measurements, metadata)
-        frame = load_dataset(m, d).frame
-        result = train_model(frame, config=cfg)
-        files = {"measurements": str(m), "metadata": str(d)}
-        write_model(result, frame, target, force=force, sources=files)
+        train_stage(
+            load_dataset(m, d).frame,
+            target,
+            config=cfg.train,
+            tracker=make_tracker(settings, cfg.tracking),
+            outbox=settings.tracking_outbox,
+            sources={"measurements": str(m), "metadata": str(d)},
+        )
     render.trained_model(target)
 
 

@@ -34,7 +34,7 @@ from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, refit_out_of_fold, train_model
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from conforto.lifecycle.registry import Registry
@@ -115,18 +115,23 @@ def data_stage(
         drift = None
         if report.ok:
             drift = _describe(dataset.frame, production, monitor, out, reports, seconds, run)
-        run.log_metrics(
-            {
-                "rows": float(report.n_rows),
-                "checks_failed": float(len(report.failed)),
-                "checks_warned": float(len(report.warnings)),
-                **{f"seconds_{k}": v for k, v in seconds.items()},
-            }
-        )
-        run.set_tags({"validation": "passed" if report.ok else "failed"})
-        for path in reports.values():
-            run.log_artifact(path)
+        run.log_metrics({f"seconds_{k}": v for k, v in seconds.items()})
+        record_validation(run, report, reports.values())
     return DataStageResult(report, dataset.frame, reports, seconds, run.failures, drift)
+
+
+def record_validation(run: Tracker, report: ValidationReport, reports: Iterable[Path]) -> None:
+    """Record a validation's counts (rows, failed and warned checks), verdict and reports."""
+    run.log_metrics(
+        {
+            "rows": float(report.n_rows),
+            "checks_failed": float(len(report.failed)),
+            "checks_warned": float(len(report.warnings)),
+        }
+    )
+    run.set_tags({"validation": "passed" if report.ok else "failed"})
+    for path in reports:
+        run.log_artifact(path)
 
 
 def _describe(

@@ -1,12 +1,13 @@
 """ClearML behind the :class:`~conforto.tracking.Tracker` protocol, online or offline.
 
 Each stage is a ClearML task in its own sub-project of ``conforto_termico`` (``data_validation``,
-``model_training``, ``model_validation``, ``model_promotion``, ``deployment``). Server and
-credentials come from the standard ``CLEARML_*`` variables. Without a reachable server the
-tracker runs in ClearML's offline mode: every task becomes a session zip under
-``CLEARML_CACHE_DIR/offline``, with its parameters, metrics, tags and artifacts (the model as
-an artifact: ClearML cannot register models offline). :func:`import_offline_sessions` sends the
-sessions and registers the models, with their lifecycle tags, once a server answers.
+``model_training``, ``model_validation``, ``model_promotion``, ``deployment``,
+``image_build``). Server and credentials come from the standard ``CLEARML_*`` variables.
+Without a reachable server the tracker runs in ClearML's offline mode: every task becomes a
+session zip under ``CLEARML_CACHE_DIR/offline``, with its parameters, metrics, tags and
+artifacts (the model as an artifact: ClearML cannot register models offline).
+:func:`import_offline_sessions` sends the sessions and registers the models, with their
+lifecycle tags, once a server answers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ STAGE_PROJECTS = (
     "model_validation",
     "model_promotion",
     "deployment",
+    "image_build",
 )
 #: Marks a session zip already sent, holding the id of the task it became.
 IMPORTED = ".imported"

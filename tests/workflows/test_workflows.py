@@ -1,0 +1,209 @@
+"""The three workflows, run by a real Actions runner (act) on every path a user triggers, in the
+order a new project lives them: the first weekly training on an empty registry, the deploy it
+dispatches, a push to main, a pull request, a training whose model is worse than production's,
+and the hourly monitoring of drifted traffic. Each scenario asserts which jobs ran and what the
+model registry, the OCI registry, the fake Cloud Run and Slack saw.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from conforto.data.load import load_dataset
+from tests.cli import conforto_cli
+from tests.factories import serve_and_vote
+from tests.fakes.gcloud import serving_revision
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.workflows.conftest import Rehearsal, Run
+
+SCHEDULE = {"schedule": "0 2 * * 0"}
+DISPATCH: dict[str, Any] = {"inputs": {}}
+TRAINING = {"data-validation", "training", "validation", "promotion", "deploy"}
+DEPLOY = {"test", "image", "tracking", "staging", "production", "release", "slack"}
+RUN_URL = "https://github.com/rehearsal/conforto/actions/runs/"
+
+
+def succeeded(run: Run, jobs: set[str]) -> None:
+    assert {j: run.jobs.get(j) for j in jobs} == dict.fromkeys(jobs, "success"), run.explain()
+
+
+def registry(world: Rehearsal) -> dict[str, list[str]]:
+    """Each version's lifecycle tags in the tracking server's registry."""
+    done = conforto_cli(
+        "model",
+        "list",
+        "--json",
+        env={"CONFORTO_TRACKING__URI": world.secrets["MLFLOW_TRACKING_URI"]},
+    )
+    assert done.returncode == 0, done.stderr
+    return {v["version"]: v["tags"] for v in json.loads(done.stdout)}
+
+
+def tracked(world: Rehearsal) -> list[str]:
+    """The names of the tracking server's runs, oldest first."""
+    uri = world.secrets["MLFLOW_TRACKING_URI"]
+    query = {"max_results": 1000, "order_by": ["attributes.start_time ASC"]}
+    found = httpx.post(
+        f"{uri}/api/2.0/mlflow/runs/search", json={**query, "experiment_ids": experiments(uri)}
+    ).json()
+    return [r["info"]["run_name"] for r in found.get("runs", [])]
+
+
+def experiments(uri: str) -> list[str]:
+    found = httpx.post(f"{uri}/api/2.0/mlflow/experiments/search", json={"max_results": 100})
+    return [e["experiment_id"] for e in found.json()["experiments"]]
+
+
+def slack_texts(world: Rehearsal) -> list[str]:
+    return [json.dumps(m) for m in world.slack]
+
+
+def test_the_first_weekly_training_promotes_a_model_and_dispatches_its_deploy(
+    rehearsal: Rehearsal,
+) -> None:
+    run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
+    succeeded(run, TRAINING)
+    assert "failure" not in run.jobs
+    assert registry(rehearsal) == {"1": ["training", "validated", "production"]}
+    assert rehearsal.gh_calls() == [
+        ["workflow", "run", "mlops-pipeline.yml", "--ref", "main", "--repo", "rehearsal/conforto"]
+    ]
+    names = tracked(rehearsal)
+    for stage in ("data_validation", "model_training", "model_validation", "model_promotion"):
+        assert stage in names, names
+    reports: Path = run.artifacts / "data-reports"
+    assert (reports / "validation.json").is_file()
+    assert (reports / "profile.html").is_file()
+    assert not (reports / "drift").exists()  # no production model yet: nothing to drift from
+    for job in ("data-validation", "training", "validation", "promotion"):  # no ClearML server
+        assert any((run.artifacts / f"clearml-offline-{job}").glob("*.zip")), job
+
+
+def images(world: Rehearsal) -> list[str]:
+    """The tags of the image in the OCI registry."""
+    found = httpx.get(f"{world.registry}/v2/conforto/conforto/tags/list")
+    return sorted(found.json()["tags"]) if found.status_code == 200 else []
+
+
+def served(world: Rehearsal, environment: str) -> tuple[list[str], dict[str, Any]]:
+    """A Cloud Run service's revisions, and what its serving revision's /ready says."""
+    state = world.cloud_run()
+    service = state["services"][f"conforto-{environment}"]
+    serving = serving_revision(service)
+    assert "allUsers" in service.get("invokers", []), service  # reachable: the smoke test's need
+    health = httpx.get(f"{state['urls'][serving]}/ready").json()
+    return service["revisions"], health
+
+
+def test_the_deploy_it_dispatches_ships_the_production_model(rehearsal: Rehearsal) -> None:
+    """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production."""
+    run = rehearsal.act("workflow_dispatch", "mlops-pipeline.yml", DISPATCH)
+    succeeded(run, DEPLOY)
+    assert images(rehearsal) == [rehearsal.sha]  # pushed by the engine that built it
+    for environment in ("staging", "production"):
+        revisions, health = served(rehearsal, environment)
+        assert len(revisions) == 1
+        assert revisions[0].startswith(f"conforto-{environment}-v1-")
+        assert health["model_version"] == "1", health
+    assert "image_build" in tracked(rehearsal)
+    assert "deployment" in tracked(rehearsal)
+    assert (run.artifacts / "clearml-offline-tracking").is_dir()  # the ClearML sessions, kept
+    told = slack_texts(rehearsal)[-1]
+    assert "production success" in told, told
+    assert RUN_URL in told
+    assert not (rehearsal.root / "github" / "releases").exists()  # no tag: no release
+
+
+def test_a_tagged_push_to_main_ships_and_releases(rehearsal: Rehearsal) -> None:
+    sha = rehearsal.release_commit("v1.0.0")
+    push = {
+        "ref": "refs/heads/main",
+        "after": sha,
+        "repository": {"full_name": "rehearsal/conforto"},
+    }
+    run = rehearsal.act("push", "mlops-pipeline.yml", push)
+    succeeded(run, DEPLOY)
+    assert sha in images(rehearsal)
+    revisions, health = served(rehearsal, "production")
+    assert len(revisions) == 2
+    assert health["model_version"] == "1"
+    released = rehearsal.root / "github" / "releases" / "v1.0.0"
+    assert {p.name for p in released.iterdir()} >= {"CHANGELOG.md", "MODEL_CARD.md"}
+    assert "version 1" in (released / "CHANGELOG.md").read_text()
+    assert rehearsal.gh_calls()[-1][:3] == ["release", "create", "v1.0.0"]
+    assert "on main" in slack_texts(rehearsal)[-1]
+
+
+def test_a_pull_request_is_only_tested(rehearsal: Rehearsal) -> None:
+    before = (images(rehearsal), rehearsal.cloud_run(), len(rehearsal.slack))
+    pull = {
+        "number": 7,
+        "pull_request": {
+            "number": 7,
+            "head": {"ref": "feature", "sha": rehearsal.sha},
+            "base": {"ref": "main"},
+        },
+    }
+    run = rehearsal.act("pull_request", "mlops-pipeline.yml", pull)
+    succeeded(run, {"test"})
+    assert run.ran() == {"test"}, run.explain()
+    assert (images(rehearsal), rehearsal.cloud_run(), len(rehearsal.slack)) == before
+
+
+def test_a_worse_challenger_is_rejected_and_told(rehearsal: Rehearsal) -> None:
+    """The week's data has its votes shuffled: the gate rejects the model, nothing changes."""
+    calls = rehearsal.gh_calls()
+    rehearsal.serve_data("shuffled")
+    try:
+        run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
+    finally:
+        rehearsal.serve_data("good")
+    assert run.jobs["validation"] == "failure", run.explain()
+    succeeded(run, {"data-validation", "training", "failure"})
+    assert not {"promotion", "deploy"} & run.ran()
+    assert registry(rehearsal) == {
+        "1": ["training", "validated", "production"],
+        "2": ["training"],
+    }
+    assert rehearsal.gh_calls() == calls  # no deploy started
+    # the drift of the week's data against the production model, read from the registry
+    assert (run.artifacts / "data-reports" / "drift" / "drift.json").is_file()
+    told = slack_texts(rehearsal)[-1]
+    assert "model-training failed (version 2)" in told, told
+    assert "the gate) failure" in told
+    assert RUN_URL in told
+
+
+def test_monitoring_drifted_traffic_pushes_gauges_and_starts_training(
+    rehearsal: Rehearsal, tmp_path: Path
+) -> None:
+    """A day of production traffic 6 °C warmer than the training data, some of it voted."""
+    model = tmp_path / "production"
+    tracking = {"CONFORTO_TRACKING__URI": rehearsal.secrets["MLFLOW_TRACKING_URI"]}
+    done = conforto_cli("model", "download", "production", "--out", str(model), env=tracking)
+    assert done.returncode == 0, done.stderr
+    rooms = load_dataset(*rehearsal.data_files("good")).frame.dropna(subset=["thermal_sensation"])
+    warmer = rooms.sample(800, random_state=3).assign(ta=lambda f: f["ta"] + 6.0)
+    serve_and_vote(rehearsal.secrets["PREDICTION_LOG_URL"], model, warmer, 0.3, since=23 * 3600)
+    calls = rehearsal.gh_calls()
+
+    run = rehearsal.act("schedule", "model-monitoring.yml", {"schedule": "17 * * * *"})
+    succeeded(run, {"check", "retrain"})
+    decision = json.loads(
+        (run.artifacts / "monitoring-reports" / "check" / "decision.json").read_text()
+    )
+    assert decision["retrain"] is True
+    assert any("drift on" in r and "ta" in r for r in decision["reasons"])
+    assert (run.artifacts / "monitoring-reports" / "drift" / "drift.json").is_file()
+    gauges = httpx.get(f"{rehearsal.pushgateway}/metrics").text
+    assert re.search(r'^conforto_drift_detected\{feature="ta",[^}]*\} 1', gauges, re.M), gauges
+    assert rehearsal.gh_calls()[len(calls) :] == [
+        ["workflow", "run", "model-training.yml", "--ref", "main", "--repo", "rehearsal/conforto"]
+    ]
