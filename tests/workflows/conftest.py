@@ -44,7 +44,6 @@ STAND_INS = {
     "actions/checkout": "checkout",
     "actions/setup-python": "setup-python",
     "actions/upload-artifact": "upload-artifact",
-    "actions/download-artifact": "download-artifact",
     "google-github-actions/auth": "auth",
     "google-github-actions/setup-gcloud": "setup-gcloud",
     "codecov/codecov-action": "codecov",

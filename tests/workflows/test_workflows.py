@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from conforto.data.load import load_dataset
+from conforto.model.artifact import load_model
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 from tests.fakes.gcloud import serving_revision
@@ -86,6 +87,14 @@ def test_the_first_weekly_training_promotes_a_model_and_dispatches_its_deploy(
         assert any((run.artifacts / f"clearml-offline-{job}").glob("*.zip")), job
 
 
+def production_model(world: Rehearsal, out: Path) -> Path:
+    """The production version's artifact, downloaded from the tracking server into ``out``."""
+    tracking = {"CONFORTO_TRACKING__URI": world.secrets["MLFLOW_TRACKING_URI"]}
+    done = conforto_cli("model", "download", "production", "--out", str(out), env=tracking)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 def images(world: Rehearsal) -> list[str]:
     """The tags of the image in the OCI registry."""
     found = httpx.get(f"{world.registry}/v2/conforto/conforto/tags/list")
@@ -102,16 +111,21 @@ def served(world: Rehearsal, environment: str) -> tuple[list[str], dict[str, Any
     return service["revisions"], health
 
 
-def test_the_deploy_it_dispatches_ships_the_production_model(rehearsal: Rehearsal) -> None:
+def test_the_deploy_it_dispatches_ships_the_production_model(
+    rehearsal: Rehearsal, tmp_path: Path
+) -> None:
     """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production."""
     run = rehearsal.act("workflow_dispatch", "mlops-pipeline.yml", DISPATCH)
     succeeded(run, DEPLOY)
     assert images(rehearsal) == [rehearsal.sha]  # pushed by the engine that built it
+    deployed = f"deployed-{rehearsal.sha[:12]}"  # by staging, then by production
+    assert registry(rehearsal) == {"1": ["training", "validated", "production", deployed]}
+    baked = load_model(production_model(rehearsal, tmp_path / "production")).version
     for environment in ("staging", "production"):
         revisions, health = served(rehearsal, environment)
         assert len(revisions) == 1
         assert revisions[0].startswith(f"conforto-{environment}-v1-")
-        assert health["model_version"] == "1", health
+        assert health["model_version"] == baked, health  # the image's model: its content id
     assert "image_build" in tracked(rehearsal)
     assert "deployment" in tracked(rehearsal)
     assert (run.artifacts / "clearml-offline-tracking").is_dir()  # the ClearML sessions, kept
@@ -131,9 +145,11 @@ def test_a_tagged_push_to_main_ships_and_releases(rehearsal: Rehearsal) -> None:
     run = rehearsal.act("push", "mlops-pipeline.yml", push)
     succeeded(run, DEPLOY)
     assert sha in images(rehearsal)
+    assert f"deployed-{sha[:12]}" in registry(rehearsal)["1"]
     revisions, health = served(rehearsal, "production")
-    assert len(revisions) == 2
-    assert health["model_version"] == "1"
+    assert len(revisions) == 2  # a new revision, of the same model version
+    assert revisions[-1].startswith("conforto-production-v1-")
+    assert health["status"] == "ready"
     released = rehearsal.root / "github" / "releases" / "v1.0.0"
     assert {p.name for p in released.iterdir()} >= {"CHANGELOG.md", "MODEL_CARD.md"}
     assert "version 1" in (released / "CHANGELOG.md").read_text()
@@ -168,10 +184,9 @@ def test_a_worse_challenger_is_rejected_and_told(rehearsal: Rehearsal) -> None:
     assert run.jobs["validation"] == "failure", run.explain()
     succeeded(run, {"data-validation", "training", "failure"})
     assert not {"promotion", "deploy"} & run.ran()
-    assert registry(rehearsal) == {
-        "1": ["training", "validated", "production"],
-        "2": ["training"],
-    }
+    tags = registry(rehearsal)
+    assert tags["2"] == ["training", "rejected"]  # registered, never validated
+    assert tags["1"][:3] == ["training", "validated", "production"]
     assert rehearsal.gh_calls() == calls  # no deploy started
     # the drift of the week's data against the production model, read from the registry
     assert (run.artifacts / "data-reports" / "drift" / "drift.json").is_file()
@@ -185,10 +200,7 @@ def test_monitoring_drifted_traffic_pushes_gauges_and_starts_training(
     rehearsal: Rehearsal, tmp_path: Path
 ) -> None:
     """A day of production traffic 6 °C warmer than the training data, some of it voted."""
-    model = tmp_path / "production"
-    tracking = {"CONFORTO_TRACKING__URI": rehearsal.secrets["MLFLOW_TRACKING_URI"]}
-    done = conforto_cli("model", "download", "production", "--out", str(model), env=tracking)
-    assert done.returncode == 0, done.stderr
+    model = production_model(rehearsal, tmp_path / "production")
     rooms = load_dataset(*rehearsal.data_files("good")).frame.dropna(subset=["thermal_sensation"])
     warmer = rooms.sample(800, random_state=3).assign(ta=lambda f: f["ta"] + 6.0)
     serve_and_vote(rehearsal.secrets["PREDICTION_LOG_URL"], model, warmer, 0.3, since=23 * 3600)
