@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from conforto.lifecycle.registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
+from tests.fakes import install
 
 pytestmark = pytest.mark.integration
 IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcdef" * 4
@@ -23,11 +23,7 @@ IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcd
 @pytest.fixture
 def gcloud(tmp_path: Path, serve: Any, trained_model: Path) -> dict[str, str]:
     """The fake on PATH, its state folder, and a service of ``trained_model`` behind it."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "gcloud"
-    fake.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fakes/gcloud.py"} "$@"\n')
-    fake.chmod(0o755)
+    bin_dir = install(tmp_path / "bin", "gcloud").parent
     server = serve("--model", str(trained_model))
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",

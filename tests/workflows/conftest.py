@@ -33,6 +33,7 @@ import pandas as pd
 import pytest
 
 from tests.factories import REPO, write_buildings
+from tests.fakes import install
 from tests.processes import Daemon, free_port, in_thread, mlflow_server, pushgateway, slack_receiver
 
 if TYPE_CHECKING:
@@ -140,18 +141,7 @@ class Rehearsal:
         ``tag``: what a maintainer pushes to release."""
         init = self.origin / "src" / "conforto" / "__init__.py"
         init.write_text(init.read_text() + f"# {tag}\n")
-        git(
-            "-c",
-            "user.name=r",
-            "-c",
-            "user.email=r@l",
-            "commit",
-            "--quiet",
-            "--all",
-            "--message",
-            f"release {tag}",
-            cwd=self.origin,
-        )
+        git("commit", "--quiet", "--all", "--message", f"release {tag}", cwd=self.origin)
         git("tag", tag, cwd=self.origin)
         self.sha = git("rev-parse", "HEAD", cwd=self.origin)
         return self.sha
@@ -180,9 +170,24 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+#: Who commits in the rehearsal (the working tree's snapshot, a release, the stand-ins).
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "rehearsal",
+    "GIT_AUTHOR_EMAIL": "rehearsal@localhost",
+    "GIT_COMMITTER_NAME": "rehearsal",
+    "GIT_COMMITTER_EMAIL": "rehearsal@localhost",
+}
+
+
 def git(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
+    """Run git in ``cwd`` as the rehearsal's identity (with ``env`` added); its output."""
     done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **IDENTITY, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 
@@ -190,13 +195,7 @@ def git(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
 def commit_worktree(origin: Path) -> str:
     """A clone of the project at a commit of its working tree as it is (tracked and untracked
     files, .gitignore respected), on branch main: what the workflows run on."""
-    identity = {
-        "GIT_AUTHOR_NAME": "rehearsal",
-        "GIT_AUTHOR_EMAIL": "rehearsal@localhost",
-        "GIT_COMMITTER_NAME": "rehearsal",
-        "GIT_COMMITTER_EMAIL": "rehearsal@localhost",
-    }
-    env = {**os.environ, **identity, "GIT_INDEX_FILE": str(origin.parent / "worktree-index")}
+    env = {"GIT_INDEX_FILE": str(origin.parent / "worktree-index")}
     git("read-tree", "HEAD", env=env)
     git("add", "--all", env=env)
     tree = git("write-tree", env=env)
@@ -221,17 +220,7 @@ def stand_ins(root: Path, workflows: Path) -> list[str]:
         shutil.copytree(ACTIONS / STAND_INS[name], target)
         git("init", "--quiet", cwd=target)
         git("add", "--all", cwd=target)
-        git(
-            "-c",
-            "user.name=r",
-            "-c",
-            "user.email=r@l",
-            "commit",
-            "--quiet",
-            "-m",
-            "stand-in",
-            cwd=target,
-        )
+        git("commit", "--quiet", "--message", "stand-in", cwd=target)
     return uses
 
 
@@ -279,13 +268,6 @@ def pypiserver(root: Path) -> Daemon:
     )
 
 
-def fake(bin_dir: Path, name: str) -> None:
-    bin_dir.mkdir(exist_ok=True)
-    path = bin_dir / name
-    path.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "tests/fakes" / name}.py "$@"\n')
-    path.chmod(0o755)
-
-
 @pytest.fixture(scope="session")
 def offline() -> None:
     """The rehearsal runs only where nothing can leave the machine."""
@@ -308,8 +290,8 @@ def rehearsal(
     uses = stand_ins(root, origin / ".github" / "workflows")
     data = sample_data(root / "data", dev_paths)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data))
-    fake(root / "bin", "gh")
-    fake(root / "gcloud-bin", "gcloud")
+    install(root / "bin", "gh")
+    install(root / "gcloud-bin", "gcloud")
     home = root / "home"
     home.mkdir()
     with contextlib.ExitStack() as stack:
