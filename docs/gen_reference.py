@@ -47,11 +47,13 @@ def _cell(text: object) -> str:
 def commands(group: Any = None, path: str = "conforto") -> list[tuple[str, Any]]:
     """Every visible command of the CLI, with its full name, in the app's order."""
     group = group or typer.main.get_command(app)
+    ctx = typer.Context(group, info_name=path)
     found = []
-    for name, command in group.commands.items():
-        if command.hidden:
+    for name in group.list_commands(ctx):  # loaded, as when it runs: the root lists lazily
+        command = group.get_command(ctx, name)
+        if command is None or command.hidden:
             continue
-        if hasattr(command, "commands"):  # a group
+        if hasattr(command, "list_commands"):  # a group
             found += commands(command, f"{path} {name}")
         else:
             found.append((f"{path} {name}", command))

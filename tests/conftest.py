@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from conforto.settings import get_settings
-from tests.factories import SHARED_DATA, make_frames, train_once, variant, write_buildings
+from tests.factories import SHARED_DATA, make_frames, variant, write_buildings
+from tests.models import migrated_store, trained
 from tests.processes import Daemon, Postgres, Server, slack_receiver
 from tests.processes import mlflow_server as mlflow_server_on
 
@@ -56,6 +57,13 @@ def _need(item: pytest.Item) -> tuple[str, Path] | None:
     if "mlflow_server" in fixtures:
         return "mlflow", item.path
     return None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--seed``: the random seed of the tests that draw one (the crash tests print theirs)."""
+    parser.addoption(
+        "--seed", type=int, default=None, help="random seed of the crash tests (default: new)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,15 +117,20 @@ def home(
 ) -> Iterator[Path]:
     """A temporary CONFORTO_HOME and working directory, so tests never write outside tmp_path.
 
-    Parametrised indirectly with ``"relative"``, the home is a new user's: no variable set, the
+    The home holds an embedded MLflow store whose schema is made (a copy of
+    :func:`tests.models.migrated_store`). Parametrised
+    indirectly with ``"relative"``, the home is a new user's: no variable set, nothing in the
     default ``.conforto`` relative to the working directory.
     """
+    import shutil
+
     monkeypatch.chdir(tmp_path)
     if getattr(request, "param", "absolute") == "relative":
         monkeypatch.delenv("CONFORTO_HOME", raising=False)
         path = tmp_path / ".conforto"
     else:
         path = tmp_path / "home"
+        shutil.copytree(migrated_store(), path)
         monkeypatch.setenv("CONFORTO_HOME", str(path))
     get_settings.cache_clear()
     yield path
@@ -159,13 +172,9 @@ def sample_paths(
 
 
 @pytest.fixture(scope="session")
-def trained_model(
-    tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]
-) -> Path:
-    """A model trained once per session on the building-grouped sample, with a small budget."""
-    return train_once(
-        tmp_path_factory, "sample-model", sample_paths, folds=3, search_trials=2, max_rounds=300
-    )
+def trained_model(sample_paths: tuple[Path, Path]) -> Path:
+    """A model of the building-grouped sample with a small budget (trained once per run)."""
+    return trained(sample_paths, folds=3, search_trials=2, max_rounds=300)
 
 
 @pytest.fixture(scope="session")
@@ -211,13 +220,9 @@ def model_without_heads(tmp_path_factory: pytest.TempPathFactory, trained_model:
 
 
 @pytest.fixture(scope="session")
-def second_model(
-    tmp_path_factory: pytest.TempPathFactory, small_sample_paths: tuple[Path, Path]
-) -> Path:
+def second_model(small_sample_paths: tuple[Path, Path]) -> Path:
     """Another, smaller model on other data with other folds (a different artifact)."""
-    return train_once(
-        tmp_path_factory,
-        "second-model",
+    return trained(
         small_sample_paths,
         folds=2,
         search_trials=1,
@@ -226,11 +231,9 @@ def second_model(
 
 
 @pytest.fixture(scope="session")
-def weak_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Path, Path]) -> Path:
+def weak_model(sample_paths: tuple[Path, Path]) -> Path:
     """A deliberately weak model: the sample and folds of ``trained_model``, ten tiny steps."""
-    return train_once(
-        tmp_path_factory,
-        "weak-model",
+    return trained(
         sample_paths,
         folds=3,
         search_trials=1,
@@ -241,30 +244,10 @@ def weak_model(tmp_path_factory: pytest.TempPathFactory, sample_paths: tuple[Pat
 
 
 @pytest.fixture(scope="session")
-def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CONFORTO_HOME whose embedded MLflow store has its schema created (done once: slow)."""
-    from conforto.tracking.mlflow_store import MlflowRegistryStore
-
-    home = tmp_path_factory.mktemp("template") / "home"
-    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
-    MlflowRegistryStore(uri, "conforto-thermal-sensation").versions()
-    return home
-
-
-@pytest.fixture
-def registry_home(store_template: Path, home: Path) -> Path:
-    """A fresh copy of the template store as this test's CONFORTO_HOME."""
-    import shutil
-
-    shutil.copytree(store_template, home)
-    return home
-
-
-@pytest.fixture(scope="session")
-def full_model(tmp_path_factory: pytest.TempPathFactory, dev_paths: tuple[Path, Path]) -> Path:
+def full_model(dev_paths: tuple[Path, Path]) -> Path:
     """A model trained on all the dev data with the default search and two outer folds
     (behavioural tests): one trial would keep the search's first guess, rougher in ``ta``."""
-    return train_once(tmp_path_factory, "full-model", dev_paths, folds=2, max_rounds=300)
+    return trained(dev_paths, folds=2, max_rounds=300)
 
 
 @pytest.fixture
@@ -306,22 +289,18 @@ TINY = {"folds": 2, "search_trials": 1, "inner_folds": 2, "max_rounds": 10}
 
 
 @pytest.fixture(scope="session")
-def tiny_models(
-    tmp_path_factory: pytest.TempPathFactory, tiny_data: tuple[Path, Path]
-) -> tuple[Path, Path]:
+def tiny_models(tiny_data: tuple[Path, Path]) -> tuple[Path, Path]:
     """A small model of synthetic votes, and a variant of it (another artifact, as far as a
     registry can tell)."""
-    one = train_once(tmp_path_factory, "one", tiny_data, **TINY)
+    one = trained(tiny_data, **TINY)
     return one, variant(one, tiny_data[0].parent / "two")
 
 
 @pytest.fixture(scope="session")
-def tiny_challenger(tmp_path_factory: pytest.TempPathFactory, tiny_data: tuple[Path, Path]) -> Path:
+def tiny_challenger(tiny_data: tuple[Path, Path]) -> Path:
     """Another small model of the same votes, with another seed and budget: another booster,
     so another version than the tiny models'."""
-    return train_once(
-        tmp_path_factory, "challenger", tiny_data, **{**TINY, "max_rounds": 14, "seed": 7}
-    )
+    return trained(tiny_data, **{**TINY, "max_rounds": 14, "seed": 7})
 
 
 @pytest.fixture(scope="session")

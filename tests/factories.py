@@ -11,7 +11,6 @@ import pandas as pd
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,20 +71,6 @@ def write_buildings(
     measurements[measurements["building_id"].isin(ids)].to_csv(m, index=False)
     metadata[metadata["building_id"].isin(ids)].to_csv(d, index=False)
     return m, d
-
-
-def train_once(
-    tmp_path_factory: pytest.TempPathFactory, name: str, paths: tuple[Path, Path], **config: Any
-) -> Path:
-    """Train a model on the data files ``paths`` with a small ``TrainConfig`` into a temp dir."""
-    from conforto.data.load import load_dataset
-    from conforto.training.save import write_model
-    from conforto.training.train import TrainConfig, train_model
-
-    out = tmp_path_factory.mktemp("models") / name
-    frame = load_dataset(*paths).frame
-    write_model(train_model(frame, config=TrainConfig(**config), progress=False), frame, out)
-    return out
 
 
 def bare_model(

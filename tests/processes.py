@@ -171,6 +171,7 @@ class Daemon:
         port: int,
         cwd: Path | None = None,
         timeout: float = 30.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         import shutil
 
@@ -182,7 +183,11 @@ class Daemon:
         self.url = f"http://127.0.0.1:{port}"
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop(); read on failure
         self.process = subprocess.Popen(
-            command, cwd=cwd, stdout=self.output, stderr=subprocess.STDOUT
+            command,
+            cwd=cwd,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         self.wait(ready, timeout)
 
@@ -250,7 +255,9 @@ def mlflow_server(folder: Path, backend: str) -> Daemon:
         "--artifacts-destination",
         str(folder / "artifacts"),
     ]
-    return Daemon(command, "/health", port, cwd=folder, timeout=120.0)
+    # no job runner: its seven consumers (MLflow's GenAI jobs) would start and poll for nothing
+    quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return Daemon(command, "/health", port, cwd=folder, timeout=120.0, env=quiet)
 
 
 def scrape(url: str) -> dict[str, float]:

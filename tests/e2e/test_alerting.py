@@ -160,7 +160,6 @@ def _votes_stored(client: httpx.Client) -> float:
     return 0.0
 
 
-@pytest.mark.usefixtures("registry_home")
 @pytest.mark.parametrize("home", ["relative"], indirect=True)  # a new user's: no CONFORTO_HOME
 def test_an_alert_reaches_slack_and_resolves_and_every_panel_has_data(
     trained_model: Path,

@@ -305,7 +305,6 @@ def test_a_slow_canary_is_taken_out_and_production_answers_everyone(
         assert _metric(client, "conforto_challenger_stops_total", reason="latency") == 1
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_a_promotion_waits_for_a_clean_shadow_period(
     serve: Callable[..., Server],
     tiny_models: tuple[Path, Path],

@@ -53,7 +53,7 @@ def deploy(env: dict[str, str], *args: str) -> Any:
 
 @pytest.fixture
 def versions(
-    registry_home: Path,  # noqa: ARG001 - for its effect: the template store as home
+    home: Path,  # noqa: ARG001 - for its effect: the template store as home
     trained_model: Path,
     second_model: Path,
 ) -> None:
@@ -91,13 +91,13 @@ def test_dry_run_names_the_registered_version() -> None:
 
 @pytest.mark.usefixtures("versions")
 def test_first_then_canary_deploys_run_the_exact_commands(
-    gcloud: dict[str, str], registry_home: Path
+    gcloud: dict[str, str], home: Path
 ) -> None:
     first = deploy(gcloud, "--env", "staging", "--image", IMAGE)
     assert first.returncode == 0, first.stdout + first.stderr
     revision = "conforto-staging-v1-0123456789"
     scope = ["--region", "europe-west1", "--project", "conforto-test", "--quiet"]
-    manifest = str(registry_home / "deploy/cloudrun/staging.yaml")
+    manifest = str(home / "deploy/cloudrun/staging.yaml")
     assert calls(gcloud) == [
         ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
         ["run", "services", "replace", manifest, *scope],

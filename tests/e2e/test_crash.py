@@ -156,8 +156,12 @@ def _check(load: Load, url: str) -> None:
 
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> random.Random:
-    seed = random.SystemRandom().randrange(1 << 30)
-    print(f"{request.node.name}: seed {seed}")  # to repeat a failure
+    """The moments of the kills: drawn from ``--seed`` when given, else from a new seed, printed
+    (shown with a failure) so that ``pytest --seed N`` repeats it."""
+    seed = request.config.getoption("seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(1 << 30)
+    print(f"{request.node.name}: seed {seed} (repeat with --seed {seed})")
     return random.Random(seed)  # noqa: S311 - timing, not secrets
 
 

@@ -107,7 +107,7 @@ def _variant(model: Path, folder: Path, note: str) -> Path:
 
 
 def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
-    registry_home: Path,
+    home: Path,
     trained_model: Path,
     second_model: Path,
     ports: tuple[int, int],
@@ -152,7 +152,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
     status = conforto_cli("deploy", "status")
     assert "production" in status.stdout
     assert "staging" in status.stdout
-    lines = (registry_home / "deploy/history.jsonl").read_text().splitlines()
+    lines = (home / "deploy/history.jsonl").read_text().splitlines()
     history = [json.loads(line) for line in lines]
     assert [(h["environment"], h["version"], h["ok"]) for h in history] == [
         ("staging", "1", True),
@@ -167,7 +167,6 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
     assert not any(t.startswith("deployed-") for t in registry.store.get("4").tags)
 
 
-@pytest.mark.usefixtures("registry_home")
 @pytest.mark.parametrize("home", ["absolute", "relative"], indirect=True)  # a new user's too
 def test_rollback_goes_back_under_load_and_stop_frees_every_port(
     trained_model: Path,

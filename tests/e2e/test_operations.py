@@ -137,7 +137,6 @@ def _hammer(url: str, stop: threading.Event, seen: list[tuple[int, str]]) -> Non
             seen.append((response.status_code, version))
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_new_production_version_is_swapped_in_under_load_without_errors(
     serve: Any, trained_model: Path, second_model: Path
 ) -> None:

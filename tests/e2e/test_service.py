@@ -278,7 +278,6 @@ def test_corrupt_model_keeps_process_up(serve, trained_model: Path, tmp_path: Pa
     assert "corrupt" in ready.json()["detail"]
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_serves_production_from_the_pointer(serve, trained_model: Path) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)

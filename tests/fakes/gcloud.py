@@ -8,8 +8,9 @@ FAKE_GCLOUD_URL  what `describe` gives as the service's (and the candidate's) UR
                  answers 404, as Cloud Run refuses (403) callers who are not invokers
 FAKE_GCLOUD_FAIL `<subcommand>:<n>` fails the n-th call of that subcommand (exit 1)
 FAKE_GCLOUD_PODMAN a first port: each revision then runs for real, its manifest's image pulled
-                 and run under podman on the next port (label conforto-rehearsal), and
-                 `describe` gives the URLs of the revisions that serve (the workflow rehearsal)
+                 and run under podman on the next port (label conforto-rehearsal, whose value
+                 is FAKE_GCLOUD_DIR: each cloud removes its own), and `describe` gives the URLs
+                 of the revisions that serve (the workflow rehearsal)
 """
 
 import json
@@ -108,7 +109,8 @@ def run_revision(manifest: dict, port: int) -> str:
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     env = [f"{e['name']}={e['value']}" for e in container.get("env", []) if "value" in e]
     podman = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
-    run = [*podman, "run", "--detach", "--network", "host", "--label", "conforto-rehearsal"]
+    label = f"conforto-rehearsal={os.environ['FAKE_GCLOUD_DIR']}"
+    run = [*podman, "run", "--detach", "--network", "host", "--label", label]
     run += ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
     run += ["--env", f"PORT={port}"]
     run += [f"--env={e}" for e in env]

@@ -208,7 +208,6 @@ def test_a_training_command_in_the_serving_image_says_which_extra_it_needs(image
     assert "pip install 'conforto[train]'" in done.stderr
 
 
-@pytest.mark.usefixtures("registry_home")
 @pytest.mark.parametrize("home", ["relative"], indirect=True)  # a new user's: no CONFORTO_HOME
 def test_deploy_local_runs_the_image_under_podman_from_a_relative_home(
     image: str, trained_model: Path, monkeypatch: pytest.MonkeyPatch

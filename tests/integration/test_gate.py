@@ -45,7 +45,6 @@ def _gate(version: str, config: Path, *extra: str) -> tuple[int, str, dict[str, 
     return result.exit_code, result.output, report
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_first_model_validated_then_weaker_challenger_rejected(
     trained_model: Path, weak_model: Path, gate_config: Path
 ) -> None:
@@ -73,7 +72,6 @@ def test_first_model_validated_then_weaker_challenger_rejected(
         registry.promote("2")
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_better_challenger_validated_and_promotable(
     trained_model: Path, weak_model: Path, gate_config: Path
 ) -> None:
@@ -91,7 +89,6 @@ def test_better_challenger_validated_and_promotable(
     assert move.to == "2"
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_champion_refitted_on_the_challengers_folds_of_other_data(
     trained_model: Path,
     second_model: Path,

@@ -61,7 +61,7 @@ def test_export_writes_voted_predictions_as_training_rows(
 
 
 def test_check_retrains_on_enough_votes_through_the_gate(
-    registry_home: Path,
+    home: Path,
     trained_model: Path,
     rooms: pd.DataFrame,
     small_sample_paths: tuple[Path, Path],
@@ -80,7 +80,7 @@ def test_check_retrains_on_enough_votes_through_the_gate(
     told = conforto_cli("monitor", "check", "--config", str(config), *data)
     assert told.returncode == 0, told.stdout + told.stderr
     assert "retrain" in told.stdout
-    decision = json.loads((registry_home / "reports/check/decision.json").read_text())
+    decision = json.loads((home / "reports/check/decision.json").read_text())
     assert decision["retrain"] is True
     assert decision["new_votes"] == votes
     assert any("occupants' votes since the model was trained" in r for r in decision["reasons"])

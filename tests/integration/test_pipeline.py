@@ -63,13 +63,13 @@ def clearml_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
-    registry_home: Path,
-    sample_paths: tuple[Path, Path],
+    home: Path,
+    small_sample_paths: tuple[Path, Path],
     tmp_path: Path,
     clearml_env: dict[str, str],
 ) -> None:
     config = tmp_path / "pipeline.yaml"
-    data = ["--measurements", str(sample_paths[0]), "--metadata", str(sample_paths[1])]
+    data = ["--measurements", str(small_sample_paths[0]), "--metadata", str(small_sample_paths[1])]
     config.write_text(CONFIG.replace("SEED", "42"))
     first = conforto_cli("pipeline", "run", "--config", str(config), *data, env=clearml_env)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -102,7 +102,7 @@ def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
     )
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "registered version 2" in forced.stdout
-    gate = json.loads((registry_home / "reports" / "gate-v2" / "gate.json").read_text())
+    gate = json.loads((home / "reports" / "gate-v2" / "gate.json").read_text())
     assert gate["champion"] == "1"
     assert gate["oof_source"] == "stored"  # same data and folds: the artifacts' predictions
     delta = next(c for c in gate["checks"] if c["name"].endswith("macro-F1"))
@@ -112,7 +112,7 @@ def test_pipeline_reuses_unchanged_runs_and_gates_a_challenger(
     config.write_text(CONFIG.replace("SEED", "7"))  # another seed: a new config, a challenger
     changed = conforto_cli("pipeline", "run", "--config", str(config), *data, env=clearml_env)
     assert "registered version 3" in changed.stdout, changed.stdout + changed.stderr
-    gate = json.loads((registry_home / "reports" / "gate-v3" / "gate.json").read_text())
+    gate = json.loads((home / "reports" / "gate-v3" / "gate.json").read_text())
     assert gate["champion"] == "2"
     assert changed.returncode == (0 if gate["passed"] else 1)
     listed = json.loads(conforto_cli("model", "list", "--json", env=clearml_env).stdout)
@@ -145,7 +145,7 @@ def not_clearml() -> Iterator[str]:
 
 
 def test_import_offline_keeps_sessions_until_a_server_accepts_them(
-    registry_home: Path,
+    home: Path,
     data_files: tuple[Path, Path],
     clearml_env: dict[str, str],
     not_clearml: str,
@@ -162,7 +162,7 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
             "tracker=ClearmlTracker())",
             str(m),
             str(d),
-            str(registry_home / "reports"),
+            str(home / "reports"),
         ],
         capture_output=True,
         text=True,

@@ -34,7 +34,7 @@ MLFLOW_FILES = (MLMODEL, "requirements.txt", "python_env.yaml", "conda.yaml")
 
 @pytest.fixture
 def production(
-    registry_home: Path,  # noqa: ARG001 - for its effect: the template store as home
+    home: Path,  # noqa: ARG001 - for its effect: the template store as home
     trained_model: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Registry:

@@ -41,7 +41,6 @@ def _client() -> MlflowClient:
     return MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_register_adds_version_with_lineage_and_is_idempotent(trained_model: Path) -> None:
     registry = _registry()
     version, created = registry.register(trained_model)
@@ -63,7 +62,7 @@ def test_register_adds_version_with_lineage_and_is_idempotent(trained_model: Pat
     assert seen.tags["training"] == version.tags["training"]
 
 
-def test_promotion_needs_validation_unless_forced(registry_home: Path, trained_model: Path) -> None:
+def test_promotion_needs_validation_unless_forced(home: Path, trained_model: Path) -> None:
     registry = _registry()
     registry.register(trained_model)
     with pytest.raises(RegistryError, match="not validated"):
@@ -78,14 +77,14 @@ def test_promotion_needs_validation_unless_forced(registry_home: Path, trained_m
         str(_client().get_model_version_by_alias("conforto-thermal-sensation", PRODUCTION).version)
         == "1"
     )
-    pointer = read_pointer(registry_home / "registry")
+    pointer = read_pointer(home / "registry")
     assert pointer is not None
     assert pointer.version == "1"
     assert (Path(pointer.artifact) / "manifest.json").is_file()
 
 
 def test_models_uri_resolves_to_production(
-    registry_home: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, trained_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow.artifacts
 
@@ -96,13 +95,12 @@ def test_models_uri_resolves_to_production(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
     local = mlflow.artifacts.download_artifacts(
-        "models:/conforto-thermal-sensation@production", dst_path=str(registry_home / "download")
+        "models:/conforto-thermal-sensation@production", dst_path=str(home / "download")
     )
     manifest = json.loads((Path(local) / "manifest.json").read_text())
     assert manifest["files"] == json.loads((trained_model / "manifest.json").read_text())["files"]
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_lifecycle_from_theconforto_cli(trained_model: Path, second_model: Path) -> None:
     for directory in (trained_model, second_model):
         assert runner.invoke(app, ["model", "register", str(directory)]).exit_code == 0
@@ -135,7 +133,6 @@ def test_lifecycle_from_theconforto_cli(trained_model: Path, second_model: Path)
     assert shown["version"] == "1"
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_rollback_keeps_stepping_back(trained_model: Path, second_model: Path) -> None:
     registry = _two_versions(trained_model, second_model)
     for version in ("1", "2", "1", "2"):
@@ -147,7 +144,6 @@ def test_rollback_keeps_stepping_back(trained_model: Path, second_model: Path) -
         registry.rollback()
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_corrupt_artifact_cannot_be_promoted(trained_model: Path) -> None:
     registry = _registry()
     version, _ = registry.register(trained_model)
@@ -167,7 +163,6 @@ def _predict_production(source: Path, output: Path) -> Result:
     return runner.invoke(app, args)
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_model_production_is_accepted_by_predict(
     trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -190,7 +185,7 @@ def _state(home: Path) -> tuple[str | None, list[str], str | None, list[str]]:
 
 @pytest.mark.parametrize("point", ["before-alias", "after-alias", "after-tags", "after-audit"])
 def test_sigkill_during_promotion_leaves_old_or_new(
-    registry_home: Path, trained_model: Path, second_model: Path, point: str
+    home: Path, trained_model: Path, second_model: Path, point: str
 ) -> None:
     registry = _two_versions(trained_model, second_model)
     registry.promote("1", force=True)
@@ -200,15 +195,15 @@ def test_sigkill_during_promotion_leaves_old_or_new(
     assert alias == ("1" if point == "before-alias" else "2")
     listed = conforto_cli("model", "list", "--json")  # any command reconciles first
     assert listed.returncode == 0, listed.stderr
-    alias, history, pointer, tagged = _state(registry_home)
+    alias, history, pointer, tagged = _state(home)
     assert history[-1] == alias
     assert pointer == alias
     assert tagged == [alias]
-    assert not (registry_home / "registry" / "intent.json").exists()
+    assert not (home / "registry" / "intent.json").exists()
 
 
 def test_sigkill_during_rollback_then_reconcile(
-    registry_home: Path, trained_model: Path, second_model: Path
+    home: Path, trained_model: Path, second_model: Path
 ) -> None:
     registry = _two_versions(trained_model, second_model)
     registry.promote("1", force=True)
@@ -216,12 +211,12 @@ def test_sigkill_during_rollback_then_reconcile(
     killed = conforto_cli("model", "rollback", env={"CONFORTO_CRASH_AT": "after-alias"})
     assert killed.returncode == -9
     conforto_cli("model", "list", "--json")
-    alias, history, pointer, tagged = _state(registry_home)
+    alias, history, pointer, tagged = _state(home)
     assert (alias, history, pointer, tagged) == ("1", ["1"], "1", ["1"])
 
 
 def test_concurrent_promotions_are_serialised(
-    registry_home: Path, trained_model: Path, second_model: Path
+    home: Path, trained_model: Path, second_model: Path
 ) -> None:
     _two_versions(trained_model, second_model)
     env = {**os.environ}
@@ -241,6 +236,6 @@ def test_concurrent_promotions_are_serialised(
     assert len(moves) == 2
     assert moves[0].previous is None
     assert moves[1].previous == moves[0].to  # the second saw the first's result
-    alias, _history, pointer, tagged = _state(registry_home)
+    alias, _history, pointer, tagged = _state(home)
     assert alias == pointer == moves[1].to
     assert tagged == [alias]

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_release_notes_compare_production_with_the_version_before(
     trained_model: Path, second_model: Path, tmp_path: Path
 ) -> None:
@@ -38,7 +37,6 @@ def test_release_notes_compare_production_with_the_version_before(
     ).read_text()
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_the_version_comes_from_the_git_tag(trained_model: Path, tmp_path: Path) -> None:
     registry = open_registry(get_settings())
     registry.register(trained_model)

@@ -19,12 +19,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def test_data_stage_is_recorded_in_mlflow(
-    registry_home: Path, data_files: tuple[Path, Path]
-) -> None:
-    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
-    tracker = MlflowTracker(uri, "tests", artifact_location=(registry_home / "art").as_uri())
-    data_stage(*data_files, registry_home / "reports", tracker=tracker)
+def test_data_stage_is_recorded_in_mlflow(home: Path, data_files: tuple[Path, Path]) -> None:
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "tests", artifact_location=(home / "art").as_uri())
+    data_stage(*data_files, home / "reports", tracker=tracker)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tests")
     assert experiment is not None
@@ -42,23 +40,23 @@ def test_data_stage_is_recorded_in_mlflow(
 
 
 def test_unreachable_server_warns_keeps_calls_and_replays(
-    registry_home: Path,
+    home: Path,
     data_files: tuple[Path, Path],
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast, not after minutes
     gone = MlflowTracker("http://127.0.0.1:9", "tests")  # the discard port: nothing listens
-    outbox = registry_home / "tracking" / "outbox.jsonl"
+    outbox = home / "tracking" / "outbox.jsonl"
     with caplog.at_level(logging.WARNING):
-        result = data_stage(*data_files, registry_home / "reports", tracker=gone, outbox=outbox)
+        result = data_stage(*data_files, home / "reports", tracker=gone, outbox=outbox)
     assert result.validation.ok
-    assert (registry_home / "reports" / "profile.json").is_file()
+    assert (home / "reports" / "profile.json").is_file()
     assert "tracking:" in caplog.text
     assert outbox.is_file()
 
-    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
-    sent = replay_outbox(MlflowTracker(uri, "replayed", (registry_home / "art").as_uri()), outbox)
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    sent = replay_outbox(MlflowTracker(uri, "replayed", (home / "art").as_uri()), outbox)
     assert sent >= 3
     assert not outbox.exists()
     client = MlflowClient(uri)
@@ -69,14 +67,12 @@ def test_unreachable_server_warns_keeps_calls_and_replays(
     assert run.data.tags["conforto.replayed"] == "true"
 
 
-def test_stage_commands_record_their_runs(
-    registry_home: Path, data_files: tuple[Path, Path]
-) -> None:
+def test_stage_commands_record_their_runs(home: Path, data_files: tuple[Path, Path]) -> None:
     """The workflows call the stage commands, not the pipeline: each records its own run."""
-    uri = f"sqlite:///{registry_home / 'mlflow' / 'mlflow.db'}"
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     env = {"CONFORTO_TRACKING__URI": uri, "CONFORTO_TRACKING__BACKENDS": '["mlflow"]'}
     m, d = (str(p) for p in data_files)
-    out = str(registry_home / "reports")
+    out = str(home / "reports")
     validated = conforto_cli(
         "data", "validate", "--measurements", m, "--metadata", d, "--out", out, env=env
     )

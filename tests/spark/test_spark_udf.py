@@ -33,7 +33,6 @@ def _spark_python() -> str:
     return python
 
 
-@pytest.mark.usefixtures("registry_home")
 def test_spark_udf_scores_as_conforto_predict(
     trained_model: Path, holdout_paths: tuple[Path, Path], tmp_path: Path
 ) -> None:

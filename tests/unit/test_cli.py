@@ -86,3 +86,28 @@ def test_the_gate_is_conforto_gate_and_the_old_spelling_still_runs_it_unlisted()
     old = runner.invoke(app, ["validate-model", "--help"])
     assert old.exit_code == 0
     assert "The promotion gate" in old.output
+
+
+def test_the_listed_help_of_every_command_is_its_own() -> None:
+    """``conforto --help`` lists each command from a table, without importing its module: the
+    table says what the command itself says."""
+    import typer
+
+    from conforto.cli import COMMANDS, load
+
+    for name, entry in COMMANDS.items():
+        command = load(name)
+        assert command.name == name
+        assert command.hidden == entry.hidden, name
+        if not entry.hidden:
+            own = typer.Context(command).command.get_short_help_str(limit=1000)
+            assert own == entry.help, name
+    listed = " ".join(runner.invoke(app, ["--help"]).output.replace("│", " ").split())
+    for name, entry in COMMANDS.items():
+        assert (entry.help in listed) != entry.hidden, name  # wrapped lines joined again
+
+
+def test_an_unknown_command_is_refused_with_the_list_of_commands() -> None:
+    result = runner.invoke(app, ["trian"])
+    assert result.exit_code == 2
+    assert "No such command 'trian'" in result.output

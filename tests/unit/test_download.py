@@ -75,14 +75,22 @@ def test_good_file_is_saved_and_verified(server: str, tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
-def test_checksum_mismatch_is_refused_and_nothing_saved(server: str, tmp_path: Path) -> None:
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty folder of this test's own (its home beside it)."""
+    path = tmp_path / "downloads"
+    path.mkdir()
+    return path
+
+
+def test_checksum_mismatch_is_refused_and_nothing_saved(server: str, folder: Path) -> None:
     with pytest.raises(DownloadError) as info:
-        download_file(_remote(server, "corrupt.csv"), tmp_path / "m.csv", progress=False)
+        download_file(_remote(server, "corrupt.csv"), folder / "m.csv", progress=False)
     message = str(info.value)
     assert "checksum mismatch for measurements" in message
     assert SHA in message
     assert hashlib.sha256(PAYLOAD[:-10] + b"9,99.9\n\n\n\n").hexdigest() in message
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
 
 
 def test_transient_server_errors_are_retried(server: str, tmp_path: Path) -> None:
@@ -93,21 +101,21 @@ def test_transient_server_errors_are_retried(server: str, tmp_path: Path) -> Non
     assert _Handler.hits["/flaky.csv"] == 3
 
 
-def test_persistent_server_error_gives_up_cleanly(server: str, tmp_path: Path) -> None:
+def test_persistent_server_error_gives_up_cleanly(server: str, folder: Path) -> None:
     with pytest.raises(DownloadError, match="after 3 attempts: server answered HTTP 500"):
         download_file(
-            _remote(server, "down.csv"), tmp_path / "m.csv", retries=2, backoff=0.01, progress=False
+            _remote(server, "down.csv"), folder / "m.csv", retries=2, backoff=0.01, progress=False
         )
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
 
 
-def test_interrupted_transfer_leaves_no_partial_file(server: str, tmp_path: Path) -> None:
-    dest = tmp_path / "m.csv"
+def test_interrupted_transfer_leaves_no_partial_file(server: str, folder: Path) -> None:
+    dest = folder / "m.csv"
     with pytest.raises(DownloadError, match="attempts"):
         download_file(
             _remote(server, "truncated.csv"), dest, retries=1, backoff=0.01, progress=False
         )
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
     assert _Handler.hits["/truncated.csv"] == 2
 
 

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    target = tmp_path / "out.csv"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "out.csv"
     target.write_text("old\n")
 
     def write_half() -> None:
@@ -24,7 +26,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path
     with pytest.raises(RuntimeError, match="half way"):
         write_half()
     assert target.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    assert [p.name for p in folder.iterdir()] == ["out.csv"]
 
 
 def test_written_files_are_readable_by_other_users_whatever_the_temporary_file_was(

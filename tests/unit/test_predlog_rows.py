@@ -18,12 +18,16 @@ def test_queued_prediction_is_flat_and_untracked_by_the_collector() -> None:
         "notes": ["tr (mean radiant temperature) taken equal to ta"],
     }
     inputs = {"ta": 30.0, "rh": 60.0, "season": "summer"}
-    table, values = queued_prediction(response, inputs, latency_ms=2.5)
-    assert table == "predictions"
-    row = dict(zip(PREDICTION_FIELDS, values, strict=True))
-    assert (row["prediction_id"], row["p_warm"], row["latency_ms"]) == ("a" * 32, 0.6, 2.5)
-    assert dict(row["inputs"]) == inputs
-    for _ in range(3):  # each collection untracks the tuples whose items it has untracked
-        gc.collect()
-    assert not gc.is_tracked(values)
-    assert not gc.is_tracked(row["inputs"])
+    gc.freeze()  # the session's objects set aside: the collections below walk this test's only
+    try:
+        table, values = queued_prediction(response, inputs, latency_ms=2.5)
+        assert table == "predictions"
+        row = dict(zip(PREDICTION_FIELDS, values, strict=True))
+        assert (row["prediction_id"], row["p_warm"], row["latency_ms"]) == ("a" * 32, 0.6, 2.5)
+        assert dict(row["inputs"]) == inputs
+        for _ in range(3):  # each collection untracks the tuples whose items it has untracked
+            gc.collect()
+        assert not gc.is_tracked(values)
+        assert not gc.is_tracked(row["inputs"])
+    finally:
+        gc.unfreeze()

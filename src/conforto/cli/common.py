@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from conforto.errors import ConfortoError, exit_code
-from conforto.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,12 +83,15 @@ def errors() -> Iterator[None]:
 
 def out_dir(out: Path | None, *parts: str) -> Path:
     """``out``, or its default ``CONFORTO_HOME/<parts>``."""
+    from conforto.settings import get_settings
+
     return out if out is not None else get_settings().home.joinpath(*parts)
 
 
 def sources(measurements: Path | None, metadata: Path | None) -> tuple[Path, Path]:
     """The data files: the options, else the settings, else the official files (downloaded)."""
     from conforto.data.download import resolve_sources
+    from conforto.settings import get_settings
 
     return resolve_sources(get_settings(), measurements, metadata)
 
@@ -107,6 +109,7 @@ def stage_run(name: str, stage: str, backends: Sequence[str] | None = None) -> I
     """A tracked run of one stage command in the configured trackers (``name`` e.g.
     ``model_training``), closed ``FAILED`` when the command fails; tracker failures only warn.
     """
+    from conforto.settings import get_settings
     from conforto.tracking import make_tracker, tracked_run
 
     settings = get_settings()
@@ -118,6 +121,7 @@ def stage_run(name: str, stage: str, backends: Sequence[str] | None = None) -> I
 def open_registry() -> Registry:
     """The registry, reconciled with its production alias (as every registry command starts)."""
     from conforto.lifecycle.registry import open_registry as open_store
+    from conforto.settings import get_settings
 
     registry = open_store(get_settings())
     for line in registry.reconcile():
@@ -135,6 +139,8 @@ def refresh_production() -> tuple[Path, str] | None:
     tuple or None
         The verified artifact and its version; ``None`` without a tracking server.
     """
+    from conforto.settings import get_settings
+
     if not get_settings().tracking.uri:
         return None
     found, artifact = open_registry().resolve("production")  # reconciled: the pointer too

@@ -64,8 +64,12 @@ def list_versions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List every version with its lifecycle tags; production is marked."""
+    from conforto.lifecycle.version_index import indexed_versions
+
     with errors(), stdout_to_stderr():
-        found = open_registry().store.versions()
+        found = indexed_versions(get_settings())
+        if found is None:
+            found = open_registry().versions()
     if as_json:
         typer.echo(json.dumps([v.record() for v in found], indent=2))
     else:

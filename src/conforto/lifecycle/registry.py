@@ -27,6 +27,7 @@ from conforto.lifecycle.pointer import (
     write_pointer,
 )
 from conforto.lifecycle.store import clip_tag
+from conforto.lifecycle.version_index import version_index
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from conforto.lifecycle.journal import Journal
     from conforto.lifecycle.store import RegistryStore
+    from conforto.lifecycle.version_index import VersionIndex
     from conforto.settings import Settings
     from conforto.tracking.model_version import ModelVersion
 
@@ -69,15 +71,35 @@ class Registry:
         This machine's registry folder: the production pointer, the lock, the download cache.
     journal
         Where the audit log, the intent and the lease are kept (default: ``directory``).
+    index
+        The index of the versions kept for reading without the store (embedded only), rewritten
+        whenever the versions are read or changed.
     """
 
     def __init__(
-        self, store: RegistryStore, directory: Path, journal: Journal | None = None
+        self,
+        store: RegistryStore,
+        directory: Path,
+        journal: Journal | None = None,
+        index: VersionIndex | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.journal = journal or FileJournal(directory)
+        self.index = index
         directory.mkdir(parents=True, exist_ok=True)
+
+    def versions(self) -> list[ModelVersion]:
+        """Every version, oldest first (indexed again)."""
+        found = self.store.versions()
+        if self.index is not None:
+            self.index.write(found)
+        return found
+
+    def _reindex(self) -> None:
+        """Index the versions after a change (nothing to do without an index)."""
+        if self.index is not None:
+            self.versions()
 
     # ------------------------------------------------------------------ locking and the audit log
 
@@ -117,12 +139,13 @@ class Registry:
                     current, repaired = self._repair()
             except RegistryBusy:
                 return []  # another command is moving production: it will leave things right
-        if current is None:
-            return repaired
-        pointer = read_pointer(self.directory)
-        if pointer is None or pointer.version != current:
-            self.refresh_pointer(self.store.get(current))
-            repaired.append(f"pointer: now version {current}")
+        if current is not None:
+            pointer = read_pointer(self.directory)
+            if pointer is None or pointer.version != current:
+                self.refresh_pointer(self.store.get(current))
+                repaired.append(f"pointer: now version {current}")
+        if repaired:
+            self._reindex()
         return repaired
 
     def _mistagged(self, current: str | None) -> bool:
@@ -232,6 +255,7 @@ class Registry:
                 **{f"config.{k}": v for k, v in manifest["config"].items()},
             }
             found = self.store.register(artifact, tags=tags, params=params, metrics=metrics)
+            self._reindex()
             return Registered(found, created=True)
 
     def verified(self, version: ModelVersion) -> Path:
@@ -278,6 +302,7 @@ class Registry:
         checkpoint("after-audit")
         self.refresh_pointer(target)
         self.journal.settle()
+        self._reindex()
         return target
 
     def promote(
@@ -349,6 +374,7 @@ class Registry:
         with self.locked():
             self.store.get(version)
             self.store.set_tag(version, key, value)
+            self._reindex()
 
     def record_gate(self, version: str, passed: bool, reason: str, report: Sequence[Path]) -> None:
         """Tag a version ``validated`` or ``rejected`` (with the reasons) after the gate, and
@@ -365,6 +391,7 @@ class Registry:
             self.store.set_tag(version, keep, value)
             self.store.delete_tag(version, drop)
             self.store.set_tag(version, "gate.report", f"{kept}/gate.html")
+            self._reindex()
 
     def resolve(self, version: str) -> Resolved:
         """A version (or ``production``) and its verified local artifact."""
@@ -394,4 +421,4 @@ def open_registry(settings: Settings) -> Registry:
         cache=settings.registry_dir / "cache",
     )
     journal = None if embedded else SharedJournal(store, settings.tracking.lease_s)
-    return Registry(store, settings.registry_dir, journal)
+    return Registry(store, settings.registry_dir, journal, version_index(settings))

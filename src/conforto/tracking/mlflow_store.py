@@ -8,7 +8,10 @@ failing server is one line for the user, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -43,6 +46,46 @@ def answered(method: Callable[P, T]) -> Callable[P, T]:
             ) from None
 
     return call
+
+
+#: The tables of MLflow's SQL store that hold a registered model's versions, tags and aliases.
+REGISTRY_TABLES = ("model_versions", "model_version_tags", "registered_model_aliases")
+
+
+def registry_stamp(tracking_uri: str, model_name: str) -> str | None:
+    """A digest of everything an embedded (SQLite) store holds of ``model_name``'s versions,
+    read without importing MLflow: it changes whenever a version, a tag or an alias does.
+
+    Parameters
+    ----------
+    tracking_uri
+        The store's URI; only ``sqlite:///`` stores have a stamp.
+    model_name
+        The registered model.
+
+    Returns
+    -------
+    str or None
+        The hex digest; ``None`` for another store, or one that cannot be read (missing, or of
+        a schema without these tables).
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            for table in REGISTRY_TABLES:
+                rows = db.execute(
+                    f"SELECT * FROM {table} WHERE name = ?",  # noqa: S608 - our constant names
+                    (model_name,),
+                ).fetchall()
+                digest.update(f"{table}{sorted(map(repr, rows))}".encode())
+    except sqlite3.Error:
+        return None
+    return digest.hexdigest()
 
 
 class MlflowRegistryStore:

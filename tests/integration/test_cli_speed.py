@@ -1,0 +1,100 @@
+"""The command line loads only what a command uses: listing the commands and the embedded
+registry's versions import neither MLflow nor the data and training libraries.
+
+How fast that is lives in ``bench/cli.py``; here, what is imported, and that the index the
+list answers from never says anything the registry would not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conforto.lifecycle.registry import open_registry
+from conforto.settings import get_settings
+from tests.cli import conforto_cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+#: What a command that reads no data, trains nothing and reaches no tracker must not import.
+HEAVY = ("mlflow", "pandas", "lightgbm", "sklearn", "scipy", "clearml", "matplotlib", "pandera")
+
+
+def _imported(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``conforto ARGS`` with ``-X importtime``: what it did, and the top-level packages
+    it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "conforto", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
+    packages = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return done, packages
+
+
+def test_listing_the_commands_imports_nothing_heavy() -> None:
+    """Not even NumPy, httpx or the settings: the list is a table of names and their help."""
+    done, packages = _imported("--help")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model" in done.stdout
+    light = {*HEAVY, "numpy", "httpx", "pydantic_settings"}
+    assert packages.isdisjoint(light), packages & light
+    assert "conforto" in packages  # the measurement saw the package's own imports
+
+
+def test_model_list_answers_from_the_index_without_mlflow(
+    trained_model: Path, second_model: Path
+) -> None:
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("1", force=True)
+    expected = [v.record() for v in registry.store.versions()]
+
+    done, packages = _imported("model", "list", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == expected
+    assert packages.isdisjoint(HEAVY), packages & set(HEAVY)
+
+
+def test_the_index_is_not_trusted_once_the_store_changed_behind_it(
+    trained_model: Path, second_model: Path
+) -> None:
+    """A tag set by another program, an interrupted move, a lost pointer: the list reads the
+    registry again (and reconciles), never the outdated index."""
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("1", force=True)
+
+    registry.store.set_tag("2", "validated", "by another program")  # not through the registry
+    listed = json.loads(conforto_cli("model", "list", "--json").stdout)
+    assert "validated" in listed[1]["tags"]
+
+    (get_settings().registry_dir / "production.json").unlink()
+    done = conforto_cli("model", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "reconciled: pointer: now version 1" in done.stderr
+    assert (get_settings().registry_dir / "production.json").is_file()
+
+    registry.store.set_alias("production", "2")  # a move interrupted after the alias
+    done = conforto_cli("model", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "reconciled:" in done.stderr
+    production = [v["version"] for v in json.loads(done.stdout) if "production" in v["tags"]]
+    assert production == ["2"]
