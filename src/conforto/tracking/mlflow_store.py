@@ -48,8 +48,12 @@ def answered(method: Callable[P, T]) -> Callable[P, T]:
     return call
 
 
-#: The tables of MLflow's SQL store that hold a registered model's versions, tags and aliases.
-REGISTRY_TABLES = ("model_versions", "model_version_tags", "registered_model_aliases")
+#: What MLflow's SQL store holds of a registered model's versions, tags and aliases.
+REGISTRY_QUERIES = (
+    "SELECT * FROM model_versions WHERE name = ?",
+    "SELECT * FROM model_version_tags WHERE name = ?",
+    "SELECT * FROM registered_model_aliases WHERE name = ?",
+)
 
 
 def registry_stamp(tracking_uri: str, model_name: str) -> str | None:
@@ -77,12 +81,9 @@ def registry_stamp(tracking_uri: str, model_name: str) -> str | None:
     digest = hashlib.sha256()
     try:
         with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
-            for table in REGISTRY_TABLES:
-                rows = db.execute(
-                    f"SELECT * FROM {table} WHERE name = ?",  # noqa: S608 - our constant names
-                    (model_name,),
-                ).fetchall()
-                digest.update(f"{table}{sorted(map(repr, rows))}".encode())
+            for query in REGISTRY_QUERIES:
+                rows = db.execute(query, (model_name,)).fetchall()
+                digest.update(f"{query}{sorted(map(repr, rows))}".encode())
     except sqlite3.Error:
         return None
     return digest.hexdigest()
