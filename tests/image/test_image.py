@@ -129,7 +129,7 @@ class Container:
 
 @pytest.fixture
 def running(image: str, tmp_path: Path) -> Iterator[Container]:
-    home = tmp_path / "home"
+    home = tmp_path / "volume"  # the container's home, a volume
     home.mkdir()
     os.chown(home, 10001, 10001)  # the container's user writes the prediction log here
     container = Container(image, home=home)
@@ -170,7 +170,7 @@ def test_it_runs_as_a_user_on_a_read_only_root(running: Container) -> None:
 
 
 def test_sigterm_flushes_the_prediction_log_to_its_volume(image: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "volume"  # the container's home, a volume
     home.mkdir()
     os.chown(home, 10001, 10001)
     container = Container(image, home=home)
