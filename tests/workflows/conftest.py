@@ -357,7 +357,7 @@ def machine(
             # uv reads the same wheels from their folder (no page of the index to fetch per
             # package) into a cache filled below: each job's `make install` links from it
             "UV_FIND_LINKS": str(WHEELS),
-            "UV_NO_INDEX": "1",
+            "UV_OFFLINE": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "BASE": BASE,
             "REGISTRY_TLS_VERIFY": "false",
