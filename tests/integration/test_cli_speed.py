@@ -98,3 +98,44 @@ def test_the_index_is_not_trusted_once_the_store_changed_behind_it(
     assert "reconciled:" in done.stderr
     production = [v["version"] for v in json.loads(done.stdout) if "production" in v["tags"]]
     assert production == ["2"]
+
+
+def test_model_show_answers_from_the_index_and_refuses_what_the_registry_would(
+    trained_model: Path, second_model: Path
+) -> None:
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.register(second_model)
+    registry.promote("2", force=True)
+
+    done, packages = _imported("model", "show", "production")
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = json.loads(done.stdout)
+    assert shown["version"] == "2"
+    assert shown["local_artifact"] == str(registry.store.get("2").artifact)
+    assert packages.isdisjoint(HEAVY), packages & set(HEAVY)
+
+    missing = conforto_cli("model", "show", "7")
+    assert missing.returncode == 1
+    assert "version '7' of conforto-thermal-sensation does not exist" in missing.stderr
+
+    artifact = registry.store.get("1").artifact
+    assert artifact is not None
+    (artifact / "golden.json").write_text("{}")  # a changed file: the registry says so
+    corrupt = conforto_cli("model", "show", "1")
+    assert corrupt.returncode == 1
+    assert "does not match" in corrupt.stderr or "corrupt" in corrupt.stderr
+
+
+def test_a_home_without_a_registry_lists_nothing_and_makes_nothing(home: Path) -> None:
+    import shutil
+
+    shutil.rmtree(home / "mlflow")  # a new machine's home: no store yet
+    done, packages = _imported("model", "list", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == []
+    assert packages.isdisjoint(HEAVY), packages & set(HEAVY)
+    assert not (home / "mlflow").exists()
+    shown = conforto_cli("model", "show", "production")
+    assert shown.returncode == 3
+    assert "no production model yet" in shown.stderr

@@ -130,3 +130,11 @@ def test_workflow_files_are_where_github_reads_them() -> None:
         "model-training.yml",
     ]
     assert Path(REPO / "Makefile").read_text().count("zizmor --offline") == 1
+
+
+def test_every_test_folder_is_run_by_a_make_target() -> None:
+    """`make test` names its folders (the slowest first): a new folder must be named too."""
+    makefile = (REPO / "Makefile").read_text()
+    named = set(re.findall(r"\btests/(\w+)", makefile))
+    folders = {p.parent.name for p in (REPO / "tests").glob("*/test_*.py")}
+    assert folders <= named, f"not run by any target: {sorted(folders - named)}"

@@ -79,8 +79,12 @@ def list_versions(
 @app.command("show")
 def show(version: Annotated[str, typer.Argument(help="Version number or 'production'.")]) -> None:
     """Show one version: tags, lineage, metrics, artifact and its verified local copy."""
+    from conforto.lifecycle.version_index import indexed_version
+
     with errors(), stdout_to_stderr():
-        found, artifact = open_registry().resolve(version)
+        found, artifact = indexed_version(get_settings(), version) or open_registry().resolve(
+            version
+        )
     typer.echo(json.dumps({**found.record(), "local_artifact": str(artifact)}, indent=2))
 
 

@@ -14,10 +14,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conforto.errors import ArtifactError, NoProductionModel, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lifecycle.audit import production_history
 from conforto.lifecycle.journal import FileJournal
-from conforto.lifecycle.pointer import read_pointer
+from conforto.lifecycle.pointer import NO_PRODUCTION, artifact_sha256, read_pointer
+from conforto.model.artifact import verify_artifact
 from conforto.tracking.mlflow_store import registry_stamp
 from conforto.tracking.model_version import ModelVersion
 
@@ -89,13 +91,20 @@ def indexed_versions(settings: Settings) -> list[ModelVersion] | None:
     """Every version of the embedded registry from its index, when the index is current and
     nothing needs reconciling (no interrupted move; the audit log, the ``production`` tags and
     the pointer agree with the alias); ``None`` otherwise: read the registry.
+
+    A home whose store was never made holds no version (and none is made to say so).
     """
     index = version_index(settings)
-    found = index.read() if index is not None else None
-    if found is None:
+    if index is None:
         return None
     journal = FileJournal(settings.registry_dir)
     if journal.interrupted() is not None:
+        return None
+    if not Path(settings.mlflow_uri.removeprefix("sqlite:///")).exists():
+        empty = read_pointer(settings.registry_dir) is None and not journal.moves()
+        return [] if empty else None
+    found = index.read()
+    if found is None:
         return None
     current = next((v.version for v in found if PRODUCTION in v.aliases), None)
     history = production_history(journal.moves())
@@ -107,3 +116,39 @@ def indexed_versions(settings: Settings) -> list[ModelVersion] | None:
         if tagged != [current] or pointer is None or pointer.version != current:
             return None
     return found
+
+
+def indexed_version(settings: Settings, version: str) -> tuple[ModelVersion, Path] | None:
+    """A version (or ``production``) and its verified local artifact, from the index (see
+    :func:`indexed_versions`); ``None``: read the registry (which also fetches an artifact that
+    no longer matches).
+
+    Raises
+    ------
+    NoProductionModel
+        For ``production`` when no version is in production.
+    RegistryError
+        When the version does not exist.
+    """
+    found = indexed_versions(settings)
+    if found is None:
+        return None
+    if version == PRODUCTION:
+        current = next((v.version for v in found if PRODUCTION in v.aliases), None)
+        if current is None:
+            raise NoProductionModel(NO_PRODUCTION)
+        version = current
+    match = next((v for v in found if v.version == version), None)
+    if match is None:
+        raise RegistryError(
+            f"version {version!r} of {settings.tracking.model_name} does not exist: "
+            "see `conforto model list`."
+        )
+    artifact = match.artifact
+    try:
+        if artifact is None or artifact_sha256(artifact) != match.tags.get("artifact_sha256"):
+            return None
+        verify_artifact(artifact)
+    except ArtifactError:
+        return None
+    return match, artifact

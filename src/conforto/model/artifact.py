@@ -160,6 +160,18 @@ def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     (directory / MANIFEST).write_text(_manifest_text({**manifest, "files": files}, FORMAT_VERSION))
 
 
+def verify_artifact(directory: Path) -> None:
+    """Check a model directory against its manifest without loading it: every file listed is
+    there, with its checksum (no LightGBM needed).
+
+    Raises
+    ------
+    ArtifactError
+        When the manifest or a file is missing, or a checksum does not match.
+    """
+    _verify_files(directory, _read_manifest(directory))
+
+
 def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
     """Load a model directory written by ``conforto train``.
 
