@@ -22,6 +22,8 @@ from tests.cli import conforto_cli
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conforto.lifecycle.registry import Registry
+
 pytestmark = pytest.mark.integration
 
 #: What a command that reads no data, trains nothing and reaches no tracker must not import.
@@ -47,6 +49,15 @@ def _imported(*args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     return done, packages
 
 
+def _two_versions(first: Path, second: Path, production: str) -> Registry:
+    """This home's registry with ``first`` and ``second`` as versions 1 and 2."""
+    registry = open_registry(get_settings())
+    registry.register(first)
+    registry.register(second)
+    registry.promote(production, force=True)
+    return registry
+
+
 def test_listing_the_commands_imports_nothing_heavy() -> None:
     """Not even NumPy, httpx or the settings: the list is a table of names and their help."""
     done, packages = _imported("--help")
@@ -60,10 +71,7 @@ def test_listing_the_commands_imports_nothing_heavy() -> None:
 def test_model_list_answers_from_the_index_without_mlflow(
     trained_model: Path, second_model: Path
 ) -> None:
-    registry = open_registry(get_settings())
-    registry.register(trained_model)
-    registry.register(second_model)
-    registry.promote("1", force=True)
+    registry = _two_versions(trained_model, second_model, production="1")
     expected = [v.record() for v in registry.store.versions()]
 
     done, packages = _imported("model", "list", "--json")
@@ -77,10 +85,7 @@ def test_the_index_is_not_trusted_once_the_store_changed_behind_it(
 ) -> None:
     """A tag set by another program, an interrupted move, a lost pointer: the list reads the
     registry again (and reconciles), never the outdated index."""
-    registry = open_registry(get_settings())
-    registry.register(trained_model)
-    registry.register(second_model)
-    registry.promote("1", force=True)
+    registry = _two_versions(trained_model, second_model, production="1")
 
     registry.store.set_tag("2", "validated", "by another program")  # not through the registry
     listed = json.loads(conforto_cli("model", "list", "--json").stdout)
@@ -103,10 +108,7 @@ def test_the_index_is_not_trusted_once_the_store_changed_behind_it(
 def test_model_show_answers_from_the_index_and_refuses_what_the_registry_would(
     trained_model: Path, second_model: Path
 ) -> None:
-    registry = open_registry(get_settings())
-    registry.register(trained_model)
-    registry.register(second_model)
-    registry.promote("2", force=True)
+    registry = _two_versions(trained_model, second_model, production="2")
 
     done, packages = _imported("model", "show", "production")
     assert done.returncode == 0, done.stderr[-2000:]
