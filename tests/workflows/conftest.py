@@ -12,8 +12,8 @@ docker-registry), a Pushgateway, Slack (the webhook receiver), GitHub's records 
 ``gh``) and Cloud Run (the fake ``gcloud``, which runs each revision under podman). A scenario
 that starts from a registry with a promoted model gets a copy of the one the first weekly
 training left, so that no scenario depends on another having run. These, the image's base
-(``BASE``) and the reduced test command (``CONFORTO_CI_TARGETS``) are the only differences
-from a run on GitHub.
+(``BASE``), the reduced test command (``CONFORTO_CI_TARGETS``) and training budget
+(:data:`BUDGET`) are the only differences from a run on GitHub.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from tests.factories import REPO, write_buildings
 from tests.fakes import install
@@ -64,6 +65,12 @@ ACT = Path(sys.executable).parent / "act"
 BASE = os.environ.get("CONFORTO_IMAGE_BASE", "localhost/conforto-base:bookworm")
 #: Cloud Run revisions listen from here on (below the ephemeral ports free_port draws from).
 FIRST_REVISION_PORT = 18_000
+#: The pipeline's configuration, which the weekly training reads.
+PIPELINE = "configs/pipeline.yaml"
+#: The rehearsal's training budget: the workflows' plumbing is rehearsed, not the model's
+#: quality (tests/integration/test_gate.py and tests/model judge that); five folds
+#: of four trials would cost minutes a training.
+BUDGET = {"folds": 3, "search_trials": 1, "inner_folds": 2, "max_rounds": 200}
 #: The data's official names, as the workflows read them.
 MEASUREMENTS, METADATA = "db_measurements_v2.1.0.csv.gz", "db_metadata.csv"
 
@@ -216,12 +223,29 @@ def git(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip()
 
 
+def rehearsal_budget() -> str:
+    """``configs/pipeline.yaml`` with the training budget of :data:`BUDGET`: the rest as is."""
+    config = yaml.safe_load((REPO / PIPELINE).read_text())
+    config["train"] |= BUDGET
+    return yaml.safe_dump(config, sort_keys=False)
+
+
 def commit_worktree(origin: Path) -> str:
     """A clone of the project at a commit of its working tree as it is (tracked and untracked
-    files, .gitignore respected), on branch main: what the workflows run on."""
+    files, .gitignore respected; the pipeline's training budget that of
+    :func:`rehearsal_budget`), on branch main: what the workflows run on."""
     env = {"GIT_INDEX_FILE": str(origin.parent / "worktree-index")}
     git("read-tree", "HEAD", env=env)
     git("add", "--all", env=env)
+    blob = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"],
+        input=rehearsal_budget(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    git("update-index", "--cacheinfo", f"100644,{blob},{PIPELINE}", env=env)
     tree = git("write-tree", env=env)
     sha = git("commit-tree", tree, "-p", "HEAD", "-m", "the working tree, rehearsed", env=env)
     git("clone", "--quiet", "--shared", "--no-checkout", str(REPO), str(origin))
@@ -363,6 +387,8 @@ def machine(
             "REGISTRY_TLS_VERIFY": "false",
             "DATA_URL": f"http://127.0.0.1:{server.server_address[1]}",
             "REHEARSAL_GCLOUD_BIN": str(root / "gcloud-bin"),
+            # how OpenMP threads wait on the busy cores `make test-workflows` sets it for
+            **{k: v for k, v in os.environ.items() if k == "OMP_WAIT_POLICY"},
         }
         warm_installers(root, env)
         yield Machine(root, origin, sha, uses, data, env)
