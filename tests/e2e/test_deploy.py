@@ -24,10 +24,14 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
+#: The pause between one load thread's requests [s].
+PACE = 0.01
 
 
 class Load:
-    """Requests to a URL from two threads until stopped: every answer and failure kept."""
+    """Requests to a URL from two threads until stopped, each at most :data:`PACE` [s] apart
+    (traffic, not a flood: the suite's other workers share the cores): every answer and failure
+    kept."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -48,6 +52,7 @@ class Load:
                     self.answers.append((time.monotonic(), slot, answer.json()["model_version"]))
                 except httpx.HTTPError as exc:
                     self.failures.append(f"{type(exc).__name__}: {exc}")
+                self._stop.wait(PACE)
 
     def __enter__(self) -> Load:
         for thread in self._threads:

@@ -128,6 +128,8 @@ def test_reload_needs_the_right_token(serve: Any, trained_model: Path) -> None:
 
 
 def _hammer(url: str, stop: threading.Event, seen: list[tuple[int, str]]) -> None:
+    """Requests until ``stop``, 10 ms apart (traffic, not a flood: the suite's other workers
+    share the cores), each answer's status and model version into ``seen``."""
     with httpx.Client(base_url=url, timeout=10) as client:
         while not stop.is_set():
             response = client.post("/predict", json=OBS)
@@ -135,6 +137,7 @@ def _hammer(url: str, stop: threading.Event, seen: list[tuple[int, str]]) -> Non
                 response.json().get("model_version", "") if response.status_code == 200 else ""
             )
             seen.append((response.status_code, version))
+            stop.wait(0.01)
 
 
 def test_new_production_version_is_swapped_in_under_load_without_errors(
