@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from pythermalcomfort.clothing import clo_dynamic_ashrae
-from pythermalcomfort.environment import operative_tmp, v_relative
-from pythermalcomfort.models import pmv_ppd_iso
 
 from conforto.physics.comfort import (
     dynamic_clothing,
@@ -16,6 +15,22 @@ from conforto.physics.comfort import (
     relative_air_speed,
 )
 from conforto.physics.features import SCALAR_ROWS, fast_features
+
+
+@pytest.fixture(scope="module")
+def reference() -> SimpleNamespace:
+    """pythermalcomfort's functions, imported when a test compares with them: its forty-odd
+    models take a second to import, which every pytest worker would pay to collect."""
+    from pythermalcomfort.clothing import clo_dynamic_ashrae
+    from pythermalcomfort.environment import operative_tmp, v_relative
+    from pythermalcomfort.models import pmv_ppd_iso
+
+    return SimpleNamespace(
+        clo_dynamic_ashrae=clo_dynamic_ashrae,
+        operative_tmp=operative_tmp,
+        v_relative=v_relative,
+        pmv_ppd_iso=pmv_ppd_iso,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +51,30 @@ def rooms() -> dict[str, np.ndarray]:
 
 
 def test_relative_air_speed_and_dynamic_clothing_match_pythermalcomfort(
-    rooms: dict[str, np.ndarray],
+    rooms: dict[str, np.ndarray], reference: SimpleNamespace
 ) -> None:
     vel, met, clo = rooms["vel"], rooms["met"], rooms["clo"]
-    np.testing.assert_array_equal(relative_air_speed(vel, met), v_relative(vel, met))
-    np.testing.assert_array_equal(dynamic_clothing(clo, met), clo_dynamic_ashrae(clo, met))
-
-
-def test_operative_temperature_matches_pythermalcomfort(rooms: dict[str, np.ndarray]) -> None:
-    ta, tr, vel = rooms["ta"], rooms["tr"], rooms["vel"]
-    np.testing.assert_allclose(
-        operative_temperature(ta, tr, vel), operative_tmp(tdb=ta, tr=tr, v=vel), rtol=0, atol=1e-12
+    np.testing.assert_array_equal(relative_air_speed(vel, met), reference.v_relative(vel, met))
+    np.testing.assert_array_equal(
+        dynamic_clothing(clo, met), reference.clo_dynamic_ashrae(clo, met)
     )
 
 
-def test_pmv_and_ppd_match_pythermalcomfort(rooms: dict[str, np.ndarray]) -> None:
+def test_operative_temperature_matches_pythermalcomfort(
+    rooms: dict[str, np.ndarray], reference: SimpleNamespace
+) -> None:
+    ta, tr, vel = rooms["ta"], rooms["tr"], rooms["vel"]
+    expected = reference.operative_tmp(tdb=ta, tr=tr, v=vel)
+    np.testing.assert_allclose(operative_temperature(ta, tr, vel), expected, rtol=0, atol=1e-12)
+
+
+def test_pmv_and_ppd_match_pythermalcomfort(
+    rooms: dict[str, np.ndarray], reference: SimpleNamespace
+) -> None:
     ta, tr, rh, met = rooms["ta"], rooms["tr"], rooms["rh"], rooms["met"]
     vr = relative_air_speed(rooms["vel"], met)
     clo = dynamic_clothing(rooms["clo"], met)
-    expected = pmv_ppd_iso(
+    expected = reference.pmv_ppd_iso(
         tdb=ta, tr=tr, vr=vr, rh=rh, met=met, clo=clo, limit_inputs=False, round_output=False
     )
     pmv = pmv_iso_7730(ta, tr, vr, rh, met, clo)
@@ -62,11 +82,15 @@ def test_pmv_and_ppd_match_pythermalcomfort(rooms: dict[str, np.ndarray]) -> Non
     np.testing.assert_allclose(ppd_from_pmv(pmv), expected.ppd, rtol=0, atol=1e-9)
 
 
-def test_limited_pmv_matches_pythermalcomfort(rooms: dict[str, np.ndarray]) -> None:
+def test_limited_pmv_matches_pythermalcomfort(
+    rooms: dict[str, np.ndarray], reference: SimpleNamespace
+) -> None:
     ta, tr, rh, met = rooms["ta"], rooms["tr"], rooms["rh"], rooms["met"]
     vr, clo = relative_air_speed(rooms["vel"], met), dynamic_clothing(rooms["clo"], met)
     with pytest.warns(UserWarning, match="outside the applicability limits"):
-        expected = pmv_ppd_iso(tdb=ta, tr=tr, vr=vr, rh=rh, met=met, clo=clo, round_output=False)
+        expected = reference.pmv_ppd_iso(
+            tdb=ta, tr=tr, vr=vr, rh=rh, met=met, clo=clo, round_output=False
+        )
     got = fast_features(rooms)
     assert np.isnan(expected.pmv).sum() > 1000  # the limits are exercised
     np.testing.assert_allclose(got["pmv_iso"], expected.pmv, rtol=0, atol=1e-9)

@@ -1,4 +1,8 @@
-"""Baselines the model must beat: majority class, PMV binned, and a probabilistic PMV."""
+"""Baselines the model must beat: majority class, PMV binned, and a probabilistic PMV.
+
+scikit-learn is imported where a baseline is built (most of a second): the gate and the
+commands that only bin PMV do without it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression
 
 from conforto.data.target import sensation_class
 from conforto.metrics.scores import N_CLASSES
@@ -40,6 +43,7 @@ def logistic_candidate(numeric: list[int], categorical: list[int]) -> Any:
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -75,6 +79,8 @@ class ProbabilisticPMV:
 
     def fit(self, pmv: FloatArray, y: IntArray) -> ProbabilisticPMV:
         """Fit on rows with a PMV value; returns ``self``."""
+        from sklearn.linear_model import LogisticRegression
+
         ok = np.isfinite(pmv)
         self.estimator_ = LogisticRegression(C=1.0, max_iter=1000)
         self.estimator_.fit(np.column_stack([pmv[ok], pmv[ok] ** 2]), y[ok])
@@ -92,6 +98,8 @@ class ProbabilisticPMV:
     @classmethod
     def from_dict(cls, data: dict[str, list[Any]]) -> ProbabilisticPMV:
         """Rebuild a fitted baseline from :meth:`to_dict`."""
+        from sklearn.linear_model import LogisticRegression
+
         self = cls()
         self.estimator_ = LogisticRegression()
         self.estimator_.coef_ = np.asarray(data["coef"], dtype=np.float64)
