@@ -71,6 +71,19 @@ def test_every_conforto_command_of_a_workflow_exists(name: str) -> None:
 _GROUPS = {"data", "model", "pipeline", "tracking", "monitor", "notify", "deploy"}
 
 
+def test_codecov_uploads_the_report_ci_writes() -> None:
+    """The test job's codecov step uploads the XML report of `make test` (pytest-cov's
+    ``--cov-report=xml``: coverage.xml), which `.ci/run` runs (the rehearsal's test job runs a
+    short list of targets instead, without a report)."""
+    steps = load("mlops-pipeline.yml")["jobs"]["test"]["steps"]
+    upload = next(s for s in steps if s.get("uses", "").startswith("codecov/codecov-action@"))
+    assert upload["with"]["files"] == "coverage.xml"
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)
+    assert recipe is not None
+    assert re.search(r"--cov-report=xml(\s|$)", recipe[1])
+    assert re.search(r"^run_targets test ", (REPO / ".ci" / "run").read_text(), re.M)
+
+
 def test_the_main_pipeline_ships_main_only_to_production_behind_reviewers() -> None:
     jobs = load("mlops-pipeline.yml")["jobs"]
     on = load("mlops-pipeline.yml")[ON]

@@ -71,6 +71,14 @@ PIPELINE = "configs/pipeline.yaml"
 #: quality (tests/integration/test_gate.py and tests/model judge that); five folds
 #: of four trials would cost minutes a training.
 BUDGET = {"folds": 3, "search_trials": 1, "inner_folds": 2, "max_rounds": 200}
+#: The test job's checks (``.ci/run``'s ``CONFORTO_CI_TARGETS``): the suite runs beside the
+#: rehearsal, not again inside it (that codecov uploads what `make test` writes:
+#: tests/unit/test_workflows.py).
+QUICK_CHECKS = "lint"
+#: A git revision whose workflows the rehearsal runs instead of the working tree's
+#: (``CONFORTO_REHEARSAL_WORKFLOWS=<rev> make test-workflows``): a scenario written against a
+#: defect fails on the workflows as they stood before it was fixed.
+WORKFLOWS_FROM = os.environ.get("CONFORTO_REHEARSAL_WORKFLOWS", "")
 #: The data's official names, as the workflows read them.
 MEASUREMENTS, METADATA = "db_measurements_v2.1.0.csv.gz", "db_metadata.csv"
 
@@ -168,10 +176,10 @@ class Rehearsal:
         return Run(done.returncode, jobs, log, artifacts)
 
     def release_commit(self, tag: str) -> str:
-        """A new commit on this world's main (the package's docstring says which release), with
+        """A new commit on this world's main (a comment in the package names the release), with
         ``tag``: what a maintainer pushes to release."""
         init = self.origin / "src" / "conforto" / "__init__.py"
-        init.write_text(init.read_text() + f"# {tag}\n")
+        init.write_text(init.read_text() + f"\n\n# {tag}\n")  # formatted as ruff would
         git("commit", "--quiet", "--all", "--message", f"release {tag}", cwd=self.origin)
         git("tag", tag, cwd=self.origin)
         self.sha = git("rev-parse", "HEAD", cwd=self.origin)
@@ -233,7 +241,8 @@ def rehearsal_budget() -> str:
 def commit_worktree(origin: Path) -> str:
     """A clone of the project at a commit of its working tree as it is (tracked and untracked
     files, .gitignore respected; the pipeline's training budget that of
-    :func:`rehearsal_budget`), on branch main: what the workflows run on."""
+    :func:`rehearsal_budget`; the workflows of :data:`WORKFLOWS_FROM` when set), on branch
+    main: what the workflows run on."""
     env = {"GIT_INDEX_FILE": str(origin.parent / "worktree-index")}
     git("read-tree", "HEAD", env=env)
     git("add", "--all", env=env)
@@ -246,6 +255,10 @@ def commit_worktree(origin: Path) -> str:
         check=True,
     ).stdout.strip()
     git("update-index", "--cacheinfo", f"100644,{blob},{PIPELINE}", env=env)
+    if WORKFLOWS_FROM:
+        workflows = ".github/workflows"
+        git("rm", "-r", "--cached", "--quiet", workflows, env=env)
+        git("read-tree", f"--prefix={workflows}/", f"{WORKFLOWS_FROM}:{workflows}", env=env)
     tree = git("write-tree", env=env)
     sha = git("commit-tree", tree, "-p", "HEAD", "-m", "the working tree, rehearsed", env=env)
     git("clone", "--quiet", "--shared", "--no-checkout", str(REPO), str(origin))
@@ -452,7 +465,7 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
         variables = {
             "IMAGE_REPOSITORY": f"127.0.0.1:{oci.port}/conforto",
             "PUSHGATEWAY_URL": gateway.url,
-            "CONFORTO_CI_TARGETS": "unit",
+            "CONFORTO_CI_TARGETS": QUICK_CHECKS,
         }
         world = Rehearsal(
             machine,

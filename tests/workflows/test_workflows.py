@@ -19,7 +19,7 @@ from conforto.model.artifact import load_model
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 from tests.fakes.gcloud import serving_revision
-from tests.workflows.conftest import SCHEDULE
+from tests.workflows.conftest import QUICK_CHECKS, SCHEDULE
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -173,6 +173,7 @@ def test_a_pull_request_is_only_tested(rehearsal: Rehearsal) -> None:
     run = rehearsal.act("pull_request", "mlops-pipeline.yml", pull)
     succeeded(run, {"test"})
     assert run.ran() == {"test"}, run.explain()
+    assert f"make {QUICK_CHECKS}:" in run.log  # .ci/run ran the checks it was given
     assert (images(rehearsal), rehearsal.cloud_run(), len(rehearsal.slack)) == before
 
 
