@@ -244,7 +244,8 @@ class ServiceState:
         """Several observations' predictions in one call, spooled before they are returned
         (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row.
         """
-        levels, contexts = [coverage] * len(rows), [(start, site) for site in sites]
+        levels = [coverage] * len(rows)
+        contexts = [(start, site) for site in sites]
         challenger = self.challenger
         if challenger is not None and client is not None and challenger.answers(client):
             try:
@@ -280,7 +281,8 @@ class ServiceState:
         for latency in latencies:
             self._latency[arm].observe(latency / 1000.0)
         if self.log is not None:  # arm null: production answered
-            sites, logged = [site for _, site in contexts], None if arm == "production" else arm
+            sites = [site for _, site in contexts]
+            logged = None if arm == "production" else arm
             self.log.add_predictions(results, rows, latencies, sites, logged)
         challenger = self.challenger
         if arm == "production" and challenger is not None and self.runtime.predictor is not None:
