@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
@@ -14,7 +15,10 @@ from conforto.predictions.ids import new_ids
 from conforto.predictions.log import PREDICTION_FIELDS, PredictionLog
 from conforto.predictions.spool import Queued, Spool, frames, segments
 from conforto.serving.app import create_app
-from conforto.serving.deps import get_prediction_log, get_predictor, get_service
+from conforto.serving.deps import ServiceDep, get_prediction_log, get_predictor
+from conforto.serving.routes.predict import CoverageQuery
+from conforto.serving.routes.predict import predict as fast_predict
+from conforto.serving.schemas import Observation, Prediction
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
 
@@ -22,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from fastapi import FastAPI
 
 TOKEN = "s3cret"  # noqa: S105 - a test token
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
@@ -307,7 +310,7 @@ def test_create_app_leaves_process_wide_settings_alone(tmp_path: Path) -> None:
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
-def test_dependencies_can_be_overridden_one_by_one(tmp_path: Path) -> None:
+def test_dependencies_can_be_overridden_one_by_one_and_the_state_replaced(tmp_path: Path) -> None:
     client, _ = client_for(FixedPredictor(), log=memory_log(tmp_path / "a"))
     app: FastAPI = client.app  # type: ignore[assignment]
     other = FixedPredictor()
@@ -324,13 +327,9 @@ def test_dependencies_can_be_overridden_one_by_one(tmp_path: Path) -> None:
     assert client.get("/ready").json()["model_version"] == "8"
     vote = {"prediction_id": "b" * 32, "thermal_sensation": 0}
     assert client.post("/feedback", json=vote).status_code == 503
-    fresh = ServiceState(Settings())  # no model: every route reading the state answers 503
-
-    async def empty() -> ServiceState:
-        return fresh
-
     app.dependency_overrides.clear()
-    app.dependency_overrides[get_service] = empty
+    app.state.service = ServiceState(Settings())  # no model: every route reading it answers 503
+    assert client.post("/predict", json=OBS).status_code == 503
     assert client.get("/model").status_code == 503
     assert client.get("/").json()["model_version"] is None
 
@@ -362,3 +361,32 @@ def test_the_page_loads_only_the_services_own_files_under_a_strict_policy() -> N
         assert asset.headers["x-content-type-options"] == "nosniff"
     assert client.get("/explorer/index.html").status_code == 404  # the page has its own route
     assert client.get("/explorer/..%2Fsettings.py").status_code == 404
+
+
+def _idiomatic_predict() -> FastAPI:
+    """An app whose ``/predict`` is written as FastAPI would have it: body, state and
+    ``?coverage=`` declared, parsed and validated by FastAPI."""
+
+    async def predict(
+        observation: Observation,  # noqa: ARG001 - documented, never called
+        service: ServiceDep,  # noqa: ARG001
+        coverage: CoverageQuery = None,  # noqa: ARG001
+    ) -> dict[str, Any]:
+        raise AssertionError("documented, never called")
+
+    predict.__doc__ = fast_predict.__doc__  # read as the route is added
+    app = FastAPI()
+    no_model: dict[int | str, dict[str, Any]] = {503: {"description": "No model."}}
+    app.post("/predict", response_model=Prediction, responses=no_model)(predict)
+    return app
+
+
+def test_the_fast_predict_route_documents_what_fastapi_would_generate(tmp_path: Path) -> None:
+    """``/predict`` reads its body and ``?coverage=`` itself (the hot path); its OpenAPI
+    operation, and every schema it names, is what FastAPI generates for the idiomatic route."""
+    settings = Settings(serve=ServeSettings(log_url=f"sqlite:///{tmp_path / 'log.db'}"))
+    fast = create_app(tmp_path / "nowhere", settings=settings).openapi()
+    expected = _idiomatic_predict().openapi()
+    assert fast["paths"]["/predict"] == expected["paths"]["/predict"]
+    for name, schema in expected["components"]["schemas"].items():
+        assert fast["components"]["schemas"][name] == schema, name

@@ -111,7 +111,7 @@ async def predict(request: Request) -> dict[str, Any]:
     falls in at the confidence level ``coverage``.
     """
     start = time.perf_counter()
-    service = service_of(request)  # not a dependency: the hot path (see service_of)
+    service = await service_of(request)  # not a dependency: the hot path (see service_of)
     coverage = parse_coverage(request)
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
