@@ -1,12 +1,16 @@
-"""Slack notifications of lifecycle events, in Block Kit, through an incoming webhook.
+"""Slack notifications through an incoming webhook, in Block Kit.
 
-Pipeline results, promotions and rollbacks, drift, degraded performance and deploys each have a
-message builder; :class:`Notifier` sends them with slack-sdk's ``WebhookClient`` and its retry
-handlers (connection errors, 429 with ``Retry-After``, 5xx). The webhook URL
-(``CONFORTO_NOTIFY__SLACK_WEBHOOK_URL``) is a secret: it is never printed or logged, and is
-masked in every message that could hold it. Unset, nothing is sent and nothing fails. A Slack
-outage never fails the caller either: a warning, and the message waits in an outbox
-(``$CONFORTO_HOME/notify/outbox.jsonl``) for ``conforto notify retry``.
+The foundation of every notification: :class:`Message`, the Block Kit pieces messages are made
+of, and :class:`Notifier`, which sends them with slack-sdk's ``WebhookClient`` and its retry
+handlers (connection errors, 429 with ``Retry-After``, 5xx). Each event's message is built beside
+the event: a pipeline's result and a production move in :mod:`conforto.lifecycle`, drift,
+degraded performance and a due retraining in :mod:`conforto.monitor`, a deploy in
+:mod:`conforto.deploy`, a challenger the service stopped in :mod:`conforto.serving`.
+
+The webhook URL (``CONFORTO_NOTIFY__SLACK_WEBHOOK_URL``) is a secret: it is never printed or
+logged, and is masked in every message that could hold it. Unset, nothing is sent and nothing
+fails. A Slack outage never fails the caller either: a warning, and the message waits in an
+outbox (``$CONFORTO_HOME/notify/outbox.jsonl``) for ``conforto notify retry``.
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from conforto.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from conforto.lifecycle.audit import Move
-    from conforto.lifecycle.gate import GateReport
-    from conforto.monitor.drift import DriftReport
     from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
 MASK = "***"
+#: One Block Kit block: free-form JSON, as Slack defines it.
+Block = dict[str, Any]
 
 
 @dataclass
@@ -34,157 +37,40 @@ class Message:
 
     kind: str
     text: str
-    blocks: list[dict[str, Any]] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> Block:
         """The JSON body an incoming webhook takes."""
         return {"text": self.text, "blocks": self.blocks}
 
 
-def _header(text: str) -> dict[str, Any]:
+def header(text: str) -> Block:
+    """A header block (plain text, cut at Slack's 150 characters)."""
     return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}}
 
 
-def _section(markdown: str) -> dict[str, Any]:
+def section(markdown: str) -> Block:
+    """A section block of Slack markdown (cut at Slack's 3,000 characters)."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": markdown[:3000]}}
 
 
-def _fields(pairs: dict[str, str]) -> dict[str, Any]:
+def fields(pairs: dict[str, str]) -> Block:
+    """A section of labelled fields, two columns (Slack shows at most ten)."""
     items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in list(pairs.items())[:10]]
     return {"type": "section", "fields": items}
 
 
-def _context(text: str) -> dict[str, Any]:
+def context(text: str) -> Block:
+    """A context block: the small print under a message."""
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
-
-
-def pipeline_message(
-    version: str | None, gate: GateReport | None, production: str | None
-) -> Message:
-    """The training pipeline finished: validated or rejected, the metrics, the failed checks."""
-    if gate is None:
-        verdict, icon = f"version {version} reused (already judged)", ":recycle:"
-    elif gate.passed:
-        verdict, icon = f"version {version} validated", ":white_check_mark:"
-    else:
-        verdict, icon = f"version {version} rejected", ":x:"
-    blocks = [_header(f"Training pipeline: {verdict}")]
-    if gate is not None:
-        rows = []
-        for name, m in gate.compared().items():
-            cells = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in m.items())
-            label = f"champion (v{gate.champion})" if name == "champion" else name
-            rows.append(f"• *{label.replace('_', ' ')}*: {cells}")
-        blocks.append(_section("\n".join(rows)))
-        failed = [f"• {c.name}: {c.detail}" for c in gate.failed]
-        if failed:
-            blocks.append(_section("*Failed checks*\n" + "\n".join(failed)))
-    blocks.append(_context(f"production version: {production or 'none'}"))
-    return Message("pipeline", f"{icon} conforto training pipeline: {verdict}", blocks)
-
-
-def move_message(move: Move) -> Message:
-    """A promotion or a rollback: who, why, from which version to which."""
-    action = "rolled back" if move.action == "rollback" else "promoted"
-    record = move.to_json()
-    blocks = [
-        _header(f"Production {action}: version {record['from'] or '-'} → {record['to']}"),
-        _fields(
-            {
-                "from": str(record["from"] or "-"),
-                "to": str(record["to"]),
-                "who": record["user"],
-                "why": move.reason or "-",
-            }
-        ),
-        _context(f"{record['time']} · `{move.command}`"),
-    ]
-    text = f"conforto production {action}: {record['from'] or '-'} → {record['to']} ({move.reason})"
-    return Message(move.action, text, blocks)
-
-
-def drift_message(report: DriftReport) -> Message:
-    """The inputs have drifted: which, by how much, against what."""
-    data = report.to_dict()
-    worst = [f for f in report.features if f.drifted]
-    worst.sort(key=lambda f: -(f.statistic or 0.0))
-    lines = [f"• *{f.name}*: PSI {f.statistic:.3f} (threshold {f.threshold:.2f})" for f in worst]
-    verdict = "the inputs have drifted" if report.dataset_drift else "some inputs drifted"
-    blocks = [
-        _header(f"Input drift, model {report.model_version}: {verdict}"),
-        _section("\n".join(lines) or "no input drifted"),
-        _context(
-            f"{data['current']['rows']:,} rows of {data['current']['source']} vs "
-            f"{data['reference']['rows']:,} of {data['reference']['source']}; share "
-            f"{report.share:.2f} (threshold {report.drift_share:.2f})"
-        ),
-    ]
-    text = f":warning: conforto input drift, model {report.model_version}: " + ", ".join(
-        data["drifted_features"]
-    )
-    return Message("drift", text, blocks)
-
-
-def performance_message(result: dict[str, Any]) -> Message:
-    """The model's performance degraded: estimated, realised and validation figures."""
-    est, real, val = result["estimated"], result["realised"], result["validation"]
-    pairs = {
-        "estimated accuracy": f"{est['accuracy']:.3f}",
-        "realised accuracy": f"{real['accuracy']:.3f}" if real else "no votes yet",
-        "validation accuracy": f"{val.get('accuracy', float('nan')):.3f}",
-        "votes": f"{result['labelled_rows']:,} of {result['rows']:,} predictions",
-    }
-    blocks = [
-        _header(f"Model {result['model_version']} degraded"),
-        _fields(pairs),
-        _section("\n".join(f"• {r}" for r in result.get("reasons", []))),
-    ]
-    return Message("performance", f":rotating_light: conforto model degraded: {pairs}", blocks)
-
-
-def check_message(decision: dict[str, Any]) -> Message:
-    """``conforto monitor check`` decided the model should be retrained, and why."""
-    blocks = [
-        _header(f"Model {decision['model_version']}: retraining is due"),
-        _section("\n".join(f"• {r}" for r in decision["reasons"])),
-        _context(f"{decision['new_votes']:,} new votes · checked {decision['checked']}"),
-    ]
-    text = f":arrows_counterclockwise: conforto: retrain model {decision['model_version']}"
-    return Message("check", text, blocks)
-
-
-def deploy_message(
-    environment: str, version: str, *, ok: bool, detail: str = "", url: str = ""
-) -> Message:
-    """A deploy finished, or rolled itself back."""
-    verdict = "deployed" if ok else "deploy failed, rolled back"
-    blocks = [
-        _header(f"{environment}: version {version} {verdict}"),
-        _section(detail or "-"),
-        _context(url or environment),
-    ]
-    icon = ":rocket:" if ok else ":x:"
-    return Message("deploy", f"{icon} conforto {environment}: version {version} {verdict}", blocks)
-
-
-def challenger_message(version: str, mode: str, reason: str, figures: dict[str, Any]) -> Message:
-    """The service took a challenger out of the path (its automatic stop)."""
-    pairs = {k: f"{v:.3g}" for k, v in figures.items() if isinstance(v, int | float)}
-    blocks = [
-        _header(f"Challenger {version} ({mode}) stopped"),
-        _section(reason),
-        _fields(pairs),
-        _context("production answers every request; POST /admin/challenger starts another"),
-    ]
-    return Message("challenger", f":octagonal_sign: conforto challenger {version} stopped", blocks)
 
 
 def hello_message() -> Message:
     """What ``conforto notify test`` sends."""
     news = "training runs, promotions and rollbacks, drift, degraded performance and deploys"
     blocks = [
-        _header("conforto notifications work"),
-        _section(f"This channel will hear about {news}."),
+        header("conforto notifications work"),
+        section(f"This channel will hear about {news}."),
     ]
     return Message("test", "conforto notifications work", blocks)
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pandas as pd
@@ -102,15 +102,22 @@ def test_without_wheels_or_an_index_the_build_stops_first_and_says_what_to_run(
 
 
 class Container:
-    """The image running, port 8080 published on 127.0.0.1; removed at the end."""
+    """The image running, port 8080 published on 127.0.0.1; removed at the end.
 
-    def __init__(self, image: str, *args: str, home: Path | None = None) -> None:
+    ``host_network``: in the host's network instead, serving on 127.0.0.1 only, where it
+    reaches the host's loopback servers (a webhook receiver).
+    """
+
+    def __init__(
+        self, image: str, *args: str, home: Path | None = None, host_network: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         volume = ["-v", f"{home}:/var/lib/conforto:Z"] if home else []
-        published = ["-p", f"127.0.0.1:{self.port}:8080"]
-        self.id = podman("run", "--detach", *READ_ONLY, *LIMITS, *volume, *published, *args, image)
-        self.id = self.id.strip()
+        network = ["--network", "host"] if host_network else ["-p", f"127.0.0.1:{self.port}:8080"]
+        command = ["--host", "127.0.0.1", "--port", str(self.port)] if host_network else []
+        run = ["run", "--detach", *READ_ONLY, *LIMITS, *volume, *network, *args, image, *command]
+        self.id = podman(*run).strip()
 
     def wait_ready(self, timeout: float = 60.0) -> float:
         start = time.monotonic()
@@ -157,6 +164,52 @@ def test_a_wrong_model_fails_the_smoke_test(running: Container, second_model: Pa
     result = smoke(running.url, load_model(second_model))
     assert not result.passed
     assert "another model" in result.reason
+
+
+def test_a_challenger_the_service_stops_reaches_the_webhook(
+    image: str, second_model: Path, tmp_path: Path, slack: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """The service's own notification, from the image's install alone: a shadow challenger
+    slower than its limit is stopped, and Slack (a local receiver) hears of it. Without a
+    registry in the image, a challenger named by its version is refused, saying why."""
+    url, received = slack
+    home, challenger = tmp_path / "volume", tmp_path / "challenger"
+    home.mkdir()
+    os.chown(home, 10001, 10001)
+    shutil.copytree(second_model, challenger)
+    for path in [challenger, *challenger.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # the container's user reads it
+    settings = {
+        "CONFORTO_SERVE__CHALLENGER__MODEL": "/challenger",
+        "CONFORTO_SERVE__CHALLENGER__MIN_PREDICTIONS": "5",
+        "CONFORTO_SERVE__CHALLENGER__MAX_P99_MS": "0.001",  # no model scores that fast
+        "CONFORTO_NOTIFY__SLACK_WEBHOOK_URL": url,
+        "CONFORTO_SERVE__ADMIN_TOKEN": "image-test",
+    }
+    env = [arg for name, value in settings.items() for arg in ("--env", f"{name}={value}")]
+    mount = ["-v", f"{challenger}:/challenger:ro,Z"]
+    container = Container(image, *env, *mount, home=home, host_network=True)
+    try:
+        container.wait_ready()
+        for _ in range(20):
+            assert httpx.post(f"{container.url}/predict", json=OBS).status_code == 200
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        by_version = httpx.post(
+            f"{container.url}/admin/challenger",
+            json={"model": "2"},
+            headers={"Authorization": "Bearer image-test"},
+        )
+        logs = podman("logs", container.id, check=False)
+    finally:
+        container.remove()
+    assert [m["text"] for m in received] == [
+        f":octagonal_sign: conforto challenger {load_model(second_model).version} stopped"
+    ], logs[-3000:]
+    assert "p99" in json.dumps(received[0]["blocks"])
+    assert by_version.status_code == 409
+    assert "knows only the models baked or mounted" in by_version.json()["detail"]
 
 
 def test_it_runs_as_a_user_on_a_read_only_root(running: Container) -> None:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from conforto.notify import Notifier, deploy_message, hello_message
+from conforto.deploy.local import deploy_message
+from conforto.notify import Notifier, hello_message
 from conforto.settings import NotifySettings, Settings
 from tests.cli import conforto_cli
 from tests.processes import in_thread

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.errors import ReloadError
+from conforto.errors import RegistryError, ReloadError
 from conforto.lifecycle.shadow import shadow_check
 from conforto.monitor.compare import MIN_VOTES, compare_canary, compare_shadow
 from conforto.predictions.log import queued_prediction
@@ -216,8 +216,27 @@ def test_a_failing_or_disagreeing_shadow_is_stopped() -> None:
 
 def test_a_challenger_that_is_no_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReloadError, match="neither a model directory nor a registry version"):
-        resolve(str(tmp_path / "missing"))
-    assert resolve(str(tmp_path)) == (tmp_path, "")
+        resolve(str(tmp_path / "missing"), None)
+    assert resolve(str(tmp_path), None) == (tmp_path, "")
+
+
+def test_a_challenger_version_is_found_by_the_resolver_the_service_was_given(
+    tmp_path: Path,
+) -> None:
+    asked: list[str] = []
+
+    def registry(version: str) -> tuple[Path, str]:
+        asked.append(version)
+        if version != "2":
+            raise RegistryError(f"version {version!r} of conforto does not exist")
+        return tmp_path, version
+
+    assert resolve("2", registry) == (tmp_path, "2")
+    with pytest.raises(ReloadError, match="challenger version 9: version '9' of conforto does"):
+        resolve("9", registry)
+    assert asked == ["2", "9"]
+    with pytest.raises(ReloadError, match="knows only the models baked or mounted in it"):
+        resolve("2", None)  # the image: no registry
 
 
 # ------------------------------------------------------------------------------------ report

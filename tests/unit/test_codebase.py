@@ -33,13 +33,14 @@ def _type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(tree: ast.Module, package: str, known: set[str]) -> set[str]:
+def _imports(tree: ast.Module, package: str, known: set[str], *, typing: bool = True) -> set[str]:
     """The ``known`` modules a module (in ``package``, for relative imports) imports, at any
-    depth, ``TYPE_CHECKING`` blocks aside."""
+    depth; those of ``TYPE_CHECKING`` blocks too unless ``typing`` is false (a type is a
+    dependency on its layer, but an import the interpreter never runs makes no cycle)."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _type_checking(node):
+        if not typing and isinstance(node, ast.If) and _type_checking(node):
             for child in node.orelse:
                 visit(child)
             return
@@ -93,14 +94,18 @@ def test_nothing_is_squeezed_past_the_formatter() -> None:
 
 
 @cache
-def _graph() -> dict[str, set[str]]:
-    """Every module and the project modules it imports (function-level imports included): read
-    once, for every test of the layers."""
+def _graph(*, typing: bool = True) -> dict[str, set[str]]:
+    """Every module and the project modules it imports (function-level imports included, those
+    of ``TYPE_CHECKING`` blocks unless ``typing`` is false): read once, for every test of the
+    layers."""
     modules = _modules()
     known = set(modules)
     return {
         m: _imports(
-            ast.parse(p.read_text()), m if p.name == "__init__.py" else m.rpartition(".")[0], known
+            ast.parse(p.read_text()),
+            m if p.name == "__init__.py" else m.rpartition(".")[0],
+            known,
+            typing=typing,
         )
         - {m}
         for m, p in modules.items()
@@ -205,7 +210,7 @@ def test_the_layer_rules_refuse_an_upward_import() -> None:
 
 
 def test_no_import_cycle() -> None:
-    graph = _graph()
+    graph = _graph(typing=False)
     cycles: list[list[str]] = []
     done: set[str] = set()
 
@@ -229,4 +234,39 @@ def test_the_cycle_finder_sees_function_level_imports() -> None:
     inside = ast.parse("def f():\n    from conforto.b import x\n")
     assert _imports(inside, "conforto", known) == {"conforto.b"}
     hidden = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import conforto.b\n"
-    assert _imports(ast.parse(hidden), "conforto", known) == set()
+    assert _imports(ast.parse(hidden), "conforto", known, typing=False) == set()
+
+
+def test_the_layer_rules_count_type_only_imports() -> None:
+    """A type from a higher layer is a dependency on it, though the import runs only for the
+    type checker: the foundation typing against the lifecycle's records breaks the layers."""
+    planted = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from conforto.lifecycle.audit import Move\n"
+    )
+    known = set(_modules())
+    imported = _imports(ast.parse(planted), "conforto", known)
+    assert imported == {"conforto.lifecycle.audit"}
+    assert not _allowed("conforto.notify", "conforto.lifecycle.audit")
+
+
+def test_no_module_of_the_service_starts_a_command() -> None:
+    """The service reaches what it needs through what it was given (a version resolver), never
+    by running a command (`conforto model show` as a subprocess took 4-9 s under the swap lock).
+    The prediction log's writer process is the log's own (:mod:`conforto.predictions`)."""
+    starters = {"subprocess", "os.system", "os.popen", "os.execv", "os.spawnv", "pty"}
+    found = []
+    for module, path in _modules().items():
+        if _layer(module) != "serving":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                names = [f"{node.value.id}.{node.attr}"]
+            found += [f"{module}: {name}" for name in names if name in starters]
+    assert found == []

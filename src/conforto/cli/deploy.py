@@ -62,8 +62,8 @@ def _deployer() -> Any:
 
 def _announce(outcome: Any, registry: Any) -> None:
     """Tag, track and notify a deploy; print its line; exit 1 when it rolled back."""
+    from conforto.deploy.local import deploy_message
     from conforto.lineage import git_commit
-    from conforto.notify import deploy_message
     from conforto.tracking import make_tracker, tracked_run
 
     settings = get_settings()

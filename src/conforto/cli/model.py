@@ -19,7 +19,7 @@ from conforto.cli.common import (
     stdout_to_stderr,
 )
 from conforto.cli.notify import tell
-from conforto.notify import move_message
+from conforto.lifecycle.audit import move_message
 from conforto.settings import Settings, get_settings
 
 app = typer.Typer(

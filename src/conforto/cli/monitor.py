@@ -18,7 +18,6 @@ from conforto.cli.common import (
     refresh_production,
 )
 from conforto.cli.notify import tell
-from conforto.notify import check_message, drift_message, performance_message
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:
@@ -170,7 +169,7 @@ def drift(
     Writes drift.json and drift.html. Exits 0 whatever it finds, unless --fail-on-drift.
     """
     from conforto.model.artifact import load_model
-    from conforto.monitor.drift import check_drift, write_drift
+    from conforto.monitor.drift import check_drift, drift_message, write_drift
     from conforto.monitor.window import LogSource, Span
 
     with errors():
@@ -233,7 +232,11 @@ def performance(
     Writes performance.json and performance.html; exits 0 whatever it finds.
     """
     from conforto.model.artifact import load_model
-    from conforto.monitor.performance import check_performance, write_performance
+    from conforto.monitor.performance import (
+        check_performance,
+        performance_message,
+        write_performance,
+    )
 
     with errors():
         directory, version = served_model(model, if_present=if_present)
@@ -331,7 +334,7 @@ def check(
     exported votes: it promotes only what its gate validates.
     """
     from conforto.model.artifact import load_model
-    from conforto.monitor.check import check_model
+    from conforto.monitor.check import check_message, check_model
     from conforto.tracking import make_tracker
 
     with errors():

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from enum import StrEnum
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conforto.settings import get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class Mode(StrEnum):
@@ -89,7 +93,7 @@ def serve(
         # /metrics adds them up
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conforto-metrics-")
     uvicorn.run(
-        "conforto.serving.app:app_from_env",
+        "conforto.cli.serve:service_app",
         factory=True,
         host=host,
         port=port,
@@ -97,3 +101,23 @@ def serve(
         log_level="info",
         access_log=False,
     )
+
+
+def registry_version(version: str) -> tuple[Path, str]:
+    """The service's :class:`~conforto.serving.challenger.VersionResolver` over this machine's
+    registry: a version's verified local artifact, and its number.
+    """
+    from conforto.lifecycle.registry import resolve_version
+
+    found, artifact = resolve_version(get_settings(), version)
+    return artifact, found.version
+
+
+def service_app() -> FastAPI:
+    """The process entry of ``conforto serve`` (``uvicorn --factory``, one per worker): the
+    service, its challengers' versions found in the registry where the registry is installed
+    (MLflow, of the ``train`` extra); in the image, only baked or mounted models.
+    """
+    from conforto.serving.app import app_from_env
+
+    return app_from_env(registry_version if find_spec("mlflow") is not None else None)

@@ -23,7 +23,7 @@ from conforto.cli.common import (
     sources,
 )
 from conforto.cli.notify import tell
-from conforto.notify import move_message, pipeline_message
+from conforto.lifecycle.audit import move_message
 from conforto.settings import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, get_settings
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def run_and_report(
     """Run the gated pipeline, print each stage's results and notify; exit 1 (raised) when the
     data fails validation or the gate rejects the model.
     """
-    from conforto.lifecycle.pipeline import run_pipeline
+    from conforto.lifecycle.pipeline import pipeline_message, run_pipeline
     from conforto.tracking import make_tracker
 
     with errors():

@@ -21,6 +21,7 @@ from conforto.errors import ConfortoError, RegistryError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import current_user, timestamp
 from conforto.model.artifact import load_model
+from conforto.notify import Message, context, header, section
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,3 +229,17 @@ class LocalDeployer:
                     stopped.append(f"{env}: {name} slot")
             (self._env(env) / "state.json").unlink(missing_ok=True)
         return stopped
+
+
+def deploy_message(
+    environment: str, version: str, *, ok: bool, detail: str = "", url: str = ""
+) -> Message:
+    """A deploy finished, or rolled itself back."""
+    verdict = "deployed" if ok else "deploy failed, rolled back"
+    blocks = [
+        header(f"{environment}: version {version} {verdict}"),
+        section(detail or "-"),
+        context(url or environment),
+    ]
+    icon = ":rocket:" if ok else ":x:"
+    return Message("deploy", f"{icon} conforto {environment}: version {version} {verdict}", blocks)

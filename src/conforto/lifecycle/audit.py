@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conforto.lineage import current_user, timestamp
+from conforto.notify import Message, context, fields, header
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,3 +100,23 @@ def production_history(moves: list[Move]) -> list[str]:
         elif not stack or stack[-1] != move.to:
             stack.append(move.to)
     return stack
+
+
+def move_message(move: Move) -> Message:
+    """A promotion or a rollback: who, why, from which version to which."""
+    action = "rolled back" if move.action == "rollback" else "promoted"
+    record = move.to_json()
+    blocks = [
+        header(f"Production {action}: version {record['from'] or '-'} → {record['to']}"),
+        fields(
+            {
+                "from": str(record["from"] or "-"),
+                "to": str(record["to"]),
+                "who": record["user"],
+                "why": move.reason or "-",
+            }
+        ),
+        context(f"{record['time']} · `{move.command}`"),
+    ]
+    text = f"conforto production {action}: {record['from'] or '-'} → {record['to']} ({move.reason})"
+    return Message(move.action, text, blocks)

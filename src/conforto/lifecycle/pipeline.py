@@ -20,6 +20,7 @@ from conforto.lifecycle.stages import DataStageResult, data_stage, gate_stage, t
 from conforto.lineage import code_fingerprint, config_hash
 from conforto.model.artifact import ThermalModel, load_model
 from conforto.monitor.config import MonitorConfig
+from conforto.notify import Message, context, header, section
 from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.training.train import TrainConfig
 
@@ -238,3 +239,28 @@ def _promote(stages: _Stages, result: PipelineResult) -> None:
         )
         run.log_params({"version": result.version})
         run.set_tags({"production": result.version})
+
+
+def pipeline_message(
+    version: str | None, gate: GateReport | None, production: str | None
+) -> Message:
+    """The training pipeline finished: validated or rejected, the metrics, the failed checks."""
+    if gate is None:
+        verdict, icon = f"version {version} reused (already judged)", ":recycle:"
+    elif gate.passed:
+        verdict, icon = f"version {version} validated", ":white_check_mark:"
+    else:
+        verdict, icon = f"version {version} rejected", ":x:"
+    blocks = [header(f"Training pipeline: {verdict}")]
+    if gate is not None:
+        rows = []
+        for name, m in gate.compared().items():
+            cells = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in m.items())
+            label = f"champion (v{gate.champion})" if name == "champion" else name
+            rows.append(f"• *{label.replace('_', ' ')}*: {cells}")
+        blocks.append(section("\n".join(rows)))
+        failed = [f"• {c.name}: {c.detail}" for c in gate.failed]
+        if failed:
+            blocks.append(section("*Failed checks*\n" + "\n".join(failed)))
+    blocks.append(context(f"production version: {production or 'none'}"))
+    return Message("pipeline", f"{icon} conforto training pipeline: {verdict}", blocks)

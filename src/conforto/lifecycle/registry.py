@@ -27,7 +27,7 @@ from conforto.lifecycle.pointer import (
     write_pointer,
 )
 from conforto.lifecycle.store import clip_tag
-from conforto.lifecycle.version_index import version_index
+from conforto.lifecycle.version_index import indexed_version, version_index
 from conforto.lineage import config_hash, timestamp
 from conforto.model.artifact import load_model
 
@@ -422,3 +422,18 @@ def open_registry(settings: Settings) -> Registry:
     )
     journal = None if embedded else SharedJournal(store, settings.tracking.lease_s)
     return Registry(store, settings.registry_dir, journal, version_index(settings))
+
+
+def resolve_version(settings: Settings, version: str) -> Resolved:
+    """A version (or ``production``) and its verified local artifact: from the embedded
+    registry's index when it is current (no MLflow imported), else from the registry.
+
+    Raises
+    ------
+    NoProductionModel
+        For ``production`` when no version is in production.
+    RegistryError
+        When the version does not exist.
+    """
+    found = indexed_version(settings, version)
+    return Resolved(*found) if found is not None else open_registry(settings).resolve(version)

@@ -24,6 +24,7 @@ from conforto.lineage import timestamp
 from conforto.monitor.drift import check_drift, write_drift
 from conforto.monitor.performance import check_performance, write_performance
 from conforto.monitor.window import LogSource, Source
+from conforto.notify import Message, context, header, section
 from conforto.predictions.store import feedback
 from conforto.tracking import NullTracker, Tracker, tracked_run
 
@@ -210,3 +211,14 @@ def check_model(
         run.set_tags({"reasons": "; ".join(decision.reasons)[:5000] or "none"})
         run.log_artifact(path)
     return decision, path
+
+
+def check_message(decision: dict[str, Any]) -> Message:
+    """``conforto monitor check`` decided the model should be retrained, and why."""
+    blocks = [
+        header(f"Model {decision['model_version']}: retraining is due"),
+        section("\n".join(f"• {r}" for r in decision["reasons"])),
+        context(f"{decision['new_votes']:,} new votes · checked {decision['checked']}"),
+    ]
+    text = f":arrows_counterclockwise: conforto: retrain model {decision['model_version']}"
+    return Message("check", text, blocks)

@@ -31,6 +31,7 @@ from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.sample import FloatArray, Sample, season_weights
+from conforto.notify import Message, context, header, section
 from conforto.reports import figure_uri, new_figure, render
 
 if TYPE_CHECKING:
@@ -382,3 +383,25 @@ def write_drift(report: DriftReport, before: Sample, now: Sample, out: Path) -> 
         "drift.json": atomic_write_json(out / "drift.json", report.to_dict()),
         "drift.html": atomic_write_text(out / "drift.html", html),
     }
+
+
+def drift_message(report: DriftReport) -> Message:
+    """The inputs have drifted: which, by how much, against what."""
+    data = report.to_dict()
+    worst = [f for f in report.features if f.drifted]
+    worst.sort(key=lambda f: -(f.statistic or 0.0))
+    lines = [f"• *{f.name}*: PSI {f.statistic:.3f} (threshold {f.threshold:.2f})" for f in worst]
+    verdict = "the inputs have drifted" if report.dataset_drift else "some inputs drifted"
+    blocks = [
+        header(f"Input drift, model {report.model_version}: {verdict}"),
+        section("\n".join(lines) or "no input drifted"),
+        context(
+            f"{data['current']['rows']:,} rows of {data['current']['source']} vs "
+            f"{data['reference']['rows']:,} of {data['reference']['source']}; share "
+            f"{report.share:.2f} (threshold {report.drift_share:.2f})"
+        ),
+    ]
+    text = f":warning: conforto input drift, model {report.model_version}: " + ", ".join(
+        data["drifted_features"]
+    )
+    return Message("drift", text, blocks)

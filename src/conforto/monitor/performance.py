@@ -24,6 +24,7 @@ from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.metrics.scores import bootstrap_interval, confusion, macro_f1
 from conforto.monitor.config import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
+from conforto.notify import Message, fields, header, section
 from conforto.reports import figure_uri, new_figure, render
 from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics
 
@@ -285,3 +286,20 @@ def write_performance(result: dict[str, Any], scored: Scored, out: Path) -> dict
         "performance.json": atomic_write_json(out / "performance.json", result),
         "performance.html": atomic_write_text(out / "performance.html", html),
     }
+
+
+def performance_message(result: dict[str, Any]) -> Message:
+    """The model's performance degraded: estimated, realised and validation figures."""
+    est, real, val = result["estimated"], result["realised"], result["validation"]
+    pairs = {
+        "estimated accuracy": f"{est['accuracy']:.3f}",
+        "realised accuracy": f"{real['accuracy']:.3f}" if real else "no votes yet",
+        "validation accuracy": f"{val.get('accuracy', float('nan')):.3f}",
+        "votes": f"{result['labelled_rows']:,} of {result['rows']:,} predictions",
+    }
+    blocks = [
+        header(f"Model {result['model_version']} degraded"),
+        fields(pairs),
+        section("\n".join(f"• {r}" for r in result.get("reasons", []))),
+    ]
+    return Message("performance", f":rotating_light: conforto model degraded: {pairs}", blocks)

@@ -33,8 +33,15 @@ from conforto.settings import Settings, get_settings
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conforto.serving.challenger import VersionResolver
 
-def create_app(model_dir: Path | None = None, *, settings: Settings | None = None) -> FastAPI:
+
+def create_app(
+    model_dir: Path | None = None,
+    *,
+    settings: Settings | None = None,
+    resolver: VersionResolver | None = None,
+) -> FastAPI:
     """Build the service.
 
     Parameters
@@ -44,6 +51,9 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         through the pointer file, without MLflow).
     settings
         Project settings (default: from the environment).
+    resolver
+        Where a challenger named by its registry version is found (``conforto serve`` gives
+        the registry's); ``None``: challengers are model directories only.
 
     Returns
     -------
@@ -51,7 +61,7 @@ def create_app(model_dir: Path | None = None, *, settings: Settings | None = Non
         The app; its :class:`~conforto.serving.state.ServiceState` (``app.state.service``)
         loads the model once, at start-up.
     """
-    service = ServiceState(settings or get_settings(), model_dir)
+    service = ServiceState(settings or get_settings(), model_dir, resolver)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,10 +146,11 @@ def with_process_tuning(lifespan: Lifespan, threads: int) -> Lifespan:
     return wrapped
 
 
-def app_from_env() -> FastAPI:
+def app_from_env(resolver: VersionResolver | None = None) -> FastAPI:
     """Factory for ``uvicorn --factory``: the service process, one per worker.
 
-    The model comes from ``CONFORTO_SERVE__MODEL_DIR`` (default: production). Being the process
+    The model comes from ``CONFORTO_SERVE__MODEL_DIR`` (default: production); challengers'
+    versions from ``resolver`` (see :func:`create_app`). Being the process
     entry point, it keeps :data:`NOT_SERVED` from being imported in this process (unless they
     already are: start-up stays around a second) and applies the process-wide tuning of
     :func:`with_process_tuning`.
@@ -147,7 +158,7 @@ def app_from_env() -> FastAPI:
     for name in NOT_SERVED:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # `import` now fails fast
     settings = get_settings()
-    app = create_app(settings.serve.model_dir, settings=settings)
+    app = create_app(settings.serve.model_dir, settings=settings, resolver=resolver)
     app.router.lifespan_context = with_process_tuning(
         app.router.lifespan_context, settings.serve.threads
     )

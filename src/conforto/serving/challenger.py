@@ -21,22 +21,20 @@ unlike production's above ``max_disagreement`` takes it out of the path (see
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
-import subprocess  # nosec B404
-import sys
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ReloadError
+from conforto.notify import Message, context, fields, header, section
 from conforto.serving import metrics
 from conforto.serving.runtime import WARM_UP, AfterBatch, MicroBatcher, Predictor
 
@@ -56,17 +54,32 @@ BUCKETS = 10_000
 VERSION = re.compile(r"^(\d+|production)$")
 
 
-def resolve(spec: str) -> tuple[Path, str]:
+class VersionResolver(Protocol):
+    """The service's way to registry versions, given by whoever starts it (``conforto serve``
+    gives the registry's): the service itself never imports the registry, nor MLflow.
+    """
+
+    def __call__(self, version: str) -> tuple[Path, str]:
+        """The verified model directory of ``version`` (a number, or ``production``) and the
+        version it answers as.
+
+        Raises
+        ------
+        ConfortoError
+            When the version does not exist, or its artifact cannot be fetched or verified.
+        """
+        ...
+
+
+def resolve(spec: str, resolver: VersionResolver | None) -> tuple[Path, str]:
     """The challenger's model directory and the version it answers as (``""``: the model's own
     content id).
-
-    A registry version is resolved by ``conforto model show`` in a process of its own: the
-    service never imports the registry (or MLflow), and the artifact comes verified.
 
     Raises
     ------
     ReloadError
-        When ``spec`` is neither a folder nor a version the registry knows.
+        When ``spec`` is neither a folder nor a version the registry knows, or is a version and
+        the service has no ``resolver`` (the image: it knows only its baked or mounted models).
     """
     path = Path(spec).expanduser()
     try:
@@ -79,20 +92,23 @@ def resolve(spec: str) -> tuple[Path, str]:
             f"challenger {spec!r} is neither a model directory nor a registry version: give a "
             "folder made by `conforto train`, or a version number from `conforto model list`."
         )
-    command = [sys.executable, "-m", "conforto", "model", "show", spec]
-    # this package's own CLI, an argument list, no shell
-    done = subprocess.run(  # noqa: S603  # nosec B603
-        command, capture_output=True, text=True, timeout=600, check=False
-    )
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("error: ")
-        raise ReloadError(f"challenger version {spec}: {reason}")
-    record = json.loads(done.stdout)
-    return Path(record["local_artifact"]), str(record["version"])
+    if resolver is None:
+        raise ReloadError(
+            f"challenger version {spec}: this service has no registry (its install has none, as "
+            "the image's): it knows only the models baked or mounted in it; give a model "
+            "directory instead."
+        )
+    try:
+        return resolver(spec)
+    except ConfortoError as exc:
+        raise ReloadError(f"challenger version {spec}: {exc}") from None
 
 
-def load_challenger(spec: str, settings: Settings) -> Predictor:
-    """A warmed-up predictor for the challenger ``spec`` (a folder or a registry version).
+def load_challenger(
+    spec: str, settings: Settings, resolver: VersionResolver | None = None
+) -> Predictor:
+    """A warmed-up predictor for the challenger ``spec`` (a folder, or a registry version found
+    by ``resolver``).
 
     Raises
     ------
@@ -102,7 +118,7 @@ def load_challenger(spec: str, settings: Settings) -> Predictor:
     from conforto.model.artifact import load_model
 
     try:
-        directory, version = resolve(spec)
+        directory, version = resolve(spec, resolver)
         model = load_model(directory)
     except ReloadError:
         raise
@@ -396,3 +412,15 @@ class Challenger:
         """Stop its threads (a shadow batch being scored finishes in the background)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.batcher.close()
+
+
+def challenger_message(version: str, mode: str, reason: str, figures: dict[str, Any]) -> Message:
+    """The service took a challenger out of the path (its automatic stop)."""
+    pairs = {k: f"{v:.3g}" for k, v in figures.items() if isinstance(v, int | float)}
+    blocks = [
+        header(f"Challenger {version} ({mode}) stopped"),
+        section(reason),
+        fields(pairs),
+        context("production answers every request; POST /admin/challenger starts another"),
+    ]
+    return Message("challenger", f":octagonal_sign: conforto challenger {version} stopped", blocks)

@@ -22,12 +22,18 @@ from anyio import to_thread
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
-from conforto.notify import challenger_message, notify
+from conforto.notify import notify
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
 from conforto.serving import metrics
-from conforto.serving.challenger import Challenger, Mode, load_challenger
+from conforto.serving.challenger import (
+    Challenger,
+    Mode,
+    VersionResolver,
+    challenger_message,
+    load_challenger,
+)
 from conforto.serving.runtime import WARM_UP, MicroBatcher, Predictor
 
 if TYPE_CHECKING:
@@ -105,11 +111,20 @@ class ServiceState:
         Project settings (log database, capacities, polling, admin token).
     model_dir
         Model directory to serve; ``None`` serves the production version and follows it.
+    resolver
+        Where a challenger named by its registry version is found; ``None``: only challengers
+        given as model directories.
     """
 
-    def __init__(self, settings: Settings, model_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model_dir: Path | None = None,
+        resolver: VersionResolver | None = None,
+    ) -> None:
         self.settings = settings
         self.model_dir = model_dir
+        self.resolver = resolver
         self.runtime = Runtime(error="starting")
         self.batcher: MicroBatcher | None = None
         self.log: PredictionLog | None = None
@@ -313,7 +328,9 @@ class ServiceState:
             When it cannot be loaded; the challenger before (if any) keeps running.
         """
         async with self._swap:
-            predictor = await to_thread.run_sync(load_challenger, spec, self.settings)
+            predictor = await to_thread.run_sync(
+                load_challenger, spec, self.settings, self.resolver
+            )
             challenger = Challenger(
                 predictor,
                 self.settings.serve.challenger,
