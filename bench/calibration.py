@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto.metrics import predictions
-from conforto.metrics.scores import bootstrap_interval, macro_f1
+from conforto.scoring import oof
+from conforto.scoring.scores import bootstrap_interval, macro_f1
 from conforto.uncertainty.calibration import (
     REPORT_LEVELS,
     SLICE_TOLERANCE,
@@ -48,11 +48,11 @@ FloatArray = np.ndarray
 
 
 def row(name: str, frame: pd.DataFrame, recalibrated: FloatArray) -> dict[str, object]:
-    y, decision = predictions.labels(frame)
+    y, decision = oof.labels(frame)
     groups = frame["building_id"].to_numpy(np.int64)
     low, high = bootstrap_interval(y, decision, groups, reps=1000)["accuracy"]
     out: dict[str, object] = {"slice": name, "rows": len(frame)}
-    for key, proba in (("raw", predictions.probabilities(frame)), ("recalibrated", recalibrated)):
+    for key, proba in (("raw", oof.probabilities(frame)), ("recalibrated", recalibrated)):
         estimated = expected_metrics(proba, decision)["accuracy"]
         out[key] = f"{estimated:.3f}" + ("" if low <= estimated <= high else " (out)")
     out["realised"] = float((y == decision).mean())
@@ -63,16 +63,16 @@ def row(name: str, frame: pd.DataFrame, recalibrated: FloatArray) -> dict[str, o
 def report(frame: pd.DataFrame, recalibrated: FloatArray, min_rows: int) -> None:
     """The table, then each estimate's overall gap, macro-F1 and slices outside."""
     rows = [row("all", frame, recalibrated)]
-    for column, groups in predictions.slices(frame, ("climate", "cooling_type")).items():
+    for column, groups in oof.slices(frame, ("climate", "cooling_type")).items():
         for value, where in groups.items():
             if len(where) >= min_rows:
                 rows.append(row(f"{column}={value}", frame.iloc[where], recalibrated[where]))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    y, decision = predictions.labels(frame)
+    y, decision = oof.labels(frame)
     realised = float((y == decision).mean())
     print(f"realised macro-F1 {macro_f1(y, decision):.3f}")
-    for key, proba in (("raw", predictions.probabilities(frame)), ("recalibrated", recalibrated)):
+    for key, proba in (("raw", oof.probabilities(frame)), ("recalibrated", recalibrated)):
         estimated = expected_metrics(proba, decision)
         outside = table[key].str.endswith("(out)").iloc[1:].sum()
         print(
@@ -131,9 +131,7 @@ def unseen(draws: int, config: Path, work: Path) -> None:
         write_model(train_model(frame, config=pipeline_config(config).train), frame, work / "m")
         model = load_model(work / "m")
         table = predictions_frame(model, load_dataset(*paths["unseen"]).frame)
-        recalibrated = model.confidence.recalibrated(
-            predictions.probabilities(table), predictions.labels(table)[1]
-        )
+        recalibrated = model.confidence.recalibrated(oof.probabilities(table), oof.labels(table)[1])
         print(
             f"\ndraw {seed}: a model of {len(buildings) - len(held)} buildings judged on the "
             f"{len(held)} it never saw ({len(table):,} votes)"

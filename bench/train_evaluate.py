@@ -16,12 +16,11 @@ from pathlib import Path
 
 import lightgbm as lgb
 
-from conforto.config import load_yaml_model
 from conforto.data.download import resolve_sources
 from conforto.data.load import load_dataset
 from conforto.lifecycle.pipeline import PipelineConfig
 from conforto.model.inputs import build_spec, encode, prepare
-from conforto.settings import get_settings
+from conforto.settings import get_settings, load_yaml_model
 from conforto.training.evaluate import evaluate_model
 from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, train_model

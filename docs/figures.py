@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from conforto.errors import ConfortoError
-from conforto.lifecycle.pointer import production_artifact
+from conforto.registry.pointer import production_artifact
 from conforto.settings import get_settings
 
 IMAGES = Path(__file__).with_name("images")

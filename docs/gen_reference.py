@@ -23,13 +23,14 @@ from conforto.settings import Settings
 PACKAGES = (
     "data",
     "physics",
-    "metrics",
+    "scoring",
     "uncertainty",
     "model",
     "training",
     "tracking",
     "predictions",
     "monitor",
+    "registry",
     "lifecycle",
     "serving",
     "deploy",
@@ -290,6 +291,32 @@ def python_pages() -> dict[str, str]:
     return pages
 
 
+def public_page() -> str:
+    """What a user calls from Python: ``conforto``'s own names, each documented where it is
+    defined.
+    """
+    import conforto
+
+    body = [
+        "# conforto",
+        "",
+        "::: conforto",
+        "    options:",
+        "      members: false",
+        "      show_root_heading: false",
+        "",
+    ]
+    for name in conforto.__all__:
+        if name in conforto._PUBLIC:
+            body += [
+                f"::: {conforto._PUBLIC[name]}.{name}",
+                "    options:",
+                "      heading_level: 3",
+                "",
+            ]
+    return "\n".join(body)
+
+
 def pages() -> dict[str, str]:
     """Every generated page, by its path in the site."""
     return {
@@ -298,6 +325,7 @@ def pages() -> dict[str, str]:
         "reference/http.md": http_reference(),
         "reference/openapi.json": json.dumps(openapi(), indent=2),
         "reference/errors.md": errors_reference(),
+        "reference/python/index.md": public_page(),
         **python_pages(),
     }
 

@@ -1,21 +1,116 @@
-"""conforto: predict how building occupants feel about their thermal environment."""
+"""conforto: predict how building occupants feel about their thermal environment.
+
+The public API, for use from Python (the command line, ``conforto``, covers the same ground)::
+
+    from pathlib import Path
+
+    import conforto
+
+    data = conforto.load_dataset("db_measurements_v2.1.0.csv.gz", "db_metadata.csv")
+    result = conforto.train_model(data.frame, config=conforto.TrainConfig(folds=3))
+    model = conforto.write_model(result, data.frame, Path("models/candidate"))
+    scored = conforto.score_frame(model, conforto.prepare_frame(rooms))  # a pyarrow Table
+
+    registry = conforto.open_registry(conforto.get_settings())
+    registry.register(Path("models/candidate"))
+    same = conforto.load_model("models/candidate")
+
+Every name is imported when first used (:pep:`562`): ``import conforto`` loads the standard
+library alone, so the command line and the service start no slower for it. Errors are
+:class:`ConfortoError` and its subclasses (:mod:`conforto.errors`).
+"""
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conforto.data.load import Dataset, load_dataset
+    from conforto.errors import (
+        ArtifactError,
+        ConfigError,
+        ConfortoError,
+        DataError,
+        NoProductionModel,
+        RegistryError,
+    )
+    from conforto.model.artifact import ThermalModel, load_model
+    from conforto.model.predict import predict_file, prepare_frame, score_frame
+    from conforto.registry.model_registry import Registry, open_registry
+    from conforto.settings import Settings, get_settings
+    from conforto.training.save import write_model
+    from conforto.training.train import TrainConfig, TrainingResult, train_model
+
+#: Each public name and the module that defines it.
+_PUBLIC = {
+    "Dataset": "conforto.data.load",
+    "load_dataset": "conforto.data.load",
+    "TrainConfig": "conforto.training.train",
+    "TrainingResult": "conforto.training.train",
+    "train_model": "conforto.training.train",
+    "write_model": "conforto.training.save",
+    "ThermalModel": "conforto.model.artifact",
+    "load_model": "conforto.model.artifact",
+    "prepare_frame": "conforto.model.predict",
+    "score_frame": "conforto.model.predict",
+    "predict_file": "conforto.model.predict",
+    "Registry": "conforto.registry.model_registry",
+    "open_registry": "conforto.registry.model_registry",
+    "Settings": "conforto.settings",
+    "get_settings": "conforto.settings",
+    "ConfortoError": "conforto.errors",
+    "ConfigError": "conforto.errors",
+    "DataError": "conforto.errors",
+    "ArtifactError": "conforto.errors",
+    "RegistryError": "conforto.errors",
+    "NoProductionModel": "conforto.errors",
+}
+
+__all__ = [  # noqa: RUF022 - in the order of the table above
+    "__version__",
+    "Dataset",
+    "load_dataset",
+    "TrainConfig",
+    "TrainingResult",
+    "train_model",
+    "write_model",
+    "ThermalModel",
+    "load_model",
+    "prepare_frame",
+    "score_frame",
+    "predict_file",
+    "Registry",
+    "open_registry",
+    "Settings",
+    "get_settings",
+    "ConfortoError",
+    "ConfigError",
+    "DataError",
+    "ArtifactError",
+    "RegistryError",
+    "NoProductionModel",
+]
 
 
-def __getattr__(name: str) -> str:
-    """``__version__``, read from the installed package's metadata when first asked for (the
-    command line starts without reading it).
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module when first asked for; ``__version__`` read
+    from the installed package's metadata (the command line starts without reading it).
     """
-    if name != "__version__":
-        raise AttributeError(f"module 'conforto' has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
+    if name in _PUBLIC:
+        found = getattr(import_module(_PUBLIC[name]), name)
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        found = version("conforto")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-        found = "0.0.0"
-    globals()["__version__"] = found
+        try:
+            found = version("conforto")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            found = "0.0.0"
+    else:
+        raise AttributeError(f"module 'conforto' has no attribute {name!r}")
+    globals()[name] = found
     return found
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

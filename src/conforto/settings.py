@@ -1,4 +1,5 @@
-"""One settings class for the whole project (environment prefix ``CONFORTO_``).
+"""The project's settings: one class read from the environment (prefix ``CONFORTO_``), and the
+YAML configuration files (:func:`load_yaml_model`).
 
 Nested groups use ``__`` as delimiter, e.g. ``CONFORTO_DOWNLOAD__RETRIES=5``.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -356,3 +357,46 @@ def get_settings() -> Settings:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}.") from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, model: type[M]) -> M:
+    """Read ``path`` (YAML mapping) into ``model``.
+
+    Parameters
+    ----------
+    path
+        YAML file.
+    model
+        Pydantic model class to validate against.
+
+    Returns
+    -------
+    pydantic.BaseModel
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, not YAML, not a mapping, or has invalid values; the message
+        names the file, the key and the reason.
+    """
+    import yaml  # the service never reads a YAML file
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings, not {type(data).__name__}.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid config {path}: {problems}.") from None

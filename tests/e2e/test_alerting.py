@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from conforto.lifecycle.registry import open_registry
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO

@@ -16,9 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conforto.data.target import CLASS_NAMES
-from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import load_model
 from conforto.predictions.store import challenger_events, predictions, shadow
+from conforto.registry.model_registry import open_registry
 from conforto.serving.runtime import Predictor
 from conforto.settings import get_settings
 from tests.cli import conforto_cli

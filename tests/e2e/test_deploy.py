@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 from tests.processes import free_port, wait_for_more

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from conforto.data.categories import normalise_value
-from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import load_model
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import NUMERIC_INPUTS
 from conforto.model.predict import predict_file
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.factories import regrouped_sets
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.lifecycle.registry import Registry, open_registry
+from conforto.registry.model_registry import Registry, open_registry
 from conforto.settings import Settings, TrackingSettings
 from tests.cli import conforto_cli
 from tests.processes import FailingProxy, in_thread
@@ -107,7 +107,7 @@ def test_a_promotion_on_one_machine_is_seen_and_rolled_back_on_the_other(
 RACER = """
 import json, sys
 from conforto.errors import RegistryBusy, RegistryError
-from conforto.lifecycle.registry import open_registry
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 
 registry = open_registry(get_settings())

@@ -23,9 +23,9 @@ from tests.factories import REPO, table_rows
 from tests.processes import free_port
 
 from conforto.deploy.smoke import smoke
-from conforto.lifecycle.registry import open_registry
 from conforto.model.artifact import load_model
 from conforto.model.predict import predict_file
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from conforto.cli import app
 from conforto.errors import RegistryError
 from conforto.lifecycle.gate import GateConfig, run_gate
-from conforto.lifecycle.registry import Registry, open_registry
 from conforto.model.artifact import load_model
 from conforto.model.behaviour import behaviour_checks
+from conforto.registry.model_registry import Registry, open_registry
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conforto.data.load import load_dataset
-from conforto.lifecycle.registry import open_registry
 from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote

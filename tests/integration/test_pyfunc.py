@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from conforto.cli import app
 from conforto.errors import ArtifactError
-from conforto.lifecycle.pointer import artifact_sha256
-from conforto.lifecycle.registry import Registry, open_registry
 from conforto.model.artifact import MANIFEST
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.model.inputs import REQUIRED_INPUTS
+from conforto.registry.model_registry import Registry, open_registry
+from conforto.registry.pointer import artifact_sha256
 from conforto.settings import get_settings
 from conforto.tracking.mlflow_model import MLMODEL, SERVING_DISTRIBUTIONS
 

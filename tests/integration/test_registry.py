@@ -15,8 +15,8 @@ from typer.testing import CliRunner, Result
 
 from conforto.cli import app
 from conforto.errors import ArtifactError, RegistryError
-from conforto.lifecycle.pointer import read_pointer
-from conforto.lifecycle.registry import PRODUCTION, Registry, open_registry
+from conforto.registry.model_registry import PRODUCTION, Registry, open_registry
+from conforto.registry.pointer import read_pointer
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 

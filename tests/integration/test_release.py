@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.lifecycle.registry import open_registry
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
 

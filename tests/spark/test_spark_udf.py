@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conforto.cli import app
-from conforto.lifecycle.registry import open_registry
 from conforto.model.heads import COLUMNS as HEAD_COLUMNS
+from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.factories import REPO
 

@@ -17,7 +17,8 @@ from conforto.lifecycle.shadow import shadow_check
 from conforto.monitor.compare import MIN_VOTES, compare_canary, compare_shadow
 from conforto.predictions.log import queued_prediction
 from conforto.predictions.store import LogDatabase
-from conforto.serving.challenger import Challenger, Window, resolve
+from conforto.serving.challenger import Challenger, Window
+from conforto.serving.challenger_slot import resolve
 from conforto.settings import ChallengerSettings
 
 if TYPE_CHECKING:

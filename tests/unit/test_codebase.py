@@ -113,32 +113,34 @@ def _graph(*, typing: bool = True) -> dict[str, set[str]]:
 
 
 #: The top-level modules: every layer may import them, and they import only each other.
-FOUNDATION = ("settings", "errors", "config", "fileio", "lineage", "reports", "notify")
+FOUNDATION = ("settings", "errors", "fileio", "lineage", "reports", "notify")
 #: What each package may import besides the foundation and itself (a package or one module).
 #: Lower layers first; ``docs/`` and each package's docstring say the same.
 LAYERS: dict[str, tuple[str, ...]] = {
     "data": (),
     "physics": ("data",),
-    "metrics": ("data",),
-    "uncertainty": ("metrics", "data"),
-    "model": ("uncertainty", "metrics", "physics", "data"),
-    "training": ("model", "uncertainty", "metrics", "physics", "data"),
+    "scoring": ("data",),
+    "uncertainty": ("scoring", "data"),
+    "model": ("uncertainty", "scoring", "physics", "data"),
+    "training": ("model", "uncertainty", "scoring", "physics", "data"),
     "tracking": ("model",),
     "predictions": (),
-    "monitor": ("predictions", "tracking", "model", "uncertainty", "metrics", "physics", "data"),
+    "monitor": ("predictions", "tracking", "model", "uncertainty", "scoring", "physics", "data"),
+    "registry": ("tracking", "model", "uncertainty", "scoring", "physics", "data"),
     "lifecycle": (
+        "registry",
         "monitor",
         "tracking",
         "training",
         "model",
         "uncertainty",
-        "metrics",
+        "scoring",
         "physics",
         "data",
     ),
     # the service reads the production pointer, never the registry, training or trackers
-    "serving": ("lifecycle.pointer", "predictions", "model", "uncertainty", "physics", "data"),
-    "deploy": ("lifecycle.pointer", "model", "data"),
+    "serving": ("registry.pointer", "predictions", "model", "uncertainty", "physics", "data"),
+    "deploy": ("registry.pointer", "model", "data"),
     "cli": ("*",),
 }
 #: Entry points at the top: imported by nothing of the project's.
@@ -195,17 +197,15 @@ def test_the_service_never_reaches_training_trackers_or_the_monitor() -> None:
         if module not in seen:
             seen.add(module)
             todo.extend(graph[module])
-    assert {_layer(m) for m in seen} & {"training", "tracking", "monitor", "lifecycle"} <= {
-        "lifecycle"
-    }
-    assert {m for m in seen if _layer(m) == "lifecycle"} == {"conforto.lifecycle.pointer"}
+    assert {_layer(m) for m in seen} & {"training", "tracking", "monitor", "lifecycle"} == set()
+    assert {m for m in seen if _layer(m) == "registry"} == {"conforto.registry.pointer"}
 
 
 def test_the_layer_rules_refuse_an_upward_import() -> None:
     assert _allowed("conforto.training.train", "conforto.model.artifact")
     assert not _allowed("conforto.model.artifact", "conforto.training.train")
-    assert not _allowed("conforto.serving.state", "conforto.lifecycle.registry")
-    assert _allowed("conforto.serving.state", "conforto.lifecycle.pointer")
+    assert not _allowed("conforto.serving.state", "conforto.registry.model_registry")
+    assert _allowed("conforto.serving.state", "conforto.registry.pointer")
     assert not _allowed("conforto.settings", "conforto.uncertainty.sets")
 
 
@@ -239,16 +239,16 @@ def test_the_cycle_finder_sees_function_level_imports() -> None:
 
 def test_the_layer_rules_count_type_only_imports() -> None:
     """A type from a higher layer is a dependency on it, though the import runs only for the
-    type checker: the foundation typing against the lifecycle's records breaks the layers."""
+    type checker: the foundation typing against the registry's records breaks the layers."""
     planted = (
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from conforto.lifecycle.audit import Move\n"
+        "    from conforto.registry.audit import Move\n"
     )
     known = set(_modules())
     imported = _imports(ast.parse(planted), "conforto", known)
-    assert imported == {"conforto.lifecycle.audit"}
-    assert not _allowed("conforto.notify", "conforto.lifecycle.audit")
+    assert imported == {"conforto.registry.audit"}
+    assert not _allowed("conforto.notify", "conforto.registry.audit")
 
 
 def test_no_module_of_the_service_starts_a_command() -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conforto.errors import DataError
-from conforto.metrics import predictions
+from conforto.scoring import oof
 from conforto.uncertainty.calibration import (
     calibrate,
     coverage_misses,
@@ -158,7 +158,7 @@ def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None
     pred.loc[few, "climate"] = "tundra"  # two buildings: no calibration of its own
     climates = pred["climate"].tolist()
     calibration = calibrate(
-        predictions.probabilities(pred),
+        oof.probabilities(pred),
         pred["y"].to_numpy(),
         by="climate",
         climates=climates,
@@ -166,7 +166,7 @@ def test_a_climate_of_few_buildings_and_rows_without_one_use_all_votes() -> None
     )
     assert calibration.climates == ("hot desert", "temperate")
     assert calibration.curve_of(["tundra", None, "hot desert", "mars"], 4).tolist() == [0, 0, 1, 0]
-    proba = predictions.probabilities(pred)[:5]
+    proba = oof.probabilities(pred)[:5]
     assert np.array_equal(
         calibration.member(proba, 0.9, ["tundra"] * 5), calibration.member(proba, 0.9, None)
     )

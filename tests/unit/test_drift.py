@@ -11,9 +11,9 @@ import pytest
 
 from conforto.errors import ConfigError
 from conforto.model.inputs import Feature, FeatureSpec
-from conforto.monitor.config import MonitorConfig
 from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
+from conforto.monitor.thresholds import MonitorConfig
 from conforto.monitor.window import FrameSource, Span, parse_when
 from tests.factories import bare_model
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conforto.errors import ArtifactError, RegistryError
-from conforto.lifecycle.journal import INTENT
-from conforto.lifecycle.pointer import artifact_sha256, read_pointer
-from conforto.lifecycle.registry import PRODUCTION, Registry
-from conforto.lifecycle.shared_journal import SharedJournal
-from conforto.lifecycle.store import MemoryStore
-from conforto.lifecycle.upgrade import upgrade
 from conforto.model.artifact import MANIFEST, load_model, upgrade_format
+from conforto.registry.journal import INTENT
+from conforto.registry.model_registry import PRODUCTION, Registry
+from conforto.registry.pointer import artifact_sha256, read_pointer
+from conforto.registry.shared_journal import SharedJournal
+from conforto.registry.store import MemoryStore
+from conforto.registry.upgrade import upgrade
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.metrics.scores import macro_f1
-from conforto.monitor.config import MonitorConfig
 from conforto.monitor.performance import Scored, judge, over_time
+from conforto.monitor.thresholds import MonitorConfig
+from conforto.scoring.scores import macro_f1
 from conforto.uncertainty.confidence import expected_metrics
 from tests.factories import bare_model
 

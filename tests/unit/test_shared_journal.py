@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conforto.errors import RegistryBusy, RegistryError, exit_code
-from conforto.lifecycle.audit import Move
-from conforto.lifecycle.registry import PRODUCTION, Registry
-from conforto.lifecycle.shared_journal import SharedJournal
-from conforto.lifecycle.store import MemoryStore
+from conforto.registry.audit import Move
+from conforto.registry.model_registry import PRODUCTION, Registry
+from conforto.registry.shared_journal import SharedJournal
+from conforto.registry.store import MemoryStore
 
 if TYPE_CHECKING:
     from pathlib import Path

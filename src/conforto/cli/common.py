@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from conforto.lifecycle.pipeline import PipelineConfig
-    from conforto.lifecycle.registry import Registry
+    from conforto.registry.model_registry import Registry
     from conforto.tracking import Trackers
 
 console = Console()
@@ -98,8 +98,8 @@ def sources(measurements: Path | None, metadata: Path | None) -> tuple[Path, Pat
 
 def pipeline_config(path: Path | None) -> PipelineConfig:
     """The pipeline config from ``path`` (validated), or the defaults."""
-    from conforto.config import load_yaml_model
     from conforto.lifecycle.pipeline import PipelineConfig
+    from conforto.settings import load_yaml_model
 
     return PipelineConfig() if path is None else load_yaml_model(path, PipelineConfig)
 
@@ -120,7 +120,7 @@ def stage_run(name: str, stage: str, backends: Sequence[str] | None = None) -> I
 
 def open_registry() -> Registry:
     """The registry, reconciled with its production alias (as every registry command starts)."""
-    from conforto.lifecycle.registry import open_registry as open_store
+    from conforto.registry.model_registry import open_registry as open_store
     from conforto.settings import get_settings
 
     registry = open_store(get_settings())

@@ -19,7 +19,7 @@ from conforto.cli.common import (
     stdout_to_stderr,
 )
 from conforto.cli.notify import tell
-from conforto.lifecycle.audit import move_message
+from conforto.registry.audit import move_message
 from conforto.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -64,7 +64,7 @@ def list_versions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List every version with its lifecycle tags; production is marked."""
-    from conforto.lifecycle.version_index import indexed_versions
+    from conforto.registry.version_index import indexed_versions
 
     with errors(), stdout_to_stderr():
         found = indexed_versions(get_settings())
@@ -79,7 +79,7 @@ def list_versions(
 @app.command("show")
 def show(version: Annotated[str, typer.Argument(help="Version number or 'production'.")]) -> None:
     """Show one version: tags, lineage, metrics, artifact and its verified local copy."""
-    from conforto.lifecycle.version_index import indexed_version
+    from conforto.registry.version_index import indexed_version
 
     with errors(), stdout_to_stderr():
         found, artifact = indexed_version(get_settings(), version) or open_registry().resolve(
@@ -156,8 +156,8 @@ def upgrade(
     rewritten, every other file as it was) and, for registered versions, an MLflow Model
     (MLmodel, signature, environment); audited.
     """
-    from conforto.lifecycle.upgrade import upgrade as upgrade_versions
     from conforto.model.artifact import FORMAT_VERSION, upgrade_format
+    from conforto.registry.upgrade import upgrade as upgrade_versions
 
     if sum((bool(versions), every, directory is not None)) != 1:
         raise fail("name the versions to upgrade, or pass --all, or --dir DIR (one of them).")
@@ -186,8 +186,8 @@ def push_registry(
     """Copy this machine's embedded registry (versions, tags, gate reports, audit log,
     production) to a tracking server, to move from the embedded mode to the server mode.
     """
-    from conforto.lifecycle.push import push_registry as push
-    from conforto.lifecycle.registry import open_registry as open_store
+    from conforto.registry.model_registry import open_registry as open_store
+    from conforto.registry.push import push_registry as push
 
     settings = get_settings()
     server = to or settings.tracking.uri

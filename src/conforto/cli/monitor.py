@@ -97,7 +97,7 @@ def served_model(value: str, *, if_present: bool = False) -> tuple[Path, str | N
     if value != "production":
         return Path(value), None
     from conforto.errors import NoProductionModel
-    from conforto.lifecycle.pointer import production_artifact
+    from conforto.registry.pointer import production_artifact
 
     try:
         refreshed = refresh_production()  # from the tracking server, when there is one
@@ -194,7 +194,7 @@ def drift(
             )
         paths = write_drift(report, before, now, out_dir(out, "reports", "drift"))
         if push is not None:
-            from conforto.monitor.push import drift_gauges, push_gauges
+            from conforto.monitor.gauges import drift_gauges, push_gauges
 
             push_gauges(push, "drift", drift_gauges(report))
     render.drift(report)
@@ -252,7 +252,7 @@ def performance(
             )
         paths = write_performance(result, scored, out_dir(out, "reports", "performance"))
         if push is not None:
-            from conforto.monitor.push import performance_gauges, push_gauges
+            from conforto.monitor.gauges import performance_gauges, push_gauges
 
             push_gauges(push, "performance", performance_gauges(result))
     render.performance(result)

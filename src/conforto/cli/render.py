@@ -12,10 +12,10 @@ from conforto.cli.common import console
 
 if TYPE_CHECKING:
     from conforto.data.validation import ValidationReport
-    from conforto.lifecycle.audit import Move
     from conforto.lifecycle.gate import GateReport
-    from conforto.metrics.scores import Scores
     from conforto.monitor.drift import DriftReport
+    from conforto.registry.audit import Move
+    from conforto.scoring.scores import Scores
     from conforto.tracking.model_version import ModelVersion
     from conforto.training.summary import Evaluation
     from conforto.uncertainty.estimate import EstimateReport

@@ -104,10 +104,10 @@ def serve(
 
 
 def registry_version(version: str) -> tuple[Path, str]:
-    """The service's :class:`~conforto.serving.challenger.VersionResolver` over this machine's
+    """The service's :class:`~conforto.serving.challenger_slot.VersionResolver` over this machine's
     registry: a version's verified local artifact, and its number.
     """
-    from conforto.lifecycle.registry import resolve_version
+    from conforto.registry.model_registry import resolve_version
 
     found, artifact = resolve_version(get_settings(), version)
     return artifact, found.version

@@ -23,7 +23,7 @@ from conforto.cli.common import (
     sources,
 )
 from conforto.cli.notify import tell
-from conforto.lifecycle.audit import move_message
+from conforto.registry.audit import move_message
 from conforto.settings import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, get_settings
 
 if TYPE_CHECKING:

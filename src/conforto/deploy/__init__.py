@@ -1,5 +1,5 @@
 """Shipping the model: checking a running service (:mod:`.smoke`) and deploying it.
 
-May import: model, data, the production pointer (``lifecycle.pointer``) and the top-level
+May import: model, data, the production pointer (``registry.pointer``) and the top-level
 modules.
 """

@@ -1,4 +1,4 @@
-"""The registry, the promotion gate, the pipeline's stages and releases.
+"""The promotion gate, the pipeline's stages, the shadow period before a promotion, releases.
 
-May import: monitor, tracking, training and the layers below them.
+May import: registry, monitor, tracking, training and the layers below them.
 """

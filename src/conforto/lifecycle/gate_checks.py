@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from conforto.metrics import predictions
-from conforto.metrics.scores import (
+from conforto.scoring import oof
+from conforto.scoring.scores import (
     N_CLASSES,
     cluster_draws,
     log_losses,
@@ -53,7 +53,7 @@ class GateConfig(BaseModel):
     )
     bootstrap_reps: int = Field(1000, ge=100, le=20000, description="Bootstrap replicates.")
     slice_min_rows: int = Field(
-        predictions.MIN_SLICE_ROWS, ge=1, description="Slices with fewer rows are not judged."
+        oof.MIN_SLICE_ROWS, ge=1, description="Slices with fewer rows are not judged."
     )
     slice_tolerance: float = Field(
         0.03, ge=0, description="Largest macro-F1 drop allowed on a judged slice."
@@ -115,8 +115,8 @@ class Comparison(TypedDict):
 
 def _scores(frame: pd.DataFrame, scorer: str = "p") -> tuple[np.ndarray, np.ndarray]:
     """A scorer's probabilities and classes: the model's decision rule, argmax for baselines."""
-    proba = predictions.probabilities(frame, scorer)
-    return proba, predictions.labels(frame)[1] if scorer == "p" else proba.argmax(axis=1)
+    proba = oof.probabilities(frame, scorer)
+    return proba, oof.labels(frame)[1] if scorer == "p" else proba.argmax(axis=1)
 
 
 def summary(pred: pd.DataFrame) -> Summary:
@@ -297,7 +297,7 @@ def slice_checks(
     y = challenger["y"].to_numpy(dtype=np.int64)
     ours, theirs = _scores(challenger)[1], _scores(champion)[1]
     table: list[dict[str, Any]] = []
-    for column, groups in predictions.slices(challenger, predictions.JUDGED_SLICES).items():
+    for column, groups in oof.slices(challenger, oof.JUDGED_SLICES).items():
         for value, index in groups.items():
             if len(index) < config.slice_min_rows:
                 continue

@@ -19,7 +19,7 @@ from conforto.lifecycle.gate import GateConfig, GateReport
 from conforto.lifecycle.stages import DataStageResult, data_stage, gate_stage, train_stage
 from conforto.lineage import code_fingerprint, config_hash
 from conforto.model.artifact import ThermalModel, load_model
-from conforto.monitor.config import MonitorConfig
+from conforto.monitor.thresholds import MonitorConfig
 from conforto.notify import Message, context, header, section
 from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.training.train import TrainConfig
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from conforto.lifecycle.audit import Move
-    from conforto.lifecycle.registry import Registry
+    from conforto.registry.audit import Move
+    from conforto.registry.model_registry import Registry
     from conforto.tracking.model_version import ModelVersion
 
 

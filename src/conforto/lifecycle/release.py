@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from conforto.errors import ConfigError
 from conforto.fileio import atomic_write_text
-from conforto.lifecycle.registry import PRODUCTION, Registry
+from conforto.registry.model_registry import PRODUCTION, Registry
 
 if TYPE_CHECKING:
     from conforto.tracking.model_version import ModelVersion

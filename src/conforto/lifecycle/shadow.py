@@ -17,8 +17,8 @@ from conforto.lifecycle.gate_checks import GateCheck
 from conforto.monitor.compare import shadow_record
 
 if TYPE_CHECKING:
-    from conforto.lifecycle.audit import Move
-    from conforto.lifecycle.registry import Registry
+    from conforto.registry.audit import Move
+    from conforto.registry.model_registry import Registry
 
 
 def shadow_check(url: str, names: list[str], min_predictions: int) -> GateCheck:

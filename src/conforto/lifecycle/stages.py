@@ -23,12 +23,12 @@ from conforto.errors import ConfortoError, DataError
 from conforto.lifecycle.gate import GateConfig, GateReport, run_gate
 from conforto.lifecycle.gate_checks import head_checks
 from conforto.lifecycle.gate_report import write_gate_report
-from conforto.lifecycle.pointer import artifact_sha256
 from conforto.model.artifact import ThermalModel, load_model
 from conforto.model.behaviour import behaviour_checks
 from conforto.monitor.drift import DriftReport, check_drift, write_drift
 from conforto.monitor.window import FrameSource
 from conforto.physics.features import FEATURES, comfort_features
+from conforto.registry.pointer import artifact_sha256
 from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, refit_out_of_fold, train_model
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
-    from conforto.lifecycle.registry import Registry
-    from conforto.monitor.config import MonitorConfig
+    from conforto.monitor.thresholds import MonitorConfig
+    from conforto.registry.model_registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
 """What a trained model is and how it answers: its inputs, its artifact, batch and MLflow scoring.
 
-May import: uncertainty, metrics, physics, data and the top-level modules.
+May import: uncertainty, scoring, physics, data and the top-level modules.
 """

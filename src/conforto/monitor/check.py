@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from conforto.model.artifact import ThermalModel
-    from conforto.monitor.config import MonitorConfig
+    from conforto.monitor.thresholds import MonitorConfig
 
 
 @dataclass

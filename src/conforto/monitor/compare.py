@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.errors import LogUnavailable
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
 from conforto.monitor.window import read_votes
 from conforto.predictions.store import challenger_events, migrate, predictions, shadow
 from conforto.reports import figure_uri, new_figure, render
+from conforto.scoring.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

@@ -29,8 +29,8 @@ import pandas as pd
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
-from conforto.monitor.config import MonitorConfig
 from conforto.monitor.sample import FloatArray, Sample, season_weights
+from conforto.monitor.thresholds import MonitorConfig
 from conforto.notify import Message, context, header, section
 from conforto.reports import figure_uri, new_figure, render
 

@@ -21,11 +21,11 @@ import pandas as pd
 from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics.scores import bootstrap_interval, confusion, macro_f1
-from conforto.monitor.config import MonitorConfig
+from conforto.monitor.thresholds import MonitorConfig
 from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.notify import Message, fields, header, section
 from conforto.reports import figure_uri, new_figure, render
+from conforto.scoring.scores import bootstrap_interval, confusion, macro_f1
 from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics
 
 if TYPE_CHECKING:

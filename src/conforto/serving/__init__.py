@@ -4,5 +4,5 @@ Serving depends on the artifact and the settings only: it never imports MLflow, 
 training code, so a container starts in about a second.
 
 May import: model, uncertainty, physics, data, predictions, the production pointer
-(``lifecycle.pointer``) and the top-level modules.
+(``registry.pointer``) and the top-level modules.
 """

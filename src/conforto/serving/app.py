@@ -33,7 +33,7 @@ from conforto.settings import Settings, get_settings
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conforto.serving.challenger import VersionResolver
+    from conforto.serving.challenger_slot import VersionResolver
 
 
 def create_app(

@@ -15,34 +15,32 @@ Two modes (``CONFORTO_SERVE__CHALLENGER__MODE``, or ``POST /admin/challenger``):
 The **automatic stop** judges the challenger's last ``window`` predictions: a share of failures
 above ``max_error_rate``, a p99 latency above ``max_p99_ms`` or, in shadow, a share of classes
 unlike production's above ``max_disagreement`` takes it out of the path (see
-:meth:`ServiceState.challenger_stopped <conforto.serving.state.ServiceState>`).
+:class:`~conforto.serving.challenger_slot.ChallengerSlot`, which also loads, starts and
+replaces challengers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from conforto.data.target import CLASS_NAMES
-from conforto.errors import ConfortoError, ReloadError
 from conforto.notify import Message, context, fields, header, section
-from conforto.serving import metrics
-from conforto.serving.runtime import WARM_UP, AfterBatch, MicroBatcher, Predictor
+from conforto.serving import telemetry
+from conforto.serving.runtime import AfterBatch, MicroBatcher, Predictor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from conforto.predictions.log import PredictionLog
-    from conforto.settings import ChallengerSettings, Settings
+    from conforto.settings import ChallengerSettings
 
 log = logging.getLogger(__name__)
 Mode = Literal["shadow", "canary"]
@@ -50,83 +48,6 @@ Mode = Literal["shadow", "canary"]
 LINGER = 0.02
 #: Buckets of the canary's client hash (a share is set to 0.01 %).
 BUCKETS = 10_000
-#: A registry version (or ``production``: a dry run of the production model against itself).
-VERSION = re.compile(r"^(\d+|production)$")
-
-
-class VersionResolver(Protocol):
-    """The service's way to registry versions, given by whoever starts it (``conforto serve``
-    gives the registry's): the service itself never imports the registry, nor MLflow.
-    """
-
-    def __call__(self, version: str) -> tuple[Path, str]:
-        """The verified model directory of ``version`` (a number, or ``production``) and the
-        version it answers as.
-
-        Raises
-        ------
-        ConfortoError
-            When the version does not exist, or its artifact cannot be fetched or verified.
-        """
-        ...
-
-
-def resolve(spec: str, resolver: VersionResolver | None) -> tuple[Path, str]:
-    """The challenger's model directory and the version it answers as (``""``: the model's own
-    content id).
-
-    Raises
-    ------
-    ReloadError
-        When ``spec`` is neither a folder nor a version the registry knows, or is a version and
-        the service has no ``resolver`` (the image: it knows only its baked or mounted models).
-    """
-    path = Path(spec).expanduser()
-    try:
-        if path.is_dir():
-            return path.absolute(), ""
-    except (OSError, ValueError):  # a name no file system takes (too long, a NUL byte)
-        pass
-    if not VERSION.match(spec):
-        raise ReloadError(
-            f"challenger {spec!r} is neither a model directory nor a registry version: give a "
-            "folder made by `conforto train`, or a version number from `conforto model list`."
-        )
-    if resolver is None:
-        raise ReloadError(
-            f"challenger version {spec}: this service has no registry (its install has none, as "
-            "the image's): it knows only the models baked or mounted in it; give a model "
-            "directory instead."
-        )
-    try:
-        return resolver(spec)
-    except ConfortoError as exc:
-        raise ReloadError(f"challenger version {spec}: {exc}") from None
-
-
-def load_challenger(
-    spec: str, settings: Settings, resolver: VersionResolver | None = None
-) -> Predictor:
-    """A warmed-up predictor for the challenger ``spec`` (a folder, or a registry version found
-    by ``resolver``).
-
-    Raises
-    ------
-    ReloadError
-        When it cannot be resolved or loaded.
-    """
-    from conforto.model.artifact import load_model
-
-    try:
-        directory, version = resolve(spec, resolver)
-        model = load_model(directory)
-    except ReloadError:
-        raise
-    except ConfortoError as exc:
-        raise ReloadError(f"challenger {spec}: {exc}") from None
-    predictor = Predictor(model, version or model.version, settings.serve.coverage)
-    predictor.predict([WARM_UP])
-    return predictor
 
 
 #: A batch waiting for the shadow: its rows, production's (id, class) of each, and the matrix
@@ -290,7 +211,7 @@ class Challenger:
         with self._lock:
             if self._waiting + len(rows) > self.limits.shadow_backlog:
                 self.skipped += len(rows)
-                metrics.SHADOW_SKIPPED.inc(len(rows))
+                telemetry.SHADOW_SKIPPED.inc(len(rows))
                 return
             self._waiting += len(rows)
             self._queue.append((list(rows), answered, matrix))
@@ -337,7 +258,7 @@ class Challenger:
             entries = [(pid, self.version, *failure) for pid, _ in answered]
             disagreed: list[bool] = []
             failed = True
-            metrics.CHALLENGER_FAILURES.labels("shadow").inc(n)
+            telemetry.CHALLENGER_FAILURES.labels("shadow").inc(n)
         else:
             latency = (time.perf_counter() - start) * 1000.0
             classes = [CLASS_NAMES[k] for k in decided.tolist()]
@@ -349,10 +270,10 @@ class Challenger:
             failed = False
         if self.log is not None:
             self.log.add_shadow(entries)
-        metrics.MODEL_PREDICTIONS.labels("shadow", self.version).inc(n)
-        metrics.MODEL_LATENCY.labels("shadow").observe(latency / 1000.0)
-        metrics.SHADOW_COMPARED.labels(self.version).inc(len(disagreed))
-        metrics.SHADOW_AGREED.labels(self.version).inc(len(disagreed) - sum(disagreed))
+        telemetry.MODEL_PREDICTIONS.labels("shadow", self.version).inc(n)
+        telemetry.MODEL_LATENCY.labels("shadow").observe(latency / 1000.0)
+        telemetry.SHADOW_COMPARED.labels(self.version).inc(len(disagreed))
+        telemetry.SHADOW_AGREED.labels(self.version).inc(len(disagreed) - sum(disagreed))
         self.observe([failed] * n, [latency] * n, disagreed)
         self.shadowed += n
 
@@ -373,7 +294,7 @@ class Challenger:
     def failed(self, start: float, exc: BaseException) -> None:
         """A canary request failed (production answers it instead)."""
         log.warning("canary %s failed: %s: %s", self.version, type(exc).__name__, exc)
-        metrics.CHALLENGER_FAILURES.labels("canary").inc()
+        telemetry.CHALLENGER_FAILURES.labels("canary").inc()
         self.observe([True], [(time.perf_counter() - start) * 1000.0])
 
     # ------------------------------------------------------------------------------------ stop
@@ -385,7 +306,7 @@ class Challenger:
         self.window.add(failed, latencies_ms, disagreed)
         figures = self.window.figures()
         for name, value in figures.items():
-            metrics.CHALLENGER_WINDOW.labels(name).set(value)
+            telemetry.CHALLENGER_WINDOW.labels(name).set(value)
         breach = self.window.breach(self.limits, figures) if self.running else None
         if breach is not None:
             with self._lock:

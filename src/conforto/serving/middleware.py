@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from conforto.serving import metrics
+from conforto.serving import telemetry
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -85,10 +85,10 @@ class RequestMetrics:
             children = self._children.get(key)
             if children is None:  # labels() takes a lock and builds a key: do it once per key
                 children = self._children[key] = (
-                    metrics.REQUESTS.labels(route, scope["method"], str(status)),
-                    metrics.LATENCY.labels(route, str(status)),
+                    telemetry.REQUESTS.labels(route, scope["method"], str(status)),
+                    telemetry.LATENCY.labels(route, str(status)),
                 )
             children[0].inc()
             children[1].observe(time.perf_counter() - start)
             if status >= 400:
-                metrics.ERRORS.labels(metrics.ERROR_TYPES.get(status, f"http_{status}")).inc()
+                telemetry.ERRORS.labels(telemetry.ERROR_TYPES.get(status, f"http_{status}")).inc()

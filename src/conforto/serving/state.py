@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,18 +21,11 @@ from anyio import to_thread
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
-from conforto.notify import notify
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
-from conforto.serving import metrics
-from conforto.serving.challenger import (
-    Challenger,
-    Mode,
-    VersionResolver,
-    challenger_message,
-    load_challenger,
-)
+from conforto.serving import telemetry
+from conforto.serving.challenger_slot import ChallengerSlot
 from conforto.serving.runtime import WARM_UP, MicroBatcher, Predictor
 
 if TYPE_CHECKING:
@@ -41,6 +33,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from conforto.serving.challenger import Challenger, Mode
+    from conforto.serving.challenger_slot import VersionResolver
     from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,8 +67,8 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
     Runtime
         The warmed-up predictor with its artifact's checksum, or the error that prevented it.
     """
-    from conforto.lifecycle.pointer import artifact_sha256, production_artifact
     from conforto.model.artifact import load_model
+    from conforto.registry.pointer import artifact_sha256, production_artifact
 
     try:
         if model_dir is None:
@@ -124,16 +118,17 @@ class ServiceState:
     ) -> None:
         self.settings = settings
         self.model_dir = model_dir
-        self.resolver = resolver
+        self.challengers = ChallengerSlot(settings, resolver, partial(self._after, arm="canary"))
         self.runtime = Runtime(error="starting")
         self.batcher: MicroBatcher | None = None
         self.log: PredictionLog | None = None
-        self.challenger: Challenger | None = None
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
-        self._per_class = {name: metrics.PREDICTIONS.labels(name) for name in CLASS_NAMES}
-        self._per_size = {n: metrics.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
-        self._latency = {arm: metrics.MODEL_LATENCY.labels(arm) for arm in ("production", "canary")}
+        self._per_class = {name: telemetry.PREDICTIONS.labels(name) for name in CLASS_NAMES}
+        self._per_size = {n: telemetry.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
+        self._latency = {
+            arm: telemetry.MODEL_LATENCY.labels(arm) for arm in ("production", "canary")
+        }
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -152,8 +147,9 @@ class ServiceState:
             spool,
             writer.start(),
             horizon=serve.feedback_horizon,
-            counters=metrics.LOG_COUNTERS,
+            counters=telemetry.LOG_COUNTERS,
         ).start()
+        self.challengers.log = self.log
         self.serve(load_runtime(self.model_dir, self.settings))
         if self.model_dir is None and self.settings.serve.poll_seconds > 0:
             self._poller = asyncio.create_task(self._follow_production())
@@ -170,8 +166,7 @@ class ServiceState:
             self._poller.cancel()
         if self.batcher is not None:
             self.batcher.close()
-        if self.challenger is not None:
-            self.challenger.close()
+        self.challengers.close()
         if self.log is not None:
             await to_thread.run_sync(self.log.close)
 
@@ -180,15 +175,15 @@ class ServiceState:
         previous = self.runtime.predictor.version if self.runtime.predictor else None
         self.runtime = runtime
         if runtime.predictor is None:
-            metrics.set_unready(runtime.no_production)
+            telemetry.set_unready(runtime.no_production)
             return
         if self.batcher is None:
             self.batcher = MicroBatcher(runtime.predictor, after=self._after)
         self.batcher.predictor = runtime.predictor
         accuracy = runtime.predictor.model.manifest.get("metrics", {}).get("accuracy")
-        metrics.set_model(runtime.predictor.version, previous, accuracy)
+        telemetry.set_model(runtime.predictor.version, previous, accuracy)
         if self.challenger is not None and self.challenger.version == runtime.predictor.version:
-            self._replace_challenger(None, "promoted")  # it answers as production now
+            self.challengers.replace(None, "promoted")  # it answers as production now
 
     # ------------------------------------------------------------------------------ predictions
 
@@ -292,7 +287,7 @@ class ServiceState:
         now = time.perf_counter()
         latencies = [(now - start) * 1000.0 for start, _ in contexts]
         if results:
-            metrics.MODEL_PREDICTIONS.labels(arm, results[0]["model_version"]).inc(len(results))
+            telemetry.MODEL_PREDICTIONS.labels(arm, results[0]["model_version"]).inc(len(results))
         for latency in latencies:
             self._latency[arm].observe(latency / 1000.0)
         if self.log is not None:  # arm null: production answered
@@ -304,6 +299,11 @@ class ServiceState:
             challenger.shadow(rows, results, (self.runtime.predictor.features, matrix))
 
     # ------------------------------------------------------------------------------ challenger
+
+    @property
+    def challenger(self) -> Challenger | None:
+        """The challenger beside production, if any (running or stopped)."""
+        return self.challengers.current
 
     async def set_challenger(self, spec: str, mode: Mode, percent: float) -> dict[str, Any]:
         """Load a challenger beside production (in place of any other) and start it.
@@ -328,58 +328,13 @@ class ServiceState:
             When it cannot be loaded; the challenger before (if any) keeps running.
         """
         async with self._swap:
-            predictor = await to_thread.run_sync(
-                load_challenger, spec, self.settings, self.resolver
-            )
-            challenger = Challenger(
-                predictor,
-                self.settings.serve.challenger,
-                mode=mode,
-                percent=percent,
-                log=self.log,
-                answered=partial(self._after, arm="canary"),
-                on_stop=self.challenger_stopped,
-            )
-            self._replace_challenger(challenger)
+            challenger = await to_thread.run_sync(self.challengers.load, spec, mode, percent)
+            self.challengers.replace(challenger)
             return challenger.status()
 
     def remove_challenger(self) -> dict[str, Any] | None:
         """Take the challenger out (production answers everything); its last status."""
-        previous = self.challenger
-        self._replace_challenger(None)
-        return None if previous is None else previous.status()
-
-    def _replace_challenger(self, new: Challenger | None, why: str = "removed") -> None:
-        old, self.challenger = self.challenger, new
-        if old is not None:
-            old.close()
-            for state in ("running", "stopped"):
-                metrics.CHALLENGER.labels(old.version, old.mode, state).set(0)
-            if old.running:
-                self._event(old, why)
-            log.info("challenger %s (%s) %s", old.version, old.mode, why)
-        if new is not None:
-            metrics.CHALLENGER.labels(new.version, new.mode, "running").set(1)
-            self._event(new, "started")
-            log.info("challenger %s in %s", new.version, new.mode)
-
-    def _event(self, challenger: Challenger, event: str, reason: str = "") -> None:
-        if self.log is not None:  # what `conforto monitor compare` and the shadow check read
-            self.log.add_event(challenger.version, challenger.mode, event, reason)
-
-    def challenger_stopped(self, challenger: Challenger, kind: str, reason: str) -> None:
-        """The automatic stop fired (in a worker thread): log, count, record and notify it."""
-        log.warning("challenger %s (%s) stopped: %s", challenger.version, challenger.mode, reason)
-        metrics.CHALLENGER_STOPS.labels(kind).inc()
-        metrics.CHALLENGER.labels(challenger.version, challenger.mode, "running").set(0)
-        metrics.CHALLENGER.labels(challenger.version, challenger.mode, "stopped").set(1)
-        self._event(challenger, "stopped", reason)
-        message = challenger_message(
-            challenger.version, challenger.mode, reason, challenger.window.figures()
-        )
-        threading.Thread(
-            target=notify, args=(self.settings, message), name="conforto-notify", daemon=True
-        ).start()
+        return self.challengers.replace(None)
 
     # ---------------------------------------------------------------------------------- reloads
 
@@ -395,18 +350,18 @@ class ServiceState:
             fresh = await to_thread.run_sync(load_runtime, self.model_dir, self.settings)
             previous = self.runtime.predictor.version if self.runtime.predictor else None
             if fresh.predictor is None:
-                metrics.RELOADS.labels("failed").inc()
+                telemetry.RELOADS.labels("failed").inc()
                 raise ReloadError(f"reload failed: {fresh.error}; still serving version {previous}")
             changed = fresh.sha256 != self.runtime.sha256
             if changed:
                 self.serve(fresh)
                 log.info("now serving version %s (was %s)", fresh.predictor.version, previous)
-            metrics.RELOADS.labels("swapped" if changed else "unchanged").inc()
+            telemetry.RELOADS.labels("swapped" if changed else "unchanged").inc()
             return Reload(previous, fresh.predictor.version, changed)
 
     async def _follow_production(self) -> None:
         """Poll the production pointer; swap in a new production version when it changes."""
-        from conforto.lifecycle.pointer import read_pointer
+        from conforto.registry.pointer import read_pointer
 
         while True:
             await asyncio.sleep(self.settings.serve.poll_seconds)

@@ -1,5 +1,5 @@
 """MLflow's model registry behind the lifecycle's store protocol
-(:class:`conforto.lifecycle.store.RegistryStore`, which the lifecycle reaches through).
+(:class:`conforto.registry.store.RegistryStore`, which the lifecycle reaches through).
 
 Every MLflow failure that is not an answer the store expects (a version that does not exist, a
 record that exists) becomes a :class:`RegistryError` naming the server: an unreachable or

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from conforto.data.target import sensation_class
-from conforto.metrics.scores import N_CLASSES
+from conforto.scoring.scores import N_CLASSES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

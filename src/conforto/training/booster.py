@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from conforto.metrics.scores import N_CLASSES, log_losses, macro_f1
 from conforto.model.heads import softmax
+from conforto.scoring.scores import N_CLASSES, log_losses, macro_f1
 
 if TYPE_CHECKING:
     from conforto.model.inputs import FeatureSpec

@@ -9,17 +9,17 @@ import numpy.typing as npt
 
 from conforto.data.target import CLASS_NAMES
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.metrics import predictions
-from conforto.metrics.scores import (
+from conforto.model.inputs import encode, prepare
+from conforto.physics.features import comfort_features
+from conforto.reports import figure_uri, new_figure, render
+from conforto.scoring import oof
+from conforto.scoring.scores import (
     bootstrap_interval,
     classification_metrics,
     confusion,
     macro_f1,
     reliability,
 )
-from conforto.model.inputs import encode, prepare
-from conforto.physics.features import comfort_features
-from conforto.reports import figure_uri, new_figure, render
 from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.training.heads import evaluate_heads
 from conforto.uncertainty.calibration import TOLERANCE, coverage_misses, coverage_report
@@ -59,8 +59,8 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> Evaluation:
         The model, the majority class, and (on the rows where PMV exists) PMV binned and
         probabilistic PMV; confusion matrices, reliability, slices.
     """
-    y, decision = predictions.labels(pred)
-    proba = predictions.probabilities(pred)
+    y, decision = oof.labels(pred)
+    proba = oof.probabilities(pred)
     groups = pred["building_id"].to_numpy(dtype=np.int64)
     has_pmv = pred["pmv"].notna().to_numpy()
     pmv = pred["pmv"].to_numpy(dtype=np.float64)
@@ -68,14 +68,14 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> Evaluation:
     candidates = {"lightgbm": scores}
     if "logistic_cool" in pred.columns:  # cross-validation: the scikit-learn candidate too
         candidates["logistic_regression"] = classification_metrics(
-            y, predictions.probabilities(pred, "logistic")
+            y, oof.probabilities(pred, "logistic")
         )
     return {
         "model": {**scores, "ci": bootstrap_interval(y, decision, groups, seed=seed)},
         "model_argmax": classification_metrics(y, proba),
         "candidates": candidates,
         "selected": max(candidates, key=lambda name: candidates[name]["macro_f1"]),
-        "majority": classification_metrics(y, predictions.probabilities(pred, "majority")),
+        "majority": classification_metrics(y, oof.probabilities(pred, "majority")),
         "pmv_rows": {
             "rows": int(has_pmv.sum()),
             "model": classification_metrics(y[has_pmv], proba[has_pmv], decision[has_pmv]),
@@ -83,7 +83,7 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> Evaluation:
                 y[has_pmv], pmv_onehot(pmv[has_pmv]), pmv_class(pmv[has_pmv])
             ),
             "probabilistic_pmv": classification_metrics(
-                y[has_pmv], predictions.probabilities(pred, "pmvprob")[has_pmv]
+                y[has_pmv], oof.probabilities(pred, "pmvprob")[has_pmv]
             ),
         },
         "confusion": {
@@ -101,12 +101,12 @@ def summarise(pred: pd.DataFrame, *, seed: int = 0) -> Evaluation:
 
 def _slice_scores(pred: pd.DataFrame, *, seed: int) -> dict[str, list[SliceScores]]:
     """The model's and PMV's scores on each slice, per slice column, largest slice first."""
-    y, decision = predictions.labels(pred)
+    y, decision = oof.labels(pred)
     buildings = pred["building_id"].to_numpy(dtype=np.int64)
     has_pmv = pred["pmv"].notna().to_numpy()
     pmv_pred = pmv_class(pred["pmv"].to_numpy(dtype=np.float64))
     found: dict[str, list[SliceScores]] = {}
-    for column, slices in predictions.slices(pred, predictions.SLICES).items():
+    for column, slices in oof.slices(pred, oof.SLICES).items():
         rows = []
         for value, i in slices.items():
             pmv_i = i[has_pmv[i]]
@@ -128,7 +128,7 @@ def _slice_scores(pred: pd.DataFrame, *, seed: int) -> dict[str, list[SliceScore
 
 def predictions_frame(model: ThermalModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Score labelled data with ``model`` and its stored baselines (see
-    :mod:`conforto.metrics.predictions`).
+    :mod:`conforto.scoring.oof`).
     """
     rows, y, groups = prepare(frame)
     return _predictions(model, rows, y, groups, encode(rows, model.spec))
@@ -146,7 +146,7 @@ def _predictions(
         "majority": np.tile(np.asarray(baselines["majority"]), (len(y), 1)),
         "pmvprob": ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv),
     }
-    return predictions.build(
+    return oof.build(
         rows, fold=-1, groups=groups, y=y, decision=model.decide(proba), pmv=pmv, scores=scores
     )
 
@@ -185,9 +185,7 @@ def evaluate_model(
     summary["coverage"] = coverage_report(pred, calibration=model.conformal)
     if model.heads is not None:
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
-    recalibrated = model.confidence.recalibrated(
-        predictions.probabilities(pred), predictions.labels(pred)[1]
-    )
+    recalibrated = model.confidence.recalibrated(oof.probabilities(pred), oof.labels(pred)[1])
     summary["estimate"] = estimate_report(pred, recalibrated)
     return {"holdout": summary}
 

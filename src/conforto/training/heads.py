@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from conforto.data.target import sensation_vote
-from conforto.metrics.scores import cluster_draws, expected_calibration_error, log_losses, macro_f1
 from conforto.model.heads import SPECS, Heads, HeadSpec, calibrated, class_scores, softmax
+from conforto.scoring.scores import cluster_draws, expected_calibration_error, log_losses, macro_f1
 from conforto.training.booster import fit_temperature, lgb_dataset
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from conforto.metrics.scores import macro_f1
+from conforto.scoring.scores import macro_f1
 from conforto.training.booster import TrainConfig, lgb_dataset
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from conforto.data.target import CLASS_NAMES
 from conforto.errors import ArtifactError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.lineage import code_fingerprint, git_commit, package_versions
-from conforto.metrics.scores import N_CLASSES
 from conforto.model.artifact import (
     BOOSTER,
     DRIFT_REFERENCE,
@@ -31,6 +30,7 @@ from conforto.model.artifact import (
     load_model,
     save_manifest,
 )
+from conforto.scoring.scores import N_CLASSES
 from conforto.training.evaluate import write_evaluation
 from conforto.uncertainty.confidence import CONFIDENCE
 from conforto.uncertainty.sets import CONFORMAL

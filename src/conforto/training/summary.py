@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from conforto.metrics.scores import Scores
+from conforto.scoring.scores import Scores
 
 if TYPE_CHECKING:
-    from conforto.metrics.scores import Interval
+    from conforto.scoring.scores import Interval
     from conforto.uncertainty.calibration import CoverageReport
     from conforto.uncertainty.estimate import EstimateReport
 

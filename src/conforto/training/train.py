@@ -18,10 +18,10 @@ import numpy.typing as npt
 from rich.progress import Progress
 
 from conforto.errors import DataError
-from conforto.metrics import predictions
-from conforto.metrics.scores import N_CLASSES
 from conforto.model.inputs import FeatureSpec, build_spec, encode, prepare
 from conforto.physics.features import comfort_features
+from conforto.scoring import oof
+from conforto.scoring.scores import N_CLASSES
 from conforto.training.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto.training.booster import FittedBooster, TrainConfig, fit_booster, group_folds
 from conforto.training.evaluate import summarise
@@ -124,7 +124,7 @@ def cross_validate(
         if advance is not None:
             advance()
     scores = {"p": proba, "majority": majority, "pmvprob": prob_pmv, "logistic": logistic}
-    frame = predictions.build(
+    frame = oof.build(
         rows, fold=fold_of, groups=groups, y=y, decision=decision, pmv=pmv, scores=scores
     )
     return CrossValidation(frame, folds_info, tuned, fold_of)

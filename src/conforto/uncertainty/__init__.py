@@ -1,4 +1,4 @@
 """Prediction sets, their calibration, and the confidence estimate of being right.
 
-May import: metrics, data and the top-level modules.
+May import: scoring, data and the top-level modules.
 """

@@ -18,8 +18,8 @@ import pandas as pd
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import DataError
-from conforto.metrics import predictions
-from conforto.metrics.scores import N_CLASSES
+from conforto.scoring import oof
+from conforto.scoring.scores import N_CLASSES
 from conforto.uncertainty.sets import GRID, GROUPINGS, BoolArray, ConformalSets, score_grid
 
 if TYPE_CHECKING:
@@ -119,13 +119,13 @@ def _climates(pred: pd.DataFrame) -> list[str | None] | None:
 
 
 def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
-    """:func:`calibrate` on a predictions frame (:mod:`conforto.metrics.predictions`), with its
+    """:func:`calibrate` on a predictions frame (:mod:`conforto.scoring.oof`), with its
     climates and
     buildings.
     """
     return calibrate(
-        predictions.probabilities(pred),
-        predictions.labels(pred)[0],
+        oof.probabilities(pred),
+        oof.labels(pred)[0],
         by=by,
         climates=_climates(pred) or [None] * len(pred),
         buildings=pred["building_id"].to_numpy() if "building_id" in pred.columns else None,
@@ -140,7 +140,7 @@ def cross_conformal_sets(
     Parameters
     ----------
     pred
-        Predictions frame (:mod:`conforto.metrics.predictions`) with at least two folds.
+        Predictions frame (:mod:`conforto.scoring.oof`) with at least two folds.
     levels
         Confidence levels.
     by
@@ -156,9 +156,9 @@ def cross_conformal_sets(
     DataError
         When the frame has fewer than two folds.
     """
-    proba, decision = predictions.probabilities(pred), predictions.labels(pred)[1]
+    proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = {level: np.zeros(proba.shape, dtype=bool) for level in levels}
-    for test, others in predictions.held_out(pred, "cross-conformal coverage"):
+    for test, others in oof.held_out(pred, "cross-conformal coverage"):
         calibration = calibrate_frame(others, by=by)
         climates = _climates(pred[test])
         for level in levels:
@@ -171,8 +171,8 @@ def stored_sets(
 ) -> dict[float, BoolArray]:
     """Sets of a predictions frame by a model's stored calibration."""
     proba, decision, climates = (
-        predictions.probabilities(pred),
-        predictions.labels(pred)[1],
+        oof.probabilities(pred),
+        oof.labels(pred)[1],
         _climates(pred),
     )
     return {level: calibration.sets(proba, level, decision, climates) for level in levels}
@@ -252,7 +252,7 @@ def coverage_report(
     Parameters
     ----------
     pred
-        Predictions frame (:mod:`conforto.metrics.predictions`).
+        Predictions frame (:mod:`conforto.scoring.oof`).
     calibration
         A model's stored calibration; ``None``: cross-conformal over ``pred``'s folds.
     by
@@ -264,7 +264,7 @@ def coverage_report(
     -------
     CoverageReport
         Overall judged with :data:`TOLERANCE`; slices of at least
-        :data:`conforto.metrics.predictions.MIN_SLICE_ROWS` rows with :data:`SLICE_TOLERANCE`;
+        :data:`conforto.scoring.oof.MIN_SLICE_ROWS` rows with :data:`SLICE_TOLERANCE`;
         the curve at :data:`CURVE_LEVELS`.
     """
     every = sorted({*levels, *CURVE_LEVELS})
@@ -274,7 +274,7 @@ def coverage_report(
     else:
         sets, by = stored_sets(pred, calibration, every), calibration.by
         method = f"the model's calibration ({calibration.rows} out-of-fold votes)"
-    y = predictions.labels(pred)[0]
+    y = oof.labels(pred)[0]
 
     def measured(index: npt.NDArray[np.intp], tolerance: float | None) -> Judged:
         entry = _measure(y[index], {lv: s[index] for lv, s in sets.items()}, levels)
@@ -289,14 +289,14 @@ def coverage_report(
         return {"value": value, **measured(index, tolerance)}
 
     def judged(rows: int) -> float | None:
-        return SLICE_TOLERANCE if rows >= predictions.MIN_SLICE_ROWS else None
+        return SLICE_TOLERANCE if rows >= oof.MIN_SLICE_ROWS else None
 
     slices = {
         column: sorted(
             (group(value, i, judged(i.size)) for value, i in groups.items()),
             key=lambda e: -e["rows"],
         )
-        for column, groups in predictions.slices(pred, predictions.JUDGED_SLICES).items()
+        for column, groups in oof.slices(pred, oof.JUDGED_SLICES).items()
     }
     return {
         "method": method,

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from conforto.errors import DataError
-from conforto.metrics.scores import N_CLASSES, macro_f1_from_confusion
+from conforto.scoring.scores import N_CLASSES, macro_f1_from_confusion
 
 #: The artifact file.
 CONFIDENCE = "confidence.json"

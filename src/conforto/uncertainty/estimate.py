@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from conforto.metrics import predictions
-from conforto.metrics.scores import macro_f1
+from conforto.scoring import oof
+from conforto.scoring.scores import macro_f1
 from conforto.uncertainty.confidence import (
     ConfidenceCalibration,
     Expected,
@@ -38,9 +38,9 @@ class EstimateReport(TypedDict):
 
 
 def fit_frame(pred: pd.DataFrame) -> ConfidenceCalibration:
-    """:func:`fit_confidence` on a predictions frame (:mod:`conforto.metrics.predictions`)."""
-    y, decision = predictions.labels(pred)
-    return fit_confidence(predictions.probabilities(pred), y, decision)
+    """:func:`fit_confidence` on a predictions frame (:mod:`conforto.scoring.oof`)."""
+    y, decision = oof.labels(pred)
+    return fit_confidence(oof.probabilities(pred), y, decision)
 
 
 def cross_fitted(pred: pd.DataFrame) -> FloatArray:
@@ -52,9 +52,9 @@ def cross_fitted(pred: pd.DataFrame) -> FloatArray:
     DataError
         When the frame has fewer than two folds.
     """
-    proba, decision = predictions.probabilities(pred), predictions.labels(pred)[1]
+    proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
     out = np.empty_like(proba)
-    for test, others in predictions.held_out(pred, "cross-fitting"):
+    for test, others in oof.held_out(pred, "cross-fitting"):
         out[test] = fit_frame(others).recalibrated(proba[test], decision[test])
     return out
 
@@ -65,15 +65,15 @@ def estimate_report(pred: pd.DataFrame, recalibrated: FloatArray) -> EstimateRep
     Parameters
     ----------
     pred
-        Predictions frame (:mod:`conforto.metrics.predictions`).
+        Predictions frame (:mod:`conforto.scoring.oof`).
     recalibrated
         Its probabilities recalibrated (:func:`cross_fitted` out of fold, a stored calibration
         on other data).
     """
-    y, decision = predictions.labels(pred)
+    y, decision = oof.labels(pred)
     return {
         "rows": len(y),
         "realised": {"accuracy": float((y == decision).mean()), "macro_f1": macro_f1(y, decision)},
-        "as_answered": expected_metrics(predictions.probabilities(pred), decision),
+        "as_answered": expected_metrics(oof.probabilities(pred), decision),
         "recalibrated": expected_metrics(recalibrated, decision),
     }

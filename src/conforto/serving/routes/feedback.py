@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from starlette.exceptions import HTTPException
 
 from conforto.errors import LogUnavailable
-from conforto.serving import metrics
+from conforto.serving import telemetry
 from conforto.serving.deps import PredictionLogDep
 from conforto.serving.schemas import FeedbackRequest, FeedbackResponse
 
@@ -51,7 +51,7 @@ async def give_feedback(
     if not predlog.add_feedback(vote.prediction_id, vote.thermal_sensation):  # one write
         raise LogUnavailable("the prediction log cannot be written: send the vote again later")
     status = "matched" if found == "stored" else "pending"
-    metrics.FEEDBACK.labels(status).inc()
+    telemetry.FEEDBACK.labels(status).inc()
     if status == "pending":
         response.status_code = 202
     return {

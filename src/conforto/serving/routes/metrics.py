@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from conforto.serving import metrics
+from conforto.serving import telemetry
 
 router = APIRouter()
 
@@ -12,5 +12,5 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 def prometheus_metrics() -> Response:
     """Prometheus exposition of the service's metrics."""
-    body, content_type = metrics.exposition()
+    body, content_type = telemetry.exposition()
     return Response(body, media_type=content_type)

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from conforto.errors import ArtifactError, NoProductionModel, RegistryError
 from conforto.fileio import atomic_write_json
-from conforto.lifecycle.audit import production_history
-from conforto.lifecycle.journal import FileJournal
-from conforto.lifecycle.pointer import NO_PRODUCTION, artifact_sha256, read_pointer
 from conforto.model.artifact import verify_artifact
+from conforto.registry.audit import production_history
+from conforto.registry.journal import FileJournal
+from conforto.registry.pointer import NO_PRODUCTION, artifact_sha256, read_pointer
 from conforto.tracking.mlflow_store import registry_stamp
 from conforto.tracking.model_version import ModelVersion
 

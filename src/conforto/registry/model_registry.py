@@ -3,11 +3,11 @@
 Lifecycle tags (:mod:`conforto.tracking.model_version`) follow the original design; the
 ``production`` alias in the registry is the source of truth.
 
-Every move is made under the journal's lease (:mod:`conforto.lifecycle.journal`): its intent
+Every move is made under the journal's lease (:mod:`conforto.registry.journal`): its intent
 first, then the registry (one atomic alias update), then the audit log, then the pointer file
 serving reads. The intent lets any later command complete an interrupted move
 (:meth:`Registry.reconcile`). Embedded, the journal is a folder and a file lock on this machine;
-with a tracking server it is kept on the server (:mod:`conforto.lifecycle.shared_journal`), so
+with a tracking server it is kept on the server (:mod:`conforto.registry.shared_journal`), so
 that every machine continues one lifecycle.
 """
 
@@ -16,29 +16,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from conforto.errors import ArtifactError, NoProductionModel, RegistryBusy, RegistryError
-from conforto.lifecycle.audit import Move, production_history
-from conforto.lifecycle.faults import checkpoint
-from conforto.lifecycle.journal import FileJournal, file_lock
-from conforto.lifecycle.pointer import (
+from conforto.lineage import config_hash, timestamp
+from conforto.model.artifact import load_model
+from conforto.registry.audit import Move, production_history
+from conforto.registry.faults import checkpoint
+from conforto.registry.journal import FileJournal, file_lock
+from conforto.registry.pointer import (
     NO_PRODUCTION,
     Pointer,
     artifact_sha256,
     read_pointer,
     write_pointer,
 )
-from conforto.lifecycle.store import clip_tag
-from conforto.lifecycle.version_index import indexed_version, version_index
-from conforto.lineage import config_hash, timestamp
-from conforto.model.artifact import load_model
+from conforto.registry.store import clip_tag
+from conforto.registry.version_index import indexed_version, version_index
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from conforto.lifecycle.journal import Journal
-    from conforto.lifecycle.store import RegistryStore
-    from conforto.lifecycle.version_index import VersionIndex
+    from conforto.registry.journal import Journal
+    from conforto.registry.store import RegistryStore
+    from conforto.registry.version_index import VersionIndex
     from conforto.settings import Settings
     from conforto.tracking.model_version import ModelVersion
 
@@ -408,7 +408,7 @@ def open_registry(settings: Settings) -> Registry:
     """The project's registry: MLflow (embedded SQLite by default, with the journal in
     ``CONFORTO_HOME/registry``), or a tracking server holding the journal too.
     """
-    from conforto.lifecycle.shared_journal import SharedJournal
+    from conforto.registry.shared_journal import SharedJournal
     from conforto.tracking.mlflow_store import MlflowRegistryStore
 
     embedded = settings.tracking.uri is None

@@ -28,14 +28,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from conforto.errors import RegistryBusy, RegistryError
-from conforto.lifecycle.audit import Move
-from conforto.lifecycle.store import clip_tag
 from conforto.lineage import current_user
+from conforto.registry.audit import Move
+from conforto.registry.store import clip_tag
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from conforto.lifecycle.store import RegistryStore
+    from conforto.registry.store import RegistryStore
 
 #: Digits of a record's number (names sort in order; more digits past a million records).
 DIGITS = 6

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from conforto.lifecycle.audit import Move
-from conforto.lifecycle.faults import checkpoint
-from conforto.lifecycle.pointer import artifact_sha256
-from conforto.lifecycle.registry import PRODUCTION
 from conforto.model.artifact import (
     FORMAT_VERSION,
     MANIFEST,
@@ -21,11 +17,15 @@ from conforto.model.artifact import (
     format_1_sha256,
     upgrade_format,
 )
+from conforto.registry.audit import Move
+from conforto.registry.faults import checkpoint
+from conforto.registry.model_registry import PRODUCTION
+from conforto.registry.pointer import artifact_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from conforto.lifecycle.registry import Registry
+    from conforto.registry.model_registry import Registry
     from conforto.tracking.model_version import ModelVersion
 
 

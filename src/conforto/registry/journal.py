@@ -3,7 +3,7 @@
 A journal holds the audit log (every move), the intent of the move in flight (so that an
 interrupted one can be completed) and the lease that lets one command at a time move
 production. :class:`FileJournal` keeps them under ``CONFORTO_HOME/registry`` (the embedded
-default: one machine); :class:`conforto.lifecycle.shared_journal.SharedJournal` keeps them in the
+default: one machine); :class:`conforto.registry.shared_journal.SharedJournal` keeps them in the
 registry store, on the MLflow server, so that every machine with the tracking URI continues the
 same lifecycle.
 """
@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 
 from conforto.errors import RegistryError
 from conforto.fileio import atomic_write_json
-from conforto.lifecycle.audit import AUDIT, Move, append_move, read_audit
+from conforto.registry.audit import AUDIT, Move, append_move, read_audit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from conforto.errors import RegistryError
-from conforto.lifecycle.audit import Move
-from conforto.lifecycle.registry import PRODUCTION
+from conforto.registry.audit import Move
+from conforto.registry.model_registry import PRODUCTION
 
 if TYPE_CHECKING:
-    from conforto.lifecycle.registry import Registry
+    from conforto.registry.model_registry import Registry
     from conforto.tracking.model_version import ModelVersion
 
 GATE_REPORT = "gate.report"
