@@ -100,12 +100,9 @@ def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         found = getattr(import_module(_PUBLIC[name]), name)
     elif name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from conforto.lineage import package_version
 
-        try:
-            found = version("conforto")
-        except PackageNotFoundError:  # pragma: no cover - a source tree without install
-            found = "0.0.0"
+        found = package_version()
     else:
         raise AttributeError(f"module 'conforto' has no attribute {name!r}")
     globals()[name] = found

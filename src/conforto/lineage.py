@@ -8,12 +8,22 @@ import json
 import platform
 import subprocess
 from datetime import UTC, datetime
+from functools import cache
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 from typing import Any
 
-import conforto
+
+@cache
+def package_version() -> str:
+    """Conforto's version, from its installed metadata (``0.0.0`` in a source tree that was
+    never installed).
+    """
+    try:
+        return pkg_version("conforto")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "0.0.0"
 
 
 def timestamp() -> str:
@@ -75,7 +85,7 @@ def config_hash(config: dict[str, Any]) -> str:
 def code_fingerprint() -> str:
     """SHA-256 of the package's source files: changes whenever the code that trains changes."""
     digest = hashlib.sha256()
-    root = Path(conforto.__file__).parent
+    root = Path(__file__).parent
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".html", ".md"):
             digest.update(path.relative_to(root).as_posix().encode())

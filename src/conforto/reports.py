@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 
-import conforto
+from conforto.lineage import package_version
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,9 +37,7 @@ def render(template: str, **context: Any) -> str:
         The HTML page.
     """
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return _ENV.get_template(template).render(
-        version=conforto.__version__, generated=stamp, **context
-    )
+    return _ENV.get_template(template).render(version=package_version(), generated=stamp, **context)
 
 
 def new_figure(

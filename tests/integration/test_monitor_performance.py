@@ -46,14 +46,15 @@ def test_estimate_and_votes_from_the_log_of_either_database(
     votes = serve_and_vote(log_url, trained_model, rooms, voted=0.6)
     week = Span(datetime.now(UTC) - timedelta(days=7), datetime.now(UTC))
     result, _ = check_performance(load_model(trained_model), LogSource(log_url, week))
-    assert result["rows"] == 1500
-    assert result["labelled_rows"] == votes
-    realised = result["realised"]
-    low, high = realised["accuracy_ci"]  # no building or site in the log: days are the groups
-    assert low <= realised["accuracy"] <= high
+    assert result.rows == 1500
+    assert result.labelled_rows == votes
+    realised = result.realised
+    assert realised is not None
+    low, high = realised.accuracy_ci  # no building or site in the log: days are the groups
+    assert low <= realised.accuracy <= high
     # calibrated probabilities: the estimate lands near what the votes say
-    assert abs(result["estimated"]["accuracy"] - realised["accuracy"]) < 0.06
-    assert set(result["validation"]) == {"accuracy", "macro_f1"}
+    assert abs(result.estimated["accuracy"] - realised.accuracy) < 0.06
+    assert set(result.validation) == {"accuracy", "macro_f1"}
 
 
 def test_the_estimate_reads_the_models_confidence_calibration(
@@ -63,7 +64,7 @@ def test_the_estimate_reads_the_models_confidence_calibration(
     serve_and_vote(url, trained_model, rooms, voted=0.0)
     week = Span(datetime.now(UTC) - timedelta(days=7), datetime.now(UTC))
     result, _ = check_performance(load_model(trained_model), LogSource(url, week))
-    assert CONFIDENCE in result["estimator"]
+    assert CONFIDENCE in result.estimator
     # the same figure by hand: the stored calibration over the logged answers
     calibration = ConfidenceCalibration.from_dict(
         json.loads((trained_model / CONFIDENCE).read_text())
@@ -73,9 +74,9 @@ def test_the_estimate_reads_the_models_confidence_calibration(
     codes = {"cool": 0, "neutral": 1, "warm": 2}
     decision = np.asarray(logged["predicted_class"].map(codes), dtype=np.int64)
     right = calibration.right(proba, decision)
-    assert result["estimated"]["accuracy"] == pytest.approx(right.mean())
+    assert result.estimated["accuracy"] == pytest.approx(right.mean())
     answered = proba[np.arange(len(proba)), decision]  # not the probabilities as answered
-    assert result["estimated"]["accuracy"] != pytest.approx(answered.mean(), abs=1e-3)
+    assert result.estimated["accuracy"] != pytest.approx(answered.mean(), abs=1e-3)
 
 
 def test_training_measures_the_estimate_on_buildings_the_calibration_never_saw(

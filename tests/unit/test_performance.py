@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.monitor.performance import Scored, judge, over_time
+from conforto.monitor.performance import PerformanceReport, Scored, judge, over_time
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.scoring.scores import macro_f1
 from conforto.uncertainty.confidence import expected_metrics
@@ -54,29 +55,30 @@ def test_a_model_as_good_as_validated_is_not_degraded() -> None:
     scored = _scored(decision, proba, y)
     truth = (decision == y).mean()
     result = judge(_model(truth, macro_f1(y, decision)), scored, MonitorConfig())
-    assert result["degraded"] is False
-    low, high = result["realised"]["accuracy_ci"]
+    assert result.degraded is False
+    assert result.realised is not None
+    low, high = result.realised.accuracy_ci
     assert low < truth < high
-    assert result["labelled_rows"] == 4000
+    assert result.labelled_rows == 4000
 
 
 def test_votes_that_disagree_mark_the_model_degraded() -> None:
     proba, decision, _ = calibrated(4000, 2)
     wrong = (decision + 1) % 3  # occupants now vote otherwise
     result = judge(_model(0.6, 0.55), _scored(decision, proba, wrong), MonitorConfig())
-    assert result["degraded"] is True
-    assert any(r.startswith("realised accuracy") for r in result["reasons"])
+    assert result.degraded is True
+    assert any(r.startswith("realised accuracy") for r in result.reasons)
 
 
 def test_without_votes_only_the_estimate_can_degrade() -> None:
     proba, decision, _ = calibrated(500, 3)
     silent = _scored(decision, proba, np.full(500, np.nan))
     fine = judge(_model(0.5, 0.5), silent, MonitorConfig())
-    assert fine["realised"] is None
-    assert fine["degraded"] is False
+    assert fine.realised is None
+    assert fine.degraded is False
     worse = judge(_model(0.9, 0.9), silent, MonitorConfig())
-    assert worse["degraded"] is True
-    assert worse["reasons"][0].startswith("estimated accuracy")
+    assert worse.degraded is True
+    assert worse.reasons[0].startswith("estimated accuracy")
 
 
 def test_over_time_counts_rows_and_votes_per_day() -> None:
@@ -86,3 +88,14 @@ def test_over_time_counts_rows_and_votes_per_day() -> None:
     assert table["rows"].tolist() == [24, 24, 24]
     assert table["votes"].tolist() == [24, 0, 0]
     assert np.isnan(table["realised"].iloc[1])
+
+
+def test_the_report_reads_back_from_its_json() -> None:
+    """A check reuses a recent performance.json: the report it reads is the one written."""
+    proba, decision, y = calibrated(4000, 5)
+    report = judge(_model(0.9, 0.9), _scored(decision, proba, y), MonitorConfig())
+    assert report.degraded
+    assert report.realised is not None
+    stored = json.loads(json.dumps(report.to_json()))
+    assert stored["degraded"] is True
+    assert PerformanceReport.from_json(stored) == report

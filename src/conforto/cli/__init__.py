@@ -145,10 +145,10 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        import conforto
         from conforto.cli.common import console
+        from conforto.lineage import package_version
 
-        console.print(f"conforto {conforto.__version__}")
+        console.print(f"conforto {package_version()}")
         raise typer.Exit
 
 

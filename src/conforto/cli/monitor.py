@@ -257,7 +257,7 @@ def performance(
             push_gauges(push, "performance", performance_gauges(result))
     render.performance(result)
     console.print(f"report: {paths['performance.html']}", highlight=False)
-    if result["degraded"]:
+    if result.degraded:
         tell(performance_message(result))
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from conforto.data.validation import ValidationReport
     from conforto.lifecycle.gate import GateReport
     from conforto.monitor.drift import DriftReport
+    from conforto.monitor.performance import PerformanceReport
     from conforto.registry.audit import Move
     from conforto.scoring.scores import Scores
     from conforto.tracking.model_version import ModelVersion
@@ -172,27 +173,27 @@ def drift(report: DriftReport) -> None:
     console.print(drift_line(report), highlight=False)
 
 
-def performance(result: dict[str, Any]) -> None:
+def performance(result: PerformanceReport) -> None:
     """Estimated, realised and validation figures, and the verdict."""
     table = Table(
-        title=f"Live performance, model {result['model_version']}",
-        caption=f"estimated from the probabilities {result['estimator']}",
+        title=f"Live performance, model {result.model_version}",
+        caption=f"estimated from the probabilities {result.estimator}",
     )
     for col in ("", "rows", "accuracy", "macro-F1"):
         table.add_column(col, justify="left" if not col else "right")
-    est, real, val = result["estimated"], result["realised"], result["validation"]
+    est, real, val = result.estimated, result.realised, result.validation
     table.add_row(
-        "estimated", f"{result['rows']:,}", f"{est['accuracy']:.3f}", f"{est['macro_f1']:.3f}"
+        "estimated", f"{result.rows:,}", f"{est['accuracy']:.3f}", f"{est['macro_f1']:.3f}"
     )
     if real is not None:
         table.add_row(
             "realised (votes)",
-            f"{result['labelled_rows']:,}",
-            f"{real['accuracy']:.3f} ({real['accuracy_ci'][0]:.3f}-{real['accuracy_ci'][1]:.3f})",
-            f"{real['macro_f1']:.3f} ({real['macro_f1_ci'][0]:.3f}-{real['macro_f1_ci'][1]:.3f})",
+            f"{result.labelled_rows:,}",
+            f"{real.accuracy:.3f} ({real.accuracy_ci[0]:.3f}-{real.accuracy_ci[1]:.3f})",
+            f"{real.macro_f1:.3f} ({real.macro_f1_ci[0]:.3f}-{real.macro_f1_ci[1]:.3f})",
         )
     else:
-        table.add_row("realised (votes)", f"{result['labelled_rows']:,}", "too few votes", "")
+        table.add_row("realised (votes)", f"{result.labelled_rows:,}", "too few votes", "")
     table.add_row(
         "validation",
         "",
@@ -200,8 +201,8 @@ def performance(result: dict[str, Any]) -> None:
         f"{val.get('macro_f1', float('nan')):.3f}",
     )
     console.print(table)
-    if result["degraded"]:
-        console.print("[bold red]degraded:[/] " + "; ".join(result["reasons"]), highlight=False)
+    if result.degraded:
+        console.print("[bold red]degraded:[/] " + "; ".join(result.reasons), highlight=False)
     else:
         console.print("performance as validated", highlight=False)
 

@@ -22,7 +22,11 @@ from conforto.errors import DataError, LogUnavailable
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
 from conforto.monitor.drift import check_drift, write_drift
-from conforto.monitor.performance import check_performance, write_performance
+from conforto.monitor.performance import (
+    PerformanceReport,
+    check_performance,
+    write_performance,
+)
 from conforto.monitor.window import LogSource, Source
 from conforto.notify import Message, context, header, section
 from conforto.predictions.store import feedback
@@ -44,12 +48,13 @@ class Decision:
     reasons: list[str]
     new_votes: int
     drift: dict[str, Any] | None = None
-    performance: dict[str, Any] | None = None
+    performance: PerformanceReport | None = None
     checked: str = field(default_factory=timestamp)
 
     def to_dict(self) -> dict[str, Any]:
         """``decision.json``'s content."""
-        return asdict(self)
+        performance = None if self.performance is None else self.performance.to_json()
+        return {**asdict(self), "performance": performance}
 
 
 def important_inputs(model: ThermalModel, top: int) -> list[str]:
@@ -104,11 +109,11 @@ def decide(
     version: str,
     *,
     drift: dict[str, Any] | None,
-    performance: dict[str, Any] | None,
+    performance: PerformanceReport | None,
     new_votes: int,
     config: MonitorConfig,
 ) -> Decision:
-    """Weigh the findings (``drift.json``'s and ``performance.json``'s content, or ``None``
+    """Weigh the findings (``drift.json``'s content and the performance report, or ``None``
     when a monitor had nothing to judge) against the thresholds.
     """
     reasons = []
@@ -120,8 +125,8 @@ def decide(
                 f"drift on {', '.join(hit)}, among the {config.retrain_top_inputs} inputs the "
                 "model relies on most"
             )
-    if performance is not None and performance["degraded"]:
-        reasons.append("performance degraded: " + "; ".join(performance.get("reasons", [])))
+    if performance is not None and performance.degraded:
+        reasons.append("performance degraded: " + "; ".join(performance.reasons))
     if new_votes >= config.retrain_min_votes:
         reasons.append(
             f"{new_votes} occupants' votes since the model was trained "
@@ -142,35 +147,32 @@ def findings(
     reports: Path,
     *,
     model_version: str | None = None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[dict[str, Any] | None, PerformanceReport | None]:
     """The drift and performance results for this model: the last ones in ``reports/drift``
     and ``reports/performance`` when younger than ``config.max_result_age_hours``, else the
     monitors run now on ``window`` (and their reports written); ``None`` for a monitor with
     nothing to judge.
     """
     version = model_version or model.version
-    found: dict[str, dict[str, Any] | None] = {}
-    for name in ("drift", "performance"):
-        last = recent_result(reports / name / f"{name}.json", config.max_result_age_hours)
-        if last is not None and last["model_version"] == version:
-            found[name] = last
-            continue
+    drift = recent_result(reports / "drift" / "drift.json", config.max_result_age_hours)
+    if drift is None or drift["model_version"] != version:
         try:
-            if name == "drift":
-                report, before, now = check_drift(
-                    model, window, config=config, model_version=version
-                )
-                write_drift(report, before, now, reports / name)
-                found[name] = report.to_dict()
-            else:
-                result, scored = check_performance(
-                    model, window, config=config, model_version=version
-                )
-                write_performance(result, scored, reports / name)
-                found[name] = result
+            report, before, now = check_drift(model, window, config=config, model_version=version)
+            write_drift(report, before, now, reports / "drift")
+            drift = report.to_dict()
         except DataError:  # nothing in the window
-            found[name] = None
-    return found["drift"], found["performance"]
+            drift = None
+    last = recent_result(reports / "performance" / "performance.json", config.max_result_age_hours)
+    performance = None if last is None else PerformanceReport.from_json(last)
+    if performance is None or performance.model_version != version:
+        try:
+            performance, scored = check_performance(
+                model, window, config=config, model_version=version
+            )
+            write_performance(performance, scored, reports / "performance")
+        except DataError:  # nothing in the window
+            performance = None
+    return drift, performance
 
 
 def check_model(

@@ -9,7 +9,7 @@ push never wipes the other's gauges. Prometheus scrapes the gateway; the alertin
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
@@ -18,6 +18,7 @@ from conforto.errors import DeliveryError
 
 if TYPE_CHECKING:
     from conforto.monitor.drift import DriftReport
+    from conforto.monitor.performance import PerformanceReport
 
 JOB = "conforto_monitor"
 
@@ -58,35 +59,35 @@ def drift_gauges(report: DriftReport) -> CollectorRegistry:
     return registry
 
 
-def performance_gauges(result: dict[str, Any]) -> CollectorRegistry:
+def performance_gauges(result: PerformanceReport) -> CollectorRegistry:
     """``conforto_estimated_accuracy``, ``conforto_realised_accuracy`` (when votes came),
     ``conforto_validation_accuracy``, ``conforto_performance_degraded``,
     ``conforto_feedback_rows`` and the run's timestamp.
     """
     registry = CollectorRegistry()
-    version = str(result["model_version"])
+    version = result.model_version
     values = {
         "conforto_estimated_accuracy": (
             "Accuracy expected from the probabilities.",
-            result["estimated"]["accuracy"],
+            result.estimated["accuracy"],
         ),
         "conforto_validation_accuracy": (
             "Accuracy in validation (grouped cross-validation).",
-            result["validation"].get("accuracy"),
+            result.validation.get("accuracy"),
         ),
         "conforto_performance_degraded": (
             "1 when the model counts as degraded.",
-            float(result["degraded"]),
+            float(result.degraded),
         ),
         "conforto_feedback_rows": (
             "Predictions of the window with a vote.",
-            result["labelled_rows"],
+            result.labelled_rows,
         ),
     }
-    if result["realised"] is not None:
+    if result.realised is not None:
         values["conforto_realised_accuracy"] = (
             "Accuracy on the predictions with a vote.",
-            result["realised"]["accuracy"],
+            result.realised.accuracy,
         )
     for name, (text, value) in values.items():
         if value is not None:

@@ -11,7 +11,7 @@ class's probability into the chance of being right before the estimate reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -26,7 +26,7 @@ from conforto.monitor.window import FileSource, LogSource, Source, read_votes
 from conforto.notify import Message, fields, header, section
 from conforto.reports import figure_uri, new_figure, render
 from conforto.scoring.scores import bootstrap_interval, confusion, macro_f1
-from conforto.uncertainty.confidence import CONFIDENCE, expected_metrics
+from conforto.uncertainty.confidence import CONFIDENCE, Expected, expected_metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,16 +41,100 @@ PROBA = [f"p_{name}" for name in CLASS_NAMES]
 JUDGED: tuple[Literal["accuracy", "macro_f1"], ...] = ("accuracy", "macro_f1")
 
 
-def realised_metrics(y: IntArray, decision: IntArray, groups: npt.NDArray[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Realised:
+    """Accuracy and macro-F1 on the voted rows (fractions, 0 to 1), each with its 95 %
+    bootstrap interval over buildings or sites.
+    """
+
+    accuracy: float
+    macro_f1: float
+    accuracy_ci: tuple[float, float]
+    macro_f1_ci: tuple[float, float]
+
+
+def realised_metrics(y: IntArray, decision: IntArray, groups: npt.NDArray[Any]) -> Realised:
     """Accuracy and macro-F1 on voted rows, with 95 % bootstrap intervals over ``groups``."""
     codes = pd.factorize(pd.Series(groups).astype(str))[0].astype(np.int64)
     ci = bootstrap_interval(y, decision, codes, reps=500)
-    return {
-        "accuracy": float((y == decision).mean()),
-        "macro_f1": macro_f1(y, decision),
-        "accuracy_ci": list(ci["accuracy"]),
-        "macro_f1_ci": list(ci["macro_f1"]),
-    }
+    low, high = ci["accuracy"]
+    f1_low, f1_high = ci["macro_f1"]
+    return Realised(
+        float((y == decision).mean()),
+        macro_f1(y, decision),
+        (float(low), float(high)),
+        (float(f1_low), float(f1_high)),
+    )
+
+
+@dataclass(frozen=True)
+class PerformanceReport:
+    """``performance.json``: the model's estimated, realised and validation figures on a
+    window, and the verdict.
+
+    Attributes
+    ----------
+    model_version
+        The version judged.
+    source
+        Where the window's rows came from (the window's description, free-form JSON).
+    rows, labelled_rows
+        Predictions in the window, and those with an occupant's vote.
+    estimated
+        Accuracy and macro-F1 expected from the probabilities, without votes.
+    estimator
+        How the probabilities were read (as answered, or recalibrated).
+    realised
+        The figures on the votes; ``None`` with fewer than ``min_votes``.
+    validation
+        The model's own figures from grouped cross-validation (``accuracy``, ``macro_f1``).
+    reasons
+        Why the model is degraded; empty when it is not.
+    """
+
+    model_version: str
+    source: dict[str, Any]
+    rows: int
+    labelled_rows: int
+    estimated: Expected
+    estimator: str
+    realised: Realised | None
+    validation: dict[str, float]
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def degraded(self) -> bool:
+        """Whether a figure fell below its validation value by more than the tolerance."""
+        return bool(self.reasons)
+
+    def to_json(self) -> dict[str, Any]:
+        """``performance.json``'s content."""
+        return {**asdict(self), "degraded": self.degraded}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PerformanceReport:
+        """A report read back from :meth:`to_json`'s content."""
+        realised = data["realised"]
+        return cls(
+            model_version=str(data["model_version"]),
+            source=data["source"],
+            rows=int(data["rows"]),
+            labelled_rows=int(data["labelled_rows"]),
+            estimated=Expected(
+                accuracy=data["estimated"]["accuracy"], macro_f1=data["estimated"]["macro_f1"]
+            ),
+            estimator=data["estimator"],
+            realised=None
+            if realised is None
+            else Realised(
+                realised["accuracy"],
+                realised["macro_f1"],
+                (realised["accuracy_ci"][0], realised["accuracy_ci"][1]),
+                (realised["macro_f1_ci"][0], realised["macro_f1_ci"][1]),
+            ),
+            validation={k: float(v) for k, v in data["validation"].items()},
+            reasons=tuple(data["reasons"]),
+        )
 
 
 @dataclass
@@ -144,8 +228,8 @@ def judge(
     config: MonitorConfig,
     *,
     model_version: str | None = None,
-) -> dict[str, Any]:
-    """``performance.json``: estimated, realised and validation figures, and the verdict.
+) -> PerformanceReport:
+    """The report on a window: estimated, realised and validation figures, and the verdict.
 
     The model is ``degraded`` when the realised interval of accuracy or macro-F1 lies wholly
     below the validation figure minus ``realised_tolerance``, or the estimate is more than
@@ -158,31 +242,30 @@ def judge(
         y = scored.vote[labelled].astype(np.int64)
         realised = realised_metrics(y, scored.decision[labelled], scored.groups[labelled])
     metrics = model.manifest.get("metrics", {})
-    validation = {k: float(metrics[k]) for k in JUDGED if k in metrics}
+    validation: dict[str, float] = {k: float(metrics[k]) for k in JUDGED if k in metrics}
     reasons = []
-    for key, reference in validation.items():
+    for key in (k for k in JUDGED if k in validation):
+        reference = validation[key]
         if estimated[key] < reference - config.estimated_tolerance:
             reasons.append(f"estimated {key} {estimated[key]:.3f} < {reference:.3f} − tolerance")
-        if (
-            realised is not None
-            and realised[f"{key}_ci"][1] < reference - config.realised_tolerance
-        ):
-            reasons.append(
-                f"realised {key} {realised[key]:.3f} (95 % up to {realised[f'{key}_ci'][1]:.3f}) "
-                f"< {reference:.3f} − tolerance"
-            )
-    return {
-        "model_version": model_version or model.version,
-        "source": scored.source,
-        "rows": len(scored.decision),
-        "labelled_rows": int(labelled.sum()),
-        "estimated": estimated,
-        "estimator": scored.estimator,
-        "realised": realised,
-        "validation": validation,
-        "degraded": bool(reasons),
-        "reasons": reasons,
-    }
+        if realised is not None:
+            value, (_, high) = getattr(realised, key), getattr(realised, f"{key}_ci")
+            if high < reference - config.realised_tolerance:
+                reasons.append(
+                    f"realised {key} {value:.3f} (95 % up to {high:.3f}) "
+                    f"< {reference:.3f} − tolerance"
+                )
+    return PerformanceReport(
+        model_version=model_version or model.version,
+        source=scored.source,
+        rows=len(scored.decision),
+        labelled_rows=int(labelled.sum()),
+        estimated=estimated,
+        estimator=scored.estimator,
+        realised=realised,
+        validation=validation,
+        reasons=tuple(reasons),
+    )
 
 
 def over_time(scored: Scored) -> pd.DataFrame:
@@ -210,7 +293,7 @@ def over_time(scored: Scored) -> pd.DataFrame:
     )
 
 
-def performance_figure(scored: Scored, result: dict[str, Any]) -> str:
+def performance_figure(scored: Scored, result: PerformanceReport) -> str:
     """Accuracy over time (estimated and realised), the class mix answered and voted, and the
     answered vs voted confusion; a PNG data URI.
     """
@@ -222,8 +305,8 @@ def performance_figure(scored: Scored, result: dict[str, Any]) -> str:
         timeline.plot(x, series["estimated"], marker="o", label="estimated")
         timeline.plot(x, series["realised"], marker="s", linestyle="", label="realised (votes)")
     for key, colour in (("accuracy", "#999"),):
-        if key in result["validation"]:
-            timeline.axhline(result["validation"][key], color=colour, ls=":", label="validation")
+        if key in result.validation:
+            timeline.axhline(result.validation[key], color=colour, ls=":", label="validation")
     timeline.set_title("accuracy over time", fontsize=9)
     timeline.legend(fontsize=7)
     timeline.tick_params(labelsize=7)
@@ -256,7 +339,7 @@ def check_performance(
     config: MonitorConfig | None = None,
     model_version: str | None = None,
     on_chunk: Callable[[int], None] | None = None,
-) -> tuple[dict[str, Any], Scored]:
+) -> tuple[PerformanceReport, Scored]:
     """Estimate and measure the model's performance on a window (see the module docstring).
 
     Raises
@@ -274,32 +357,33 @@ def check_performance(
     return judge(model, scored, config or MonitorConfig(), model_version=model_version), scored
 
 
-def write_performance(result: dict[str, Any], scored: Scored, out: Path) -> dict[str, Path]:
+def write_performance(result: PerformanceReport, scored: Scored, out: Path) -> dict[str, Path]:
     """Write ``performance.json`` and ``performance.html`` into ``out``."""
+    data = result.to_json()
     html = render(
         "performance.html",
-        data=result,
+        data=data,
         figure=performance_figure(scored, result),
         timeline=over_time(scored),
     )
     return {
-        "performance.json": atomic_write_json(out / "performance.json", result),
+        "performance.json": atomic_write_json(out / "performance.json", data),
         "performance.html": atomic_write_text(out / "performance.html", html),
     }
 
 
-def performance_message(result: dict[str, Any]) -> Message:
+def performance_message(result: PerformanceReport) -> Message:
     """The model's performance degraded: estimated, realised and validation figures."""
-    est, real, val = result["estimated"], result["realised"], result["validation"]
+    real = result.realised
     pairs = {
-        "estimated accuracy": f"{est['accuracy']:.3f}",
-        "realised accuracy": f"{real['accuracy']:.3f}" if real else "no votes yet",
-        "validation accuracy": f"{val.get('accuracy', float('nan')):.3f}",
-        "votes": f"{result['labelled_rows']:,} of {result['rows']:,} predictions",
+        "estimated accuracy": f"{result.estimated['accuracy']:.3f}",
+        "realised accuracy": f"{real.accuracy:.3f}" if real else "no votes yet",
+        "validation accuracy": f"{result.validation.get('accuracy', float('nan')):.3f}",
+        "votes": f"{result.labelled_rows:,} of {result.rows:,} predictions",
     }
     blocks = [
-        header(f"Model {result['model_version']} degraded"),
+        header(f"Model {result.model_version} degraded"),
         fields(pairs),
-        section("\n".join(f"• {r}" for r in result.get("reasons", []))),
+        section("\n".join(f"• {r}" for r in result.reasons)),
     ]
     return Message("performance", f":rotating_light: conforto model degraded: {pairs}", blocks)

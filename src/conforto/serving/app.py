@@ -23,7 +23,7 @@ from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-import conforto
+from conforto.lineage import package_version
 from conforto.serving.handlers import install_handlers
 from conforto.serving.middleware import BodyLimit, RequestMetrics
 from conforto.serving.routes import ROUTERS
@@ -73,7 +73,7 @@ def create_app(
 
     app = FastAPI(
         title="conforto",
-        version=conforto.__version__,
+        version=package_version(),
         summary="Predict occupants' thermal sensation (cool / neutral / warm).",
         lifespan=lifespan,
     )

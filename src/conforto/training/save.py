@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-import conforto
 from conforto.data.load import fingerprint
 from conforto.data.profiling import drift_reference, profile_frame
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ArtifactError
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.lineage import code_fingerprint, git_commit, package_versions
+from conforto.lineage import code_fingerprint, git_commit, package_version, package_versions
 from conforto.model.artifact import (
     BOOSTER,
     DRIFT_REFERENCE,
@@ -127,7 +126,7 @@ def manifest(
         "versions": package_versions(),
         "lineage": {
             "git_commit": git_commit(),
-            "conforto": conforto.__version__,
+            "conforto": package_version(),
             "code_sha256": code_fingerprint(),
         },
         "selection": {

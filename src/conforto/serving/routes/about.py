@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-import conforto
+from conforto.lineage import package_version
 from conforto.serving.deps import PredictorDep, ServiceDep
 from conforto.serving.routes.explorer import page
 
@@ -31,7 +31,7 @@ async def about(request: Request, service: ServiceDep) -> dict[str, Any] | Respo
     predictor = service.runtime.predictor
     return {
         "service": "conforto",
-        "version": conforto.__version__,
+        "version": package_version(),
         "model_version": predictor.version if predictor else None,
         "docs": "/docs",
         "openapi": "/openapi.json",
