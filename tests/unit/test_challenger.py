@@ -14,7 +14,7 @@ import pytest
 
 from conforto.errors import RegistryError, ReloadError
 from conforto.lifecycle.shadow import shadow_check
-from conforto.monitor.compare import MIN_VOTES, compare_canary, compare_shadow
+from conforto.monitor.compare import MIN_VOTES, CompareReport, compare_canary, compare_shadow
 from conforto.predictions.log import queued_prediction
 from conforto.predictions.store import LogDatabase
 from conforto.serving.challenger import Challenger, Window
@@ -271,17 +271,18 @@ def _rows(n: int, seed: int = 0) -> pd.DataFrame:
 def test_the_paired_interval_holds_the_shadows_gain() -> None:
     rows = _rows(2000)
     report = compare_shadow(rows, reps=400)
-    gain = report["difference"]["accuracy"]
-    assert gain["value"] == pytest.approx(
-        report["challenger"]["accuracy"] - report["production"]["accuracy"]
-    )
-    assert gain["ci"][0] < gain["value"] < gain["ci"][1]
-    assert gain["ci"][0] > 0.1  # the true gain is 0.2
-    assert gain["ci"][1] < 0.3
-    assert report["agreement"] == pytest.approx(
+    assert report.difference is not None
+    assert report.challenger is not None
+    assert report.production is not None
+    gain = report.difference["accuracy"]
+    assert gain.value == pytest.approx(report.challenger.accuracy - report.production.accuracy)
+    assert gain.ci[0] < gain.value < gain.ci[1]
+    assert gain.ci[0] > 0.1  # the true gain is 0.2
+    assert gain.ci[1] < 0.3
+    assert report.agreement == pytest.approx(
         (rows["predicted_class"] == rows["shadow_class"]).mean()
     )
-    assert sum(report["class_mix"]["challenger"].values()) == pytest.approx(1.0)
+    assert sum(report.class_mix["challenger"].values()) == pytest.approx(1.0)
 
 
 def test_a_canary_is_compared_arm_against_arm() -> None:
@@ -290,19 +291,24 @@ def test_a_canary_is_compared_arm_against_arm() -> None:
     rows.loc[canary, "arm"] = "canary"
     rows.loc[canary, "predicted_class"] = rows.loc[canary, "shadow_class"]
     report = compare_canary(rows, reps=400)
-    assert report["predictions"] == {"production": 1500, "canary": 500}
-    low, high = report["difference"]["accuracy"]["ci"]
+    assert report.predictions == {"production": 1500, "canary": 500}
+    assert report.difference is not None
+    low, high = report.difference["accuracy"].ci
     assert low < 0.2 < high
-    paired = compare_shadow(_rows(2000), reps=400)["difference"]["accuracy"]["ci"]
-    assert high - low > paired[1] - paired[0]  # other requests: a wider interval
+    paired = compare_shadow(_rows(2000), reps=400).difference
+    assert paired is not None
+    assert high - low > paired["accuracy"].ci[1] - paired["accuracy"].ci[0]  # other requests
 
 
 def test_too_few_votes_give_no_scores() -> None:
     rows = _rows(100)
     rows.loc[MIN_VOTES - 1 :, "vote"] = np.nan
     report = compare_shadow(rows)
-    assert report["votes"] == MIN_VOTES - 1
-    assert "difference" not in report
+    assert report.votes == MIN_VOTES - 1
+    assert report.difference is None
+    written = CompareReport({}, 100, {"2": report}, {}, ()).to_json()
+    assert "difference" not in written["shadow"]["2"]  # compare.json: no scores to show
+    assert written["shadow"]["2"]["votes"] == MIN_VOTES - 1
 
 
 # ------------------------------------------------------------------------------ shadow check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -13,6 +13,7 @@ from conforto.cli.common import console
 if TYPE_CHECKING:
     from conforto.data.validation import ValidationReport
     from conforto.lifecycle.gate import GateReport
+    from conforto.monitor.compare import CompareReport
     from conforto.monitor.drift import DriftReport
     from conforto.monitor.performance import PerformanceReport
     from conforto.registry.audit import Move
@@ -207,30 +208,36 @@ def performance(result: PerformanceReport) -> None:
         console.print("performance as validated", highlight=False)
 
 
-def compare(report: dict[str, Any]) -> None:
+def compare(report: CompareReport) -> None:
     """Each challenger of the window beside production (``conforto monitor compare``)."""
-    table = Table(title=f"Production and its challengers ({report['predictions']:,} predictions)")
+    from conforto.monitor.compare import CanaryComparison, ShadowComparison
+
+    table = Table(title=f"Production and its challengers ({report.predictions:,} predictions)")
     for col in ("challenger", "predictions", "agreement", "votes", "Δ accuracy", "Δ macro-F1"):
         table.add_column(col, justify="left" if col == "challenger" else "right")
-    entries = [(f"shadow {v}", e) for v, e in report["shadow"].items()]
-    entries += [(f"canary {v}", e) for v, e in report["canary"].items()]
+    entries: list[tuple[str, ShadowComparison | CanaryComparison]] = [
+        *((f"shadow {v}", e) for v, e in report.shadow.items()),
+        *((f"canary {v}", e) for v, e in report.canary.items()),
+    ]
     for name, entry in entries:
-        counted, votes = entry["predictions"], entry["votes"]
-        agreement = entry.get("agreement")
-        difference = entry.get("difference")
+        if isinstance(entry, ShadowComparison):
+            counted, votes, agreement = entry.predictions, entry.votes, entry.agreement
+        else:
+            counted, votes, agreement = entry.predictions["canary"], entry.votes["canary"], None
+        difference = entry.difference
         table.add_row(
             name,
-            f"{counted:,}" if isinstance(counted, int) else f"{counted['canary']:,}",
+            f"{counted:,}",
             "" if agreement is None else f"{agreement:.1%}",
-            f"{votes:,}" if isinstance(votes, int) else f"{votes['canary']:,}",
+            f"{votes:,}",
             *(
-                f"{d['value']:+.3f} ({d['ci'][0]:+.3f} to {d['ci'][1]:+.3f})"
+                f"{d.value:+.3f} ({d.ci[0]:+.3f} to {d.ci[1]:+.3f})"
                 for d in (difference["accuracy"], difference["macro_f1"])
             )
             if difference
             else ("too few votes", ""),
         )
-    if not entries:
+    if not report.shadow and not report.canary:
         console.print("no challenger ran in this window")
         return
     console.print(table)

@@ -31,7 +31,7 @@ def shadow_check(url: str, names: list[str], min_predictions: int) -> GateCheck:
         When the log cannot be read.
     """
     record = shadow_record(url, names)
-    shadowed, stops = record["shadowed"], record["stops"]
+    shadowed, stops = record.shadowed, record.stops
     detail = f"{shadowed:,} shadowed predictions (at least {min_predictions:,} needed)"
     if stops:
         detail += f"; stopped automatically: {stops[-1]}"

@@ -11,6 +11,7 @@ the interval of the difference resamples each side on its own.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +39,98 @@ if TYPE_CHECKING:
 MIN_VOTES = 20
 #: The report's figures, in this order.
 SCORES = ("accuracy", "macro_f1")
+#: Class shares (0 to 1) by class name, for each arm.
+ClassMix = dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class ArmScores:
+    """One model's figures on the requests occupants voted on (fractions, 0 to 1)."""
+
+    accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Challenger − production, and its 95 % bootstrap interval."""
+
+    value: float
+    ci: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ShadowComparison:
+    """Production and one shadow on the same requests (:func:`compare_shadow`); the scores
+    and their ``difference`` are ``None`` with fewer than :data:`MIN_VOTES` votes.
+    """
+
+    predictions: int
+    failed: int
+    production_versions: tuple[str, ...]
+    agreement: float | None
+    class_mix: ClassMix
+    votes: int
+    production: ArmScores | None = None
+    challenger: ArmScores | None = None
+    difference: dict[str, Difference] | None = None
+
+
+@dataclass(frozen=True)
+class CanaryComparison:
+    """Production's answers and one canary's to other clients (:func:`compare_canary`); the
+    scores and their ``difference`` are ``None`` with fewer than :data:`MIN_VOTES` votes on
+    either side.
+    """
+
+    predictions: dict[str, int]
+    class_mix: ClassMix
+    votes: dict[str, int]
+    production: ArmScores | None = None
+    canary: ArmScores | None = None
+    difference: dict[str, Difference] | None = None
+
+
+@dataclass(frozen=True)
+class ChallengerEvent:
+    """A challenger started, removed, promoted or stopped (and why), as the service logged it."""
+
+    created: str
+    model_version: str
+    mode: str
+    event: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    """The A/B report of a window (:func:`compare`): every shadow and canary in it, by
+    version, and the challengers' events (started, removed, stopped and why).
+    """
+
+    source: dict[str, str]
+    predictions: int
+    shadow: dict[str, ShadowComparison]
+    canary: dict[str, CanaryComparison]
+    events: tuple[ChallengerEvent, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """``compare.json``'s content (a comparison without enough votes has no scores)."""
+        data = asdict(self)
+        for mode in ("shadow", "canary"):
+            for entry in data[mode].values():
+                for key in [k for k, v in entry.items() if v is None and k != "agreement"]:
+                    del entry[key]
+        return data
+
+
+@dataclass(frozen=True)
+class ShadowRecord:
+    """What the log holds of a challenger's shadow period (:func:`shadow_record`)."""
+
+    shadowed: int
+    failed: int
+    stops: tuple[str, ...]
 
 
 def read_ab(url: str, span: Span) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -142,17 +235,25 @@ def _replicates(
     return {"accuracy": accuracy, "macro_f1": macro_f1_from_confusion(confusions)}
 
 
-def _scores(y: npt.NDArray[np.int64], pred: npt.NDArray[np.int64]) -> dict[str, float]:
+def _scores(y: npt.NDArray[np.int64], pred: npt.NDArray[np.int64]) -> ArmScores:
     confusion = np.bincount(y * N_CLASSES + pred, minlength=N_CLASSES**2).reshape(3, 3)
-    return {
-        "accuracy": float((y == pred).mean()),
-        "macro_f1": float(macro_f1_from_confusion(confusion)),
-    }
+    return ArmScores(float((y == pred).mean()), float(macro_f1_from_confusion(confusion)))
 
 
-def _interval(values: npt.NDArray[np.float64]) -> list[float]:
-    low, high = np.nanquantile(values, [0.025, 0.975])
-    return [float(low), float(high)]
+def _difference(
+    after: ArmScores,
+    before: ArmScores,
+    replicates: tuple[dict[str, npt.NDArray[np.float64]], dict[str, npt.NDArray[np.float64]]],
+) -> dict[str, Difference]:
+    """``after`` − ``before`` for each score, with the interval of the replicates' differences."""
+    drawn_after, drawn_before = replicates
+    found = {}
+    for name in SCORES:
+        low, high = np.nanquantile(drawn_after[name] - drawn_before[name], [0.025, 0.975])
+        found[name] = Difference(
+            getattr(after, name) - getattr(before, name), (float(low), float(high))
+        )
+    return found
 
 
 def _mix(classes: pd.Series) -> dict[str, float]:
@@ -160,88 +261,80 @@ def _mix(classes: pd.Series) -> dict[str, float]:
     return {name: float(shares.get(name, 0.0)) for name in CLASS_NAMES}
 
 
-def compare_shadow(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Production and one shadow on the same requests (``rows``: one challenger's).
-
-    Returns
-    -------
-    dict
-        ``predictions``, ``failed``, ``agreement``, the class mix of each, and, with at least
-        :data:`MIN_VOTES` votes, ``votes``, each model's ``accuracy``/``macro_f1`` and the
-        ``difference`` (challenger − production) with its paired 95 % bootstrap interval.
+def compare_shadow(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> ShadowComparison:
+    """Production and one shadow on the same requests (``rows``: one challenger's): how often
+    they agree, the class mix of each and, with at least :data:`MIN_VOTES` votes, each one's
+    accuracy and macro-F1 and the difference (challenger − production) with its paired 95 %
+    bootstrap interval.
     """
     scored = rows[rows["shadow_class"].notna()]
-    out: dict[str, Any] = {
-        "predictions": len(rows),
-        "failed": int(rows["shadow_error"].notna().sum()),
-        "production_versions": sorted(scored["model_version"].unique().tolist()),
-        "agreement": float((scored["shadow_class"] == scored["predicted_class"]).mean())
+    voted = scored[scored["vote"].notna()]
+    counts = ShadowComparison(
+        predictions=len(rows),
+        failed=int(rows["shadow_error"].notna().sum()),
+        production_versions=tuple(sorted(scored["model_version"].unique().tolist())),
+        agreement=float((scored["shadow_class"] == scored["predicted_class"]).mean())
         if len(scored)
         else None,
-        "class_mix": {
+        class_mix={
             "production": _mix(scored["predicted_class"]),
             "challenger": _mix(scored["shadow_class"]),
         },
-    }
-    voted = scored[scored["vote"].notna()]
-    out["votes"] = len(voted)
+        votes=len(voted),
+    )
     if len(voted) < MIN_VOTES:
-        return out
+        return counts
     y = voted["vote"].to_numpy(np.int64)
     champion, challenger = _codes(voted["predicted_class"]), _codes(voted["shadow_class"])
     inverse, draws = cluster_draws(_groups(voted), reps, seed)
     before = _replicates(y, champion, inverse, draws)
     after = _replicates(y, challenger, inverse, draws)
-    out["production"], out["challenger"] = _scores(y, champion), _scores(y, challenger)
-    out["difference"] = {
-        name: {
-            "value": out["challenger"][name] - out["production"][name],
-            "ci": _interval(after[name] - before[name]),
-        }
-        for name in SCORES
-    }
-    return out
+    production, shadowed = _scores(y, champion), _scores(y, challenger)
+    return replace(
+        counts,
+        production=production,
+        challenger=shadowed,
+        difference=_difference(shadowed, production, (after, before)),
+    )
 
 
-def compare_canary(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Production's answers and one canary's, to other clients in the same window.
-
-    Returns
-    -------
-    dict
-        The counts and class mix of each arm and, with at least :data:`MIN_VOTES` votes on
-        each side, their ``accuracy``/``macro_f1`` and the ``difference`` (canary −
-        production) with a 95 % bootstrap interval resampling each arm on its own.
+def compare_canary(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> CanaryComparison:
+    """Production's answers and one canary's, to other clients in the same window: the counts
+    and class mix of each arm and, with at least :data:`MIN_VOTES` votes on each side, their
+    accuracy and macro-F1 and the difference (canary − production) with a 95 % bootstrap
+    interval resampling each arm on its own.
     """
     arms = {
         "production": rows[rows["arm"] == "production"],
         "canary": rows[rows["arm"] == "canary"],
     }
-    out: dict[str, Any] = {
-        "predictions": {arm: len(frame) for arm, frame in arms.items()},
-        "class_mix": {arm: _mix(frame["predicted_class"]) for arm, frame in arms.items()},
-    }
     voted = {arm: frame[frame["vote"].notna()] for arm, frame in arms.items()}
-    out["votes"] = {arm: len(frame) for arm, frame in voted.items()}
-    if min(out["votes"].values()) < MIN_VOTES:
-        return out
-    replicates = {}
+    counts = CanaryComparison(
+        predictions={arm: len(frame) for arm, frame in arms.items()},
+        class_mix={arm: _mix(frame["predicted_class"]) for arm, frame in arms.items()},
+        votes={arm: len(frame) for arm, frame in voted.items()},
+    )
+    if min(counts.votes.values()) < MIN_VOTES:
+        return counts
+    scores, replicates = {}, {}
     for k, (arm, frame) in enumerate(voted.items()):
         y, pred = frame["vote"].to_numpy(np.int64), _codes(frame["predicted_class"])
-        out[arm] = _scores(y, pred)
+        scores[arm] = _scores(y, pred)
         inverse, draws = cluster_draws(_groups(frame), reps, seed + k)
         replicates[arm] = _replicates(y, pred, inverse, draws)
-    out["difference"] = {
-        name: {
-            "value": out["canary"][name] - out["production"][name],
-            "ci": _interval(replicates["canary"][name] - replicates["production"][name]),
-        }
-        for name in SCORES
-    }
-    return out
+    return replace(
+        counts,
+        production=scores["production"],
+        canary=scores["canary"],
+        difference=_difference(
+            scores["canary"],
+            scores["production"],
+            (replicates["canary"], replicates["production"]),
+        ),
+    )
 
 
-def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> dict[str, Any]:
+def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> CompareReport:
     """The A/B report of a window of the prediction log: every shadow and canary in it.
 
     Parameters
@@ -254,57 +347,59 @@ def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> dict[st
         Bootstrap replicates.
     seed
         Seed of the bootstrap.
-
-    Returns
-    -------
-    dict
-        ``source``, ``predictions``, ``shadow`` and ``canary`` (one entry per challenger
-        version) and the challengers' ``events`` (started, removed, stopped and why).
     """
     rows, events = read_ab(url, span)
     canaries = rows.loc[rows["arm"] == "canary", "model_version"].unique().tolist()
-    report: dict[str, Any] = {
-        "source": {
+    return CompareReport(
+        source={
             "from": span.start.isoformat(timespec="seconds"),
             "until": span.end.isoformat(timespec="seconds"),
         },
-        "predictions": len(rows),
-        "shadow": {
+        predictions=len(rows),
+        shadow={
             str(version): compare_shadow(group, reps, seed)
             for version, group in rows[rows["shadow_version"].notna()].groupby("shadow_version")
         },
-        "canary": {str(version): compare_canary(rows, reps, seed) for version in sorted(canaries)},
-        "events": [
-            {**event, "created": _utc(event["created"]).isoformat(timespec="seconds")}
-            for event in events.drop(columns="event_id").to_dict("records")
-        ],
-    }
-    return report
+        canary={str(version): compare_canary(rows, reps, seed) for version in sorted(canaries)},
+        events=tuple(
+            ChallengerEvent(
+                _utc(row.created).isoformat(timespec="seconds"),
+                str(row.model_version),
+                str(row.mode),
+                str(row.event),
+                str(row.reason),
+            )
+            for row in events.itertuples(index=False)
+        ),
+    )
 
 
-def _figure(report: dict[str, Any]) -> Figure:
+def _figure(report: CompareReport) -> Figure:
     """Each challenger's class mix beside production's, and the differences with intervals."""
-    entries = [("shadow", v, e) for v, e in report["shadow"].items()]
-    entries += [("canary", v, e) for v, e in report["canary"].items()]
+    entries: list[tuple[str, str, ShadowComparison | CanaryComparison]] = [
+        ("shadow", v, e) for v, e in report.shadow.items()
+    ]
+    entries += [("canary", v, e) for v, e in report.canary.items()]
     fig = new_figure(8.0, 2.4 * max(1, len(entries)))
     axes = fig.subplots(max(1, len(entries)), 2, squeeze=False)
     for (mode, version, entry), (mix, diff) in zip(entries, axes, strict=False):
         x = np.arange(len(CLASS_NAMES))
-        for k, (arm, shares) in enumerate(entry["class_mix"].items()):
+        for k, (arm, shares) in enumerate(entry.class_mix.items()):
             mix.bar(x + (k - 0.5) * 0.4, [shares[c] for c in CLASS_NAMES], 0.4, label=arm)
         mix.set_xticks(x, CLASS_NAMES)
         mix.set_ylabel("share of answers")
         mix.set_title(f"{mode} {version}: class mix", fontsize=9)
         mix.legend(fontsize=7)
-        difference = entry.get("difference")
+        difference = entry.difference
         diff.axvline(0.0, color="grey", lw=0.8)
         if difference:
             for i, name in enumerate(SCORES):
-                low, high = difference[name]["ci"]
+                found = difference[name]
+                low, high = found.ci
                 diff.errorbar(
-                    difference[name]["value"],
+                    found.value,
                     i,
-                    xerr=[[difference[name]["value"] - low], [high - difference[name]["value"]]],
+                    xerr=[[found.value - low], [high - found.value]],
                     fmt="o",
                     capsize=4,
                 )
@@ -317,25 +412,25 @@ def _figure(report: dict[str, Any]) -> Figure:
     return fig
 
 
-def write_compare(report: dict[str, Any], out: Path) -> dict[str, Path]:
+def write_compare(report: CompareReport, out: Path) -> dict[str, Path]:
     """Write ``compare.json`` and ``compare.html`` (with its figure) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"compare.json": out / "compare.json", "compare.html": out / "compare.html"}
-    atomic_write_json(paths["compare.json"], report)
-    figure = figure_uri(_figure(report)) if report["shadow"] or report["canary"] else None
-    atomic_write_text(paths["compare.html"], render("compare.html", data=report, figure=figure))
+    data = report.to_json()
+    atomic_write_json(paths["compare.json"], data)
+    figure = figure_uri(_figure(report)) if report.shadow or report.canary else None
+    atomic_write_text(paths["compare.html"], render("compare.html", data=data, figure=figure))
     return paths
 
 
-def shadow_record(url: str, names: Sequence[str]) -> dict[str, Any]:
+def shadow_record(url: str, names: Sequence[str]) -> ShadowRecord:
     """What the log holds of a challenger's shadow period, under any of its ``names`` (its
     registry version, its content id).
 
     Returns
     -------
-    dict
-        ``shadowed`` (predictions it scored), ``failed`` and ``stops`` (the reasons of its
-        automatic stops).
+    ShadowRecord
+        Predictions it scored, those that failed, and the reasons of its automatic stops.
 
     Raises
     ------
@@ -353,4 +448,4 @@ def shadow_record(url: str, names: Sequence[str]) -> dict[str, Any]:
     with _reading(url) as conn:
         shadowed, failed = conn.execute(counted).one()
         reasons = list(conn.execute(stops).scalars())
-    return {"shadowed": int(shadowed), "failed": int(failed), "stops": reasons}
+    return ShadowRecord(int(shadowed), int(failed), tuple(reasons))
