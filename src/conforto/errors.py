@@ -68,6 +68,12 @@ class DataValidationError(DataError):
     """Values break the data schema (impossible values, wrong types, all-null columns)."""
 
 
+class QuietWindow(DataError):  # noqa: N818 - reads as what it is
+    """The prediction log holds no prediction in the window (none logged yet, or a quiet day):
+    nothing to judge, and nothing wrong.
+    """
+
+
 class DownloadError(ConfortoError):
     """A download failed or its content does not match the expected checksum."""
 

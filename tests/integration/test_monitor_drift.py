@@ -193,5 +193,5 @@ def test_the_cli_reads_the_log_of_the_settings(
         "20d",
         env={"CONFORTO_SERVE__LOG_URL": url},
     )
-    assert empty.returncode == 1
-    assert "no rows" in empty.stderr
+    assert empty.returncode == 0, empty.stdout + empty.stderr  # a quiet window is no failure
+    assert "quiet: no prediction in the prediction log" in empty.stdout

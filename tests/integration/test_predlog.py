@@ -283,6 +283,26 @@ def test_pending_votes_are_matched_when_their_prediction_lands_or_orphaned(log_u
     assert status == {late["prediction_id"]: "matched", never: "orphaned"}
 
 
+def test_settling_matches_a_vote_whose_prediction_landed_in_a_concurrent_write(
+    log_url: str,
+) -> None:
+    """Two writers commit at once, the prediction through one instance and its vote through
+    another: neither write saw the other's row, so the vote is pending with its prediction
+    stored (as the rows below leave it). Settling matches it, not orphans it."""
+    database = LogDatabase(log_url)
+    answer = _prediction()
+    database.write([("feedback", (answer["prediction_id"], 1.0, time.time() - 700))])
+    database.write([queued_prediction(answer, {"ta": 22.0}, 1.0)])
+    engine = sa.create_engine(log_url)
+    with engine.begin() as conn:  # as the race leaves it: the prediction's write missed the vote
+        conn.execute(sa.update(feedback).values(status="pending"))
+    engine.dispose()
+    assert [r["status"] for r in table_rows(log_url, feedback)] == ["pending"]
+    assert database.settle(horizon=600) == 0  # past the horizon, yet not orphaned
+    database.close()
+    assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]
+
+
 def test_over_its_bound_the_spool_drops_the_oldest_segments_and_counts_them(tmp_path: Path) -> None:
     folder = tmp_path / "spool"
     ids = _spool_rows(folder, 20, 60)  # ~14 segments of 4 KiB

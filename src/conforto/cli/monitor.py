@@ -18,6 +18,7 @@ from conforto.cli.common import (
     refresh_production,
 )
 from conforto.cli.notify import tell
+from conforto.errors import QuietWindow
 from conforto.settings import get_settings
 
 if TYPE_CHECKING:
@@ -134,6 +135,17 @@ def reading() -> Progress:
     )
 
 
+def _quiet(quiet: QuietWindow, monitor: str, version: str, push: str | None) -> None:
+    """A window with no prediction: said once, the monitor's gauges pushed with 0 rows, nothing
+    told to Slack, exit 0 (a quiet day is not a failure).
+    """
+    if push is not None:
+        from conforto.monitor.gauges import push_gauges, quiet_gauges
+
+        push_gauges(push, monitor, quiet_gauges(version))
+    console.print(str(quiet), highlight=False)
+
+
 @app.command("drift")
 def drift(
     model: ServedOpt = "production",
@@ -181,17 +193,21 @@ def drift(
             end = baseline_until or (since if input_file is None else None)
             span = Span.parse(baseline_since, end)
             baseline = LogSource(get_settings().prediction_log_url, span)
-        with reading() as bar:
-            task = bar.add_task("the window")
-            report, before, now = check_drift(
-                loaded,
-                current,
-                baseline=baseline,
-                season_matched=season_matched,
-                config=pipeline_config(config).monitor,
-                model_version=version,
-                on_chunk=lambda rows: bar.advance(task, rows),
-            )
+        try:
+            with reading() as bar:
+                task = bar.add_task("the window")
+                report, before, now = check_drift(
+                    loaded,
+                    current,
+                    baseline=baseline,
+                    season_matched=season_matched,
+                    config=pipeline_config(config).monitor,
+                    model_version=version,
+                    on_chunk=lambda rows: bar.advance(task, rows),
+                )
+        except QuietWindow as quiet:
+            _quiet(quiet, "drift", version or loaded.version, push)
+            return
         paths = write_drift(report, before, now, out_dir(out, "reports", "drift"))
         if push is not None:
             from conforto.monitor.gauges import drift_gauges, push_gauges
@@ -241,15 +257,19 @@ def performance(
     with errors():
         directory, version = served_model(model, if_present=if_present)
         loaded = load_model(directory)
-        with reading() as bar:
-            task = bar.add_task("the window")
-            result, scored = check_performance(
-                loaded,
-                current_source(input_file, metadata, since, until),
-                config=pipeline_config(config).monitor,
-                model_version=version,
-                on_chunk=lambda rows: bar.advance(task, rows),
-            )
+        try:
+            with reading() as bar:
+                task = bar.add_task("the window")
+                result, scored = check_performance(
+                    loaded,
+                    current_source(input_file, metadata, since, until),
+                    config=pipeline_config(config).monitor,
+                    model_version=version,
+                    on_chunk=lambda rows: bar.advance(task, rows),
+                )
+        except QuietWindow as quiet:
+            _quiet(quiet, "performance", version or loaded.version, push)
+            return
         paths = write_performance(result, scored, out_dir(out, "reports", "performance"))
         if push is not None:
             from conforto.monitor.gauges import performance_gauges, push_gauges

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from conforto.errors import DataError, LogUnavailable
+from conforto.errors import DataError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
 from conforto.monitor.drift import check_drift, write_drift
@@ -27,7 +27,7 @@ from conforto.monitor.performance import (
     check_performance,
     write_performance,
 )
-from conforto.monitor.window import LogSource, Source
+from conforto.monitor.window import LogSource, Source, log_connection
 from conforto.notify import Message, context, header, section
 from conforto.predictions.store import feedback
 from conforto.tracking import NullTracker, Tracker, tracked_run
@@ -74,20 +74,13 @@ def votes_since(url: str, since: datetime) -> int:
     LogUnavailable
         When the database cannot be read.
     """
-    engine = sa.create_engine(url)
     query = (
         sa.select(sa.func.count())
         .select_from(feedback)
         .where(feedback.c.created >= since, feedback.c.status != "orphaned")
     )
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(query).scalar() or 0)
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
-    finally:
-        engine.dispose()
+    with log_connection(url) as conn:
+        return int(conn.execute(query).scalar() or 0)
 
 
 def trained_at(model: ThermalModel) -> datetime:

@@ -10,7 +10,6 @@ the interval of the difference resamples each side on its own.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +19,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from conforto.data.target import CLASS_NAMES, sensation_class
-from conforto.errors import LogUnavailable
 from conforto.fileio import atomic_write_json, atomic_write_text
-from conforto.monitor.window import read_votes
-from conforto.predictions.store import challenger_events, migrate, predictions, shadow
+from conforto.monitor.window import log_connection, read_votes
+from conforto.predictions.store import challenger_events, predictions, shadow
 from conforto.reports import figure_uri, new_figure, render
 from conforto.scoring.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
     from matplotlib.figure import Figure
@@ -170,30 +168,13 @@ def read_ab(url: str, span: Span) -> tuple[pd.DataFrame, pd.DataFrame]:
     events = sa.select(challenger_events).where(
         challenger_events.c.created >= span.start, challenger_events.c.created < span.end
     )
-    with _reading(url) as conn:
+    with log_connection(url) as conn:
         rows = _table(conn.execute(query))
         found = _table(conn.execute(events))
     rows["arm"] = rows["arm"].fillna("production")
     votes = read_votes(url, rows["prediction_id"].tolist()).set_index("prediction_id")
     rows["vote"] = sensation_class(rows["prediction_id"].map(votes["thermal_sensation"]))
     return rows, found
-
-
-@contextmanager
-def _reading(url: str) -> Iterator[sa.Connection]:
-    """A connection to the log, its tables made first (a log from before the challengers, or
-    none yet, reads as empty); errors become :class:`LogUnavailable`.
-    """
-    engine = sa.create_engine(url)
-    try:
-        migrate(engine)
-        with engine.connect() as conn:
-            yield conn
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
-    finally:
-        engine.dispose()
 
 
 def _utc(value: Any) -> pd.Timestamp:
@@ -445,7 +426,7 @@ def shadow_record(url: str, names: Sequence[str]) -> ShadowRecord:
     stops = sa.select(challenger_events.c.reason).where(
         challenger_events.c.model_version.in_(names), challenger_events.c.event == "stopped"
     )
-    with _reading(url) as conn:
+    with log_connection(url) as conn:
         shadowed, failed = conn.execute(counted).one()
         reasons = list(conn.execute(stops).scalars())
     return ShadowRecord(int(shadowed), int(failed), tuple(reasons))

@@ -26,11 +26,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto.errors import DataError
+from conforto.errors import DataError, QuietWindow
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.model.artifact import DRIFT_REFERENCE, ThermalModel
 from conforto.monitor.sample import FloatArray, Sample, season_weights
 from conforto.monitor.thresholds import MonitorConfig
+from conforto.monitor.window import LogSource, quiet_reason
 from conforto.notify import Message, context, header, section
 from conforto.reports import figure_uri, new_figure, render
 
@@ -279,8 +280,10 @@ def check_drift(
 
     Raises
     ------
+    QuietWindow
+        When the prediction log has no prediction in the window.
     DataError
-        When the window has no rows.
+        When another source has no rows.
     """
     config = config or MonitorConfig()
     numeric, categorical = model_inputs(model)
@@ -288,7 +291,9 @@ def check_drift(
     for frame in current.frames(on_chunk):
         now.add(frame, numeric, categorical)
     if not now.rows:
-        raise DataError(f"nothing to judge: no rows in {current.describe()['source']} window.")
+        if isinstance(current, LogSource):
+            raise QuietWindow(quiet_reason(current))
+        raise DataError(f"nothing to judge: no rows in {current.describe()['source']}.")
     if baseline is None:
         frame = training_reference(model)
         weights, matched = season_weights(frame, now) if season_matched else (None, None)

@@ -36,12 +36,29 @@ def _stamp(registry: CollectorRegistry, version: str) -> None:
     ).labels(version).set(time.time())
 
 
+def _rows(registry: CollectorRegistry, version: str, rows: int) -> None:
+    _gauge(
+        registry, "conforto_monitor_window_rows", "Predictions in the window judged.", []
+    ).labels(version).set(rows)
+
+
+def quiet_gauges(version: str) -> CollectorRegistry:
+    """A window with no prediction: ``conforto_monitor_window_rows`` 0 and the run's timestamp
+    (the monitor ran; there was nothing to judge).
+    """
+    registry = CollectorRegistry()
+    _rows(registry, version, 0)
+    _stamp(registry, version)
+    return registry
+
+
 def drift_gauges(report: DriftReport) -> CollectorRegistry:
     """``conforto_drift_statistic{feature}``, ``conforto_drift_detected{feature}``,
-    ``conforto_dataset_drift`` and the run's timestamp.
+    ``conforto_dataset_drift``, ``conforto_monitor_window_rows`` and the run's timestamp.
     """
     registry = CollectorRegistry()
     version = report.model_version
+    _rows(registry, version, int(report.current.get("rows", 0)))
     statistic = _gauge(
         registry, "conforto_drift_statistic", "Drift distance of an input.", ["feature"]
     )
@@ -62,10 +79,11 @@ def drift_gauges(report: DriftReport) -> CollectorRegistry:
 def performance_gauges(result: PerformanceReport) -> CollectorRegistry:
     """``conforto_estimated_accuracy``, ``conforto_realised_accuracy`` (when votes came),
     ``conforto_validation_accuracy``, ``conforto_performance_degraded``,
-    ``conforto_feedback_rows`` and the run's timestamp.
+    ``conforto_feedback_rows``, ``conforto_monitor_window_rows`` and the run's timestamp.
     """
     registry = CollectorRegistry()
     version = result.model_version
+    _rows(registry, version, result.rows)
     values = {
         "conforto_estimated_accuracy": (
             "Accuracy expected from the probabilities.",

@@ -19,10 +19,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto.data.target import CLASS_NAMES, sensation_class
-from conforto.errors import DataError
+from conforto.errors import DataError, QuietWindow
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.monitor.thresholds import MonitorConfig
-from conforto.monitor.window import FileSource, LogSource, Source, read_votes
+from conforto.monitor.window import FileSource, LogSource, Source, quiet_reason, read_votes
 from conforto.notify import Message, fields, header, section
 from conforto.reports import figure_uri, new_figure, render
 from conforto.scoring.scores import bootstrap_interval, confusion, macro_f1
@@ -177,7 +177,7 @@ def score_log(source: LogSource, on_chunk: Callable[[int], None] | None = None) 
     """The logged answers of a window, joined with their feedback votes."""
     frames = list(source.frames(on_chunk))
     if not frames:
-        raise DataError("nothing to judge: no predictions in the prediction_log window.")
+        raise QuietWindow(quiet_reason(source))
     frame = pd.concat(frames, ignore_index=True)
     votes = read_votes(source.url, frame["prediction_id"].tolist())
     voted = frame[["prediction_id"]].merge(votes, how="left", on="prediction_id")
@@ -344,8 +344,10 @@ def check_performance(
 
     Raises
     ------
+    QuietWindow
+        When the prediction log has no prediction in the window.
     DataError
-        When the window has no rows to judge.
+        When no row of a file could be scored.
     """
     if isinstance(current, LogSource):
         scored = score_log(current, on_chunk)

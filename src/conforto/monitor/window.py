@@ -7,6 +7,7 @@ bounded size, so memory stays flat however long the window.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from conforto.data.load import load_dataset, with_month
 from conforto.errors import ConfigError, LogUnavailable
-from conforto.predictions.store import feedback, predictions
+from conforto.predictions.store import feedback, migrate, predictions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -96,6 +97,23 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+@contextmanager
+def log_connection(url: str) -> Iterator[sa.Connection]:
+    """A connection to the prediction log, its tables made first: a log nothing was written to
+    yet reads as empty (quiet, not broken). Database errors become :class:`LogUnavailable`.
+    """
+    engine = sa.create_engine(url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            yield conn
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
+    finally:
+        engine.dispose()
+
+
 def read_predictions(
     url: str,
     span: Span,
@@ -124,37 +142,27 @@ def read_predictions(
     LogUnavailable
         When the database cannot be read.
     """
-    engine = sa.create_engine(url)
     columns = [c for c in predictions.c if c.name not in ("latency_ms",)]
     last: tuple[datetime, str] | None = None
-    try:
-        while True:
-            query = sa.select(*columns).where(
-                predictions.c.created >= span.start, predictions.c.created < span.end
+    while True:
+        query = sa.select(*columns).where(
+            predictions.c.created >= span.start, predictions.c.created < span.end
+        )
+        if last is not None:
+            query = query.where(
+                sa.tuple_(predictions.c.created, predictions.c.prediction_id) > last
             )
-            if last is not None:
-                query = query.where(
-                    sa.tuple_(predictions.c.created, predictions.c.prediction_id) > last
-                )
-            query = query.order_by(predictions.c.created, predictions.c.prediction_id).limit(
-                chunk_rows
-            )
-            try:
-                with engine.connect() as conn:
-                    rows = conn.execute(query).all()
-            except sa.exc.SQLAlchemyError as exc:
-                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-                raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
-            if not rows:
-                return
-            last = (rows[-1].created, rows[-1].prediction_id)
-            if on_chunk is not None:
-                on_chunk(len(rows))
-            yield _frame(rows)
-            if len(rows) < chunk_rows:
-                return
-    finally:
-        engine.dispose()
+        query = query.order_by(predictions.c.created, predictions.c.prediction_id)
+        with log_connection(url) as conn:  # not held while the caller works on a chunk
+            rows = conn.execute(query.limit(chunk_rows)).all()
+        if not rows:
+            return
+        last = (rows[-1].created, rows[-1].prediction_id)
+        if on_chunk is not None:
+            on_chunk(len(rows))
+        yield _frame(rows)
+        if len(rows) < chunk_rows:
+            return
 
 
 def _frame(rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
@@ -176,23 +184,16 @@ def read_votes(url: str, prediction_ids: list[str]) -> pd.DataFrame:
     LogUnavailable
         When the database cannot be read.
     """
-    engine = sa.create_engine(url)
     found: list[sa.Row[Any]] = []
-    try:
-        with engine.connect() as conn:
-            for start in range(0, len(prediction_ids), 10_000):
-                batch = prediction_ids[start : start + 10_000]
-                query = (
-                    sa.select(feedback.c.prediction_id, feedback.c.thermal_sensation)
-                    .where(feedback.c.prediction_id.in_(batch))
-                    .order_by(feedback.c.created)
-                )
-                found.extend(conn.execute(query).all())
-    except sa.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
-    finally:
-        engine.dispose()
+    with log_connection(url) as conn:
+        for start in range(0, len(prediction_ids), 10_000):
+            batch = prediction_ids[start : start + 10_000]
+            query = (
+                sa.select(feedback.c.prediction_id, feedback.c.thermal_sensation)
+                .where(feedback.c.prediction_id.in_(batch))
+                .order_by(feedback.c.created)
+            )
+            found.extend(conn.execute(query).all())
     votes = pd.DataFrame(found, columns=["prediction_id", "thermal_sensation"])
     return votes.drop_duplicates("prediction_id", keep="last")
 
@@ -263,3 +264,12 @@ class FrameSource:
 
 
 Source = FileSource | LogSource | FrameSource
+
+
+def quiet_reason(source: LogSource) -> str:
+    """Why a window of the log has nothing to judge, as the monitors say it."""
+    described = source.describe()
+    return (
+        f"quiet: no prediction in the prediction log from {described['from']} to "
+        f"{described['until']} (none logged yet, or no traffic): nothing to judge."
+    )

@@ -242,7 +242,9 @@ class Drainer:
                 self._delete(path, claim)
 
     def _settle(self) -> None:
-        """Orphan pending votes past the horizon (every 5 s at most)."""
+        """Match the pending votes whose prediction landed, orphan those past the horizon (every
+        5 s at most).
+        """
         if time.monotonic() - self._settled < 5.0:
             return
         try:

@@ -321,7 +321,12 @@ class LogDatabase:
             conn.execute(sa.delete(spool_offsets).where(spool_offsets.c.segment == segment))
 
     def settle(self, horizon: float) -> int:
-        """Mark as orphaned the votes still pending ``horizon`` seconds after they came.
+        """Match the pending votes whose prediction has landed, then mark as orphaned those
+        still pending ``horizon`` seconds after they came.
+
+        Each store matches the votes it can see, but two writers committing at the same moment
+        (a prediction through one instance, its vote through another) each miss the other's
+        rows: the vote would wait for the next write, or be orphaned. Settling matches it.
 
         Returns
         -------
@@ -334,9 +339,15 @@ class LogDatabase:
             When the database refuses.
         """
         cutoff = datetime.fromtimestamp(time.time() - horizon, UTC)
+        landed = sa.exists().where(predictions.c.prediction_id == feedback.c.prediction_id)
         with _unavailable():
             self._ensure_schema()
             with self.engine.begin() as conn:
+                conn.execute(
+                    sa.update(feedback)
+                    .where(feedback.c.status == "pending", landed)
+                    .values(status="matched")
+                )
                 done = conn.execute(
                     sa.update(feedback)
                     .where(feedback.c.status == "pending", feedback.c.created < cutoff)
