@@ -96,3 +96,11 @@ def test_an_unreachable_log_and_an_empty_file_still_fail(tmp_path: Path) -> None
     judged = conforto_cli("monitor", "drift", "--input", str(empty))
     assert judged.returncode == 1
     assert "quiet" not in judged.stdout + judged.stderr
+
+
+def test_a_home_no_command_has_made_yet_is_quiet_too(tmp_path: Path) -> None:
+    """A new user's first `monitor compare`: the default log's folder does not exist yet."""
+    home = tmp_path / "new" / ".conforto"
+    done = conforto_cli("monitor", "compare", "--since", "1d", env={"CONFORTO_HOME": str(home)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no challenger ran in this window" in done.stdout

@@ -10,6 +10,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -21,7 +22,6 @@ from conforto.predictions.store import feedback, migrate, predictions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from pathlib import Path
 
 #: Rows read from the log per query.
 CHUNK_ROWS = 50_000
@@ -104,9 +104,14 @@ def log_connection(url: str) -> Iterator[sa.Connection]:
     """
     engine = sa.create_engine(url)
     try:
+        database = engine.url.database
+        if engine.url.get_backend_name() == "sqlite" and database not in (None, "", ":memory:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # a home not made yet
         migrate(engine)
         with engine.connect() as conn:
             yield conn
+    except OSError as exc:
+        raise LogUnavailable(f"cannot read the prediction log: {exc}") from None
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise LogUnavailable(f"cannot read the prediction log: {reason}") from None
