@@ -72,14 +72,11 @@ def _small_model(folder: Path) -> Path:
 
 def _variant(model: Path, out: Path) -> Path:
     """A copy of ``model`` that is another artifact: a note in its manifest."""
-    import json
-
-    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
-    manifest = json.loads((out / MANIFEST).read_text())
-    manifest.pop("files")
-    save_manifest(out, {**manifest, "note": "the benchmark's second version"})
+    note = "the benchmark's second version"
+    save_manifest(out, read_manifest(out).model_copy(update={"note": note}))
     return out
 
 

@@ -34,6 +34,7 @@ from conforto.data.load import load_dataset, with_month
 from conforto.model.artifact import load_model
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import FrameSource
+from conforto.predictions.records import PredictionRow
 from conforto.predictions.store import LogDatabase
 from conforto.settings import get_settings
 
@@ -88,10 +89,13 @@ def fill_log(url: str, frame: pd.DataFrame, rows: int, rng: np.random.Generator)
     for start in range(0, rows, 20_000):
         batch = []
         for i in rng.choice(len(records), min(20_000, rows - start)):
-            given = tuple((k, v) for k, v in records[i].items() if v is not None and v == v)
+            given = {str(k): v for k, v in records[i].items() if v is not None and v == v}
             when = now - rng.uniform(0, 29 * 86_400)
-            values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, None, 2.0, given, None)
-            batch.append(("predictions", values))
+            batch.append(
+                PredictionRow(
+                    uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, None, 2.0, given, None
+                )
+            )
         database.write(batch)
     database.close()
 

@@ -12,7 +12,6 @@ table compares ``/predict ÷ /health`` of the runs.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conforto.model.artifact import MANIFEST, save_manifest
+from conforto.model.artifact import read_manifest, save_manifest
 from conforto.model.heads import HEADS, SPECS
 
 SERVING = Path(__file__).with_name("serving.py")
@@ -34,8 +33,7 @@ def without_heads(model: Path, folder: Path) -> Path:
     shutil.copytree(model, copy)
     for name in HEAD_FILES:
         (copy / name).unlink()
-    manifest = json.loads((copy / MANIFEST).read_text())
-    save_manifest(copy, {k: v for k, v in manifest.items() if k != "files"})
+    save_manifest(copy, read_manifest(copy))
     return copy
 
 

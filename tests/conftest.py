@@ -203,19 +203,16 @@ def small_sample_paths(
 def model_without_heads(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Path:
     """The trained model as training makes it from data without the occupants' answers: no
     ``heads.json`` nor the heads' boosters (checksummed again)."""
-    import json
     import shutil
 
-    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.model.artifact import read_manifest, save_manifest
     from conforto.model.heads import HEADS, SPECS
 
     out = tmp_path_factory.mktemp("without-heads") / "m"
     shutil.copytree(trained_model, out)
     for name in (HEADS, *(spec.booster_file for spec in SPECS)):
         (out / name).unlink()
-    manifest = json.loads((out / MANIFEST).read_text())
-    manifest.pop("files")
-    save_manifest(out, manifest)
+    save_manifest(out, read_manifest(out))
     return out
 
 

@@ -73,11 +73,58 @@ def write_buildings(
     return m, d
 
 
-def bare_model(
-    spec: Any = None, manifest: dict[str, Any] | None = None, directory: Path | None = None
-) -> Any:
+def answer(label: str = "warm", prediction_id: str | None = None, **fields: Any) -> Any:
+    """A :class:`~conforto.predictions.answer.Prediction` of class ``label`` (a new id unless
+    given), version ``3``, without occupant responses unless ``fields`` give them."""
+    from conforto.predictions.answer import Prediction, Probabilities
+    from conforto.predictions.ids import new_ids
+
+    content: dict[str, Any] = {
+        "prediction_id": prediction_id or new_ids(1)[0],
+        "predicted_class": label,
+        "probabilities": Probabilities(0.1, 0.3, 0.6),
+        "model_version": "3",
+        "pmv": 1.2,
+        "ppd": 35.0,
+        "notes": (),
+        "prediction_set": (label,),
+        "coverage": 0.9,
+        "dissatisfied": None,
+        "unacceptable": None,
+        "preference": None,
+    }
+    return Prediction(**{**content, **fields})
+
+
+def manifest_of(**fields: Any) -> Any:
+    """A valid :class:`~conforto.model.manifest.Manifest` of a one-feature model, with
+    ``fields`` (parts given as dicts) in place of its defaults."""
+    from conforto.model.manifest import Manifest
+
+    content: dict[str, Any] = {
+        "name": "test",
+        "created": "2026-01-01T00:00:00+00:00",
+        "features": [{"name": "ta", "kind": "numeric"}],
+        "classes": ["cool", "neutral", "warm"],
+        "class_weights": [1.0, 1.0, 1.0],
+        "calibration": {"temperature": 1.0},
+        "baselines": {"majority": [0.3, 0.4, 0.3], "probabilistic_pmv": {}},
+        "booster": {"params": {}, "rounds": 1, "feature_importance_gain": {"ta": 1.0}},
+        "config": {},
+        "seed": 0,
+        "data": {"sha256": "0" * 64, "rows": 1, "buildings": 1},
+        "versions": {},
+        "lineage": {"git_commit": None, "conforto": "0.0.0", "code_sha256": None},
+        "selection": {"selected": "lightgbm", "macro_f1": {"lightgbm": 0.5}},
+        "metrics": {"accuracy": 0.5, "macro_f1": 0.5, "log_loss": 1.0, "ece": 0.0},
+    }
+    return Manifest.model_validate({**content, **fields})
+
+
+def bare_model(spec: Any = None, manifest: Any = None, directory: Path | None = None) -> Any:
     """A :class:`ThermalModel` without a booster or calibrations, for the tests of code that
-    reads only its features, manifest or files (drift, the performance verdict)."""
+    reads only its features, manifest (:func:`manifest_of` by default) or files (drift, the
+    performance verdict)."""
     from conforto.model.artifact import ThermalModel
     from conforto.model.inputs import FeatureSpec
     from conforto.uncertainty.confidence import ConfidenceCalibration
@@ -91,7 +138,7 @@ def bare_model(
         None,  # type: ignore[arg-type]  # these tests never ask for sets
         calibration,
         None,
-        manifest or {},
+        manifest or manifest_of(),
         directory,
     )
 
@@ -99,15 +146,12 @@ def bare_model(
 def variant(model: Path, out: Path) -> Path:
     """A copy of ``model`` at ``out`` that is another artifact (another checksum): the same
     model with a note in its manifest."""
-    import json
     import shutil
 
-    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
-    manifest = json.loads((out / MANIFEST).read_text())
-    manifest.pop("files")
-    save_manifest(out, {**manifest, "note": f"a variant of {model.name}"})
+    save_manifest(out, read_manifest(out).model_copy(update={"note": f"a variant of {model.name}"}))
     return out
 
 
@@ -140,15 +184,14 @@ def regrouped_sets(model: Path, by: str, out: Path) -> Path:
 
     import pandas as pd
 
-    from conforto.model.artifact import MANIFEST, save_manifest
+    from conforto.model.artifact import read_manifest, save_manifest
     from conforto.uncertainty.calibration import calibrate_frame
     from conforto.uncertainty.sets import CONFORMAL
 
     shutil.copytree(model, out)
     calibration = calibrate_frame(pd.read_parquet(out / "oof.parquet"), by=by)
     (out / CONFORMAL).write_text(json.dumps(calibration.to_dict()) + "\n")
-    manifest = json.loads((out / MANIFEST).read_text())
-    save_manifest(out, {k: v for k, v in manifest.items() if k != "files"})
+    save_manifest(out, read_manifest(out))
     return out
 
 
@@ -181,7 +224,7 @@ def serve_and_vote(
     import time
 
     from conforto.model.artifact import load_model
-    from conforto.predictions.log import queued_prediction
+    from conforto.predictions.records import PredictionRow, Row, VoteRow
     from conforto.predictions.store import LogDatabase
     from conforto.serving.runtime import Predictor
 
@@ -189,15 +232,16 @@ def serve_and_vote(
     rows = frame[LOGGED_INPUTS].to_dict("records")
     inputs = [{str(k): v for k, v in r.items() if v is not None and v == v} for r in rows]
     answers = predictor.predict(inputs)
-    now, batch = time.time(), []
+    now = time.time()
     names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)
-    for i, (answer, given, site) in enumerate(zip(answers, inputs, names, strict=True)):
-        table, values = queued_prediction(answer, given, 1.0, site)
-        batch.append((table, (values[0], now - since + 100 * i, *values[2:])))
+    batch: list[Row] = [
+        PredictionRow.of(answer, given, 1.0, site, now=now - since + 100 * i)
+        for i, (answer, given, site) in enumerate(zip(answers, inputs, names, strict=True))
+    ]
     votes = frame["thermal_sensation"].to_numpy()
     chosen = np.random.default_rng(0).random(len(frame)) < voted
-    for answer, vote in zip(np.array(answers)[chosen], votes[chosen], strict=True):
-        batch.append(("feedback", (answer["prediction_id"], float(vote), now)))
+    for i in np.flatnonzero(chosen):
+        batch.append(VoteRow(answers[i].prediction_id, float(votes[i]), now))
     database = LogDatabase(url)
     database.write(batch)
     database.close()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conforto.model.artifact import GOLDEN, MANIFEST, load_model, save_manifest
+from conforto.model.artifact import GOLDEN, load_model, read_manifest, save_manifest
 from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.cli import conforto_cli
@@ -91,8 +91,7 @@ def _broken_golden(model: Path, folder: Path) -> Path:
     for case in golden["cases"]:
         case["probabilities"] = {"cool": 0.9, "neutral": 0.05, "warm": 0.05}
     (copy / GOLDEN).write_text(json.dumps(golden))
-    manifest = json.loads((copy / MANIFEST).read_text())
-    save_manifest(copy, {k: v for k, v in manifest.items() if k != "files"})
+    save_manifest(copy, read_manifest(copy))
     return copy
 
 
@@ -106,8 +105,7 @@ def _variant(model: Path, folder: Path, note: str) -> Path:
     """A copy of ``model`` that registers as a version of its own (its manifest differs)."""
     copy = folder / note
     shutil.copytree(model, copy)
-    manifest = json.loads((copy / MANIFEST).read_text())
-    save_manifest(copy, {**{k: v for k, v in manifest.items() if k != "files"}, "note": note})
+    save_manifest(copy, read_manifest(copy).model_copy(update={"note": note}))
     return copy
 
 

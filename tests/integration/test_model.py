@@ -12,7 +12,8 @@ import pytest
 
 from conforto.data.load import load_dataset
 from conforto.errors import ArtifactError
-from conforto.model.artifact import FORMAT_VERSION, REQUIRED_FILES, load_model
+from conforto.model.artifact import REQUIRED_FILES, load_model, read_manifest
+from conforto.model.manifest import FORMAT_VERSION
 from conforto.training.evaluate import evaluate_model, predictions_frame
 from conforto.training.save import write_model
 from conforto.training.train import TrainConfig, train_model
@@ -106,6 +107,11 @@ def test_broken_artifacts_are_refused(trained_model: Path, tmp_path: Path) -> No
     (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     with pytest.raises(ArtifactError, match=r"format 1.*conforto model upgrade"):
         load_model(copy)
+    broken = {k: v for k, v in manifest.items() if k != "seed"}
+    broken["calibration"] = {"method": "temperature", "temperature": -1.0}
+    (copy / "manifest.json").write_text(json.dumps(broken))
+    with pytest.raises(ArtifactError, match=r"calibration\.temperature: .*greater than 0.*seed: "):
+        read_manifest(copy)
 
 
 def test_predictions_frame_keeps_rows_in_order(

@@ -12,12 +12,15 @@ import pandas as pd
 import pytest
 
 from conforto.data.load import load_dataset
-from conforto.model.artifact import DRIFT_REFERENCE, FORMAT_VERSION, MANIFEST, load_model
+from conforto.model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
+from conforto.model.manifest import FORMAT_VERSION
 from conforto.monitor.drift import check_drift
 from conforto.monitor.window import LogSource, Span, read_predictions
+from conforto.predictions.answer import Probabilities
+from conforto.predictions.records import PredictionRow
 from conforto.predictions.store import LogDatabase
 from tests.cli import conforto_cli
-from tests.factories import as_format_1
+from tests.factories import answer, as_format_1
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,16 +30,19 @@ pytestmark = pytest.mark.integration
 DAY = 86_400.0
 
 
+NEUTRAL = Probabilities(0.2, 0.5, 0.3)
+
+
 def log_rows(url: str, frame: pd.DataFrame, created: float, spread: float = DAY) -> None:
     """Store ``frame``'s inputs as logged predictions made between ``created`` and
     ``created + spread`` [s since the epoch]."""
     inputs = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
     rows = []
     for i, record in enumerate(frame[inputs].to_dict("records")):
-        given = tuple((k, v) for k, v in record.items() if v is not None and v == v)
+        given = {str(k): v for k, v in record.items() if v is not None and v == v}
         when = created + spread * i / max(len(frame), 1)
-        values = (uuid.uuid4().hex, when, "1", "neutral", 0.2, 0.5, 0.3, 0.1, 2.0, given, None)
-        rows.append(("predictions", values))
+        made = answer("neutral", uuid.uuid4().hex, model_version="1", probabilities=NEUTRAL)
+        rows.append(PredictionRow.of(made, given, 2.0, None, now=when))
     database = LogDatabase(url)
     try:
         database.write(rows)
@@ -114,7 +120,7 @@ def test_a_format_1_model_is_refused_until_upgraded(
     upgraded = conforto_cli("model", "upgrade", "--dir", str(old))
     assert upgraded.returncode == 0, upgraded.stderr
     assert conforto_cli(*drift, "--out", str(tmp_path / "report")).returncode == 0
-    assert load_model(old).manifest["format_version"] == FORMAT_VERSION
+    assert load_model(old).manifest.format_version == FORMAT_VERSION
 
 
 def test_a_format_1_model_trained_before_the_drift_reference_cannot_be_upgraded(

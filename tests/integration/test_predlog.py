@@ -15,11 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, LogUnavailable
+from conforto.predictions.answer import Prediction, Preference
 from conforto.predictions.drain import Drainer
 from conforto.predictions.ids import new_ids
-from conforto.predictions.log import RESPONSE_FIELDS, PredictionLog, queued_prediction
+from conforto.predictions.log import PredictionLog
+from conforto.predictions.records import PredictionRow, VoteRow, legacy_row
 from conforto.predictions.spool import Spool, frames, segments
 from conforto.predictions.store import (
+    RESPONSE_FIELDS,
     SCHEMA_VERSION,
     LogDatabase,
     feedback,
@@ -28,7 +31,7 @@ from conforto.predictions.store import (
     schema,
 )
 from conforto.predictions.writer import LogProcess
-from tests.factories import table_rows
+from tests.factories import answer, table_rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,14 +39,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _prediction(label: str = "warm", now: float | None = None) -> dict[str, Any]:
-    return {
-        "prediction_id": new_ids(1, now)[0],
-        "predicted_class": label,
-        "probabilities": {"cool": 0.1, "neutral": 0.3, "warm": 0.6},
-        "model_version": "3",
-        "pmv": 1.2,
-    }
+def _prediction(label: str = "warm", now: float | None = None) -> Prediction:
+    return answer(label, new_ids(1, now)[0])
+
+
+def _row(
+    prediction: Prediction, inputs: dict[str, float], site: str | None = None
+) -> PredictionRow:
+    return PredictionRow.of(prediction, inputs, 1.0, site, now=time.time())
 
 
 def _log(url: str, folder: Path, **options: Any) -> PredictionLog:
@@ -75,19 +78,19 @@ def test_round_trip_keeps_every_vote(log_url: str, tmp_path: Path) -> None:
     assert log.add_predictions(
         [first, second], [{"ta": 30.0, "rh": 60.0}, {"ta": 18.0}], [2.5, 1.0], ["bloco B", None]
     )
-    assert log.lookup(first["prediction_id"]) == "stored"  # spooled here: durable already
-    assert log.add_feedback(first["prediction_id"], 1.5)
-    assert log.add_feedback(first["prediction_id"], 2.0)  # a second vote is a second row
+    assert log.lookup(first.prediction_id) == "stored"  # spooled here: durable already
+    assert log.add_feedback(first.prediction_id, 1.5)
+    assert log.add_feedback(first.prediction_id, 2.0)  # a second vote is a second row
     _wait(lambda: len(table_rows(log_url, feedback)) == 2)
     other = PredictionLog(Spool(tmp_path / "other"), log.store)  # another process's view
-    assert other.lookup(second["prediction_id"]) == "stored"  # from the database
+    assert other.lookup(second.prediction_id) == "stored"  # from the database
     assert other.lookup(new_ids(1, now=1_700_000_000.0)[0]) == "unknown"
     assert log.close()
     other.spool.close()
 
     stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
-    assert set(stored) == {first["prediction_id"], second["prediction_id"]}
-    row = stored[first["prediction_id"]]
+    assert set(stored) == {first.prediction_id, second.prediction_id}
+    row = stored[first.prediction_id]
     assert row["inputs"] == {"ta": 30.0, "rh": 60.0}
     assert (row["predicted_class"], row["p_warm"], row["latency_ms"], row["site"]) == (
         "warm",
@@ -117,8 +120,8 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     old, first = _prediction(), LogDatabase(log_url)
     first.write(
         [
-            queued_prediction(old, {"ta": 20.0}, 1.0),
-            ("feedback", (old["prediction_id"], 1.0, time.time())),
+            _row(old, {"ta": 20.0}),
+            VoteRow(old.prediction_id, 1.0, time.time()),
         ]
     )
     first.close()
@@ -136,19 +139,35 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("DROP TABLE spool_offsets"))
         conn.execute(sa.update(schema).values(version=1))
     assert migrate(engine) == 1
-    new = {
-        **_prediction(),
-        "prediction_set": ["cool", "neutral"],
-        "coverage": 0.9,
-        "dissatisfied": 0.3,
-        "unacceptable": 0.4,
-        "preference": {"cooler": 0.5, "no_change": 0.3, "warmer": 0.2},
-    }
-    table, values = queued_prediction(_prediction(), {"ta": 22.0}, 1.0, "bloco C")
-    spooled_before = (table, values[:11])  # spooled by a conforto without sets, stored after
+    new = answer(
+        "warm",
+        new_ids(1)[0],
+        prediction_set=("cool", "neutral"),
+        coverage=0.9,
+        dissatisfied=0.3,
+        unacceptable=0.4,
+        preference=Preference(0.5, 0.3, 0.2),
+    )
+    before = _prediction()  # spooled by a conforto without sets (positional), stored after
+    spooled_before = legacy_row(
+        "predictions",
+        (
+            before.prediction_id,
+            time.time(),
+            "3",
+            "warm",
+            0.1,
+            0.3,
+            0.6,
+            1.2,
+            1.0,
+            (("ta", 22.0),),
+            "bloco C",
+        ),
+    )
     database = LogDatabase(log_url)
     database.write(
-        [queued_prediction(new, {"ta": 21.0}, 1.0, "bloco B"), spooled_before],
+        [_row(new, {"ta": 21.0}, "bloco B"), spooled_before],
         ("a.000000.seg", 99),
     )
     assert database.positions(["a.000000.seg"]) == {"a.000000.seg": 99}
@@ -166,7 +185,7 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]  # the old vote
 
 
-def _add(log: PredictionLog, made: list[dict[str, Any]]) -> bool:
+def _add(log: PredictionLog, made: list[Prediction]) -> bool:
     n = len(made)
     return log.add_predictions(made, [{"ta": 25.0}] * n, [1.0] * n, [None] * n)
 
@@ -190,7 +209,7 @@ def test_database_down_keeps_rows_on_disk_then_stores_them(postgres: Any, tmp_pa
     postgres.start()
     _wait(lambda: len(table_rows(postgres.url, predictions)) == 61)
     assert log.close()
-    assert _stored_ids(postgres.url) == Counter(p["prediction_id"] for p in made + kept)
+    assert _stored_ids(postgres.url) == Counter(p.prediction_id for p in made + kept)
 
 
 def test_a_killed_writer_is_started_again_and_stores_everything_once(
@@ -201,8 +220,8 @@ def test_a_killed_writer_is_started_again_and_stores_everything_once(
     for round_ in range(6):
         batch = [_prediction() for _ in range(200)]
         _add(log, batch)
-        log.add_feedback(batch[0]["prediction_id"], 0.5)
-        answered += [p["prediction_id"] for p in batch]
+        log.add_feedback(batch[0].prediction_id, 0.5)
+        answered += [p.prediction_id for p in batch]
         if round_ in (1, 3):
             pid = log.store.pid  # type: ignore[attr-defined]
             os.kill(pid, signal.SIGKILL)  # at any point of its work
@@ -225,13 +244,13 @@ def test_unusable_url_names_the_setting(url: str, tmp_path: Path) -> None:
 
 def test_a_batch_stored_twice_keeps_one_copy(log_url: str) -> None:
     database = LogDatabase(log_url)
-    first = [queued_prediction(_prediction(), {"ta": 20.0}, 1.0) for _ in range(3)]
-    later = [queued_prediction(_prediction(), {"ta": 21.0}, 1.0)]
+    first = [_row(_prediction(), {"ta": 20.0}) for _ in range(3)]
+    later = [_row(_prediction(), {"ta": 21.0})]
     database.write(first)
     database.write([*first, *later])
     database.close()
     stored = [r["prediction_id"] for r in table_rows(log_url, predictions)]
-    assert sorted(stored) == sorted(values[0] for _, values in [*first, *later])
+    assert sorted(stored) == sorted(row.prediction_id for row in [*first, *later])
 
 
 def _spool_rows(folder: Path, predictions_per_frame: int, frames_: int) -> list[str]:
@@ -240,9 +259,9 @@ def _spool_rows(folder: Path, predictions_per_frame: int, frames_: int) -> list[
     ids = []
     for _ in range(frames_):
         made = [_prediction() for _ in range(predictions_per_frame)]
-        rows = [queued_prediction(p, {"ta": 22.0}, 1.0) for p in made]
-        spool.append([*rows, ("feedback", (made[0]["prediction_id"], -1.0, time.time()))])
-        ids += [p["prediction_id"] for p in made]
+        rows = [_row(p, {"ta": 22.0}) for p in made]
+        spool.append([*rows, VoteRow(made[0].prediction_id, -1.0, time.time())])
+        ids += [p.prediction_id for p in made]
     spool.close()
     return ids
 
@@ -271,16 +290,16 @@ def test_pending_votes_are_matched_when_their_prediction_lands_or_orphaned(log_u
     late, never = _prediction(), new_ids(1)[0]
     database.write(
         [
-            ("feedback", (late["prediction_id"], 1.0, time.time())),
-            ("feedback", (never, 2.0, time.time() - 700)),
+            VoteRow(late.prediction_id, 1.0, time.time()),
+            VoteRow(never, 2.0, time.time() - 700),
         ]
     )
     assert sorted(r["status"] for r in table_rows(log_url, feedback)) == ["pending", "pending"]
-    database.write([queued_prediction(late, {"ta": 22.0}, 1.0)])  # its prediction lands
+    database.write([_row(late, {"ta": 22.0})])  # its prediction lands
     assert database.settle(horizon=600) == 1  # the other waited past the horizon
     database.close()
     status = {r["prediction_id"]: r["status"] for r in table_rows(log_url, feedback)}
-    assert status == {late["prediction_id"]: "matched", never: "orphaned"}
+    assert status == {late.prediction_id: "matched", never: "orphaned"}
 
 
 def test_settling_matches_a_vote_whose_prediction_landed_in_a_concurrent_write(
@@ -290,9 +309,9 @@ def test_settling_matches_a_vote_whose_prediction_landed_in_a_concurrent_write(
     another: neither write saw the other's row, so the vote is pending with its prediction
     stored (as the rows below leave it). Settling matches it, not orphans it."""
     database = LogDatabase(log_url)
-    answer = _prediction()
-    database.write([("feedback", (answer["prediction_id"], 1.0, time.time() - 700))])
-    database.write([queued_prediction(answer, {"ta": 22.0}, 1.0)])
+    made = _prediction()
+    database.write([VoteRow(made.prediction_id, 1.0, time.time() - 700)])
+    database.write([_row(made, {"ta": 22.0})])
     engine = sa.create_engine(log_url)
     with engine.begin() as conn:  # as the race leaves it: the prediction's write missed the vote
         conn.execute(sa.update(feedback).values(status="pending"))
@@ -322,12 +341,13 @@ def test_over_its_bound_the_spool_drops_the_oldest_segments_and_counts_them(tmp_
 FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
+from conforto.predictions.records import VoteRow
 from conforto.predictions.spool import Spool
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
 spool, dropped = Spool(Path(sys.argv[1])), []
 spool.dropped = dropped.append
-rows = lambda i: [("feedback", ("%032x" % (20 * i + j), 0.5, 1.7e9)) for j in range(20)]
+rows = lambda i: [VoteRow("%032x" % (20 * i + j), 0.5, 1.7e9) for j in range(20)]
 accepted = sum(spool.append(rows(i)) for i in range(20))
 print(accepted, sum(dropped))
 """

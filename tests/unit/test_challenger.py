@@ -15,15 +15,18 @@ import pytest
 from conforto.errors import RegistryError, ReloadError
 from conforto.lifecycle.shadow import shadow_check
 from conforto.monitor.compare import MIN_VOTES, CompareReport, compare_canary, compare_shadow
-from conforto.predictions.log import queued_prediction
+from conforto.predictions.records import EventRow, PredictionRow, ShadowRow
 from conforto.predictions.store import LogDatabase
 from conforto.serving.challenger import Challenger, Window
 from conforto.serving.challenger_slot import resolve
 from conforto.settings import ChallengerSettings
+from tests.factories import answer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+
+    from conforto.predictions.answer import Prediction
 
 LIMITS = ChallengerSettings(window=100, min_predictions=20, max_p99_ms=50.0)
 
@@ -57,9 +60,9 @@ class Spooled:
     """A prediction log that keeps what it is given."""
 
     def __init__(self) -> None:
-        self.shadow: list[tuple[Any, ...]] = []
+        self.shadow: list[ShadowRow] = []
 
-    def add_shadow(self, rows: Sequence[tuple[Any, ...]]) -> bool:
+    def add_shadow(self, rows: Sequence[ShadowRow]) -> bool:
         self.shadow.extend(rows)
         return True
 
@@ -84,8 +87,8 @@ def _challenger(
     return challenger, log, stops
 
 
-def _answered(n: int, cls: str = "neutral") -> list[dict[str, Any]]:
-    return [{"prediction_id": f"{i:032d}", "predicted_class": cls} for i in range(n)]
+def _answered(n: int, cls: str = "neutral") -> list[Prediction]:
+    return [answer(cls, f"{i:032d}") for i in range(n)]
 
 
 def _settle(challenger: Challenger, shadowed: int) -> None:
@@ -175,9 +178,12 @@ def test_a_shadow_logs_its_answers_beside_productions() -> None:
     challenger, log, stops = _challenger(Classifier(answer=2))
     challenger.shadow([{"ta": 20.0}] * 3, _answered(3, "warm"))
     _settle(challenger, 3)
-    assert [row[:3] for row in log.shadow] == [(f"{i:032d}", "9", "warm") for i in range(3)]
-    assert log.shadow[0][3:6] == (0.2, 0.5, 0.3)
-    assert log.shadow[0][-1] is None  # no error
+    assert [(r.prediction_id, r.model_version, r.predicted_class) for r in log.shadow] == [
+        (f"{i:032d}", "9", "warm") for i in range(3)
+    ]
+    first = log.shadow[0]
+    assert (first.p_cool, first.p_neutral, first.p_warm) == (0.2, 0.5, 0.3)
+    assert first.error is None
     assert challenger.status()["window"]["disagreement"] == 0.0
     assert stops == []
     challenger.close()
@@ -204,8 +210,8 @@ def test_a_failing_or_disagreeing_shadow_is_stopped() -> None:
         failing.shadow([{"ta": 20.0}] * 10, _answered(10))
     _settle(failing, 20)
     assert [kind for kind, _ in stops] == ["error_rate"]
-    assert log.shadow[0][2] is None
-    assert log.shadow[0][-1] == "RuntimeError"
+    assert log.shadow[0].predicted_class is None
+    assert log.shadow[0].error == "RuntimeError"
     failing.close()
     apart, _, stops = _challenger(Classifier(answer=0))
     for _ in range(3):
@@ -317,21 +323,15 @@ def test_too_few_votes_give_no_scores() -> None:
 def test_the_shadow_check_counts_predictions_and_stops(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'log.db'}"
     database = LogDatabase(url)
-    made = []
-    for i in range(30):
-        prediction = {
-            "prediction_id": f"{i:032d}",
-            "predicted_class": "neutral",
-            "probabilities": {"cool": 0.2, "neutral": 0.5, "warm": 0.3},
-            "model_version": "1",
-        }
-        made.append(queued_prediction(prediction, {"ta": 21.0}, 1.0))
+    made = [
+        PredictionRow.of(answer("neutral", f"{i:032d}"), {"ta": 21.0}, 1.0, None, now=time.time())
+        for i in range(30)
+    ]
     shadowed = [
-        ("shadow", (f"{i:032d}", time.time(), "2", "warm", 0.1, 0.2, 0.7, 3.0, None))
-        for i in range(25)
+        ShadowRow(f"{i:032d}", time.time(), "2", "warm", 0.1, 0.2, 0.7, 3.0) for i in range(25)
     ]
     failed = [
-        ("shadow", (f"{i:032d}", time.time(), "2", None, None, None, None, 3.0, "KeyError"))
+        ShadowRow(f"{i:032d}", time.time(), "2", None, None, None, None, 3.0, "KeyError")
         for i in range(25, 30)
     ]
     database.write([*made, *shadowed, *failed])
@@ -340,7 +340,7 @@ def test_the_shadow_check_counts_predictions_and_stops(tmp_path: Path) -> None:
     assert not shadow_check(url, ["2"], 26).passed
     assert shadow_check(url, ["3"], 1).detail.startswith("0 shadowed predictions")
     database.write(
-        [("events", (time.time(), "2", "shadow", "stopped", "error rate 9.0% (limit 5.0%)"))]
+        [EventRow(time.time(), "2", "shadow", "stopped", "error rate 9.0% (limit 5.0%)")]
     )
     stopped = shadow_check(url, ["2"], 25)
     assert not stopped.passed

@@ -15,7 +15,7 @@ from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_dri
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.monitor.window import FrameSource, Span, parse_when
-from tests.factories import bare_model
+from tests.factories import bare_model, manifest_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -165,7 +165,7 @@ def _model(tmp_path: Path) -> ThermalModel:
         (Feature("ta", "numeric"), Feature("rh", "numeric"), Feature("season", "categorical"))
     )
     rooms(3000, 1).to_parquet(tmp_path / "drift_reference.parquet")
-    return bare_model(spec, {"files": {"drift_reference.parquet": "sha"}}, tmp_path)
+    return bare_model(spec, manifest_of(), tmp_path)
 
 
 def test_drift_check_writes_its_json_and_html(tmp_path: Path) -> None:

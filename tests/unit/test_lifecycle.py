@@ -151,7 +151,7 @@ def test_upgrade_rewrites_format_1_versions_and_the_pointer_follows(older: Regis
     for version in older.store.versions():
         found = older.store.local_artifact(version)
         assert version.tags["artifact_sha256"] == artifact_sha256(found)
-        assert load_model(found).manifest["format_version"] == 2
+        assert load_model(found).manifest.format_version == 2
     pointer = read_pointer(older.directory)
     assert pointer is not None
     assert (pointer.version, pointer.sha256) == ("1", artifact_sha256(artifact))
@@ -191,19 +191,16 @@ def _shadowed(url: str, version: str, ids: range) -> None:
     """Predictions of production's (one per id), each scored by ``version`` as a shadow."""
     import time
 
-    from conforto.predictions.log import queued_prediction
+    from conforto.predictions.records import PredictionRow, Row, ShadowRow
     from conforto.predictions.store import LogDatabase
+    from tests.factories import answer
 
-    answered = {
-        "predicted_class": "warm",
-        "probabilities": dict.fromkeys(("cool", "neutral", "warm"), 1 / 3),
-    }
-    rows = []
+    rows: list[Row] = []
     for i in ids:
-        made = {**answered, "prediction_id": f"{i:032d}", "model_version": "1"}
+        made = answer("warm", f"{i:032d}", model_version="1")
         rows += [
-            queued_prediction(made, {"ta": 25.0}, 1.0),
-            ("shadow", (f"{i:032d}", time.time(), version, "warm", 0.2, 0.2, 0.6, 2.0, None)),
+            PredictionRow.of(made, {"ta": 25.0}, 1.0, None, now=time.time()),
+            ShadowRow(f"{i:032d}", time.time(), version, "warm", 0.2, 0.2, 0.6, 2.0),
         ]
     database = LogDatabase(url)
     database.write(rows)

@@ -42,7 +42,7 @@ def test_concurrent_requests_are_batched_off_the_event_loop() -> None:
     predictor = EchoPredictor()
     batcher = MicroBatcher(predictor, max_batch=8)  # type: ignore[arg-type]
 
-    async def run() -> list[dict[str, Any]]:
+    async def run() -> list[Any]:  # the echoes, as the fake predictor made them
         return await asyncio.gather(*(batcher.predict({"ta": float(i)}) for i in range(20)))
 
     results = asyncio.run(run())
@@ -59,7 +59,7 @@ def test_each_request_keeps_its_own_level_inside_a_batch() -> None:
     batcher = MicroBatcher(predictor, max_batch=8)  # type: ignore[arg-type]
     asked = [0.5 + 0.02 * i for i in range(12)]
 
-    async def run() -> list[dict[str, Any]]:
+    async def run() -> list[Any]:  # the echoes, as the fake predictor made them
         return await asyncio.gather(
             *(batcher.predict({"ta": float(i)}, None, lv) for i, lv in enumerate(asked))
         )
@@ -92,7 +92,8 @@ def test_a_failing_batch_fails_every_waiting_request_and_recovers() -> None:
 def test_lone_request_goes_straight_through() -> None:
     predictor = EchoPredictor()
     batcher = MicroBatcher(predictor)  # type: ignore[arg-type]
-    assert asyncio.run(batcher.predict({"ta": 3.0})) == {"ta": 3.0}
+    echoed: Any = asyncio.run(batcher.predict({"ta": 3.0}))
+    assert echoed == {"ta": 3.0}
     batcher.close()
     assert predictor.batches == [1]
     with pytest.raises(RuntimeError):

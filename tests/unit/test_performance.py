@@ -13,7 +13,7 @@ from conforto.monitor.performance import PerformanceReport, Scored, judge, over_
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.scoring.scores import macro_f1
 from conforto.uncertainty.confidence import expected_metrics
-from tests.factories import bare_model
+from tests.factories import bare_model, manifest_of
 
 if TYPE_CHECKING:
     from conforto.model.artifact import ThermalModel
@@ -47,7 +47,8 @@ def _scored(decision: np.ndarray, proba: np.ndarray, vote: np.ndarray) -> Scored
 
 
 def _model(accuracy: float, macro: float) -> ThermalModel:
-    return bare_model(manifest={"metrics": {"accuracy": accuracy, "macro_f1": macro}, "files": {}})
+    metrics = {"accuracy": accuracy, "macro_f1": macro, "log_loss": 1.0, "ece": 0.0}
+    return bare_model(manifest=manifest_of(metrics=metrics))
 
 
 def test_a_model_as_good_as_validated_is_not_degraded() -> None:

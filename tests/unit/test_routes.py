@@ -11,16 +11,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
+from conforto.predictions.answer import Prediction, Preference, Probabilities
 from conforto.predictions.ids import new_ids
-from conforto.predictions.log import PREDICTION_FIELDS, PredictionLog
-from conforto.predictions.spool import Queued, Spool, frames, segments
+from conforto.predictions.log import PredictionLog
+from conforto.predictions.records import PredictionRow, Row, VoteRow
+from conforto.predictions.spool import Spool, frames, segments
 from conforto.serving.app import create_app
 from conforto.serving.deps import ServiceDep, get_prediction_log, get_predictor
 from conforto.serving.routes.predict import CoverageQuery
 from conforto.serving.routes.predict import predict as fast_predict
-from conforto.serving.schemas import Observation, Prediction
+from conforto.serving.schemas import Observation  # noqa: TC001 - FastAPI reads it at runtime
 from conforto.serving.state import Runtime, ServiceState
 from conforto.settings import ServeSettings, Settings
+from tests.factories import answer, manifest_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,34 +42,32 @@ class FixedPredictor:
     def __init__(self, fails: bool = False) -> None:
         self.fails = fails
         self.calls = 0
-        self.model = type("Model", (), {"manifest": {"name": "fixed", "features": []}})()
+        self.model = type("Model", (), {"manifest": manifest_of(name="fixed")})()
 
     def score(
         self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
-    ) -> tuple[list[dict[str, Any]], None]:
+    ) -> tuple[list[Prediction], None]:
         return self.predict(rows, levels), None
 
     def predict(
         self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         self.calls += 1
         if self.fails:
             raise RuntimeError("the booster broke")
         return [
-            {
-                "prediction_id": f"{self.calls:02d}{i:030d}",
-                "predicted_class": "neutral",
-                "probabilities": {"cool": 0.2, "neutral": 0.5, "warm": 0.3},
-                "model_version": self.version,
-                "pmv": 0.1,
-                "ppd": 5.2,
-                "notes": [],
-                "prediction_set": ["neutral"],
-                "coverage": level or 0.9,
-                "dissatisfied": 0.12,
-                "unacceptable": 0.2,
-                "preference": {"cooler": 0.3, "no_change": 0.6, "warmer": 0.1},
-            }
+            answer(
+                "neutral",
+                f"{self.calls:02d}{i:030d}",
+                probabilities=Probabilities(0.2, 0.5, 0.3),
+                model_version=self.version,
+                pmv=0.1,
+                ppd=5.2,
+                coverage=level or 0.9,
+                dissatisfied=0.12,
+                unacceptable=0.2,
+                preference=Preference(0.3, 0.6, 0.1),
+            )
             for i, level in enumerate(levels or [None] * len(rows))
         ]
 
@@ -94,7 +95,7 @@ class MemoryStore:
 class FullSpool(Spool):
     """A spool whose disk refuses every write."""
 
-    def append(self, rows: Sequence[Queued]) -> bool:
+    def append(self, rows: Sequence[Row]) -> bool:
         self.dropped(len(rows))
         return False
 
@@ -105,7 +106,7 @@ def memory_log(folder: Path, store: MemoryStore | None = None, full: bool = Fals
     return PredictionLog(spool, store or MemoryStore())
 
 
-def spooled(log: PredictionLog) -> list[Queued]:
+def spooled(log: PredictionLog) -> list[Row]:
     """The rows a log has spooled."""
     return [
         row
@@ -179,10 +180,10 @@ def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
         one.json()["prediction_id"],
         *(p["prediction_id"] for p in batch.json()["predictions"]),
     ]
-    assert [values[0] for _, values in spooled(log)] == answered  # on disk before the answers
-    stored = [dict(zip(PREDICTION_FIELDS, values, strict=True)) for _, values in spooled(log)]
-    assert {(v["prediction_set"], v["coverage"]) for v in stored} == {("neutral", 0.9)}
-    assert {(v["p_dissatisfied"], v["p_prefer_warmer"]) for v in stored} == {(0.12, 0.1)}
+    stored = [row for row in spooled(log) if isinstance(row, PredictionRow)]
+    assert [row.prediction_id for row in stored] == answered  # on disk before the answers
+    assert {(v.prediction_set, v.coverage) for v in stored} == {("neutral", 0.9)}
+    assert {(v.p_dissatisfied, v.p_prefer_warmer) for v in stored} == {(0.12, 0.1)}
     assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
     assert client.get("/model").json()["name"] == "fixed"
     exposed = client.get("/metrics").text
@@ -217,7 +218,7 @@ def test_feedback_is_matched_pending_or_404_by_what_the_log_knows(tmp_path: Path
         response = _vote(client, unknown)
         assert response.status_code == 404
         assert unknown in response.json()["detail"]
-    votes = [values[0] for table, values in spooled(log) if table == "feedback"]
+    votes = [row.prediction_id for row in spooled(log) if isinstance(row, VoteRow)]
     assert votes == [own, elsewhere, young]
     metrics = client.get("/metrics").text
     assert 'conforto_feedback_total{status="pending"} 1.0' in metrics

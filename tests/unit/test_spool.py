@@ -11,6 +11,7 @@ import pytest
 
 from conforto.errors import ConfigError
 from conforto.predictions.ids import issued_at, new_ids
+from conforto.predictions.records import VoteRow
 from conforto.predictions.spool import (
     HEADER,
     Spool,
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _rows(n: int, start: int = 0) -> list[tuple[str, tuple[object, ...]]]:
-    return [("feedback", (f"{i:032x}", 0.5, 1.7e9)) for i in range(start, start + n)]
+def _rows(n: int, start: int = 0) -> list[VoteRow]:
+    return [VoteRow(f"{i:032x}", 0.5, 1.7e9) for i in range(start, start + n)]
 
 
 def test_ids_are_version_7_uuids_in_time_order() -> None:

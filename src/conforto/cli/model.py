@@ -156,7 +156,8 @@ def upgrade(
     rewritten, every other file as it was) and, for registered versions, an MLflow Model
     (MLmodel, signature, environment); audited.
     """
-    from conforto.model.artifact import FORMAT_VERSION, upgrade_format
+    from conforto.model.artifact import upgrade_format
+    from conforto.model.manifest import FORMAT_VERSION
     from conforto.registry.upgrade import upgrade as upgrade_versions
 
     if sum((bool(versions), every, directory is not None)) != 1:

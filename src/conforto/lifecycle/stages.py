@@ -227,7 +227,7 @@ def train_stage(
         )
         run.set_tags(
             {
-                "data_sha256": model.manifest["data"]["sha256"],
+                "data_sha256": model.manifest.data.sha256,
                 "artifact_sha256": artifact_sha256(out),
             }
         )
@@ -271,18 +271,18 @@ def champion_predictions(
     DataError
         When the data ``data`` returns is not the data the challenger was trained on.
     """
-    same_data = champion.manifest["data"]["sha256"] == challenger.manifest["data"]["sha256"]
+    same_data = champion.manifest.data.sha256 == challenger.manifest.data.sha256
     if same_data and np.array_equal(champion_oof["fold"], challenger_oof["fold"]):
         return champion_oof, "stored"
     frame = data()
-    expected = challenger.manifest["data"]["sha256"]
+    expected = challenger.manifest.data.sha256
     if fingerprint(frame) != expected:
         raise DataError(
             f"the data given is not the data the challenger was trained on (sha256 "
-            f"{expected[:12]}…, sources {challenger.manifest['data'].get('sources')}); "
+            f"{expected[:12]}…, sources {challenger.manifest.data.sources}); "
             "pass those files with --measurements/--metadata."
         )
-    config = TrainConfig.model_validate(champion.manifest["config"])
+    config = TrainConfig.model_validate(champion.manifest.config)
     fold_of = challenger_oof["fold"].to_numpy(dtype=np.int64)
     return refit_out_of_fold(frame, config, fold_of, progress=progress), "refit"
 

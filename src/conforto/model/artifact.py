@@ -42,6 +42,7 @@ from conforto.errors import ArtifactError
 from conforto.fileio import atomic_write_text, file_sha256
 from conforto.model.heads import HEADS, Heads, softmax
 from conforto.model.inputs import FeatureSpec
+from conforto.model.manifest import BOOSTER, FORMAT_VERSION, Manifest
 from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from conforto.uncertainty.sets import CONFORMAL, ConformalSets
 
@@ -50,11 +51,9 @@ if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pa
 
     import pandas as pd
 
-FORMAT_VERSION = 2
 #: The format :func:`upgrade_format` rewrites.
 PREVIOUS_FORMAT = 1
 MANIFEST = "manifest.json"
-BOOSTER = "booster.txt"
 #: A sample of the training inputs, the reference of drift checks.
 DRIFT_REFERENCE = "drift_reference.parquet"
 #: A few rooms and the probabilities the model gave them, for smoke tests.
@@ -91,7 +90,7 @@ class ThermalModel:
     heads
         The occupant-response heads; ``None`` when the training data had no occupants' answers.
     manifest
-        Everything else, as stored.
+        Everything else, as stored (validated).
     directory
         Where it was loaded from (its other files are read from there).
     """
@@ -103,7 +102,7 @@ class ThermalModel:
     conformal: ConformalSets
     confidence: ConfidenceCalibration
     heads: Heads | None
-    manifest: dict[str, Any]
+    manifest: Manifest
     directory: Path | None = None
 
     def file(self, name: str) -> Path:
@@ -121,7 +120,7 @@ class ThermalModel:
     @property
     def version(self) -> str:
         """Short content id of the model (from its booster's sha256)."""
-        return str(self.manifest.get("files", {}).get(BOOSTER, "unknown"))[:12]
+        return self.manifest.version
 
     def predict_matrix(self, matrix: FloatArray, threads: int = 1) -> FloatArray:
         """Calibrated class probabilities for an encoded matrix (rows × features).
@@ -150,14 +149,28 @@ def _manifest_text(manifest: dict[str, Any], version: int) -> str:
     return json.dumps({**manifest, "format_version": version}, indent=2, allow_nan=False) + "\n"
 
 
-def save_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+def save_manifest(directory: Path, manifest: Manifest) -> None:
     """Write ``manifest.json`` with the sha256 of every other file in ``directory``."""
     files = {
         p.name: file_sha256(p)
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
-    (directory / MANIFEST).write_text(_manifest_text({**manifest, "files": files}, FORMAT_VERSION))
+    content = manifest.model_copy(update={"files": files}).to_json()
+    (directory / MANIFEST).write_text(_manifest_text(content, FORMAT_VERSION))
+
+
+def read_manifest(directory: Path | str) -> Manifest:
+    """The validated manifest of a model directory, without loading the model.
+
+    Raises
+    ------
+    ArtifactError
+        When the folder is not a complete model of the current format, or its manifest lacks a
+        field or has one of the wrong type (the message names each).
+    """
+    directory = Path(directory)
+    return Manifest.parse(_read_manifest(directory), directory / MANIFEST)
 
 
 def verify_artifact(directory: Path) -> None:
@@ -169,7 +182,7 @@ def verify_artifact(directory: Path) -> None:
     ArtifactError
         When the manifest or a file is missing, or a checksum does not match.
     """
-    _verify_files(directory, _read_manifest(directory))
+    _verify_files(directory, _read_manifest(directory).get("files", {}))
 
 
 def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
@@ -196,23 +209,23 @@ def load_model(directory: Path | str, *, verify: bool = True) -> ThermalModel:
     import lightgbm as lgb
 
     directory = Path(directory)
-    manifest = _read_manifest(directory)
+    manifest = read_manifest(directory)
     if verify:
-        _verify_files(directory, manifest)
+        _verify_files(directory, manifest.files)
     try:
         booster = lgb.Booster(model_file=str(directory / BOOSTER))
     except lgb.basic.LightGBMError as exc:
         raise ArtifactError(f"cannot load {directory / BOOSTER}: {exc}.") from None
     return ThermalModel(
-        spec=FeatureSpec.from_dict(manifest["features"]),
+        spec=FeatureSpec(manifest.features),
         booster=booster,
-        temperature=float(manifest["calibration"]["temperature"]),
-        class_weights=np.asarray(manifest["class_weights"], dtype=np.float64),
+        temperature=manifest.calibration.temperature,
+        class_weights=np.asarray(manifest.class_weights, dtype=np.float64),
         conformal=_part(directory / CONFORMAL, lambda p: ConformalSets.from_dict(_json(p))),
         confidence=_part(
             directory / CONFIDENCE, lambda p: ConfidenceCalibration.from_dict(_json(p))
         ),
-        heads=_part(directory, Heads.load) if HEADS in manifest["files"] else None,
+        heads=_part(directory, Heads.load) if HEADS in manifest.files else None,
         manifest=manifest,
         directory=directory,
     )
@@ -299,16 +312,16 @@ def upgrade_format(directory: Path) -> bool:
         lacks a file format 2 requires (it must be retrained).
     """
     manifest = _read_manifest(directory, formats=(PREVIOUS_FORMAT, FORMAT_VERSION))
-    _verify_files(directory, manifest)
+    _verify_files(directory, manifest.get("files", {}))
     if manifest["format_version"] == FORMAT_VERSION:
         return False
     atomic_write_text(directory / MANIFEST, _manifest_text(manifest, FORMAT_VERSION))
     return True
 
 
-def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists is there, with its checksum."""
-    for name, expected in manifest.get("files", {}).items():
+def _verify_files(directory: Path, files: dict[str, str]) -> None:
+    """Every file the manifest lists (``files``: name → sha256) is there, with its checksum."""
+    for name, expected in files.items():
         path = directory / name
         if not path.is_file():
             raise ArtifactError(f"{directory} is incomplete: {name} is listed but missing.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -59,7 +59,7 @@ class Decision:
 
 def important_inputs(model: ThermalModel, top: int) -> list[str]:
     """The model's ``top`` inputs by total gain (its derived physics features aside)."""
-    gain = model.manifest.get("booster", {}).get("feature_importance_gain", {})
+    gain = model.manifest.booster.feature_importance_gain
     inputs = set(model.spec.inputs)
     ranked = sorted((name for name in gain if name in inputs), key=lambda n: -gain[n])
     return ranked[:top]
@@ -84,9 +84,8 @@ def votes_since(url: str, since: datetime) -> int:
 
 
 def trained_at(model: ThermalModel) -> datetime:
-    """When the model was trained (its manifest's ``created``; the epoch when unknown)."""
-    created = model.manifest.get("created")
-    return datetime.fromisoformat(created) if created else datetime(1970, 1, 1, tzinfo=UTC)
+    """When the model was trained (its manifest's ``created``)."""
+    return datetime.fromisoformat(model.manifest.created)
 
 
 def recent_result(path: Path, max_age_hours: float) -> dict[str, Any] | None:

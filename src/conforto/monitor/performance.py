@@ -241,8 +241,8 @@ def judge(
     if labelled.sum() >= config.min_votes:
         y = scored.vote[labelled].astype(np.int64)
         realised = realised_metrics(y, scored.decision[labelled], scored.groups[labelled])
-    metrics = model.manifest.get("metrics", {})
-    validation: dict[str, float] = {k: float(metrics[k]) for k in JUDGED if k in metrics}
+    metrics = model.manifest.metrics.model_dump()
+    validation: dict[str, float] = {k: metrics[k] for k in JUDGED if k in metrics}
     reasons = []
     for key in (k for k in JUDGED if k in validation):
         reference = validation[key]

@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conforto.errors import LogUnavailable
-from conforto.predictions.spool import Queued, TornFrameError, frames, segments, try_lock
+from conforto.predictions.records import PredictionRow, VoteRow
+from conforto.predictions.spool import (
+    TornFrameError,
+    UnreadableFrameError,
+    frames,
+    segments,
+    try_lock,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conforto.predictions.records import Row
     from conforto.predictions.store import LogDatabase
 
 log = logging.getLogger(__name__)
@@ -88,6 +96,9 @@ class Drainer:
         self.status = DrainStatus()
         self._claims: dict[str, _Claim] = {}
         self._settled = 0.0
+        #: Segments kept on disk, never deleted nor dropped: they hold a frame this conforto
+        #: cannot read (name → why).
+        self.kept: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------- ownership
 
@@ -170,7 +181,7 @@ class Drainer:
 
     def _drain_segment(self, path: Path, claim: _Claim, sealed: bool) -> int:
         start = claim.positions[path.name]
-        rows: list[Queued] = []
+        rows: list[Row] = []
         end = start
         try:
             for frame in frames(path, start):
@@ -182,17 +193,27 @@ class Drainer:
             if sealed:  # its owner will write no more: the rest is lost, say so once
                 log.error("prediction log: %s: %s; the rest of the segment is skipped", path, exc)
                 end = path.stat().st_size
+        except UnreadableFrameError as exc:
+            self._unreadable(path, exc)
         if end > start:
             self.database.write(rows, (path.name, end))
             claim.positions[path.name] = end
-            for table, _ in rows:
-                if table == "predictions":
-                    self.status.predictions += 1
-                elif table == "feedback":
-                    self.status.feedback += 1
-        if sealed and end >= path.stat().st_size:
+            self.status.predictions += sum(isinstance(r, PredictionRow) for r in rows)
+            self.status.feedback += sum(isinstance(r, VoteRow) for r in rows)
+        if sealed and end >= path.stat().st_size and path.name not in self.kept:
             self._delete(path, claim)
         return len(rows)
+
+    def _unreadable(self, path: Path, exc: UnreadableFrameError) -> None:
+        """Keep a segment whose rows cannot be read from where they start; say so once."""
+        if path.name not in self.kept:
+            self.kept[path.name] = str(exc)
+            log.error(
+                "prediction log: %s: %s; the segment is kept as it is (rows before that frame "
+                "are stored)",
+                path,
+                exc,
+            )
 
     def _delete(self, path: Path, claim: _Claim) -> None:
         path.unlink(missing_ok=True)
@@ -225,6 +246,7 @@ class Drainer:
             if claim is None:
                 continue
             droppable = paths[:-1] if owner == self.owner and self._alive(owner) else paths
+            droppable = [p for p in droppable if p.name not in self.kept]
             for path in droppable:
                 if total <= self.max_bytes:
                     return

@@ -19,97 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.ids import issued_at
+from conforto.predictions.records import EventRow, InputValue, PredictionRow, ShadowRow, VoteRow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-    from conforto.predictions.spool import Queued, Spool
+    from conforto.predictions.answer import Prediction
+    from conforto.predictions.spool import Spool
 
 log = logging.getLogger(__name__)
-
-#: A queued prediction's values; ``created`` in seconds since the epoch, ``inputs`` the
-#: ``(name, value)`` pairs given, ``site`` the building or site the caller named (or ``None``),
-#: ``prediction_set`` the set's classes joined by ``|`` and ``coverage`` its level (``None``
-#: both without a set), then the occupant responses (``None`` each without the heads). Fields
-#: are only ever appended: older spools have fewer.
-#: The occupant responses, as the log stores them.
-RESPONSE_FIELDS = (
-    "p_dissatisfied",
-    "p_unacceptable",
-    "p_prefer_cooler",
-    "p_prefer_no_change",
-    "p_prefer_warmer",
-)
-_NO_PREFERENCE = (None, None, None)
-#: What a model answered, first in a prediction's and a shadow's fields alike.
-ANSWER_FIELDS = (
-    "prediction_id",
-    "created",
-    "model_version",
-    "predicted_class",
-    "p_cool",
-    "p_neutral",
-    "p_warm",
-)
-PREDICTION_FIELDS = (
-    *ANSWER_FIELDS,
-    "pmv",
-    "latency_ms",
-    "inputs",
-    "site",
-    "prediction_set",
-    "coverage",
-    *RESPONSE_FIELDS,
-    "arm",
-)
-#: A queued vote's values.
-FEEDBACK_FIELDS = ("prediction_id", "thermal_sensation", "created")
-#: A shadow challenger's answer to a prediction production gave: its class and probabilities,
-#: or ``error`` (the exception's name) when it failed; ``latency_ms`` is its batch's time.
-SHADOW_FIELDS = (*ANSWER_FIELDS, "latency_ms", "error")
-#: A challenger's start or end: ``event`` is ``started``, ``removed``, ``stopped`` (automatically)
-#: or ``promoted`` (production now).
-EVENT_FIELDS = ("created", "model_version", "mode", "event", "reason")
-
-
-def queued_prediction(
-    prediction: dict[str, Any],
-    inputs: dict[str, Any],
-    latency_ms: float,
-    site: str | None = None,
-    *,
-    now: float | None = None,
-    arm: str | None = None,
-) -> Queued:
-    """A prediction (the API's response shape) and the inputs given (no ``None``s) as spooled:
-    flat values in the order of :data:`PREDICTION_FIELDS`; ``now`` [s since the epoch]
-    defaults to the current time, ``arm`` is ``canary`` when a challenger answered.
-    """
-    p = prediction["probabilities"]
-    members = prediction.get("prediction_set")
-    preference = prediction.get("preference")
-    return (
-        "predictions",
-        (
-            prediction["prediction_id"],
-            time.time() if now is None else now,
-            prediction["model_version"],
-            prediction["predicted_class"],
-            p["cool"],
-            p["neutral"],
-            p["warm"],
-            prediction.get("pmv"),
-            latency_ms,
-            tuple(inputs.items()),
-            site,
-            None if members is None else "|".join(members),
-            prediction.get("coverage"),
-            prediction.get("dissatisfied"),
-            prediction.get("unacceptable"),
-            *(_NO_PREFERENCE if preference is None else preference.values()),
-            arm,
-        ),
-    )
 
 
 class LogStore(Protocol):
@@ -223,40 +141,37 @@ class PredictionLog:
 
     def add_predictions(
         self,
-        results: Sequence[dict[str, Any]],
-        inputs: Sequence[dict[str, Any]],
+        results: Sequence[Prediction],
+        inputs: Sequence[Mapping[str, InputValue]],
         latencies_ms: Sequence[float],
         sites: Sequence[str | None],
         arm: str | None = None,
     ) -> bool:
-        """Spool predictions (the API's response shapes, with the inputs given, the latency
-        [ms] and the site of each; ``arm`` ``canary`` when a challenger answered them) in one
-        write; False when the disk refused them.
+        """Spool predictions (with the inputs given, the latency [ms] and the site of each;
+        ``arm`` ``canary`` when a challenger answered them) in one write; False when the disk
+        refused them.
         """
         now = time.time()
         rows = [
-            queued_prediction(*row, now=now, arm=arm)
+            PredictionRow.of(*row, now=now, arm=arm)
             for row in zip(results, inputs, latencies_ms, sites, strict=True)
         ]
         if not self.spool.append(rows):
             return False
-        self.recent.add([r["prediction_id"] for r in results])
+        self.recent.add([r.prediction_id for r in results])
         return True
 
-    def add_shadow(self, rows: Sequence[tuple[Any, ...]]) -> bool:
-        """Spool a shadow challenger's answers (values in the order of :data:`SHADOW_FIELDS`,
-        ``created`` left out: now); False when the disk refused them.
-        """
-        now = time.time()
-        return self.spool.append([("shadow", (row[0], now, *row[1:])) for row in rows])
+    def add_shadow(self, rows: Sequence[ShadowRow]) -> bool:
+        """Spool a shadow challenger's answers; False when the disk refused them."""
+        return self.spool.append(rows)
 
     def add_event(self, version: str, mode: str, event: str, reason: str = "") -> bool:
-        """Spool a challenger's start, removal or automatic stop (:data:`EVENT_FIELDS`)."""
-        return self.spool.append([("events", (time.time(), version, mode, event, reason))])
+        """Spool a challenger's start, removal or automatic stop (:class:`EventRow`)."""
+        return self.spool.append([EventRow(time.time(), version, mode, event, reason)])
 
     def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
         """Spool an occupant's vote for a prediction; False when the disk refused it."""
-        return self.spool.append([("feedback", (prediction_id, thermal_sensation, time.time()))])
+        return self.spool.append([VoteRow(prediction_id, thermal_sensation, time.time())])
 
     def lookup(self, prediction_id: str) -> Lookup:
         """What the log knows of a prediction id.

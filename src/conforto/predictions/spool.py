@@ -14,14 +14,19 @@ sort by age and never collide, even across machines sharing one database):
 - ``OWNER.drain``: locked by the writer that drains this owner's segments.
 
 A segment is a sequence of frames: a 16-byte header (magic, payload length, CRC-32 of the
-payload, rows) and the payload, the rows marshalled (numbers, strings, tuples and ``None``
-only: ``marshal`` builds data and never runs code). This module imports no database code.
+payload, rows) and the payload, the rows (:mod:`.records`) as JSON, by table, each table's
+fields named once: ``{"predictions": {"fields": ["prediction_id", …], "rows": [[…], …]}, …}``
+(rows of one table in the order they were given). Frames of the previous format
+(magic ``CSP1``: positional rows marshalled, which only some Python versions read) are still
+read; one that cannot be is reported and kept, never deleted. This module imports no
+database code.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import logging
 import marshal
 import os
@@ -33,9 +38,12 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import pydantic_core
 
 from conforto.errors import ConfigError
+from conforto.predictions.records import FIELDS, Row, legacy_row, read_row, values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -43,18 +51,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A spooled row: its table (``"predictions"``, ``"feedback"``, ``"shadow"`` or ``"events"``)
-#: and its values.
-Queued = tuple[str, tuple[Any, ...]]
 HEADER = struct.Struct("<4sIII")
-MAGIC = b"CSP1"
+MAGIC = b"CSP2"
+#: The previous format's frames: positional rows, marshalled (read, never written).
+LEGACY_MAGIC = b"CSP1"
 SEGMENT = re.compile(r"^(?P<owner>[\w-]+)\.(?P<seq>\d{6})\.seg$")
 
 
-def encode(rows: Sequence[Queued]) -> bytes:
+def encode(rows: Sequence[Row]) -> bytes:
     """One frame holding ``rows``."""
-    payload = marshal.dumps(list(rows))
+    tables: dict[type[Row], list[tuple[object, ...]]] = {}
+    for row in rows:
+        tables.setdefault(type(row), []).append(values(row))
+    content = {kind.TABLE: {"fields": FIELDS[kind], "rows": got} for kind, got in tables.items()}
+    payload = pydantic_core.to_json(content)
     return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload), len(rows)) + payload
+
+
+def decode(magic: bytes, payload: bytes) -> list[Row]:
+    """The rows of a frame's payload, of either format.
+
+    Raises
+    ------
+    ValueError
+        When they cannot be read: a newer conforto's rows, or a previous-format frame this
+        Python's ``marshal`` does not read.
+    """
+    if magic == MAGIC:
+        try:
+            return [
+                read_row(table, part["fields"], given)
+                for table, part in json.loads(payload).items()
+                for given in part["rows"]
+            ]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"rows this conforto does not know ({exc})") from None
+    try:
+        rows = marshal.loads(payload)  # noqa: S302  # nosec B302 - builds data, runs no code
+        return [legacy_row(table, values) for table, values in rows]
+    except (EOFError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"rows of the previous spool format that this Python cannot read ({exc}): drain "
+            "them with the conforto and Python that wrote them"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -65,7 +104,7 @@ class Frame:
 
     end: int
     count: int
-    rows: list[Queued] | None
+    rows: list[Row] | None
 
 
 class TornFrameError(Exception):
@@ -73,6 +112,14 @@ class TornFrameError(Exception):
 
     def __init__(self, offset: int) -> None:
         super().__init__(f"torn or corrupt frame at byte {offset}")
+        self.offset = offset
+
+
+class UnreadableFrameError(Exception):
+    """A whole frame at ``offset`` whose rows this conforto cannot read (``reason``)."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"frame at byte {offset} holds {reason}")
         self.offset = offset
 
 
@@ -93,6 +140,8 @@ def frames(path: Path, start: int = 0, *, rows: bool = True) -> Iterator[Frame]:
     TornFrameError
         At a frame that is incomplete or fails its checksum: still being written (its owner
         lives), or cut short by the owner's death or a full disk.
+    UnreadableFrameError
+        At a whole frame whose rows cannot be read (see :func:`decode`).
     """
     with path.open("rb") as file:
         size = os.fstat(file.fileno()).st_size  # frames appended later: the next call's
@@ -104,14 +153,17 @@ def frames(path: Path, start: int = 0, *, rows: bool = True) -> Iterator[Frame]:
                 raise TornFrameError(offset)
             magic, length, crc, count = HEADER.unpack(header)
             end = offset + HEADER.size + length
-            if magic != MAGIC or end > size:
+            if magic not in (MAGIC, LEGACY_MAGIC) or end > size:
                 raise TornFrameError(offset)
             decoded = None
             if rows:
                 payload = file.read(length)
                 if zlib.crc32(payload) != crc:
                     raise TornFrameError(offset)
-                decoded = marshal.loads(payload)  # noqa: S302  # nosec B302 - data only
+                try:
+                    decoded = decode(magic, payload)
+                except ValueError as exc:
+                    raise UnreadableFrameError(offset, str(exc)) from None
             yield Frame(end, count, decoded)
             offset = end
 
@@ -197,7 +249,7 @@ class Spool:
         path = self.directory / f"{self.owner}.{seq:06d}.seg"
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    def append(self, rows: Sequence[Queued]) -> bool:
+    def append(self, rows: Sequence[Row]) -> bool:
         """Write ``rows`` as one frame with one ``os.write``; False when the disk refused
         them (they are counted as dropped and logged; nothing half-written stays).
         """

@@ -16,18 +16,21 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError, ConfortoError, LogUnavailable
-from conforto.predictions.log import (
-    EVENT_FIELDS,
-    FEEDBACK_FIELDS,
-    PREDICTION_FIELDS,
-    RESPONSE_FIELDS,
-    SHADOW_FIELDS,
-)
+from conforto.predictions.records import FIELDS, EventRow, PredictionRow, ShadowRow, VoteRow, values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from conforto.predictions.spool import Queued
+    from conforto.predictions.records import Row
+
+#: The occupant responses, as the log stores them.
+RESPONSE_FIELDS = (
+    "p_dissatisfied",
+    "p_unacceptable",
+    "p_prefer_cooler",
+    "p_prefer_no_change",
+    "p_prefer_warmer",
+)
 
 metadata = sa.MetaData()
 predictions = sa.Table(
@@ -175,15 +178,16 @@ def migrate(engine: sa.Engine) -> int:
     return before
 
 
-def _row(fields: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
-    """A queued row as the table's columns: a datetime for ``created``, a dict for ``inputs``;
-    fields a row spooled by an older conforto lacks are null.
-    """
-    row = dict(zip(fields, values + (None,) * (len(fields) - len(values)), strict=True))
-    row["created"] = datetime.fromtimestamp(row["created"], UTC)
-    if "inputs" in row:
-        row["inputs"] = dict(row["inputs"])
-    return row
+def _columns(rows: Sequence[Row], kind: type[Row]) -> list[dict[str, Any]]:
+    """The rows of one type as their table's columns (a datetime for ``created``)."""
+    return [
+        dict(
+            zip(FIELDS[kind], values(r), strict=True),
+            created=datetime.fromtimestamp(r.created, UTC),
+        )
+        for r in rows
+        if isinstance(r, kind)
+    ]
 
 
 class LogDatabase:
@@ -219,7 +223,7 @@ class LogDatabase:
                 migrate(self.engine)
                 self._migrated = True
 
-    def write(self, batch: Sequence[Queued], position: tuple[str, int] | None = None) -> None:
+    def write(self, batch: Sequence[Row], position: tuple[str, int] | None = None) -> None:
         """Store spooled rows in one transaction: predictions, then votes (``pending``, and
         ``matched`` at once when their prediction is stored), then ``position``.
 
@@ -238,10 +242,10 @@ class LogDatabase:
         LogUnavailable
             When the database refuses; nothing of the batch is stored.
         """
-        made = [_row(PREDICTION_FIELDS, q) for table, q in batch if table == "predictions"]
-        votes = [_row(FEEDBACK_FIELDS, q) for table, q in batch if table == "feedback"]
-        shadowed = [_row(SHADOW_FIELDS, q) for table, q in batch if table == "shadow"]
-        events = [_row(EVENT_FIELDS, q) for table, q in batch if table == "events"]
+        made = _columns(batch, PredictionRow)
+        votes = _columns(batch, VoteRow)
+        shadowed = _columns(batch, ShadowRow)
+        events = _columns(batch, EventRow)
         with _unavailable():
             self._ensure_schema()
             try:

@@ -238,21 +238,21 @@ class Registry:
                 if version.tags.get("artifact_sha256") == sha:
                     return Registered(version, created=False)
             manifest = model.manifest
-            metrics = {k: float(v) for k, v in manifest.get("metrics", {}).items()}
+            metrics = manifest.metrics.model_dump()
             tags = {
                 "training": timestamp(),
                 "artifact_sha256": sha,
-                "lineage.data_sha256": manifest["data"]["sha256"],
-                "lineage.data_rows": str(manifest["data"]["rows"]),
-                "lineage.git_commit": str(manifest["lineage"].get("git_commit")),
-                "lineage.config_hash": config_hash(manifest["config"]),
-                "lineage.code_sha256": str(manifest["lineage"].get("code_sha256")),
-                "lineage.package_version": str(manifest["lineage"].get("conforto")),
+                "lineage.data_sha256": manifest.data.sha256,
+                "lineage.data_rows": str(manifest.data.rows),
+                "lineage.git_commit": str(manifest.lineage.git_commit),
+                "lineage.config_hash": config_hash(manifest.config),
+                "lineage.code_sha256": str(manifest.lineage.code_sha256),
+                "lineage.package_version": manifest.lineage.conforto,
                 **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
             }
             params = {
-                "seed": manifest["seed"],
-                **{f"config.{k}": v for k, v in manifest["config"].items()},
+                "seed": manifest.seed,
+                **{f"config.{k}": v for k, v in manifest.config.items()},
             }
             found = self.store.register(artifact, tags=tags, params=params, metrics=metrics)
             self._reindex()

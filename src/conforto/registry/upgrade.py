@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from conforto.model.artifact import (
-    FORMAT_VERSION,
     MANIFEST,
     PREVIOUS_FORMAT,
     format_1_sha256,
     upgrade_format,
 )
+from conforto.model.manifest import FORMAT_VERSION
 from conforto.registry.audit import Move
 from conforto.registry.faults import checkpoint
 from conforto.registry.model_registry import PRODUCTION

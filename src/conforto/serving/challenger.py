@@ -33,12 +33,14 @@ import numpy as np
 
 from conforto.data.target import CLASS_NAMES
 from conforto.notify import Message, context, fields, header, section
+from conforto.predictions.records import ShadowRow
 from conforto.serving import telemetry
 from conforto.serving.runtime import AfterBatch, MicroBatcher, Predictor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from conforto.predictions.answer import Prediction
     from conforto.predictions.log import PredictionLog
     from conforto.settings import ChallengerSettings
 
@@ -190,7 +192,7 @@ class Challenger:
     def shadow(
         self,
         rows: Sequence[dict[str, Any]],
-        results: Sequence[dict[str, Any]],
+        results: Sequence[Prediction],
         encoded: tuple[Sequence[Any], np.ndarray] | None = None,
     ) -> None:
         """Queue the rows production just answered for the shadow (returns at once).
@@ -201,7 +203,7 @@ class Challenger:
         """
         if self.mode != "shadow" or not self.running:
             return
-        answered = [(r["prediction_id"], r["predicted_class"]) for r in results]
+        answered: list[tuple[str, str]] = [(r.prediction_id, r.predicted_class) for r in results]
         matrix = None
         if encoded is not None:
             features, encoding = encoded
@@ -254,17 +256,21 @@ class Challenger:
         except Exception as exc:  # a failing challenger is judged, never fatal
             log.warning("shadow %s failed: %s: %s", self.version, type(exc).__name__, exc)
             latency = (time.perf_counter() - start) * 1000.0
-            failure = (None, None, None, None, latency, type(exc).__name__[:64])
-            entries = [(pid, self.version, *failure) for pid, _ in answered]
+            now, error = time.time(), type(exc).__name__[:64]
+            failure = (None, None, None, None, latency, error)
+            entries = [ShadowRow(pid, now, self.version, *failure) for pid, _ in answered]
             disagreed: list[bool] = []
             failed = True
             telemetry.CHALLENGER_FAILURES.labels("shadow").inc(n)
         else:
             latency = (time.perf_counter() - start) * 1000.0
             classes = [CLASS_NAMES[k] for k in decided.tolist()]
+            now = time.time()
             entries = [
-                (pid, self.version, c, *p, latency, None)
-                for (pid, _), c, p in zip(answered, classes, proba.tolist(), strict=True)
+                ShadowRow(pid, now, self.version, c, cool, neutral, warm, latency)
+                for (pid, _), c, (cool, neutral, warm) in zip(
+                    answered, classes, proba.tolist(), strict=True
+                )
             ]
             disagreed = [c != a for (_, a), c in zip(answered, classes, strict=True)]
             failed = False
@@ -283,7 +289,7 @@ class Challenger:
         self,
         rows: list[dict[str, Any]],
         contexts: list[Any],
-        results: list[dict[str, Any]],
+        results: list[Prediction],
         matrix: np.ndarray,
     ) -> None:
         """A batch the canary answered: recorded by the service, judged by the window."""

@@ -12,6 +12,7 @@ import numpy as np
 from conforto.data.categories import normalise_value
 from conforto.data.target import CLASS_NAMES
 from conforto.physics.features import PHYSICS_INPUTS, comfort_arrays
+from conforto.predictions.answer import Prediction, Preference, Probabilities
 from conforto.predictions.ids import new_ids
 from conforto.settings import DEFAULT_LEVEL
 from conforto.uncertainty.sets import set_labels
@@ -27,8 +28,10 @@ _normalise = lru_cache(maxsize=4096)(normalise_value)
 
 #: An ordinary room, scored once after loading so the first request finds everything warm.
 WARM_UP = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
+#: Each row's occupant responses: P(dissatisfied), P(unacceptable) and the preference.
+Responses = tuple[float | None, float | None, Preference | None]
 #: The occupant responses of a model without heads.
-NO_RESPONSES: dict[str, Any] = {"dissatisfied": None, "unacceptable": None, "preference": None}
+NO_RESPONSES: Responses = (None, None, None)
 
 
 class Predictor:
@@ -108,7 +111,7 @@ class Predictor:
         proba: np.ndarray,
         decisions: np.ndarray,
         levels: Sequence[float | None],
-    ) -> tuple[list[list[str]], list[float]]:
+    ) -> tuple[list[tuple[str, ...]], list[float]]:
         """Each row's prediction set and its level."""
         conformal = self.model.conformal
         chosen = [self.coverage if level is None else level for level in levels]
@@ -132,8 +135,8 @@ class Predictor:
 
     def predict(
         self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
-    ) -> list[dict[str, Any]]:
-        """Predictions in the API's response shape, one per observation, in order.
+    ) -> list[Prediction]:
+        """Predictions, one per observation, in order.
 
         ``levels``: the confidence level each observation's prediction set was asked at
         (``None``, or none given: the predictor's ``coverage``).
@@ -142,7 +145,7 @@ class Predictor:
 
     def score(
         self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
-    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+    ) -> tuple[list[Prediction], np.ndarray]:
         """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
@@ -163,40 +166,33 @@ class Predictor:
             strict=True,
         )
         return [
-            {
-                "prediction_id": prediction_id,
-                "predicted_class": CLASS_NAMES[decision],
-                "probabilities": dict(zip(CLASS_NAMES, p, strict=True)),
-                "model_version": self.version,
-                "pmv": None if math.isnan(pmv) else round(pmv, 3),
-                "ppd": None if math.isnan(ppd) else round(ppd, 2),
-                "notes": row_notes,
-                "prediction_set": members,
-                "coverage": level,
-                **answers,
-            }
+            Prediction(
+                prediction_id,
+                CLASS_NAMES[decision],
+                Probabilities(*p),
+                self.version,
+                None if math.isnan(pmv) else round(pmv, 3),
+                None if math.isnan(ppd) else round(ppd, 2),
+                tuple(row_notes),
+                members,
+                level,
+                *answers,
+            )
             for decision, p, pmv, ppd, row_notes, prediction_id, members, level, answers in rows
         ], matrix
 
-    def responses(self, matrix: np.ndarray) -> list[dict[str, Any]]:
-        """Each row's occupant responses in the API's shape (null each without the heads)."""
+    def responses(self, matrix: np.ndarray) -> list[Responses]:
+        """Each row's occupant responses (``None`` each without the heads)."""
         heads = self.model.heads
         if heads is None:
             return [NO_RESPONSES] * len(matrix)
-        return [
-            {
-                "dissatisfied": d,
-                "unacceptable": u,
-                "preference": {"cooler": c, "no_change": n, "warmer": w},
-            }
-            for d, u, c, n, w in heads.predict(matrix).tolist()
-        ]
+        return [(d, u, Preference(c, n, w)) for d, u, c, n, w in heads.predict(matrix).tolist()]
 
 
 #: Called in the batcher's thread with each batch, before any of its answers is sent: the
 #: observations, what each request passed along (:meth:`MicroBatcher.predict`'s ``context``),
 #: the predictions and the model matrix they came from.
-AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[dict[str, Any]], np.ndarray], None]
+AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[Prediction], np.ndarray], None]
 
 
 class MicroBatcher:
@@ -227,7 +223,7 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.after = after
         self._pending: list[
-            tuple[dict[str, Any], float | None, Any, asyncio.Future[dict[str, Any]]]
+            tuple[dict[str, Any], float | None, Any, asyncio.Future[Prediction]]
         ] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
@@ -235,14 +231,14 @@ class MicroBatcher:
 
     async def predict(
         self, observation: dict[str, Any], context: Any = None, level: float | None = None
-    ) -> dict[str, Any]:
+    ) -> Prediction:
         """The prediction for one observation (see :meth:`Predictor.predict`), its set at
         ``level``; ``context`` goes to ``after`` with it.
         """
         import asyncio
 
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        future: asyncio.Future[Prediction] = loop.create_future()
         self._pending.append((observation, level, context, future))
         if not self._draining:
             self._draining = True
@@ -251,7 +247,7 @@ class MicroBatcher:
 
     def _score(
         self, rows: list[dict[str, Any]], levels: list[float | None], contexts: list[Any]
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         results, matrix = self.predictor.score(rows, levels)
         if self.after is not None:
             self.after(rows, contexts, results, matrix)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from conforto.data.bounds import PHYSICAL_BOUNDS
 from conforto.data.categories import DOMAINS
 from conforto.model.inputs import EXAMPLE_OBSERVATION, INPUTS, Input
+from conforto.predictions.answer import Prediction
 
 
 def _numeric_field(name: str, required: bool) -> tuple[Any, Any]:
@@ -69,57 +70,6 @@ Observation = create_model(  # one observation: what a caller measures and knows
     **_fields,
 )
 Observation.__doc__ = "One observation of an occupant's thermal environment."
-
-
-class Probabilities(BaseModel):
-    """Calibrated class probabilities (sum to 1)."""
-
-    cool: float = Field(description="P(vote < -0.5)")
-    neutral: float = Field(description="P(-0.5 <= vote <= 0.5)")
-    warm: float = Field(description="P(vote > 0.5)")
-
-
-class Preference(BaseModel):
-    """What change the occupant would ask for, as calibrated probabilities (sum to 1)."""
-
-    cooler: float = Field(description="P(the occupant wants it cooler)")
-    no_change: float = Field(description="P(the occupant wants no change)")
-    warmer: float = Field(description="P(the occupant wants it warmer)")
-
-
-class Prediction(BaseModel):
-    """The model's answer for one observation."""
-
-    prediction_id: str = Field(description="Id to send feedback about this prediction.")
-    predicted_class: Literal["cool", "neutral", "warm"]
-    probabilities: Probabilities
-    model_version: str
-    pmv: float | None = Field(
-        description="PMV after ISO 7730 for the same inputs; null outside its limits."
-    )
-    ppd: float | None = Field(description="PPD after ISO 7730 [%]; null outside its limits.")
-    notes: list[str] = Field(description="What was assumed, e.g. tr taken equal to ta.")
-    prediction_set: list[Literal["cool", "neutral", "warm"]] = Field(
-        description="The classes the occupant's vote falls in with probability `coverage` "
-        "(conformal prediction, calibrated on buildings the model had not seen), in the order "
-        "cool, neutral, warm; always holds predicted_class."
-    )
-    coverage: float = Field(
-        description="Confidence level of prediction_set (the request's, or the service's default)."
-    )
-    dissatisfied: float | None = Field(
-        description="P(the occupant votes ±2 or ±3: hot, warm, cool or cold), calibrated on "
-        "buildings the model had not seen: a data-driven PPD (as a probability, 0-1; ISO's is "
-        "`ppd` [%]). Null for a model without occupant-response heads."
-    )
-    unacceptable: float | None = Field(
-        description="P(the occupant finds the thermal environment unacceptable), 0-1. Null for "
-        "a model without occupant-response heads."
-    )
-    preference: Preference | None = Field(
-        description="The change the occupant would ask for. Null for a model without "
-        "occupant-response heads."
-    )
 
 
 class BatchRequest(BaseModel):

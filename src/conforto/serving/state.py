@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from conforto.predictions.answer import Prediction
     from conforto.serving.challenger import Challenger, Mode
     from conforto.serving.challenger_slot import VersionResolver
     from conforto.settings import Settings
@@ -180,7 +181,7 @@ class ServiceState:
         if self.batcher is None:
             self.batcher = MicroBatcher(runtime.predictor, after=self._after)
         self.batcher.predictor = runtime.predictor
-        accuracy = runtime.predictor.model.manifest.get("metrics", {}).get("accuracy")
+        accuracy = runtime.predictor.model.manifest.metrics.accuracy
         telemetry.set_model(runtime.predictor.version, previous, accuracy)
         if self.challenger is not None and self.challenger.version == runtime.predictor.version:
             self.challengers.replace(None, "promoted")  # it answers as production now
@@ -210,7 +211,7 @@ class ServiceState:
         site: str | None = None,
         coverage: float | None = None,
         client: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Prediction:
         """One observation's prediction, scored with whatever else is waiting (micro-batch),
         and in the prediction log's spool before it is returned: production's, or a canary
         challenger's when it answers ``client``.
@@ -250,7 +251,7 @@ class ServiceState:
         sites: list[str | None],
         coverage: float | None = None,
         client: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Prediction]:
         """Several observations' predictions in one call, spooled before they are returned
         (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row.
         """
@@ -273,21 +274,19 @@ class ServiceState:
         self,
         rows: list[dict[str, Any]],
         contexts: list[Any],
-        results: list[dict[str, Any]],
+        results: list[Prediction],
         matrix: np.ndarray,
         arm: str = "production",
     ) -> None:
         """Count and spool a batch (in its thread); hand production's to a shadow challenger."""
-        for name, count in Counter(r["predicted_class"] for r in results).items():
+        for name, count in Counter(r.predicted_class for r in results).items():
             self._per_class[name].inc(count)
-        for size, count in Counter(
-            len(r["prediction_set"]) for r in results if r["prediction_set"] is not None
-        ).items():
+        for size, count in Counter(len(r.prediction_set) for r in results).items():
             self._per_size[size].inc(count)
         now = time.perf_counter()
         latencies = [(now - start) * 1000.0 for start, _ in contexts]
         if results:
-            telemetry.MODEL_PREDICTIONS.labels(arm, results[0]["model_version"]).inc(len(results))
+            telemetry.MODEL_PREDICTIONS.labels(arm, results[0].model_version).inc(len(results))
         for latency in latencies:
             self._latency[arm].observe(latency / 1000.0)
         if self.log is not None:  # arm null: production answered

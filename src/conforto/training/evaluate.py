@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.artifact import ThermalModel
+    from conforto.model.manifest import Manifest
     from conforto.training.summary import Evaluation, SliceScores
     from conforto.uncertainty.calibration import CoverageReport
 
@@ -140,11 +141,11 @@ def _predictions(
     """:func:`predictions_frame` of prepared rows and their model matrix."""
     proba = model.predict_matrix(matrix)
     pmv = comfort_features(rows, ["pmv_iso"])["pmv_iso"].to_numpy()
-    baselines = model.manifest["baselines"]
+    baselines = model.manifest.baselines
     scores = {
         "p": proba,
-        "majority": np.tile(np.asarray(baselines["majority"]), (len(y), 1)),
-        "pmvprob": ProbabilisticPMV.from_dict(baselines["probabilistic_pmv"]).predict_proba(pmv),
+        "majority": np.tile(np.asarray(baselines.majority), (len(y), 1)),
+        "pmvprob": ProbabilisticPMV.from_dict(baselines.probabilistic_pmv).predict_proba(pmv),
     }
     return oof.build(
         rows, fold=-1, groups=groups, y=y, decision=model.decide(proba), pmv=pmv, scores=scores
@@ -326,7 +327,7 @@ def _importance_figure(importance: dict[str, float]) -> str:
 
 
 def write_evaluation(
-    metrics: dict[str, Any], out: Path, *, manifest: dict[str, Any], title: str
+    metrics: dict[str, Any], out: Path, *, manifest: Manifest, title: str
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``report.html`` (with plots) and ``MODEL_CARD.md`` into ``out``.
 
@@ -362,7 +363,7 @@ def write_evaluation(
         figures["coverage"] = _coverage_figure(summary["coverage"])
     if "reliability" in summary.get("heads", {}).get("dissatisfied", {}):
         figures["dissatisfied"] = _dissatisfied_figure(summary["heads"]["dissatisfied"])
-    importance = manifest.get("booster", {}).get("feature_importance_gain")
+    importance = manifest.booster.feature_importance_gain
     if importance:
         figures["importance"] = _importance_figure(importance)
     context = {

@@ -22,13 +22,13 @@ from conforto.errors import ArtifactError
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.lineage import code_fingerprint, git_commit, package_version, package_versions
 from conforto.model.artifact import (
-    BOOSTER,
     DRIFT_REFERENCE,
     GOLDEN,
     ThermalModel,
     load_model,
     save_manifest,
 )
+from conforto.model.manifest import BOOSTER, Manifest
 from conforto.scoring.scores import N_CLASSES
 from conforto.training.evaluate import write_evaluation
 from conforto.uncertainty.confidence import CONFIDENCE
@@ -84,8 +84,8 @@ def golden(model: ThermalModel) -> dict[str, Any]:
 
 def manifest(
     result: TrainingResult, frame: pd.DataFrame, sources: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The manifest of a trained model (``save_manifest`` adds the format and checksums).
+) -> Manifest:
+    """The manifest of a trained model (``save_manifest`` adds the checksums).
 
     Parameters
     ----------
@@ -99,42 +99,44 @@ def manifest(
     final, config, y = result.final, result.config, result.y
     cv = result.metrics["cv"]
     importance = final.booster.feature_importance("gain").tolist()
-    return {
-        "name": "conforto-thermal-sensation",
-        "created": pd.Timestamp.now(tz="UTC").isoformat(),
-        "features": result.spec.to_dict(),
-        "classes": list(CLASS_NAMES),
-        "class_weights": final.class_weights.tolist(),
-        "calibration": {"method": "temperature", "temperature": final.temperature},
-        "baselines": {
-            "majority": (np.bincount(y, minlength=N_CLASSES) / len(y)).tolist(),
-            "probabilistic_pmv": result.probabilistic_pmv.to_dict(),
-        },
-        "booster": {
-            "params": final.params,
-            "rounds": final.rounds,
-            "feature_importance_gain": dict(zip(result.spec.names, importance, strict=True)),
-        },
-        "config": config.model_dump(),
-        "seed": config.seed,
-        "data": {
-            "sha256": fingerprint(frame),
-            "rows": len(result.rows),
-            "buildings": int(np.unique(result.groups).size),
-            "sources": dict(sources or {}),
-        },
-        "versions": package_versions(),
-        "lineage": {
-            "git_commit": git_commit(),
-            "conforto": package_version(),
-            "code_sha256": code_fingerprint(),
-        },
-        "selection": {
-            "selected": cv["selected"],
-            "macro_f1": {k: v["macro_f1"] for k, v in cv["candidates"].items()},
-        },
-        "metrics": {k: cv["model"][k] for k in ("accuracy", "macro_f1", "log_loss", "ece")},
-    }
+    return Manifest.model_validate(
+        {
+            "name": "conforto-thermal-sensation",
+            "created": pd.Timestamp.now(tz="UTC").isoformat(),
+            "features": result.spec.to_dict(),
+            "classes": list(CLASS_NAMES),
+            "class_weights": final.class_weights.tolist(),
+            "calibration": {"method": "temperature", "temperature": final.temperature},
+            "baselines": {
+                "majority": (np.bincount(y, minlength=N_CLASSES) / len(y)).tolist(),
+                "probabilistic_pmv": result.probabilistic_pmv.to_dict(),
+            },
+            "booster": {
+                "params": final.params,
+                "rounds": final.rounds,
+                "feature_importance_gain": dict(zip(result.spec.names, importance, strict=True)),
+            },
+            "config": config.model_dump(),
+            "seed": config.seed,
+            "data": {
+                "sha256": fingerprint(frame),
+                "rows": len(result.rows),
+                "buildings": int(np.unique(result.groups).size),
+                "sources": dict(sources or {}),
+            },
+            "versions": package_versions(),
+            "lineage": {
+                "git_commit": git_commit(),
+                "conforto": package_version(),
+                "code_sha256": code_fingerprint(),
+            },
+            "selection": {
+                "selected": cv["selected"],
+                "macro_f1": {k: v["macro_f1"] for k, v in cv["candidates"].items()},
+            },
+            "metrics": {k: cv["model"][k] for k in ("accuracy", "macro_f1", "log_loss", "ece")},
+        }
+    )
 
 
 def write_model(
@@ -178,6 +180,7 @@ def write_model(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         result.final.booster.save_model(str(tmp / BOOSTER))
+        content = manifest(result, frame, sources)
         fitted = ThermalModel(
             result.spec,
             result.final.booster,
@@ -186,7 +189,7 @@ def write_model(
             result.conformal,
             result.confidence,
             result.heads,
-            {},
+            content,
         )
         atomic_write_json(tmp / GOLDEN, golden(fitted))
         atomic_write_text(tmp / CONFORMAL, json.dumps(result.conformal.to_dict()) + "\n")
@@ -197,7 +200,6 @@ def write_model(
         atomic_write_json(tmp / "profile.json", profile_frame(result.rows))
         reference = drift_reference(result.rows, result.spec.inputs, seed=result.config.seed)
         reference.to_parquet(tmp / DRIFT_REFERENCE, index=False)
-        content = manifest(result, frame, sources)
         write_evaluation(
             result.metrics, tmp, manifest=content, title="Cross-validation (grouped by building)"
         )

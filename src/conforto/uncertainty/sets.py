@@ -203,15 +203,15 @@ def check_level(level: float) -> float:
     return level
 
 
-def set_labels(sets: BoolArray) -> list[list[str]]:
+def set_labels(sets: BoolArray) -> list[tuple[str, ...]]:
     """Each row's set as class names, in the order cool, neutral, warm.
 
     Examples
     --------
     >>> set_labels(np.array([[True, True, False], [False, False, True]]))
-    [['cool', 'neutral'], ['warm']]
+    [('cool', 'neutral'), ('warm',)]
     """
-    return [list(_NAMES[code]) for code in (sets @ _BITS).tolist()]
+    return [_NAMES[code] for code in (sets @ _BITS).tolist()]
 
 
 def sets_as_text(sets: BoolArray) -> list[str]:

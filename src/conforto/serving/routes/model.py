@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from pydantic import BaseModel
 
+from conforto.model.manifest import CodeLineage, Metrics, TrainingData
 from conforto.serving.deps import PredictorDep, ServiceDep
 
 router = APIRouter()
 
 
+class FeatureSummary(BaseModel):
+    """One column of the model matrix."""
+
+    name: str
+    kind: str
+    unit: str
+
+
+class ModelInfo(BaseModel):
+    """The served model: version, training metrics, lineage, features."""
+
+    version: str
+    name: str
+    created: str
+    metrics: Metrics
+    data: TrainingData
+    lineage: CodeLineage
+    features: list[FeatureSummary]
+    artifact: str
+
+
 @router.get("/model")
-async def model_info(predictor: PredictorDep, service: ServiceDep) -> dict[str, Any]:
+async def model_info(predictor: PredictorDep, service: ServiceDep) -> ModelInfo:
     """The served model: version, training metrics, lineage, features."""
     manifest = predictor.model.manifest
-    return {
-        "version": predictor.version,
-        "name": manifest.get("name"),
-        "created": manifest.get("created"),
-        "metrics": manifest.get("metrics", {}),
-        "data": manifest.get("data", {}),
-        "lineage": manifest.get("lineage", {}),
-        "features": [{k: f[k] for k in ("name", "kind", "unit")} for f in manifest["features"]],
-        "artifact": str(service.runtime.artifact),
-    }
+    return ModelInfo(
+        version=predictor.version,
+        name=manifest.name,
+        created=manifest.created,
+        metrics=manifest.metrics,
+        data=manifest.data,
+        lineage=manifest.lineage,
+        features=[FeatureSummary(name=f.name, kind=f.kind, unit=f.unit) for f in manifest.features],
+        artifact=str(service.runtime.artifact),
+    )

@@ -6,13 +6,14 @@ import time
 from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
+from conforto.predictions.answer import Prediction
 from conforto.serving.deps import ServiceDep, service_of
-from conforto.serving.schemas import BatchRequest, BatchResponse, Observation, Prediction
+from conforto.serving.schemas import BatchRequest, BatchResponse, Observation
 from conforto.serving.state import ServiceState
 from conforto.settings import MAX_LEVEL, MIN_LEVEL
 
@@ -28,6 +29,9 @@ CoverageQuery = Annotated[
     float | None, Query(ge=MIN_LEVEL, le=MAX_LEVEL, allow_inf_nan=False, description=COVERAGE_HELP)
 ]
 _coverage = TypeAdapter(CoverageQuery)
+#: An answer as JSON, serialised by pydantic-core straight from the frozen answer: the routes
+#: return it as it is (FastAPI would turn it into a dict, validate that and serialise it).
+_answer_json = TypeAdapter(Prediction).dump_json
 
 #: The 422 answer's shape, as FastAPI documents it for routes whose body it parses itself.
 VALIDATION_ERROR: dict[str, Any] = {
@@ -106,7 +110,7 @@ def client_of(request: Request, service: ServiceState) -> str | None:
     responses={422: VALIDATION_ERROR, 503: {"description": "No model."}},
     openapi_extra=parsed_here(Observation),
 )
-async def predict(request: Request) -> dict[str, Any]:
+async def predict(request: Request) -> Response:
     """Predict the thermal sensation of one observation, with the set of classes its vote
     falls in at the confidence level ``coverage``.
     """
@@ -116,7 +120,8 @@ async def predict(request: Request) -> dict[str, Any]:
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
-    return await service.predict(inputs, start, site, coverage, client_of(request, service))
+    answer = await service.predict(inputs, start, site, coverage, client_of(request, service))
+    return Response(_answer_json(answer), media_type="application/json")
 
 
 @router.post(
@@ -126,7 +131,7 @@ async def predict(request: Request) -> dict[str, Any]:
 )
 async def predict_batch(
     request: Request, batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
-) -> dict[str, Any]:
+) -> Response:
     """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
     prediction set at ``coverage``.
     """
@@ -139,8 +144,7 @@ async def predict_batch(
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
     sites = [row.pop("site", None) for row in rows]
     client = client_of(request, service)
-    return {
-        "predictions": await to_thread.run_sync(
-            service.predict_rows, rows, start, sites, coverage, client
-        )
-    }
+    answers = await to_thread.run_sync(service.predict_rows, rows, start, sites, coverage, client)
+    return Response(
+        BatchResponse(predictions=answers).model_dump_json(), media_type="application/json"
+    )
