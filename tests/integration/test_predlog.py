@@ -3,11 +3,13 @@ the writer child process, the drain, the schema."""
 
 from __future__ import annotations
 
+import marshal
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ from conforto.predictions.drain import Drainer
 from conforto.predictions.ids import new_ids
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.records import PredictionRow, VoteRow, legacy_row
-from conforto.predictions.spool import Spool, frames, segments
+from conforto.predictions.spool import HEADER, LEGACY_MAGIC, Spool, frames, segments
 from conforto.predictions.store import (
     RESPONSE_FIELDS,
     SCHEMA_VERSION,
@@ -283,6 +285,38 @@ def test_a_drain_resumes_where_the_last_one_stored_not_where_it_read(
     assert _stored_ids(log_url) == Counter(ids)
     assert len(table_rows(log_url, feedback)) == 30  # not one vote twice
     assert not list(folder.iterdir())  # segments, locks and owner files all gone
+
+
+def test_a_spool_of_the_previous_format_is_drained_and_an_unreadable_frame_kept(
+    log_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dead owner's segment as conforto 0.1 wrote it (positional rows, marshalled), whose
+    last frame this Python cannot read: the rows before it are stored, the segment stays."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    old = _prediction()
+    values = (old.prediction_id, time.time(), "2", "warm", 0.1, 0.3, 0.6, 1.2, 1.0, (("ta", 22.0),))
+    rows = [("predictions", values), ("feedback", (old.prediction_id, 1.0, time.time()))]
+    segment = folder / "0000000000001-old-1-abcdef.000000.seg"
+    segment.write_bytes(_frame(marshal.dumps(rows)) + _frame(b"\xff\xff"))
+    database = LogDatabase(log_url)
+    drainer = Drainer(folder, database)
+    assert not drainer.drain(timeout=5)  # what it cannot read stays in the backlog
+    drainer.drain(timeout=1)
+    drainer.close()
+    database.close()
+    assert _stored_ids(log_url) == Counter([old.prediction_id])
+    assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]
+    assert segment.is_file()
+    assert list(drainer.kept) == [segment.name]
+    unreadable = [r for r in caplog.records if "the segment is kept" in r.getMessage()]
+    assert len(unreadable) == 1  # said once, not at every pass
+    assert "previous spool format that this Python cannot read" in unreadable[0].getMessage()
+
+
+def _frame(payload: bytes) -> bytes:
+    """A whole frame of conforto 0.1's format holding ``payload``."""
+    return HEADER.pack(LEGACY_MAGIC, len(payload), zlib.crc32(payload), 1) + payload
 
 
 def test_pending_votes_are_matched_when_their_prediction_lands_or_orphaned(log_url: str) -> None:

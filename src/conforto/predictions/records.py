@@ -52,7 +52,7 @@ class PredictionRow:
     pmv: float | None
     latency_ms: float
     inputs: Mapping[str, InputValue]
-    site: str | None
+    site: str | None = None
     prediction_set: str | None = None
     coverage: float | None = None
     p_dissatisfied: float | None = None

@@ -88,12 +88,15 @@ def decode(magic: bytes, payload: bytes) -> list[Row]:
             raise ValueError(f"rows this conforto does not know ({exc})") from None
     try:
         rows = marshal.loads(payload)  # noqa: S302  # nosec B302 - builds data, runs no code
-        return [legacy_row(table, values) for table, values in rows]
-    except (EOFError, KeyError, TypeError, ValueError) as exc:
+    except (EOFError, TypeError, ValueError) as exc:
         raise ValueError(
             f"rows of the previous spool format that this Python cannot read ({exc}): drain "
             "them with the conforto and Python that wrote them"
         ) from None
+    try:
+        return [legacy_row(table, values) for table, values in rows]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"rows of the previous spool format it did not write ({exc})") from None
 
 
 @dataclass(frozen=True)
