@@ -17,8 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
 
 from conforto.fileio import atomic_write_text
 
@@ -27,42 +36,52 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MASK = "***"
-#: One Block Kit block: free-form JSON, as Slack defines it.
-Block = dict[str, Any]
 
 
 @dataclass
 class Message:
-    """A Slack message: ``text`` (the notification's fallback) and Block Kit ``blocks``."""
+    """A Slack message: ``text`` (the notification's fallback) and Block Kit ``blocks``
+    (slack-sdk's block models).
+    """
 
     kind: str
     text: str
     blocks: list[Block] = field(default_factory=list)
 
-    def payload(self) -> Block:
+    def payload(self) -> dict[str, object]:
         """The JSON body an incoming webhook takes."""
-        return {"text": self.text, "blocks": self.blocks}
+        return {"text": self.text, "blocks": [block.to_dict() for block in self.blocks]}
+
+    def to_json(self) -> str:
+        """One line of the outbox."""
+        return json.dumps({"kind": self.kind, **self.payload()})
+
+    @classmethod
+    def from_json(cls, line: str) -> Message:
+        """Inverse of :meth:`to_json`."""
+        kept = json.loads(line)
+        return cls(kept["kind"], kept["text"], Block.parse_all(kept["blocks"]))
 
 
 def header(text: str) -> Block:
     """A header block (plain text, cut at Slack's 150 characters)."""
-    return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}}
+    return HeaderBlock(text=PlainTextObject(text=text[:150], emoji=True))
 
 
 def section(markdown: str) -> Block:
     """A section block of Slack markdown (cut at Slack's 3,000 characters)."""
-    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown[:3000]}}
+    return SectionBlock(text=MarkdownTextObject(text=markdown[:3000]))
 
 
 def fields(pairs: dict[str, str]) -> Block:
     """A section of labelled fields, two columns (Slack shows at most ten)."""
-    items = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in list(pairs.items())[:10]]
-    return {"type": "section", "fields": items}
+    items = [MarkdownTextObject(text=f"*{k}*\n{v}") for k, v in list(pairs.items())[:10]]
+    return SectionBlock(fields=items)
 
 
 def context(text: str) -> Block:
     """A context block: the small print under a message."""
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:3000])])
 
 
 def hello_message() -> Message:
@@ -151,7 +170,7 @@ class Notifier:
         )
         self.outbox.parent.mkdir(parents=True, exist_ok=True)
         with self.outbox.open("a") as handle:
-            handle.write(json.dumps(asdict(message)) + "\n")
+            handle.write(message.to_json() + "\n")
         return False
 
     def retry(self) -> tuple[int, int]:
@@ -164,12 +183,10 @@ class Notifier:
         """
         if not self.enabled or not self.outbox.is_file():
             return 0, 0
-        kept = [
-            Message(**json.loads(line)) for line in self.outbox.read_text().splitlines() if line
-        ]
+        kept = [Message.from_json(line) for line in self.outbox.read_text().splitlines() if line]
         left = [m for m in kept if self._post(m) is not None]
         if left:
-            atomic_write_text(self.outbox, "".join(json.dumps(asdict(m)) + "\n" for m in left))
+            atomic_write_text(self.outbox, "".join(m.to_json() + "\n" for m in left))
         else:
             self.outbox.unlink()
         return len(kept) - len(left), len(left)

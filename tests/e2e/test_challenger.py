@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from conforto.model.inputs import Observation
     from tests.processes import Server
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.integration
 TOKEN = "challenger-test-token"  # noqa: S105 - a test's own token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ADMIN = {"CONFORTO_SERVE__ADMIN_TOKEN": TOKEN}
-ROOMS = [
+ROOMS: list[Observation] = [
     {"ta": 16.0 + 0.3 * i, "rh": 30.0 + i % 50, "vel": 0.1, "met": 1.1, "clo": 0.4 + (i % 5) / 10}
     for i in range(60)
 ]

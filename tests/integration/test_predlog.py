@@ -200,7 +200,7 @@ def test_database_down_keeps_rows_on_disk_then_stores_them(postgres: Any, tmp_pa
     postgres.stop()
     kept = [_prediction() for _ in range(60)]
     assert all(_add(log, [p]) for p in kept)  # answered and spooled, one by one
-    _wait(lambda: log.store.status()["failures"] >= 1)  # the writer tries, and fails
+    _wait(lambda: log.store.status().failures >= 1)  # the writer tries, and fails
     assert log.lookup(new_ids(1)[0]) == "pending"  # a young id needs no database ...
     with pytest.raises(LogUnavailable, match="OperationalError"):
         log.lookup(new_ids(1, now=1_700_000_000.0)[0])  # ... an old one does: 503, not 404

@@ -167,7 +167,7 @@ def test_a_failing_canary_is_stopped_once() -> None:
     for _ in range(30):
         challenger.failed(time.perf_counter(), RuntimeError("broken"))
     assert [kind for kind, _ in stops] == ["error_rate"]
-    assert challenger.status()["state"] == "stopped"
+    assert challenger.status().state == "stopped"
     challenger.close()
 
 
@@ -184,7 +184,7 @@ def test_a_shadow_logs_its_answers_beside_productions() -> None:
     first = log.shadow[0]
     assert (first.p_cool, first.p_neutral, first.p_warm) == (0.2, 0.5, 0.3)
     assert first.error is None
-    assert challenger.status()["window"]["disagreement"] == 0.0
+    assert challenger.status().window["disagreement"] == 0.0
     assert stops == []
     challenger.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from conforto.errors import ConfigError
 from conforto.model.inputs import Feature, FeatureSpec
-from conforto.monitor.drift import FeatureDrift, check_drift, compare, write_drift
+from conforto.monitor.drift import DriftReport, FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.monitor.window import FrameSource, Span, parse_when
@@ -47,7 +48,21 @@ def judge(reference: pd.DataFrame, current: pd.DataFrame, **kw: Any) -> dict[str
     report = compare(
         before, now, NUMERIC, CATEGORICAL, CONFIG, model_version="1", described=({}, {})
     )
-    return report.to_dict()
+    return report.to_json()
+
+
+def test_a_drift_report_reads_back_from_its_json() -> None:
+    reference, current = rooms(2000, 1), rooms(800, 2, season="summer")
+    before = Sample().add(reference, NUMERIC, CATEGORICAL)
+    now = Sample().add(current, NUMERIC, CATEGORICAL)
+    described = ({"source": "training"}, {"source": "prediction_log", "from": "2026-11-01"})
+    report = compare(
+        before, now, NUMERIC, CATEGORICAL, CONFIG, model_version="4", described=described
+    )
+    again = DriftReport.from_json(json.loads(json.dumps(report.to_json())), CONFIG.drift_share)
+    assert again == report
+    assert again.drifted_features == report.drifted_features
+    assert again.current["rows"] == 800
 
 
 def test_times_are_durations_ago_or_iso() -> None:

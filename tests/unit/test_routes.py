@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.answer import Prediction, Preference, Probabilities
+from conforto.predictions.drain import DrainStatus
 from conforto.predictions.ids import new_ids
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.records import PredictionRow, Row, VoteRow
@@ -85,8 +86,8 @@ class MemoryStore:
             raise LogUnavailable("connection refused")
         return prediction_id in self.stored
 
-    def status(self) -> dict[str, Any]:
-        return {}
+    def status(self) -> DrainStatus:
+        return DrainStatus()
 
     def close(self, timeout: float) -> bool:
         return True

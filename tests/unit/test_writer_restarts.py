@@ -9,6 +9,7 @@ import pytest
 
 from conforto.errors import LogUnavailable
 from conforto.predictions import writer as writer_module
+from conforto.predictions.drain import DrainStatus
 from conforto.predictions.log import LogCounters, PredictionLog
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
@@ -27,11 +28,11 @@ class FlakyStore:
     def has_prediction(self, prediction_id: str) -> bool:
         return False
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DrainStatus:
         self.calls += 1
         if self.calls == 1:
             raise RuntimeError("something unforeseen")
-        return {"predictions": 3}
+        return DrainStatus(predictions=3)
 
     def close(self, timeout: float) -> bool:
         return True

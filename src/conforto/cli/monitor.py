@@ -377,7 +377,7 @@ def check(
         console.print(f"  • {reason}", highlight=False)
     console.print(f"decision: {path}", highlight=False)
     if decision.retrain:
-        tell(check_message(decision.to_dict()))
+        tell(check_message(decision))
     if retrain and decision.retrain:
         _retrain(cfg, measurements, metadata, reports / "check" / "feedback.csv")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from conforto.cli.common import console, errors, fail
-from conforto.notify import Message, Notifier, hello_message
+from conforto.notify import Message, Notifier, hello_message, section
 from conforto.settings import get_settings
 
 app = typer.Typer(help="Slack notifications of lifecycle events.", no_args_is_help=True)
@@ -58,4 +58,4 @@ def retry() -> None:
 @app.command("message")
 def message(text: Annotated[str, typer.Argument(help="What to say (Slack mrkdwn).")]) -> None:
     """Send a message of your own (e.g. a workflow's outcome); nothing without a webhook."""
-    tell(Message("message", text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]))
+    tell(Message("message", text, [section(text)]))

@@ -148,16 +148,16 @@ def audit(moves: list[Move]) -> None:
 
 def drift_line(report: DriftReport) -> str:
     """The data set's verdict in one line: how many inputs drifted, against what."""
-    data = report.to_dict()
     drifted = report.dataset_drift
     verdict = "[bold red]the inputs have drifted[/]" if drifted else "no data-set drift"
-    names = f" ({', '.join(data['drifted_features'])})" if data["drifted_features"] else ""
+    found = report.drifted_features
+    names = f" ({', '.join(found)})" if found else ""
     return (
-        f"{verdict}: {len(data['drifted_features'])} of "
+        f"{verdict}: {len(found)} of "
         f"{sum(f.enough_data for f in report.features)} inputs with enough data drifted{names} "
         f"(share {report.share:.2f}, threshold {report.drift_share:.2f}); "
-        f"{data['current']['rows']:,} rows vs {data['reference']['rows']:,} "
-        f"({data['reference']['source']}, model {report.model_version})"
+        f"{report.current['rows']:,} rows vs {report.reference['rows']:,} "
+        f"({report.reference['source']}, model {report.model_version})"
     )
 
 

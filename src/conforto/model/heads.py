@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import lightgbm as lgb
 
 FloatArray = npt.NDArray[np.float64]
 HEADS = "heads.json"
@@ -74,6 +76,33 @@ def calibrated(raw: FloatArray, temperature: float) -> FloatArray:
     return softmax(class_scores(raw / temperature))
 
 
+class Logistic(TypedDict):
+    """A logistic model on PMV: one coefficient and one intercept per class (one each for a
+    binary head).
+    """
+
+    coef: list[float]
+    intercept: list[float]
+
+
+class HeadBaselines(TypedDict):
+    """A head's baselines, fitted beside it: its answers' base rate (one share per class) and,
+    but for ``dissatisfied`` (whose baseline is PPD/100), a logistic model on PMV.
+    """
+
+    base_rate: NotRequired[list[float]]
+    pmv_logistic: NotRequired[Logistic]
+
+
+class HeadEntry(TypedDict):
+    """One head in ``heads.json``."""
+
+    classes: list[str]
+    temperature: float
+    booster: str
+    baselines: NotRequired[HeadBaselines]
+
+
 @dataclass
 class Heads:
     """The loaded heads: a booster and a temperature each, and the baselines fitted beside them
@@ -81,9 +110,9 @@ class Heads:
     which evaluating the heads on other data reads.
     """
 
-    boosters: dict[str, Any]
+    boosters: dict[str, lgb.Booster]
     temperatures: dict[str, float]
-    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines: dict[str, HeadBaselines] = field(default_factory=dict)
 
     def probabilities(self, matrix: FloatArray, threads: int = 1) -> dict[str, FloatArray]:
         """Each head's class probabilities (rows × its classes) for an encoded matrix."""
@@ -114,7 +143,7 @@ class Heads:
         """
         import lightgbm as lgb
 
-        stored = json.loads((directory / HEADS).read_text())
+        stored: dict[str, HeadEntry] = json.loads((directory / HEADS).read_text())
         boosters, temperatures, baselines = {}, {}, {}
         for spec in SPECS:
             entry = stored[spec.name]
@@ -123,7 +152,7 @@ class Heads:
             except lgb.basic.LightGBMError as exc:
                 raise ValueError(f"{spec.booster_file}: {exc}") from None
             temperatures[spec.name] = float(entry["temperature"])
-            baselines[spec.name] = entry.get("baselines", {})
+            baselines[spec.name] = entry.get("baselines", HeadBaselines())
         return cls(boosters, temperatures, baselines)
 
     def save(self, directory: Path) -> None:
@@ -131,12 +160,12 @@ class Heads:
         for spec in SPECS:
             self.boosters[spec.name].save_model(str(directory / spec.booster_file))
         entries = {
-            spec.name: {
-                "classes": list(spec.classes),
-                "temperature": self.temperatures[spec.name],
-                "booster": spec.booster_file,
-                "baselines": self.baselines.get(spec.name, {}),
-            }
+            spec.name: HeadEntry(
+                classes=list(spec.classes),
+                temperature=self.temperatures[spec.name],
+                booster=spec.booster_file,
+                baselines=self.baselines.get(spec.name, HeadBaselines()),
+            )
             for spec in SPECS
         }
         (directory / HEADS).write_text(json.dumps(entries, indent=2) + "\n")

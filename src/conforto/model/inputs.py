@@ -71,8 +71,11 @@ INPUTS: tuple[Input, ...] = (
     Input("building_type", "categorical"),
     Input("country", "categorical"),
 )
+#: One observation's inputs as a caller gives them: input name → a number (in the input's unit)
+#: or a category's name; inputs left out are absent.
+Observation = dict[str, float | str]
 #: One observation as a caller sends it: the API's example and the MLflow model's input example.
-EXAMPLE_OBSERVATION: dict[str, Any] = {
+EXAMPLE_OBSERVATION: Observation = {
     "ta": 24.5,
     "rh": 55.0,
     "vel": 0.15,

@@ -19,6 +19,8 @@ FORMAT_VERSION: Final = 2
 BOOSTER = "booster.txt"
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: LightGBM's parameters, as LightGBM takes them: name → a number, a name or a switch.
+BoosterParams = dict[str, float | int | str | bool]
 
 
 class _Part(BaseModel):
@@ -43,8 +45,7 @@ class Baselines(_Part):
 class BoosterInfo(_Part):
     """How the booster was fitted."""
 
-    #: LightGBM's parameters, as LightGBM takes them (free-form: its own vocabulary).
-    params: dict[str, Any]
+    params: BoosterParams
     rounds: int = Field(ge=1)
     #: Total gain of each feature's splits.
     feature_importance_gain: dict[str, float]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from conforto.errors import DataError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
-from conforto.monitor.drift import check_drift, write_drift
+from conforto.monitor.drift import DriftReport, check_drift, write_drift
 from conforto.monitor.performance import (
     PerformanceReport,
     check_performance,
@@ -47,14 +47,21 @@ class Decision:
     retrain: bool
     reasons: list[str]
     new_votes: int
-    drift: dict[str, Any] | None = None
+    drift: DriftReport | None = None
     performance: PerformanceReport | None = None
     checked: str = field(default_factory=timestamp)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """``decision.json``'s content."""
-        performance = None if self.performance is None else self.performance.to_json()
-        return {**asdict(self), "performance": performance}
+        return {
+            "model_version": self.model_version,
+            "retrain": self.retrain,
+            "reasons": self.reasons,
+            "new_votes": self.new_votes,
+            "drift": None if self.drift is None else self.drift.to_json(),
+            "performance": None if self.performance is None else self.performance.to_json(),
+            "checked": self.checked,
+        }
 
 
 def important_inputs(model: ThermalModel, top: int) -> list[str]:
@@ -100,18 +107,18 @@ def decide(
     model: ThermalModel,
     version: str,
     *,
-    drift: dict[str, Any] | None,
+    drift: DriftReport | None,
     performance: PerformanceReport | None,
     new_votes: int,
     config: MonitorConfig,
 ) -> Decision:
-    """Weigh the findings (``drift.json``'s content and the performance report, or ``None``
-    when a monitor had nothing to judge) against the thresholds.
+    """Weigh the findings (the drift and performance reports, or ``None`` when a monitor had
+    nothing to judge) against the thresholds.
     """
     reasons = []
     if drift is not None:
         key = set(important_inputs(model, config.retrain_top_inputs))
-        hit = [name for name in drift["drifted_features"] if name in key]
+        hit = [name for name in drift.drifted_features if name in key]
         if hit:
             reasons.append(
                 f"drift on {', '.join(hit)}, among the {config.retrain_top_inputs} inputs the "
@@ -129,7 +136,7 @@ def decide(
 
 def write_decision(decision: Decision, out: Path) -> Path:
     """Write ``decision.json`` into ``out``."""
-    return atomic_write_json(out / "decision.json", decision.to_dict())
+    return atomic_write_json(out / "decision.json", decision.to_json())
 
 
 def findings(
@@ -139,19 +146,19 @@ def findings(
     reports: Path,
     *,
     model_version: str | None = None,
-) -> tuple[dict[str, Any] | None, PerformanceReport | None]:
+) -> tuple[DriftReport | None, PerformanceReport | None]:
     """The drift and performance results for this model: the last ones in ``reports/drift``
     and ``reports/performance`` when younger than ``config.max_result_age_hours``, else the
     monitors run now on ``window`` (and their reports written); ``None`` for a monitor with
     nothing to judge.
     """
     version = model_version or model.version
-    drift = recent_result(reports / "drift" / "drift.json", config.max_result_age_hours)
-    if drift is None or drift["model_version"] != version:
+    last = recent_result(reports / "drift" / "drift.json", config.max_result_age_hours)
+    drift = None if last is None else DriftReport.from_json(last, config.drift_share)
+    if drift is None or drift.model_version != version:
         try:
-            report, before, now = check_drift(model, window, config=config, model_version=version)
-            write_drift(report, before, now, reports / "drift")
-            drift = report.to_dict()
+            drift, before, now = check_drift(model, window, config=config, model_version=version)
+            write_drift(drift, before, now, reports / "drift")
         except DataError:  # nothing in the window
             drift = None
     last = recent_result(reports / "performance" / "performance.json", config.max_result_age_hours)
@@ -207,12 +214,12 @@ def check_model(
     return decision, path
 
 
-def check_message(decision: dict[str, Any]) -> Message:
+def check_message(decision: Decision) -> Message:
     """``conforto monitor check`` decided the model should be retrained, and why."""
     blocks = [
-        header(f"Model {decision['model_version']}: retraining is due"),
-        section("\n".join(f"• {r}" for r in decision["reasons"])),
-        context(f"{decision['new_votes']:,} new votes · checked {decision['checked']}"),
+        header(f"Model {decision.model_version}: retraining is due"),
+        section("\n".join(f"• {r}" for r in decision.reasons)),
+        context(f"{decision.new_votes:,} new votes · checked {decision.checked}"),
     ]
-    text = f":arrows_counterclockwise: conforto: retrain model {decision['model_version']}"
+    text = f":arrows_counterclockwise: conforto: retrain model {decision.model_version}"
     return Message("check", text, blocks)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from conforto.monitor.window import Source
+    from conforto.monitor.window import Described, Source
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class DriftReport:
     """Every input's verdict and the data set's, with where both samples came from."""
 
     model_version: str
-    reference: dict[str, Any]
-    current: dict[str, Any]
+    reference: Described
+    current: Described
     features: list[FeatureDrift] = field(default_factory=list)
     drift_share: float = 0.5
 
@@ -85,7 +85,7 @@ class DriftReport:
         """Whether the share of drifted inputs reaches ``drift_share``."""
         return any(f.enough_data for f in self.features) and self.share >= self.drift_share
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """``drift.json``'s content."""
         return {
             "model_version": self.model_version,
@@ -100,6 +100,19 @@ class DriftReport:
             "drift_share": self.share,
             "dataset_drift": self.dataset_drift,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], drift_share: float) -> DriftReport:
+        """A report read back from :meth:`to_json`'s content (``drift_share``: the threshold
+        of the dataset's verdict, which the file holds as the share it found).
+        """
+        return cls(
+            model_version=str(data["model_version"]),
+            reference=data["reference"],
+            current=data["current"],
+            features=[FeatureDrift(**f) for f in data["features"]],
+            drift_share=drift_share,
+        )
 
 
 #: Floor of a bin's share, so that an empty bin gives a large but finite PSI (Evidently's).
@@ -195,7 +208,7 @@ def compare(
     config: MonitorConfig,
     *,
     model_version: str,
-    described: tuple[dict[str, Any], dict[str, Any]],
+    described: tuple[Described, Described],
 ) -> DriftReport:
     """Judge every input of ``current`` against ``reference``.
 
@@ -298,7 +311,7 @@ def check_drift(
         frame = training_reference(model)
         weights, matched = season_weights(frame, now) if season_matched else (None, None)
         before = Sample().add(frame, numeric, categorical, weights)
-        described: dict[str, Any] = {
+        described: Described = {
             "source": "training",
             "from": None,
             "until": None,
@@ -382,17 +395,17 @@ def drift_figure(report: DriftReport, before: Sample, now: Sample, ncols: int = 
 def write_drift(report: DriftReport, before: Sample, now: Sample, out: Path) -> dict[str, Path]:
     """Write ``drift.json`` and ``drift.html`` (table and panels) into ``out``."""
     html = render(
-        "drift.html", report=report, data=report.to_dict(), figure=drift_figure(report, before, now)
+        "drift.html", report=report, data=report.to_json(), figure=drift_figure(report, before, now)
     )
     return {
-        "drift.json": atomic_write_json(out / "drift.json", report.to_dict()),
+        "drift.json": atomic_write_json(out / "drift.json", report.to_json()),
         "drift.html": atomic_write_text(out / "drift.html", html),
     }
 
 
 def drift_message(report: DriftReport) -> Message:
     """The inputs have drifted: which, by how much, against what."""
-    data = report.to_dict()
+    now, before = report.current, report.reference
     worst = [f for f in report.features if f.drifted]
     worst.sort(key=lambda f: -(f.statistic or 0.0))
     lines = [f"• *{f.name}*: PSI {f.statistic:.3f} (threshold {f.threshold:.2f})" for f in worst]
@@ -401,12 +414,12 @@ def drift_message(report: DriftReport) -> Message:
         header(f"Input drift, model {report.model_version}: {verdict}"),
         section("\n".join(lines) or "no input drifted"),
         context(
-            f"{data['current']['rows']:,} rows of {data['current']['source']} vs "
-            f"{data['reference']['rows']:,} of {data['reference']['source']}; share "
+            f"{now['rows']:,} rows of {now['source']} vs "
+            f"{before['rows']:,} of {before['source']}; share "
             f"{report.share:.2f} (threshold {report.drift_share:.2f})"
         ),
     ]
     text = f":warning: conforto input drift, model {report.model_version}: " + ", ".join(
-        data["drifted_features"]
+        report.drifted_features
     )
     return Message("drift", text, blocks)

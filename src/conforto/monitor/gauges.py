@@ -58,7 +58,7 @@ def drift_gauges(report: DriftReport) -> CollectorRegistry:
     """
     registry = CollectorRegistry()
     version = report.model_version
-    _rows(registry, version, int(report.current.get("rows", 0)))
+    _rows(registry, version, int(report.current.get("rows") or 0))
     statistic = _gauge(
         registry, "conforto_drift_statistic", "Drift distance of an input.", ["feature"]
     )

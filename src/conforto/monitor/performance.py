@@ -22,7 +22,14 @@ from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.errors import DataError, QuietWindow
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.monitor.thresholds import MonitorConfig
-from conforto.monitor.window import FileSource, LogSource, Source, quiet_reason, read_votes
+from conforto.monitor.window import (
+    Described,
+    FileSource,
+    LogSource,
+    Source,
+    quiet_reason,
+    read_votes,
+)
 from conforto.notify import Message, fields, header, section
 from conforto.reports import figure_uri, new_figure, render
 from conforto.scoring.scores import bootstrap_interval, confusion, macro_f1
@@ -93,7 +100,7 @@ class PerformanceReport:
     """
 
     model_version: str
-    source: dict[str, Any]
+    source: Described
     rows: int
     labelled_rows: int
     estimated: Expected
@@ -146,7 +153,7 @@ class Scored:
     vote: FloatArray  # the class voted, NaN without a vote
     groups: npt.NDArray[Any]  # building or site; a day without either
     when: pd.Series  # when the row was answered (NaT when unknown)
-    source: dict[str, Any]
+    source: Described
     estimator: str = "as answered"
 
     @property

@@ -210,6 +210,11 @@ def read_file(path: Path, metadata: Path | None = None) -> pd.DataFrame:
     return with_month(load_dataset(path, metadata, required=()).frame)
 
 
+#: Where a sample came from, for the reports: ``source``, ``from`` and ``until`` (ISO 8601, or
+#: ``None``), and what a monitor adds (``rows``, ``season_matched``).
+Described = dict[str, str | int | bool | None]
+
+
 @dataclass(frozen=True)
 class FileSource:
     """Rows of a file (``--input``), with their buildings' metadata when given."""
@@ -217,7 +222,7 @@ class FileSource:
     path: Path
     metadata: Path | None = None
 
-    def describe(self) -> dict[str, str | None]:
+    def describe(self) -> Described:
         """Where the rows came from, for the reports."""
         return {"source": f"file:{self.path}", "from": None, "until": None}
 
@@ -236,7 +241,7 @@ class LogSource:
     url: str
     span: Span
 
-    def describe(self) -> dict[str, str | None]:
+    def describe(self) -> Described:
         """Where the rows came from, for the reports."""
         return {
             "source": "prediction_log",
@@ -256,7 +261,7 @@ class FrameSource:
     frame: pd.DataFrame
     name: str = "data"
 
-    def describe(self) -> dict[str, str | None]:
+    def describe(self) -> Described:
         """Where the rows came from, for the reports."""
         return {"source": self.name, "from": None, "until": None}
 

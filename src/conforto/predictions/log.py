@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.ids import issued_at
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from conforto.predictions.answer import Prediction
+    from conforto.predictions.drain import DrainStatus
     from conforto.predictions.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,8 @@ class LogStore(Protocol):
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored; :class:`LogUnavailable` when it cannot be told."""
 
-    def status(self) -> dict[str, Any]:
-        """What the writer has done: ``predictions``, ``feedback``, ``failures``, ``dropped``,
-        ``orphaned`` (since it started) and ``backlog_bytes``.
-        """
+    def status(self) -> DrainStatus:
+        """What the writer has done since it started."""
 
     def close(self, timeout: float) -> bool:
         """Stop writing in the background; store what is left for up to ``timeout`` s (what is
@@ -202,18 +201,18 @@ class PredictionLog:
         starts again from zero).
         """
         status = self.store.status()
-        for key, report in (
-            ("predictions", lambda n: self.counters.written("predictions", n)),
-            ("feedback", lambda n: self.counters.written("feedback", n)),
-            ("failures", self.counters.failed),
-            ("dropped", self.counters.dropped),
-            ("orphaned", self.counters.orphaned),
+        for key, now, report in (
+            ("predictions", status.predictions, lambda n: self.counters.written("predictions", n)),
+            ("feedback", status.feedback, lambda n: self.counters.written("feedback", n)),
+            ("failures", status.failures, self.counters.failed),
+            ("dropped", status.dropped, self.counters.dropped),
+            ("orphaned", status.orphaned, self.counters.orphaned),
         ):
-            now, before = int(status.get(key, 0)), self._seen.get(key, 0)
+            before = self._seen.get(key, 0)
             if now != before:
                 report(now - before if now > before else now)
             self._seen[key] = now
-        self.counters.backlog(int(status.get("backlog_bytes", 0)))
+        self.counters.backlog(status.backlog_bytes)
 
     def _run(self) -> None:
         # This thread's calls are also what restarts a dead writer: it must outlive any failure.

@@ -16,18 +16,30 @@ import subprocess
 import sys
 import threading
 from contextlib import suppress
-from dataclasses import asdict
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conforto.errors import ConfigError, LogUnavailable
 
 if TYPE_CHECKING:
-    from conforto.predictions.drain import Drainer
+    from pathlib import Path
+
+    from conforto.predictions.drain import Drainer, DrainStatus
     from conforto.predictions.store import LogDatabase
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    """What the child needs to know, sent once when it starts (see :class:`LogProcess`)."""
+
+    url: str
+    spool: Path
+    owner: str | None
+    max_bytes: int
+    horizon: float
 
 
 class LogProcess:
@@ -71,13 +83,7 @@ class LogProcess:
         niceness: int = 19,
     ) -> None:
         self.url = url
-        self.config = {
-            "url": url,
-            "spool": str(spool),
-            "owner": owner,
-            "max_bytes": max_bytes,
-            "horizon": horizon,
-        }
+        self.config = WriterConfig(url, spool, owner, max_bytes, horizon)
         self.timeout = timeout
         self.niceness = niceness
         self._lock = threading.Lock()  # one call on the pipe at a time
@@ -101,9 +107,9 @@ class LogProcess:
         """Whether a prediction is stored (see :meth:`LogDatabase.has_prediction`)."""
         return bool(self._call("has_prediction", prediction_id))
 
-    def status(self) -> dict[str, Any]:
-        """The writer's counters (see :class:`~conforto.predictions.drain.DrainStatus`)."""
-        found: dict[str, Any] = self._call("status", None)
+    def status(self) -> DrainStatus:
+        """The writer's counters."""
+        found: DrainStatus = self._call("status", None)
         return found
 
     def _call(self, method: str, argument: Any) -> Any:
@@ -194,15 +200,11 @@ class LogProcess:
             database.close()
 
 
-def _drainer(config: dict[str, Any], database: LogDatabase, owner: str | None) -> Drainer:
+def _drainer(config: WriterConfig, database: LogDatabase, owner: str | None) -> Drainer:
     from conforto.predictions.drain import Drainer
 
     return Drainer(
-        Path(config["spool"]),
-        database,
-        owner=owner,
-        max_bytes=int(config["max_bytes"]),
-        horizon=float(config["horizon"]),
+        config.spool, database, owner=owner, max_bytes=config.max_bytes, horizon=config.horizon
     )
 
 
@@ -221,9 +223,9 @@ def serve(conn: Connection, niceness: int) -> None:
     os.nice(niceness)  # first: loading the database driver can wait too
     from conforto.predictions.store import LogDatabase
 
-    config = conn.recv()
+    config: WriterConfig = conn.recv()
     try:
-        drainer: Drainer | None = _drainer(config, LogDatabase(config["url"]), config["owner"])
+        drainer: Drainer | None = _drainer(config, LogDatabase(config.url), config.owner)
         error = ""
     except ConfigError as exc:
         drainer, error = None, str(exc)
@@ -263,7 +265,7 @@ def _answer(drainer: Drainer | None, error: str, method: str, argument: Any) -> 
         return False, error
     try:
         if method == "status":
-            return True, asdict(drainer.status)
+            return True, drainer.status
         return True, drainer.database.has_prediction(argument)
     except LogUnavailable as exc:
         return False, str(exc)

@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from conforto.data.target import CLASS_NAMES
+from conforto.model.inputs import Observation
 from conforto.notify import Message, context, fields, header, section
 from conforto.predictions.records import ShadowRow
 from conforto.serving import telemetry
 from conforto.serving.runtime import AfterBatch, MicroBatcher, Predictor
+from conforto.serving.schemas import ChallengerStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -54,7 +56,7 @@ BUCKETS = 10_000
 
 #: A batch waiting for the shadow: its rows, production's (id, class) of each, and the matrix
 #: production scored them from when the shadow can reuse it.
-Queued = tuple[list[dict[str, Any]], list[tuple[str, str]], "np.ndarray | None"]
+Queued = tuple[list[Observation], list[tuple[str, str]], "np.ndarray | None"]
 
 
 class Window:
@@ -191,7 +193,7 @@ class Challenger:
 
     def shadow(
         self,
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[Observation],
         results: Sequence[Prediction],
         encoded: tuple[Sequence[Any], np.ndarray] | None = None,
     ) -> None:
@@ -247,7 +249,7 @@ class Challenger:
                     self._waiting -= len(rows)
 
     def _score_shadow(
-        self, rows: list[dict[str, Any]], answered: list[tuple[str, str]], matrix: Any
+        self, rows: list[Observation], answered: list[tuple[str, str]], matrix: Any
     ) -> None:
         """Score the rows, log the answers beside production's, judge them in the window."""
         start, n = time.perf_counter(), len(answered)
@@ -287,7 +289,7 @@ class Challenger:
 
     def canary_answered(
         self,
-        rows: list[dict[str, Any]],
+        rows: list[Observation],
         contexts: list[Any],
         results: list[Prediction],
         matrix: np.ndarray,
@@ -321,19 +323,19 @@ class Challenger:
                 self.stopped = breach[1]
             self._on_stop(self, *breach)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> ChallengerStatus:
         """What ``/admin/challenger`` reports."""
-        return {
-            "version": self.version,
-            "mode": self.mode,
-            "canary_percent": self.percent if self.mode == "canary" else None,
-            "state": "running" if self.running else "stopped",
-            "stopped_because": self.stopped,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
-            "shadowed": self.shadowed,
-            "skipped": self.skipped,
-            "window": {k: None if np.isnan(v) else v for k, v in self.window.figures().items()},
-        }
+        return ChallengerStatus(
+            version=self.version,
+            mode=self.mode,
+            canary_percent=self.percent if self.mode == "canary" else None,
+            state="running" if self.running else "stopped",
+            stopped_because=self.stopped,
+            started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+            shadowed=self.shadowed,
+            skipped=self.skipped,
+            window={k: None if np.isnan(v) else v for k, v in self.window.figures().items()},
+        )
 
     def close(self) -> None:
         """Stop its threads (a shadow batch being scored finishes in the background)."""
@@ -341,7 +343,7 @@ class Challenger:
         self.batcher.close()
 
 
-def challenger_message(version: str, mode: str, reason: str, figures: dict[str, Any]) -> Message:
+def challenger_message(version: str, mode: str, reason: str, figures: dict[str, float]) -> Message:
     """The service took a challenger out of the path (its automatic stop)."""
     pairs = {k: f"{v:.3g}" for k, v in figures.items() if isinstance(v, int | float)}
     blocks = [

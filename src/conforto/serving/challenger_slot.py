@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conforto.errors import ConfortoError, ReloadError
 from conforto.notify import notify
@@ -24,6 +24,7 @@ from conforto.serving.runtime import WARM_UP, AfterBatch, Predictor
 
 if TYPE_CHECKING:
     from conforto.predictions.log import PredictionLog
+    from conforto.serving.schemas import ChallengerStatus
     from conforto.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,13 @@ class ChallengerSlot:
             on_stop=self._stopped,
         )
 
-    def replace(self, new: Challenger | None, why: str = "removed") -> dict[str, Any] | None:
+    def replace(self, new: Challenger | None, why: str = "removed") -> ChallengerStatus | None:
         """Put ``new`` in the path (``None``: no challenger), retiring the one before, which is
         closed and, if still running, recorded as ``why`` (``removed``, ``promoted``).
 
         Returns
         -------
-        dict or None
+        ChallengerStatus or None
             The last status of the one before, if any.
         """
         old, self.current = self.current, new

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,11 +19,20 @@ from conforto.errors import ConfortoError, http_status
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
+    from pydantic_core import ErrorDetails
 
 log = logging.getLogger(__name__)
 
 
-def describe(error: dict[str, Any]) -> dict[str, Any]:
+class Problem(TypedDict):
+    """One validation problem of a request, as a 422 lists it."""
+
+    field: str
+    message: str
+    value: NotRequired[str | int | float | bool | None]
+
+
+def describe(error: ErrorDetails) -> Problem:
     """One validation error as ``{"field", "message", "value"}``: what was wrong, and with what.
 
     Examples
@@ -32,7 +41,7 @@ def describe(error: dict[str, Any]) -> dict[str, Any]:
     {'field': 'rh', 'message': 'too high', 'value': 130}
     """
     loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-    out: dict[str, Any] = {"field": ".".join(loc) or "body", "message": error.get("msg", "invalid")}
+    out = Problem(field=".".join(loc) or "body", message=error.get("msg", "invalid"))
     if "input" in error and error.get("type") != "missing":
         value = error["input"]
         plain = isinstance(value, str | int | bool | None) or (

@@ -11,6 +11,7 @@ import numpy as np
 
 from conforto.data.categories import normalise_value
 from conforto.data.target import CLASS_NAMES
+from conforto.model.inputs import Observation
 from conforto.physics.features import PHYSICS_INPUTS, comfort_arrays
 from conforto.predictions.answer import Prediction, Preference, Probabilities
 from conforto.predictions.ids import new_ids
@@ -27,7 +28,7 @@ _normalise = lru_cache(maxsize=4096)(normalise_value)
 
 
 #: An ordinary room, scored once after loading so the first request finds everything warm.
-WARM_UP = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
+WARM_UP: Observation = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
 #: Each row's occupant responses: P(dissatisfied), P(unacceptable) and the preference.
 Responses = tuple[float | None, float | None, Preference | None]
 #: The occupant responses of a model without heads.
@@ -72,7 +73,7 @@ class Predictor:
         self.adaptive = "t_cmf" in self.derived or "dt_cmf" in self.derived
 
     def matrix(
-        self, observations: Sequence[dict[str, Any]]
+        self, observations: Sequence[Observation]
     ) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
         """The model matrix, the ISO 7730 PMV/PPD and the notes for each observation."""
         table = np.array(  # None (not given) becomes NaN
@@ -107,7 +108,7 @@ class Predictor:
 
     def sets(
         self,
-        observations: Sequence[dict[str, Any]],
+        observations: Sequence[Observation],
         proba: np.ndarray,
         decisions: np.ndarray,
         levels: Sequence[float | None],
@@ -122,7 +123,7 @@ class Predictor:
         return set_labels(members), chosen
 
     def classify(
-        self, observations: Sequence[dict[str, Any]], matrix: np.ndarray | None = None
+        self, observations: Sequence[Observation], matrix: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Only the classes (indices into ``CLASS_NAMES``) and their probabilities: what a
         shadow challenger needs, without the sets, responses and notes. ``matrix``: the
@@ -134,7 +135,7 @@ class Predictor:
         return self.model.decide(proba), proba
 
     def predict(
-        self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+        self, observations: Sequence[Observation], levels: Sequence[float | None] = ()
     ) -> list[Prediction]:
         """Predictions, one per observation, in order.
 
@@ -144,7 +145,7 @@ class Predictor:
         return self.score(observations, levels)[0]
 
     def score(
-        self, observations: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+        self, observations: Sequence[Observation], levels: Sequence[float | None] = ()
     ) -> tuple[list[Prediction], np.ndarray]:
         """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
@@ -192,7 +193,7 @@ class Predictor:
 #: Called in the batcher's thread with each batch, before any of its answers is sent: the
 #: observations, what each request passed along (:meth:`MicroBatcher.predict`'s ``context``),
 #: the predictions and the model matrix they came from.
-AfterBatch = Callable[[list[dict[str, Any]], list[Any], list[Prediction], np.ndarray], None]
+AfterBatch = Callable[[list[Observation], list[Any], list[Prediction], np.ndarray], None]
 
 
 class MicroBatcher:
@@ -222,15 +223,13 @@ class MicroBatcher:
         self.predictor = predictor
         self.max_batch = max_batch
         self.after = after
-        self._pending: list[
-            tuple[dict[str, Any], float | None, Any, asyncio.Future[Prediction]]
-        ] = []
+        self._pending: list[tuple[Observation, float | None, Any, asyncio.Future[Prediction]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conforto-predict")
 
     async def predict(
-        self, observation: dict[str, Any], context: Any = None, level: float | None = None
+        self, observation: Observation, context: Any = None, level: float | None = None
     ) -> Prediction:
         """The prediction for one observation (see :meth:`Predictor.predict`), its set at
         ``level``; ``context`` goes to ``after`` with it.
@@ -246,7 +245,7 @@ class MicroBatcher:
         return await future
 
     def _score(
-        self, rows: list[dict[str, Any]], levels: list[float | None], contexts: list[Any]
+        self, rows: list[Observation], levels: list[float | None], contexts: list[Any]
     ) -> list[Prediction]:
         results, matrix = self.predictor.score(rows, levels)
         if self.after is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from conforto.data.bounds import PHYSICAL_BOUNDS
 from conforto.data.categories import DOMAINS
@@ -65,7 +65,7 @@ Observation = create_model(  # one observation: what a caller measures and knows
     "Observation",
     __config__=ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [EXAMPLE_OBSERVATION]},
+        json_schema_extra={"examples": [dict[str, JsonValue](EXAMPLE_OBSERVATION)]},
     ),
     **_fields,
 )

@@ -27,12 +27,14 @@ from conforto.predictions.writer import LogProcess
 from conforto.serving import telemetry
 from conforto.serving.challenger_slot import ChallengerSlot
 from conforto.serving.runtime import WARM_UP, MicroBatcher, Predictor
+from conforto.serving.schemas import ChallengerStatus, Reloaded
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy as np
 
+    from conforto.model.inputs import Observation
     from conforto.predictions.answer import Prediction
     from conforto.serving.challenger import Challenger, Mode
     from conforto.serving.challenger_slot import VersionResolver
@@ -86,15 +88,6 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
         log.error("no model loaded: %s", exc)
         no_production = isinstance(exc, RegistryError) and model_dir is None  # no pointer
         return Runtime(error=str(exc), no_production=no_production)
-
-
-@dataclass(frozen=True)
-class Reload:
-    """The outcome of a reload."""
-
-    previous_version: str | None
-    model_version: str
-    changed: bool
 
 
 class ServiceState:
@@ -206,7 +199,7 @@ class ServiceState:
 
     async def predict(
         self,
-        inputs: dict[str, Any],
+        inputs: Observation,
         start: float,
         site: str | None = None,
         coverage: float | None = None,
@@ -246,7 +239,7 @@ class ServiceState:
 
     def predict_rows(
         self,
-        rows: list[dict[str, Any]],
+        rows: list[Observation],
         start: float,
         sites: list[str | None],
         coverage: float | None = None,
@@ -272,7 +265,7 @@ class ServiceState:
 
     def _after(
         self,
-        rows: list[dict[str, Any]],
+        rows: list[Observation],
         contexts: list[Any],
         results: list[Prediction],
         matrix: np.ndarray,
@@ -304,7 +297,7 @@ class ServiceState:
         """The challenger beside production, if any (running or stopped)."""
         return self.challengers.current
 
-    async def set_challenger(self, spec: str, mode: Mode, percent: float) -> dict[str, Any]:
+    async def set_challenger(self, spec: str, mode: Mode, percent: float) -> ChallengerStatus:
         """Load a challenger beside production (in place of any other) and start it.
 
         Parameters
@@ -331,13 +324,13 @@ class ServiceState:
             self.challengers.replace(challenger)
             return challenger.status()
 
-    def remove_challenger(self) -> dict[str, Any] | None:
+    def remove_challenger(self) -> ChallengerStatus | None:
         """Take the challenger out (production answers everything); its last status."""
         return self.challengers.replace(None)
 
     # ---------------------------------------------------------------------------------- reloads
 
-    async def reload(self) -> Reload:
+    async def reload(self) -> Reloaded:
         """Load the current model beside the served one, then swap them in one assignment.
 
         Raises
@@ -356,7 +349,9 @@ class ServiceState:
                 self.serve(fresh)
                 log.info("now serving version %s (was %s)", fresh.predictor.version, previous)
             telemetry.RELOADS.labels("swapped" if changed else "unchanged").inc()
-            return Reload(previous, fresh.predictor.version, changed)
+            return Reloaded(
+                previous_version=previous, model_version=fresh.predictor.version, changed=changed
+            )
 
     async def _follow_production(self) -> None:
         """Poll the production pointer; swap in a new production version when it changes."""

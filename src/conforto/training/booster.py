@@ -18,6 +18,7 @@ from conforto.scoring.scores import N_CLASSES, log_losses, macro_f1
 
 if TYPE_CHECKING:
     from conforto.model.inputs import FeatureSpec
+    from conforto.model.manifest import BoosterParams
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -59,7 +60,7 @@ class FittedBooster:
     """A tuned, calibrated booster and its decision weights."""
 
     booster: Any
-    params: dict[str, Any]
+    params: BoosterParams
     rounds: int
     temperature: float
     class_weights: FloatArray
@@ -69,7 +70,7 @@ class FittedBooster:
         return softmax(np.asarray(self.booster.predict(matrix, raw_score=True)) / self.temperature)
 
 
-def base_params(config: TrainConfig, seed: int) -> dict[str, Any]:
+def base_params(config: TrainConfig, seed: int) -> BoosterParams:
     """LightGBM's parameters before tuning: multiclass, the config's budget, ``seed``."""
     return {
         "objective": "multiclass",
@@ -182,11 +183,11 @@ def _search(
     y: IntArray,
     full_set: Any,
     inner: list[tuple[IntArray, IntArray]],
-    base: dict[str, Any],
+    base: BoosterParams,
     config: TrainConfig,
     seed: int,
     on_trial: Any,
-) -> tuple[dict[str, Any], int, FloatArray]:
+) -> tuple[BoosterParams, int, FloatArray]:
     """Optuna's bounded search over the inner folds: the best parameters, their rounds and
     their inner out-of-fold raw scores.
     """

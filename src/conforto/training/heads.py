@@ -17,7 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 from conforto.data.target import sensation_vote
-from conforto.model.heads import SPECS, Heads, HeadSpec, calibrated, class_scores, softmax
+from conforto.model.heads import (
+    SPECS,
+    HeadBaselines,
+    Heads,
+    HeadSpec,
+    Logistic,
+    calibrated,
+    class_scores,
+    softmax,
+)
 from conforto.scoring.scores import cluster_draws, expected_calibration_error, log_losses, macro_f1
 from conforto.training.booster import fit_temperature, lgb_dataset
 
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.inputs import FeatureSpec
+    from conforto.model.manifest import BoosterParams
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,7 +58,7 @@ def targets(rows: pd.DataFrame) -> dict[str, FloatArray]:
     return out
 
 
-def _params(tuned: dict[str, Any], spec: HeadSpec) -> dict[str, Any]:
+def _params(tuned: BoosterParams, spec: HeadSpec) -> BoosterParams:
     params = {k: v for k, v in tuned.items() if k not in ("objective", "num_class")}
     if len(spec.classes) == 2:
         return {**params, "objective": "binary"}
@@ -56,7 +66,7 @@ def _params(tuned: dict[str, Any], spec: HeadSpec) -> dict[str, Any]:
 
 
 def _fit(
-    matrix: FloatArray, y: IntArray, spec: FeatureSpec, params: dict[str, Any], rounds: int
+    matrix: FloatArray, y: IntArray, spec: FeatureSpec, params: BoosterParams, rounds: int
 ) -> Any:
     import lightgbm as lgb
 
@@ -81,28 +91,25 @@ class HeadCV:
     raw: FloatArray
 
 
-def fit_baselines(head: HeadSpec, y: IntArray, pmv: FloatArray) -> dict[str, Any]:
+def fit_baselines(head: HeadSpec, y: IntArray, pmv: FloatArray) -> HeadBaselines:
     """A head's baselines fitted on its answers ``y``: the base rate and, but for
     ``dissatisfied`` (whose baseline is PPD/100), a logistic model on PMV (``coef``,
     ``intercept``; rows without PMV answer the base rate).
     """
     from sklearn.linear_model import LogisticRegression
 
-    out: dict[str, Any] = {
-        "base_rate": (np.bincount(y, minlength=len(head.classes)) / len(y)).tolist()
-    }
+    out = HeadBaselines(base_rate=(np.bincount(y, minlength=len(head.classes)) / len(y)).tolist())
     if head.name != "dissatisfied":
         known = ~np.isnan(pmv)
         model = LogisticRegression().fit(pmv[known, None], y[known])
-        out["pmv_logistic"] = {
-            "coef": model.coef_[:, 0].tolist(),
-            "intercept": model.intercept_.tolist(),
-        }
+        out["pmv_logistic"] = Logistic(
+            coef=model.coef_[:, 0].tolist(), intercept=model.intercept_.tolist()
+        )
     return out
 
 
 def apply_baselines(
-    head: HeadSpec, fitted: dict[str, Any], pmv: FloatArray, ppd: FloatArray
+    head: HeadSpec, fitted: HeadBaselines, pmv: FloatArray, ppd: FloatArray
 ) -> dict[str, FloatArray]:
     """The baselines' probabilities (rows × classes; NaN rows where PPD is unknown)."""
     out: dict[str, FloatArray] = {}
@@ -144,8 +151,8 @@ class SensationFit:
     groups: IntArray
     spec: FeatureSpec
     fold_of: IntArray
-    tuned: list[tuple[dict[str, Any], int]]
-    final: tuple[dict[str, Any], int]
+    tuned: list[tuple[BoosterParams, int]]
+    final: tuple[BoosterParams, int]
 
 
 def cross_validate_heads(fit: SensationFit, comfort: pd.DataFrame) -> dict[str, HeadCV]:
@@ -223,7 +230,7 @@ def evaluate_heads(
         if labelled.size == 0:
             continue
         proba = predicted[head.name]
-        fitted = heads.baselines.get(head.name, {})
+        fitted = heads.baselines.get(head.name, HeadBaselines())
         judged[head.name] = HeadCV(
             labelled,
             labels[head.name][labelled].astype(np.int64),

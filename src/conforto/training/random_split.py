@@ -7,7 +7,7 @@ al. (2020) used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.inputs import FeatureSpec
+    from conforto.model.manifest import BoosterParams
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -29,7 +30,7 @@ LITERATURE_COMPLETE = ("ta", "tr", "rh", "vel", "met", "clo", "age", "gender")
 
 
 def _random_split_fit(
-    matrix: FloatArray, y: IntArray, params: dict[str, Any], spec: FeatureSpec, config: TrainConfig
+    matrix: FloatArray, y: IntArray, params: BoosterParams, spec: FeatureSpec, config: TrainConfig
 ) -> dict[str, float]:
     import lightgbm as lgb
 
@@ -60,7 +61,7 @@ def random_split_metrics(
     rows: pd.DataFrame,
     matrix: FloatArray,
     y: IntArray,
-    params: dict[str, Any],
+    params: BoosterParams,
     spec: FeatureSpec,
     config: TrainConfig,
 ) -> dict[str, dict[str, float]]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from conforto.model.heads import Heads
+    from conforto.model.manifest import BoosterParams
     from conforto.uncertainty.confidence import ConfidenceCalibration
     from conforto.uncertainty.sets import ConformalSets
 
@@ -51,7 +52,7 @@ class CrossValidation:
 
     predictions: pd.DataFrame
     folds: list[dict[str, Any]]
-    tuned: list[tuple[dict[str, Any], int]]
+    tuned: list[tuple[BoosterParams, int]]
     fold_of: IntArray
 
 

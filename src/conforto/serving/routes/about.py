@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from conforto.lineage import package_version
 from conforto.serving.deps import PredictorDep, ServiceDep
@@ -21,22 +20,33 @@ ABOUT = {
 }
 
 
+class About(BaseModel):
+    """The service's name, versions and links."""
+
+    service: str = "conforto"
+    version: str
+    model_version: str | None
+    docs: str = "/docs"
+    openapi: str = "/openapi.json"
+    explorer: str = "/explorer"
+
+
+class Ready(BaseModel):
+    """A model is loaded and answering."""
+
+    status: str = "ready"
+    model_version: str
+
+
 @router.get("/", response_model=None, responses={200: ABOUT})
-async def about(request: Request, service: ServiceDep) -> dict[str, Any] | Response:
+async def about(request: Request, service: ServiceDep) -> About | Response:
     """Service name, version, model version and where the docs are; a browser gets the comfort
     explorer (``/explorer``).
     """
     if "text/html" in request.headers.get("accept", ""):
         return page()
     predictor = service.runtime.predictor
-    return {
-        "service": "conforto",
-        "version": package_version(),
-        "model_version": predictor.version if predictor else None,
-        "docs": "/docs",
-        "openapi": "/openapi.json",
-        "explorer": "/explorer",
-    }
+    return About(version=package_version(), model_version=predictor.version if predictor else None)
 
 
 @router.get("/health")
@@ -46,6 +56,6 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", responses={503: {"description": "No model is loaded."}})
-async def ready(predictor: PredictorDep) -> dict[str, Any]:
+async def ready(predictor: PredictorDep) -> Ready:
     """Readiness: a model is loaded and answering."""
-    return {"status": "ready", "model_version": predictor.version}
+    return Ready(model_version=predictor.version)

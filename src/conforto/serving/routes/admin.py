@@ -4,9 +4,6 @@ restart, behind a bearer token.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 
@@ -14,7 +11,7 @@ from conforto.serving.deps import AdminDep, ServiceDep
 from conforto.serving.schemas import ChallengerRequest, ChallengerStatus, Reloaded
 
 router = APIRouter()
-GUARDED: dict[int | str, dict[str, Any]] = {
+GUARDED: dict[int | str, dict[str, str]] = {
     401: {"description": "No bearer token."},
     403: {"description": "Wrong token."},
     404: {"description": "The admin routes are off (no token configured)."},
@@ -29,13 +26,13 @@ GUARDED: dict[int | str, dict[str, Any]] = {
         409: {"description": "The model could not be loaded; the old one still serves."},
     },
 )
-async def admin_reload(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def admin_reload(_: AdminDep, service: ServiceDep) -> Reloaded:
     """Load the current production model (or the served directory again) without a restart."""
-    return asdict(await service.reload())
+    return await service.reload()
 
 
 @router.get("/admin/challenger", response_model=ChallengerStatus, responses=GUARDED)
-async def challenger_status(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def challenger_status(_: AdminDep, service: ServiceDep) -> ChallengerStatus:
     """The challenger beside production: mode, state, why it stopped, its window."""
     if service.challenger is None:
         raise HTTPException(404, "no challenger: POST /admin/challenger starts one")
@@ -52,7 +49,7 @@ async def challenger_status(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
 )
 async def start_challenger(
     wanted: ChallengerRequest, _: AdminDep, service: ServiceDep
-) -> dict[str, Any]:
+) -> ChallengerStatus:
     """Start a challenger (in place of any other): a shadow scored behind production, or a
     canary answering a share of the clients.
     """
@@ -60,7 +57,7 @@ async def start_challenger(
 
 
 @router.delete("/admin/challenger", response_model=ChallengerStatus, responses=GUARDED)
-async def remove_challenger(_: AdminDep, service: ServiceDep) -> dict[str, Any]:
+async def remove_challenger(_: AdminDep, service: ServiceDep) -> ChallengerStatus:
     """Take the challenger out: production answers everything. Its last status."""
     status = service.remove_challenger()
     if status is None:

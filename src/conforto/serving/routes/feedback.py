@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Response
@@ -34,7 +33,7 @@ router = APIRouter()
 )
 async def give_feedback(
     vote: FeedbackRequest, predlog: PredictionLogDep, response: Response
-) -> dict[str, Any]:
+) -> FeedbackResponse:
     """Record an occupant's actual vote for a prediction (every vote is kept)."""
     try:
         found = await to_thread.run_sync(predlog.lookup, vote.prediction_id)
@@ -54,8 +53,6 @@ async def give_feedback(
     telemetry.FEEDBACK.labels(status).inc()
     if status == "pending":
         response.status_code = 202
-    return {
-        "prediction_id": vote.prediction_id,
-        "thermal_sensation": vote.thermal_sensation,
-        "status": status,
-    }
+    return FeedbackResponse(
+        prediction_id=vote.prediction_id, thermal_sensation=vote.thermal_sensation, status=status
+    )
