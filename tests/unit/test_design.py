@@ -5,6 +5,8 @@ import pandas as pd
 
 from conforto.data.categories import normalise_categories
 from conforto.model.inputs import FeatureSpec, build_spec, encode
+from conforto.model.manifest import Manifest
+from tests.factories import manifest_of
 
 
 def test_spec_orders_inputs_and_learns_levels(frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
@@ -16,7 +18,8 @@ def test_spec_orders_inputs_and_learns_levels(frames: tuple[pd.DataFrame, pd.Dat
     kinds = {f.name: f for f in spec.features}
     assert "ht" not in kinds  # absent from the data
     assert set(kinds["season"].levels) <= {"summer", "winter", "autumn"}
-    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    manifest = manifest_of(features=spec.features)  # as the artifact keeps it
+    assert FeatureSpec(Manifest.model_validate_json(manifest.model_dump_json()).features) == spec
 
 
 def test_encode_maps_unknown_categories_and_missing_inputs_to_nan() -> None:

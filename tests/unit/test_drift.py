@@ -15,7 +15,7 @@ from conforto.model.inputs import Feature, FeatureSpec
 from conforto.monitor.drift import DriftReport, FeatureDrift, check_drift, compare, write_drift
 from conforto.monitor.sample import NO_SEASON, Sample, season_weights
 from conforto.monitor.thresholds import MonitorConfig
-from conforto.monitor.window import FrameSource, Span, parse_when
+from conforto.monitor.window import Described, FrameSource, Span, parse_when
 from tests.factories import bare_model, manifest_of
 
 if TYPE_CHECKING:
@@ -55,7 +55,10 @@ def test_a_drift_report_reads_back_from_its_json() -> None:
     reference, current = rooms(2000, 1), rooms(800, 2, season="summer")
     before = Sample().add(reference, NUMERIC, CATEGORICAL)
     now = Sample().add(current, NUMERIC, CATEGORICAL)
-    described = ({"source": "training"}, {"source": "prediction_log", "from": "2026-11-01"})
+    described: tuple[Described, Described] = (
+        {"source": "training"},
+        {"source": "prediction_log", "from": "2026-11-01"},
+    )
     report = compare(
         before, now, NUMERIC, CATEGORICAL, CONFIG, model_version="4", described=described
     )

@@ -119,13 +119,13 @@ def status() -> None:
     for col in ("environment", "slot", "serving", "version", "port", "pid", "nginx", "healthy"):
         table.add_column(col)
     for r in rows:
-        cells = [r["version"], r["port"], r["pid"], r["nginx"]]
+        cells = [r.version, r.port, r.pid, r.nginx]
         table.add_row(
-            r["environment"],
-            r["slot"],
-            "●" if r["active"] else "",
+            r.environment,
+            r.slot,
+            "●" if r.active else "",
             *(str(c) if c else "-" for c in cells),
-            "yes" if r["healthy"] else "no",
+            "yes" if r.healthy else "no",
         )
     console.print(table if rows else "nothing deployed")
 

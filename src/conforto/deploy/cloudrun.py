@@ -17,7 +17,7 @@ import shutil
 import string
 import subprocess
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 import yaml
 
@@ -34,6 +34,30 @@ if TYPE_CHECKING:
 #: The role that lets a member call a Cloud Run service.
 INVOKER_ROLE = "roles/run.invoker"
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
+
+
+class TrafficTarget(TypedDict, total=False):
+    """One traffic target of a Cloud Run service (the names are Cloud Run's)."""
+
+    revisionName: str
+    percent: int
+    tag: str
+    latestRevision: bool
+    url: str
+
+
+class ServiceStatus(TypedDict, total=False):
+    """A Cloud Run service's status (the part this module reads)."""
+
+    url: str
+    latestReadyRevisionName: str
+    traffic: list[TrafficTarget]
+
+
+class DescribedService(TypedDict, total=False):
+    """A Cloud Run service as ``gcloud`` describes it (the part this module reads)."""
+
+    status: ServiceStatus
 
 
 @dataclass
@@ -102,7 +126,7 @@ def render(
             "$project and $region."
         ) from None
     manifest: dict[str, Any] = yaml.safe_load(text)
-    traffic: list[dict[str, Any]]
+    traffic: list[TrafficTarget]
     if previous is None:
         traffic = [{"latestRevision": True, "percent": 100}]
     else:
@@ -157,9 +181,9 @@ def plan(
     return Plan(environment, service, revision, manifest, steps)
 
 
-def serving_revision(described: dict[str, Any]) -> str | None:
+def serving_revision(described: DescribedService) -> str | None:
     """The revision taking all the traffic of a described service."""
-    status = described.get("status", {})
+    status = described.get("status", ServiceStatus())
     for entry in status.get("traffic", []):
         if entry.get("percent") == 100:
             if entry.get("latestRevision"):
@@ -168,9 +192,9 @@ def serving_revision(described: dict[str, Any]) -> str | None:
     return None
 
 
-def urls(described: dict[str, Any]) -> tuple[str, str | None]:
+def urls(described: DescribedService) -> tuple[str, str | None]:
     """The service's URL and the candidate revision's (when tagged)."""
-    status = described.get("status", {})
+    status = described.get("status", ServiceStatus())
     tagged = [e.get("url") for e in status.get("traffic", []) if e.get("tag") == "candidate"]
     return str(status.get("url")), (str(tagged[0]) if tagged and tagged[0] else None)
 
@@ -184,13 +208,13 @@ class CloudRunDeploy:
     region: str
     project: str
 
-    def describe(self, service: str) -> dict[str, Any] | None:
+    def describe(self, service: str) -> DescribedService | None:
         """The service as Cloud Run describes it, or ``None`` when it does not exist yet."""
         scope = _scope(self.region, self.project)
         done = self.gcloud("run", "services", "describe", service, *scope, "--format", "json")
         if done.returncode != 0:
             return None
-        found: dict[str, Any] = json.loads(done.stdout)
+        found: DescribedService = json.loads(done.stdout)
         return found
 
     def _step(self, why: str, command: list[str]) -> None:
@@ -225,7 +249,7 @@ class CloudRunDeploy:
         except ConfortoError as exc:
             return False, f"{exc}; the traffic never moved"
         try:
-            service_url, candidate_url = urls(self.describe(deploy.service) or {})
+            service_url, candidate_url = urls(self.describe(deploy.service) or DescribedService())
             failure = self._smoke(candidate_url or service_url, "the candidate revision")
             for why, command in shifts:
                 if failure is not None:
@@ -298,7 +322,7 @@ def roll_out(
     invoker: str = "",
 ) -> Rollout:
     """Plan a deploy against what serves now, write its manifest to ``target`` and run it."""
-    previous = serving_revision(runner.describe(f"conforto-{environment}") or {})
+    previous = serving_revision(runner.describe(f"conforto-{environment}") or DescribedService())
     steps = plan(
         environment,
         manifests,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from conforto.deploy.slots import SLOTS, Nginx, Slot, free_port
 from conforto.deploy.smoke import smoke
@@ -57,6 +57,32 @@ class Outcome:
         return f"{where}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class Active:
+    """What an environment serves (its ``state.json``): the slot, its port, the version and its
+    artifact folder.
+    """
+
+    slot: str
+    port: int
+    version: str
+    artifact: str
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    """One slot of an environment, as ``conforto deploy status`` shows it."""
+
+    environment: str
+    slot: str
+    active: bool
+    version: str | None
+    port: int | None
+    pid: int | None
+    nginx: str | None
+    healthy: bool
+
+
 class LocalDeployer:
     """Blue/green deploys of registered versions, per environment, under ``home/deploy``.
 
@@ -92,18 +118,18 @@ class LocalDeployer:
         port = self.settings.port if environment == "production" else self.settings.staging_port
         return Nginx(self._env(environment), port, environment)
 
-    def state(self, environment: str) -> dict[str, Any]:
-        """The environment's active slot, its version and port (empty when nothing runs)."""
+    def state(self, environment: str) -> Active | None:
+        """What the environment serves (``None`` when nothing runs)."""
         path = self._env(environment) / "state.json"
-        found: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return found
+        return Active(**json.loads(path.read_text())) if path.is_file() else None
 
-    def history(self) -> list[dict[str, Any]]:
+    def history(self) -> list[Outcome]:
         """Every deploy, oldest first."""
         path = self.root / "history.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = path.read_text().splitlines()
+        return [Outcome(**json.loads(line)) for line in lines if line.strip()]
 
     def _record(self, outcome: Outcome) -> Outcome:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -132,7 +158,7 @@ class LocalDeployer:
         if environment == "production" and not force and not self._passed_staging(number):
             reason = f"version {number} has not passed staging: deploy it there first, or --force"
             return self._record(Outcome(environment, number, False, reason))
-        idle = "green" if current.get("slot") == "blue" else "blue"
+        idle = "green" if current is not None and current.slot == "blue" else "blue"
         slot, port = Slot(self._env(environment), idle), free_port()
         slot.stop()  # a slot left over by an interrupted deploy
         slot.start(artifact, port, image=self.settings.image)
@@ -144,23 +170,23 @@ class LocalDeployer:
             slot.stop()
             return self._record(Outcome(environment, number, False, failure, idle, port))
         self._switch(environment, idle, port)
-        previous = Slot(self._env(environment), current["slot"]) if current else None
+        previous = Slot(self._env(environment), current.slot) if current else None
         atomic_write_json(
-            self._env(environment) / "state.json",
-            {"slot": idle, "port": port, "version": number, "artifact": str(artifact)},
+            self._env(environment) / "state.json", asdict(Active(idle, port, number, str(artifact)))
         )
         if previous is not None and previous.name != idle:
             time.sleep(self.settings.drain_seconds)  # requests under way finish on the old one
             previous.stop()
         reason = f"ready, smoke test passed, nginx on 127.0.0.1:{self.nginx(environment).port}"
         return self._record(
-            Outcome(environment, number, True, reason, idle, port, current.get("version"))
+            Outcome(
+                environment, number, True, reason, idle, port, current.version if current else None
+            )
         )
 
     def _passed_staging(self, version: str) -> bool:
         return any(
-            h["environment"] == "staging" and h["version"] == version and h["ok"]
-            for h in self.history()
+            h.environment == "staging" and h.version == version and h.ok for h in self.history()
         )
 
     def _switch(self, environment: str, slot: str, port: int) -> None:
@@ -179,10 +205,9 @@ class LocalDeployer:
         RegistryError
             When there is no earlier deployed version.
         """
-        deployed = [
-            h["version"] for h in self.history() if h["environment"] == environment and h["ok"]
-        ]
-        current = self.state(environment).get("version")
+        deployed = [h.version for h in self.history() if h.environment == environment and h.ok]
+        active = self.state(environment)
+        current = active.version if active else None
         earlier = [v for v in deployed if v != current]
         if not earlier:
             raise RegistryError(f"{environment} has no earlier deployed version to roll back to.")
@@ -190,27 +215,27 @@ class LocalDeployer:
 
     # ------------------------------------------------------------------------------- status
 
-    def status(self) -> list[dict[str, Any]]:
+    def status(self) -> list[SlotStatus]:
         """Per environment: active slot, version, ports, pids and health."""
         rows = []
         for environment in ENVIRONMENTS:
             state, nginx = self.state(environment), self.nginx(environment)
             for name in SLOTS:
                 slot = Slot(self._env(environment), name)
-                active = state.get("slot") == name
-                if slot.pid is None and not active:
+                serving = state if state is not None and state.slot == name else None
+                if slot.pid is None and serving is None:
                     continue
                 rows.append(
-                    {
-                        "environment": environment,
-                        "slot": name,
-                        "active": active,
-                        "version": state.get("version") if active else None,
-                        "port": state.get("port") if active else None,
-                        "pid": slot.pid,
-                        "nginx": f"127.0.0.1:{nginx.port}" if nginx.pid else None,
-                        "healthy": active and nginx.routed_to() == name,
-                    }
+                    SlotStatus(
+                        environment,
+                        name,
+                        serving is not None,
+                        serving.version if serving else None,
+                        serving.port if serving else None,
+                        slot.pid,
+                        f"127.0.0.1:{nginx.port}" if nginx.pid else None,
+                        serving is not None and nginx.routed_to() == name,
+                    )
                 )
         return rows
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from conforto.model.artifact import GOLDEN, ThermalModel
+from conforto.model.artifact import GOLDEN, Golden, GoldenCase, ThermalModel
 
 #: Largest difference of a probability over HTTP from the golden one (JSON's floats round-trip
 #: exactly; the service and batch scoring agree within 1e-9).
@@ -32,10 +31,10 @@ class SmokeResult:
     model_version: str | None = None
 
 
-def golden_cases(model: ThermalModel) -> list[dict[str, Any]]:
+def golden_cases(model: ThermalModel) -> list[GoldenCase]:
     """The model's golden inputs and probabilities (its ``golden.json``)."""
-    cases: list[dict[str, Any]] = json.loads(model.file(GOLDEN).read_text())["cases"]
-    return cases
+    golden: Golden = json.loads(model.file(GOLDEN).read_text())
+    return golden["cases"]
 
 
 def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResult:

@@ -19,6 +19,7 @@ from conforto.lifecycle.gate_checks import (
     Comparison,
     GateCheck,
     GateConfig,
+    SliceDelta,
     baseline_checks,
     champion_checks,
     coverage_checks,
@@ -45,7 +46,7 @@ class GateReport:
     oof_source: str
     checks: list[GateCheck]
     comparison: Comparison
-    slices: list[dict[str, Any]] = field(default_factory=list)
+    slices: list[SliceDelta] = field(default_factory=list)
     bootstrap: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -127,7 +128,7 @@ def run_gate(
         Every check with its measured value and threshold.
     """
     checks, comparison = baseline_checks(challenger, config)
-    slices: list[dict[str, Any]] = []
+    slices: list[SliceDelta] = []
     deltas: dict[str, np.ndarray] = {}
     if champion is not None:
         frame = champion[1]

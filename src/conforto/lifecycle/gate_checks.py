@@ -290,27 +290,38 @@ def champion_checks(
     return checks, deltas
 
 
+class SliceDelta(TypedDict):
+    """A slice's macro-F1, the challenger's and the champion's, on the same votes."""
+
+    slice: str
+    value: str
+    rows: int
+    challenger: float
+    champion: float
+    delta: float
+
+
 def slice_checks(
     challenger: pd.DataFrame, champion: pd.DataFrame, config: GateConfig
-) -> tuple[list[GateCheck], list[dict[str, Any]]]:
+) -> tuple[list[GateCheck], list[SliceDelta]]:
     """(c) No slice with at least ``slice_min_rows`` rows loses more than the tolerance."""
     y = challenger["y"].to_numpy(dtype=np.int64)
     ours, theirs = _scores(challenger)[1], _scores(champion)[1]
-    table: list[dict[str, Any]] = []
+    table: list[SliceDelta] = []
     for column, groups in oof.slices(challenger, oof.JUDGED_SLICES).items():
         for value, index in groups.items():
             if len(index) < config.slice_min_rows:
                 continue
             new, old = macro_f1(y[index], ours[index]), macro_f1(y[index], theirs[index])
             table.append(
-                {
-                    "slice": column,
-                    "value": value,
-                    "rows": len(index),
-                    "challenger": new,
-                    "champion": old,
-                    "delta": new - old,
-                }
+                SliceDelta(
+                    slice=column,
+                    value=str(value),
+                    rows=len(index),
+                    challenger=new,
+                    champion=old,
+                    delta=new - old,
+                )
             )
     worst = [r for r in table if r["delta"] < -config.slice_tolerance]
     detail = (

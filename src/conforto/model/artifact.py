@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ import numpy.typing as npt
 from conforto.errors import ArtifactError
 from conforto.fileio import atomic_write_text, file_sha256
 from conforto.model.heads import HEADS, Heads, softmax
-from conforto.model.inputs import FeatureSpec
+from conforto.model.inputs import FeatureSpec, Observation
 from conforto.model.manifest import BOOSTER, FORMAT_VERSION, Manifest
 from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from conforto.uncertainty.sets import CONFORMAL, ConformalSets
@@ -67,6 +67,22 @@ UPGRADE_HINT = (
 
 FloatArray = npt.NDArray[np.float64]
 T = TypeVar("T")
+
+
+class GoldenCase(TypedDict):
+    """One golden room: the inputs as an API request, the class and probabilities the model
+    gave it (``golden.json``'s ``cases``).
+    """
+
+    inputs: Observation
+    predicted_class: str
+    probabilities: dict[str, float]
+
+
+class Golden(TypedDict):
+    """``golden.json``."""
+
+    cases: list[GoldenCase]
 
 
 @dataclass

@@ -8,8 +8,8 @@ missing value.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -132,15 +132,6 @@ class FeatureSpec:
     def inputs(self) -> list[str]:
         """Columns a caller provides."""
         return [f.name for f in self.features if f.kind != "derived"]
-
-    def to_dict(self) -> list[dict[str, Any]]:
-        """JSON-ready list of features."""
-        return [asdict(f) for f in self.features]
-
-    @classmethod
-    def from_dict(cls, items: list[dict[str, Any]]) -> FeatureSpec:
-        """Inverse of :meth:`to_dict`."""
-        return cls(tuple(Feature(**{**i, "levels": tuple(i.get("levels", ()))}) for i in items))
 
 
 def build_spec(

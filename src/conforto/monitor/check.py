@@ -95,12 +95,9 @@ def trained_at(model: ThermalModel) -> datetime:
     return datetime.fromisoformat(model.manifest.created)
 
 
-def recent_result(path: Path, max_age_hours: float) -> dict[str, Any] | None:
-    """A monitor's last result, when it exists and is younger than ``max_age_hours``."""
-    if not path.is_file() or time.time() - path.stat().st_mtime > max_age_hours * 3600:
-        return None
-    found: dict[str, Any] = json.loads(path.read_text())
-    return found
+def fresh(path: Path, max_age_hours: float) -> bool:
+    """Whether a monitor's last result exists and is younger than ``max_age_hours``."""
+    return path.is_file() and time.time() - path.stat().st_mtime <= max_age_hours * 3600
 
 
 def decide(
@@ -153,16 +150,21 @@ def findings(
     nothing to judge.
     """
     version = model_version or model.version
-    last = recent_result(reports / "drift" / "drift.json", config.max_result_age_hours)
-    drift = None if last is None else DriftReport.from_json(last, config.drift_share)
+    age = config.max_result_age_hours
+    last = reports / "drift" / "drift.json"
+    drift = None
+    if fresh(last, age):
+        drift = DriftReport.from_json(json.loads(last.read_text()), config.drift_share)
     if drift is None or drift.model_version != version:
         try:
             drift, before, now = check_drift(model, window, config=config, model_version=version)
             write_drift(drift, before, now, reports / "drift")
         except DataError:  # nothing in the window
             drift = None
-    last = recent_result(reports / "performance" / "performance.json", config.max_result_age_hours)
-    performance = None if last is None else PerformanceReport.from_json(last)
+    last = reports / "performance" / "performance.json"
+    performance = None
+    if fresh(last, age):
+        performance = PerformanceReport.from_json(json.loads(last.read_text()))
     if performance is None or performance.model_version != version:
         try:
             performance, scored = check_performance(

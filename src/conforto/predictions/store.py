@@ -178,15 +178,17 @@ def migrate(engine: sa.Engine) -> int:
     return before
 
 
-def _columns(rows: Sequence[Row], kind: type[Row]) -> list[dict[str, Any]]:
-    """The rows of one type as their table's columns (a datetime for ``created``)."""
+def _columns(rows: Sequence[Row], **extra: str) -> list[dict[str, Any]]:
+    """Rows of one type as their table's columns (a datetime for ``created``), with ``extra``
+    columns of the same value in every row.
+    """
     return [
         dict(
-            zip(FIELDS[kind], values(r), strict=True),
+            zip(FIELDS[type(r)], values(r), strict=True),
             created=datetime.fromtimestamp(r.created, UTC),
+            **extra,
         )
         for r in rows
-        if isinstance(r, kind)
     ]
 
 
@@ -242,41 +244,40 @@ class LogDatabase:
         LogUnavailable
             When the database refuses; nothing of the batch is stored.
         """
-        made = _columns(batch, PredictionRow)
-        votes = _columns(batch, VoteRow)
-        shadowed = _columns(batch, ShadowRow)
-        events = _columns(batch, EventRow)
+        made = [r for r in batch if isinstance(r, PredictionRow)]
+        votes = [r for r in batch if isinstance(r, VoteRow)]
+        shadowed = [r for r in batch if isinstance(r, ShadowRow)]
+        events = [r for r in batch if isinstance(r, EventRow)]
         with _unavailable():
             self._ensure_schema()
             try:
                 self._insert(made, votes, position, shadowed, events)
             except sa.exc.IntegrityError:
-                stored = self._stored([row["prediction_id"] for row in made])
-                seen = self._stored([row["prediction_id"] for row in shadowed], shadow)
+                stored = self._stored([row.prediction_id for row in made])
+                seen = self._stored([row.prediction_id for row in shadowed], shadow)
                 if not stored and not seen:
                     raise
-                fresh = [row for row in made if row["prediction_id"] not in stored]
-                fresh_shadow = [row for row in shadowed if row["prediction_id"] not in seen]
+                fresh = [row for row in made if row.prediction_id not in stored]
+                fresh_shadow = [row for row in shadowed if row.prediction_id not in seen]
                 self._insert(fresh, votes, position, fresh_shadow, events)
 
     def _insert(
         self,
-        made: list[dict[str, Any]],
-        votes: list[dict[str, Any]],
+        made: list[PredictionRow],
+        votes: list[VoteRow],
         position: tuple[str, int] | None,
-        shadowed: list[dict[str, Any]],
-        events: list[dict[str, Any]],
+        shadowed: list[ShadowRow],
+        events: list[EventRow],
     ) -> None:
         with self.engine.begin() as conn:
             for table, rows in (
-                (predictions, made),
-                (shadow, shadowed),
-                (challenger_events, events),
+                (predictions, _columns(made)),
+                (shadow, _columns(shadowed)),
+                (challenger_events, _columns(events)),
+                (feedback, _columns(votes, status="pending")),
             ):
                 if rows:
                     conn.execute(sa.insert(table), rows)
-            if votes:
-                conn.execute(sa.insert(feedback), [{**v, "status": "pending"} for v in votes])
             if made or votes:
                 landed = sa.exists().where(predictions.c.prediction_id == feedback.c.prediction_id)
                 conn.execute(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conforto.errors import RegistryError
 from conforto.tracking.model_version import ModelVersion
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from conforto.tracking.base import Params
 
 #: Longest tag value written (MLflow allows 5,000 characters on model-version tags).
 MAX_TAG = 1000
@@ -37,7 +39,7 @@ class RegistryStore(Protocol):
         artifact: Path,
         *,
         tags: dict[str, str],
-        params: dict[str, Any],
+        params: Params,
         metrics: dict[str, float],
     ) -> ModelVersion:
         """Add ``artifact`` as a new version with its tags, parameters and metrics."""
@@ -106,7 +108,7 @@ class MemoryStore:
         artifact: Path,
         *,
         tags: dict[str, str],
-        params: dict[str, Any],  # noqa: ARG002 - MLflow's store records them in a run
+        params: Params,  # noqa: ARG002 - MLflow's store records them in a run
         metrics: dict[str, float],  # noqa: ARG002 - as the params
     ) -> ModelVersion:
         """Add ``artifact`` as the next version, with its tags."""

@@ -14,6 +14,10 @@ from conforto.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+#: A run parameter's value, as trackers record it.
+Param = str | int | float | bool | None
+#: A run's parameters: name → value.
+Params = Mapping[str, Param]
 #: Errors that mean a bug, not an unavailable tracker: :class:`Trackers` lets them through.
 PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
 
@@ -25,7 +29,7 @@ class Tracker(Protocol):
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
         """Begin a run called ``name``."""
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Params) -> None:
         """Record the run's parameters."""
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
@@ -47,7 +51,7 @@ class NullTracker:
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
         """Do nothing."""
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Params) -> None:
         """Do nothing."""
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
@@ -140,7 +144,7 @@ class Trackers:
         """Begin a run, or warn."""
         self._call("start_run", name, tags)
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Params) -> None:
         """Record parameters, or warn."""
         self._call("log_params", params)
 

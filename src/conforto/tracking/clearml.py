@@ -27,6 +27,8 @@ from conforto.tracking.model_version import LIFECYCLE
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from conforto.tracking.base import Param, Params
+
 log = logging.getLogger(__name__)
 
 STAGE_PROJECTS = (
@@ -93,7 +95,7 @@ class ClearmlTracker:
             (offline_requested() or not server_reachable()) if offline is None else offline
         )
         self._task: Any = None
-        self._params: dict[str, Any] = {}
+        self._params: dict[str, Param] = {}
 
     @property
     def task(self) -> Any:
@@ -125,7 +127,7 @@ class ClearmlTracker:
         if tags:
             self.set_tags(tags)
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Params) -> None:
         """Add hyperparameters (section ``General``)."""
         self._params.update(
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from conforto.errors import TrackingError
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mlflow import MlflowClient
+
+    from conforto.tracking.base import Params
 
 
 def client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
@@ -96,7 +98,7 @@ class MlflowTracker:
         run = self.client.create_run(experiment_id, run_name=name, tags=dict(tags or {}))
         self.run_id = run.info.run_id
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Params) -> None:
         """Record parameters (values as text, truncated to MLflow's limit)."""
         from mlflow.entities import Param
 

@@ -22,6 +22,8 @@ from conforto.tracking.model_version import ModelVersion
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from conforto.tracking.base import Params
+
 #: Description of the registered models that hold the lifecycle's journal.
 RECORD = "conforto's lifecycle journal: a lease and the moves made under it (not a model)."
 
@@ -139,7 +141,7 @@ class MlflowRegistryStore:
         artifact: Path,
         *,
         tags: Mapping[str, str],
-        params: Mapping[str, Any],
+        params: Params,
         metrics: Mapping[str, float],
     ) -> ModelVersion:
         """Log ``artifact`` in a run and add it to the registry as a new version."""

@@ -8,7 +8,7 @@ decoded here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,6 @@ class ModelVersion:
     run_id: str | None
     source: str
     artifact: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def lifecycle(self) -> list[str]:

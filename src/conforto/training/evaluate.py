@@ -22,6 +22,7 @@ from conforto.scoring.scores import (
 )
 from conforto.training.baselines import ProbabilisticPMV, pmv_class, pmv_onehot
 from conforto.training.heads import evaluate_heads
+from conforto.training.summary import MetricsFile
 from conforto.uncertainty.calibration import TOLERANCE, coverage_misses, coverage_report
 from conforto.uncertainty.estimate import estimate_report
 
@@ -166,9 +167,7 @@ def weakest_slices(summary: Evaluation, n: int = WEAKEST) -> dict[str, list[Slic
     return out
 
 
-def evaluate_model(
-    model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0
-) -> dict[str, Evaluation]:
+def evaluate_model(model: ThermalModel, frame: pd.DataFrame, *, seed: int = 0) -> MetricsFile:
     """Metrics of a trained model on other labelled data (for example unseen buildings).
 
     Returns
@@ -188,7 +187,7 @@ def evaluate_model(
         summary["heads"] = evaluate_heads(model.heads, matrix, rows, groups, seed=seed)
     recalibrated = model.confidence.recalibrated(oof.probabilities(pred), oof.labels(pred)[1])
     summary["estimate"] = estimate_report(pred, recalibrated)
-    return {"holdout": summary}
+    return MetricsFile(holdout=summary)
 
 
 # ---------------------------------------------------------------------------------------- report
@@ -327,7 +326,7 @@ def _importance_figure(importance: dict[str, float]) -> str:
 
 
 def write_evaluation(
-    metrics: dict[str, Any], out: Path, *, manifest: Manifest, title: str
+    metrics: MetricsFile, out: Path, *, manifest: Manifest, title: str
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``report.html`` (with plots) and ``MODEL_CARD.md`` into ``out``.
 
@@ -347,8 +346,7 @@ def write_evaluation(
     dict
         Paths written.
     """
-    key = "cv" if "cv" in metrics else "holdout"
-    summary = metrics[key]
+    summary = metrics["cv"] if "cv" in metrics else metrics["holdout"]
     figures = {
         "confusion": _confusion_figure(
             {

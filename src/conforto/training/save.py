@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,8 @@ from conforto.lineage import code_fingerprint, git_commit, package_version, pack
 from conforto.model.artifact import (
     DRIFT_REFERENCE,
     GOLDEN,
+    Golden,
+    GoldenCase,
     ThermalModel,
     load_model,
     save_manifest,
@@ -35,11 +37,12 @@ from conforto.uncertainty.confidence import CONFIDENCE
 from conforto.uncertainty.sets import CONFORMAL
 
 if TYPE_CHECKING:
+    from conforto.model.inputs import Observation
     from conforto.training.train import TrainingResult
 
 #: The golden rooms: ordinary, hot and cold ones, with and without context. The inputs are API
 #: requests, so a smoke test sends them as they are.
-GOLDEN_ROOMS: tuple[dict[str, Any], ...] = (
+GOLDEN_ROOMS: tuple[Observation, ...] = (
     {
         "ta": 24.5,
         "tr": 25.0,
@@ -67,19 +70,19 @@ GOLDEN_ROOMS: tuple[dict[str, Any], ...] = (
 )
 
 
-def golden(model: ThermalModel) -> dict[str, Any]:
+def golden(model: ThermalModel) -> Golden:
     """The golden rooms with the model's class and probabilities (``golden.json``)."""
     proba = model.predict_proba(pd.DataFrame(list(GOLDEN_ROOMS)))
     classes = model.decide(proba)
     cases = [
-        {
-            "inputs": room,
-            "predicted_class": CLASS_NAMES[int(k)],
-            "probabilities": dict(zip(CLASS_NAMES, p.tolist(), strict=True)),
-        }
+        GoldenCase(
+            inputs=room,
+            predicted_class=CLASS_NAMES[int(k)],
+            probabilities=dict(zip(CLASS_NAMES, p.tolist(), strict=True)),
+        )
         for room, p, k in zip(GOLDEN_ROOMS, proba, classes, strict=True)
     ]
-    return {"cases": cases}
+    return Golden(cases=cases)
 
 
 def manifest(
@@ -103,7 +106,7 @@ def manifest(
         {
             "name": "conforto-thermal-sensation",
             "created": pd.Timestamp.now(tz="UTC").isoformat(),
-            "features": result.spec.to_dict(),
+            "features": result.spec.features,
             "classes": list(CLASS_NAMES),
             "class_weights": final.class_weights.tolist(),
             "calibration": {"method": "temperature", "temperature": final.temperature},

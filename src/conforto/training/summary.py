@@ -78,3 +78,26 @@ class Evaluation(TypedDict):
     heads: NotRequired[dict[str, Any]]
     coverage: NotRequired[CoverageReport]
     estimate: NotRequired[EstimateReport]
+
+
+class FoldFit(TypedDict):
+    """What one outer fold's booster came to."""
+
+    fold: int
+    buildings: int
+    rows: int
+    rounds: int
+    temperature: float
+    class_weights: list[float]
+
+
+class MetricsFile(TypedDict, total=False):
+    """``metrics.json``: the cross-validation's summary (``cv``, with the folds' fits and the
+    random-split protocol), or an evaluation's on other data (``holdout``).
+    """
+
+    cv: Evaluation
+    holdout: Evaluation
+    #: ``all_rows`` and ``literature_subset`` → accuracy, macro-F1, rows and rounds.
+    random_split: dict[str, dict[str, float]]
+    folds: list[FoldFit]

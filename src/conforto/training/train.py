@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ from conforto.training.booster import FittedBooster, TrainConfig, fit_booster, g
 from conforto.training.evaluate import summarise
 from conforto.training.heads import SensationFit, train_heads
 from conforto.training.random_split import random_split_metrics
+from conforto.training.summary import FoldFit, MetricsFile
 from conforto.uncertainty.calibration import calibrate_frame, coverage_report
 from conforto.uncertainty.estimate import cross_fitted, estimate_report, fit_frame
 
@@ -51,7 +52,7 @@ class CrossValidation:
     """
 
     predictions: pd.DataFrame
-    folds: list[dict[str, Any]]
+    folds: list[FoldFit]
     tuned: list[tuple[BoosterParams, int]]
     fold_of: IntArray
 
@@ -113,14 +114,14 @@ def cross_validate(
         fold_of[te] = k
         tuned.append((fitted.params, fitted.rounds))
         folds_info.append(
-            {
-                "fold": k,
-                "buildings": int(np.unique(groups[te]).size),
-                "rows": int(te.size),
-                "rounds": fitted.rounds,
-                "temperature": fitted.temperature,
-                "class_weights": fitted.class_weights.tolist(),
-            }
+            FoldFit(
+                fold=k,
+                buildings=int(np.unique(groups[te]).size),
+                rows=int(te.size),
+                rounds=fitted.rounds,
+                temperature=fitted.temperature,
+                class_weights=fitted.class_weights.tolist(),
+            )
         )
         if advance is not None:
             advance()
@@ -208,7 +209,7 @@ class TrainingResult:
     spec: FeatureSpec
     final: FittedBooster
     cv: CrossValidation
-    metrics: dict[str, Any]
+    metrics: MetricsFile
     probabilistic_pmv: ProbabilisticPMV
     config: TrainConfig
     conformal: ConformalSets
@@ -255,11 +256,11 @@ def train_model(
     summary["heads"] = heads_report
     summary["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
     summary["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
-    metrics: dict[str, Any] = {
-        "cv": summary,
-        "random_split": random_split_metrics(rows, matrix, y, final.params, spec, config),
-        "folds": cv.folds,
-    }
+    metrics = MetricsFile(
+        cv=summary,
+        random_split=random_split_metrics(rows, matrix, y, final.params, spec, config),
+        folds=cv.folds,
+    )
     if summary["selected"] != "lightgbm":
         log.warning(
             "the %s candidate scored a higher grouped macro-F1 than LightGBM; the "
