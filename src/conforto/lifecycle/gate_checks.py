@@ -7,7 +7,7 @@ out-of-fold predictions, and the champion's on the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,8 @@ from conforto.uncertainty.calibration import cross_conformal_sets
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from conforto.training.heads import HeadEvaluation
 
 
 class GateConfig(BaseModel):
@@ -365,7 +367,7 @@ def coverage_checks(
     ]
 
 
-def head_checks(report: dict[str, Any] | None, min_gain: float = 0.0) -> list[GateCheck]:
+def head_checks(report: dict[str, HeadEvaluation] | None, min_gain: float = 0.0) -> list[GateCheck]:
     """The gate's checks of the heads: each beats its physics baseline in log loss, on the
     baseline's rows (none for a model without heads).
 
@@ -376,13 +378,14 @@ def head_checks(report: dict[str, Any] | None, min_gain: float = 0.0) -> list[Ga
     min_gain
         Log loss [nats] a head must save over its baseline (``gate.min_head_log_loss_gain``).
     """
-    if not report or "skipped" in report:
+    if not report:
         return []
     checks = []
     for head, entry in report.items():
         name = PHYSICS_BASELINES[head]
-        baseline = entry[name]
-        model = entry.get(f"model on the {name} rows", entry["model"])
+        table = entry["scores"]
+        baseline = table[name]
+        model = table.get(f"model on the {name} rows", table["model"])
         gain = baseline["log_loss"] - model["log_loss"]
         checks.append(
             GateCheck(

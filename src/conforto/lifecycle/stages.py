@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
     from conforto.monitor.thresholds import MonitorConfig
     from conforto.registry.model_registry import Registry
+    from conforto.training.heads import HeadEvaluation
+    from conforto.training.summary import MetricsFile
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +241,10 @@ def _oof(artifact: Path) -> pd.DataFrame:
     return pd.read_parquet(artifact / "oof.parquet")
 
 
-def _heads_report(artifact: Path) -> dict[str, Any] | None:
+def _heads_report(artifact: Path) -> dict[str, HeadEvaluation] | None:
     """The occupant-response heads' out-of-fold report (``None`` for models without them)."""
-    metrics = json.loads((artifact / "metrics.json").read_text())
-    heads: dict[str, Any] | None = metrics.get("cv", {}).get("heads")
-    return heads
+    metrics: MetricsFile = json.loads((artifact / "metrics.json").read_text())
+    return metrics["cv"].get("heads")
 
 
 def champion_predictions(

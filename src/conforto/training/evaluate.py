@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from conforto.model.artifact import ThermalModel
     from conforto.model.manifest import Manifest
+    from conforto.training.heads import HeadEvaluation
     from conforto.training.summary import Evaluation, SliceScores
     from conforto.uncertainty.calibration import CoverageReport
 
@@ -262,7 +263,7 @@ def _slices_figure(slices: dict[str, list[SliceScores]]) -> str:
     return figure_uri(fig)
 
 
-def _dissatisfied_figure(entry: dict[str, Any]) -> str:
+def _dissatisfied_figure(entry: HeadEvaluation) -> str:
     """Reliability of P(dissatisfied) and of ISO 7730's PPD/100 on the same votes."""
     fig = new_figure(5.2, 4.2)
     ax = fig.add_subplot()
@@ -270,7 +271,8 @@ def _dissatisfied_figure(entry: dict[str, Any]) -> str:
     for (name, curve), color in zip(
         entry["reliability"].items(), ("#4c72b0", "#dd8452"), strict=False
     ):
-        scores = entry["model on the PPD/100 rows"] if name == "model" else entry[name]
+        table = entry["scores"]
+        scores = table["model on the PPD/100 rows"] if name == "model" else table[name]
         label = f"{'conforto' if name == 'model' else name} (Brier {scores['brier']:.3f})"
         ax.plot(curve["predicted"], curve["observed"], marker="o", color=color, label=label)
     ax.set_xlabel("predicted share dissatisfied (votes ±2, ±3)")
@@ -359,8 +361,9 @@ def write_evaluation(
     }
     if "coverage" in summary:
         figures["coverage"] = _coverage_figure(summary["coverage"])
-    if "reliability" in summary.get("heads", {}).get("dissatisfied", {}):
-        figures["dissatisfied"] = _dissatisfied_figure(summary["heads"]["dissatisfied"])
+    dissatisfied = summary.get("heads", {}).get("dissatisfied")
+    if dissatisfied is not None and "reliability" in dissatisfied:
+        figures["dissatisfied"] = _dissatisfied_figure(dissatisfied)
     importance = manifest.booster.feature_importance_gain
     if importance:
         figures["importance"] = _importance_figure(importance)

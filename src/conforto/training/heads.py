@@ -214,7 +214,7 @@ def fit_heads(fit: SensationFit, cv: dict[str, HeadCV], pmv: FloatArray) -> Head
 
 def evaluate_heads(
     heads: Heads, matrix: FloatArray, rows: pd.DataFrame, groups: IntArray, *, seed: int = 0
-) -> dict[str, Any]:
+) -> dict[str, HeadEvaluation]:
     """The heads on other labelled data (for example unseen buildings), against the baselines
     fitted with them: :func:`heads_report`'s shape, for the heads whose answers the data has.
     """
@@ -310,34 +310,43 @@ def _interval(values: FloatArray) -> list[float]:
     return [float(v) for v in np.percentile(values, [2.5, 97.5])]
 
 
-def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, Any]:
-    """Each head against its baselines on the same rows.
+class Binned(TypedDict):
+    """Mean predicted probability and observed rate (and rows) per probability bin."""
 
-    Returns
-    -------
-    dict
-        Head → ``rows``, ``model`` and one entry per baseline (:func:`scores`), each on the
-        rows the baseline has (``model on the … rows`` when fewer); ``dissatisfied`` also has
-        ``reliability``: the model's and PPD/100's binned predictions against the observed
-        share, on the rows with a PPD.
-    """
-    out: dict[str, Any] = {}
+    predicted: list[float]
+    observed: list[float]
+    count: list[float]
+
+
+class HeadEvaluation(TypedDict):
+    """One head against its baselines on the same rows."""
+
+    #: Rows with the head's answer.
+    rows: int
+    #: Predictor → its scores on the rows it has: ``model``, each baseline, and ``model on
+    #: the {baseline} rows`` where a baseline has fewer rows.
+    scores: dict[str, HeadScores]
+    #: ``dissatisfied`` only: the model's and PPD/100's binned predictions against the
+    #: observed share, on the rows with a PPD.
+    reliability: NotRequired[dict[str, Binned]]
+
+
+def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, HeadEvaluation]:
+    """Each head against its baselines on the same rows (head → its evaluation)."""
+    out: dict[str, HeadEvaluation] = {}
     for head in SPECS:
         if head.name not in cv:
             continue
         fold = cv[head.name]
-        entry: dict[str, Any] = {
-            "rows": len(fold.y),
-            "model": scores(fold.y, fold.proba, fold.groups, seed=seed),
-        }
+        table = {"model": scores(fold.y, fold.proba, fold.groups, seed=seed)}
         for name, proba in fold.baselines.items():
             use = ~np.isnan(proba).any(axis=1)
-            entry[name] = scores(fold.y[use], proba[use], fold.groups[use], seed=seed)
+            table[name] = scores(fold.y[use], proba[use], fold.groups[use], seed=seed)
             if not use.all():
-                entry[f"model on the {name} rows"] = scores(
+                table[f"model on the {name} rows"] = scores(
                     fold.y[use], fold.proba[use], fold.groups[use], seed=seed
                 )
-        out[head.name] = entry
+        out[head.name] = HeadEvaluation(rows=len(fold.y), scores=table)
     if "dissatisfied" not in cv:
         return out
     fold = cv["dissatisfied"]
@@ -349,16 +358,16 @@ def heads_report(cv: dict[str, HeadCV], *, seed: int = 0) -> dict[str, Any]:
     return out
 
 
-def _binned(y: IntArray, p: FloatArray, bins: int = 10) -> dict[str, list[float]]:
+def _binned(y: IntArray, p: FloatArray, bins: int = 10) -> Binned:
     """Mean predicted probability and observed rate in equal-width bins (empty bins left out)."""
     which = np.minimum((p * bins).astype(int), bins - 1)
     count = np.bincount(which, minlength=bins)
     keep = count > 0
-    return {
-        "predicted": (np.bincount(which, p, minlength=bins)[keep] / count[keep]).tolist(),
-        "observed": (np.bincount(which, y, minlength=bins)[keep] / count[keep]).tolist(),
-        "count": count[keep].astype(float).tolist(),
-    }
+    return Binned(
+        predicted=(np.bincount(which, p, minlength=bins)[keep] / count[keep]).tolist(),
+        observed=(np.bincount(which, y, minlength=bins)[keep] / count[keep]).tolist(),
+        count=count[keep].astype(float).tolist(),
+    )
 
 
 #: Fewest answers a head is trained on.
@@ -378,20 +387,22 @@ def _missing(labels: dict[str, FloatArray], fold_of: IntArray) -> str | None:
     return None
 
 
-def train_heads(fit: SensationFit, *, seed: int = 0) -> tuple[Heads | None, dict[str, Any]]:
+def train_heads(
+    fit: SensationFit, *, seed: int = 0
+) -> tuple[Heads | None, dict[str, HeadEvaluation] | str]:
     """Cross-validate, judge and fit the heads; none when the data lacks the answers.
 
     Returns
     -------
     tuple
-        The final heads (``None`` when skipped) and their report (:func:`heads_report`, or
-        ``{"skipped": why}``).
+        The final heads and their report (:func:`heads_report`); when skipped, ``None`` and
+        why.
     """
     from conforto.physics.features import comfort_features
 
     reason = _missing(targets(fit.rows), fit.fold_of)
     if reason is not None:
-        return None, {"skipped": reason}
+        return None, reason
     comfort = comfort_features(fit.rows, ["pmv_iso", "ppd_iso"])
     cv = cross_validate_heads(fit, comfort)
     heads = fit_heads(fit, cv, comfort["pmv_iso"].to_numpy())

@@ -4,12 +4,13 @@ summary (stored in ``metrics.json`` under ``cv``, or ``holdout`` for other data)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from conforto.scoring.scores import Scores
 
 if TYPE_CHECKING:
     from conforto.scoring.scores import Interval
+    from conforto.training.heads import HeadEvaluation
     from conforto.uncertainty.calibration import CoverageReport
     from conforto.uncertainty.estimate import EstimateReport
 
@@ -74,8 +75,10 @@ class Evaluation(TypedDict):
     class_share: ClassShare
     #: Slice column → its slices, largest first.
     slices: dict[str, list[SliceScores]]
-    #: The occupant-response heads against their baselines (``{"skipped": why}`` without them).
-    heads: NotRequired[dict[str, Any]]
+    #: The occupant-response heads against their baselines (head → its evaluation).
+    heads: NotRequired[dict[str, HeadEvaluation]]
+    #: Why there are no heads (the data lacked the occupants' answers).
+    heads_skipped: NotRequired[str]
     coverage: NotRequired[CoverageReport]
     estimate: NotRequired[EstimateReport]
 

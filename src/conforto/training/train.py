@@ -253,7 +253,10 @@ def train_model(
         )
         heads, heads_report = train_heads(fit, seed=config.seed)
     summary = summarise(cv.predictions, seed=config.seed)
-    summary["heads"] = heads_report
+    if isinstance(heads_report, str):
+        summary["heads_skipped"] = heads_report
+    else:
+        summary["heads"] = heads_report
     summary["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
     summary["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
     metrics = MetricsFile(
