@@ -272,13 +272,19 @@ def errors_reference() -> str:
 
 
 def python_pages() -> dict[str, str]:
-    """One page per package: mkdocstrings renders every module's docstrings."""
+    """One page per package, for those working on conforto: mkdocstrings renders every
+    module's docstrings, under a banner that says they are internals.
+    """
     pages = {}
     for package in PACKAGES:
         module = __import__(f"conforto.{package}", fromlist=["_"])
         names = sorted(m.name for m in pkgutil.iter_modules(module.__path__))
         body = [
-            f"# conforto.{package}",
+            f"# conforto.{package} (internals)",
+            "",
+            "!!! warning \"Internal modules\"",
+            "    These modules may change in any release. Use the [public API](../reference/python/"
+            "index.md) (`import conforto`), `conforto.errors` and the command line.",
             "",
             f"::: conforto.{package}",
             "    options:",
@@ -287,7 +293,7 @@ def python_pages() -> dict[str, str]:
         ]
         for name in names:
             body += [f"::: conforto.{package}.{name}", ""]
-        pages[f"reference/python/{package}.md"] = "\n".join(body)
+        pages[f"internals/{package}.md"] = "\n".join(body)
     return pages
 
 
@@ -314,6 +320,15 @@ def public_page() -> str:
                 "      heading_level: 3",
                 "",
             ]
+    body += [
+        "## Modules with stable paths",
+        "",
+        "`conforto.errors` (every error, also exported above), `conforto.pyfunc` (named by the",
+        "MLflow models the registry holds) and `python -m conforto` (the command line) keep",
+        "their paths. Every other module is internal: [documented for those working on",
+        "conforto](../../internals/data.md), with no stability promise.",
+        "",
+    ]
     return "\n".join(body)
 
 
