@@ -75,8 +75,12 @@ def _variant(model: Path, out: Path) -> Path:
     from conforto.model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
-    note = "the benchmark's second version"
-    save_manifest(out, read_manifest(out).model_copy(update={"note": note}))
+    manifest = read_manifest(out)
+    seed = manifest.seed + 1  # another training, as far as the registry can tell
+    changed = {"note": "the benchmark's second version", "seed": seed}
+    save_manifest(
+        out, manifest.model_copy(update={**changed, "config": {**manifest.config, "seed": seed}})
+    )
     return out
 
 

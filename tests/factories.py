@@ -144,14 +144,19 @@ def bare_model(spec: Any = None, manifest: Any = None, directory: Path | None = 
 
 
 def variant(model: Path, out: Path) -> Path:
-    """A copy of ``model`` at ``out`` that is another artifact (another checksum): the same
-    model with a note in its manifest."""
+    """A copy of ``model`` at ``out`` that a registry takes for another training: the same
+    booster, another checksum and another configuration (its seed) in the manifest."""
     import shutil
 
     from conforto.model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
-    save_manifest(out, read_manifest(out).model_copy(update={"note": f"a variant of {model.name}"}))
+    manifest = read_manifest(out)
+    seed = manifest.seed + 1
+    changed = {"note": f"a variant of {model.name}", "seed": seed}
+    save_manifest(
+        out, manifest.model_copy(update={**changed, "config": {**manifest.config, "seed": seed}})
+    )
     return out
 
 

@@ -124,7 +124,7 @@ def test_blue_green_under_load_drops_nothing_and_never_serves_a_broken_version(
         _variant(trained_model, tmp_path, "corrupt"),
         _broken_golden(trained_model, tmp_path),
     ):
-        registry.register(directory)
+        registry.register(directory, force=True)  # copies of one training, tampered
     corrupt = registry.store.get("3").artifact
     assert corrupt is not None
     (corrupt / "booster.txt").write_text("tree\n")  # after registration: its checksum fails

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 
 from conforto.cli import app
 from conforto.errors import ArtifactError, RegistryError
+from conforto.model.artifact import read_manifest, save_manifest
 from conforto.registry.model_registry import PRODUCTION, Registry, open_registry
 from conforto.registry.pointer import read_pointer
 from conforto.settings import get_settings
@@ -43,7 +44,7 @@ def _client() -> MlflowClient:
 
 def test_register_adds_version_with_lineage_and_is_idempotent(trained_model: Path) -> None:
     registry = _registry()
-    version, created = registry.register(trained_model)
+    version, created, _ = registry.register(trained_model)
     assert created
     assert version.version == "1"
     assert "training" in version.tags
@@ -56,10 +57,32 @@ def test_register_adds_version_with_lineage_and_is_idempotent(trained_model: Pat
         "artifact_sha256",
     ):
         assert version.tags[key]
-    again, created_again = registry.register(trained_model)
-    assert (again.version, created_again) == ("1", False)
+    again = registry.register(trained_model)
+    assert (again.version.version, again.created, again.unchanged) == ("1", False, False)
     seen = _client().get_model_version("conforto-thermal-sensation", "1")
     assert seen.tags["training"] == version.tags["training"]
+
+
+def test_a_model_trained_on_nothing_new_registers_nothing_unless_forced(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """Another artifact of the same data, code and configuration (a retraining on nothing new:
+    its manifest's time differs), as the weekly run makes one."""
+    retrained = tmp_path / "retrained"
+    shutil.copytree(trained_model, retrained)
+    manifest = read_manifest(retrained)
+    save_manifest(retrained, manifest.model_copy(update={"created": "2027-01-03T04:00:00+00:00"}))
+    registry = _registry()
+    first = registry.register(trained_model).version
+    registry.tag(first.version, "rejected", "worse than production")
+    told = runner.invoke(app, ["model", "register", str(retrained), "--json"])
+    assert told.exit_code == 0, told.output
+    assert json.loads(told.stdout) == {"version": "1", "created": False, "unchanged": True}
+    said = runner.invoke(app, ["model", "register", str(retrained)])
+    assert "nothing new: version 1 was trained on the same data, code and" in said.stdout
+    assert [v.version for v in registry.store.versions()] == ["1"]
+    forced = runner.invoke(app, ["model", "register", str(retrained), "--force", "--json"])
+    assert json.loads(forced.stdout) == {"version": "2", "created": True, "unchanged": False}
 
 
 def test_promotion_needs_validation_unless_forced(home: Path, trained_model: Path) -> None:
@@ -146,7 +169,7 @@ def test_rollback_keeps_stepping_back(trained_model: Path, second_model: Path) -
 
 def test_corrupt_artifact_cannot_be_promoted(trained_model: Path) -> None:
     registry = _registry()
-    version, _ = registry.register(trained_model)
+    version = registry.register(trained_model).version
     assert version.artifact is not None
     booster = version.artifact / "booster.txt"
     booster.write_text(booster.read_text() + "\n")

@@ -32,12 +32,32 @@ ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit log.")]
 def register(
     directory: Annotated[Path, typer.Argument(help="Model directory from `conforto train`.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the version as JSON.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Register it even when a version was trained on the same data, code and "
+            "configuration.",
+        ),
+    ] = False,
 ) -> None:
-    """Add a trained model as a new version (tag `training`, with lineage)."""
+    """Add a trained model as a new version (tag `training`, with lineage). Nothing new is
+    registered for a model trained on the same data, code and configuration as a registered
+    version (rejected ones included): that version is printed, and the exit code is 0.
+    """
     with errors(), stdout_to_stderr():
-        version, created = open_registry().register(directory)
+        version, created, unchanged = open_registry().register(directory, force=force)
     if as_json:
-        typer.echo(json.dumps({"version": version.version, "created": created}))
+        answer = {"version": version.version, "created": created, "unchanged": unchanged}
+        typer.echo(json.dumps(answer))
+        return
+    if unchanged:
+        console.print(
+            f"nothing new: version {version.version} was trained on the same data, code and "
+            f"configuration ({', '.join(version.lifecycle) or 'no tags'}); --force registers "
+            "it anyway",
+            highlight=False,
+        )
         return
     verb = "registered" if created else "already registered"
     console.print(f"{verb}: version {version.version} ({directory})", highlight=False)

@@ -21,6 +21,7 @@ from conforto.lineage import code_fingerprint, config_hash
 from conforto.model.artifact import ThermalModel, load_model
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.notify import Message, context, header, section
+from conforto.registry.model_registry import training_lineage
 from conforto.tracking import NullTracker, Tracker, tracked_run
 from conforto.training.train import TrainConfig
 
@@ -51,15 +52,8 @@ class PipelineConfig(BaseModel):
 
 def find_version(registry: Registry, data_sha256: str, config: TrainConfig) -> ModelVersion | None:
     """The registered version trained on this data, with this config and this code, if any."""
-    wanted = {
-        "lineage.data_sha256": data_sha256,
-        "lineage.config_hash": config_hash(config.model_dump()),
-        "lineage.code_sha256": code_fingerprint(),
-    }
-    for version in reversed(registry.store.versions()):
-        if all(version.tags.get(k) == v for k, v in wanted.items()):
-            return version
-    return None
+    lineage = training_lineage(data_sha256, config_hash(config.model_dump()), code_fingerprint())
+    return registry.same_training(lineage)
 
 
 @dataclass
@@ -194,7 +188,7 @@ def _train_or_reuse(
         sources=sources,
         progress=stages.progress,
     )
-    registered, _ = stages.registry.register(target)
+    registered = stages.registry.register(target, force=force).version
     result.version, result.model_dir = registered.version, target
     stages.notify(f"registered version {registered.version}")
 

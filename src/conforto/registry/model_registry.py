@@ -49,8 +49,24 @@ class Registered(NamedTuple):
     """What registering an artifact did."""
 
     version: ModelVersion
-    #: False when the artifact was registered before (the earlier version is returned).
+    #: False when nothing was registered: the earlier version is returned.
     created: bool
+    #: True when that earlier version is another artifact trained on the same data, code and
+    #: configuration (False: the very same artifact).
+    unchanged: bool = False
+
+
+def training_lineage(
+    data_sha256: str, config_sha256: str, code_sha256: str | None
+) -> dict[str, str]:
+    """The tags that say what a version was trained on: data, configuration (its
+    :func:`~conforto.lineage.config_hash`) and code.
+    """
+    return {
+        "lineage.data_sha256": data_sha256,
+        "lineage.config_hash": config_sha256,
+        "lineage.code_sha256": str(code_sha256),
+    }
 
 
 class Resolved(NamedTuple):
@@ -216,15 +232,29 @@ class Registry:
 
     # ---------------------------------------------------------------------------------- actions
 
-    def register(self, artifact: Path) -> Registered:
+    def same_training(self, lineage: dict[str, str]) -> ModelVersion | None:
+        """The latest version trained on the same data, configuration and code
+        (:func:`training_lineage`), rejected ones included; ``None`` when the code's
+        fingerprint is unknown (a source tree without its files).
+        """
+        if lineage["lineage.code_sha256"] == "None":
+            return None
+        for version in reversed(self.store.versions()):
+            if all(version.tags.get(k) == v for k, v in lineage.items()):
+                return version
+        return None
+
+    def register(self, artifact: Path, *, force: bool = False) -> Registered:
         """Add an artifact as a new version tagged ``training`` with its lineage.
 
-        Registering the same artifact again returns the existing version.
+        Registering the same artifact again returns the existing version; so does an artifact
+        trained on the same data, code and configuration as a registered version (rejected ones
+        included) unless ``force``: retraining on nothing new makes nothing new.
 
         Returns
         -------
         Registered
-            ``(version, created)``; ``created`` is False when it was already registered.
+            ``(version, created, unchanged)``.
 
         Raises
         ------
@@ -238,15 +268,19 @@ class Registry:
                 if version.tags.get("artifact_sha256") == sha:
                     return Registered(version, created=False)
             manifest = model.manifest
+            lineage = training_lineage(
+                manifest.data.sha256, config_hash(manifest.config), manifest.lineage.code_sha256
+            )
+            same = None if force else self.same_training(lineage)
+            if same is not None:
+                return Registered(same, created=False, unchanged=True)
             metrics = manifest.metrics.model_dump()
             tags = {
                 "training": timestamp(),
                 "artifact_sha256": sha,
-                "lineage.data_sha256": manifest.data.sha256,
+                **lineage,
                 "lineage.data_rows": str(manifest.data.rows),
                 "lineage.git_commit": str(manifest.lineage.git_commit),
-                "lineage.config_hash": config_hash(manifest.config),
-                "lineage.code_sha256": str(manifest.lineage.code_sha256),
                 "lineage.package_version": manifest.lineage.conforto,
                 **{f"metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
             }

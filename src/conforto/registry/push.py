@@ -69,7 +69,7 @@ def push_registry(source: Registry, target: Registry) -> Pushed:
 def _push_version(source: Registry, target: Registry, version: ModelVersion) -> str:
     """Register one local version on the server with its tags and gate report; its number."""
     artifact = source.verified(version)
-    found, _ = target.register(artifact)
+    found = target.register(artifact, force=True).version
     for key, value in version.tags.items():
         if key != GATE_REPORT and found.tags.get(key) != value:
             target.store.set_tag(found.version, key, value)
