@@ -282,7 +282,7 @@ def python_pages() -> dict[str, str]:
         body = [
             f"# conforto.{package} (internals)",
             "",
-            "!!! warning \"Internal modules\"",
+            '!!! warning "Internal modules"',
             "    These modules may change in any release. Use the [public API](../reference/python/"
             "index.md) (`import conforto`), `conforto.errors` and the command line.",
             "",
