@@ -43,7 +43,7 @@ def test_service_process_keeps_scikit_learn_pandas_and_crepes_out_and_lightgbm_w
         "answer = Predictor(m, '1').predict([room])[0]; "
         "print(json.dumps({'sklearn': sys.modules.get('sklearn') is not None, "
         "'pandas': sys.modules.get('pandas') is not None, 'trees': m.booster.num_trees(), "
-        "'crepes': 'crepes' in sys.modules, 'set': answer['prediction_set']}))"
+        "'crepes': 'crepes' in sys.modules, 'set': answer.prediction_set}))"
     )
     assert found["sklearn"] is False
     assert found["pandas"] is False  # the image does not even install it
