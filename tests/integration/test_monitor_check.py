@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conforto.data.load import load_dataset
+from conforto.data.load import fingerprint, load_dataset, load_training_data
+from conforto.model.artifact import read_manifest
 from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
 from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
@@ -58,6 +59,40 @@ def test_export_writes_voted_predictions_as_training_rows(
     assert rows["thermal_sensation"].between(-3, 3).all()
     loaded = load_dataset(out).frame  # the database's format: it loads as training data
     assert {"ta", "rh", "thermal_sensation", "building_id"} <= set(loaded.columns)
+    again = tmp_path / "again.csv"
+    env = {"CONFORTO_SERVE__LOG_URL": url}
+    assert conforto_cli("monitor", "export-feedback", "--out", str(again), env=env).returncode == 0
+    assert again.read_bytes() == out.read_bytes()  # unchanged votes: an unchanged file
+
+
+def test_train_learns_from_the_exported_votes_and_says_so(
+    trained_model: Path,
+    rooms: pd.DataFrame,
+    small_sample_paths: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    votes = serve_and_vote(url, trained_model, rooms, voted=0.4, sites=True)
+    exported = tmp_path / "votes.csv"
+    env = {"CONFORTO_SERVE__LOG_URL": url}
+    assert (
+        conforto_cli("monitor", "export-feedback", "--out", str(exported), env=env).returncode == 0
+    )
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL)
+    m, d = small_sample_paths
+    out = tmp_path / "model"
+    data = ["--measurements", str(m), "--metadata", str(d), "--config", str(config)]
+    done = conforto_cli("train", *data, "--extra-data", str(exported), "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    manifest = read_manifest(out)
+    sites = pd.read_csv(exported)["site"].nunique()
+    assert (manifest.data.votes, manifest.data.vote_sites) == (votes, sites)
+    assert manifest.data.sources["extra"] == str(exported)
+    both = load_training_data(m, d, exported).frame
+    assert manifest.data.sha256 == fingerprint(both) != fingerprint(load_dataset(m, d).frame)
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"{votes} of them occupants' votes the service gathered at {sites} sites" in card
 
 
 def test_check_retrains_on_enough_votes_through_the_gate(
@@ -97,3 +132,4 @@ def test_check_retrains_on_enough_votes_through_the_gate(
     assert manifest["data"]["sources"]["extra"].endswith("feedback.csv")
     training = load_dataset(*small_sample_paths).frame
     assert manifest["data"]["rows"] == training["thermal_sensation"].notna().sum() + votes
+    assert manifest["data"]["votes"] == votes

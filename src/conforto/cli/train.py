@@ -29,6 +29,15 @@ from conforto.settings import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, get_settings
 if TYPE_CHECKING:
     from conforto.lifecycle.pipeline import PipelineConfig, PipelineResult
 
+#: ``--extra-data``: the service's voted predictions, trained on beside the official data.
+ExtraDataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--extra-data",
+        help="More training rows in the database's format, e.g. occupants' votes from "
+        "`conforto monitor export-feedback` (grouped by their building_id).",
+    ),
+]
 pipeline_app = typer.Typer(help="The gated training pipeline.", no_args_is_help=True)
 
 
@@ -45,9 +54,13 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing model directory.")
     ] = False,
+    extra_data: ExtraDataOpt = None,
 ) -> None:
-    """Train the thermal-sensation model with building-grouped cross-validation."""
-    from conforto.data.load import load_dataset
+    """Train the thermal-sensation model with building-grouped cross-validation.
+
+    On the official data, and on the occupants' votes of --extra-data when given.
+    """
+    from conforto.data.load import load_training_data
     from conforto.lifecycle.stages import train_stage
     from conforto.tracking import make_tracker
 
@@ -59,13 +72,15 @@ def train(
                 f"{target} already exists: choose another --out or pass --force to replace it."
             )
         m, d = sources(measurements, metadata)
+        dataset = load_training_data(m, d, extra_data)
         train_stage(
-            load_dataset(m, d).frame,
+            dataset.frame,
             target,
             config=cfg.train,
             tracker=make_tracker(settings, cfg.tracking),
             outbox=settings.tracking_outbox,
-            sources={"measurements": str(m), "metadata": str(d)},
+            sources={role: str(path) for role, path in dataset.sources.items()},
+            votes=dataset.votes,
         )
     render.trained_model(target)
 
@@ -182,14 +197,7 @@ def pipeline_run(
     force: Annotated[
         bool, typer.Option("--force", help="Train anew even if this data, code and config ran.")
     ] = False,
-    extra_data: Annotated[
-        Path | None,
-        typer.Option(
-            "--extra-data",
-            help="More training rows in the database's format, e.g. occupants' votes from "
-            "`conforto monitor export-feedback` (grouped by their building_id).",
-        ),
-    ] = None,
+    extra_data: ExtraDataOpt = None,
 ) -> None:
     """Validate data → profile → train → register → gate → promote if validated.
 

@@ -29,6 +29,16 @@ NO_DATE = "unknown"
 _READERS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
+@dataclass(frozen=True)
+class Votes:
+    """Occupants' votes gathered by the service (``monitor export-feedback``), trained on
+    beside the official data: how many, and from how many sites.
+    """
+
+    rows: int = 0
+    sites: int = 0
+
+
 @dataclass
 class Dataset:
     """A joined measurements + metadata table and where it came from.
@@ -41,11 +51,37 @@ class Dataset:
         ``{"measurements": path, "metadata": path}`` (metadata may be absent).
     unmatched_buildings
         Building ids present in the measurements but not in the metadata.
+    votes
+        The service's votes among the rows (:func:`load_training_data`'s ``extra``).
     """
 
     frame: pd.DataFrame
     sources: dict[str, Path] = field(default_factory=dict)
     unmatched_buildings: list[int] = field(default_factory=list)
+    votes: Votes = field(default_factory=Votes)
+
+
+def load_training_data(
+    measurements: Path | str, metadata: Path | str | None, extra: Path | None = None
+) -> Dataset:
+    """The training data: the database's files (columns the data does not have are
+    tolerated), and the rows of ``extra`` (the service's voted predictions, in the database's
+    format) after them.
+
+    Raises
+    ------
+    DataSourceError, DataError
+        As :func:`load_dataset`, for any of the files.
+    """
+    dataset = load_dataset(measurements, metadata, required=())
+    if extra is None:
+        return dataset
+    more = load_dataset(extra, None, required=()).frame
+    voted = more["thermal_sensation"].notna()
+    votes = Votes(int(voted.sum()), int(more.loc[voted, "building_id"].nunique()))
+    frame = pd.concat([dataset.frame, more], ignore_index=True)
+    sources = {**dataset.sources, "extra": Path(extra)}
+    return Dataset(frame, sources, dataset.unmatched_buildings, votes)
 
 
 def read_table(path: Path | str) -> pd.DataFrame:

@@ -186,6 +186,7 @@ def _train_or_reuse(
         tracker=stages.tracker,
         outbox=stages.outbox,
         sources=sources,
+        votes=result.data.votes,
         progress=stages.progress,
     )
     registered = stages.registry.register(target, force=force).version

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from conforto.data.load import Dataset, ensure_group_column, fingerprint, load_dataset
+from conforto.data.load import (
+    Votes,
+    ensure_group_column,
+    fingerprint,
+    load_training_data,
+)
 from conforto.data.profiling import profile_frame, write_profile
 from conforto.data.validation import ValidationReport, validate_dataset, write_validation
 from conforto.errors import ConfortoError, DataError
@@ -55,6 +60,8 @@ class DataStageResult:
     seconds: dict[str, float] = field(default_factory=dict)
     tracking_failures: list[tuple[str, str]] = field(default_factory=list)
     drift: DriftReport | None = None
+    #: The occupants' votes among the rows (``--extra-data``).
+    votes: Votes = field(default_factory=Votes)
 
 
 def data_stage(
@@ -106,7 +113,7 @@ def data_stage(
             {"measurements": str(measurements), "metadata": str(metadata), "extra": str(extra)}
         )
         start = time.perf_counter()
-        dataset = _load(measurements, metadata, extra)
+        dataset = load_training_data(measurements, metadata, extra)
         seconds["load"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -119,7 +126,9 @@ def data_stage(
             drift = _describe(dataset.frame, production, monitor, out, reports, seconds, run)
         run.log_metrics({f"seconds_{k}": v for k, v in seconds.items()})
         record_validation(run, report, reports.values())
-    return DataStageResult(report, dataset.frame, reports, seconds, run.failures, drift)
+    return DataStageResult(
+        report, dataset.frame, reports, seconds, run.failures, drift, dataset.votes
+    )
 
 
 def record_validation(run: Tracker, report: ValidationReport, reports: Iterable[Path]) -> None:
@@ -157,16 +166,6 @@ def _describe(
     return _drift(frame, production, monitor, out, reports, run) if production else None
 
 
-def _load(measurements: Path, metadata: Path | None, extra: Path | None) -> Dataset:
-    """The training data, and the extra rows after it."""
-    dataset = load_dataset(measurements, metadata, required=())
-    if extra is None:
-        return dataset
-    more = load_dataset(extra, None, required=())
-    frame = pd.concat([dataset.frame, more.frame], ignore_index=True)
-    return Dataset(frame, {**dataset.sources, "extra": extra}, dataset.unmatched_buildings)
-
-
 def _drift(
     frame: pd.DataFrame,
     production: tuple[ThermalModel, str],
@@ -198,11 +197,12 @@ def train_stage(
     tracker: Tracker | None = None,
     outbox: Path | None = None,
     sources: dict[str, str] | None = None,
+    votes: Votes | None = None,
     progress: bool = True,
 ) -> ThermalModel:
-    """Train (see :func:`conforto.training.train.train_model`) and write the model directory, inside
-    a
-    tracked ``model_training`` run.
+    """Train (see :func:`conforto.training.train.train_model`) and write the model directory,
+    inside a tracked ``model_training`` run; ``votes``: the occupants' votes among the rows,
+    for the lineage and the model card.
 
     Returns
     -------
@@ -214,7 +214,7 @@ def train_stage(
     ) as run:
         run.log_params({"seed": config.seed, **config.model_dump()})
         result = train_model(frame, config=config, progress=progress)
-        model = write_model(result, frame, out, force=True, sources=sources)
+        model = write_model(result, frame, out, force=True, sources=sources, votes=votes)
         cv = result.metrics["cv"]
         run.log_metrics(
             {

@@ -59,6 +59,10 @@ class TrainingData(_Part):
     buildings: int = Field(ge=1)
     #: Data files by role (``measurements``, ``metadata``, ``extra``…) → path.
     sources: dict[str, str] = {}
+    #: Occupants' votes gathered by the service among the rows (``--extra-data``), and their
+    #: sites.
+    votes: int = Field(0, ge=0)
+    vote_sites: int = Field(0, ge=0)
 
 
 class CodeLineage(_Part):

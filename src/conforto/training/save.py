@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from conforto.data.load import fingerprint
+from conforto.data.load import Votes, fingerprint
 from conforto.data.profiling import drift_reference, profile_frame
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ArtifactError
@@ -86,7 +86,10 @@ def golden(model: ThermalModel) -> Golden:
 
 
 def manifest(
-    result: TrainingResult, frame: pd.DataFrame, sources: dict[str, str] | None = None
+    result: TrainingResult,
+    frame: pd.DataFrame,
+    sources: dict[str, str] | None = None,
+    votes: Votes | None = None,
 ) -> Manifest:
     """The manifest of a trained model (``save_manifest`` adds the checksums).
 
@@ -98,8 +101,11 @@ def manifest(
         The data it was trained on (its fingerprint is the lineage's data sha256).
     sources
         Data file paths to record.
+    votes
+        The occupants' votes among the rows (gathered by the service).
     """
     final, config, y = result.final, result.config, result.y
+    votes = votes or Votes()
     cv = result.metrics["cv"]
     importance = final.booster.feature_importance("gain").tolist()
     return Manifest.model_validate(
@@ -126,6 +132,8 @@ def manifest(
                 "rows": len(result.rows),
                 "buildings": int(np.unique(result.groups).size),
                 "sources": dict(sources or {}),
+                "votes": votes.rows,
+                "vote_sites": votes.sites,
             },
             "versions": package_versions(),
             "lineage": {
@@ -149,6 +157,7 @@ def write_model(
     *,
     force: bool = False,
     sources: dict[str, str] | None = None,
+    votes: Votes | None = None,
 ) -> ThermalModel:
     """Write a complete model directory: booster, predictions, profile, report, card, manifest.
 
@@ -164,6 +173,8 @@ def write_model(
         Replace an existing ``out``.
     sources
         Data file paths to record in the lineage.
+    votes
+        The occupants' votes among the rows, for the lineage and the model card.
 
     Returns
     -------
@@ -183,7 +194,7 @@ def write_model(
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         result.final.booster.save_model(str(tmp / BOOSTER))
-        content = manifest(result, frame, sources)
+        content = manifest(result, frame, sources, votes)
         fitted = ThermalModel(
             result.spec,
             result.final.booster,
