@@ -282,8 +282,9 @@ class Challenger:
         telemetry.MODEL_LATENCY.labels("shadow").observe(latency / 1000.0)
         telemetry.SHADOW_COMPARED.labels(self.version).inc(len(disagreed))
         telemetry.SHADOW_AGREED.labels(self.version).inc(len(disagreed) - sum(disagreed))
-        self.observe([failed] * n, [latency] * n, disagreed)
+        # counted before the window judges the batch: a stop is never seen without it
         self.shadowed += n
+        self.observe([failed] * n, [latency] * n, disagreed)
 
     # ----------------------------------------------------------------------------------- canary
 
