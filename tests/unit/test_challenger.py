@@ -92,8 +92,9 @@ def _answered(n: int, cls: str = "neutral") -> list[Prediction]:
 
 
 def _settle(challenger: Challenger, shadowed: int) -> None:
+    """Wait until ``shadowed`` rows are scored and judged (none queued or in flight)."""
     deadline = time.monotonic() + 10
-    while challenger.shadowed < shadowed and time.monotonic() < deadline:
+    while (challenger.shadowed < shadowed or challenger._waiting) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
