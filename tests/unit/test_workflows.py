@@ -116,6 +116,7 @@ def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
         "CLEARML_API_ACCESS_KEY",
         "CLEARML_API_SECRET_KEY",
         "SLACK_WEBHOOK_URL",
+        "PREDICTION_LOG_URL",  # the occupants' votes join the training data
     }
 
 

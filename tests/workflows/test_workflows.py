@@ -1,9 +1,10 @@
 """The three workflows, run by a real Actions runner (act) on every path a user triggers: the
 first weekly training on an empty registry, the deploy it dispatches, a push to main, a pull
-request, a training whose model is worse than production's, and the hourly monitoring of
-drifted traffic. Each scenario has a world of its own (the ones after the first training start
-from a copy of the registry it left), so they hold in any order; each asserts which jobs ran
-and what the model registry, the OCI registry, the fake Cloud Run and Slack saw.
+request, a training whose model is worse than production's, a week with nothing new and one
+with occupants' votes, and the hourly monitoring of drifted traffic. Each scenario has a world
+of its own (the ones after the first training start from a copy of the registry it left), so
+they hold in any order; each asserts which jobs ran and what the model registry, the OCI
+registry, the fake Cloud Run and Slack saw.
 """
 
 from __future__ import annotations
@@ -195,6 +196,35 @@ def test_a_worse_challenger_is_rejected_and_told(promoted: Rehearsal) -> None:
     assert "model-training failed (version 2)" in told, told
     assert "the gate) failure" in told
     assert RUN_URL in told
+
+
+def test_a_weekly_run_rests_on_nothing_new_and_learns_from_new_votes(
+    promoted: Rehearsal, tmp_path: Path
+) -> None:
+    """The week after the first training: the same data and no votes register nothing and
+    deploy nothing; votes gathered in the prediction log since change the training set."""
+    rehearsal = promoted
+    run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
+    succeeded(run, {"data-validation", "training"})
+    assert not {"validation", "promotion", "deploy", "failure"} & run.ran(), run.explain()
+    assert list(registry(rehearsal)) == ["1"]  # nothing registered
+    assert rehearsal.gh_calls() == []  # no deploy started
+    told = slack_texts(rehearsal)[-1]
+    assert "nothing new, version 1 was trained on the same data" in told, told
+
+    model = production_model(rehearsal, tmp_path / "production")
+    rooms = load_dataset(*rehearsal.data_files("good")).frame.dropna(subset=["thermal_sensation"])
+    url = rehearsal.secrets["PREDICTION_LOG_URL"]
+    votes = serve_and_vote(url, model, rooms.sample(400, random_state=4), 0.5, sites=True)
+    run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
+    succeeded(run, {"data-validation", "training"})
+    assert "validation" in run.ran(), run.explain()  # a new version, judged
+    tracking = {"CONFORTO_TRACKING__URI": rehearsal.secrets["MLFLOW_TRACKING_URI"]}
+    learned = conforto_cli("model", "download", "2", "--out", str(tmp_path / "v2"), env=tracking)
+    assert learned.returncode == 0, learned.stderr
+    learnt, first = load_model(tmp_path / "v2").manifest, load_model(model).manifest
+    assert (learnt.data.votes, learnt.data.rows) == (votes, first.data.rows + votes)
+    assert learnt.data.sha256 != first.data.sha256  # the training set's fingerprint moved
 
 
 def test_monitoring_drifted_traffic_pushes_gauges_and_starts_training(

@@ -287,21 +287,30 @@ def export_feedback(
     since: Annotated[
         str | None, typer.Option(help="Only predictions answered since then (default: all).")
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="Only predictions answered, and votes given, before then (default: now), e.g. "
+            "a run's start: the same votes write the same file."
+        ),
+    ] = None,
 ) -> None:
     """Write every voted prediction of the log as a training row (building_id: its site, else
-    its day), for `conforto pipeline run --extra-data`.
+    its day), for `conforto train --extra-data` and `conforto pipeline run --extra-data`.
     """
     from conforto.monitor.feedback import export_feedback as export
     from conforto.monitor.window import parse_when
 
     with errors():
         when = parse_when(since) if since else None
+        end = parse_when(until) if until else None
         with reading() as bar:
             task = bar.add_task("the prediction log")
             rows = export(
                 get_settings().prediction_log_url,
                 out,
                 since=when,
+                until=end,
                 on_chunk=lambda n: bar.advance(task, n),
             )
     console.print(f"{rows:,} voted predictions written to {out}", highlight=False)

@@ -65,9 +65,11 @@ def export_feedback(
     out: Path,
     *,
     since: datetime | None = None,
+    until: datetime | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> int:
-    """Write every voted prediction of the log to ``out`` (CSV), written whole or not at all.
+    """Write every voted prediction of the log to ``out`` (CSV), written whole or not at all;
+    the same votes write the same bytes.
 
     Parameters
     ----------
@@ -77,6 +79,9 @@ def export_feedback(
         The CSV to write.
     since
         Only predictions answered since then (default: all).
+    until
+        Only predictions answered, and votes given, before then (default: now): a run that
+        gathers the votes up to its start gathers the same ones however long it takes.
     on_chunk
         Called with the rows of each chunk of predictions read.
 
@@ -85,12 +90,13 @@ def export_feedback(
     int
         Rows written (voted predictions).
     """
-    span = Span(since or datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC))
+    end = until or datetime.now(UTC)
+    span = Span(since or datetime(1970, 1, 1, tzinfo=UTC), end)
     written = 0
     with atomic_writer(out, "w") as handle:
         pd.DataFrame(columns=list(COLUMNS)).to_csv(handle, index=False)
         for frame in read_predictions(url, span, on_chunk=on_chunk):
-            rows = _rows(frame, read_votes(url, frame["prediction_id"].tolist()))
+            rows = _rows(frame, read_votes(url, frame["prediction_id"].tolist(), end))
             rows.to_csv(handle, index=False, header=False)
             written += len(rows)
     return written

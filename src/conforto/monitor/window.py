@@ -180,9 +180,9 @@ def _frame(rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
     return frame
 
 
-def read_votes(url: str, prediction_ids: list[str]) -> pd.DataFrame:
+def read_votes(url: str, prediction_ids: list[str], until: datetime | None = None) -> pd.DataFrame:
     """The feedback votes given for some predictions: ``prediction_id``, ``thermal_sensation``
-    (the latest vote, when several came).
+    (the latest vote, when several came; of those given before ``until`` when given).
 
     Raises
     ------
@@ -198,6 +198,8 @@ def read_votes(url: str, prediction_ids: list[str]) -> pd.DataFrame:
                 .where(feedback.c.prediction_id.in_(batch))
                 .order_by(feedback.c.created)
             )
+            if until is not None:
+                query = query.where(feedback.c.created < until)
             found.extend(conn.execute(query).all())
     votes = pd.DataFrame(found, columns=["prediction_id", "thermal_sensation"])
     return votes.drop_duplicates("prediction_id", keep="last")
