@@ -150,6 +150,8 @@ class Rehearsal:
             "--no-skip-checkout",
             "--cache-server-addr=127.0.0.1",
             "--artifact-server-addr=127.0.0.1",
+            # a free port: act's default, 34567, may be one a server of this world drew
+            f"--artifact-server-port={free_port()}",
             f"--artifact-server-path={self.root / 'act-artifacts'}",
             *mapped,
             *secrets,
