@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conforto.data.target import CLASS_NAMES
 from conforto.model.artifact import load_model
-from conforto.predictions.store import challenger_events, predictions, shadow
+from conforto.predictions.schema import challenger_events, predictions, shadow
 from conforto.registry.model_registry import open_registry
 from conforto.serving.runtime import Predictor
 from conforto.settings import get_settings

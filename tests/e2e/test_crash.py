@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from conforto.predictions.store import feedback, predictions
+from conforto.predictions.schema import feedback, predictions
 from conforto.settings import get_settings
 from tests.factories import table_rows
 from tests.processes import wait_for_more

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from conforto.predictions.ids import new_ids
-from conforto.predictions.store import feedback, predictions
+from conforto.predictions.schema import feedback, predictions
 from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
 from tests.factories import table_rows

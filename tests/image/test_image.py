@@ -235,7 +235,7 @@ def test_sigterm_flushes_the_prediction_log_to_its_volume(image: str, tmp_path: 
         assert podman("inspect", "--format", "{{.State.ExitCode}}", container.id).strip() == "0"
     finally:
         container.remove()
-    from conforto.predictions.store import predictions
+    from conforto.predictions.schema import predictions
 
     stored = table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)
     assert sorted(r["prediction_id"] for r in stored) == sorted(ids)

@@ -22,16 +22,16 @@ from conforto.predictions.drain import Drainer
 from conforto.predictions.ids import new_ids
 from conforto.predictions.log import PredictionLog
 from conforto.predictions.records import PredictionRow, VoteRow, legacy_row
-from conforto.predictions.spool import HEADER, LEGACY_MAGIC, Spool, frames, segments
-from conforto.predictions.store import (
+from conforto.predictions.schema import (
     RESPONSE_FIELDS,
     SCHEMA_VERSION,
-    LogDatabase,
     feedback,
     migrate,
     predictions,
     schema,
 )
+from conforto.predictions.spool import HEADER, LEGACY_MAGIC, Spool, frames, segments
+from conforto.predictions.store import LogDatabase
 from conforto.predictions.writer import LogProcess
 from tests.factories import answer, table_rows
 

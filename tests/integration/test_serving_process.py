@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conforto.predictions.store import predictions
+from conforto.predictions.schema import predictions
 from tests.factories import table_rows
 
 if TYPE_CHECKING:

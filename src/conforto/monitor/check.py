@@ -29,7 +29,7 @@ from conforto.monitor.performance import (
 )
 from conforto.monitor.window import LogSource, Source, log_connection
 from conforto.notify import Message, context, header, section
-from conforto.predictions.store import feedback
+from conforto.predictions.schema import feedback
 from conforto.tracking import NullTracker, Tracker, tracked_run
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from conforto.data.target import CLASS_NAMES, sensation_class
 from conforto.fileio import atomic_write_json, atomic_write_text
 from conforto.monitor.window import log_connection, read_votes
-from conforto.predictions.store import challenger_events, predictions, shadow
+from conforto.predictions.schema import challenger_events, predictions, shadow
 from conforto.reports import figure_uri, new_figure, render
 from conforto.scoring.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
 

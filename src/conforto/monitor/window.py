@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from conforto.data.load import load_dataset, with_month
 from conforto.errors import ConfigError, LogUnavailable
-from conforto.predictions.store import feedback, migrate, predictions
+from conforto.predictions.schema import feedback, migrate, predictions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
