@@ -218,13 +218,9 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
 def test_metrics_add_up_across_workers(
     serve: Any, trained_model: Path, tmp_path: Path, home: Path
 ) -> None:
-    server = serve(
-        "--model",
-        str(trained_model),
-        "--workers",
-        "2",
-        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
-    )
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = serve("--model", str(trained_model), "--workers", "2", env={"TMPDIR": str(temporary)})
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for _ in range(30):
             assert client.post("/predict", json=OBS).status_code == 200
@@ -233,9 +229,11 @@ def test_metrics_add_up_across_workers(
         with httpx.Client(base_url=server.url, timeout=10) as client:
             totals.add(_sum(_metrics(client), "conforto_predictions_total"))
     assert totals == {30.0}
-    assert len(list(tmp_path.glob("*.db"))) >= 2  # both workers wrote samples
+    assert len(list(temporary.glob("conforto-metrics-*/*.db"))) >= 2  # both workers wrote samples
     # the workers' writers keep the log in the home, relative or not
     _wait_for(lambda: len(table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)) == 30)
+    server.stop()
+    assert not list(temporary.iterdir())  # the samples' folder goes with the service
 
 
 def test_graceful_stop_loses_no_row(serve: Any, trained_model: Path, tmp_path: Path) -> None:

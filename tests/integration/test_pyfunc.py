@@ -4,6 +4,7 @@ users load it, answers as ``conforto predict`` does; older versions are upgraded
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -30,6 +31,13 @@ runner = CliRunner()
 PRODUCTION_URI = "models:/conforto-thermal-sensation@production"
 #: The MLflow Model's own files (the artifact's files are the version's, checksummed).
 MLFLOW_FILES = (MLMODEL, "requirements.txt", "python_env.yaml", "conda.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _downloads_under_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow loads a ``models:/`` URI from a new temporary folder it never removes: make it
+    the test's own, which pytest removes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 @pytest.fixture

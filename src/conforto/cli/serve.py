@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
@@ -86,21 +88,22 @@ def serve(
         os.environ["CONFORTO_SERVE__CHALLENGER__MODE"] = mode.value
         os.environ["CONFORTO_SERVE__CHALLENGER__CANARY_PERCENT"] = str(canary_percent)
         get_settings.cache_clear()
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        import tempfile
-
-        # prometheus-client's own variable: every worker writes its metric samples there and
-        # /metrics adds them up
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="conforto-metrics-")
-    uvicorn.run(
-        "conforto.cli.serve:service_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-    )
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # prometheus-client's own variable: every worker writes its metric samples there and
+            # /metrics adds them up; the folder goes when the service stops
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="conforto-metrics-")
+            )
+        uvicorn.run(
+            "conforto.cli.serve:service_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+        )
 
 
 def registry_version(version: str) -> tuple[Path, str]:
