@@ -11,6 +11,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from conforto.predictions.records import Kind
+
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -222,10 +224,11 @@ def serve_and_vote(
     voted: float,
     sites: bool = False,
     since: float = 2 * 86_400,
+    kind: Kind = "occupant",
 ) -> int:
     """Answer ``frame``'s rooms with the model, log them one every 100 s from ``since`` seconds
-    ago (with their ``building_id`` as the site when ``sites``), and log the occupants' real
-    votes for a share ``voted`` of them; the number of votes."""
+    ago (with their ``building_id`` as the site when ``sites``) as asked by ``kind``, and log
+    the occupants' real votes for a share ``voted`` of them; the number of votes."""
     import time
 
     from conforto.model.artifact import load_model
@@ -240,7 +243,7 @@ def serve_and_vote(
     now = time.time()
     names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)
     batch: list[Row] = [
-        PredictionRow.of(answer, given, 1.0, site, now=now - since + 100 * i)
+        PredictionRow.of(answer, given, 1.0, site, now=now - since + 100 * i, kind=kind)
         for i, (answer, given, site) in enumerate(zip(answers, inputs, names, strict=True))
     ]
     votes = frame["thermal_sensation"].to_numpy()

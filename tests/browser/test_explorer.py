@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from conforto.data.bounds import PHYSICAL_BOUNDS
+from tests.processes import scrape
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 #: Where the test leaves its screenshot (the README's is a copy of one).
 ARTIFACTS = Path(__file__).parents[2] / "build" / "test-artifacts"
 CLASSES = ("cool", "neutral", "warm")
+PREDICTIONS = "conforto_predictions_total"
 
 
 @pytest.fixture
@@ -93,6 +95,13 @@ def test_the_explorer_shows_the_api_answers_beside_pmv(
         assert len(points.split()) == (within_iso if name in ("ppd", "pmv") else 37), name
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explorer.png"), full_page=True)
+    counted = scrape(f"{server.url}/metrics")
+
+    def asked_by(kind: str) -> float:
+        return sum(v for k, v in counted.items() if k.startswith(f'{PREDICTIONS}{{kind="{kind}"'))
+
+    assert asked_by("occupant") == 1 + 37  # this test's own requests
+    assert asked_by("explorer") >= 1 + 37  # the page's: its answer and its curve, at least
 
 
 def test_the_explorer_shows_the_api_message_beside_the_field_and_works_at_360_px(

@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from tests.cli import conforto_cli
 from tests.factories import REPO, table_rows
-from tests.processes import free_port
+from tests.processes import free_port, scrape
 
-from conforto.deploy.smoke import smoke
+from conforto.deploy.smoke import golden_cases, smoke
 from conforto.model.artifact import load_model
 from conforto.model.predict import predict_file
 from conforto.registry.model_registry import open_registry
@@ -151,6 +151,10 @@ def test_the_image_passes_its_smoke_test_and_answers_as_batch_prediction(
     model = load_model(trained_model)
     result = smoke(running.url, model)
     assert result.passed, result.reason
+    counted = scrape(f"{running.url}/metrics")
+    prefix = 'conforto_predictions_total{kind="smoke"'
+    smoked = sum(v for k, v in counted.items() if k.startswith(prefix))
+    assert smoked == len(golden_cases(model))  # told apart from occupants' rooms
     answer = httpx.post(f"{running.url}/predict", json=OBS).json()
     pd.DataFrame([OBS]).to_csv(tmp_path / "in.csv", index=False)
     predict_file(model, tmp_path / "in.csv", tmp_path / "out.csv")

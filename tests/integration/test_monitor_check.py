@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from conforto.data.load import fingerprint, load_dataset, load_training_data
 from conforto.model.artifact import read_manifest
+from conforto.monitor.check import votes_since
 from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
+from conforto.monitor.window import Span, read_predictions
 from conforto.registry.model_registry import open_registry
 from conforto.settings import get_settings
+from conforto.tracking.mlflow import MlflowTracker, runs_since
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 
@@ -63,6 +68,24 @@ def test_export_writes_voted_predictions_as_training_rows(
     env = {"CONFORTO_SERVE__LOG_URL": url}
     assert conforto_cli("monitor", "export-feedback", "--out", str(again), env=env).returncode == 0
     assert again.read_bytes() == out.read_bytes()  # unchanged votes: an unchanged file
+
+
+def test_only_occupants_rows_count_for_the_monitors_the_export_and_retraining(
+    trained_model: Path, rooms: pd.DataFrame, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    serve_and_vote(url, trained_model, rooms.iloc[:200], voted=0.5, kind="explorer")
+    serve_and_vote(url, trained_model, rooms.iloc[200:260], voted=0.5, kind="smoke")
+    serve_and_vote(url, trained_model, rooms.iloc[260:300], voted=0.5, kind="shadow")
+    votes = serve_and_vote(url, trained_model, rooms.iloc[300:450], voted=0.5)
+    read = pd.concat(read_predictions(url, Span.parse("7d", None)), ignore_index=True)
+    assert len(read) == 150
+    assert set(read["kind"]) == {"occupant"}
+    assert votes_since(url, datetime(2000, 1, 1, tzinfo=UTC)) == votes
+    out = tmp_path / "votes.csv"
+    env = {"CONFORTO_SERVE__LOG_URL": url}
+    assert conforto_cli("monitor", "export-feedback", "--out", str(out), env=env).returncode == 0
+    assert len(pd.read_csv(out)) == votes
 
 
 def test_train_learns_from_the_exported_votes_and_says_so(
@@ -133,3 +156,54 @@ def test_check_retrains_on_enough_votes_through_the_gate(
     training = load_dataset(*small_sample_paths).frame
     assert manifest["data"]["rows"] == training["thermal_sensation"].notna().sum() + votes
     assert manifest["data"]["votes"] == votes
+
+
+def test_training_starts_once_per_cooldown_and_never_beside_a_running_one(
+    home: Path,
+    trained_model: Path,
+    rooms: pd.DataFrame,
+    tmp_path: Path,
+    slack: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Hourly checks of a model whose retraining is due, the tracking store their only
+    shared state: held while a training run is under way, started (and told) once, then held
+    by the cooldown."""
+    registry = open_registry(get_settings())
+    registry.register(trained_model)
+    registry.promote("1", force=True, reason="the model in production")
+    serve_and_vote(get_settings().prediction_log_url, trained_model, rooms.iloc[:200], 0.5)
+    config = tmp_path / "hourly.yaml"
+    config.write_text("monitor: {retrain_min_votes: 20, min_rows: 100}\ntracking: [mlflow]\n")
+    url, told = slack
+    settings = get_settings()
+    training = MlflowTracker(settings.mlflow_uri, settings.tracking.experiment)
+    training.start_run("model_training", {"stage": "train"})  # another machine's, under way
+
+    def check() -> dict[str, Any]:
+        env = {"CONFORTO_NOTIFY__SLACK_WEBHOOK_URL": url}
+        done = conforto_cli("monitor", "check", "--config", str(config), env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads((home / "reports/check/decision.json").read_text())
+
+    beside = check()
+    assert (beside["retrain"], beside["start_training"]) == (True, False)
+    assert beside["held"].startswith("a training run is under way (model_training, since")
+    assert told == []  # held: printed, not told
+
+    training.end_run("FAILED")
+    started = check()
+    assert (started["start_training"], started["held"]) == (True, None)
+    assert len(told) == 1
+    assert "retraining is due" in json.dumps(told[0])
+
+    again = check()
+    assert again["start_training"] is False
+    assert "started training; the next may start from" in again["held"]
+    assert len(told) == 1  # said once
+    since = datetime.now(UTC) - timedelta(hours=1)
+    checks = [
+        run.tags["training"]
+        for run in runs_since(settings.mlflow_uri, settings.tracking.experiment, since)
+        if run.name == "monitor_check"
+    ]
+    assert checks == ["held", "started", "held"]  # newest first

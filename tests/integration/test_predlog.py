@@ -78,7 +78,11 @@ def test_round_trip_keeps_every_vote(log_url: str, tmp_path: Path) -> None:
     log = _log(log_url, tmp_path / "spool")
     first, second = _prediction(), _prediction("cool")
     assert log.add_predictions(
-        [first, second], [{"ta": 30.0, "rh": 60.0}, {"ta": 18.0}], [2.5, 1.0], ["bloco B", None]
+        [first, second],
+        [{"ta": 30.0, "rh": 60.0}, {"ta": 18.0}],
+        [2.5, 1.0],
+        ["bloco B", None],
+        ["occupant", "explorer"],
     )
     assert log.lookup(first.prediction_id) == "stored"  # spooled here: durable already
     assert log.add_feedback(first.prediction_id, 1.5)
@@ -100,6 +104,7 @@ def test_round_trip_keeps_every_vote(log_url: str, tmp_path: Path) -> None:
         2.5,
         "bloco B",
     )
+    assert [stored[p.prediction_id]["kind"] for p in (first, second)] == ["occupant", "explorer"]
     votes = sorted((r["thermal_sensation"], r["status"]) for r in table_rows(log_url, feedback))
     assert votes == [(1.5, "matched"), (2.0, "matched")]
     assert not list((tmp_path / "spool").glob("*.seg"))  # drained and deleted
@@ -136,6 +141,7 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN status"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN arm"))
+        conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN kind"))
         conn.execute(sa.text("DROP TABLE shadow_predictions"))
         conn.execute(sa.text("DROP TABLE challenger_events"))
         conn.execute(sa.text("DROP TABLE spool_offsets"))
@@ -185,11 +191,12 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
     assert responses["bloco B"] == [0.3, 0.4, 0.5, 0.3, 0.2]
     assert responses["bloco C"] == [None] * 5  # spooled before the heads
     assert [r["status"] for r in table_rows(log_url, feedback)] == ["matched"]  # the old vote
+    assert {r["kind"] for r in table_rows(log_url, predictions)} == {"occupant"}  # as they were
 
 
 def _add(log: PredictionLog, made: list[Prediction]) -> bool:
     n = len(made)
-    return log.add_predictions(made, [{"ta": 25.0}] * n, [1.0] * n, [None] * n)
+    return log.add_predictions(made, [{"ta": 25.0}] * n, [1.0] * n, [None] * n, ["occupant"] * n)
 
 
 def test_database_down_keeps_rows_on_disk_then_stores_them(postgres: Any, tmp_path: Path) -> None:

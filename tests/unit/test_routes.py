@@ -19,7 +19,7 @@ from conforto.predictions.records import PredictionRow, Row, VoteRow
 from conforto.predictions.spool import Spool, frames, segments
 from conforto.serving.app import create_app
 from conforto.serving.deps import ServiceDep, get_prediction_log, get_predictor
-from conforto.serving.routes.predict import CoverageQuery
+from conforto.serving.routes.predict import CoverageQuery, KindHeader
 from conforto.serving.routes.predict import predict as fast_predict
 from conforto.serving.schemas import Observation  # noqa: TC001 - FastAPI reads it at runtime
 from conforto.serving.state import Runtime, ServiceState
@@ -158,6 +158,18 @@ def test_a_bad_body_is_422_before_the_missing_model_is_503() -> None:
     assert client.post("/predict/batch", json={"observations": []}).status_code == 422
 
 
+def test_an_unknown_kind_is_422_naming_the_header_and_the_kinds_both_routes_take() -> None:
+    client, _ = client_for(FixedPredictor())
+    headers = {"X-Request-Kind": "robot"}
+    one = client.post("/predict", json=OBS, headers=headers)
+    many = client.post("/predict/batch", json={"observations": [OBS]}, headers=headers)
+    for response in (one, many):
+        assert response.status_code == 422
+        problem = response.json()["detail"][0]
+        assert problem["field"] == "header.x-request-kind"
+        assert "'occupant', 'explorer', 'smoke' or 'shadow'" in problem["message"]
+
+
 def test_a_failing_model_is_500_without_its_traceback() -> None:
     client, _ = client_for(FixedPredictor(fails=True))
     for response in (
@@ -175,7 +187,11 @@ def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
     one = client.post("/predict", json=OBS)
     assert one.status_code == 200
     assert one.json()["probabilities"] == {"cool": 0.2, "neutral": 0.5, "warm": 0.3}
-    batch = client.post("/predict/batch", json={"observations": [OBS, {**OBS, "ta": 30.0}]})
+    batch = client.post(
+        "/predict/batch",
+        json={"observations": [OBS, {**OBS, "ta": 30.0}]},
+        headers={"X-Request-Kind": "explorer"},
+    )
     assert [p["model_version"] for p in batch.json()["predictions"]] == ["7", "7"]
     answered = [
         one.json()["prediction_id"],
@@ -184,11 +200,13 @@ def test_predictions_are_answered_counted_and_spooled(tmp_path: Path) -> None:
     stored = [row for row in spooled(log) if isinstance(row, PredictionRow)]
     assert [row.prediction_id for row in stored] == answered  # on disk before the answers
     assert {(v.prediction_set, v.coverage) for v in stored} == {("neutral", 0.9)}
+    assert [v.kind for v in stored] == ["occupant", "explorer", "explorer"]
     assert {(v.p_dissatisfied, v.p_prefer_warmer) for v in stored} == {(0.12, 0.1)}
     assert client.get("/ready").json() == {"status": "ready", "model_version": "7"}
     assert client.get("/model").json()["name"] == "fixed"
     exposed = client.get("/metrics").text
-    assert 'conforto_predictions_total{predicted_class="neutral"}' in exposed
+    for kind in ("occupant", "explorer"):
+        assert f'conforto_predictions_total{{kind="{kind}",predicted_class="neutral"}}' in exposed
     assert 'conforto_prediction_sets_total{size="1"}' in exposed
 
 
@@ -366,13 +384,14 @@ def test_the_page_loads_only_the_services_own_files_under_a_strict_policy() -> N
 
 
 def _idiomatic_predict() -> FastAPI:
-    """An app whose ``/predict`` is written as FastAPI would have it: body, state and
-    ``?coverage=`` declared, parsed and validated by FastAPI."""
+    """An app whose ``/predict`` is written as FastAPI would have it: body, state,
+    ``?coverage=`` and ``X-Request-Kind`` declared, parsed and validated by FastAPI."""
 
     async def predict(
         observation: Observation,  # noqa: ARG001 - documented, never called
         service: ServiceDep,  # noqa: ARG001
         coverage: CoverageQuery = None,  # noqa: ARG001
+        kind: KindHeader = "occupant",  # noqa: ARG001
     ) -> dict[str, Any]:
         raise AssertionError("documented, never called")
 
@@ -384,7 +403,7 @@ def _idiomatic_predict() -> FastAPI:
 
 
 def test_the_fast_predict_route_documents_what_fastapi_would_generate(tmp_path: Path) -> None:
-    """``/predict`` reads its body and ``?coverage=`` itself (the hot path); its OpenAPI
+    """``/predict`` reads its body, ``?coverage=`` and its kind itself (the hot path); its OpenAPI
     operation, and every schema it names, is what FastAPI generates for the idiomatic route."""
     settings = Settings(serve=ServeSettings(log_url=f"sqlite:///{tmp_path / 'log.db'}"))
     fast = create_app(tmp_path / "nowhere", settings=settings).openapi()

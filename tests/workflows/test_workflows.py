@@ -1,10 +1,10 @@
 """The three workflows, run by a real Actions runner (act) on every path a user triggers: the
 first weekly training on an empty registry, the deploy it dispatches, a push to main, a pull
 request, a training whose model is worse than production's, a week with nothing new and one
-with occupants' votes, and the hourly monitoring of drifted traffic. Each scenario has a world
-of its own (the ones after the first training start from a copy of the registry it left), so
-they hold in any order; each asserts which jobs ran and what the model registry, the OCI
-registry, the fake Cloud Run and Slack saw.
+with occupants' votes, and the hourly monitoring of a quiet day, then of lasting drift. Each
+scenario has a world of its own (the ones after the first training start from a copy of the
+registry it left), so they hold in any order; each asserts which jobs ran and what the model
+registry, the OCI registry, the fake Cloud Run and Slack saw.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ DISPATCH: dict[str, Any] = {"inputs": {}}
 TRAINING = {"data-validation", "training", "validation", "promotion", "deploy"}
 DEPLOY = {"test", "image", "tracking", "staging", "production", "release", "slack"}
 RUN_URL = "https://github.com/rehearsal/conforto/actions/runs/"
+HOURLY = {"schedule": "17 * * * *"}
 
 
 def succeeded(run: Run, jobs: set[str]) -> None:
@@ -227,27 +228,44 @@ def test_a_weekly_run_rests_on_nothing_new_and_learns_from_new_votes(
     assert learnt.data.sha256 != first.data.sha256  # the training set's fingerprint moved
 
 
-def test_monitoring_drifted_traffic_pushes_gauges_and_starts_training(
+def test_monitoring_passes_a_quiet_day_silently_and_starts_training_once_for_lasting_drift(
     promoted: Rehearsal, tmp_path: Path
 ) -> None:
-    """A day of production traffic 6 °C warmer than the training data, some of it voted."""
+    """Hourly runs: one before any traffic (no table in the log yet), then three over a day of
+    production traffic 6 °C warmer than the training data, some of it voted."""
     rehearsal = promoted
+    calls, told = rehearsal.gh_calls(), len(rehearsal.slack)
+    quiet = rehearsal.act("schedule", "model-monitoring.yml", HOURLY)
+    succeeded(quiet, {"check"})
+    assert quiet.ran() == {"check"}, quiet.explain()  # no training, no failure
+    assert len(rehearsal.slack) == told  # silently
+
     model = production_model(rehearsal, tmp_path / "production")
     rooms = load_dataset(*rehearsal.data_files("good")).frame.dropna(subset=["thermal_sensation"])
     warmer = rooms.sample(800, random_state=3).assign(ta=lambda f: f["ta"] + 6.0)
     serve_and_vote(rehearsal.secrets["PREDICTION_LOG_URL"], model, warmer, 0.3, since=23 * 3600)
-    calls = rehearsal.gh_calls()
-
-    run = rehearsal.act("schedule", "model-monitoring.yml", {"schedule": "17 * * * *"})
+    run = rehearsal.act("schedule", "model-monitoring.yml", HOURLY)
     succeeded(run, {"check", "retrain"})
     decision = json.loads(
         (run.artifacts / "monitoring-reports" / "check" / "decision.json").read_text()
     )
-    assert decision["retrain"] is True
+    assert decision["start_training"] is True
     assert any("drift on" in r and "ta" in r for r in decision["reasons"])
     assert (run.artifacts / "monitoring-reports" / "drift" / "drift.json").is_file()
     gauges = httpx.get(f"{rehearsal.pushgateway}/metrics").text
     assert re.search(r'^conforto_drift_detected\{feature="ta",[^}]*\} 1', gauges, re.M), gauges
+
+    for _ in range(2):  # the drift lasts: the next hours hold, on other runners
+        later = rehearsal.act("schedule", "model-monitoring.yml", HOURLY)
+        succeeded(later, {"check"})
+        assert "retrain" not in later.ran(), later.explain()
+        held = json.loads(
+            (later.artifacts / "monitoring-reports" / "check" / "decision.json").read_text()
+        )
+        assert (held["retrain"], held["start_training"]) == (True, False)
+        assert "started training; the next may start from" in held["held"]
     assert rehearsal.gh_calls()[len(calls) :] == [
         ["workflow", "run", "model-training.yml", "--ref", "main", "--repo", "rehearsal/conforto"]
     ]
+    said = [m for m in slack_texts(rehearsal)[told:] if "retraining is due" in m]
+    assert len(said) == 1, slack_texts(rehearsal)[told:]

@@ -359,12 +359,17 @@ def check(
     """Decide whether to retrain: drift on the model's main inputs, degraded performance, or
     enough new votes (thresholds under `monitor:`); record and notify the decision.
 
-    With --retrain a due retraining runs the gated pipeline on the training data and the
-    exported votes: it promotes only what its gate validates.
+    A due retraining starts at most once per `monitor.retrain_cooldown_hours` and not while a
+    training run is under way (the tracking server's runs say): held, it is printed, not
+    notified. With --retrain a started retraining runs the gated pipeline on the training data
+    and the exported votes: it promotes only what its gate validates.
     """
+    from functools import partial
+
     from conforto.model.artifact import load_model
     from conforto.monitor.check import check_message, check_model
     from conforto.tracking import make_tracker
+    from conforto.tracking.mlflow import runs_since
 
     with errors():
         settings = get_settings()
@@ -379,15 +384,18 @@ def check(
             model_version=version,
             tracker=make_tracker(settings, cfg.tracking),
             outbox=settings.tracking_outbox,
+            history=partial(runs_since, settings.mlflow_uri, settings.tracking.experiment),
         )
     verdict = "[bold]retrain[/]" if decision.retrain else "no retraining needed"
     console.print(f"model {decision.model_version}: {verdict}", highlight=False)
     for reason in decision.reasons:
         console.print(f"  • {reason}", highlight=False)
+    if decision.held:
+        console.print(f"not starting it: {decision.held}", highlight=False)
     console.print(f"decision: {path}", highlight=False)
-    if decision.retrain:
+    if decision.start_training:
         tell(check_message(decision))
-    if retrain and decision.retrain:
+    if retrain and decision.start_training:
         _retrain(cfg, measurements, metadata, reports / "check" / "feedback.csv")
 
 

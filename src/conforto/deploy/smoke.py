@@ -38,7 +38,8 @@ def golden_cases(model: ThermalModel) -> list[GoldenCase]:
 
 
 def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResult:
-    """Check the service at ``url`` against ``model``.
+    """Check the service at ``url`` against ``model`` (its predictions logged as a smoke test's,
+    which the monitors and retraining leave out).
 
     Parameters
     ----------
@@ -55,7 +56,8 @@ def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResul
         ``passed`` with a summary, or the first check that failed and how.
     """
     try:
-        with httpx.Client(base_url=url.rstrip("/"), timeout=timeout) as client:
+        kind = {"X-Request-Kind": "smoke"}
+        with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=kind) as client:
             return _checks(client, model)
     except httpx.HTTPError as exc:
         return SmokeResult(False, f"{url} cannot be reached: {type(exc).__name__}: {exc}")

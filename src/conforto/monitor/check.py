@@ -6,6 +6,11 @@ degraded performance, or at least ``retrain_min_votes`` occupants' votes since t
 trained (new labels worth learning from). The decision, with its reasons, is written to
 ``decision.json``; retraining itself goes through the gated pipeline, which promotes only what
 its gate validates.
+
+A due retraining starts at most once per ``retrain_cooldown_hours``, and not while a training
+run is under way: the check reads the tracking server's runs of that span (shared by every
+machine, unlike a runner's disk), where each check's run carries a ``training`` tag saying
+whether it started one.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -29,27 +34,53 @@ from conforto.monitor.performance import (
 )
 from conforto.monitor.window import LogSource, Source, log_connection
 from conforto.notify import Message, context, header, section
-from conforto.predictions.schema import feedback
-from conforto.tracking import NullTracker, Tracker, tracked_run
+from conforto.predictions.schema import feedback, predictions
+from conforto.tracking import NullTracker, TrackedRun, Tracker, tracked_run
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from conforto.model.artifact import ThermalModel
     from conforto.monitor.thresholds import MonitorConfig
 
+    #: The tracked runs started since a time, newest first
+    #: (:func:`conforto.tracking.mlflow.runs_since` over the tracking server).
+    RunHistory = Callable[[datetime], Sequence[TrackedRun]]
+
+#: The tracked stages of a training run: data validation, training, the gate, promotion.
+TRAINING_STAGES = frozenset({"data", "train", "gate", "promote"})
+#: The tag of a check's run that says what it did about training: ``started``, ``held`` or
+#: ``not due``.
+TRAINING_TAG = "training"
+
 
 @dataclass
 class Decision:
-    """Whether to retrain, and why."""
+    """Whether to retrain, and why; whether to start training now, or why not."""
 
     model_version: str
+    #: Retraining is due (``reasons`` say why).
     retrain: bool
     reasons: list[str]
     new_votes: int
     drift: DriftReport | None = None
     performance: PerformanceReport | None = None
     checked: str = field(default_factory=timestamp)
+    #: Why a due retraining does not start now (cooldown, or a training under way).
+    held: str | None = None
+
+    @property
+    def start_training(self) -> bool:
+        """Training should start now: it is due and nothing holds it."""
+        return self.retrain and self.held is None
+
+    @property
+    def training(self) -> str:
+        """What the check did about training: ``started``, ``held`` or ``not due``."""
+        if not self.retrain:
+            return "not due"
+        return "held" if self.held else "started"
 
     def to_json(self) -> dict[str, Any]:
         """``decision.json``'s content."""
@@ -61,6 +92,8 @@ class Decision:
             "drift": None if self.drift is None else self.drift.to_json(),
             "performance": None if self.performance is None else self.performance.to_json(),
             "checked": self.checked,
+            "start_training": self.start_training,
+            "held": self.held,
         }
 
 
@@ -73,8 +106,8 @@ def important_inputs(model: ThermalModel, top: int) -> list[str]:
 
 
 def votes_since(url: str, since: datetime) -> int:
-    """Occupants' votes recorded in the log since ``since`` (not those orphaned: their
-    prediction never landed).
+    """Occupants' votes recorded in the log since ``since``, on occupants' predictions (not
+    those orphaned: their prediction never landed).
 
     Raises
     ------
@@ -83,8 +116,10 @@ def votes_since(url: str, since: datetime) -> int:
     """
     query = (
         sa.select(sa.func.count())
-        .select_from(feedback)
-        .where(feedback.c.created >= since, feedback.c.status != "orphaned")
+        .select_from(
+            feedback.join(predictions, predictions.c.prediction_id == feedback.c.prediction_id)
+        )
+        .where(feedback.c.created >= since, predictions.c.kind == "occupant")
     )
     with log_connection(url) as conn:
         return int(conn.execute(query).scalar() or 0)
@@ -129,6 +164,23 @@ def decide(
             f"(retrains from {config.retrain_min_votes})"
         )
     return Decision(version, bool(reasons), reasons, new_votes, drift, performance)
+
+
+def held_by(runs: Sequence[TrackedRun], cooldown_hours: float) -> str | None:
+    """Why a due retraining must wait, from the tracked runs of the last ``cooldown_hours``
+    (newest first): a check of that span started training, or a training stage still runs
+    (one that died unfinished stops holding when it leaves the span); ``None`` when none.
+    """
+    for run in runs:
+        if run.tags.get(TRAINING_TAG) == "started":
+            after = run.started + timedelta(hours=cooldown_hours)
+            return (
+                f"the check of {run.started:%Y-%m-%d %H:%M} UTC started training; the next "
+                f"may start from {after:%Y-%m-%d %H:%M} UTC (cooldown {cooldown_hours:g} h)"
+            )
+        if run.status == "RUNNING" and run.tags.get("stage") in TRAINING_STAGES:
+            return f"a training run is under way ({run.name}, since {run.started:%H:%M} UTC)"
+    return None
 
 
 def write_decision(decision: Decision, out: Path) -> Path:
@@ -185,14 +237,20 @@ def check_model(
     model_version: str | None = None,
     tracker: Tracker | None = None,
     outbox: Path | None = None,
+    history: RunHistory | None = None,
 ) -> tuple[Decision, Path]:
     """Gather the findings, count the new votes, decide, and record the decision (its JSON in
     ``reports/check/decision.json`` and a tracked ``monitor_check`` run).
+
+    A due retraining is held when ``history`` (the tracked runs, read when due) shows training
+    started or under way within ``config.retrain_cooldown_hours``; without it, nothing holds.
 
     Raises
     ------
     LogUnavailable
         When the prediction log cannot be read.
+    TrackingError
+        When ``history`` cannot be read.
     """
     drift, performance = findings(model, window, config, reports, model_version=model_version)
     url = window.url if isinstance(window, LogSource) else None
@@ -205,13 +263,21 @@ def check_model(
         new_votes=votes,
         config=config,
     )
+    if decision.retrain and history is not None:
+        cooldown = config.retrain_cooldown_hours
+        decision.held = held_by(history(datetime.now(UTC) - timedelta(hours=cooldown)), cooldown)
     path = write_decision(decision, reports / "check")
     with tracked_run(
         tracker or NullTracker(), "monitor_check", {"stage": "monitor"}, outbox=outbox
     ) as run:
         run.log_params({"model_version": decision.model_version})
         run.log_metrics({"retrain": float(decision.retrain), "new_votes": float(votes)})
-        run.set_tags({"reasons": "; ".join(decision.reasons)[:5000] or "none"})
+        run.set_tags(
+            {
+                "reasons": "; ".join(decision.reasons)[:5000] or "none",
+                TRAINING_TAG: decision.training,
+            }
+        )
         run.log_artifact(path)
     return decision, path
 

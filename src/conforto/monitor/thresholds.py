@@ -61,3 +61,9 @@ class MonitorConfig(BaseModel):
     retrain_min_votes: int = Field(
         500, ge=1, description="This many votes since the model was trained retrain it."
     )
+    retrain_cooldown_hours: float = Field(
+        24.0,
+        gt=0,
+        description="`monitor check` starts training at most once in this span, and not while "
+        "a training run is under way [h].",
+    )

@@ -126,7 +126,8 @@ def read_predictions(
     chunk_rows: int = CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """The logged predictions of a span, oldest first, in frames of at most ``chunk_rows``.
+    """The occupants' logged predictions of a span (those the explorer, a smoke test or a
+    shadow copy asked for left out), oldest first, in frames of at most ``chunk_rows``.
 
     Each frame has the predictions' columns (``prediction_id``, ``created`` as UTC, the model
     version, class and probabilities, ``pmv``), their inputs as columns, and ``month``.
@@ -151,7 +152,9 @@ def read_predictions(
     last: tuple[datetime, str] | None = None
     while True:
         query = sa.select(*columns).where(
-            predictions.c.created >= span.start, predictions.c.created < span.end
+            predictions.c.created >= span.start,
+            predictions.c.created < span.end,
+            predictions.c.kind == "occupant",
         )
         if last is not None:
             query = query.where(

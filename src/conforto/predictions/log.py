@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from conforto.errors import LogUnavailable
 from conforto.predictions.ids import issued_at
-from conforto.predictions.records import EventRow, InputValue, PredictionRow, ShadowRow, VoteRow
+from conforto.predictions.records import (
+    EventRow,
+    InputValue,
+    Kind,
+    PredictionRow,
+    ShadowRow,
+    VoteRow,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -144,16 +151,19 @@ class PredictionLog:
         inputs: Sequence[Mapping[str, InputValue]],
         latencies_ms: Sequence[float],
         sites: Sequence[str | None],
+        kinds: Sequence[Kind],
         arm: str | None = None,
     ) -> bool:
-        """Spool predictions (with the inputs given, the latency [ms] and the site of each;
-        ``arm`` ``canary`` when a challenger answered them) in one write; False when the disk
-        refused them.
+        """Spool predictions (with the inputs given, the latency [ms], the site of each and
+        who asked; ``arm`` ``canary`` when a challenger answered them) in one write; False when
+        the disk refused them.
         """
         now = time.time()
         rows = [
-            PredictionRow.of(*row, now=now, arm=arm)
-            for row in zip(results, inputs, latencies_ms, sites, strict=True)
+            PredictionRow.of(result, given, latency, site, now=now, arm=arm, kind=kind)
+            for result, given, latency, site, kind in zip(
+                results, inputs, latencies_ms, sites, kinds, strict=True
+            )
         ]
         if not self.spool.append(rows):
             return False

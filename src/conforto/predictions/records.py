@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 #: A model input's value as given: a number, or a category's name.
 InputValue = float | str
+#: Who asked for a prediction: an ``occupant``'s room (the default: a building's system or an
+#: app), the comfort ``explorer`` (its synthetic curves), a deploy's ``smoke`` test, or a
+#: ``shadow`` copy of traffic another deployment answers. Only occupants' rows count for
+#: drift, performance, the votes exported and retraining.
+Kind = Literal["occupant", "explorer", "smoke", "shadow"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 
 @dataclass(slots=True)
@@ -39,6 +45,8 @@ class PredictionRow:
         The set's classes joined by ``|``; ``coverage`` its level.
     arm
         ``canary`` when a challenger answered it; ``None``: production.
+    kind
+        Who asked (:data:`Kind`).
     """
 
     TABLE: ClassVar[str] = "predictions"
@@ -61,6 +69,7 @@ class PredictionRow:
     p_prefer_no_change: float | None = None
     p_prefer_warmer: float | None = None
     arm: str | None = None
+    kind: Kind = "occupant"
 
     @classmethod
     def of(
@@ -72,6 +81,7 @@ class PredictionRow:
         *,
         now: float,
         arm: str | None = None,
+        kind: Kind = "occupant",
     ) -> PredictionRow:
         """The row of an answer to ``inputs``, spooled at ``now`` [s since the epoch]."""
         p, preference = prediction.probabilities, prediction.preference
@@ -95,6 +105,7 @@ class PredictionRow:
             None if preference is None else preference.no_change,
             None if preference is None else preference.warmer,
             arm,
+            kind,
         )
 
 

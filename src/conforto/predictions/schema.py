@@ -47,6 +47,8 @@ predictions = sa.Table(
     *(sa.Column(name, sa.Float) for name in RESPONSE_FIELDS),
     # who answered: null (production) or "canary" (a challenger)
     sa.Column("arm", sa.String(12)),
+    # who asked (records.Kind): only occupants' rows count for the monitors and retraining
+    sa.Column("kind", sa.String(12), nullable=False, server_default="occupant"),
 )
 #: A shadow challenger's answers, beside production's (same ``prediction_id``).
 shadow = sa.Table(
@@ -95,7 +97,7 @@ spool_offsets = sa.Table(
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -132,6 +134,13 @@ def _add_arm(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN arm VARCHAR(12)"))
 
 
+def _add_kind(conn: sa.Connection) -> None:
+    """Version 7: ``predictions.kind`` (earlier rows count as occupants', as they did)."""
+    conn.execute(
+        sa.text("ALTER TABLE predictions ADD COLUMN kind VARCHAR(12) NOT NULL DEFAULT 'occupant'")
+    )
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_site,
@@ -139,6 +148,7 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     3: _add_sets,
     4: _add_responses,
     5: _add_arm,
+    6: _add_kind,
 }
 
 

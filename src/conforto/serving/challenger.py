@@ -36,7 +36,7 @@ from conforto.model.inputs import Observation
 from conforto.notify import Message, context, fields, header, section
 from conforto.predictions.records import ShadowRow
 from conforto.serving import telemetry
-from conforto.serving.runtime import AfterBatch, MicroBatcher, Predictor
+from conforto.serving.runtime import AfterBatch, Asked, MicroBatcher, Predictor
 from conforto.serving.schemas import ChallengerStatus
 
 if TYPE_CHECKING:
@@ -291,14 +291,14 @@ class Challenger:
     def canary_answered(
         self,
         rows: list[Observation],
-        contexts: list[Any],
+        contexts: list[Asked],
         results: list[Prediction],
         matrix: np.ndarray,
     ) -> None:
         """A batch the canary answered: recorded by the service, judged by the window."""
         self._answered(rows, contexts, results, matrix)
         now = time.perf_counter()
-        self.observe([False] * len(rows), [(now - start) * 1000.0 for start, _ in contexts])
+        self.observe([False] * len(rows), [(now - asked.start) * 1000.0 for asked in contexts])
 
     def failed(self, start: float, exc: BaseException) -> None:
         """A canary request failed (production answers it instead)."""

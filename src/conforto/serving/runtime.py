@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from conforto.model.artifact import ThermalModel
+    from conforto.predictions.records import Kind
 
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
 _normalise = lru_cache(maxsize=4096)(normalise_value)
@@ -188,6 +189,17 @@ class Predictor:
         if heads is None:
             return [NO_RESPONSES] * len(matrix)
         return [(d, u, Preference(c, n, w)) for d, u, c, n, w in heads.predict(matrix).tolist()]
+
+
+class Asked(NamedTuple):
+    """What the service passes along with a request's observation through the batcher."""
+
+    #: ``time.perf_counter()`` when the request arrived [s].
+    start: float
+    #: The building or site the caller named, if any.
+    site: str | None
+    #: Who asked.
+    kind: Kind = "occupant"
 
 
 #: Called in the batcher's thread with each batch, before any of its answers is sent: the

@@ -15,18 +15,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
 from conforto.data.target import CLASS_NAMES
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
 from conforto.predictions.log import PredictionLog
+from conforto.predictions.records import KINDS
 from conforto.predictions.spool import Spool
 from conforto.predictions.writer import LogProcess
 from conforto.serving import telemetry
 from conforto.serving.challenger_slot import ChallengerSlot
-from conforto.serving.runtime import WARM_UP, MicroBatcher, Predictor
+from conforto.serving.runtime import WARM_UP, Asked, MicroBatcher, Predictor
 from conforto.serving.schemas import ChallengerStatus, Reloaded
 
 if TYPE_CHECKING:
@@ -118,7 +119,11 @@ class ServiceState:
         self.log: PredictionLog | None = None
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
-        self._per_class = {name: telemetry.PREDICTIONS.labels(name) for name in CLASS_NAMES}
+        self._per_class = {
+            (name, kind): telemetry.PREDICTIONS.labels(name, kind)
+            for name in CLASS_NAMES
+            for kind in KINDS
+        }
         self._per_size = {n: telemetry.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
         self._latency = {
             arm: telemetry.MODEL_LATENCY.labels(arm) for arm in ("production", "canary")
@@ -200,8 +205,7 @@ class ServiceState:
     async def predict(
         self,
         inputs: Observation,
-        start: float,
-        site: str | None = None,
+        asked: Asked,
         coverage: float | None = None,
         client: str | None = None,
     ) -> Prediction:
@@ -213,10 +217,8 @@ class ServiceState:
         ----------
         inputs
             The inputs given (no ``None`` values).
-        start
-            ``time.perf_counter()`` when the request arrived.
-        site
-            The building or site the caller named, if any.
+        asked
+            When the request arrived, the site it named and who asked.
         coverage
             Confidence level of the prediction set; ``None``: the service's default.
         client
@@ -232,60 +234,60 @@ class ServiceState:
         challenger = self.challenger
         if challenger is not None and client is not None and challenger.answers(client):
             try:
-                return await challenger.batcher.predict(inputs, (start, site), coverage)
+                return await challenger.batcher.predict(inputs, asked, coverage)
             except Exception as exc:
-                challenger.failed(start, exc)
-        return await self.batcher.predict(inputs, (start, site), coverage)
+                challenger.failed(asked.start, exc)
+        return await self.batcher.predict(inputs, asked, coverage)
 
     def predict_rows(
         self,
         rows: list[Observation],
-        start: float,
-        sites: list[str | None],
+        asked: list[Asked],
         coverage: float | None = None,
         client: str | None = None,
     ) -> list[Prediction]:
         """Several observations' predictions in one call, spooled before they are returned
-        (blocking: run it in a thread). Parameters as :meth:`predict`'s, one site per row.
+        (blocking: run it in a thread). Parameters as :meth:`predict`'s, one ``asked`` per row.
         """
         levels = [coverage] * len(rows)
-        contexts = [(start, site) for site in sites]
         challenger = self.challenger
         if challenger is not None and client is not None and challenger.answers(client):
             try:
                 results, matrix = challenger.predictor.score(rows, levels)
             except Exception as exc:
-                challenger.failed(start, exc)
+                challenger.failed(asked[0].start, exc)
             else:
-                challenger.canary_answered(rows, contexts, results, matrix)
+                challenger.canary_answered(rows, asked, results, matrix)
                 return results
         results, matrix = self.predictor.score(rows, levels)
-        self._after(rows, contexts, results, matrix)
+        self._after(rows, asked, results, matrix)
         return results
 
     def _after(
         self,
         rows: list[Observation],
-        contexts: list[Any],
+        asked: list[Asked],
         results: list[Prediction],
         matrix: np.ndarray,
         arm: str = "production",
     ) -> None:
         """Count and spool a batch (in its thread); hand production's to a shadow challenger."""
-        for name, count in Counter(r.predicted_class for r in results).items():
-            self._per_class[name].inc(count)
+        kinds = [a.kind for a in asked]
+        classes = [r.predicted_class for r in results]
+        for key, count in Counter(zip(classes, kinds, strict=True)).items():
+            self._per_class[key].inc(count)
         for size, count in Counter(len(r.prediction_set) for r in results).items():
             self._per_size[size].inc(count)
         now = time.perf_counter()
-        latencies = [(now - start) * 1000.0 for start, _ in contexts]
+        latencies = [(now - a.start) * 1000.0 for a in asked]
         if results:
             telemetry.MODEL_PREDICTIONS.labels(arm, results[0].model_version).inc(len(results))
         for latency in latencies:
             self._latency[arm].observe(latency / 1000.0)
         if self.log is not None:  # arm null: production answered
-            sites = [site for _, site in contexts]
+            sites = [a.site for a in asked]
             logged = None if arm == "production" else arm
-            self.log.add_predictions(results, rows, latencies, sites, logged)
+            self.log.add_predictions(results, rows, latencies, sites, kinds, logged)
         challenger = self.challenger
         if arm == "production" and challenger is not None and self.runtime.predictor is not None:
             challenger.shadow(rows, results, (self.runtime.predictor.features, matrix))

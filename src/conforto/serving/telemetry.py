@@ -30,7 +30,12 @@ LATENCY = Histogram(
     ["route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
-PREDICTIONS = Counter("conforto_predictions", "Predictions made, by class.", ["predicted_class"])
+PREDICTIONS = Counter(
+    "conforto_predictions",
+    "Predictions made, by class and by who asked: occupant, explorer, smoke (a deploy's test) "
+    "or shadow (a copy of traffic another deployment answers).",
+    ["predicted_class", "kind"],
+)
 SET_SIZES = Counter(
     "conforto_prediction_sets",
     "Predictions by the size of their prediction set (1: the model is sure at the level asked; "

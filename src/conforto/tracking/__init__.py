@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from conforto.errors import ConfigError
 from conforto.tracking.base import (
     NullTracker,
+    TrackedRun,
     Tracker,
     Trackers,
     replay_outbox,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NullTracker",
+    "TrackedRun",
     "Tracker",
     "Trackers",
     "make_tracker",

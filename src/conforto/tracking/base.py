@@ -7,10 +7,14 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from conforto.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +24,20 @@ Param = str | int | float | bool | None
 Params = Mapping[str, Param]
 #: Errors that mean a bug, not an unavailable tracker: :class:`Trackers` lets them through.
 PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, AssertionError)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedRun:
+    """One run as a tracking server recorded it: what later commands read back."""
+
+    #: The run's name, e.g. ``model_training``.
+    name: str
+    #: ``RUNNING``, ``FINISHED``, ``FAILED`` or ``KILLED``.
+    status: str
+    #: When it started (aware, UTC).
+    started: datetime
+    #: Its tags, e.g. ``{"stage": "train"}``.
+    tags: Mapping[str, str]
 
 
 @runtime_checkable

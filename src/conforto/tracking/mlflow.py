@@ -9,16 +9,19 @@ Without a tracking URI, MLflow runs embedded: a SQLite store and an artifact fol
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from conforto.errors import TrackingError
+from conforto.tracking.base import TrackedRun
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
     from conforto.tracking.base import Params
 
@@ -46,6 +49,52 @@ def _experiment_id(client: MlflowClient, name: str, artifact_location: str | Non
     if experiment is not None:
         return str(experiment.experiment_id)
     return str(client.create_experiment(name, artifact_location=artifact_location))
+
+
+def runs_since(tracking_uri: str, experiment: str, since: datetime) -> list[TrackedRun]:
+    """The runs of ``experiment`` that started at or after ``since``, newest first: the
+    records every machine sharing the tracking server reads alike.
+
+    Raises
+    ------
+    TrackingError
+        When the tracking server cannot be read.
+    """
+    from mlflow.exceptions import MlflowException
+
+    mlflow = client(tracking_uri)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        runs: list[Run] = []
+        token = None
+        while True:
+            page = mlflow.search_runs(
+                [found.experiment_id],
+                filter_string=f"attributes.start_time >= {int(since.timestamp() * 1000)}",
+                order_by=["attributes.start_time DESC"],
+                max_results=1000,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
+    except MlflowException as exc:
+        raise TrackingError(
+            f"the runs at {tracking_uri} could not be read ({exc.message.splitlines()[0][:300]}); "
+            "run the command again once the tracking server answers."
+        ) from None
+    return [
+        TrackedRun(
+            name=run.info.run_name or "",
+            status=run.info.status,
+            started=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            tags=dict(run.data.tags),
+        )
+        for run in runs
+    ]
 
 
 def uri_to_path(uri: str) -> Path | None:

@@ -131,7 +131,12 @@ function showErrors(detail) {
 async function post(path, body) {
   const response = await fetch(path, {
     method: "POST",
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    // the explorer's rooms are no occupant's: the monitors and retraining leave them out
+    headers: {
+      "Content-Type": "application/json",
+      Accept: "application/json",
+      "X-Request-Kind": "explorer",
+    },
     body: JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({ detail: response.statusText }));

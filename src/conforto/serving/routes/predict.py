@@ -6,13 +6,15 @@ import time
 from typing import Annotated, Any, TypeVar
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 from conforto.predictions.answer import Prediction
+from conforto.predictions.records import Kind
 from conforto.serving.deps import ServiceDep, service_of
+from conforto.serving.runtime import Asked
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation
 from conforto.serving.state import ServiceState
 from conforto.settings import MAX_LEVEL, MIN_LEVEL
@@ -29,6 +31,15 @@ CoverageQuery = Annotated[
     float | None, Query(ge=MIN_LEVEL, le=MAX_LEVEL, allow_inf_nan=False, description=COVERAGE_HELP)
 ]
 _coverage = TypeAdapter(CoverageQuery)
+KIND_HELP = (
+    "Who asks: `occupant` (the default: a room people are in), `explorer` (the comfort "
+    "explorer's curves), `smoke` (a deploy's smoke test) or `shadow` (a copy of traffic another "
+    "deployment answers). Only occupants' predictions count for drift, performance, the votes "
+    "exported and retraining."
+)
+#: ``X-Request-Kind``: who asks.
+KindHeader = Annotated[Kind, Header(alias="x-request-kind", description=KIND_HELP)]
+_kind = TypeAdapter(Kind)
 #: An answer as JSON, serialised by pydantic-core straight from the frozen answer: the routes
 #: return it as it is (FastAPI would turn it into a dict, validate that and serialise it).
 _answer_json = TypeAdapter(Prediction).dump_json
@@ -43,11 +54,12 @@ VALIDATION_ERROR: dict[str, Any] = {
 
 
 def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` and ``?coverage=`` of a route that reads them itself
-    (:func:`parse_body`, :func:`parse_coverage`).
+    """OpenAPI ``requestBody``, ``?coverage=`` and ``X-Request-Kind`` of a route that reads
+    them itself (:func:`parse_body`, :func:`parse_coverage`, :func:`parse_kind`).
 
     The body's schema is in the document's components (the batch route's body uses it); the
-    parameter is described as FastAPI describes :data:`CoverageQuery` on the batch route.
+    parameters are described as FastAPI describes :data:`CoverageQuery` and
+    :data:`KindHeader` on the batch route.
     """
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
     coverage = {
@@ -57,8 +69,20 @@ def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
         "description": COVERAGE_HELP,
         "schema": {**_coverage.json_schema(), "title": "Coverage"},
     }
+    kind = {
+        "name": "x-request-kind",
+        "in": "header",
+        "required": False,
+        "description": KIND_HELP,
+        "schema": {
+            **_kind.json_schema(),
+            "description": KIND_HELP,
+            "default": "occupant",
+            "title": "X-Request-Kind",
+        },
+    }
     return {
-        "parameters": [coverage],
+        "parameters": [coverage, kind],
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
     }
 
@@ -78,6 +102,21 @@ def parse_coverage(request: Request) -> float | None:
             [{**e, "loc": ("query", "coverage")} for e in errors]
         ) from None
     return level
+
+
+def parse_kind(request: Request) -> Kind:
+    """``X-Request-Kind``, validated as FastAPI validates :data:`KindHeader` (same 422s)."""
+    raw = request.headers.get("x-request-kind")
+    if raw is None:
+        return "occupant"
+    try:
+        kind: Kind = _kind.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("header", "x-request-kind")} for e in errors]
+        ) from None
+    return kind
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
@@ -116,11 +155,12 @@ async def predict(request: Request) -> Response:
     """
     start = time.perf_counter()
     service = await service_of(request)  # not a dependency: the hot path (see service_of)
-    coverage = parse_coverage(request)
+    coverage, kind = parse_coverage(request), parse_kind(request)
     observation = await parse_body(request, Observation)  # 422 before 503, as FastAPI's
     inputs = observation.model_dump(exclude_none=True)
     site = inputs.pop("site", None)  # stored with the prediction, not a model input
-    answer = await service.predict(inputs, start, site, coverage, client_of(request, service))
+    asked = Asked(start, site, kind)
+    answer = await service.predict(inputs, asked, coverage, client_of(request, service))
     return Response(_answer_json(answer), media_type="application/json")
 
 
@@ -130,7 +170,11 @@ async def predict(request: Request) -> Response:
     responses={413: {"description": "Too many observations."}},
 )
 async def predict_batch(
-    request: Request, batch: BatchRequest, service: ServiceDep, coverage: CoverageQuery = None
+    request: Request,
+    batch: BatchRequest,
+    service: ServiceDep,
+    coverage: CoverageQuery = None,
+    kind: KindHeader = "occupant",
 ) -> Response:
     """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
     prediction set at ``coverage``.
@@ -142,9 +186,9 @@ async def predict_batch(
         )
     start = time.perf_counter()
     rows = [o.model_dump(exclude_none=True) for o in batch.observations]
-    sites = [row.pop("site", None) for row in rows]
+    asked = [Asked(start, row.pop("site", None), kind) for row in rows]
     client = client_of(request, service)
-    answers = await to_thread.run_sync(service.predict_rows, rows, start, sites, coverage, client)
+    answers = await to_thread.run_sync(service.predict_rows, rows, asked, coverage, client)
     return Response(
         BatchResponse(predictions=answers).model_dump_json(), media_type="application/json"
     )
