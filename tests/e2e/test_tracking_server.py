@@ -23,10 +23,11 @@ def test_json_commands_print_only_json_whatever_mlflow_prints(
     }
     registered = conforto_cli("model", "register", str(trained_model), "--json", env=env)
     assert registered.returncode == 0, registered.stderr
-    assert json.loads(registered.stdout) == {"version": "1", "created": True, "unchanged": False}
+    new = {"version": "1", "created": True, "unchanged": False, "judged": False}
+    assert json.loads(registered.stdout) == new
     assert "View run" in registered.stderr  # MLflow's own lines, out of the way
     again = conforto_cli("model", "register", str(trained_model), "--json", env=env)
-    assert json.loads(again.stdout) == {"version": "1", "created": False, "unchanged": False}
+    assert json.loads(again.stdout) == {**new, "created": False}
     listed = conforto_cli("model", "list", "--json", env=env)
     assert [v["version"] for v in json.loads(listed.stdout)] == ["1"]
     shown = conforto_cli("model", "show", "1", env=env)

@@ -74,15 +74,23 @@ def test_a_model_trained_on_nothing_new_registers_nothing_unless_forced(
     save_manifest(retrained, manifest.model_copy(update={"created": "2027-01-03T04:00:00+00:00"}))
     registry = _registry()
     first = registry.register(trained_model).version
+    dead = runner.invoke(app, ["model", "register", str(retrained), "--json"])
+    found = {"version": "1", "created": False, "unchanged": True}
+    assert json.loads(dead.stdout) == {**found, "judged": False}  # its run died before the gate
     registry.tag(first.version, "rejected", "worse than production")
     told = runner.invoke(app, ["model", "register", str(retrained), "--json"])
     assert told.exit_code == 0, told.output
-    assert json.loads(told.stdout) == {"version": "1", "created": False, "unchanged": True}
+    assert json.loads(told.stdout) == {**found, "judged": True}
     said = runner.invoke(app, ["model", "register", str(retrained)])
     assert "nothing new: version 1 was trained on the same data, code and" in said.stdout
     assert [v.version for v in registry.store.versions()] == ["1"]
     forced = runner.invoke(app, ["model", "register", str(retrained), "--force", "--json"])
-    assert json.loads(forced.stdout) == {"version": "2", "created": True, "unchanged": False}
+    assert json.loads(forced.stdout) == {
+        "version": "2",
+        "created": True,
+        "unchanged": False,
+        "judged": False,
+    }
 
 
 def test_promotion_needs_validation_unless_forced(home: Path, trained_model: Path) -> None:

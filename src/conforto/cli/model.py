@@ -43,12 +43,18 @@ def register(
 ) -> None:
     """Add a trained model as a new version (tag `training`, with lineage). Nothing new is
     registered for a model trained on the same data, code and configuration as a registered
-    version (rejected ones included): that version is printed, and the exit code is 0.
+    version (rejected ones included): that version is printed, and the exit code is 0. The JSON
+    says whether it was created, unchanged (that earlier version) and judged (by a gate).
     """
     with errors(), stdout_to_stderr():
         version, created, unchanged = open_registry().register(directory, force=force)
     if as_json:
-        answer = {"version": version.version, "created": created, "unchanged": unchanged}
+        answer = {
+            "version": version.version,
+            "created": created,
+            "unchanged": unchanged,
+            "judged": version.judged,
+        }
         typer.echo(json.dumps(answer))
         return
     if unchanged:
@@ -58,6 +64,8 @@ def register(
             "it anyway",
             highlight=False,
         )
+        if not version.judged:
+            console.print(f"not judged yet: `conforto gate {version.version}`", highlight=False)
         return
     verb = "registered" if created else "already registered"
     console.print(f"{verb}: version {version.version} ({directory})", highlight=False)

@@ -71,6 +71,13 @@ class ModelVersion:
         return lifecycle_tags(self.tags)
 
     @property
+    def judged(self) -> bool:
+        """A gate gave its verdict (``validated`` or ``rejected``), or it went to production:
+        False for a version whose training run died before its validation.
+        """
+        return any(t in self.tags for t in ("validated", "rejected", "production", "archived"))
+
+    @property
     def metrics(self) -> dict[str, float]:
         """The cross-validated metrics recorded at registration (``metric.*`` tags)."""
         return {k: float(v) for k, v in _prefixed(self.tags, "metric.").items()}
