@@ -21,6 +21,7 @@ from conforto.settings import MAX_LEVEL, MIN_LEVEL
 
 router = APIRouter()
 Body = TypeVar("Body", bound=BaseModel)
+T = TypeVar("T")
 COVERAGE_HELP = (
     f"Confidence level of `prediction_set`, {MIN_LEVEL:g} to {MAX_LEVEL:g}: the share of votes "
     "the sets hold (on buildings the model had not seen). Default: the service's "
@@ -87,36 +88,29 @@ def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _validated(adapter: TypeAdapter[T], raw: str, loc: tuple[str, str]) -> T:
+    """``raw`` validated by ``adapter``; when it fails, the 422 FastAPI gives for the parameter
+    at ``loc``.
+    """
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": loc} for e in errors]) from None
+
+
 def parse_coverage(request: Request) -> float | None:
     """``?coverage=``, validated as FastAPI validates :data:`CoverageQuery` (same 422s), without
     its parameter solving on the hot path.
     """
     raw = request.query_params.get("coverage")
-    if raw is None:
-        return None
-    try:
-        level: float | None = _coverage.validate_python(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise RequestValidationError(
-            [{**e, "loc": ("query", "coverage")} for e in errors]
-        ) from None
-    return level
+    return None if raw is None else _validated(_coverage, raw, ("query", "coverage"))
 
 
 def parse_kind(request: Request) -> Kind:
     """``X-Request-Kind``, validated as FastAPI validates :data:`KindHeader` (same 422s)."""
     raw = request.headers.get("x-request-kind")
-    if raw is None:
-        return "occupant"
-    try:
-        kind: Kind = _kind.validate_python(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise RequestValidationError(
-            [{**e, "loc": ("header", "x-request-kind")} for e in errors]
-        ) from None
-    return kind
+    return "occupant" if raw is None else _validated(_kind, raw, ("header", "x-request-kind"))
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
