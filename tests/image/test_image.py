@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from tests.cli import conforto_cli
 from tests.factories import REPO, table_rows
-from tests.processes import free_port, scrape
+from tests.processes import free_port, remove_images, scrape
 
 from conforto.deploy.smoke import golden_cases, smoke
 from conforto.model.artifact import load_model
@@ -77,7 +77,7 @@ def image(context: Path) -> Iterator[str]:
     build = ["build", "--format", "docker", "--network", "none", *LIMITS, "-t", TAG]
     podman(*build, "--build-arg", f"BASE={BASE}", "--build-arg", "MODEL_DIR=model", context)
     yield TAG
-    podman("rmi", "--force", TAG, check=False)
+    remove_images(TAG, "127.0.0.1:")  # with what the push test pulled from its registry
 
 
 def test_without_wheels_or_an_index_the_build_stops_first_and_says_what_to_run(

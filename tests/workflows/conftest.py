@@ -42,7 +42,15 @@ import yaml
 
 from tests.factories import REPO, write_buildings
 from tests.fakes import install
-from tests.processes import Daemon, free_port, in_thread, mlflow_server, pushgateway, slack_receiver
+from tests.processes import (
+    Daemon,
+    free_port,
+    in_thread,
+    mlflow_server,
+    pushgateway,
+    remove_images,
+    slack_receiver,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -407,6 +415,8 @@ def machine(
         }
         warm_installers(root, env)
         yield Machine(root, origin, sha, uses, data, env)
+    # what the workflows built (`make image`) and pushed to the worlds' registries
+    remove_images("localhost/conforto:latest", "127.0.0.1:")
 
 
 #: How many clouds this session started: each runs its revisions on ports of its own.
