@@ -69,6 +69,33 @@ def test_every_conforto_command_of_a_workflow_exists(name: str) -> None:
 
 
 _GROUPS = {"data", "model", "pipeline", "tracking", "monitor", "notify", "deploy"}
+#: The commands that record a stage in the trackers.
+STAGES = ("data validate", "train", "gate", "model promote", "tracking build", "deploy ")
+#: What ClearML needs to reach its server (else it keeps offline sessions).
+CLEARML_SECRETS = ("CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
+
+
+@pytest.mark.parametrize(
+    "name", ["mlops-pipeline.yml", "model-training.yml", "model-monitoring.yml"]
+)
+def test_every_step_that_tracks_in_clearml_has_its_credentials(name: str) -> None:
+    """Every step that records a stage where the trackers include ClearML passes its
+    credentials: online once the secrets are set (without them, offline sessions the job
+    uploads)."""
+    workflow = load(name)
+    tracked = 0
+    for job_name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            env = {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+            run = [" ".join(words) for words in commands({"jobs": {job_name: {"steps": [step]}}})]
+            if not any(line.startswith(STAGES) for line in run):
+                continue
+            if "clearml" not in env.get("CONFORTO_TRACKING__BACKENDS", ""):
+                continue
+            tracked += 1
+            for secret in CLEARML_SECRETS:
+                assert env.get(secret) == f"${{{{ secrets.{secret} }}}}", (job_name, secret)
+    assert tracked or name == "model-monitoring.yml"  # its check records in MLflow only
 
 
 def test_codecov_uploads_the_report_ci_writes() -> None:
