@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.monitor.performance import PerformanceReport, Scored, judge, over_time
+from conforto.monitor.performance import PerformanceReport, Scored, judge
+from conforto.monitor.performance_report import over_time
 from conforto.monitor.thresholds import MonitorConfig
 from conforto.scoring.scores import macro_f1
 from conforto.uncertainty.confidence import expected_metrics

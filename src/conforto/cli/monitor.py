@@ -248,11 +248,8 @@ def performance(
     Writes performance.json and performance.html; exits 0 whatever it finds.
     """
     from conforto.model.artifact import load_model
-    from conforto.monitor.performance import (
-        check_performance,
-        performance_message,
-        write_performance,
-    )
+    from conforto.monitor.performance import check_performance
+    from conforto.monitor.performance_report import performance_message, write_performance
 
     with errors():
         directory, version = served_model(model, if_present=if_present)

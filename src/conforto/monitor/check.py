@@ -27,11 +27,8 @@ from conforto.errors import DataError
 from conforto.fileio import atomic_write_json
 from conforto.lineage import timestamp
 from conforto.monitor.drift import DriftReport, check_drift, write_drift
-from conforto.monitor.performance import (
-    PerformanceReport,
-    check_performance,
-    write_performance,
-)
+from conforto.monitor.performance import PerformanceReport, check_performance
+from conforto.monitor.performance_report import write_performance
 from conforto.monitor.window import LogSource, Source, log_connection
 from conforto.notify import Message, context, header, section
 from conforto.predictions.schema import feedback, predictions
