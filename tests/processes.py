@@ -24,23 +24,26 @@ if TYPE_CHECKING:
 ServerT = TypeVar("ServerT", bound="socketserver.BaseServer")
 
 
+#: podman as the tests run it: the overlay store and runc, as CI's runner has them.
+PODMAN = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
+
+
 def remove_images(*prefixes: str) -> None:
     """Remove the podman images whose ``repository:tag`` starts with one of ``prefixes``, then
     the build stages no image uses any more (dangling): an image the tests build weighs about
     0.5 GB with its stages, and runs that leave theirs fill the disk within a few runs."""
     import subprocess
 
-    podman = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
     listed = subprocess.run(
-        [*podman, "images", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"],
+        [*PODMAN, "images", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.split("\n")
     ids = {line.split()[0] for line in listed if line and line.split()[1].startswith(prefixes)}
     if ids:
-        subprocess.run([*podman, "rmi", "--force", *sorted(ids)], capture_output=True, check=False)
-    subprocess.run([*podman, "image", "prune", "--force"], capture_output=True, check=False)
+        subprocess.run([*PODMAN, "rmi", "--force", *sorted(ids)], capture_output=True, check=False)
+    subprocess.run([*PODMAN, "image", "prune", "--force"], capture_output=True, check=False)
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from tests.cli import conforto_cli
 from tests.factories import REPO, table_rows
-from tests.processes import free_port, remove_images, scrape
+from tests.processes import PODMAN, free_port, remove_images, scrape
 
 from conforto.deploy.smoke import golden_cases, smoke
 from conforto.model.artifact import load_model
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-PODMAN = ["podman", "--storage-driver=overlay", "--runtime", "runc"]
 LIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
 BASE = os.environ.get("CONFORTO_IMAGE_BASE", "localhost/conforto-base:bookworm")
 TAG = "localhost/conforto:test"

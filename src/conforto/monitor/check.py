@@ -31,6 +31,7 @@ from conforto.monitor.performance import PerformanceReport, check_performance
 from conforto.monitor.performance_report import write_performance
 from conforto.monitor.window import LogSource, Source, log_connection
 from conforto.notify import Message, context, header, section
+from conforto.predictions.records import OCCUPANT
 from conforto.predictions.schema import feedback, predictions
 from conforto.tracking import NullTracker, TrackedRun, Tracker, tracked_run
 
@@ -116,7 +117,7 @@ def votes_since(url: str, since: datetime) -> int:
         .select_from(
             feedback.join(predictions, predictions.c.prediction_id == feedback.c.prediction_id)
         )
-        .where(feedback.c.created >= since, predictions.c.kind == "occupant")
+        .where(feedback.c.created >= since, predictions.c.kind == OCCUPANT)
     )
     with log_connection(url) as conn:
         return int(conn.execute(query).scalar() or 0)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from conforto.data.load import load_dataset, with_month
 from conforto.errors import ConfigError, LogUnavailable
+from conforto.predictions.records import OCCUPANT
 from conforto.predictions.schema import feedback, migrate, predictions
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def read_predictions(
         query = sa.select(*columns).where(
             predictions.c.created >= span.start,
             predictions.c.created < span.end,
-            predictions.c.kind == "occupant",
+            predictions.c.kind == OCCUPANT,
         )
         if last is not None:
             query = query.where(

@@ -25,6 +25,8 @@ InputValue = float | str
 #: drift, performance, the votes exported and retraining.
 Kind = Literal["occupant", "explorer", "smoke", "shadow"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+#: The kind a request is unless it says otherwise, and the only one the monitors count.
+OCCUPANT: Kind = "occupant"
 
 
 @dataclass(slots=True)
@@ -69,7 +71,7 @@ class PredictionRow:
     p_prefer_no_change: float | None = None
     p_prefer_warmer: float | None = None
     arm: str | None = None
-    kind: Kind = "occupant"
+    kind: Kind = OCCUPANT
 
     @classmethod
     def of(
@@ -81,7 +83,7 @@ class PredictionRow:
         *,
         now: float,
         arm: str | None = None,
-        kind: Kind = "occupant",
+        kind: Kind = OCCUPANT,
     ) -> PredictionRow:
         """The row of an answer to ``inputs``, spooled at ``now`` [s since the epoch]."""
         p, preference = prediction.probabilities, prediction.preference

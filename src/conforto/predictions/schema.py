@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from conforto.errors import ConfigError
+from conforto.predictions.records import OCCUPANT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,7 +49,7 @@ predictions = sa.Table(
     # who answered: null (production) or "canary" (a challenger)
     sa.Column("arm", sa.String(12)),
     # who asked (records.Kind): only occupants' rows count for the monitors and retraining
-    sa.Column("kind", sa.String(12), nullable=False, server_default="occupant"),
+    sa.Column("kind", sa.String(12), nullable=False, server_default=OCCUPANT),
 )
 #: A shadow challenger's answers, beside production's (same ``prediction_id``).
 shadow = sa.Table(

@@ -15,6 +15,7 @@ from conforto.model.inputs import Observation
 from conforto.physics.features import PHYSICS_INPUTS, comfort_arrays
 from conforto.predictions.answer import Prediction, Preference, Probabilities
 from conforto.predictions.ids import new_ids
+from conforto.predictions.records import OCCUPANT
 from conforto.settings import DEFAULT_LEVEL
 from conforto.uncertainty.sets import set_labels
 
@@ -199,7 +200,7 @@ class Asked(NamedTuple):
     #: The building or site the caller named, if any.
     site: str | None
     #: Who asked.
-    kind: Kind = "occupant"
+    kind: Kind = OCCUPANT
 
 
 #: Called in the batcher's thread with each batch, before any of its answers is sent: the

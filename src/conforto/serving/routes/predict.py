@@ -12,7 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
 from conforto.predictions.answer import Prediction
-from conforto.predictions.records import Kind
+from conforto.predictions.records import OCCUPANT, Kind
 from conforto.serving.deps import ServiceDep, service_of
 from conforto.serving.runtime import Asked
 from conforto.serving.schemas import BatchRequest, BatchResponse, Observation
@@ -78,7 +78,7 @@ def parsed_here(model: type[BaseModel]) -> dict[str, Any]:
         "schema": {
             **_kind.json_schema(),
             "description": KIND_HELP,
-            "default": "occupant",
+            "default": OCCUPANT,
             "title": "X-Request-Kind",
         },
     }
@@ -110,7 +110,7 @@ def parse_coverage(request: Request) -> float | None:
 def parse_kind(request: Request) -> Kind:
     """``X-Request-Kind``, validated as FastAPI validates :data:`KindHeader` (same 422s)."""
     raw = request.headers.get("x-request-kind")
-    return "occupant" if raw is None else _validated(_kind, raw, ("header", "x-request-kind"))
+    return OCCUPANT if raw is None else _validated(_kind, raw, ("header", "x-request-kind"))
 
 
 async def parse_body(request: Request, model: type[Body]) -> Body:
@@ -168,7 +168,7 @@ async def predict_batch(
     batch: BatchRequest,
     service: ServiceDep,
     coverage: CoverageQuery = None,
-    kind: KindHeader = "occupant",
+    kind: KindHeader = OCCUPANT,
 ) -> Response:
     """Predict several observations (at most ``CONFORTO_SERVE__MAX_BATCH``), each with its
     prediction set at ``coverage``.
