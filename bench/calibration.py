@@ -1,11 +1,12 @@
 """Report: how the model's calibrations hold on buildings it never saw.
 
 Two calibrations are fitted on a model's building-grouped out-of-fold predictions: the
-confidence calibration the live performance estimate reads (``conforto.uncertainty.confidence``) and
-the prediction sets' (``conforto.uncertainty.calibration``). Both are judged two ways.
+confidence calibration the live performance estimate reads
+(``conforto._uncertainty.confidence``) and the prediction sets'
+(``conforto._uncertainty.calibration``). Both are judged two ways.
 
 ``--model DIR``, on the model's out-of-fold predictions: the accuracy estimated without labels
-(``conforto.monitor.performance.expected_metrics``) from the probabilities as answered
+(``conforto._monitor.performance.expected_metrics``) from the probabilities as answered
 (``raw``) and recalibrated as the monitor reads them, each fold's calibration fitted on the
 other folds; against the realised accuracy, overall and in every climate and cooling-type
 slice of 1,000 rows or more, with the realised 95 % bootstrap interval over buildings.
@@ -32,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conforto.scoring import oof
-from conforto.scoring.scores import bootstrap_interval, macro_f1
-from conforto.uncertainty.calibration import (
+from conforto._scoring import oof
+from conforto._scoring.scores import bootstrap_interval, macro_f1
+from conforto._uncertainty.calibration import (
     REPORT_LEVELS,
     SLICE_TOLERANCE,
     calibrate_frame,
     coverage_report,
 )
-from conforto.uncertainty.confidence import expected_metrics
-from conforto.uncertainty.estimate import cross_fitted
-from conforto.uncertainty.sets import GROUPINGS
+from conforto._uncertainty.confidence import expected_metrics
+from conforto._uncertainty.estimate import cross_fitted
+from conforto._uncertainty.sets import GROUPINGS
 
 FloatArray = np.ndarray
 
@@ -108,12 +109,12 @@ def sets(table: pd.DataFrame, calibration_rows: pd.DataFrame, min_rows: int = 50
 
 def unseen(draws: int, config: Path, work: Path) -> None:
     """Train on 80 % of the buildings, judge the stored calibrations on the other 20 %."""
-    from conforto.cli.common import pipeline_config, sources
-    from conforto.data.load import load_dataset
-    from conforto.model.artifact import load_model
-    from conforto.training.evaluate import predictions_frame
-    from conforto.training.save import write_model
-    from conforto.training.train import train_model
+    from conforto._cli.common import pipeline_config, sources
+    from conforto._data.load import load_dataset
+    from conforto._model.artifact import load_model
+    from conforto._training.evaluate import predictions_frame
+    from conforto._training.save import write_model
+    from conforto._training.train import train_model
 
     files = sources(None, None)  # CONFORTO_MEASUREMENTS / CONFORTO_METADATA
     measurements, metadata = pd.read_csv(files[0], low_memory=False), pd.read_csv(files[1])

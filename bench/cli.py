@@ -42,9 +42,9 @@ def _small_model(folder: Path) -> Path:
     import numpy as np
     import pandas as pd
 
-    from conforto.data.load import load_dataset
-    from conforto.training.save import write_model
-    from conforto.training.train import TrainConfig, train_model
+    from conforto._data.load import load_dataset
+    from conforto._training.save import write_model
+    from conforto._training.train import TrainConfig, train_model
 
     rng = np.random.default_rng(0)
     n = 600
@@ -72,7 +72,7 @@ def _small_model(folder: Path) -> Path:
 
 def _variant(model: Path, out: Path) -> Path:
     """A copy of ``model`` that is another artifact: a note in its manifest."""
-    from conforto.model.artifact import read_manifest, save_manifest
+    from conforto._model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
     manifest = read_manifest(out)

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from conforto.data.download import resolve_sources
-from conforto.data.load import load_dataset
-from conforto.data.validation import validate_dataset
-from conforto.physics.features import FAST_FEATURES, FEATURES, comfort_features
-from conforto.settings import get_settings
+from conforto._data.download import resolve_sources
+from conforto._data.load import load_dataset
+from conforto._data.validation import validate_dataset
+from conforto._physics.features import FAST_FEATURES, FEATURES, comfort_features
+from conforto._settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from conforto.data.download import resolve_sources
-from conforto.data.load import load_dataset, with_month
-from conforto.model.artifact import load_model
-from conforto.monitor.drift import check_drift
-from conforto.monitor.window import FrameSource
-from conforto.predictions.records import PredictionRow
-from conforto.predictions.store import LogDatabase
-from conforto.settings import get_settings
+from conforto._data.download import resolve_sources
+from conforto._data.load import load_dataset, with_month
+from conforto._model.artifact import load_model
+from conforto._monitor.drift import check_drift
+from conforto._monitor.window import FrameSource
+from conforto._predictions.records import PredictionRow
+from conforto._predictions.store import LogDatabase
+from conforto._settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conforto.model.artifact import read_manifest, save_manifest
-from conforto.model.heads import HEADS, SPECS
+from conforto._model.artifact import read_manifest, save_manifest
+from conforto._model.heads import HEADS, SPECS
 
 SERVING = Path(__file__).with_name("serving.py")
 #: The heads' files.

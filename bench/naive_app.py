@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from conforto.model.artifact import load_model
-from conforto.model.inputs import encode
+from conforto._model.artifact import load_model
+from conforto._model.inputs import encode
 
 
 def create() -> FastAPI:

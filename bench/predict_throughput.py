@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.csv as pacsv
 
-from conforto.data.download import resolve_sources
-from conforto.model.artifact import load_model
-from conforto.model.predict import predict_file
-from conforto.settings import get_settings
+from conforto._data.download import resolve_sources
+from conforto._model.artifact import load_model
+from conforto._model.predict import predict_file
+from conforto._settings import get_settings
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ BATCH = 64
 SCORE_FILE = """
 import sys, time
 from pathlib import Path
-from conforto.model.artifact import load_model
-from conforto.model.predict import predict_file
+from conforto._model.artifact import load_model
+from conforto._model.predict import predict_file
 model = load_model(sys.argv[1])
 start = time.perf_counter()
 predict_file(model, Path(sys.argv[2]), Path(sys.argv[3]))
@@ -73,8 +73,8 @@ def _input(rows: int, out: Path) -> Path:
     """``rows`` rows of the dev data's measurements, resampled, as a CSV."""
     import pandas as pd
 
-    from conforto.data.download import resolve_sources
-    from conforto.settings import get_settings
+    from conforto._data.download import resolve_sources
+    from conforto._settings import get_settings
 
     measurements, _ = resolve_sources(get_settings())
     frame = pd.read_csv(measurements, low_memory=False)

@@ -173,7 +173,7 @@ def _naive_command() -> list[str]:
 def _mlflow_model(model: Path, tmp: Path) -> Path:
     """``model`` as the registry stores it: an MLflow Model (a copy with the MLflow files added
     when it was exported without them)."""
-    from conforto.tracking.mlflow_model import MLMODEL, write_mlflow_model
+    from conforto._tracking.mlflow_model import MLMODEL, write_mlflow_model
 
     if (model / MLMODEL).is_file():
         return model

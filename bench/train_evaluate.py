@@ -16,14 +16,14 @@ from pathlib import Path
 
 import lightgbm as lgb
 
-from conforto.data.download import resolve_sources
-from conforto.data.load import load_dataset
-from conforto.lifecycle.pipeline import PipelineConfig
-from conforto.model.inputs import build_spec, encode, prepare
-from conforto.settings import get_settings, load_yaml_model
-from conforto.training.evaluate import evaluate_model
-from conforto.training.save import write_model
-from conforto.training.train import TrainConfig, train_model
+from conforto._data.download import resolve_sources
+from conforto._data.load import load_dataset
+from conforto._lifecycle.pipeline import PipelineConfig
+from conforto._model.inputs import build_spec, encode, prepare
+from conforto._settings import get_settings, load_yaml_model
+from conforto._training.evaluate import evaluate_model
+from conforto._training.save import write_model
+from conforto._training.train import TrainConfig, train_model
 
 
 def main() -> None:

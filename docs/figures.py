@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from conforto._registry.pointer import production_artifact
+from conforto._settings import get_settings
 from conforto.errors import ConfortoError
-from conforto.registry.pointer import production_artifact
-from conforto.settings import get_settings
 
 IMAGES = Path(__file__).with_name("images")
 #: Figure file → the heading of the report's section that holds it.

@@ -16,8 +16,8 @@ import typer
 from pydantic import BaseModel, SecretStr
 
 from conforto import errors
-from conforto.cli import app
-from conforto.settings import Settings
+from conforto._cli import app
+from conforto._settings import Settings
 
 #: The packages of the Python API, one page each, lowest layer first.
 PACKAGES = (
@@ -25,6 +25,7 @@ PACKAGES = (
     "physics",
     "scoring",
     "uncertainty",
+    "adaptation",
     "model",
     "training",
     "tracking",
@@ -134,7 +135,7 @@ def settings_reference() -> str:
     lines = [
         "# Settings",
         "",
-        "Generated from `conforto.settings.Settings`: one settings class, read from `CONFORTO_*`",
+        "Generated from `conforto._settings.Settings`: one settings class, read from `CONFORTO_*`",
         "environment variables; nested groups use `__`. An invalid value stops every command with",
         "one line naming the variable and the reason; relative paths are taken from the working",
         "folder and kept absolute. Variables a library reads itself stay that library's:",
@@ -165,7 +166,7 @@ def settings_reference() -> str:
 
 def openapi() -> dict[str, Any]:
     """The service's OpenAPI document (the app is built, not started: no model is loaded)."""
-    from conforto.serving.app import create_app
+    from conforto._serving.app import create_app
 
     document: dict[str, Any] = create_app(settings=Settings()).openapi()
     return document
@@ -277,22 +278,22 @@ def python_pages() -> dict[str, str]:
     """
     pages = {}
     for package in PACKAGES:
-        module = __import__(f"conforto.{package}", fromlist=["_"])
+        module = __import__(f"conforto._{package}", fromlist=["_"])
         names = sorted(m.name for m in pkgutil.iter_modules(module.__path__))
         body = [
-            f"# conforto.{package} (internals)",
+            f"# conforto._{package} (internals)",
             "",
             '!!! warning "Internal modules"',
             "    These modules may change in any release. Use the [public API](../reference/python/"
             "index.md) (`import conforto`), `conforto.errors` and the command line.",
             "",
-            f"::: conforto.{package}",
+            f"::: conforto._{package}",
             "    options:",
             "      members: false",
             "",
         ]
         for name in names:
-            body += [f"::: conforto.{package}.{name}", ""]
+            body += [f"::: conforto._{package}.{name}", ""]
         pages[f"internals/{package}.md"] = "\n".join(body)
     return pages
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.settings import get_settings
+from conforto._settings import get_settings
 from tests.factories import SHARED_DATA, make_frames, variant, write_buildings
 from tests.models import migrated_store, trained
 from tests.processes import Daemon, Postgres, Server, slack_receiver
@@ -205,8 +205,8 @@ def model_without_heads(tmp_path_factory: pytest.TempPathFactory, trained_model:
     ``heads.json`` nor the heads' boosters (checksummed again)."""
     import shutil
 
-    from conforto.model.artifact import read_manifest, save_manifest
-    from conforto.model.heads import HEADS, SPECS
+    from conforto._model.artifact import read_manifest, save_manifest
+    from conforto._model.heads import HEADS, SPECS
 
     out = tmp_path_factory.mktemp("without-heads") / "m"
     shutil.copytree(trained_model, out)

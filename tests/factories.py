@@ -11,7 +11,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from conforto.predictions.records import Kind
+    from conforto._predictions.records import Kind
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,10 +76,10 @@ def write_buildings(
 
 
 def answer(label: str = "warm", prediction_id: str | None = None, **fields: Any) -> Any:
-    """A :class:`~conforto.predictions.answer.Prediction` of class ``label`` (a new id unless
+    """A :class:`~conforto._predictions.answer.Prediction` of class ``label`` (a new id unless
     given), version ``3``, without occupant responses unless ``fields`` give them."""
-    from conforto.predictions.answer import Prediction, Probabilities
-    from conforto.predictions.ids import new_ids
+    from conforto._predictions.answer import Prediction, Probabilities
+    from conforto._predictions.ids import new_ids
 
     content: dict[str, Any] = {
         "prediction_id": prediction_id or new_ids(1)[0],
@@ -99,9 +99,9 @@ def answer(label: str = "warm", prediction_id: str | None = None, **fields: Any)
 
 
 def manifest_of(**fields: Any) -> Any:
-    """A valid :class:`~conforto.model.manifest.Manifest` of a one-feature model, with
+    """A valid :class:`~conforto._model.manifest.Manifest` of a one-feature model, with
     ``fields`` (parts given as dicts) in place of its defaults."""
-    from conforto.model.manifest import Manifest
+    from conforto._model.manifest import Manifest
 
     content: dict[str, Any] = {
         "name": "test",
@@ -127,9 +127,9 @@ def bare_model(spec: Any = None, manifest: Any = None, directory: Path | None = 
     """A :class:`ThermalModel` without a booster or calibrations, for the tests of code that
     reads only its features, manifest (:func:`manifest_of` by default) or files (drift, the
     performance verdict)."""
-    from conforto.model.artifact import ThermalModel
-    from conforto.model.inputs import FeatureSpec
-    from conforto.uncertainty.confidence import ConfidenceCalibration
+    from conforto._model.artifact import ThermalModel
+    from conforto._model.inputs import FeatureSpec
+    from conforto._uncertainty.confidence import ConfidenceCalibration
 
     calibration = ConfidenceCalibration(1.0, (0.0, 0.0, 0.0))
     return ThermalModel(
@@ -150,7 +150,7 @@ def variant(model: Path, out: Path) -> Path:
     booster, another checksum and another configuration (its seed) in the manifest."""
     import shutil
 
-    from conforto.model.artifact import read_manifest, save_manifest
+    from conforto._model.artifact import read_manifest, save_manifest
 
     shutil.copytree(model, out)
     manifest = read_manifest(out)
@@ -168,8 +168,8 @@ def as_format_1(model: Path, out: Path, drop: tuple[str, ...] = ()) -> Path:
     import json
     import shutil
 
-    from conforto.fileio import file_sha256
-    from conforto.model.artifact import MANIFEST
+    from conforto._fileio import file_sha256
+    from conforto._model.artifact import MANIFEST
 
     shutil.copytree(model, out)
     manifest = json.loads((out / MANIFEST).read_text())
@@ -191,9 +191,9 @@ def regrouped_sets(model: Path, by: str, out: Path) -> Path:
 
     import pandas as pd
 
-    from conforto.model.artifact import read_manifest, save_manifest
-    from conforto.uncertainty.calibration import calibrate_frame
-    from conforto.uncertainty.sets import CONFORMAL
+    from conforto._model.artifact import read_manifest, save_manifest
+    from conforto._uncertainty.calibration import calibrate_frame
+    from conforto._uncertainty.sets import CONFORMAL
 
     shutil.copytree(model, out)
     calibration = calibrate_frame(pd.read_parquet(out / "oof.parquet"), by=by)
@@ -231,10 +231,10 @@ def serve_and_vote(
     the occupants' real votes for a share ``voted`` of them; the number of votes."""
     import time
 
-    from conforto.model.artifact import load_model
-    from conforto.predictions.records import PredictionRow, Row, VoteRow
-    from conforto.predictions.store import LogDatabase
-    from conforto.serving.runtime import Predictor
+    from conforto._model.artifact import load_model
+    from conforto._predictions.records import PredictionRow, Row, VoteRow
+    from conforto._predictions.store import LogDatabase
+    from conforto._serving.runtime import Predictor
 
     predictor = Predictor(load_model(model_dir), "1")
     rows = frame[LOGGED_INPUTS].to_dict("records")

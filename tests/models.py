@@ -54,8 +54,8 @@ def _content(path: Path) -> bytes:
 def fingerprint(paths: tuple[Path, Path], config: dict[str, Any]) -> str:
     """What a model trained on the data files ``paths`` with ``TrainConfig(**config)`` depends
     on, as a short hex digest."""
-    from conforto.lineage import code_fingerprint, package_versions
-    from conforto.training.train import TrainConfig
+    from conforto._lineage import code_fingerprint, package_versions
+    from conforto._training.train import TrainConfig
 
     digest = hashlib.sha256(code_fingerprint().encode())
     digest.update(json.dumps(package_versions(), sort_keys=True).encode())
@@ -71,12 +71,12 @@ def trained(paths: tuple[Path, Path], **config: Any) -> Path:
     The folder is shared: a test that changes a model works on a copy. Every file is checked
     against the manifest on the way out, so a test that changed the shared one fails here.
     """
-    from conforto.model.artifact import load_model
+    from conforto._model.artifact import load_model
 
     def train(folder: Path) -> None:
-        from conforto.data.load import load_dataset
-        from conforto.training.save import write_model
-        from conforto.training.train import TrainConfig, train_model
+        from conforto._data.load import load_dataset
+        from conforto._training.save import write_model
+        from conforto._training.train import TrainConfig, train_model
 
         frame = load_dataset(*paths).frame
         write_model(train_model(frame, config=TrainConfig(**config), progress=False), frame, folder)
@@ -92,7 +92,7 @@ def migrated_store() -> Path:
     from importlib.metadata import version
 
     def migrate(home: Path) -> None:
-        from conforto.tracking.mlflow_store import MlflowRegistryStore
+        from conforto._tracking.mlflow_store import MlflowRegistryStore
 
         uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
         MlflowRegistryStore(uri, "conforto-thermal-sensation").versions()

@@ -26,7 +26,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conforto.data.load import Dataset, load_dataset
+    from conforto._data.load import Dataset, load_dataset
+    from conforto._model.artifact import ThermalModel, load_model
+    from conforto._model.predict import predict_file, prepare_frame, score_frame
+    from conforto._registry.model_registry import Registry, open_registry
+    from conforto._settings import Settings, get_settings
+    from conforto._training.save import write_model
+    from conforto._training.train import TrainConfig, TrainingResult, train_model
     from conforto.errors import (
         ArtifactError,
         ConfigError,
@@ -35,30 +41,24 @@ if TYPE_CHECKING:
         NoProductionModel,
         RegistryError,
     )
-    from conforto.model.artifact import ThermalModel, load_model
-    from conforto.model.predict import predict_file, prepare_frame, score_frame
-    from conforto.registry.model_registry import Registry, open_registry
-    from conforto.settings import Settings, get_settings
-    from conforto.training.save import write_model
-    from conforto.training.train import TrainConfig, TrainingResult, train_model
 
 #: Each public name and the module that defines it.
 _PUBLIC = {
-    "Dataset": "conforto.data.load",
-    "load_dataset": "conforto.data.load",
-    "TrainConfig": "conforto.training.train",
-    "TrainingResult": "conforto.training.train",
-    "train_model": "conforto.training.train",
-    "write_model": "conforto.training.save",
-    "ThermalModel": "conforto.model.artifact",
-    "load_model": "conforto.model.artifact",
-    "prepare_frame": "conforto.model.predict",
-    "score_frame": "conforto.model.predict",
-    "predict_file": "conforto.model.predict",
-    "Registry": "conforto.registry.model_registry",
-    "open_registry": "conforto.registry.model_registry",
-    "Settings": "conforto.settings",
-    "get_settings": "conforto.settings",
+    "Dataset": "conforto._data.load",
+    "load_dataset": "conforto._data.load",
+    "TrainConfig": "conforto._training.train",
+    "TrainingResult": "conforto._training.train",
+    "train_model": "conforto._training.train",
+    "write_model": "conforto._training.save",
+    "ThermalModel": "conforto._model.artifact",
+    "load_model": "conforto._model.artifact",
+    "prepare_frame": "conforto._model.predict",
+    "score_frame": "conforto._model.predict",
+    "predict_file": "conforto._model.predict",
+    "Registry": "conforto._registry.model_registry",
+    "open_registry": "conforto._registry.model_registry",
+    "Settings": "conforto._settings",
+    "get_settings": "conforto._settings",
     "ConfortoError": "conforto.errors",
     "ConfigError": "conforto.errors",
     "DataError": "conforto.errors",
@@ -100,7 +100,7 @@ def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         found = getattr(import_module(_PUBLIC[name]), name)
     elif name == "__version__":
-        from conforto.lineage import package_version
+        from conforto._lineage import package_version
 
         found = package_version()
     else:

@@ -1,5 +1,5 @@
 """``python -m conforto`` runs the command line."""
 
-from conforto.cli import run
+from conforto._cli import run
 
 run()

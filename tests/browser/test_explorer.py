@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conforto.data.bounds import PHYSICAL_BOUNDS
+from conforto._data.bounds import PHYSICAL_BOUNDS
 from tests.processes import scrape
 
 if TYPE_CHECKING:

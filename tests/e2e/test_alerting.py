@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
 from tests.processes import Daemon, Server, free_port, pushgateway

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conforto.data.target import CLASS_NAMES
-from conforto.model.artifact import load_model
-from conforto.predictions.schema import challenger_events, predictions, shadow
-from conforto.registry.model_registry import open_registry
-from conforto.serving.runtime import Predictor
-from conforto.settings import get_settings
+from conforto._data.target import CLASS_NAMES
+from conforto._model.artifact import load_model
+from conforto._predictions.schema import challenger_events, predictions, shadow
+from conforto._registry.model_registry import open_registry
+from conforto._serving.runtime import Predictor
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import table_rows
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from conforto.model.inputs import Observation
+    from conforto._model.inputs import Observation
     from tests.processes import Server
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ ROOMS: list[Observation] = [
 #: fails, or takes 30 ms, on every call after its warm-up.
 FAULT = """
 import os, time
-from conforto.serving import runtime
+from conforto._serving import runtime
 
 FOLDER, KIND = os.environ["CONFORTO_TEST_FAULTY"], os.environ["CONFORTO_TEST_FAULT"]
 score, classify = runtime.Predictor.score, runtime.Predictor.classify
@@ -236,7 +236,7 @@ def _compare() -> dict[str, Any]:
     """`conforto monitor compare --since 1h`, in process: its JSON report."""
     from typer.testing import CliRunner
 
-    from conforto.cli import app
+    from conforto._cli import app
 
     done = CliRunner().invoke(app, ["monitor", "compare", "--since", "1h", "--reps", "200"])
     assert done.exit_code == 0, done.output

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
 from tests.fakes import install

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from conforto.predictions.schema import feedback, predictions
-from conforto.settings import get_settings
+from conforto._predictions.schema import feedback, predictions
+from conforto._settings import get_settings
 from tests.factories import table_rows
 from tests.processes import wait_for_more
 
@@ -102,7 +102,7 @@ def _writers(server: Server) -> list[int]:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"conforto.predictions.writer" in command:
+        if b"conforto._predictions.writer" in command:
             found.append(pid)
         todo += server.children(pid)
     return found

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from conforto.model.artifact import GOLDEN, load_model, read_manifest, save_manifest
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._model.artifact import GOLDEN, load_model, read_manifest, save_manifest
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.processes import free_port, wait_for_more
 

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from conforto.predictions.ids import new_ids
-from conforto.predictions.schema import feedback, predictions
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._predictions.ids import new_ids
+from conforto._predictions.schema import feedback, predictions
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.factories import table_rows
 
 if TYPE_CHECKING:

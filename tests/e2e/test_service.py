@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.categories import normalise_value
-from conforto.model.artifact import load_model
-from conforto.model.heads import COLUMNS as HEAD_COLUMNS
-from conforto.model.inputs import NUMERIC_INPUTS
-from conforto.model.predict import predict_file
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._data.categories import normalise_value
+from conforto._model.artifact import load_model
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
+from conforto._model.inputs import NUMERIC_INPUTS
+from conforto._model.predict import predict_file
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.factories import regrouped_sets
 
 if TYPE_CHECKING:

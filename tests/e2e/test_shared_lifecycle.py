@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.registry.model_registry import Registry, open_registry
-from conforto.settings import Settings, TrackingSettings
+from conforto._registry.model_registry import Registry, open_registry
+from conforto._settings import Settings, TrackingSettings
 from tests.cli import conforto_cli
 from tests.processes import FailingProxy, in_thread
 
@@ -107,8 +107,8 @@ def test_a_promotion_on_one_machine_is_seen_and_rolled_back_on_the_other(
 RACER = """
 import json, sys
 from conforto.errors import RegistryBusy, RegistryError
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 
 registry = open_registry(get_settings())
 for line in sys.stdin:

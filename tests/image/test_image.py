@@ -22,11 +22,11 @@ from tests.cli import conforto_cli
 from tests.factories import REPO, table_rows
 from tests.processes import PODMAN, free_port, remove_images, scrape
 
-from conforto.deploy.smoke import golden_cases, smoke
-from conforto.model.artifact import load_model
-from conforto.model.predict import predict_file
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._deploy.smoke import golden_cases, smoke
+from conforto._model.artifact import load_model
+from conforto._model.predict import predict_file
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -238,7 +238,7 @@ def test_sigterm_flushes_the_prediction_log_to_its_volume(image: str, tmp_path: 
         assert podman("inspect", "--format", "{{.State.ExitCode}}", container.id).strip() == "0"
     finally:
         container.remove()
-    from conforto.predictions.schema import predictions
+    from conforto._predictions.schema import predictions
 
     stored = table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)
     assert sorted(r["prediction_id"] for r in stored) == sorted(ids)

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conforto.registry.model_registry import Registry
+    from conforto._registry.model_registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.load import NO_DATE, ensure_group_column, load_dataset
-from conforto.data.validation import validate_dataset
-from conforto.physics.features import comfort_features
+from conforto._data.load import NO_DATE, ensure_group_column, load_dataset
+from conforto._data.validation import validate_dataset
+from conforto._physics.features import comfort_features
 from tests.cli import conforto_cli
 
 if TYPE_CHECKING:

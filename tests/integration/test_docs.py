@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conforto.serving.app import create_app
-from conforto.settings import Settings
+from conforto._serving.app import create_app
+from conforto._settings import Settings
 from tests.factories import REPO
 
 if TYPE_CHECKING:

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conforto.cli import app
+from conforto._cli import app
+from conforto._lifecycle.gate import GateConfig, run_gate
+from conforto._model.artifact import load_model
+from conforto._model.behaviour import behaviour_checks
+from conforto._registry.model_registry import Registry, open_registry
+from conforto._settings import get_settings
 from conforto.errors import RegistryError
-from conforto.lifecycle.gate import GateConfig, run_gate
-from conforto.model.artifact import load_model
-from conforto.model.behaviour import behaviour_checks
-from conforto.registry.model_registry import Registry, open_registry
-from conforto.settings import get_settings
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.load import load_dataset
+from conforto._data.load import load_dataset
+from conforto._model.artifact import REQUIRED_FILES, load_model, read_manifest
+from conforto._model.manifest import FORMAT_VERSION
+from conforto._training.evaluate import evaluate_model, predictions_frame
+from conforto._training.save import write_model
+from conforto._training.train import TrainConfig, train_model
 from conforto.errors import ArtifactError
-from conforto.model.artifact import REQUIRED_FILES, load_model, read_manifest
-from conforto.model.manifest import FORMAT_VERSION
-from conforto.training.evaluate import evaluate_model, predictions_frame
-from conforto.training.save import write_model
-from conforto.training.train import TrainConfig, train_model
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -10,14 +10,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conforto.data.load import fingerprint, load_dataset, load_training_data
-from conforto.model.artifact import read_manifest
-from conforto.monitor.check import votes_since
-from conforto.monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
-from conforto.monitor.window import Span, read_predictions
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
-from conforto.tracking.mlflow import MlflowTracker, runs_since
+from conforto._data.load import fingerprint, load_dataset, load_training_data
+from conforto._model.artifact import read_manifest
+from conforto._monitor.check import votes_since
+from conforto._monitor.feedback import DAY_IDS, SITE_IDS, site_building_id
+from conforto._monitor.window import Span, read_predictions
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
+from conforto._tracking.mlflow import MlflowTracker, runs_since
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 

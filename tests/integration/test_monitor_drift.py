@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from conforto.data.load import load_dataset
-from conforto.model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
-from conforto.model.manifest import FORMAT_VERSION
-from conforto.monitor.drift import check_drift
-from conforto.monitor.window import LogSource, Span, read_predictions
-from conforto.predictions.answer import Probabilities
-from conforto.predictions.records import PredictionRow
-from conforto.predictions.store import LogDatabase
+from conforto._data.load import load_dataset
+from conforto._model.artifact import DRIFT_REFERENCE, MANIFEST, load_model
+from conforto._model.manifest import FORMAT_VERSION
+from conforto._monitor.drift import check_drift
+from conforto._monitor.window import LogSource, Span, read_predictions
+from conforto._predictions.answer import Probabilities
+from conforto._predictions.records import PredictionRow
+from conforto._predictions.store import LogDatabase
 from tests.cli import conforto_cli
 from tests.factories import answer, as_format_1
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.load import load_dataset
-from conforto.model.artifact import load_model
-from conforto.monitor.performance import check_performance
-from conforto.monitor.window import LogSource, Span, read_predictions
-from conforto.uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
+from conforto._data.load import load_dataset
+from conforto._model.artifact import load_model
+from conforto._monitor.performance import check_performance
+from conforto._monitor.window import LogSource, Span, read_predictions
+from conforto._uncertainty.confidence import CONFIDENCE, ConfidenceCalibration
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 from tests.processes import Daemon, pushgateway, scrape

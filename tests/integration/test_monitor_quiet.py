@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conforto.data.load import load_dataset
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._data.load import load_dataset
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 from tests.processes import Daemon, free_port, pushgateway, scrape

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from conforto.deploy.local import deploy_message
-from conforto.notify import Notifier, hello_message
-from conforto.settings import NotifySettings, Settings
+from conforto._deploy.local import deploy_message
+from conforto._notify import Notifier, hello_message
+from conforto._settings import NotifySettings, Settings
 from tests.cli import conforto_cli
 from tests.processes import in_thread
 

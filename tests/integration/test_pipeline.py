@@ -18,8 +18,8 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from conforto.cli import app
-from conforto.settings import get_settings
+from conforto._cli import app
+from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.processes import in_thread
 
@@ -159,8 +159,8 @@ def test_import_offline_keeps_sessions_until_a_server_accepts_them(
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from conforto.lifecycle.stages import data_stage; "
-            "from conforto.tracking.clearml import ClearmlTracker; "
+            "from conforto._lifecycle.stages import data_stage; "
+            "from conforto._tracking.clearml import ClearmlTracker; "
             "data_stage(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), "
             "tracker=ClearmlTracker())",
             str(m),

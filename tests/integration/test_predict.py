@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conforto.cli import app
-from conforto.data.load import load_dataset
+from conforto._cli import app
+from conforto._data.load import load_dataset
+from conforto._model.artifact import load_model
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
+from conforto._model.predict import predict_file
 from conforto.errors import ColumnError, ConfigError
-from conforto.model.artifact import load_model
-from conforto.model.heads import COLUMNS as HEAD_COLUMNS
-from conforto.model.predict import predict_file
 
 if TYPE_CHECKING:
     from pathlib import Path

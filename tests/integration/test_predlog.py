@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
-from conforto.errors import ConfigError, LogUnavailable
-from conforto.predictions.answer import Prediction, Preference
-from conforto.predictions.drain import Drainer
-from conforto.predictions.ids import new_ids
-from conforto.predictions.log import PredictionLog
-from conforto.predictions.records import PredictionRow, VoteRow, legacy_row
-from conforto.predictions.schema import (
+from conforto._predictions.answer import Prediction, Preference
+from conforto._predictions.drain import Drainer
+from conforto._predictions.ids import new_ids
+from conforto._predictions.log import PredictionLog
+from conforto._predictions.records import PredictionRow, VoteRow, legacy_row
+from conforto._predictions.schema import (
     RESPONSE_FIELDS,
     SCHEMA_VERSION,
     feedback,
@@ -30,9 +29,10 @@ from conforto.predictions.schema import (
     predictions,
     schema,
 )
-from conforto.predictions.spool import HEADER, LEGACY_MAGIC, Spool, frames, segments
-from conforto.predictions.store import LogDatabase
-from conforto.predictions.writer import LogProcess
+from conforto._predictions.spool import HEADER, LEGACY_MAGIC, Spool, frames, segments
+from conforto._predictions.store import LogDatabase
+from conforto._predictions.writer import LogProcess
+from conforto.errors import ConfigError, LogUnavailable
 from tests.factories import answer, table_rows
 
 if TYPE_CHECKING:
@@ -382,8 +382,8 @@ def test_over_its_bound_the_spool_drops_the_oldest_segments_and_counts_them(tmp_
 FULL_DISK = """
 import resource, signal, sys
 from pathlib import Path
-from conforto.predictions.records import VoteRow
-from conforto.predictions.spool import Spool
+from conforto._predictions.records import VoteRow
+from conforto._predictions.spool import Spool
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
 spool, dropped = Spool(Path(sys.argv[1])), []

@@ -16,15 +16,15 @@ from mlflow.models import Model
 from mlflow.types import DataType
 from typer.testing import CliRunner
 
-from conforto.cli import app
+from conforto._cli import app
+from conforto._model.artifact import MANIFEST
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
+from conforto._model.inputs import REQUIRED_INPUTS
+from conforto._registry.model_registry import Registry, open_registry
+from conforto._registry.pointer import artifact_sha256
+from conforto._settings import get_settings
+from conforto._tracking.mlflow_model import MLMODEL, SERVING_DISTRIBUTIONS
 from conforto.errors import ArtifactError
-from conforto.model.artifact import MANIFEST
-from conforto.model.heads import COLUMNS as HEAD_COLUMNS
-from conforto.model.inputs import REQUIRED_INPUTS
-from conforto.registry.model_registry import Registry, open_registry
-from conforto.registry.pointer import artifact_sha256
-from conforto.settings import get_settings
-from conforto.tracking.mlflow_model import MLMODEL, SERVING_DISTRIBUTIONS
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -222,7 +222,7 @@ def test_a_version_registered_in_format_1_loads_through_pyfunc_once_upgraded(
 
 @pytest.mark.usefixtures("production")
 def test_versions_name_the_stable_loader_path_that_still_loads() -> None:
-    # every MLmodel ever registered names conforto.pyfunc (the module moved to conforto.model):
+    # every MLmodel ever registered names conforto.pyfunc (the module moved to conforto._model):
     # the old path must keep loading, whatever the package's layout
     model = mlflow.pyfunc.load_model(PRODUCTION_URI)
     assert model.metadata.flavors["python_function"]["loader_module"] == "conforto.pyfunc"

@@ -13,12 +13,12 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
-from conforto.cli import app
+from conforto._cli import app
+from conforto._model.artifact import read_manifest, save_manifest
+from conforto._registry.model_registry import PRODUCTION, Registry, open_registry
+from conforto._registry.pointer import read_pointer
+from conforto._settings import get_settings
 from conforto.errors import ArtifactError, RegistryError
-from conforto.model.artifact import read_manifest, save_manifest
-from conforto.registry.model_registry import PRODUCTION, Registry, open_registry
-from conforto.registry.pointer import read_pointer
-from conforto.settings import get_settings
 from tests.cli import conforto_cli
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from conforto.cli import app
-from conforto.settings import get_settings
+from conforto._cli import app
+from conforto._settings import get_settings
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration

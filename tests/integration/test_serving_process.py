@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conforto.predictions.schema import predictions
+from conforto._predictions.schema import predictions
 from tests.factories import table_rows
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def _run(code: str) -> dict[str, object]:
 
 def test_serving_code_imports_neither_pythermalcomfort_nor_numba() -> None:
     found = _run(
-        "import json, sys, conforto.serving.app, conforto.physics.features; "
+        "import json, sys, conforto._serving.app, conforto._physics.features; "
         "print(json.dumps({'heavy': sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('pythermalcomfort', 'numba'))}))"
     )
@@ -36,9 +36,9 @@ def test_service_process_keeps_scikit_learn_pandas_and_crepes_out_and_lightgbm_w
     trained_model: Path,
 ) -> None:
     found = _run(
-        "import json, sys; from conforto.serving.app import app_from_env; app_from_env(); "
-        f"from conforto.model.artifact import load_model; m = load_model({str(trained_model)!r}); "
-        "from conforto.serving.runtime import Predictor; "
+        "import json, sys; from conforto._serving.app import app_from_env; app_from_env(); "
+        f"from conforto._model.artifact import load_model; m = load_model({str(trained_model)!r}); "
+        "from conforto._serving.runtime import Predictor; "
         "room = dict(ta=24.0, rh=50.0, vel=0.1, met=1.1, clo=0.6, climate='tropical savanna'); "
         "answer = Predictor(m, '1').predict([room])[0]; "
         "print(json.dumps({'sklearn': sys.modules.get('sklearn') is not None, "
@@ -56,7 +56,7 @@ def test_service_process_keeps_scikit_learn_pandas_and_crepes_out_and_lightgbm_w
 CHILDREN = """
 import gc, json, os, sys, time
 from fastapi.testclient import TestClient
-from conforto.serving.app import app_from_env
+from conforto._serving.app import app_from_env
 
 def children():  # command line -> niceness of this process's children
     found = {}
@@ -105,6 +105,6 @@ def test_prediction_log_is_written_by_a_low_priority_child_process(
     writers = found["writers"]
     assert isinstance(writers, dict)
     assert [
-        nice for command, nice in writers.items() if "conforto.predictions.writer" in command
+        nice for command, nice in writers.items() if "conforto._predictions.writer" in command
     ] == [19]
     assert len(table_rows(url, predictions)) == 1

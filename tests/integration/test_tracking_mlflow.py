@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from mlflow import MlflowClient
 
-from conforto.lifecycle.stages import data_stage
-from conforto.tracking import replay_outbox
-from conforto.tracking.mlflow import MlflowTracker
+from conforto._lifecycle.stages import data_stage
+from conforto._tracking import replay_outbox
+from conforto._tracking.mlflow import MlflowTracker
 from tests.cli import conforto_cli
 
 if TYPE_CHECKING:

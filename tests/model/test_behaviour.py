@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.data.load import load_dataset
-from conforto.model.artifact import load_model
-from conforto.model.behaviour import behaviour_checks
+from conforto._data.load import load_dataset
+from conforto._model.artifact import load_model
+from conforto._model.behaviour import behaviour_checks
 
 if TYPE_CHECKING:
     from pathlib import Path

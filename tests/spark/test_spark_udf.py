@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conforto.cli import app
-from conforto.model.heads import COLUMNS as HEAD_COLUMNS
-from conforto.registry.model_registry import open_registry
-from conforto.settings import get_settings
+from conforto._cli import app
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
+from conforto._registry.model_registry import open_registry
+from conforto._settings import get_settings
 from tests.factories import REPO
 
 pytestmark = pytest.mark.integration

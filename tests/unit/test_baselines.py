@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conforto.training.baselines import ProbabilisticPMV, majority_proba, pmv_class
+from conforto._training.baselines import ProbabilisticPMV, majority_proba, pmv_class
 
 
 def test_majority_proba_is_training_frequency() -> None:
@@ -31,7 +31,7 @@ def test_probabilistic_pmv_learns_direction_and_round_trips() -> None:
 
 
 def test_logistic_candidate_handles_missing_values_and_categories() -> None:
-    from conforto.training.baselines import logistic_candidate
+    from conforto._training.baselines import logistic_candidate
 
     rng = np.random.default_rng(1)
     x = np.column_stack([rng.normal(25, 3, 400), rng.integers(0, 3, 400).astype(float)])

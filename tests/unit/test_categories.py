@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conforto.data.categories import normalise_categories, normalise_value, unknown_values
+from conforto._data.categories import normalise_categories, normalise_value, unknown_values
 
 
 def test_normalise_value_fixes_spelling_and_synonyms() -> None:

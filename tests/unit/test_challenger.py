@@ -12,21 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conforto._lifecycle.shadow import shadow_check
+from conforto._monitor.compare import MIN_VOTES, CompareReport, compare_canary, compare_shadow
+from conforto._predictions.records import EventRow, PredictionRow, ShadowRow
+from conforto._predictions.store import LogDatabase
+from conforto._serving.challenger import Challenger, Window
+from conforto._serving.challenger_slot import resolve
+from conforto._settings import ChallengerSettings
 from conforto.errors import RegistryError, ReloadError
-from conforto.lifecycle.shadow import shadow_check
-from conforto.monitor.compare import MIN_VOTES, CompareReport, compare_canary, compare_shadow
-from conforto.predictions.records import EventRow, PredictionRow, ShadowRow
-from conforto.predictions.store import LogDatabase
-from conforto.serving.challenger import Challenger, Window
-from conforto.serving.challenger_slot import resolve
-from conforto.settings import ChallengerSettings
 from tests.factories import answer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from conforto.predictions.answer import Prediction
+    from conforto._predictions.answer import Prediction
 
 LIMITS = ChallengerSettings(window=100, min_predictions=20, max_p99_ms=50.0)
 

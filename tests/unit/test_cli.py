@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from typer.testing import CliRunner
 
-from conforto.cli import app
+from conforto._cli import app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,7 +93,7 @@ def test_the_listed_help_of_every_command_is_its_own() -> None:
     table says what the command itself says."""
     import typer
 
-    from conforto.cli import COMMANDS, load
+    from conforto._cli import COMMANDS, load
 
     for name, entry in COMMANDS.items():
         command = load(name)

@@ -121,6 +121,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "physics": ("data",),
     "scoring": ("data",),
     "uncertainty": ("scoring", "data"),
+    "adaptation": ("scoring", "data"),
     "model": ("uncertainty", "scoring", "physics", "data"),
     "training": ("model", "uncertainty", "scoring", "physics", "data"),
     "tracking": ("model",),
@@ -149,9 +150,17 @@ ENTRY_POINTS = ("__main__", "pyfunc")
 ROOT = "conforto"
 
 
+def _public_name(name: str) -> str:
+    """A module's name without its private underscore: ``_serving.state`` is ``serving.state``
+    (``__main__`` stays).
+    """
+    return name if name.startswith("__") else name.removeprefix("_")
+
+
 def _layer(module: str) -> str:
+    """The layer's name: ``conforto._serving.state`` is in ``serving``."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return _public_name(parts[1]) if len(parts) > 1 else ""
 
 
 def _allowed(module: str, imported: str) -> bool:
@@ -163,7 +172,7 @@ def _allowed(module: str, imported: str) -> bool:
     if own in ENTRY_POINTS:
         return True
     rules = () if own in FOUNDATION else LAYERS[own]
-    name = imported.removeprefix("conforto.")
+    name = _public_name(imported.removeprefix("conforto."))
     return "*" in rules or any(name == r or name.startswith(f"{r}.") for r in rules)
 
 
@@ -173,12 +182,24 @@ def test_every_module_belongs_to_a_layer() -> None:
     assert len([m for m in _modules() if m.count(".") == 1 and _layer(m) not in LAYERS]) <= 12
 
 
+#: The public surface's modules: the package (its API), its errors, the loader registered
+#: MLmodels name, and ``python -m conforto``. Everything else is internal.
+PUBLIC = ("conforto", "conforto.errors", "conforto.pyfunc", "conforto.__main__")
+
+
+def test_internals_are_private_modules() -> None:
+    public = [m for m in _modules() if m not in PUBLIC and not m.split(".")[1].startswith("_")]
+    assert public == []
+
+
 def test_every_package_says_what_it_may_import() -> None:
     silent = [
         package
         for package in LAYERS
         if "May import:"
-        not in (ast.get_docstring(ast.parse((SRC / package / "__init__.py").read_text())) or "")
+        not in (
+            ast.get_docstring(ast.parse((SRC / f"_{package}" / "__init__.py").read_text())) or ""
+        )
     ]
     assert silent == []
 
@@ -202,15 +223,15 @@ def test_the_service_never_reaches_training_trackers_or_the_monitor() -> None:
             seen.add(module)
             todo.extend(graph[module])
     assert {_layer(m) for m in seen} & {"training", "tracking", "monitor", "lifecycle"} == set()
-    assert {m for m in seen if _layer(m) == "registry"} == {"conforto.registry.pointer"}
+    assert {m for m in seen if _layer(m) == "registry"} == {"conforto._registry.pointer"}
 
 
 def test_the_layer_rules_refuse_an_upward_import() -> None:
-    assert _allowed("conforto.training.train", "conforto.model.artifact")
-    assert not _allowed("conforto.model.artifact", "conforto.training.train")
-    assert not _allowed("conforto.serving.state", "conforto.registry.model_registry")
-    assert _allowed("conforto.serving.state", "conforto.registry.pointer")
-    assert not _allowed("conforto.settings", "conforto.uncertainty.sets")
+    assert _allowed("conforto._training.train", "conforto._model.artifact")
+    assert not _allowed("conforto._model.artifact", "conforto._training.train")
+    assert not _allowed("conforto._serving.state", "conforto._registry.model_registry")
+    assert _allowed("conforto._serving.state", "conforto._registry.pointer")
+    assert not _allowed("conforto._settings", "conforto._uncertainty.sets")
 
 
 def test_no_import_cycle() -> None:
@@ -247,18 +268,18 @@ def test_the_layer_rules_count_type_only_imports() -> None:
     planted = (
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"
-        "    from conforto.registry.audit import Move\n"
+        "    from conforto._registry.audit import Move\n"
     )
     known = set(_modules())
     imported = _imports(ast.parse(planted), "conforto", known)
-    assert imported == {"conforto.registry.audit"}
-    assert not _allowed("conforto.notify", "conforto.registry.audit")
+    assert imported == {"conforto._registry.audit"}
+    assert not _allowed("conforto._notify", "conforto._registry.audit")
 
 
 def test_no_module_of_the_service_starts_a_command() -> None:
     """The service reaches what it needs through what it was given (a version resolver), never
     by running a command (`conforto model show` as a subprocess took 4-9 s under the swap lock).
-    The prediction log's writer process is the log's own (:mod:`conforto.predictions`)."""
+    The prediction log's writer process is the log's own (:mod:`conforto._predictions`)."""
     starters = {"subprocess", "os.system", "os.popen", "os.execv", "os.spawnv", "pty"}
     found = []
     for module, path in _modules().items():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conforto.data.columns import (
+from conforto._data.columns import (
     REQUIRED_TRAINING,
     closest_names,
     normalise_name,

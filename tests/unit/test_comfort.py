@@ -7,14 +7,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conforto.physics.comfort import (
+from conforto._physics.comfort import (
     dynamic_clothing,
     operative_temperature,
     pmv_iso_7730,
     ppd_from_pmv,
     relative_air_speed,
 )
-from conforto.physics.features import SCALAR_ROWS, fast_features
+from conforto._physics.features import SCALAR_ROWS, fast_features
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conforto._uncertainty.confidence import ConfidenceCalibration, fit_confidence
+from conforto._uncertainty.estimate import cross_fitted
 from conforto.errors import DataError
-from conforto.uncertainty.confidence import ConfidenceCalibration, fit_confidence
-from conforto.uncertainty.estimate import cross_fitted
 
 SLOPE, INTERCEPTS = 0.7, (0.4, -0.1, 0.3)
 

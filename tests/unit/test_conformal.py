@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.errors import DataError
-from conforto.scoring import oof
-from conforto.uncertainty.calibration import (
+from conforto._scoring import oof
+from conforto._uncertainty.calibration import (
     calibrate,
     coverage_misses,
     coverage_report,
     cross_conformal_sets,
 )
-from conforto.uncertainty.sets import GRID, ConformalSets, score_grid, sets_as_text
+from conforto._uncertainty.sets import GRID, ConformalSets, score_grid, sets_as_text
+from conforto.errors import DataError
 
 CLASSES = ("cool", "neutral", "warm")
 

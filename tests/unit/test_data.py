@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.load import NO_DATE, ensure_group_column, fingerprint, load_dataset, read_table
+from conforto._data.load import NO_DATE, ensure_group_column, fingerprint, load_dataset, read_table
 from conforto.errors import ColumnError, DataSourceError, DataValidationError
 
 if TYPE_CHECKING:

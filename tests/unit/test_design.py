@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from conforto.data.categories import normalise_categories
-from conforto.model.inputs import FeatureSpec, build_spec, encode
-from conforto.model.manifest import Manifest
+from conforto._data.categories import normalise_categories
+from conforto._model.inputs import FeatureSpec, build_spec, encode
+from conforto._model.manifest import Manifest
 from tests.factories import manifest_of
 
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
-from conforto.data.download import RemoteFile, download_file, download_official, resolve_sources
+from conforto._data.download import RemoteFile, download_file, download_official, resolve_sources
+from conforto._settings import Settings
 from conforto.errors import DataSourceError, DownloadError
-from conforto.settings import Settings
 from tests.processes import in_thread
 
 if TYPE_CHECKING:

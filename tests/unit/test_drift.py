@@ -10,18 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conforto._model.inputs import Feature, FeatureSpec
+from conforto._monitor.drift import DriftReport, FeatureDrift, check_drift, compare, write_drift
+from conforto._monitor.sample import NO_SEASON, Sample, season_weights
+from conforto._monitor.thresholds import MonitorConfig
+from conforto._monitor.window import Described, FrameSource, Span, parse_when
 from conforto.errors import ConfigError
-from conforto.model.inputs import Feature, FeatureSpec
-from conforto.monitor.drift import DriftReport, FeatureDrift, check_drift, compare, write_drift
-from conforto.monitor.sample import NO_SEASON, Sample, season_weights
-from conforto.monitor.thresholds import MonitorConfig
-from conforto.monitor.window import Described, FrameSource, Span, parse_when
 from tests.factories import bare_model, manifest_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conforto.model.artifact import ThermalModel
+    from conforto._model.artifact import ThermalModel
 
 NUMERIC, CATEGORICAL = ["ta", "rh"], ["season", "cooling_type"]
 CONFIG = MonitorConfig()
@@ -124,7 +124,7 @@ def test_half_the_inputs_drifting_is_data_set_drift() -> None:
 
 
 def test_psi_is_zero_for_equal_shares_and_grows_with_a_shift() -> None:
-    from conforto.monitor.drift import psi
+    from conforto._monitor.drift import psi
 
     assert psi([10, 20, 30], [1, 2, 3]) == pytest.approx(0.0)
     small, large = psi([50, 50], [55, 45]), psi([50, 50], [90, 10])
@@ -144,7 +144,7 @@ def test_rare_levels_are_folded_so_that_their_noise_is_not_drift() -> None:
 
 
 def judge_one(reference: pd.DataFrame, current: pd.DataFrame, name: str) -> FeatureDrift:
-    from conforto.monitor.drift import categorical_drift
+    from conforto._monitor.drift import categorical_drift
 
     before = Sample().add(reference, [], [name])
     now = Sample().add(current, [], [name])

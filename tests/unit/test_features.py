@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.physics.comfort import adaptive_comfort_temperature, operative_temperature
-from conforto.physics.features import (
+from conforto._physics.comfort import adaptive_comfort_temperature, operative_temperature
+from conforto._physics.features import (
     FEATURES,
     comfort_features,
     pmv_ppd,

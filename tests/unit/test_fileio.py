@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.fileio import atomic_write_json, atomic_writer
+from conforto._fileio import atomic_write_json, atomic_writer
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.errors import DataError
-from conforto.lifecycle.gate import GateConfig, run_gate
-from conforto.lifecycle.gate_checks import (
+from conforto._lifecycle.gate import GateConfig, run_gate
+from conforto._lifecycle.gate_checks import (
     baseline_checks,
     coverage_checks,
     paired_bootstrap,
     slice_checks,
 )
-from conforto.lifecycle.gate_report import write_gate_report
-from conforto.model.behaviour import BehaviourCheck
+from conforto._lifecycle.gate_report import write_gate_report
+from conforto._model.behaviour import BehaviourCheck
+from conforto.errors import DataError
 
 if TYPE_CHECKING:
     from pathlib import Path

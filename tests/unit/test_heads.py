@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.load import load_dataset
-from conforto.lifecycle.gate import GateConfig, run_gate
-from conforto.lifecycle.gate_checks import head_checks
-from conforto.model.heads import COLUMNS, Heads, calibrated
-from conforto.model.inputs import build_spec, encode, prepare
-from conforto.training.booster import TrainConfig, base_params, group_folds
-from conforto.training.heads import (
+from conforto._data.load import load_dataset
+from conforto._lifecycle.gate import GateConfig, run_gate
+from conforto._lifecycle.gate_checks import head_checks
+from conforto._model.heads import COLUMNS, Heads, calibrated
+from conforto._model.inputs import build_spec, encode, prepare
+from conforto._training.booster import TrainConfig, base_params, group_folds
+from conforto._training.heads import (
     HeadEvaluation,
     SensationFit,
     apply_baselines,
@@ -174,7 +174,7 @@ def test_calibrated_binary_and_multiclass() -> None:
 def test_stored_baselines_answer_as_the_fitted_logistic_model() -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from conforto.model.heads import SPECS
+    from conforto._model.heads import SPECS
 
     rng = np.random.default_rng(0)
     pmv = rng.normal(0, 1, 500)

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from conforto._model.artifact import MANIFEST, load_model, upgrade_format
+from conforto._registry.journal import INTENT
+from conforto._registry.model_registry import PRODUCTION, Registry
+from conforto._registry.pointer import artifact_sha256, read_pointer
+from conforto._registry.shared_journal import SharedJournal
+from conforto._registry.store import MemoryStore
+from conforto._registry.upgrade import upgrade
 from conforto.errors import ArtifactError, RegistryError
-from conforto.model.artifact import MANIFEST, load_model, upgrade_format
-from conforto.registry.journal import INTENT
-from conforto.registry.model_registry import PRODUCTION, Registry
-from conforto.registry.pointer import artifact_sha256, read_pointer
-from conforto.registry.shared_journal import SharedJournal
-from conforto.registry.store import MemoryStore
-from conforto.registry.upgrade import upgrade
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -191,8 +191,8 @@ def _shadowed(url: str, version: str, ids: range) -> None:
     """Predictions of production's (one per id), each scored by ``version`` as a shadow."""
     import time
 
-    from conforto.predictions.records import PredictionRow, Row, ShadowRow
-    from conforto.predictions.store import LogDatabase
+    from conforto._predictions.records import PredictionRow, Row, ShadowRow
+    from conforto._predictions.store import LogDatabase
     from tests.factories import answer
 
     rows: list[Row] = []
@@ -211,7 +211,7 @@ def _shadowed(url: str, version: str, ids: range) -> None:
 def test_a_promotion_waits_for_its_shadow_period(registry: Registry, tmp_path: Path) -> None:
     from functools import partial
 
-    from conforto.lifecycle.shadow import promote
+    from conforto._lifecycle.shadow import promote
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
     registry.promote("1", force=True)
@@ -240,9 +240,9 @@ def test_the_pipeline_leaves_a_version_for_its_shadow_period(
 ) -> None:
     from types import SimpleNamespace
 
-    from conforto.lifecycle.gate_checks import GateConfig
-    from conforto.lifecycle.pipeline import PipelineConfig, _promote, _Stages
-    from conforto.tracking.base import NullTracker
+    from conforto._lifecycle.gate_checks import GateConfig
+    from conforto._lifecycle.pipeline import PipelineConfig, _promote, _Stages
+    from conforto._tracking.base import NullTracker
 
     said: list[str] = []
     config = PipelineConfig(gate=GateConfig(shadow_min_predictions=100))

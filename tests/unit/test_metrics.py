@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
 
-from conforto.scoring.scores import (
+from conforto._scoring.scores import (
     bootstrap_interval,
     classification_metrics,
     confusion,

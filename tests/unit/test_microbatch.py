@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conforto.serving.runtime import MicroBatcher
+from conforto._serving.runtime import MicroBatcher
 
 
 class EchoPredictor:

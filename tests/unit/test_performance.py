@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.monitor.performance import PerformanceReport, Scored, judge
-from conforto.monitor.performance_report import over_time
-from conforto.monitor.thresholds import MonitorConfig
-from conforto.scoring.scores import macro_f1
-from conforto.uncertainty.confidence import expected_metrics
+from conforto._monitor.performance import PerformanceReport, Scored, judge
+from conforto._monitor.performance_report import over_time
+from conforto._monitor.thresholds import MonitorConfig
+from conforto._scoring.scores import macro_f1
+from conforto._uncertainty.confidence import expected_metrics
 from tests.factories import bare_model, manifest_of
 
 if TYPE_CHECKING:
-    from conforto.model.artifact import ThermalModel
+    from conforto._model.artifact import ThermalModel
 
 
 def calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from conforto.data.profiling import profile_frame, write_profile
+from conforto._data.profiling import profile_frame, write_profile
 
 if TYPE_CHECKING:
     from pathlib import Path

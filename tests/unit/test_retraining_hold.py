@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conforto.monitor.check import Decision, held_by
-from conforto.tracking import TrackedRun
+from conforto._monitor.check import Decision, held_by
+from conforto._tracking import TrackedRun
 
 NOW = datetime(2026, 12, 7, 12, 17, tzinfo=UTC)
 

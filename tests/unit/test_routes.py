@@ -10,20 +10,20 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from conforto._predictions.answer import Prediction, Preference, Probabilities
+from conforto._predictions.drain import DrainStatus
+from conforto._predictions.ids import new_ids
+from conforto._predictions.log import PredictionLog
+from conforto._predictions.records import PredictionRow, Row, VoteRow
+from conforto._predictions.spool import Spool, frames, segments
+from conforto._serving.app import create_app
+from conforto._serving.deps import ServiceDep, get_prediction_log, get_predictor
+from conforto._serving.routes.predict import CoverageQuery, KindHeader
+from conforto._serving.routes.predict import predict as fast_predict
+from conforto._serving.schemas import Observation  # noqa: TC001 - FastAPI reads it at runtime
+from conforto._serving.state import Runtime, ServiceState
+from conforto._settings import ServeSettings, Settings
 from conforto.errors import LogUnavailable
-from conforto.predictions.answer import Prediction, Preference, Probabilities
-from conforto.predictions.drain import DrainStatus
-from conforto.predictions.ids import new_ids
-from conforto.predictions.log import PredictionLog
-from conforto.predictions.records import PredictionRow, Row, VoteRow
-from conforto.predictions.spool import Spool, frames, segments
-from conforto.serving.app import create_app
-from conforto.serving.deps import ServiceDep, get_prediction_log, get_predictor
-from conforto.serving.routes.predict import CoverageQuery, KindHeader
-from conforto.serving.routes.predict import predict as fast_predict
-from conforto.serving.schemas import Observation  # noqa: TC001 - FastAPI reads it at runtime
-from conforto.serving.state import Runtime, ServiceState
-from conforto.settings import ServeSettings, Settings
 from tests.factories import answer, manifest_of
 
 if TYPE_CHECKING:

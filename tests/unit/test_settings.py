@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import ValidationError
 
+from conforto._settings import Settings, get_settings
 from conforto.errors import ConfigError
-from conforto.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pathlib import Path

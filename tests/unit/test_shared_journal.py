@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from conforto._registry.audit import Move
+from conforto._registry.model_registry import PRODUCTION, Registry
+from conforto._registry.shared_journal import SharedJournal
+from conforto._registry.store import MemoryStore
 from conforto.errors import RegistryBusy, RegistryError, exit_code
-from conforto.registry.audit import Move
-from conforto.registry.model_registry import PRODUCTION, Registry
-from conforto.registry.shared_journal import SharedJournal
-from conforto.registry.store import MemoryStore
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.errors import ConfigError
-from conforto.predictions.ids import issued_at, new_ids
-from conforto.predictions.records import VoteRow
-from conforto.predictions.spool import (
+from conforto._predictions.ids import issued_at, new_ids
+from conforto._predictions.records import VoteRow
+from conforto._predictions.spool import (
     HEADER,
     Spool,
     TornFrameError,
@@ -21,6 +20,7 @@ from conforto.predictions.spool import (
     segments,
     try_lock,
 )
+from conforto.errors import ConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conforto.predictions.answer import Preference
-from conforto.predictions.records import PredictionRow, Row, ShadowRow, VoteRow
-from conforto.predictions.spool import (
+from conforto._predictions.answer import Preference
+from conforto._predictions.records import PredictionRow, Row, ShadowRow, VoteRow
+from conforto._predictions.spool import (
     HEADER,
     LEGACY_MAGIC,
     MAGIC,

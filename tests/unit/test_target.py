@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conforto.data.target import CLASSES, ThermalClass, sensation_class, sensation_vote
+from conforto._data.target import CLASSES, ThermalClass, sensation_class, sensation_vote
 
 
 def test_sensation_class_band_edges_are_neutral() -> None:

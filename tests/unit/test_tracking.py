@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conforto.lifecycle.stages import data_stage
-from conforto.tracking import (
+from conforto._lifecycle.stages import data_stage
+from conforto._tracking import (
     NullTracker,
     Trackers,
     make_tracker,
@@ -163,9 +163,9 @@ def test_outbox_keeps_calls_of_a_backend_not_configured(
 
 
 def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conforto.settings import Settings
-    from conforto.tracking.clearml import ClearmlTracker
-    from conforto.tracking.mlflow import MlflowTracker
+    from conforto._settings import Settings
+    from conforto._tracking.clearml import ClearmlTracker
+    from conforto._tracking.mlflow import MlflowTracker
 
     assert isinstance(make_tracker(Settings(), []), NullTracker)
     assert isinstance(make_tracker(Settings(), ["mlflow"]), MlflowTracker)
@@ -182,7 +182,7 @@ def test_make_tracker_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> N
 def test_server_reachable_only_when_something_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     import http.server
 
-    from conforto.tracking.clearml import server_reachable
+    from conforto._tracking.clearml import server_reachable
 
     monkeypatch.delenv("CLEARML_API_HOST", raising=False)
     assert not server_reachable()

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conforto.data.bounds import PHYSICAL_BOUNDS, Bounds
-from conforto.data.categories import normalise_categories
-from conforto.data.validation import (
+from conforto._data.bounds import PHYSICAL_BOUNDS, Bounds
+from conforto._data.categories import normalise_categories
+from conforto._data.validation import (
     Check,
     ValidationReport,
     build_schema,

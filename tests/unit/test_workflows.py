@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conforto.cli import app
+from conforto._cli import app
 from tests.factories import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"

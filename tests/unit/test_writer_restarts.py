@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conforto._predictions import writer as writer_module
+from conforto._predictions.drain import DrainStatus
+from conforto._predictions.log import LogCounters, PredictionLog
+from conforto._predictions.spool import Spool
+from conforto._predictions.writer import LogProcess
 from conforto.errors import LogUnavailable
-from conforto.predictions import writer as writer_module
-from conforto.predictions.drain import DrainStatus
-from conforto.predictions.log import LogCounters, PredictionLog
-from conforto.predictions.spool import Spool
-from conforto.predictions.writer import LogProcess
 
 if TYPE_CHECKING:
     import subprocess

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from conforto.data.load import load_dataset
-from conforto.model.artifact import load_model
+from conforto._data.load import load_dataset
+from conforto._model.artifact import load_model
 from tests.cli import conforto_cli
 from tests.factories import serve_and_vote
 from tests.fakes.gcloud import serving_revision

@@ -1,0 +1,180 @@
+"""The replay's scores by how many earlier votes of their site the answers had.
+
+Votes are put in buckets by the number of earlier-day votes of their site the adaptation
+learned from (0, 1-9, 10-19, 20-39, 40+). In each, the adapted answers are compared with the
+zero-shot ones on the same votes: macro-F1 under the model's decision rule and log loss, with
+95 % intervals of the difference from a bootstrap that resamples whole buildings (the votes of
+one building are not independent), paired (the same draw for both answers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from conforto._scoring.scores import (
+    N_CLASSES,
+    cluster_draws,
+    log_losses,
+    macro_f1,
+    macro_f1_from_confusion,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Buckets of earlier votes: (label, fewest, most); ``None``: no upper limit.
+BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("0", 0, 0),
+    ("1-9", 1, 9),
+    ("10-19", 10, 19),
+    ("20-39", 20, 39),
+    ("40+", 40, None),
+)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Adapted minus zero-shot, with its bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class BucketScores:
+    """The zero-shot and adapted answers' scores on one bucket's votes.
+
+    Attributes
+    ----------
+    bucket
+        Its label (``"20-39"``), or ``"20+"``-style for :func:`scores_from`.
+    votes, buildings
+        How many votes, of how many buildings.
+    macro_f1, log_loss
+        ``(zero-shot, adapted)``; log loss in nats per vote.
+    macro_f1_gain, log_loss_change
+        Adapted minus zero-shot, with 95 % building-bootstrap intervals.
+    """
+
+    bucket: str
+    votes: int
+    buildings: int
+    macro_f1: tuple[float, float]
+    log_loss: tuple[float, float]
+    macro_f1_gain: Difference
+    log_loss_change: Difference
+
+
+def bucket_of(votes: IntArray) -> npt.NDArray[np.str_]:
+    """Each row's bucket label, from its number of earlier votes.
+
+    Examples
+    --------
+    >>> bucket_of(np.array([0, 5, 19, 20, 400])).tolist()
+    ['0', '1-9', '10-19', '20-39', '40+']
+    """
+    labels = np.empty(len(votes), dtype=object)
+    for label, low, high in BUCKETS:
+        labels[(votes >= low) & (votes <= (high if high is not None else np.inf))] = label
+    return labels.astype(str)
+
+
+def compare(
+    y: IntArray,
+    zero_shot: FloatArray,
+    adapted: FloatArray,
+    weights: FloatArray,
+    buildings: IntArray,
+    *,
+    label: str,
+    reps: int = 200,
+    seed: int = 0,
+) -> BucketScores:
+    """Scores of zero-shot and adapted probabilities on the same votes, paired by building.
+
+    Parameters
+    ----------
+    y
+        Class indices of the votes.
+    zero_shot, adapted
+        Probabilities (votes × 3).
+    weights
+        The decision rule's class weights: one row (3) or one per vote (votes × 3).
+    buildings
+        Each vote's building: the bootstrap's clusters.
+    label
+        The bucket's label.
+    reps, seed
+        Bootstrap replicates and seed.
+    """
+    decided = [(p * weights).argmax(axis=1) for p in (zero_shot, adapted)]
+    losses = [log_losses(y, p) for p in (zero_shot, adapted)]
+    inverse, draws = cluster_draws(buildings, reps, seed)
+    clusters = draws.shape[1]
+    f1 = []
+    for decision in decided:
+        counts = np.zeros((clusters, N_CLASSES * N_CLASSES))
+        np.add.at(counts, (inverse, y * N_CLASSES + decision), 1.0)
+        f1.append(macro_f1_from_confusion((draws @ counts).reshape(reps, N_CLASSES, N_CLASSES)))
+    total = [np.bincount(inverse, weights=loss, minlength=clusters) for loss in losses]
+    size = draws @ np.bincount(inverse, minlength=clusters).astype(np.float64)
+    mean_loss = [(draws @ t) / np.maximum(size, 1) for t in total]
+    return BucketScores(
+        bucket=label,
+        votes=len(y),
+        buildings=int(np.unique(buildings).size),
+        macro_f1=(macro_f1(y, decided[0]), macro_f1(y, decided[1])),
+        log_loss=(float(losses[0].mean()), float(losses[1].mean())),
+        macro_f1_gain=_difference(macro_f1(y, decided[1]) - macro_f1(y, decided[0]), f1[1] - f1[0]),
+        log_loss_change=_difference(
+            float(losses[1].mean() - losses[0].mean()), mean_loss[1] - mean_loss[0]
+        ),
+    )
+
+
+def _difference(value: float, replicates: FloatArray) -> Difference:
+    low, high = np.percentile(replicates, [2.5, 97.5]).tolist()
+    return Difference(value, low, high)
+
+
+def by_earlier_votes(
+    y: IntArray,
+    zero_shot: FloatArray,
+    adapted: FloatArray,
+    earlier: IntArray,
+    weights: FloatArray,
+    buildings: IntArray,
+    *,
+    reps: int = 200,
+    seed: int = 0,
+) -> list[BucketScores]:
+    """:func:`compare` on every bucket of :data:`BUCKETS` that has votes, in order.
+
+    Parameters
+    ----------
+    earlier
+        Each vote's number of earlier votes of its site the adapted answer used.
+    """
+    labels = bucket_of(earlier)
+    found = []
+    for label, _, _ in BUCKETS:
+        rows = labels == label
+        if rows.any():
+            w = weights if weights.ndim == 1 else weights[rows]
+            found.append(
+                compare(
+                    y[rows],
+                    zero_shot[rows],
+                    adapted[rows],
+                    w,
+                    buildings[rows],
+                    label=label,
+                    reps=reps,
+                    seed=seed,
+                )
+            )
+    return found

@@ -1,0 +1,283 @@
+"""A site's adjustment of the model's log-probabilities, learned from its earlier votes.
+
+For a row with the model's log-probabilities ``z`` (cool, neutral, warm), air temperature
+``ta`` [°C] and occupant ``o``, the adapted log-probabilities are, renormalised,
+
+.. code-block:: text
+
+    z + a + b · (ta − ta₀) · (−1, 0, +1) + c[o]
+
+``a`` is the site's offset of each class [nats], ``b`` its slope along the cool → warm direction
+[nats/K] around the mean air temperature of its votes ``ta₀``, and ``c[o]`` the occupant's own
+offset on top of the site's (zero for an occupant without votes, or a row that names none).
+Each is the maximum a posteriori estimate of a multinomial logit that takes the model's answer
+as its offset, under a Gaussian prior centred on zero, that is on the general model: the prior's
+precision is the ``strength`` [votes] for ``a``, ``slope_ratio`` times it for ``b`` [votes·K²]
+and ``occupant_ratio`` times it for ``c``. A vote's weight halves every ``half_life_days`` of
+its age (seasons change), and the adjustment of one row is clipped at ± ``cap`` nats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ObjectArray = npt.NDArray[np.object_]
+
+#: The cool → warm direction of the sensation scale, in class order.
+WARMER: FloatArray = np.array([-1.0, 0.0, 1.0])
+#: One direction per class: the site's offset ``a`` is free in each (the prior keeps it centred).
+CLASS_DIRECTIONS: FloatArray = np.eye(3)
+#: Newton steps stop when no parameter moves more than this [nats, nats/K].
+TOLERANCE = 1e-8
+MAX_STEPS = 25
+
+
+class AdaptationSettings(BaseModel):
+    """How a site's votes adjust the model's answers (stored with the model that made them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strength: float = Field(
+        5.0,
+        gt=0,
+        description="Precision of the prior on a site's offsets [votes]: with this many votes "
+        "of a site, its offsets go about half way to what its votes alone say.",
+    )
+    slope_ratio: float | None = Field(
+        6.0,
+        gt=0,
+        description="Precision of the temperature slope, over the strength [K²]; null: no slope.",
+    )
+    occupant_ratio: float | None = Field(
+        0.2,
+        gt=0,
+        description="Precision of an occupant's offsets, over the strength; null: "
+        "no occupant level.",
+    )
+    cap: float = Field(3.0, gt=0, description="Largest change of a log-probability [nats].")
+    half_life_days: float | None = Field(
+        30.0, gt=0, description="Age at which a vote counts half [days]; null: votes never fade."
+    )
+
+
+@dataclass(frozen=True)
+class Votes:
+    """Labelled rows as the adaptation reads them (one site's, or several sites' in a replay).
+
+    Parameters
+    ----------
+    logp
+        The model's log-probabilities of each row (rows × 3: cool, neutral, warm) [nats].
+    y
+        The vote's class index (0 cool, 1 neutral, 2 warm).
+    day
+        The vote's day: whole days since 1970-01-01 UTC, NaN where undated.
+    ta
+        Air temperature [°C], NaN where unknown (the slope then ignores the row).
+    occupant
+        Who voted (any hashable id), ``None`` where unknown.
+    """
+
+    logp: FloatArray
+    y: IntArray
+    day: FloatArray
+    ta: FloatArray
+    occupant: ObjectArray
+
+    def __post_init__(self) -> None:
+        n = len(self.y)
+        if self.logp.shape != (n, 3) or not all(
+            len(a) == n for a in (self.day, self.ta, self.occupant)
+        ):
+            raise ValueError(
+                f"votes need one row each: logp {self.logp.shape}, y {n}, day {len(self.day)}, "
+                f"ta {len(self.ta)}, occupant {len(self.occupant)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, rows: IntArray) -> Votes:
+        """The votes of ``rows`` (indices)."""
+        return Votes(
+            self.logp[rows], self.y[rows], self.day[rows], self.ta[rows], self.occupant[rows]
+        )
+
+
+@dataclass(frozen=True)
+class SiteAdjustment:
+    """What a site's earlier votes teach: offsets [nats], slope [nats/K], occupants' offsets."""
+
+    offset: FloatArray
+    slope: float
+    reference_ta: float
+    cap: float
+    votes: int
+    occupants: Mapping[object, FloatArray] = field(default_factory=dict)
+
+    @classmethod
+    def none(cls, cap: float = 3.0) -> SiteAdjustment:
+        """No adjustment: the zero-shot answer."""
+        return cls(np.zeros(3), 0.0, 0.0, cap, 0)
+
+    def shift(self, ta: FloatArray, occupant: ObjectArray | None = None) -> FloatArray:
+        """Each row's change of log-probabilities [nats] (rows × 3, centred, clipped)."""
+        temperature = np.nan_to_num(np.asarray(ta, dtype=np.float64) - self.reference_ta)
+        change = self.offset + self.slope * temperature[:, None] * WARMER
+        if occupant is not None and self.occupants:
+            zero = np.zeros(3)
+            change = change + np.stack([self.occupants.get(o, zero) for o in occupant])
+        change = change - change.mean(axis=1, keepdims=True)
+        return np.asarray(np.clip(change, -self.cap, self.cap), dtype=np.float64)
+
+    def apply(
+        self, logp: FloatArray, ta: FloatArray, occupant: ObjectArray | None = None
+    ) -> FloatArray:
+        """Adapted log-probabilities of rows (rows × 3) [nats], renormalised.
+
+        Examples
+        --------
+        >>> same = SiteAdjustment.none().apply(np.log([[0.2, 0.5, 0.3]]), np.array([24.0]))
+        >>> np.exp(same).round(3).tolist()
+        [[0.2, 0.5, 0.3]]
+        """
+        if self.votes == 0:
+            return logp
+        return log_normalise(logp + self.shift(ta, occupant))
+
+
+def log_normalise(z: FloatArray) -> FloatArray:
+    """Log-probabilities from unnormalised log-probabilities (rows × classes)."""
+    top = z.max(axis=1, keepdims=True)
+    return np.asarray(z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True)))
+
+
+def map_offsets(
+    z: FloatArray, y: IntArray, weights: FloatArray, design: FloatArray, precision: FloatArray
+) -> FloatArray:
+    """The maximum a posteriori coefficients of a multinomial logit with offset ``z``.
+
+    Row ``i``'s log-probabilities are ``z[i] + Σₜ θₜ · design[t, i]``; the prior on ``θ`` is
+    Gaussian, centred on zero, with precision ``precision`` (one per coefficient). Newton's
+    method: the objective is strictly concave, so a few steps converge.
+
+    Parameters
+    ----------
+    z
+        Offsets: the model's log-probabilities (rows × 3) [nats].
+    y
+        Class indices.
+    weights
+        Each row's weight (its age's fading).
+    design
+        Coefficients × rows × 3: each coefficient's effect on each row's log-probabilities.
+    precision
+        The prior's precision of each coefficient (> 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``θ``, one per coefficient.
+    """
+    theta = np.zeros(len(precision))
+    target = np.eye(3)[y]
+    for _ in range(MAX_STEPS):
+        p = np.exp(log_normalise(z + np.tensordot(theta, design, axes=1)))
+        gradient = np.einsum("tij,ij->t", design, (p - target) * weights[:, None])
+        gradient += precision * theta
+        pd = p[None] * design
+        along = pd.sum(axis=2)
+        hessian = np.einsum("i,tij,uij->tu", weights, pd, design)
+        hessian -= np.einsum("i,ti,ui->tu", weights, along, along)
+        step = np.linalg.solve(hessian + np.diag(precision), gradient)
+        theta -= step
+        if np.abs(step).max() < TOLERANCE:
+            break
+    return theta
+
+
+def fit_site(
+    votes: Votes,
+    settings: AdaptationSettings,
+    *,
+    day: float,
+    occupants: Collection[object] | None = None,
+) -> SiteAdjustment:
+    """What a site's votes of the days before ``day`` teach about its occupants.
+
+    Parameters
+    ----------
+    votes
+        The site's votes (any day: those of ``day`` and later are left out, undated ones too).
+    settings
+        Strength, cap, fading and the terms to fit.
+    day
+        The day answered, in days since 1970-01-01 UTC.
+    occupants
+        The occupants to learn offsets for (default: every occupant who voted).
+
+    Returns
+    -------
+    SiteAdjustment
+        :meth:`SiteAdjustment.none` when no earlier vote is dated.
+    """
+    earlier = np.flatnonzero(votes.day < day)
+    if earlier.size == 0:
+        return SiteAdjustment.none(settings.cap)
+    votes = votes.take(earlier)
+    age = day - votes.day
+    weights = (
+        np.ones(len(votes))
+        if settings.half_life_days is None
+        else np.exp2(-age / settings.half_life_days)
+    )
+    known = ~np.isnan(votes.ta)
+    reference = float(np.average(votes.ta[known], weights=weights[known])) if known.any() else 0.0
+    n = len(votes)
+    terms = [np.broadcast_to(d, (n, 3)) for d in CLASS_DIRECTIONS]
+    precision = [settings.strength] * 3
+    if settings.slope_ratio is not None:
+        terms.append(np.nan_to_num(votes.ta - reference)[:, None] * WARMER)
+        precision.append(settings.strength * settings.slope_ratio)
+    design = np.stack(terms)
+    theta = map_offsets(votes.logp, votes.y, weights, design, np.asarray(precision))
+    offset = theta[:3] - theta[:3].mean()
+    slope = float(theta[3]) if settings.slope_ratio is not None else 0.0
+    learned = {}
+    if settings.occupant_ratio is not None:
+        site_logp = votes.logp + np.tensordot(theta, design, axes=1)
+        strength = settings.strength * settings.occupant_ratio
+        learned = _occupants(votes, site_logp, weights, strength, occupants)
+    return SiteAdjustment(offset, slope, reference, settings.cap, n, learned)
+
+
+def _occupants(
+    votes: Votes,
+    site_logp: FloatArray,
+    weights: FloatArray,
+    strength: float,
+    wanted: Collection[object] | None,
+) -> dict[object, FloatArray]:
+    """The offsets of each occupant ``wanted`` who voted, on top of the site's adjustment
+    [nats], under a prior of precision ``strength`` [votes].
+    """
+    precision = np.full(3, strength)
+    found = {}
+    named = np.flatnonzero(np.array([o is not None for o in votes.occupant], dtype=bool))
+    voted = dict.fromkeys(votes.occupant[named])
+    for occupant in voted if wanted is None else [o for o in wanted if o in voted]:
+        mine = named[votes.occupant[named] == occupant]
+        design = np.broadcast_to(CLASS_DIRECTIONS[:, None, :], (3, mine.size, 3))
+        theta = map_offsets(site_logp[mine], votes.y[mine], weights[mine], design, precision)
+        found[occupant] = theta - theta.mean()
+    return found

@@ -1,0 +1,184 @@
+"""The prediction log's schema: its tables, the schema version and the migrations to it.
+
+SQLite (the default, a file under ``CONFORTO_HOME``) and PostgreSQL (several instances writing
+to one database) hold the same tables; :func:`migrate` creates them, or brings an older
+database up to :data:`SCHEMA_VERSION` in place. This module reads and writes no rows
+(:mod:`.store` does).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from conforto._predictions.records import OCCUPANT
+from conforto.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+#: The occupant responses, as the log stores them.
+RESPONSE_FIELDS = (
+    "p_dissatisfied",
+    "p_unacceptable",
+    "p_prefer_cooler",
+    "p_prefer_no_change",
+    "p_prefer_warmer",
+)
+
+metadata = sa.MetaData()
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("predicted_class", sa.String(8), nullable=False),
+    sa.Column("p_cool", sa.Float, nullable=False),
+    sa.Column("p_neutral", sa.Float, nullable=False),
+    sa.Column("p_warm", sa.Float, nullable=False),
+    sa.Column("pmv", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("site", sa.String(100)),
+    sa.Column("prediction_set", sa.String(24)),
+    sa.Column("coverage", sa.Float),
+    *(sa.Column(name, sa.Float) for name in RESPONSE_FIELDS),
+    # who answered: null (production) or "canary" (a challenger)
+    sa.Column("arm", sa.String(12)),
+    # who asked (records.Kind): only occupants' rows count for the monitors and retraining
+    sa.Column("kind", sa.String(12), nullable=False, server_default=OCCUPANT),
+)
+#: A shadow challenger's answers, beside production's (same ``prediction_id``).
+shadow = sa.Table(
+    "shadow_predictions",
+    metadata,
+    sa.Column("prediction_id", sa.String(32), primary_key=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    sa.Column("predicted_class", sa.String(8)),
+    sa.Column("p_cool", sa.Float),
+    sa.Column("p_neutral", sa.Float),
+    sa.Column("p_warm", sa.Float),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.String(64)),
+)
+#: Challengers started, removed and stopped automatically, with the reason.
+challenger_events = sa.Table(
+    "challenger_events",
+    metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False, index=True),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("event", sa.String(8), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+)
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("feedback_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prediction_id", sa.String(32), nullable=False, index=True),
+    sa.Column("thermal_sensation", sa.Float, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    # matched: its prediction is stored; pending: not yet (answered elsewhere, still spooled);
+    # orphaned: still not, past the horizon
+    sa.Column("status", sa.String(8), nullable=False, server_default="matched", index=True),
+)
+#: How far each spool segment has been stored, written in the same transaction as its rows:
+#: a segment read again after a crash resumes there, so no row is stored twice.
+spool_offsets = sa.Table(
+    "spool_offsets",
+    metadata,
+    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
+
+#: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
+SCHEMA_VERSION = 7
+
+
+def _add_site(conn: sa.Connection) -> None:
+    """Version 2: ``predictions.site``, the building or site a caller named."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN site VARCHAR(100)"))
+
+
+def _add_status(conn: sa.Connection) -> None:
+    """Version 3: ``feedback.status`` (earlier votes were all matched); ``spool_offsets`` is
+    new, made by ``create_all``.
+    """
+    conn.execute(
+        sa.text("ALTER TABLE feedback ADD COLUMN status VARCHAR(8) NOT NULL DEFAULT 'matched'")
+    )
+    conn.execute(sa.text("CREATE INDEX ix_feedback_status ON feedback (status)"))
+
+
+def _add_sets(conn: sa.Connection) -> None:
+    """Version 4: ``predictions.prediction_set`` and its ``coverage`` (null before)."""
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN prediction_set VARCHAR(24)"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN coverage FLOAT"))
+
+
+def _add_responses(conn: sa.Connection) -> None:
+    """Version 5: the occupant responses, ``predictions.p_dissatisfied`` … (null before)."""
+    for name in RESPONSE_FIELDS:
+        conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
+
+
+def _add_arm(conn: sa.Connection) -> None:
+    """Version 6: ``predictions.arm`` (null before: production answered); the challenger's
+    tables are new, made by ``create_all``.
+    """
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN arm VARCHAR(12)"))
+
+
+def _add_kind(conn: sa.Connection) -> None:
+    """Version 7: ``predictions.kind`` (earlier rows count as occupants', as they did)."""
+    conn.execute(
+        sa.text("ALTER TABLE predictions ADD COLUMN kind VARCHAR(12) NOT NULL DEFAULT 'occupant'")
+    )
+
+
+#: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _add_site,
+    2: _add_status,
+    3: _add_sets,
+    4: _add_responses,
+    5: _add_arm,
+    6: _add_kind,
+}
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Create the missing tables and bring an older schema up to :data:`SCHEMA_VERSION`.
+
+    Returns
+    -------
+    int
+        The schema version before migrating (0 for a new database).
+
+    Raises
+    ------
+    ConfigError
+        When the database was written by a newer conforto.
+    """
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        found = conn.execute(sa.select(sa.func.max(schema.c.version))).scalar()
+        before = int(found or 0)
+        if before > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the prediction log {engine.url.render_as_string()} has schema version {before}, "
+                f"newer than this conforto's {SCHEMA_VERSION}: upgrade conforto."
+            )
+        if before:  # a new database was just created in the latest schema
+            for version in range(before, SCHEMA_VERSION):
+                MIGRATIONS[version](conn)
+        if before < SCHEMA_VERSION:
+            conn.execute(sa.delete(schema))
+            conn.execute(sa.insert(schema).values(version=SCHEMA_VERSION))
+    return before

@@ -1,0 +1,209 @@
+"""Site adaptation: what a site's earlier votes teach, replayed day by day."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conforto._adaptation.replay import choose_strength, replay
+from conforto._adaptation.report import BUCKETS, by_earlier_votes, compare
+from conforto._adaptation.site import AdaptationSettings, SiteAdjustment, Votes, fit_site
+
+GENERAL = np.log([0.3, 0.4, 0.3])  # the zero-shot answer of every synthetic row
+
+
+def _votes(
+    n: int,
+    *,
+    warm: float,
+    seed: int = 0,
+    days: int = 10,
+    ta: float | None = None,
+    occupants: int = 0,
+) -> Votes:
+    """``n`` votes over ``days`` days of one site whose occupants feel ``warm`` nats warmer
+    than the general model says (a shift of the warm class's log-probability).
+    """
+    rng = np.random.default_rng(seed)
+    truth = np.exp(GENERAL + np.array([0.0, 0.0, warm]))
+    y = rng.choice(3, size=n, p=truth / truth.sum())
+    return Votes(
+        logp=np.tile(GENERAL, (n, 1)),
+        y=y.astype(np.int64),
+        day=np.sort(rng.integers(0, days, size=n)).astype(np.float64),
+        ta=np.full(n, 24.0) if ta is None else rng.normal(ta, 2.0, size=n),
+        occupant=np.array(
+            [f"o{k % occupants}" if occupants else None for k in range(n)], dtype=object
+        ),
+    )
+
+
+def _warmth(learned: SiteAdjustment) -> float:
+    """How much warmer than cool the site's offsets make a row [nats]."""
+    return float(learned.offset[2] - learned.offset[0])
+
+
+def test_a_site_that_feels_warm_is_learned_and_few_votes_are_shrunk_toward_the_model() -> None:
+    settings = AdaptationSettings(slope_ratio=None, occupant_ratio=None, half_life_days=None)
+    many = fit_site(_votes(4000, warm=1.0), settings, day=100.0)
+    few = fit_site(_votes(8, warm=1.0), settings, day=100.0)
+    assert many.votes == 4000
+    assert few.votes == 8
+    assert _warmth(many) == pytest.approx(1.0, abs=0.15)
+    assert 0 < _warmth(few) < 0.5 * _warmth(many)
+    stronger = fit_site(_votes(8, warm=1.0), settings.model_copy(update={"strength": 50}), day=100)
+    assert 0 < _warmth(stronger) < _warmth(few)
+
+
+def test_only_votes_of_earlier_days_teach() -> None:
+    votes = _votes(300, warm=1.5, days=10)
+    settings = AdaptationSettings()
+    learned = fit_site(votes, settings, day=5.0)
+    assert learned.votes == int((votes.day < 5).sum())
+    nothing = fit_site(votes, settings, day=0.0)
+    assert nothing.votes == 0
+    assert not nothing.offset.any()
+    assert nothing.slope == 0
+    np.testing.assert_array_equal(nothing.apply(votes.logp, votes.ta), votes.logp)
+
+
+def test_the_adjustment_is_capped_and_keeps_probabilities() -> None:
+    settings = AdaptationSettings(cap=0.2, slope_ratio=None, occupant_ratio=None)
+    learned = fit_site(_votes(3000, warm=3.0), settings, day=100.0)
+    change = learned.shift(np.array([24.0]))
+    assert np.abs(change).max() == pytest.approx(0.2)
+    adapted = np.exp(learned.apply(np.tile(GENERAL, (1, 1)), np.array([24.0])))
+    assert adapted.sum() == pytest.approx(1.0)
+    assert adapted[0, 2] > np.exp(GENERAL[2])
+
+
+def test_old_votes_fade() -> None:
+    """A site warm long ago and cool lately: with fading the recent votes win."""
+    old, recent = _votes(600, warm=2.0, days=10, seed=1), _votes(600, warm=-2.0, days=10, seed=2)
+    both = Votes(
+        np.vstack([old.logp, recent.logp]),
+        np.concatenate([old.y, recent.y]),
+        np.concatenate([old.day, recent.day + 200]),
+        np.concatenate([old.ta, recent.ta]),
+        np.concatenate([old.occupant, recent.occupant]),
+    )
+    still = AdaptationSettings(slope_ratio=None, occupant_ratio=None, half_life_days=None)
+    fading = still.model_copy(update={"half_life_days": 10.0})
+    assert abs(_warmth(fit_site(both, still, day=215.0))) < 1.0
+    assert _warmth(fit_site(both, fading, day=215.0)) < -1.5
+
+
+def test_the_slope_follows_a_site_more_sensitive_to_temperature() -> None:
+    votes = _votes(3000, warm=0.0, ta=24.0, seed=3)
+    # occupants twice as sensitive as the model: each kelvin adds 1 nat toward warm
+    truth = GENERAL + np.outer(votes.ta - 24.0, [-0.5, 0.0, 0.5])
+    p = np.exp(truth) / np.exp(truth).sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(4)
+    y = np.array([rng.choice(3, p=row) for row in p], dtype=np.int64)
+    votes = Votes(votes.logp, y, votes.day, votes.ta, votes.occupant)
+    learned = fit_site(votes, AdaptationSettings(occupant_ratio=None), day=100.0)
+    assert learned.slope == pytest.approx(0.5, abs=0.1)
+    assert learned.reference_ta == pytest.approx(24.0, abs=0.2)
+
+
+def test_an_occupant_is_learned_on_top_of_the_site_and_unknown_ones_get_the_site() -> None:
+    votes = _votes(2000, warm=0.0, occupants=2, seed=5)
+    y = votes.y.copy()
+    y[votes.occupant == "o1"] = 2  # occupant o1 always votes warm
+    votes = Votes(votes.logp, y, votes.day, votes.ta, votes.occupant)
+    learned = fit_site(votes, AdaptationSettings(slope_ratio=None), day=100.0)
+    ta = np.full(3, 24.0)
+    answers = np.exp(learned.apply(np.tile(GENERAL, (3, 1)), ta, np.array(["o0", "o1", None])))
+    assert answers[1, 2] > 0.8
+    assert answers[0, 2] < answers[2, 2] < answers[1, 2]
+    only = fit_site(votes, AdaptationSettings(slope_ratio=None), day=100.0, occupants={"o0"})
+    assert set(only.occupants) == {"o0"}
+
+
+def _sites(n_sites: int = 6, seed: int = 0) -> tuple[Votes, np.ndarray]:
+    parts = [_votes(150, warm=(-1) ** k * 1.0, seed=seed + k, occupants=3) for k in range(n_sites)]
+    votes = Votes(
+        np.vstack([v.logp for v in parts]),
+        np.concatenate([v.y for v in parts]),
+        np.concatenate([v.day for v in parts]),
+        np.concatenate([v.ta for v in parts]),
+        np.concatenate([np.array([f"{k}/{o}" for o in v.occupant]) for k, v in enumerate(parts)]),
+    )
+    sites = np.repeat(np.arange(n_sites), 150)
+    undated = np.arange(0, len(votes), 7)  # every seventh row has no date
+    votes.day[undated] = np.nan
+    return votes, sites
+
+
+def test_the_replay_learns_only_from_earlier_days_of_the_same_site() -> None:
+    votes, sites = _sites()
+    settings = AdaptationSettings()
+    first = replay(votes, sites, settings)
+    # blank site 0's votes from day 5 on: none of its answers up to day 5 changes (the votes of
+    # one day never see each other), nor any other site's
+    blank = (sites == 0) & (votes.day >= 5)
+    blanked = Votes(votes.logp, np.where(blank, 0, votes.y), votes.day, votes.ta, votes.occupant)
+    second = replay(blanked, sites, settings)
+    kept = (sites == 0) & ~(votes.day > 5)
+    np.testing.assert_array_equal(first.logp[kept], second.logp[kept])
+    np.testing.assert_array_equal(first.logp[sites != 0], second.logp[sites != 0])
+    later = (sites == 0) & (votes.day > 5)
+    assert not np.array_equal(first.logp[later], second.logp[later])
+    # undated rows and first days are zero-shot; the count is of earlier-day votes
+    undated = np.isnan(votes.day)
+    np.testing.assert_array_equal(first.logp[undated], votes.logp[undated])
+    assert (first.votes[undated] == 0).all()
+    row = np.flatnonzero((sites == 1) & (votes.day == 4))[0]
+    assert first.votes[row] == int(((sites == 1) & (votes.day < 4)).sum())
+
+
+def test_an_undated_vote_teaches_nothing() -> None:
+    votes, sites = _sites()
+    undated = np.isnan(votes.day)
+    flipped = Votes(votes.logp, np.where(undated, 2, votes.y), votes.day, votes.ta, votes.occupant)
+    settings = AdaptationSettings()
+    np.testing.assert_array_equal(
+        replay(votes, sites, settings).logp, replay(flipped, sites, settings).logp
+    )
+
+
+def test_each_fold_gets_the_strength_the_other_folds_favour() -> None:
+    votes, sites = _sites()
+    folds = sites % 3
+    settings = AdaptationSettings(slope_ratio=None, occupant_ratio=None)
+    chosen = choose_strength(votes, sites, folds, settings, strengths=(1.0, 1000.0))
+    assert chosen.strength == 1.0  # the sites differ: trusting their votes pays
+    assert chosen.losses[1.0] < chosen.losses[1000.0]
+    # fold 0's own votes do not choose fold 0's strength
+    fold0 = folds == 0
+    other = Votes(votes.logp, np.where(fold0, 1, votes.y), votes.day, votes.ta, votes.occupant)
+    again = choose_strength(other, sites, folds, settings, strengths=(1.0, 1000.0))
+    assert again.by_fold[0] == chosen.by_fold[0]
+
+
+def test_the_report_pairs_answers_by_bucket_with_building_intervals() -> None:
+    votes, sites = _sites()
+    settings = AdaptationSettings()
+    replayed = replay(votes, sites, settings)
+    zero, adapted = np.exp(votes.logp), np.exp(replayed.logp)
+    weights = np.ones(3)
+    buckets = by_earlier_votes(votes.y, zero, adapted, replayed.votes, weights, sites)
+    labels = [b.bucket for b in buckets]
+    assert labels == [b for b, _, _ in BUCKETS if b in labels]
+    assert {"0", "40+"} <= set(labels)
+    assert sum(b.votes for b in buckets) == len(votes)
+    none = buckets[0]
+    assert none.macro_f1[0] == none.macro_f1[1]
+    assert none.log_loss_change.value == 0
+    most = buckets[-1]
+    assert most.log_loss_change.high < 0  # the sites really differ: learning them pays
+    assert most.log_loss_change.low <= most.log_loss_change.value <= most.log_loss_change.high
+    same = compare(votes.y, zero, zero, weights, sites, label="same")
+    assert same.macro_f1_gain.low == same.macro_f1_gain.high == 0
+
+
+def test_votes_of_unequal_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="one row each"):
+        Votes(
+            np.zeros((3, 3)), np.zeros(3, np.int64), np.zeros(2), np.zeros(3), np.zeros(3, object)
+        )
