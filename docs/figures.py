@@ -1,13 +1,14 @@
 """The site's figures, made by the project's own commands on the dev data (``make docs-figures``).
 
-Reads the production model's evaluation report (``make run`` makes one) and runs
-``conforto monitor drift`` on the dev data's summer votes, then writes each figure the pages
-show into ``docs/images/`` as a PNG.
+Renders the production model's evaluation report again from its ``metrics.json`` (``make run``
+makes one; the current plotting code draws it) and runs ``conforto monitor drift`` on the dev
+data's summer votes, then writes each figure the pages show into ``docs/images/`` as a PNG.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from conforto._model.artifact import read_manifest
 from conforto._registry.pointer import production_artifact
 from conforto._settings import get_settings
+from conforto._training.evaluate import write_evaluation
 from conforto.errors import ConfortoError
 
 IMAGES = Path(__file__).with_name("images")
@@ -26,6 +29,7 @@ FROM_MODEL_REPORT = {
     "confusion-model-vs-pmv.png": "Confusion matrices",
     "reliability.png": "Calibration",
     "dissatisfied-vs-ppd.png": "Occupant responses",
+    "adaptation-learning-curve.png": "Site adaptation",
 }
 
 
@@ -64,9 +68,12 @@ def main() -> None:
         _, model = production_artifact(get_settings().registry_dir)
     except ConfortoError as exc:
         sys.exit(f"{exc} (`make run` makes one)")
-    report = figures((model / "report.html").read_text())
-    made = {name: report[heading] for name, heading in FROM_MODEL_REPORT.items()}
     with tempfile.TemporaryDirectory() as tmp:
+        metrics = json.loads((model / "metrics.json").read_text())
+        title = "Cross-validation (grouped by building)"
+        write_evaluation(metrics, Path(tmp), manifest=read_manifest(model), title=title)
+        report = figures((Path(tmp) / "report.html").read_text())
+        made = {name: report[heading] for name, heading in FROM_MODEL_REPORT.items()}
         made["drift-summer.png"] = summer_drift(Path(tmp))
     for name, data in made.items():
         (IMAGES / name).write_bytes(data)

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from conforto._adaptation.frame import votes_of
 from conforto._adaptation.replay import choose_strength, replay
-from conforto._adaptation.report import BUCKETS, by_earlier_votes, compare
+from conforto._adaptation.report import (
+    BUCKETS,
+    Answered,
+    BucketScores,
+    Difference,
+    by_earlier_votes,
+    compare,
+)
 from conforto._adaptation.site import AdaptationSettings, SiteAdjustment, Votes, fit_site
+from conforto._lifecycle.gate_checks import adaptation_checks
+from conforto._training.adaptation import AdaptationSummary, adapt_out_of_fold
 
 GENERAL = np.log([0.3, 0.4, 0.3])  # the zero-shot answer of every synthetic row
 
@@ -188,18 +199,19 @@ def test_the_report_pairs_answers_by_bucket_with_building_intervals() -> None:
     zero, adapted = np.exp(votes.logp), np.exp(replayed.logp)
     weights = np.ones(3)
     buckets = by_earlier_votes(votes.y, zero, adapted, replayed.votes, weights, sites)
-    labels = [b.bucket for b in buckets]
+    labels = [b["bucket"] for b in buckets]
     assert labels == [b for b, _, _ in BUCKETS if b in labels]
     assert {"0", "40+"} <= set(labels)
-    assert sum(b.votes for b in buckets) == len(votes)
+    assert sum(b["votes"] for b in buckets) == len(votes)
     none = buckets[0]
-    assert none.macro_f1[0] == none.macro_f1[1]
-    assert none.log_loss_change.value == 0
+    assert none["zero_shot"] == none["adapted"]
+    assert none["log_loss_change"]["value"] == 0
     most = buckets[-1]
-    assert most.log_loss_change.high < 0  # the sites really differ: learning them pays
-    assert most.log_loss_change.low <= most.log_loss_change.value <= most.log_loss_change.high
+    change = most["log_loss_change"]
+    assert change["high"] < 0  # the sites really differ: learning them pays
+    assert change["low"] <= change["value"] <= change["high"]
     same = compare(votes.y, zero, zero, weights, sites, label="same")
-    assert same.macro_f1_gain.low == same.macro_f1_gain.high == 0
+    assert same["macro_f1_gain"]["low"] == same["macro_f1_gain"]["high"] == 0
 
 
 def test_votes_of_unequal_lengths_are_refused() -> None:
@@ -207,3 +219,96 @@ def test_votes_of_unequal_lengths_are_refused() -> None:
         Votes(
             np.zeros((3, 3)), np.zeros(3, np.int64), np.zeros(2), np.zeros(3), np.zeros(3, object)
         )
+
+
+def _predictions() -> pd.DataFrame:
+    """A cross-validation's predictions frame of six synthetic sites in three folds."""
+    votes, sites = _sites()
+    proba = np.exp(votes.logp)
+    stamps = pd.to_datetime(votes.day, unit="D", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return pd.DataFrame(
+        {
+            "fold": sites % 3,
+            "building_id": sites,
+            "y": votes.y,
+            "p_cool": proba[:, 0],
+            "p_neutral": proba[:, 1],
+            "p_warm": proba[:, 2],
+            "timestamp": pd.Series(stamps).where(~np.isnan(votes.day), None),
+            "ta": votes.ta,
+            "subject_id": [float(str(o).rsplit("o", 1)[1]) for o in votes.occupant],
+        }
+    )
+
+
+def test_the_frame_gives_days_and_occupants_per_building() -> None:
+    frame = _predictions()
+    votes = votes_of(frame)
+    expected, _ = _sites()
+    np.testing.assert_array_equal(votes.day, expected.day)
+    assert votes.occupant[0] == "0:0"
+    assert votes.occupant[-1] == "5:2"
+    assert len(set(votes.occupant)) == 6 * 3  # subject 0 of two buildings: two people
+    np.testing.assert_allclose(votes.logp, expected.logp)
+
+
+def test_training_replays_its_folds_and_stores_the_strength_they_chose() -> None:
+    frame = _predictions()
+    weights = [[1.0, 1.0, 1.0]] * 3
+    settings = AdaptationSettings(half_life_days=None)
+    chosen, summary = adapt_out_of_fold(frame, weights, settings, (1.0, 1000.0))
+    assert chosen.strength == 1.0
+    assert chosen.cap == settings.cap
+    assert summary["settings"]["strength"] == 1.0
+    assert summary["strength_by_fold"] == [1.0, 1.0, 1.0]
+    assert set(summary["log_loss_by_strength"]) == {"1", "1000"}
+    adapted = frame[["adapted_cool", "adapted_neutral", "adapted_warm"]].to_numpy()
+    np.testing.assert_allclose(adapted.sum(axis=1), 1.0)
+    first_days = frame["adapted_votes"] == 0
+    np.testing.assert_allclose(
+        adapted[first_days], frame.loc[first_days, ["p_cool", "p_neutral", "p_warm"]]
+    )
+    headline = summary["headline"]
+    assert headline is not None
+    assert headline["bucket"] == "20+"
+    assert headline["votes"] == int((frame["adapted_votes"] >= 20).sum())
+    assert headline["log_loss_change"]["value"] < 0
+
+
+def _bucket(label: str, votes: int, loss: tuple[float, float, float]) -> BucketScores:
+    value, low, high = loss
+    same = Answered(macro_f1=0.5, log_loss=0.9)
+    return BucketScores(
+        bucket=label,
+        votes=votes,
+        buildings=30,
+        zero_shot=same,
+        adapted=same,
+        macro_f1_gain=Difference(value=0.0, low=-0.01, high=0.01),
+        log_loss_change=Difference(value=value, low=low, high=high),
+    )
+
+
+def test_the_gate_refuses_a_large_bucket_made_worse_and_only_shows_small_ones() -> None:
+    summary = AdaptationSummary(
+        settings=AdaptationSettings().model_dump(),
+        strength_by_fold=[5.0],
+        log_loss_by_strength={"5": 0.9},
+        buckets=[
+            _bucket("0", 9000, (0.0, 0.0, 0.0)),
+            _bucket("1-9", 400, (0.05, 0.01, 0.09)),  # worse, but too small to judge
+            _bucket("10-19", 600, (0.01, -0.01, 0.03)),  # within its interval
+            _bucket("40+", 5000, (-0.04, -0.06, -0.02)),
+        ],
+        headline=None,
+    )
+    checks = adaptation_checks(summary, min_votes=500)
+    assert [(c.name, c.passed) for c in checks] == [
+        ("site adaptation, 10-19 earlier votes", True),
+        ("site adaptation, 40+ earlier votes", True),
+    ]
+    summary["buckets"][3] = _bucket("40+", 5000, (0.02, 0.005, 0.04))
+    refused = adaptation_checks(summary, min_votes=500)
+    assert [c.passed for c in refused] == [True, False]
+    assert "5,000 votes" in refused[1].detail
+    assert adaptation_checks(None, min_votes=500) == []

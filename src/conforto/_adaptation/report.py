@@ -9,7 +9,7 @@ one building are not independent), paired (the same draw for both answers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -35,27 +35,33 @@ BUCKETS: tuple[tuple[str, int, int | None], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Difference:
-    """Adapted minus zero-shot, with its bootstrap interval."""
+class Difference(TypedDict):
+    """Adapted minus zero-shot, with its 95 % bootstrap interval."""
 
     value: float
     low: float
     high: float
 
 
-@dataclass(frozen=True)
-class BucketScores:
+class Answered(TypedDict):
+    """One way of answering the bucket's votes, scored."""
+
+    macro_f1: float
+    #: Mean log loss [nats per vote].
+    log_loss: float
+
+
+class BucketScores(TypedDict):
     """The zero-shot and adapted answers' scores on one bucket's votes.
 
     Attributes
     ----------
     bucket
-        Its label (``"20-39"``), or ``"20+"``-style for :func:`scores_from`.
+        Its label (``"20-39"``; ``"20+"`` for votes with at least 20).
     votes, buildings
         How many votes, of how many buildings.
-    macro_f1, log_loss
-        ``(zero-shot, adapted)``; log loss in nats per vote.
+    zero_shot, adapted
+        The two answers' scores.
     macro_f1_gain, log_loss_change
         Adapted minus zero-shot, with 95 % building-bootstrap intervals.
     """
@@ -63,8 +69,8 @@ class BucketScores:
     bucket: str
     votes: int
     buildings: int
-    macro_f1: tuple[float, float]
-    log_loss: tuple[float, float]
+    zero_shot: Answered
+    adapted: Answered
     macro_f1_gain: Difference
     log_loss_change: Difference
 
@@ -123,13 +129,14 @@ def compare(
     total = [np.bincount(inverse, weights=loss, minlength=clusters) for loss in losses]
     size = draws @ np.bincount(inverse, minlength=clusters).astype(np.float64)
     mean_loss = [(draws @ t) / np.maximum(size, 1) for t in total]
+    scores = [macro_f1(y, decision) for decision in decided]
     return BucketScores(
         bucket=label,
         votes=len(y),
         buildings=int(np.unique(buildings).size),
-        macro_f1=(macro_f1(y, decided[0]), macro_f1(y, decided[1])),
-        log_loss=(float(losses[0].mean()), float(losses[1].mean())),
-        macro_f1_gain=_difference(macro_f1(y, decided[1]) - macro_f1(y, decided[0]), f1[1] - f1[0]),
+        zero_shot=Answered(macro_f1=scores[0], log_loss=float(losses[0].mean())),
+        adapted=Answered(macro_f1=scores[1], log_loss=float(losses[1].mean())),
+        macro_f1_gain=_difference(scores[1] - scores[0], f1[1] - f1[0]),
         log_loss_change=_difference(
             float(losses[1].mean() - losses[0].mean()), mean_loss[1] - mean_loss[0]
         ),
@@ -138,7 +145,7 @@ def compare(
 
 def _difference(value: float, replicates: FloatArray) -> Difference:
     low, high = np.percentile(replicates, [2.5, 97.5]).tolist()
-    return Difference(value, low, high)
+    return Difference(value=value, low=low, high=high)
 
 
 def by_earlier_votes(

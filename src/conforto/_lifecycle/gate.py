@@ -3,8 +3,10 @@ the majority class on building-grouped out-of-fold predictions by configured mar
 paired bootstrap over buildings shows it is not worse than the champion on the same rows and
 folds (non-inferiority in macro-F1 and log loss), (c) no large slice (cooling type, climate,
 season) regresses beyond a tolerance, (d) it passes the behavioural suite, (e) its prediction
-sets cover the votes at their level, out of fold, and (f) each occupant-response head beats its
-physics baseline (:func:`conforto._lifecycle.gate_checks.head_checks`). A first model: (a), (d)-(f).
+sets cover the votes at their level, out of fold, (f) each occupant-response head beats its
+physics baseline (:func:`conforto._lifecycle.gate_checks.head_checks`) and (g) site adaptation
+makes no large bucket of earlier votes worse than zero-shot in the day-by-day replay
+(:func:`conforto._lifecycle.gate_checks.adaptation_checks`). A first model: (a), (d)-(g).
 """
 
 from __future__ import annotations

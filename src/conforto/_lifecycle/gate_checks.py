@@ -27,6 +27,7 @@ from conforto._uncertainty.calibration import cross_conformal_sets
 if TYPE_CHECKING:
     import pandas as pd
 
+    from conforto._training.adaptation import AdaptationSummary
     from conforto._training.heads import HeadEvaluation
 
 
@@ -56,6 +57,12 @@ class GateConfig(BaseModel):
     bootstrap_reps: int = Field(1000, ge=100, le=20000, description="Bootstrap replicates.")
     slice_min_rows: int = Field(
         oof.MIN_SLICE_ROWS, ge=1, description="Slices with fewer rows are not judged."
+    )
+    adaptation_min_votes: int = Field(
+        500,
+        ge=1,
+        description="Buckets of earlier votes with fewer votes are shown, not judged, in site "
+        "adaptation's check.",
     )
     slice_tolerance: float = Field(
         0.03, ge=0, description="Largest macro-F1 drop allowed on a judged slice."
@@ -397,6 +404,36 @@ def head_checks(report: dict[str, HeadEvaluation] | None, min_gain: float = 0.0)
                 f"> {min_gain:+.4f})",
                 gain,
                 min_gain,
+            )
+        )
+    return checks
+
+
+def adaptation_checks(summary: AdaptationSummary | None, min_votes: int) -> list[GateCheck]:
+    """Site adaptation makes no bucket of earlier votes worse: in every bucket of at least
+    ``min_votes`` votes, adapted answers are not worse than zero-shot beyond the interval of
+    the difference (macro-F1's upper bound below zero, or log loss's lower bound above it).
+    Smaller buckets are shown in the report, not judged; none for a model without adaptation.
+    """
+    if summary is None:
+        return []
+    checks = []
+    for bucket in summary["buckets"]:
+        if bucket["bucket"] == "0" or bucket["votes"] < min_votes:
+            continue  # no earlier vote: answered zero-shot
+        f1, loss = bucket["macro_f1_gain"], bucket["log_loss_change"]
+        worse = f1["high"] < 0 or loss["low"] > 0
+        checks.append(
+            GateCheck(
+                f"site adaptation, {bucket['bucket']} earlier votes",
+                "adaptation",
+                not worse,
+                f"{bucket['votes']:,} votes of {bucket['buildings']} buildings replayed: "
+                f"macro-F1 {f1['value']:+.4f} ({f1['low']:+.4f}, {f1['high']:+.4f}), log loss "
+                f"{loss['value']:+.4f} ({loss['low']:+.4f}, {loss['high']:+.4f}) against "
+                "zero-shot (95 % over buildings; refused when wholly worse)",
+                f1["value"],
+                0.0,
             )
         )
     return checks

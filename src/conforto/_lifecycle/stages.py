@@ -25,7 +25,7 @@ from conforto._data.load import (
 from conforto._data.profiling import profile_frame, write_profile
 from conforto._data.validation import ValidationReport, validate_dataset, write_validation
 from conforto._lifecycle.gate import GateConfig, GateReport, run_gate
-from conforto._lifecycle.gate_checks import head_checks
+from conforto._lifecycle.gate_checks import adaptation_checks, head_checks
 from conforto._lifecycle.gate_report import write_gate_report
 from conforto._model.artifact import ThermalModel, load_model
 from conforto._model.behaviour import behaviour_checks
@@ -44,8 +44,7 @@ if TYPE_CHECKING:
 
     from conforto._monitor.thresholds import MonitorConfig
     from conforto._registry.model_registry import Registry
-    from conforto._training.heads import HeadEvaluation
-    from conforto._training.summary import MetricsFile
+    from conforto._training.summary import Evaluation, MetricsFile
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +240,10 @@ def _oof(artifact: Path) -> pd.DataFrame:
     return pd.read_parquet(artifact / "oof.parquet")
 
 
-def _heads_report(artifact: Path) -> dict[str, HeadEvaluation] | None:
-    """The occupant-response heads' out-of-fold report (``None`` for models without them)."""
+def _cross_validation(artifact: Path) -> Evaluation:
+    """The artifact's cross-validation summary (``metrics.json``'s ``cv``)."""
     metrics: MetricsFile = json.loads((artifact / "metrics.json").read_text())
-    return metrics["cv"].get("heads")
+    return metrics["cv"]
 
 
 def champion_predictions(
@@ -349,6 +348,7 @@ def gate_stage(
                 **config.model_dump(),
             }
         )
+        cv = _cross_validation(artifact)
         report = run_gate(
             found.version,
             challenger_oof,
@@ -357,7 +357,10 @@ def gate_stage(
             champion=champion,
             oof_source=source,
             conformal_by=challenger.conformal.by,
-            extra=head_checks(_heads_report(artifact), config.min_head_log_loss_gain),
+            extra=[
+                *head_checks(cv.get("heads"), config.min_head_log_loss_gain),
+                *adaptation_checks(cv.get("adaptation"), config.adaptation_min_votes),
+            ],
         )
         paths = write_gate_report(report, out)
         registry.record_gate(found.version, report.passed, report.reason(), list(paths.values()))

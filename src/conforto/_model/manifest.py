@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from conforto._adaptation.site import AdaptationSettings
 from conforto._model.inputs import Feature
 from conforto.errors import ArtifactError
 
@@ -133,6 +134,9 @@ class Manifest(_Part):
     selection: Selection
     metrics: Metrics
     files: dict[str, Sha256] = {}
+    #: How the model's answers adapt to a site's earlier votes; ``None`` (models trained before
+    #: site adaptation): they answer zero-shot.
+    adaptation: AdaptationSettings | None = None
     note: str | None = None
     format_version: Literal[2] = FORMAT_VERSION
 

@@ -3,8 +3,10 @@
 One row per scored vote: ``fold`` (−1 outside cross-validation), ``building_id``, ``y`` (the
 class index), ``decision`` (the model's class under its decision rule), ``pmv``, then for each
 scorer its probabilities ``<scorer>_cool``, ``<scorer>_neutral``, ``<scorer>_warm``, then the
-rows' context (``record_id`` and the slice columns). Cross-validation writes it for every
-model; evaluation builds the same frame on other data; the report and the gate read it.
+rows' context (``record_id``, ``timestamp``, ``ta``, ``subject_id`` and the slice columns), and
+in cross-validation ``adapted_votes`` (earlier votes of the row's site the adapted answer used).
+Cross-validation writes it for every model; evaluation builds the same frame on other data; the
+report and the gate read it.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ BoolArray = npt.NDArray[np.bool_]
 IndexArray = npt.NDArray[np.intp]
 
 #: Scorers whose probabilities the frame holds: the model (``p``), the majority class, the
-#: probabilistic PMV and the scikit-learn candidate (cross-validation only).
-SCORERS = ("p", "majority", "pmvprob", "logistic")
+#: probabilistic PMV, the scikit-learn candidate and the model adapted to each site by its
+#: earlier votes (the last two in cross-validation only).
+SCORERS = ("p", "majority", "pmvprob", "logistic", "adapted")
 #: Slice columns: every report breaks its scores down by these, when the rows have them.
 SLICES = ("cooling_type", "climate", "season", "building_type")
 #: The slices the gate and the prediction sets' coverage are judged on.
 JUDGED_SLICES = SLICES[:3]
 #: Slices with fewer rows are shown but not judged (the gate's default, the sets' coverage).
 MIN_SLICE_ROWS = 1000
-#: Columns copied from the scored rows, when present.
-CONTEXT = ("record_id", *SLICES)
+#: Columns copied from the scored rows, when present: the slices, and what site adaptation
+#: reads (the vote's time, air temperature [°C] and occupant).
+CONTEXT = ("record_id", "timestamp", "ta", "subject_id", *SLICES)
 
 
 def columns(scorer: str) -> list[str]:

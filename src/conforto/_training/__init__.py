@@ -1,4 +1,4 @@
 """Fitting, cross-validating, judging and saving a model.
 
-May import: model and everything below it (uncertainty, scoring, physics, data).
+May import: model and everything below it (adaptation, uncertainty, scoring, physics, data).
 """

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
+from conforto._adaptation.replay import STRENGTHS
+from conforto._adaptation.site import AdaptationSettings
 from conforto._model.heads import softmax
 from conforto._scoring.scores import N_CLASSES, log_losses, macro_f1
 
@@ -52,6 +54,17 @@ class TrainConfig(BaseModel):
         "class (each class covered at the level; larger sets) or per climate (each climate "
         "with enough buildings calibrated on its own buildings; on buildings never seen, no "
         "better than all together).",
+    )
+    adaptation: AdaptationSettings = Field(
+        default_factory=AdaptationSettings,
+        description="Site adaptation (a site's answers adjusted by its occupants' earlier "
+        "votes): cap, fading and terms; its strength is chosen by the replay among "
+        "`adaptation_strengths`.",
+    )
+    adaptation_strengths: tuple[PositiveFloat, ...] = Field(
+        STRENGTHS,
+        min_length=1,
+        description="Candidate strengths of site adaptation [votes], chosen on other folds.",
     )
 
 

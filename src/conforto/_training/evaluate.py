@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from conforto._model.artifact import ThermalModel
     from conforto._model.manifest import Manifest
+    from conforto._training.adaptation import AdaptationSummary
     from conforto._training.heads import HeadEvaluation
     from conforto._training.summary import Evaluation, SliceScores
     from conforto._uncertainty.calibration import CoverageReport
@@ -316,6 +317,28 @@ def _coverage_figure(report: CoverageReport) -> str:
     return figure_uri(fig)
 
 
+def _adaptation_figure(summary: AdaptationSummary) -> str:
+    """The learning curve: what site adaptation changes, by number of earlier votes."""
+    buckets = summary["buckets"]
+    fig = new_figure(8.0, 3.2)
+    panels = (
+        ("macro-F1 gain", [b["macro_f1_gain"] for b in buckets]),
+        ("log-loss change [nats]", [b["log_loss_change"] for b in buckets]),
+    )
+    for k, (label, differences) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, k + 1)
+        values = np.array([d["value"] for d in differences])
+        low = values - np.array([d["low"] for d in differences])
+        high = np.array([d["high"] for d in differences]) - values
+        ax.errorbar(range(len(buckets)), values, yerr=[low, high], marker="o", capsize=3)
+        ax.axhline(0, color="#999", linestyle=":")
+        ax.set_xticks(range(len(buckets)), [b["bucket"] for b in buckets])
+        ax.set_xlabel("earlier votes of the site")
+        ax.set_ylabel("adapted − zero-shot")
+        ax.set_title(label)
+    return figure_uri(fig)
+
+
 def _importance_figure(importance: dict[str, float]) -> str:
     items = sorted(importance.items(), key=lambda kv: kv[1])[-20:]
     fig = new_figure(5.0, 0.22 * len(items) + 0.8)
@@ -364,6 +387,8 @@ def write_evaluation(
     dissatisfied = summary.get("heads", {}).get("dissatisfied")
     if dissatisfied is not None and "reliability" in dissatisfied:
         figures["dissatisfied"] = _dissatisfied_figure(dissatisfied)
+    if "adaptation" in summary:
+        figures["adaptation"] = _adaptation_figure(summary["adaptation"])
     importance = manifest.booster.feature_importance_gain
     if importance:
         figures["importance"] = _importance_figure(importance)

@@ -146,6 +146,7 @@ def manifest(
                 "macro_f1": {k: v["macro_f1"] for k, v in cv["candidates"].items()},
             },
             "metrics": {k: cv["model"][k] for k in ("accuracy", "macro_f1", "log_loss", "ece")},
+            "adaptation": result.adaptation,
         }
     )
 

@@ -10,6 +10,7 @@ from conforto._scoring.scores import Scores
 
 if TYPE_CHECKING:
     from conforto._scoring.scores import Interval
+    from conforto._training.adaptation import AdaptationSummary
     from conforto._training.heads import HeadEvaluation
     from conforto._uncertainty.calibration import CoverageReport
     from conforto._uncertainty.estimate import EstimateReport
@@ -81,6 +82,8 @@ class Evaluation(TypedDict):
     heads_skipped: NotRequired[str]
     coverage: NotRequired[CoverageReport]
     estimate: NotRequired[EstimateReport]
+    #: Site adaptation replayed day by day (cross-validation only).
+    adaptation: NotRequired[AdaptationSummary]
 
 
 class FoldFit(TypedDict):

@@ -21,6 +21,7 @@ from conforto._model.inputs import FeatureSpec, build_spec, encode, prepare
 from conforto._physics.features import comfort_features
 from conforto._scoring import oof
 from conforto._scoring.scores import N_CLASSES
+from conforto._training.adaptation import adapt_out_of_fold
 from conforto._training.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto._training.booster import FittedBooster, TrainConfig, fit_booster, group_folds
 from conforto._training.evaluate import summarise
@@ -34,6 +35,7 @@ from conforto.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from conforto._adaptation.site import AdaptationSettings
     from conforto._model.heads import Heads
     from conforto._model.manifest import BoosterParams
     from conforto._uncertainty.confidence import ConfidenceCalibration
@@ -201,6 +203,9 @@ class TrainingResult:
     heads
         The occupant-response heads (:mod:`conforto._model.heads`); ``None`` when the data lacks the
         occupants' answers.
+    adaptation
+        How the model's answers adapt to a site's earlier votes (its strength chosen by the
+        replay of the out-of-fold predictions).
     """
 
     rows: pd.DataFrame
@@ -215,6 +220,7 @@ class TrainingResult:
     conformal: ConformalSets
     confidence: ConfidenceCalibration
     heads: Heads | None
+    adaptation: AdaptationSettings
 
 
 def train_model(
@@ -259,6 +265,13 @@ def train_model(
         summary["heads"] = heads_report
     summary["coverage"] = coverage_report(cv.predictions, by=config.conformal_by)
     summary["estimate"] = estimate_report(cv.predictions, cross_fitted(cv.predictions))
+    adaptation, summary["adaptation"] = adapt_out_of_fold(
+        cv.predictions,
+        [fold["class_weights"] for fold in cv.folds],
+        config.adaptation,
+        config.adaptation_strengths,
+        seed=config.seed,
+    )
     metrics = MetricsFile(
         cv=summary,
         random_split=random_split_metrics(rows, matrix, y, final.params, spec, config),
@@ -285,4 +298,5 @@ def train_model(
         conformal,
         fit_frame(cv.predictions),
         heads,
+        adaptation,
     )
