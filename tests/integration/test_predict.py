@@ -260,3 +260,111 @@ def test_cli_evaluate_and_predict(
     )
     assert result.exit_code == 1
     assert "model directory not found" in result.output
+
+
+@pytest.fixture
+def votes_csv(holdout_paths: tuple[Path, Path], tmp_path: Path) -> Path:
+    """Unseen buildings' dated votes, shuffled (a replay answers in input order all the same),
+    with some rows undated and some without a vote."""
+    frame = pd.read_csv(holdout_paths[0], low_memory=False)
+    dated = frame[frame["timestamp"].notna()]
+    busiest = dated["building_id"].value_counts().index[:4]
+    rows = dated[dated["building_id"].isin(busiest)].sample(frac=1.0, random_state=0)
+    rows = rows.head(2500).reset_index(drop=True)
+    rows.loc[:40, "timestamp"] = None
+    rows.loc[41:80, "thermal_sensation"] = np.nan
+    path = tmp_path / "votes.csv"
+    rows.to_csv(path, index=False)
+    return path
+
+
+def _replay(model: Path, source: Path, out: Path) -> pd.DataFrame:
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--replay",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+
+def test_a_replay_answers_each_row_from_its_sites_earlier_days_only(
+    trained_model: Path, votes_csv: Path, tmp_path: Path
+) -> None:
+    source = pd.read_csv(votes_csv, low_memory=False)
+    replayed = _replay(trained_model, votes_csv, tmp_path / "replayed.csv")
+    assert replayed["record_id"].tolist() == source["record_id"].tolist()
+    day = pd.to_datetime(source["timestamp"], utc=True, format="ISO8601").dt.floor("D")
+    voted = source["thermal_sensation"].notna() & day.notna()
+    earlier = [
+        int((voted & (source["building_id"] == b) & (day < d)).sum()) if pd.notna(d) else 0
+        for b, d in zip(source["building_id"], day, strict=True)
+    ]
+    assert replayed["adapted_votes"].tolist() == earlier
+    assert replayed["adapted_votes"].max() >= 20
+    # rows that learned nothing are answered as without --replay
+    zero_shot = tmp_path / "zero-shot.csv"
+    assert (
+        CliRunner()
+        .invoke(
+            app,
+            [
+                "predict",
+                "--model",
+                str(trained_model),
+                "--input",
+                str(votes_csv),
+                "--output",
+                str(zero_shot),
+            ],
+        )
+        .exit_code
+        == 0
+    )
+    plain = pd.read_csv(zero_shot)
+    columns = ["p_cool", "p_neutral", "p_warm"]
+    nothing = replayed["adapted_votes"] == 0
+    np.testing.assert_allclose(replayed.loc[nothing, columns], plain.loc[nothing, columns])
+    assert not np.allclose(replayed.loc[~nothing, columns], plain.loc[~nothing, columns])
+    # a building's later votes blanked: none of the answers up to that day changes
+    building = source["building_id"].value_counts().index[0]
+    cut = day[source["building_id"] == building].quantile(0.5, interpolation="lower")
+    blanked = source.copy()
+    later = (source["building_id"] == building) & (day >= cut)
+    blanked.loc[later, "thermal_sensation"] = np.nan
+    blanked.to_csv(tmp_path / "blanked.csv", index=False)
+    again = _replay(trained_model, tmp_path / "blanked.csv", tmp_path / "again.csv")
+    kept = ~((source["building_id"] == building) & (day > cut)).to_numpy()
+    np.testing.assert_array_equal(again.loc[kept, columns], replayed.loc[kept, columns])
+    assert not np.array_equal(again.loc[~kept, columns], replayed.loc[~kept, columns])
+
+
+def test_a_replay_needs_the_sites_and_days(
+    trained_model: Path, votes_csv: Path, tmp_path: Path
+) -> None:
+    source = pd.read_csv(votes_csv, low_memory=False).drop(columns=["timestamp"])
+    source.to_csv(tmp_path / "undated.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(trained_model),
+            "--input",
+            str(tmp_path / "undated.csv"),
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--replay",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "needs each row's site (site or building_id) and timestamp" in result.output
+    assert not (tmp_path / "out.csv").exists()

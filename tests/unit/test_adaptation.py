@@ -18,7 +18,10 @@ from conforto._adaptation.report import (
 )
 from conforto._adaptation.site import AdaptationSettings, SiteAdjustment, Votes, fit_site
 from conforto._lifecycle.gate_checks import adaptation_checks
+from conforto._model.adapted import replayed
 from conforto._training.adaptation import AdaptationSummary, adapt_out_of_fold
+from conforto.errors import ArtifactError
+from tests.factories import bare_model, manifest_of
 
 GENERAL = np.log([0.3, 0.4, 0.3])  # the zero-shot answer of every synthetic row
 
@@ -312,3 +315,14 @@ def test_the_gate_refuses_a_large_bucket_made_worse_and_only_shows_small_ones() 
     assert [c.passed for c in refused] == [True, False]
     assert "5,000 votes" in refused[1].detail
     assert adaptation_checks(None, min_votes=500) == []
+
+
+def test_a_model_trained_before_adaptation_refuses_to_replay() -> None:
+    frame = pd.DataFrame({"building_id": [1.0], "timestamp": ["2020-01-01"], "ta": [24.0]})
+    proba = np.array([[0.3, 0.4, 0.3]])
+    with pytest.raises(ArtifactError, match="trained before site adaptation"):
+        replayed(bare_model(), frame, np.array([True]), proba)
+    adapting = bare_model(manifest=manifest_of(adaptation=AdaptationSettings()))
+    adapted, used = replayed(adapting, frame, np.array([True]), proba)
+    np.testing.assert_array_equal(adapted, proba)  # nothing earlier to learn from
+    assert used.tolist() == [0]

@@ -32,22 +32,30 @@ def days(timestamps: pd.Series) -> FloatArray:
     return np.asarray(when.dt.floor("D").sub(EPOCH).dt.days, dtype=np.float64)
 
 
-def occupants(frame: pd.DataFrame) -> npt.NDArray[np.object_]:
-    """Each row's occupant (``"<building>:<subject>"``), ``None`` where the subject is unknown.
+def occupants(frame: pd.DataFrame, *, site: str = "building_id") -> npt.NDArray[np.object_]:
+    """Each row's occupant (``"<site>:<subject>"``), ``None`` where the subject is unknown.
 
     Examples
     --------
-    >>> occupants(pd.DataFrame({"building_id": [3, 3], "subject_id": [17.0, None]})).tolist()
+    >>> occupants(pd.DataFrame({"building_id": [3, 3.0], "subject_id": [17.0, None]})).tolist()
     ['3:17', None]
     """
     found = np.full(len(frame), None, dtype=object)
     if "subject_id" not in frame.columns:
         return found
-    known = frame["subject_id"].notna().to_numpy()
-    subjects = frame["subject_id"][known].astype(str).str.removesuffix(".0")
-    buildings = frame["building_id"][known].astype("Int64").astype(str)
-    found[known] = (buildings + ":" + subjects).to_numpy()
+    known = (frame["subject_id"].notna() & frame[site].notna()).to_numpy()
+    pairs = zip(frame[site][known], frame["subject_id"][known], strict=True)
+    found[known] = [f"{_label(s)}:{_label(o)}" for s, o in pairs]
     return found
+
+
+def _label(value: object) -> str:
+    """A site's or subject's name: whole numbers without their ``.0`` (files read them as
+    floats).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def votes_of(frame: pd.DataFrame, scorer: str = "p") -> Votes:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from conforto._adaptation.site import AdaptationSettings, Votes, fit_site
 from conforto._scoring.scores import log_losses
@@ -49,9 +50,10 @@ def replay(votes: Votes, sites: npt.NDArray[np.generic], settings: AdaptationSet
     Parameters
     ----------
     votes
-        Every row: the zero-shot answer, the vote, its day, air temperature and occupant.
+        Every row: the zero-shot answer, the vote (−1: none; the row is answered and teaches
+        nothing), its day, air temperature and occupant.
     sites
-        Each row's site (building).
+        Each row's site (building); a row without one (``None``, NaN) is answered zero-shot.
     settings
         The adaptation's strength, cap and fading.
 
@@ -62,15 +64,18 @@ def replay(votes: Votes, sites: npt.NDArray[np.generic], settings: AdaptationSet
     """
     logp = votes.logp.copy()
     used = np.zeros(len(votes), dtype=np.int64)
-    dated = ~np.isnan(votes.day)
-    for site in np.unique(sites[dated]):
+    dated = ~np.isnan(votes.day) & pd.notna(sites)
+    for site in pd.unique(sites[dated]):
         rows = np.flatnonzero(dated & (sites == site))
         days = votes.day[rows]
-        for day in np.unique(days)[1:]:
+        voted = votes.y[rows] >= 0
+        for day in np.unique(days):
+            earlier = rows[(days < day) & voted]
+            if earlier.size == 0:
+                continue
             today = rows[days == day]
             asked = {o for o in votes.occupant[today] if o is not None}
-            earlier = votes.take(rows[days < day])
-            learned = fit_site(earlier, settings, day=float(day), occupants=asked)
+            learned = fit_site(votes.take(earlier), settings, day=float(day), occupants=asked)
             logp[today] = learned.apply(logp[today], votes.ta[today], votes.occupant[today])
             used[today] = learned.votes
     return Replay(logp, used)
@@ -125,7 +130,7 @@ def choose_strength(
     replays = {
         s: replay(votes, sites, settings.model_copy(update={"strength": s})) for s in strengths
     }
-    adapted = next(iter(replays.values())).votes > 0
+    adapted = (next(iter(replays.values())).votes > 0) & (votes.y >= 0)
     losses = {s: log_losses(votes.y, np.exp(r.logp)) for s, r in replays.items()}
 
     def best(rows: npt.NDArray[np.bool_]) -> float:

@@ -79,7 +79,8 @@ class Votes:
     logp
         The model's log-probabilities of each row (rows × 3: cool, neutral, warm) [nats].
     y
-        The vote's class index (0 cool, 1 neutral, 2 warm).
+        The vote's class index (0 cool, 1 neutral, 2 warm); −1 for a row without a vote (it
+        is answered, and teaches nothing).
     day
         The vote's day: whole days since 1970-01-01 UTC, NaN where undated.
     ta
@@ -218,7 +219,8 @@ def fit_site(
     Parameters
     ----------
     votes
-        The site's votes (any day: those of ``day`` and later are left out, undated ones too).
+        The site's votes (any day: those of ``day`` and later are left out, undated ones and
+        rows without a vote too).
     settings
         Strength, cap, fading and the terms to fit.
     day
@@ -231,7 +233,7 @@ def fit_site(
     SiteAdjustment
         :meth:`SiteAdjustment.none` when no earlier vote is dated.
     """
-    earlier = np.flatnonzero(votes.day < day)
+    earlier = np.flatnonzero((votes.day < day) & (votes.y >= 0))
     if earlier.size == 0:
         return SiteAdjustment.none(settings.cap)
     votes = votes.take(earlier)

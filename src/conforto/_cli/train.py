@@ -130,6 +130,15 @@ def predict(
             help="Confidence level of each row's prediction_set (the classes its vote falls in).",
         ),
     ] = DEFAULT_LEVEL,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay",
+            help="Answer each row adapted to its site (site or building_id) by the votes "
+            "(thermal_sensation) of the site's earlier days (timestamp), as training's replay "
+            "does; adds adapted_votes.",
+        ),
+    ] = False,
 ) -> None:
     """Score a CSV file: one output row per input row, in order."""
     from conforto._model.artifact import load_model
@@ -137,7 +146,9 @@ def predict(
 
     with errors():
         loaded = load_model(model_dir(model))
-        summary = predict_file(loaded, input_file, output, metadata=metadata, coverage=coverage)
+        summary = predict_file(
+            loaded, input_file, output, metadata=metadata, coverage=coverage, replay=replay
+        )
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "
         f"scored (see 'reason'), {summary.flagged} flagged\noutput: {output}",

@@ -11,6 +11,7 @@ scored) and ``flags`` (implausible values that were scored as given, never clipp
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from conforto._data.columns import NUMERIC, resolve_columns, resolve_name, valid
 from conforto._data.load import coerce_numeric, read_table
 from conforto._data.target import CLASS_NAMES
 from conforto._fileio import atomic_writer
+from conforto._model.adapted import REPLAY_COLUMNS, replayed
 from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto._model.inputs import REQUIRED_INPUTS, encode
 from conforto._physics.features import PHYSICS_INPUTS
@@ -117,7 +119,11 @@ def _climates(frame: pd.DataFrame) -> list[str | None] | None:
 
 
 def score_frame(
-    model: ThermalModel, frame: pd.DataFrame, coverage: float = DEFAULT_LEVEL
+    model: ThermalModel,
+    frame: pd.DataFrame,
+    coverage: float = DEFAULT_LEVEL,
+    *,
+    replay: bool = False,
 ) -> pa.Table:
     """Score canonical rows; rows with a ``reason`` get empty prediction columns.
 
@@ -129,12 +135,16 @@ def score_frame(
         Canonical columns, numeric columns as floats; category spellings are normalised here.
     coverage
         Confidence level of the prediction sets (0.5 to 0.99).
+    replay
+        Answer each row adapted to its site by the votes of the site's earlier days, as the
+        day-by-day replay does (:mod:`conforto._model.adapted`; the occupants' responses stay
+        the model's own); adds ``adapted_votes``.
 
     Returns
     -------
     pyarrow.Table
-        :data:`OUTPUT_COLUMNS` (``record_id`` only when ``frame`` has it), one row per input
-        row, same order.
+        :data:`OUTPUT_COLUMNS` (``record_id`` only when ``frame`` has it; ``adapted_votes``
+        last in a replay), one row per input row, same order.
     """
     reasons, flags = _checks(frame)
     ok = reasons == ""
@@ -148,6 +158,10 @@ def score_frame(
         proba[ok] = model.predict_matrix(matrix, threads=threads)
         if model.heads is not None:
             responses[ok] = model.heads.predict(matrix, threads=threads)
+    used = None
+    if replay:
+        proba, used = replayed(model, frame, ok, proba)
+    if ok.any():
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
         climates = _climates(frame.loc[ok]) if model.conformal.by == "climate" else None
@@ -166,6 +180,8 @@ def score_frame(
     }
     if "record_id" in frame.columns:
         columns = {"record_id": pa.Array.from_pandas(frame["record_id"]), **columns}
+    if used is not None:
+        columns["adapted_votes"] = pa.array(used, pa.int64())
     return pa.table(columns)
 
 
@@ -207,7 +223,7 @@ def _column_types(path: Path, wanted: set[str]) -> dict[str, pa.DataType]:
     names = reader.schema.names
     reader.close()
     numeric = set(NUMERIC)
-    canonical = {n: resolve_name(n) for n in names}
+    canonical = {n: resolve_name(n) or n for n in names}
     return {
         n: pa.float64() if c in numeric else pa.string()
         for n, c in canonical.items()
@@ -259,6 +275,7 @@ def predict_file(
     metadata: Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
     coverage: float = DEFAULT_LEVEL,
+    replay: bool = False,
 ) -> PredictionSummary:
     """Score a CSV file (database format, any resolvable column names) into a CSV file.
 
@@ -277,6 +294,9 @@ def predict_file(
         Rows per chunk.
     coverage
         Confidence level of the prediction sets, 0.5 to 0.99.
+    replay
+        Answer each row adapted to its site by the votes of the site's earlier days
+        (:func:`score_frame`); the file is read whole, as a site's days may be anywhere in it.
 
     Returns
     -------
@@ -300,12 +320,13 @@ def predict_file(
     summary = PredictionSummary()
     writer = None
     with atomic_writer(output_path) as sink:
-        for raw in _chunks(input_path, chunk_rows, input_columns(model)):
+        wanted = input_columns(model) | (REPLAY_COLUMNS if replay else set())
+        for raw in _chunks(input_path, sys.maxsize if replay else chunk_rows, wanted):
             frame = prepare_frame(raw, source=input_path.name)
             if buildings is not None and "building_id" in frame.columns:
                 extra = [c for c in buildings.columns if c != "building_id" and c in frame.columns]
                 frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
-            table = score_frame(model, frame, coverage)
+            table = score_frame(model, frame, coverage, replay=replay)
             if writer is None:
                 writer = pacsv.CSVWriter(sink, table.schema)
             writer.write_table(table)
