@@ -278,6 +278,12 @@ def votes_csv(holdout_paths: tuple[Path, Path], tmp_path: Path) -> Path:
     return path
 
 
+def _middle_day(days: pd.Series) -> pd.Timestamp:
+    """The median of distinct days (one of them)."""
+    distinct = sorted(days.dropna().unique())
+    return pd.Timestamp(distinct[len(distinct) // 2])
+
+
 def _replay(model: Path, source: Path, out: Path) -> pd.DataFrame:
     result = CliRunner().invoke(
         app,
@@ -336,7 +342,7 @@ def test_a_replay_answers_each_row_from_its_sites_earlier_days_only(
     assert not np.allclose(replayed.loc[~nothing, columns], plain.loc[~nothing, columns])
     # a building's later votes blanked: none of the answers up to that day changes
     building = source["building_id"].value_counts().index[0]
-    cut = day[source["building_id"] == building].quantile(0.5, interpolation="lower")
+    cut = _middle_day(day[source["building_id"] == building])
     blanked = source.copy()
     later = (source["building_id"] == building) & (day >= cut)
     blanked.loc[later, "thermal_sensation"] = np.nan
@@ -368,3 +374,64 @@ def test_a_replay_needs_the_sites_and_days(
     assert result.exit_code != 0
     assert "needs each row's site (site or building_id) and timestamp" in result.output
     assert not (tmp_path / "out.csv").exists()
+    both = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(trained_model),
+            "--input",
+            str(votes_csv),
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--replay",
+            "--votes",
+            str(votes_csv),
+        ],
+    )
+    assert both.exit_code != 0
+    assert "choose one" in both.output
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_votes_of_a_file_teach_new_rows_as_the_replay_would(
+    trained_model: Path, votes_csv: Path, tmp_path: Path
+) -> None:
+    source = pd.read_csv(votes_csv, low_memory=False)
+    day = pd.to_datetime(source["timestamp"], utc=True, format="ISO8601").dt.floor("D")
+    cut = _middle_day(day)
+    source[day < cut].to_csv(tmp_path / "earlier.csv", index=False)
+    asked = source[day >= cut].copy()
+    asked.loc[asked.index[:5], "timestamp"] = None  # undated: after every earlier vote
+    asked.to_csv(tmp_path / "asked.csv", index=False)
+    replayed = _replay(trained_model, votes_csv, tmp_path / "replayed.csv")
+    out = tmp_path / "taught.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(trained_model),
+            "--input",
+            str(tmp_path / "asked.csv"),
+            "--output",
+            str(out),
+            "--votes",
+            str(tmp_path / "earlier.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    taught = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert taught["record_id"].tolist() == asked["record_id"].tolist()
+    # the first day asked learns exactly what the replay learns for it: the days before
+    first = (day[asked.index] == cut).to_numpy() & asked["timestamp"].notna().to_numpy()
+    columns = ["p_cool", "p_neutral", "p_warm", "adapted_votes"]
+    expected = replayed.loc[asked.index[first], columns].to_numpy()
+    np.testing.assert_allclose(taught.loc[first, columns].to_numpy(), expected)
+    # undated rows learn from every earlier vote of their site
+    voted = source["thermal_sensation"].notna() & (day < cut)
+    for i in range(5):
+        building = asked["building_id"].iloc[i]
+        assert taught["adapted_votes"].iloc[i] == int(
+            (voted & (source["building_id"] == building)).sum()
+        )

@@ -108,6 +108,17 @@ class Votes:
     def __len__(self) -> int:
         return len(self.y)
 
+    @classmethod
+    def join(cls, *parts: Votes) -> Votes:
+        """The rows of ``parts``, one after the other."""
+        return cls(
+            np.vstack([p.logp for p in parts]),
+            np.concatenate([p.y for p in parts]),
+            np.concatenate([p.day for p in parts]),
+            np.concatenate([p.ta for p in parts]),
+            np.concatenate([p.occupant for p in parts]),
+        )
+
     def take(self, rows: IntArray) -> Votes:
         """The votes of ``rows`` (indices)."""
         return Votes(

@@ -139,6 +139,15 @@ def predict(
             "does; adds adapted_votes.",
         ),
     ] = False,
+    votes: Annotated[
+        Path | None,
+        typer.Option(
+            "--votes",
+            help="CSV of earlier votes (database format: site or building_id, timestamp, "
+            "thermal_sensation): each row answered adapted to its site by what they teach; "
+            "adds adapted_votes.",
+        ),
+    ] = None,
 ) -> None:
     """Score a CSV file: one output row per input row, in order."""
     from conforto._model.artifact import load_model
@@ -147,7 +156,13 @@ def predict(
     with errors():
         loaded = load_model(model_dir(model))
         summary = predict_file(
-            loaded, input_file, output, metadata=metadata, coverage=coverage, replay=replay
+            loaded,
+            input_file,
+            output,
+            metadata=metadata,
+            coverage=coverage,
+            replay=replay,
+            votes=votes,
         )
     console.print(
         f"{summary.rows} rows: {summary.scored} scored, {summary.rows - summary.scored} not "

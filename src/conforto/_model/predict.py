@@ -27,7 +27,7 @@ from conforto._data.columns import NUMERIC, resolve_columns, resolve_name, valid
 from conforto._data.load import coerce_numeric, read_table
 from conforto._data.target import CLASS_NAMES
 from conforto._fileio import atomic_writer
-from conforto._model.adapted import REPLAY_COLUMNS, replayed
+from conforto._model.adapted import REPLAY_COLUMNS, EarlierVotes, replayed, taught
 from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto._model.inputs import REQUIRED_INPUTS, encode
 from conforto._physics.features import PHYSICS_INPUTS
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.intp]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Inputs without which a row is not scored.
 SCORED_ONLY_WITH = ("ta",)
@@ -124,6 +126,7 @@ def score_frame(
     coverage: float = DEFAULT_LEVEL,
     *,
     replay: bool = False,
+    votes: EarlierVotes | None = None,
 ) -> pa.Table:
     """Score canonical rows; rows with a ``reason`` get empty prediction columns.
 
@@ -139,28 +142,33 @@ def score_frame(
         Answer each row adapted to its site by the votes of the site's earlier days, as the
         day-by-day replay does (:mod:`conforto._model.adapted`; the occupants' responses stay
         the model's own); adds ``adapted_votes``.
+    votes
+        Earlier votes (scored) to answer each row adapted to its site by what they teach
+        (:func:`conforto._model.adapted.taught`); adds ``adapted_votes``.
 
     Returns
     -------
     pyarrow.Table
         :data:`OUTPUT_COLUMNS` (``record_id`` only when ``frame`` has it; ``adapted_votes``
-        last in a replay), one row per input row, same order.
+        last when adapted), one row per input row, same order.
+
+    Raises
+    ------
+    ConfigError
+        When asked both to replay and to learn from other votes.
     """
-    reasons, flags = _checks(frame)
-    ok = reasons == ""
-    proba = np.full((len(frame), len(CLASS_NAMES)), np.nan)
+    if replay and votes is not None:
+        raise ConfigError(
+            "--replay learns from the file's own votes, --votes from another's: choose one."
+        )
+    ok, proba, responses, reasons, flags = zero_shot(model, frame)
     labels = np.full(len(frame), None, dtype=object)
     sets = np.full(len(frame), None, dtype=object)
-    responses = np.full((len(frame), len(HEAD_COLUMNS)), np.nan)
-    if ok.any():
-        threads = 0 if ok.sum() >= PARALLEL_ROWS else 1
-        matrix = encode(frame.loc[ok], model.spec)
-        proba[ok] = model.predict_matrix(matrix, threads=threads)
-        if model.heads is not None:
-            responses[ok] = model.heads.predict(matrix, threads=threads)
     used = None
     if replay:
         proba, used = replayed(model, frame, ok, proba)
+    elif votes is not None:
+        proba, used = taught(model, frame, ok, proba, votes.rows, votes.proba)
     if ok.any():
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
@@ -183,6 +191,59 @@ def score_frame(
     if used is not None:
         columns["adapted_votes"] = pa.array(used, pa.int64())
     return pa.table(columns)
+
+
+def zero_shot(
+    model: ThermalModel, frame: pd.DataFrame
+) -> tuple[BoolArray, FloatArray, FloatArray, ObjectArray, ObjectArray]:
+    """The model's own answers of canonical rows.
+
+    Returns
+    -------
+    tuple
+        Which rows were scored, their probabilities (rows × 3) and occupants' responses (NaN
+        where not scored), each row's ``reason`` (empty when scored) and ``flags``.
+    """
+    reasons, flags = _checks(frame)
+    ok = reasons == ""
+    proba = np.full((len(frame), len(CLASS_NAMES)), np.nan)
+    responses = np.full((len(frame), len(HEAD_COLUMNS)), np.nan)
+    if ok.any():
+        threads = 0 if ok.sum() >= PARALLEL_ROWS else 1
+        matrix = encode(frame.loc[ok], model.spec)
+        proba[ok] = model.predict_matrix(matrix, threads=threads)
+        if model.heads is not None:
+            responses[ok] = model.heads.predict(matrix, threads=threads)
+    return ok, proba, responses, reasons, flags
+
+
+def earlier_votes(
+    model: ThermalModel, path: Path, *, metadata: pd.DataFrame | None
+) -> EarlierVotes:
+    """A file of earlier votes, read whole and scored: what ``--votes`` teaches.
+
+    Raises
+    ------
+    DataSourceError
+        When the file cannot be read or holds no vote the model could score.
+    """
+    wanted = input_columns(model) | REPLAY_COLUMNS
+    frames = [prepare_frame(raw, source=path.name) for raw in _chunks(path, sys.maxsize, wanted)]
+    if not frames:
+        raise DataSourceError(f"{path} has no votes.")
+    frame = _with_metadata(frames[0], metadata)
+    ok, proba, *_ = zero_shot(model, frame)
+    if not ok.any():
+        raise DataSourceError(f"{path}: the model could score none of its rows (see 'reason').")
+    return EarlierVotes(frame.loc[ok].reset_index(drop=True), proba[ok])
+
+
+def _with_metadata(frame: pd.DataFrame, buildings: pd.DataFrame | None) -> pd.DataFrame:
+    """``frame`` with the buildings' metadata joined on ``building_id`` (its own columns win)."""
+    if buildings is None or "building_id" not in frame.columns:
+        return frame
+    extra = [c for c in buildings.columns if c != "building_id" and c in frame.columns]
+    return frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
 
 
 def prepare_frame(raw: pd.DataFrame, *, source: str = "data") -> pd.DataFrame:
@@ -276,6 +337,7 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     coverage: float = DEFAULT_LEVEL,
     replay: bool = False,
+    votes: Path | None = None,
 ) -> PredictionSummary:
     """Score a CSV file (database format, any resolvable column names) into a CSV file.
 
@@ -297,6 +359,9 @@ def predict_file(
     replay
         Answer each row adapted to its site by the votes of the site's earlier days
         (:func:`score_frame`); the file is read whole, as a site's days may be anywhere in it.
+    votes
+        A file of earlier votes (the database's format): each row answered adapted to its site
+        by what they teach (:func:`score_frame`); both files are read whole.
 
     Returns
     -------
@@ -317,16 +382,15 @@ def predict_file(
     buildings = None
     if metadata is not None:
         buildings = read_table(metadata).drop_duplicates("building_id")
+    taught_by = None if votes is None else earlier_votes(model, votes, metadata=buildings)
     summary = PredictionSummary()
     writer = None
     with atomic_writer(output_path) as sink:
-        wanted = input_columns(model) | (REPLAY_COLUMNS if replay else set())
-        for raw in _chunks(input_path, sys.maxsize if replay else chunk_rows, wanted):
-            frame = prepare_frame(raw, source=input_path.name)
-            if buildings is not None and "building_id" in frame.columns:
-                extra = [c for c in buildings.columns if c != "building_id" and c in frame.columns]
-                frame = frame.merge(buildings.drop(columns=extra), on="building_id", how="left")
-            table = score_frame(model, frame, coverage, replay=replay)
+        adapting = replay or votes is not None
+        wanted = input_columns(model) | (REPLAY_COLUMNS if adapting else set())
+        for raw in _chunks(input_path, sys.maxsize if adapting else chunk_rows, wanted):
+            frame = _with_metadata(prepare_frame(raw, source=input_path.name), buildings)
+            table = score_frame(model, frame, coverage, replay=replay, votes=taught_by)
             if writer is None:
                 writer = pacsv.CSVWriter(sink, table.schema)
             writer.write_table(table)
