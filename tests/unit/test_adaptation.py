@@ -94,13 +94,8 @@ def test_the_adjustment_is_capped_and_keeps_probabilities() -> None:
 def test_old_votes_fade() -> None:
     """A site warm long ago and cool lately: with fading the recent votes win."""
     old, recent = _votes(600, warm=2.0, days=10, seed=1), _votes(600, warm=-2.0, days=10, seed=2)
-    both = Votes(
-        np.vstack([old.logp, recent.logp]),
-        np.concatenate([old.y, recent.y]),
-        np.concatenate([old.day, recent.day + 200]),
-        np.concatenate([old.ta, recent.ta]),
-        np.concatenate([old.occupant, recent.occupant]),
-    )
+    later = Votes(recent.logp, recent.y, recent.day + 200, recent.ta, recent.occupant)
+    both = Votes.join(old, later)
     still = AdaptationSettings(slope_ratio=None, occupant_ratio=None, half_life_days=None)
     fading = still.model_copy(update={"half_life_days": 10.0})
     assert abs(_warmth(fit_site(both, still, day=215.0))) < 1.0
@@ -136,13 +131,8 @@ def test_an_occupant_is_learned_on_top_of_the_site_and_unknown_ones_get_the_site
 
 def _sites(n_sites: int = 6, seed: int = 0) -> tuple[Votes, np.ndarray]:
     parts = [_votes(150, warm=(-1) ** k * 1.0, seed=seed + k, occupants=3) for k in range(n_sites)]
-    votes = Votes(
-        np.vstack([v.logp for v in parts]),
-        np.concatenate([v.y for v in parts]),
-        np.concatenate([v.day for v in parts]),
-        np.concatenate([v.ta for v in parts]),
-        np.concatenate([np.array([f"{k}/{o}" for o in v.occupant]) for k, v in enumerate(parts)]),
-    )
+    votes = Votes.join(*parts)
+    votes.occupant[:] = [f"{k // 150}/{o}" for k, o in enumerate(votes.occupant)]
     sites = np.repeat(np.arange(n_sites), 150)
     undated = np.arange(0, len(votes), 7)  # every seventh row has no date
     votes.day[undated] = np.nan
@@ -213,6 +203,12 @@ def test_the_report_pairs_answers_by_bucket_with_building_intervals() -> None:
     change = most["log_loss_change"]
     assert change["high"] < 0  # the sites really differ: learning them pays
     assert change["low"] <= change["value"] <= change["high"]
+    inside = np.arange(len(votes)) % 4 > 0
+    covered = compare(
+        votes.y, zero, adapted, weights, sites, label="all", covered=(inside, ~inside)
+    )
+    assert covered["zero_shot"]["coverage"] == pytest.approx(0.75, abs=0.01)
+    assert covered["adapted"]["coverage"] == pytest.approx(0.25, abs=0.01)
     same = compare(votes.y, zero, zero, weights, sites, label="same")
     assert same["macro_f1_gain"]["low"] == same["macro_f1_gain"]["high"] == 0
 
@@ -234,6 +230,7 @@ def _predictions() -> pd.DataFrame:
             "fold": sites % 3,
             "building_id": sites,
             "y": votes.y,
+            "decision": proba.argmax(axis=1),
             "p_cool": proba[:, 0],
             "p_neutral": proba[:, 1],
             "p_warm": proba[:, 2],
@@ -271,6 +268,9 @@ def test_training_replays_its_folds_and_stores_the_strength_they_chose() -> None
     np.testing.assert_allclose(
         adapted[first_days], frame.loc[first_days, ["p_cool", "p_neutral", "p_warm"]]
     )
+    for bucket in summary["buckets"]:
+        for answers in (bucket["zero_shot"], bucket["adapted"]):
+            assert 0.0 <= answers["coverage"] <= 1.0
     headline = summary["headline"]
     assert headline is not None
     assert headline["bucket"] == "20+"

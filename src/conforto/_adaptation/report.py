@@ -9,7 +9,7 @@ one building are not independent), paired (the same draw for both answers).
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from conforto._scoring.scores import (
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 #: Buckets of earlier votes: (label, fewest, most); ``None``: no upper limit.
 BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -49,6 +50,8 @@ class Answered(TypedDict):
     macro_f1: float
     #: Mean log loss [nats per vote].
     log_loss: float
+    #: Share of the votes inside their prediction set, when the sets were given.
+    coverage: NotRequired[float]
 
 
 class BucketScores(TypedDict):
@@ -97,6 +100,7 @@ def compare(
     buildings: IntArray,
     *,
     label: str,
+    covered: tuple[BoolArray, BoolArray] | None = None,
     reps: int = 200,
     seed: int = 0,
 ) -> BucketScores:
@@ -114,6 +118,8 @@ def compare(
         Each vote's building: the bootstrap's clusters.
     label
         The bucket's label.
+    covered
+        Whether each vote lies inside its zero-shot and its adapted prediction set.
     reps, seed
         Bootstrap replicates and seed.
     """
@@ -130,12 +136,19 @@ def compare(
     size = draws @ np.bincount(inverse, minlength=clusters).astype(np.float64)
     mean_loss = [(draws @ t) / np.maximum(size, 1) for t in total]
     scores = [macro_f1(y, decision) for decision in decided]
+    answered = [
+        Answered(macro_f1=f, log_loss=float(loss.mean()))
+        for f, loss in zip(scores, losses, strict=True)
+    ]
+    if covered is not None:
+        for entry, inside in zip(answered, covered, strict=True):
+            entry["coverage"] = float(inside.mean())
     return BucketScores(
         bucket=label,
         votes=len(y),
         buildings=int(np.unique(buildings).size),
-        zero_shot=Answered(macro_f1=scores[0], log_loss=float(losses[0].mean())),
-        adapted=Answered(macro_f1=scores[1], log_loss=float(losses[1].mean())),
+        zero_shot=answered[0],
+        adapted=answered[1],
         macro_f1_gain=_difference(scores[1] - scores[0], f1[1] - f1[0]),
         log_loss_change=_difference(
             float(losses[1].mean() - losses[0].mean()), mean_loss[1] - mean_loss[0]
@@ -156,6 +169,7 @@ def by_earlier_votes(
     weights: FloatArray,
     buildings: IntArray,
     *,
+    covered: tuple[BoolArray, BoolArray] | None = None,
     reps: int = 200,
     seed: int = 0,
 ) -> list[BucketScores]:
@@ -165,6 +179,8 @@ def by_earlier_votes(
     ----------
     earlier
         Each vote's number of earlier votes of its site the adapted answer used.
+    covered
+        As for :func:`compare`, for every vote.
     """
     labels = bucket_of(earlier)
     found = []
@@ -180,6 +196,7 @@ def by_earlier_votes(
                     w,
                     buildings[rows],
                     label=label,
+                    covered=None if covered is None else (covered[0][rows], covered[1][rows]),
                     reps=reps,
                     seed=seed,
                 )

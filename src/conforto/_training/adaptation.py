@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from conforto._adaptation.frame import votes_of
 from conforto._adaptation.replay import choose_strength
 from conforto._adaptation.report import BucketScores, by_earlier_votes, compare
 from conforto._scoring import oof
+from conforto._uncertainty.calibration import cross_conformal_sets
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 #: The headline: votes with at least this many earlier votes of their site.
 HEADLINE_VOTES = 20
+#: The level of the prediction sets whose coverage the replay reports.
+COVERAGE_LEVEL = 0.9
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class AdaptationSummary(TypedDict):
@@ -48,6 +54,8 @@ def adapt_out_of_fold(
     settings: AdaptationSettings,
     strengths: tuple[float, ...],
     *,
+    conformal_by: str = "all",
+    coverage_level: float = COVERAGE_LEVEL,
     seed: int = 0,
 ) -> tuple[AdaptationSettings, AdaptationSummary]:
     """Replay the out-of-fold predictions with site adaptation; add its answers to the frame.
@@ -62,6 +70,10 @@ def adapt_out_of_fold(
         Each fold's decision weights (cool, neutral, warm), by fold number.
     settings
         Cap, fading and terms; the strength is chosen among ``strengths``.
+    conformal_by, coverage_level
+        How the prediction sets are calibrated, and the level whose coverage is reported: the
+        sets of adapted answers come from the calibration on the other folds' zero-shot
+        answers, as the model's stored calibration will treat them.
     seed
         Seed of the building bootstrap.
 
@@ -82,12 +94,15 @@ def adapt_out_of_fold(
     weights = np.asarray(class_weights, dtype=np.float64)[folds]
     used = choice.replay.votes
     headline = used >= HEADLINE_VOTES
+    covered = _covered(predictions, adapted, weights, level=coverage_level, by=conformal_by)
     chosen = settings.model_copy(update={"strength": choice.strength})
     summary = AdaptationSummary(
         settings=chosen.model_dump(),
         strength_by_fold=[choice.by_fold[k] for k in sorted(choice.by_fold)],
         log_loss_by_strength={f"{s:g}": loss for s, loss in choice.losses.items()},
-        buckets=by_earlier_votes(votes.y, zero_shot, adapted, used, weights, buildings, seed=seed),
+        buckets=by_earlier_votes(
+            votes.y, zero_shot, adapted, used, weights, buildings, covered=covered, seed=seed
+        ),
         headline=compare(
             votes.y[headline],
             zero_shot[headline],
@@ -95,9 +110,22 @@ def adapt_out_of_fold(
             weights[headline],
             buildings[headline],
             label=f"{HEADLINE_VOTES}+",
+            covered=(covered[0][headline], covered[1][headline]),
             seed=seed,
         )
         if headline.any()
         else None,
     )
     return chosen, summary
+
+
+def _covered(
+    predictions: pd.DataFrame, adapted: FloatArray, weights: FloatArray, *, level: float, by: str
+) -> tuple[BoolArray, BoolArray]:
+    """Whether each vote lies inside its zero-shot and its adapted prediction set at ``level``."""
+    y = predictions["y"].to_numpy(dtype=np.int64)
+    decision = (adapted * weights).argmax(axis=1)
+    rows = np.arange(len(y))
+    zero_shot = cross_conformal_sets(predictions, [level], by=by)[level]
+    answers = cross_conformal_sets(predictions, [level], by=by, answers=(adapted, decision))[level]
+    return zero_shot[rows, y], answers[rows, y]

@@ -270,6 +270,7 @@ def train_model(
         [fold["class_weights"] for fold in cv.folds],
         config.adaptation,
         config.adaptation_strengths,
+        conformal_by=config.conformal_by,
         seed=config.seed,
     )
     metrics = MetricsFile(

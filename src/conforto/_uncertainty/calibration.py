@@ -133,7 +133,11 @@ def calibrate_frame(pred: pd.DataFrame, *, by: str = "all") -> ConformalSets:
 
 
 def cross_conformal_sets(
-    pred: pd.DataFrame, levels: Sequence[float], *, by: str = "all"
+    pred: pd.DataFrame,
+    levels: Sequence[float],
+    *,
+    by: str = "all",
+    answers: tuple[FloatArray, IntArray] | None = None,
 ) -> dict[float, BoolArray]:
     """Sets of out-of-fold predictions, each fold's from a calibration on the other folds.
 
@@ -145,6 +149,10 @@ def cross_conformal_sets(
         Confidence levels.
     by
         How the calibration groups the votes (by ``climate`` reads the ``climate`` column).
+    answers
+        Other answers of the same rows to build sets of (probabilities, decisions), each fold's
+        still from the calibration on the other folds' model answers, as a model's stored
+        calibration treats answers adapted to a site. Default: the frame's own.
 
     Returns
     -------
@@ -156,7 +164,7 @@ def cross_conformal_sets(
     DataError
         When the frame has fewer than two folds.
     """
-    proba, decision = oof.probabilities(pred), oof.labels(pred)[1]
+    proba, decision = answers or (oof.probabilities(pred), oof.labels(pred)[1])
     out = {level: np.zeros(proba.shape, dtype=bool) for level in levels}
     for test, others in oof.held_out(pred, "cross-conformal coverage"):
         calibration = calibrate_frame(others, by=by)
