@@ -101,3 +101,21 @@ def test_stage_commands_record_their_runs(home: Path, data_files: tuple[Path, Pa
     assert runs["image_build"].data.params["image"] == image
     assert runs["image_build"].data.tags["model_version"] == "none"
     assert all(r.info.status == "FINISHED" for r in runs.values())
+
+
+def test_a_name_mlflow_would_refuse_is_recorded_and_the_run_ends(home: Path) -> None:
+    """A gate check named with a comma once made MLflow refuse the batch: the tracker went
+    'down' for the rest of the run, which stayed RUNNING on the server (and held retraining)."""
+    uri = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "names", artifact_location=(home / "art").as_uri())
+    tracker.start_run("model_validation")
+    tracker.log_metrics({"site_adaptation,_20-39_earlier_votes": 0.5})
+    tracker.log_params({"gate (b), margin": 0.01})
+    tracker.end_run("FINISHED")
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("names")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"site_adaptation__20-39_earlier_votes": 0.5}
+    assert run.data.params == {"gate _b__ margin": "0.01"}

@@ -307,8 +307,8 @@ def test_the_gate_refuses_a_large_bucket_made_worse_and_only_shows_small_ones() 
     )
     checks = adaptation_checks(summary, min_votes=500)
     assert [(c.name, c.passed) for c in checks] == [
-        ("site adaptation, 10-19 earlier votes", True),
-        ("site adaptation, 40+ earlier votes", True),
+        ("site adaptation with 10-19 earlier votes", True),
+        ("site adaptation with 40+ earlier votes", True),
     ]
     summary["buckets"][3] = _bucket("40+", 5000, (0.02, 0.005, 0.04))
     refused = adaptation_checks(summary, min_votes=500)

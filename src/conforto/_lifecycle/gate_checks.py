@@ -425,7 +425,7 @@ def adaptation_checks(summary: AdaptationSummary | None, min_votes: int) -> list
         worse = f1["high"] < 0 or loss["low"] > 0
         checks.append(
             GateCheck(
-                f"site adaptation, {bucket['bucket']} earlier votes",
+                f"site adaptation with {bucket['bucket']} earlier votes",
                 "adaptation",
                 not worse,
                 f"{bucket['votes']:,} votes of {bucket['buildings']} buildings replayed: "

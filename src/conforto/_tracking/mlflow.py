@@ -8,6 +8,7 @@ Without a tracking URI, MLflow runs embedded: a SQLite store and an artifact fol
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,6 +106,19 @@ def uri_to_path(uri: str) -> Path | None:
     return None
 
 
+def valid_name(name: object) -> str:
+    """A metric's or parameter's name as MLflow takes it: characters other than letters,
+    digits, ``_ - . : /`` and spaces become ``_`` (MLflow refuses the whole batch otherwise,
+    and the run would stay open on the server).
+
+    Examples
+    --------
+    >>> valid_name("site adaptation, 20-39 earlier votes")
+    'site adaptation_ 20-39 earlier votes'
+    """
+    return re.sub(r"[^\w\-.:/ ]", "_", str(name))
+
+
 class MlflowTracker:
     """Record runs in MLflow: parameters, metrics, tags, artifacts.
 
@@ -148,18 +162,20 @@ class MlflowTracker:
         self.run_id = run.info.run_id
 
     def log_params(self, params: Params) -> None:
-        """Record parameters (values as text, truncated to MLflow's limit)."""
+        """Record parameters (values as text, truncated to MLflow's limit; names as
+        :func:`valid_name` makes them).
+        """
         from mlflow.entities import Param
 
-        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+        items = [Param(valid_name(k), str(v)[:6000]) for k, v in params.items()]
         self.client.log_batch(self._run(), params=items)
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        """Record numeric results."""
+        """Record numeric results (names as :func:`valid_name` makes them)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(str(k), float(v), now, 0) for k, v in metrics.items()]
+        items = [Metric(valid_name(k), float(v), now, 0) for k, v in metrics.items()]
         self.client.log_batch(self._run(), metrics=items)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
