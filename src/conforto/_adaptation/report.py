@@ -14,13 +14,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from conforto._scoring.scores import (
-    N_CLASSES,
-    cluster_draws,
-    log_losses,
-    macro_f1,
-    macro_f1_from_confusion,
-)
+from conforto._scoring.scores import log_losses, macro_f1, paired_differences
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -125,16 +119,9 @@ def compare(
     """
     decided = [(p * weights).argmax(axis=1) for p in (zero_shot, adapted)]
     losses = [log_losses(y, p) for p in (zero_shot, adapted)]
-    inverse, draws = cluster_draws(buildings, reps, seed)
-    clusters = draws.shape[1]
-    f1 = []
-    for decision in decided:
-        counts = np.zeros((clusters, N_CLASSES * N_CLASSES))
-        np.add.at(counts, (inverse, y * N_CLASSES + decision), 1.0)
-        f1.append(macro_f1_from_confusion((draws @ counts).reshape(reps, N_CLASSES, N_CLASSES)))
-    total = [np.bincount(inverse, weights=loss, minlength=clusters) for loss in losses]
-    size = draws @ np.bincount(inverse, minlength=clusters).astype(np.float64)
-    mean_loss = [(draws @ t) / np.maximum(size, 1) for t in total]
+    replicates = paired_differences(
+        y, (adapted, decided[1]), (zero_shot, decided[0]), buildings, reps=reps, seed=seed
+    )
     scores = [macro_f1(y, decision) for decision in decided]
     answered = [
         Answered(macro_f1=f, log_loss=float(loss.mean()))
@@ -149,9 +136,9 @@ def compare(
         buildings=int(np.unique(buildings).size),
         zero_shot=answered[0],
         adapted=answered[1],
-        macro_f1_gain=_difference(scores[1] - scores[0], f1[1] - f1[0]),
+        macro_f1_gain=_difference(scores[1] - scores[0], replicates["macro_f1"]),
         log_loss_change=_difference(
-            float(losses[1].mean() - losses[0].mean()), mean_loss[1] - mean_loss[0]
+            float(losses[1].mean() - losses[0].mean()), replicates["log_loss"]
         ),
     )
 

@@ -13,13 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from conforto._scoring import oof
-from conforto._scoring.scores import (
-    N_CLASSES,
-    cluster_draws,
-    log_losses,
-    macro_f1,
-    macro_f1_from_confusion,
-)
+from conforto._scoring.scores import log_losses, macro_f1, paired_differences
 from conforto._training.baselines import pmv_class
 from conforto._training.heads import PHYSICS_BASELINES
 from conforto._uncertainty.calibration import cross_conformal_sets
@@ -242,20 +236,9 @@ def paired_bootstrap(
         ``macro_f1`` and ``log_loss`` [nats]: ``reps`` differences each (positive macro-F1 and
         negative log loss favour the challenger).
     """
-    inverse, draws = cluster_draws(groups.astype(np.int64), reps, seed)
-    clusters = draws.shape[1]
-    rows = np.bincount(inverse, minlength=clusters).astype(np.float64)
-    out: dict[str, list[np.ndarray]] = {"macro_f1": [], "log_loss": []}
-    for frame in (challenger, champion):
-        proba, decision = _scores(frame)
-        cm = np.zeros((clusters, N_CLASSES * N_CLASSES))
-        np.add.at(cm, (inverse, y * N_CLASSES + decision), 1.0)
-        out["macro_f1"].append(
-            macro_f1_from_confusion((draws @ cm).reshape(reps, N_CLASSES, N_CLASSES))
-        )
-        loss = np.bincount(inverse, log_losses(y, proba), minlength=clusters)
-        out["log_loss"].append((draws @ loss) / (draws @ rows))
-    return {k: v[0] - v[1] for k, v in out.items()}
+    return paired_differences(
+        y, _scores(challenger), _scores(champion), groups, reps=reps, seed=seed
+    )
 
 
 def champion_checks(

@@ -160,6 +160,49 @@ def classification_metrics(y: IntArray, proba: FloatArray, pred: IntArray | None
     }
 
 
+def paired_differences(
+    y: IntArray,
+    first: tuple[FloatArray, IntArray],
+    second: tuple[FloatArray, IntArray],
+    groups: npt.NDArray[np.int64],
+    *,
+    reps: int,
+    seed: int,
+) -> dict[str, FloatArray]:
+    """Bootstrap distribution of ``first`` − ``second`` on the same rows, resampling clusters.
+
+    Parameters
+    ----------
+    y
+        True classes of the rows both answered.
+    first, second
+        Each answer's probabilities (rows × 3) and decisions (class indices).
+    groups
+        Cluster (building) of every row: one draw resamples both answers' rows alike.
+    reps, seed
+        Replicates and seed.
+
+    Returns
+    -------
+    dict
+        ``macro_f1`` and ``log_loss`` [nats]: ``reps`` differences each (positive macro-F1 and
+        negative log loss favour ``first``).
+    """
+    inverse, draws = cluster_draws(groups.astype(np.int64), reps, seed)
+    clusters = draws.shape[1]
+    rows = np.bincount(inverse, minlength=clusters).astype(np.float64)
+    out: dict[str, list[FloatArray]] = {"macro_f1": [], "log_loss": []}
+    for proba, decision in (first, second):
+        cm = np.zeros((clusters, N_CLASSES * N_CLASSES))
+        np.add.at(cm, (inverse, y * N_CLASSES + decision), 1.0)
+        out["macro_f1"].append(
+            macro_f1_from_confusion((draws @ cm).reshape(reps, N_CLASSES, N_CLASSES))
+        )
+        loss = np.bincount(inverse, log_losses(y, proba), minlength=clusters)
+        out["log_loss"].append((draws @ loss) / (draws @ rows))
+    return {k: v[0] - v[1] for k, v in out.items()}
+
+
 def bootstrap_interval(
     y: IntArray,
     pred: IntArray,
