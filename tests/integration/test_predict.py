@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from conforto._cli import app
 from conforto._data.load import load_dataset
@@ -284,20 +284,14 @@ def _middle_day(days: pd.Series) -> pd.Timestamp:
     return pd.Timestamp(distinct[len(distinct) // 2])
 
 
+def _predict(model: Path, source: Path, out: Path, *options: str) -> Result:
+    """``conforto predict`` of ``source`` into ``out``, with ``options``."""
+    command = ["predict", "--model", str(model), "--input", str(source), "--output", str(out)]
+    return CliRunner().invoke(app, [*command, *options])
+
+
 def _replay(model: Path, source: Path, out: Path) -> pd.DataFrame:
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            str(model),
-            "--input",
-            str(source),
-            "--output",
-            str(out),
-            "--replay",
-        ],
-    )
+    result = _predict(model, source, out, "--replay")
     assert result.exit_code == 0, result.output
     return pd.read_csv(out, keep_default_na=False, na_values=[""])
 
@@ -318,23 +312,7 @@ def test_a_replay_answers_each_row_from_its_sites_earlier_days_only(
     assert replayed["adapted_votes"].max() >= 20
     # rows that learned nothing are answered as without --replay
     zero_shot = tmp_path / "zero-shot.csv"
-    assert (
-        CliRunner()
-        .invoke(
-            app,
-            [
-                "predict",
-                "--model",
-                str(trained_model),
-                "--input",
-                str(votes_csv),
-                "--output",
-                str(zero_shot),
-            ],
-        )
-        .exit_code
-        == 0
-    )
+    assert _predict(trained_model, votes_csv, zero_shot).exit_code == 0
     plain = pd.read_csv(zero_shot)
     columns = ["p_cool", "p_neutral", "p_warm"]
     nothing = replayed["adapted_votes"] == 0
@@ -358,36 +336,12 @@ def test_a_replay_needs_the_sites_and_days(
 ) -> None:
     source = pd.read_csv(votes_csv, low_memory=False).drop(columns=["timestamp"])
     source.to_csv(tmp_path / "undated.csv", index=False)
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            str(trained_model),
-            "--input",
-            str(tmp_path / "undated.csv"),
-            "--output",
-            str(tmp_path / "out.csv"),
-            "--replay",
-        ],
-    )
+    result = _predict(trained_model, tmp_path / "undated.csv", tmp_path / "out.csv", "--replay")
     assert result.exit_code != 0
     assert "needs each row's site (site or building_id) and timestamp" in result.output
     assert not (tmp_path / "out.csv").exists()
-    both = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            str(trained_model),
-            "--input",
-            str(votes_csv),
-            "--output",
-            str(tmp_path / "out.csv"),
-            "--replay",
-            "--votes",
-            str(votes_csv),
-        ],
+    both = _predict(
+        trained_model, votes_csv, tmp_path / "out.csv", "--replay", "--votes", str(votes_csv)
     )
     assert both.exit_code != 0
     assert "choose one" in both.output
@@ -406,19 +360,8 @@ def test_votes_of_a_file_teach_new_rows_as_the_replay_would(
     asked.to_csv(tmp_path / "asked.csv", index=False)
     replayed = _replay(trained_model, votes_csv, tmp_path / "replayed.csv")
     out = tmp_path / "taught.csv"
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            str(trained_model),
-            "--input",
-            str(tmp_path / "asked.csv"),
-            "--output",
-            str(out),
-            "--votes",
-            str(tmp_path / "earlier.csv"),
-        ],
+    result = _predict(
+        trained_model, tmp_path / "asked.csv", out, "--votes", str(tmp_path / "earlier.csv")
     )
     assert result.exit_code == 0, result.output
     taught = pd.read_csv(out, keep_default_na=False, na_values=[""])

@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from conforto._adaptation.site import Votes
+from conforto._data.load import utc_timestamps
 from conforto._scoring import oof
 
 FloatArray = npt.NDArray[np.float64]
@@ -28,7 +29,7 @@ def days(timestamps: pd.Series) -> FloatArray:
     >>> days(pd.Series(["1970-01-02T23:00:00Z", "1970-01-02T01:00:00-03:00", None])).tolist()
     [1.0, 1.0, nan]
     """
-    when = pd.to_datetime(timestamps, errors="coerce", utc=True, format="ISO8601")
+    when = utc_timestamps(timestamps)
     return np.asarray(when.dt.floor("D").sub(EPOCH).dt.days, dtype=np.float64)
 
 
@@ -69,13 +70,30 @@ def votes_of(frame: pd.DataFrame, scorer: str = "p") -> Votes:
     scorer
         Whose answers the adaptation adjusts (see :data:`conforto._scoring.oof.SCORERS`).
     """
-    n = len(frame)
-    missing = pd.Series(np.full(n, np.nan))
-    proba = oof.probabilities(frame, scorer)
+    return votes_from(frame, oof.probabilities(frame, scorer), frame["y"].to_numpy(dtype=np.int64))
+
+
+def votes_from(
+    rows: pd.DataFrame, proba: FloatArray, y: npt.NDArray[np.int64], *, site: str = "building_id"
+) -> Votes:
+    """The adaptation's view of rows the model answered.
+
+    Parameters
+    ----------
+    rows
+        ``site``, and when present ``timestamp``, ``ta`` [°C] and ``subject_id``.
+    proba
+        The model's answers (rows × 3).
+    y
+        The votes' classes, −1 where a row has none.
+    site
+        The column naming each row's site.
+    """
+    missing = pd.Series(np.full(len(rows), np.nan))
     return Votes(
         logp=np.log(np.clip(proba, SMALLEST, 1.0)),
-        y=frame["y"].to_numpy(dtype=np.int64),
-        day=days(frame["timestamp"] if "timestamp" in frame.columns else missing),
-        ta=frame["ta"].to_numpy(dtype=np.float64) if "ta" in frame.columns else missing.to_numpy(),
-        occupant=occupants(frame),
+        y=y,
+        day=days(rows["timestamp"] if "timestamp" in rows.columns else missing),
+        ta=(rows["ta"] if "ta" in rows.columns else missing).to_numpy(dtype=np.float64),
+        occupant=occupants(rows, site=site),
     )

@@ -232,6 +232,18 @@ def load_dataset(
     return Dataset(normalise_categories(votes), sources, unmatched)
 
 
+def utc_timestamps(values: pd.Series) -> pd.Series:
+    """The UTC datetimes of ISO 8601 timestamps (text or datetimes); NaT where missing or
+    unparsable.
+
+    Examples
+    --------
+    >>> utc_timestamps(pd.Series(["1995-05-18T00:00:00-03:00", "no", None])).tolist()
+    [Timestamp('1995-05-18 03:00:00+0000', tz='UTC'), NaT, NaT]
+    """
+    return pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+
+
 def ensure_group_column(
     frame: pd.DataFrame, column: str = "mes_ano", *, timestamp: str = "timestamp"
 ) -> pd.DataFrame:
@@ -266,7 +278,7 @@ def ensure_group_column(
     if timestamp not in out.columns:
         out[column] = NO_DATE
         return out
-    dates = pd.to_datetime(out[timestamp], errors="coerce", utc=True, format="ISO8601")
+    dates = utc_timestamps(out[timestamp])
     out[column] = dates.dt.strftime("%Y-%m").astype(object).where(dates.notna(), NO_DATE)
     return out
 
@@ -283,7 +295,7 @@ def with_month(frame: pd.DataFrame, *, timestamp: str = "timestamp") -> pd.DataF
         return frame
     if timestamp not in frame.columns:
         return frame.assign(month=pd.array([pd.NA] * len(frame), dtype="Int8"))
-    dates = pd.to_datetime(frame[timestamp], errors="coerce", utc=True, format="ISO8601")
+    dates = utc_timestamps(frame[timestamp])
     return frame.assign(month=dates.dt.month.astype("Int8"))
 
 

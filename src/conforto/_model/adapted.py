@@ -10,14 +10,14 @@ answered zero-shot. :func:`taught`: new rows answered with what a file of earlie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto._adaptation.frame import SMALLEST, days, occupants
+from conforto._adaptation.frame import votes_from
 from conforto._adaptation.replay import Replay, replay
 from conforto._adaptation.site import AdaptationSettings, Votes
 from conforto._data.target import sensation_class
@@ -122,13 +122,8 @@ def taught(
     )
     last = pd.Series(known.day).groupby(sites[: len(known)]).max()
     after = pd.Series(rows[site].to_numpy(dtype=object)).map(last).to_numpy(dtype=np.float64) + 1
-    asked = Votes(
-        asked.logp,
-        asked.y,
-        np.where(np.isnan(asked.day), after, asked.day),
-        asked.ta,
-        asked.occupant,
-    )
+    asked = replace(asked, day=np.where(np.isnan(asked.day), after, asked.day))
+
     answered = replay(Votes.join(known, asked), sites, settings)
     mine = Replay(answered.logp[len(known) :], answered.votes[len(known) :])
     return _spread(proba, scored, mine)
@@ -163,14 +158,7 @@ def _votes(rows: pd.DataFrame, proba: FloatArray, site: str, *, teach: bool = Tr
     if teach and "thermal_sensation" in rows.columns:
         vote = sensation_class(rows["thermal_sensation"])
         labels = np.where(np.isnan(vote), -1, vote).astype(np.int64)
-    stamps = rows["timestamp"] if "timestamp" in rows.columns else pd.Series([None] * len(rows))
-    return Votes(
-        logp=np.log(np.clip(proba, SMALLEST, 1.0)),
-        y=labels,
-        day=days(stamps),
-        ta=rows["ta"].to_numpy(dtype=np.float64),
-        occupant=occupants(rows, site=site),
-    )
+    return votes_from(rows, proba, labels, site=site)
 
 
 def _spread(proba: FloatArray, scored: BoolArray, answered: Replay) -> tuple[FloatArray, IntArray]:

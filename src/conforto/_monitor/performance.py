@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from conforto._data.load import utc_timestamps
 from conforto._data.target import CLASS_NAMES, sensation_class
 from conforto._monitor.thresholds import MonitorConfig
 from conforto._monitor.window import (
@@ -209,12 +210,7 @@ def score_file(model: ThermalModel, source: FileSource) -> Scored:
     frame, table = frame.loc[scored].reset_index(drop=True), table.loc[scored]
     names = {name: k for k, name in enumerate(CLASS_NAMES)}
     vote = frame.get("thermal_sensation", pd.Series(np.nan, index=frame.index))
-    when = pd.to_datetime(
-        frame.get("timestamp", pd.Series(None, index=frame.index, dtype=object)),
-        errors="coerce",
-        utc=True,
-        format="ISO8601",
-    )
+    when = utc_timestamps(frame.get("timestamp", pd.Series(None, index=frame.index, dtype=object)))
     return Scored(
         table[PROBA].to_numpy(np.float64),
         np.asarray(table["predicted_class"].map(names), dtype=np.int64),
