@@ -134,6 +134,23 @@ class ChallengerSettings(BaseModel):
     )
 
 
+class SiteAdaptationServeSettings(BaseModel):
+    """Site adaptation in the service: answers for a site adjusted by its occupants' votes."""
+
+    enabled: bool = Field(
+        True, description="Adjust the answers of a request that names a site whose occupants voted."
+    )
+    refresh_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often each instance learns the votes that arrived and reads every "
+        "site's state from the prediction log [s]: about the longest a vote waits to count.",
+    )
+    off: list[str] = Field(
+        default_factory=list, description="Sites always answered zero-shot, whatever their votes."
+    )
+
+
 class ServeSettings(BaseModel):
     """The prediction service."""
 
@@ -177,6 +194,7 @@ class ServeSettings(BaseModel):
         5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
     )
     challenger: ChallengerSettings = ChallengerSettings()
+    adaptation: SiteAdaptationServeSettings = SiteAdaptationServeSettings()
 
     @field_validator("model_dir", mode="before")
     @classmethod

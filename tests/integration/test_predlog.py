@@ -24,6 +24,7 @@ from conforto._predictions.records import PredictionRow, VoteRow, legacy_row
 from conforto._predictions.schema import (
     RESPONSE_FIELDS,
     SCHEMA_VERSION,
+    ZERO_SHOT_FIELDS,
     feedback,
     migrate,
     predictions,
@@ -142,6 +143,9 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN arm"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN kind"))
+        for name in (*ZERO_SHOT_FIELDS, "adapted_votes", "adaptation_version"):
+            conn.execute(sa.text(f"ALTER TABLE predictions DROP COLUMN {name}"))
+        conn.execute(sa.text("DROP TABLE site_adaptations"))
         conn.execute(sa.text("DROP TABLE shadow_predictions"))
         conn.execute(sa.text("DROP TABLE challenger_events"))
         conn.execute(sa.text("DROP TABLE spool_offsets"))

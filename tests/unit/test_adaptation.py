@@ -16,7 +16,13 @@ from conforto._adaptation.report import (
     by_earlier_votes,
     compare,
 )
-from conforto._adaptation.site import AdaptationSettings, SiteAdjustment, Votes, fit_site
+from conforto._adaptation.site import (
+    AdaptationSettings,
+    SiteAdjustment,
+    Votes,
+    fit_latest,
+    fit_site,
+)
 from conforto._lifecycle.gate_checks import adaptation_checks
 from conforto._model.adapted import replayed
 from conforto._training.adaptation import AdaptationSummary, adapt_out_of_fold
@@ -24,6 +30,7 @@ from conforto.errors import ArtifactError
 from tests.factories import bare_model, manifest_of
 
 GENERAL = np.log([0.3, 0.4, 0.3])  # the zero-shot answer of every synthetic row
+SETTINGS = AdaptationSettings()
 
 
 def _votes(
@@ -127,6 +134,34 @@ def test_an_occupant_is_learned_on_top_of_the_site_and_unknown_ones_get_the_site
     assert answers[0, 2] < answers[2, 2] < answers[1, 2]
     only = fit_site(votes, AdaptationSettings(slope_ratio=None), day=100.0, occupants={"o0"})
     assert set(only.occupants) == {"o0"}
+
+
+def test_a_services_state_learns_every_dated_vote_and_survives_json() -> None:
+    votes = _votes(60, warm=1.0, ta=24.0, occupants=4)
+    undated = Votes(
+        GENERAL[None], np.array([0]), np.array([np.nan]), np.array([24.0]), np.array([None])
+    )
+    votes = Votes.join(votes, undated)
+    learned = fit_latest(votes, SETTINGS)
+    expected = fit_site(votes, SETTINGS, day=votes.day[:-1].max() + 1, occupants=())
+    assert learned.votes == 60  # the undated vote teaches nothing
+    assert learned.occupants == {}  # requests name no occupant
+    assert learned.offset.tolist() == expected.offset.tolist()
+    assert learned.slope == expected.slope
+    again = SiteAdjustment.from_json(learned.to_json())
+    rows = np.tile(GENERAL, (3, 1))
+    ta = np.array([20.0, 24.0, np.nan])
+    assert again.apply(rows, ta).tolist() == learned.apply(rows, ta).tolist()
+    assert fit_latest(votes.take(np.array([60])), SETTINGS).votes == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{}", '{"offset": [1, 2], "slope": 0, "reference_ta": 0, "cap": 3, "votes": 1}', "not json"],
+)
+def test_a_state_that_is_not_an_adjustment_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a site adjustment's state"):
+        SiteAdjustment.from_json(text)
 
 
 def _sites(n_sites: int = 6, seed: int = 0) -> tuple[Votes, np.ndarray]:

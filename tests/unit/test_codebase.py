@@ -140,7 +140,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "data",
     ),
     # the service reads the production pointer, never the registry, training or trackers
-    "serving": ("registry.pointer", "predictions", "model", "uncertainty", "physics", "data"),
+    "serving": (
+        "registry.pointer",
+        "predictions",
+        "model",
+        "adaptation",
+        "uncertainty",
+        "physics",
+        "data",
+    ),
     "deploy": ("registry.pointer", "model", "data"),
     "cli": ("*",),
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conforto._serving.runtime import MicroBatcher
+from conforto._serving.runtime import Asked, MicroBatcher
 
 
 class EchoPredictor:
@@ -17,11 +17,16 @@ class EchoPredictor:
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[int] = []
         self.threads: set[str] = set()
+        self.sites: list[list[str | None]] = []
         self.fail = fail
 
     def score(
-        self, rows: list[dict[str, Any]], levels: list[float | None]
+        self,
+        rows: list[dict[str, Any]],
+        levels: list[float | None],
+        sites: list[str | None],
     ) -> tuple[list[dict[str, Any]], None]:
+        self.sites.append(sites)
         return self.predict(rows, levels), None
 
     def predict(
@@ -54,14 +59,18 @@ def test_concurrent_requests_are_batched_off_the_event_loop() -> None:
     assert predictor.threads == {"conforto-predict_0"}
 
 
-def test_each_request_keeps_its_own_level_inside_a_batch() -> None:
+def test_each_request_keeps_its_own_level_and_site_inside_a_batch() -> None:
     predictor = EchoPredictor()
     batcher = MicroBatcher(predictor, max_batch=8)  # type: ignore[arg-type]
     asked = [0.5 + 0.02 * i for i in range(12)]
+    sites = [f"site {i % 3}" if i % 4 else None for i in range(12)]
 
     async def run() -> list[Any]:  # the echoes, as the fake predictor made them
         return await asyncio.gather(
-            *(batcher.predict({"ta": float(i)}, None, lv) for i, lv in enumerate(asked))
+            *(
+                batcher.predict({"ta": float(i)}, Asked(0.0, site), level)
+                for i, (level, site) in enumerate(zip(asked, sites, strict=True))
+            )
         )
 
     results = asyncio.run(run())
@@ -70,6 +79,7 @@ def test_each_request_keeps_its_own_level_inside_a_batch() -> None:
     assert [(r["ta"], r["level"]) for r in results] == [
         (float(i), lv) for i, lv in enumerate(asked)
     ]
+    assert [site for batch in predictor.sites for site in batch] == sites
 
 
 def test_a_failing_batch_fails_every_waiting_request_and_recovers() -> None:

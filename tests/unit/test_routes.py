@@ -46,7 +46,10 @@ class FixedPredictor:
         self.model = type("Model", (), {"manifest": manifest_of(name="fixed")})()
 
     def score(
-        self, rows: Sequence[dict[str, Any]], levels: Sequence[float | None] = ()
+        self,
+        rows: Sequence[dict[str, Any]],
+        levels: Sequence[float | None] = (),
+        sites: Sequence[str | None] = (),
     ) -> tuple[list[Prediction], None]:
         return self.predict(rows, levels), None
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -126,6 +126,18 @@ class Votes:
         )
 
 
+class AdjustmentState(BaseModel):
+    """A site's adjustment as JSON (:meth:`SiteAdjustment.to_json`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    offset: tuple[float, float, float]
+    slope: float
+    reference_ta: float
+    cap: float = Field(gt=0)
+    votes: int = Field(ge=0)
+
+
 @dataclass(frozen=True)
 class SiteAdjustment:
     """What a site's earlier votes teach: offsets [nats], slope [nats/K], occupants' offsets."""
@@ -141,6 +153,36 @@ class SiteAdjustment:
     def none(cls, cap: float = 3.0) -> SiteAdjustment:
         """No adjustment: the zero-shot answer."""
         return cls(np.zeros(3), 0.0, 0.0, cap, 0)
+
+    def to_json(self) -> str:
+        """The adjustment as JSON text, as the prediction log keeps a site's state (without
+        occupants' offsets: a service's requests name no occupant).
+        """
+        offset = (float(self.offset[0]), float(self.offset[1]), float(self.offset[2]))
+        state = AdjustmentState(
+            offset=offset,
+            slope=self.slope,
+            reference_ta=self.reference_ta,
+            cap=self.cap,
+            votes=self.votes,
+        )
+        return state.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteAdjustment:
+        """The adjustment :meth:`to_json` wrote.
+
+        Raises
+        ------
+        ValueError
+            When ``text`` is not such a state.
+        """
+        try:
+            state = AdjustmentState.model_validate_json(text)
+        except ValidationError as exc:
+            raise ValueError(f"not a site adjustment's state: {exc}") from None
+        offset = np.asarray(state.offset, dtype=np.float64)
+        return cls(offset, state.slope, state.reference_ta, state.cap, state.votes)
 
     def shift(self, ta: FloatArray, occupant: ObjectArray | None = None) -> FloatArray:
         """Each row's change of log-probabilities [nats] (rows × 3, centred, clipped)."""
@@ -272,6 +314,19 @@ def fit_site(
         strength = settings.strength * settings.occupant_ratio
         learned = _occupants(votes, site_logp, weights, strength, occupants)
     return SiteAdjustment(offset, slope, reference, settings.cap, n, learned)
+
+
+def fit_latest(votes: Votes, settings: AdaptationSettings) -> SiteAdjustment:
+    """What all of a site's dated votes teach the answers after them (a service's state).
+
+    The votes fade from the day after the latest one's, so a state depends on its votes alone
+    and every instance that learns them learns the same; requests name no occupant, so no
+    occupant's offsets are learned.
+    """
+    dated = votes.day[~np.isnan(votes.day) & (votes.y >= 0)]
+    if dated.size == 0:
+        return SiteAdjustment.none(settings.cap)
+    return fit_site(votes, settings, day=float(dated.max()) + 1.0, occupants=())
 
 
 def _occupants(

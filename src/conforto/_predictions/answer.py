@@ -37,6 +37,21 @@ class Preference:
 
 
 @dataclass(frozen=True, slots=True)
+class Adaptation:
+    """The site adaptation an answer had: what its site's occupants' earlier votes taught."""
+
+    site: Annotated[str, Field(description="The site whose votes adjusted the answer.")]
+    votes: Annotated[int, Field(description="How many of the site's votes it learned from.")]
+    version: Annotated[
+        int,
+        Field(description="The adaptation's state: the last vote it learned (an increasing id)."),
+    ]
+    zero_shot: Annotated[
+        Probabilities, Field(description="The model's probabilities without the adaptation.")
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """The model's answer for one observation."""
 
@@ -91,3 +106,10 @@ class Prediction:
             "occupant-response heads."
         ),
     ]
+    adaptation: Annotated[
+        Adaptation | None,
+        Field(
+            description="The site adaptation applied (the request named a site whose occupants "
+            "have voted); null: the model's answer as it is (zero-shot)."
+        ),
+    ] = None

@@ -49,6 +49,10 @@ class PredictionRow:
         ``canary`` when a challenger answered it; ``None``: production.
     kind
         Who asked (:data:`Kind`).
+    zero_shot_cool, zero_shot_neutral, zero_shot_warm
+        The model's answer before site adaptation adjusted it (``None``: it did not).
+    adapted_votes, adaptation_version
+        The votes the adaptation learned from, and its state's version (its last vote's id).
     """
 
     TABLE: ClassVar[str] = "predictions"
@@ -72,6 +76,11 @@ class PredictionRow:
     p_prefer_warmer: float | None = None
     arm: str | None = None
     kind: Kind = OCCUPANT
+    zero_shot_cool: float | None = None
+    zero_shot_neutral: float | None = None
+    zero_shot_warm: float | None = None
+    adapted_votes: int | None = None
+    adaptation_version: int | None = None
 
     @classmethod
     def of(
@@ -87,6 +96,8 @@ class PredictionRow:
     ) -> PredictionRow:
         """The row of an answer to ``inputs``, spooled at ``now`` [s since the epoch]."""
         p, preference = prediction.probabilities, prediction.preference
+        adapted = prediction.adaptation
+        zero_shot = None if adapted is None else adapted.zero_shot
         return cls(
             prediction.prediction_id,
             now,
@@ -108,6 +119,11 @@ class PredictionRow:
             None if preference is None else preference.warmer,
             arm,
             kind,
+            None if zero_shot is None else zero_shot.cool,
+            None if zero_shot is None else zero_shot.neutral,
+            None if zero_shot is None else zero_shot.warm,
+            None if adapted is None else adapted.votes,
+            None if adapted is None else adapted.version,
         )
 
 

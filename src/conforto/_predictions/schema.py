@@ -28,6 +28,9 @@ RESPONSE_FIELDS = (
     "p_prefer_warmer",
 )
 
+#: The zero-shot answer of a prediction site adaptation adjusted.
+ZERO_SHOT_FIELDS = ("zero_shot_cool", "zero_shot_neutral", "zero_shot_warm")
+
 metadata = sa.MetaData()
 predictions = sa.Table(
     "predictions",
@@ -50,6 +53,11 @@ predictions = sa.Table(
     sa.Column("arm", sa.String(12)),
     # who asked (records.Kind): only occupants' rows count for the monitors and retraining
     sa.Column("kind", sa.String(12), nullable=False, server_default=OCCUPANT),
+    # site adaptation: the zero-shot answer it adjusted, the votes it learned from and its
+    # state's version (null: answered zero-shot)
+    *(sa.Column(name, sa.Float) for name in ZERO_SHOT_FIELDS),
+    sa.Column("adapted_votes", sa.Integer),
+    sa.Column("adaptation_version", sa.BigInteger),
 )
 #: A shadow challenger's answers, beside production's (same ``prediction_id``).
 shadow = sa.Table(
@@ -95,10 +103,23 @@ spool_offsets = sa.Table(
     sa.Column("segment", sa.String(200), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+#: Every state each site's adaptation has had, by model version: a new row each time votes
+#: arrive (the audit trail); ``version`` is the last vote learned (``feedback_id``), ``state``
+#: the adjustment as JSON text.
+site_adaptations = sa.Table(
+    "site_adaptations",
+    metadata,
+    sa.Column("model_version", sa.String(64), primary_key=True),
+    sa.Column("site", sa.String(100), primary_key=True),
+    sa.Column("version", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("votes", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+)
 schema = sa.Table("conforto_schema", metadata, sa.Column("version", sa.Integer, primary_key=True))
 
 #: The schema this code writes. Bump it with a migration in :data:`MIGRATIONS`.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _add_site(conn: sa.Connection) -> None:
@@ -142,6 +163,16 @@ def _add_kind(conn: sa.Connection) -> None:
     )
 
 
+def _add_adaptation(conn: sa.Connection) -> None:
+    """Version 8: the zero-shot answer, ``adapted_votes`` and ``adaptation_version`` of
+    predictions (null before: zero-shot); ``site_adaptations`` is new, made by ``create_all``.
+    """
+    for name in ZERO_SHOT_FIELDS:
+        conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adapted_votes INTEGER"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adaptation_version BIGINT"))
+
+
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     1: _add_site,
@@ -150,6 +181,7 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     4: _add_responses,
     5: _add_arm,
     6: _add_kind,
+    7: _add_adaptation,
 }
 
 

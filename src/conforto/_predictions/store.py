@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from conforto._predictions import adaptations
 from conforto._predictions.records import (
     FIELDS,
     EventRow,
@@ -36,6 +37,7 @@ from conforto.errors import ConfigError, ConfortoError, LogUnavailable
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from conforto._predictions.adaptations import SiteState, SiteVote
     from conforto._predictions.records import Row
 
 
@@ -232,6 +234,39 @@ class LogDatabase:
         with _unavailable():
             self._ensure_schema()
             return bool(self._stored([prediction_id]))
+
+    # ------------------------------------------------------------------------ site adaptation
+
+    def stale_sites(self, model_version: str) -> dict[str, int]:
+        """See :func:`.adaptations.stale_sites`; :class:`LogUnavailable` when it cannot be
+        asked (so for the other site adaptation methods).
+        """
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                return adaptations.stale_sites(conn, model_version)
+
+    def site_votes(self, model_version: str, site: str, up_to: int) -> list[SiteVote]:
+        """See :func:`.adaptations.site_votes`."""
+        with _unavailable(), self.engine.connect() as conn:
+            return adaptations.site_votes(conn, model_version, site, up_to)
+
+    def record_state(self, model_version: str, learned: SiteState) -> bool:
+        """Add a state of a site's adaptation; False when another instance recorded it first."""
+        with _unavailable():
+            try:
+                with self.engine.begin() as conn:
+                    adaptations.record_state(conn, model_version, learned)
+            except sa.exc.IntegrityError:
+                return False
+        return True
+
+    def site_states(self, model_version: str) -> list[SiteState]:
+        """See :func:`.adaptations.current_states`."""
+        with _unavailable():
+            self._ensure_schema()
+            with self.engine.connect() as conn:
+                return adaptations.current_states(conn, model_version)
 
     def closing(self) -> LogDatabase:
         """The same database, for the final flush."""

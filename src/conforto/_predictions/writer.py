@@ -4,7 +4,7 @@ Building a row for SQLAlchemy (bind processing, JSON, datetimes) costs about 20 
 the GIL while it runs: beside the event loop, that is throughput lost and latency spikes under
 load. The service only appends to its spool; this child reads it (:mod:`.drain`) at the
 lowest CPU priority and answers the few calls the service makes through a socket: whether a
-prediction is stored, and what it has done.
+prediction is stored, what it has done, and site adaptation's votes and states.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from conforto.errors import ConfigError, LogUnavailable
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conforto._predictions.adaptations import SiteState, SiteVote
     from conforto._predictions.drain import Drainer, DrainStatus
     from conforto._predictions.store import LogDatabase
 
@@ -46,7 +47,8 @@ class LogProcess:
     """The spool's writer in a child process, called through a socket.
 
     It drains this service's spool (and what dead processes left in the same folder) into the
-    database, and answers :meth:`has_prediction` and :meth:`status`. It runs at the lowest CPU
+    database, and answers :meth:`has_prediction`, :meth:`status` and site adaptation's
+    queries. It runs at the lowest CPU
     priority: when the service needs the whole CPU, rows wait on disk. It is started again
     when it has died (at the next call: the service asks for its status every second); a bad
     URL or a missing driver is reported by every call until the settings are fixed. When the
@@ -105,7 +107,26 @@ class LogProcess:
 
     def has_prediction(self, prediction_id: str) -> bool:
         """Whether a prediction is stored (see :meth:`LogDatabase.has_prediction`)."""
-        return bool(self._call("has_prediction", prediction_id))
+        return bool(self._call("has_prediction", (prediction_id,)))
+
+    def stale_sites(self, model_version: str) -> dict[str, int]:
+        """See :meth:`LogDatabase.stale_sites`."""
+        found: dict[str, int] = self._call("stale_sites", (model_version,))
+        return found
+
+    def site_votes(self, model_version: str, site: str, up_to: int) -> list[SiteVote]:
+        """See :meth:`LogDatabase.site_votes`."""
+        found: list[SiteVote] = self._call("site_votes", (model_version, site, up_to))
+        return found
+
+    def record_state(self, model_version: str, learned: SiteState) -> bool:
+        """See :meth:`LogDatabase.record_state`."""
+        return bool(self._call("record_state", (model_version, learned)))
+
+    def site_states(self, model_version: str) -> list[SiteState]:
+        """See :meth:`LogDatabase.site_states`."""
+        found: list[SiteState] = self._call("site_states", (model_version,))
+        return found
 
     def status(self) -> DrainStatus:
         """The writer's counters."""
@@ -260,13 +281,19 @@ def _pause(drainer: Drainer | None) -> float:
     return 2.0 if drainer.status.failures > failures else 0.1
 
 
+#: The database's methods the service may call (with a tuple of arguments).
+QUERIES = frozenset({"has_prediction", "stale_sites", "site_votes", "record_state", "site_states"})
+
+
 def _answer(drainer: Drainer | None, error: str, method: str, argument: Any) -> tuple[bool, Any]:
     if drainer is None:
         return False, error
     try:
         if method == "status":
             return True, drainer.status
-        return True, drainer.database.has_prediction(argument)
+        if method not in QUERIES:
+            return False, f"the log writer process answers no {method!r}"
+        return True, getattr(drainer.database, method)(*argument)
     except LogUnavailable as exc:
         return False, str(exc)
     except Exception as exc:  # a bug, not an outage: say so, and stay up for the next call

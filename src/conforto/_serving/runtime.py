@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     import asyncio
 
     from conforto._model.artifact import ThermalModel
+    from conforto._predictions.answer import Adaptation
     from conforto._predictions.records import Kind
+    from conforto._serving.adaptation import SiteAdaptations
 
 #: :func:`normalise_value` remembered: a service sees the same few spellings again and again.
 _normalise = lru_cache(maxsize=4096)(normalise_value)
@@ -48,12 +50,21 @@ class Predictor:
         Version reported in responses (the registry version when served from the registry).
     coverage
         Confidence level of the prediction sets when an observation does not ask for one.
+    adaptations
+        Site adaptation of the answers for sites whose occupants voted; ``None``: zero-shot.
     """
 
-    def __init__(self, model: ThermalModel, version: str, coverage: float = DEFAULT_LEVEL) -> None:
+    def __init__(
+        self,
+        model: ThermalModel,
+        version: str,
+        coverage: float = DEFAULT_LEVEL,
+        adaptations: SiteAdaptations | None = None,
+    ) -> None:
         self.model = model
         self.version = version
         self.coverage = coverage
+        self.adaptations = adaptations
         self.features = model.spec.features
         self.derived = model.spec.derived
         numeric = [f.name for f in self.features if f.kind == "numeric"]
@@ -137,21 +148,32 @@ class Predictor:
         return self.model.decide(proba), proba
 
     def predict(
-        self, observations: Sequence[Observation], levels: Sequence[float | None] = ()
+        self,
+        observations: Sequence[Observation],
+        levels: Sequence[float | None] = (),
+        sites: Sequence[str | None] = (),
     ) -> list[Prediction]:
         """Predictions, one per observation, in order.
 
         ``levels``: the confidence level each observation's prediction set was asked at
-        (``None``, or none given: the predictor's ``coverage``).
+        (``None``, or none given: the predictor's ``coverage``); ``sites``: the site each
+        names, whose adaptation adjusts its answer (none given: zero-shot).
         """
-        return self.score(observations, levels)[0]
+        return self.score(observations, levels, sites)[0]
 
     def score(
-        self, observations: Sequence[Observation], levels: Sequence[float | None] = ()
+        self,
+        observations: Sequence[Observation],
+        levels: Sequence[float | None] = (),
+        sites: Sequence[str | None] = (),
     ) -> tuple[list[Prediction], np.ndarray]:
         """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
+        adapted: list[Adaptation | None] = [None] * len(observations)
+        if self.adaptations is not None and any(sites):
+            ta = [_number(o.get("ta")) for o in observations]
+            proba, adapted = self.adaptations.adjust(self.version, proba, sites, ta)
         decided = self.model.decide(proba)
         levels = levels or [None] * len(observations)
         sets, coverage = self.sets(observations, proba, decided, levels)
@@ -166,6 +188,7 @@ class Predictor:
             sets,
             coverage,
             responses,
+            adapted,
             strict=True,
         )
         return [
@@ -179,9 +202,16 @@ class Predictor:
                 tuple(row_notes),
                 members,
                 level,
-                *answers,
+                dissatisfied,
+                unacceptable,
+                preference,
+                adaptation,
             )
-            for decision, p, pmv, ppd, row_notes, prediction_id, members, level, answers in rows
+            for decision, p, pmv, ppd, row_notes, prediction_id, members, level, (
+                dissatisfied,
+                unacceptable,
+                preference,
+            ), adaptation in rows
         ], matrix
 
     def responses(self, matrix: np.ndarray) -> list[Responses]:
@@ -190,6 +220,11 @@ class Predictor:
         if heads is None:
             return [NO_RESPONSES] * len(matrix)
         return [(d, u, Preference(c, n, w)) for d, u, c, n, w in heads.predict(matrix).tolist()]
+
+
+def _number(value: float | str | None) -> float | None:
+    """An input that is a number, or ``None``."""
+    return value if isinstance(value, float | int) else None
 
 
 class Asked(NamedTuple):
@@ -260,7 +295,8 @@ class MicroBatcher:
     def _score(
         self, rows: list[Observation], levels: list[float | None], contexts: list[Any]
     ) -> list[Prediction]:
-        results, matrix = self.predictor.score(rows, levels)
+        sites = [context.site if isinstance(context, Asked) else None for context in contexts]
+        results, matrix = self.predictor.score(rows, levels, sites)
         if self.after is not None:
             self.after(rows, contexts, results, matrix)
         return results

@@ -25,6 +25,7 @@ from conforto._predictions.records import KINDS
 from conforto._predictions.spool import Spool
 from conforto._predictions.writer import LogProcess
 from conforto._serving import telemetry
+from conforto._serving.adaptation import SiteAdaptations
 from conforto._serving.challenger_slot import ChallengerSlot
 from conforto._serving.runtime import WARM_UP, Asked, MicroBatcher, Predictor
 from conforto._serving.schemas import ChallengerStatus, Reloaded
@@ -117,6 +118,7 @@ class ServiceState:
         self.runtime = Runtime(error="starting")
         self.batcher: MicroBatcher | None = None
         self.log: PredictionLog | None = None
+        self.adaptations: SiteAdaptations | None = None
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
         self._per_class = {
@@ -149,6 +151,8 @@ class ServiceState:
             counters=telemetry.LOG_COUNTERS,
         ).start()
         self.challengers.log = self.log
+        if serve.adaptation.enabled:
+            self.adaptations = SiteAdaptations(writer, serve.adaptation).start()
         self.serve(load_runtime(self.model_dir, self.settings))
         if self.model_dir is None and self.settings.serve.poll_seconds > 0:
             self._poller = asyncio.create_task(self._follow_production())
@@ -166,6 +170,8 @@ class ServiceState:
         if self.batcher is not None:
             self.batcher.close()
         self.challengers.close()
+        if self.adaptations is not None:
+            self.adaptations.close()
         if self.log is not None:
             await to_thread.run_sync(self.log.close)
 
@@ -179,6 +185,11 @@ class ServiceState:
         if self.batcher is None:
             self.batcher = MicroBatcher(runtime.predictor, after=self._after)
         self.batcher.predictor = runtime.predictor
+        if self.adaptations is not None:  # production's answers only, never a challenger's
+            runtime.predictor.adaptations = self.adaptations
+            self.adaptations.follow(
+                runtime.predictor.version, runtime.predictor.model.manifest.adaptation
+            )
         accuracy = runtime.predictor.model.manifest.metrics.accuracy
         telemetry.set_model(runtime.predictor.version, previous, accuracy)
         if self.challenger is not None and self.challenger.version == runtime.predictor.version:
@@ -259,7 +270,7 @@ class ServiceState:
             else:
                 challenger.canary_answered(rows, asked, results, matrix)
                 return results
-        results, matrix = self.predictor.score(rows, levels)
+        results, matrix = self.predictor.score(rows, levels, [a.site for a in asked])
         self._after(rows, asked, results, matrix)
         return results
 

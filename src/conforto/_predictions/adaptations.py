@@ -1,0 +1,188 @@
+"""Site adaptation's side of the prediction log: the votes that count, and each site's states.
+
+A vote counts for a site's adaptation to a model version when it is matched to a prediction
+that version answered for an occupant (``kind`` ``occupant``, not a canary's, not the
+explorer's or a smoke test's) naming that site; of several votes on one prediction, the latest
+counts. Each state learned is a new row of ``site_adaptations`` (never updated: the table is
+the audit trail of every change); the current state of a site is its row of the highest
+``version``, the id of the last vote it learned. This module fits nothing: the service does
+(:mod:`conforto._serving.adaptation`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from conforto._predictions.records import OCCUPANT
+from conforto._predictions.schema import feedback, predictions, site_adaptations
+
+
+@dataclass(frozen=True, slots=True)
+class SiteVote:
+    """A vote that counts for its site's adaptation, with the answer it was given on.
+
+    Attributes
+    ----------
+    feedback_id
+        The vote's id (they increase as votes arrive).
+    created
+        When the prediction was answered [s since the epoch].
+    zero_shot
+        The model's probabilities (cool, neutral, warm) before any adaptation.
+    ta
+        The air temperature asked about [°C], ``None`` when not given.
+    thermal_sensation
+        The occupant's vote on the 7-point scale.
+    """
+
+    feedback_id: int
+    created: float
+    zero_shot: tuple[float, float, float]
+    ta: float | None
+    thermal_sensation: float
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """A state of a site's adaptation to a model version: ``state`` is the adjustment as JSON
+    text, learned from ``votes`` votes up to the vote ``version``.
+    """
+
+    site: str
+    version: int
+    votes: int
+    state: str
+
+
+class AdaptationStore(Protocol):
+    """Site adaptation's calls to the log (:class:`~.writer.LogProcess`; each raises
+    :class:`~conforto.errors.LogUnavailable` when the database cannot be asked).
+    """
+
+    def stale_sites(self, model_version: str) -> dict[str, int]:
+        """See :func:`stale_sites`."""
+
+    def site_votes(self, model_version: str, site: str, up_to: int) -> list[SiteVote]:
+        """See :func:`site_votes`."""
+
+    def record_state(self, model_version: str, learned: SiteState) -> bool:
+        """See :func:`record_state`; False when another instance recorded it first."""
+
+    def site_states(self, model_version: str) -> list[SiteState]:
+        """See :func:`current_states`."""
+
+
+def _counted(model_version: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        predictions.c.model_version == model_version,
+        predictions.c.kind == OCCUPANT,
+        predictions.c.arm.is_(None),
+        predictions.c.site.is_not(None),
+        feedback.c.status == "matched",
+    )
+
+
+_voted = feedback.join(predictions, predictions.c.prediction_id == feedback.c.prediction_id)
+
+
+def stale_sites(conn: sa.Connection, model_version: str) -> dict[str, int]:
+    """The sites with votes newer than their current state, each with its newest vote's id."""
+    newest = conn.execute(
+        sa.select(predictions.c.site, sa.func.max(feedback.c.feedback_id))
+        .select_from(_voted)
+        .where(_counted(model_version))
+        .group_by(predictions.c.site)
+    )
+    learned: dict[str, int] = dict(
+        conn.execute(  # type: ignore[arg-type]
+            sa.select(site_adaptations.c.site, sa.func.max(site_adaptations.c.version))
+            .where(site_adaptations.c.model_version == model_version)
+            .group_by(site_adaptations.c.site)
+        ).all()
+    )
+    return {site: int(last) for site, last in newest if last > learned.get(site, 0)}
+
+
+def site_votes(conn: sa.Connection, model_version: str, site: str, up_to: int) -> list[SiteVote]:
+    """The votes that count for ``site`` up to the vote ``up_to``, oldest first."""
+    rows = conn.execute(
+        sa.select(
+            feedback.c.feedback_id,
+            feedback.c.prediction_id,
+            feedback.c.thermal_sensation,
+            predictions.c.created,
+            sa.func.coalesce(predictions.c.zero_shot_cool, predictions.c.p_cool),
+            sa.func.coalesce(predictions.c.zero_shot_neutral, predictions.c.p_neutral),
+            sa.func.coalesce(predictions.c.zero_shot_warm, predictions.c.p_warm),
+            predictions.c.inputs,
+        )
+        .select_from(_voted)
+        .where(_counted(model_version), predictions.c.site == site)
+        .where(feedback.c.feedback_id <= up_to)
+        .order_by(feedback.c.feedback_id)
+    )
+    latest = {}  # one vote per prediction: its latest
+    for vote_id, prediction_id, vote, created, cool, neutral, warm, inputs in rows:
+        ta = inputs.get("ta") if isinstance(inputs, dict) else None
+        latest[prediction_id] = SiteVote(
+            int(vote_id),
+            _utc(created).timestamp(),
+            (float(cool), float(neutral), float(warm)),
+            None if ta is None else float(ta),
+            float(vote),
+        )
+    return sorted(latest.values(), key=lambda v: v.feedback_id)
+
+
+def record_state(conn: sa.Connection, model_version: str, learned: SiteState) -> None:
+    """Add a state of a site's adaptation (raises ``IntegrityError`` when that version is
+    recorded already: another instance learned the same votes first).
+    """
+    conn.execute(
+        sa.insert(site_adaptations).values(
+            model_version=model_version,
+            site=learned.site,
+            version=learned.version,
+            votes=learned.votes,
+            state=learned.state,
+            created=datetime.now(UTC),
+        )
+    )
+
+
+def current_states(conn: sa.Connection, model_version: str) -> list[SiteState]:
+    """Each site's current state for ``model_version``."""
+    latest = (
+        sa.select(site_adaptations.c.site, sa.func.max(site_adaptations.c.version).label("last"))
+        .where(site_adaptations.c.model_version == model_version)
+        .group_by(site_adaptations.c.site)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            site_adaptations.c.site,
+            site_adaptations.c.version,
+            site_adaptations.c.votes,
+            site_adaptations.c.state,
+        )
+        .join(
+            latest,
+            sa.and_(
+                site_adaptations.c.site == latest.c.site,
+                site_adaptations.c.version == latest.c.last,
+            ),
+        )
+        .where(site_adaptations.c.model_version == model_version)
+    )
+    return [
+        SiteState(site, int(version), int(votes), state) for site, version, votes, state in rows
+    ]
+
+
+def _utc(when: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored in UTC)."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,174 @@
+"""Site adaptation on the prediction log (SQLite and PostgreSQL): the votes that count, the
+states recorded (every change kept), and instances that learn the same from the same votes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from conforto._adaptation.site import AdaptationSettings, SiteAdjustment
+from conforto._predictions.answer import Adaptation, Probabilities
+from conforto._predictions.records import PredictionRow, VoteRow
+from conforto._predictions.schema import predictions, site_adaptations
+from conforto._predictions.store import LogDatabase
+from conforto._predictions.writer import LogProcess
+from conforto._serving.adaptation import SiteAdaptations
+from conforto._settings import SiteAdaptationServeSettings
+from tests.factories import answer, table_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from conforto._predictions.records import Kind
+
+pytestmark = pytest.mark.integration
+
+VERSION = "3"
+LEARN = AdaptationSettings(strength=2.0)
+HOT_DAY = 20_000 * 86_400.0  # a day in 2024 [s since the epoch]
+
+
+def _answered(
+    site: str | None,
+    *,
+    kind: Kind = "occupant",
+    arm: str | None = None,
+    version: str = VERSION,
+    when: float = HOT_DAY,
+    adaptation: Adaptation | None = None,
+) -> PredictionRow:
+    prediction = answer("neutral", model_version=version, adaptation=adaptation)
+    return PredictionRow.of(prediction, {"ta": 26.0}, 1.0, site, now=when, arm=arm, kind=kind)
+
+
+def _voted(database: LogDatabase, rows: list[PredictionRow], vote: float = 3.0) -> None:
+    database.write(rows)
+    database.write([VoteRow(r.prediction_id, vote, time.time()) for r in rows])
+
+
+@pytest.fixture
+def learner(log_url: str) -> Iterator[Callable[..., SiteAdaptations]]:
+    """Make learners of ``VERSION`` on the log (each with its own connections, as instances)."""
+    opened: list[LogDatabase] = []
+
+    def make(**settings: Any) -> SiteAdaptations:
+        opened.append(LogDatabase(log_url))
+        made = SiteAdaptations(opened[-1], SiteAdaptationServeSettings(**settings))
+        made.follow(VERSION, LEARN)
+        return made
+
+    yield make
+    for database in opened:
+        database.close()
+
+
+def test_only_occupants_votes_on_production_answers_for_a_site_count(log_url: str) -> None:
+    database = LogDatabase(log_url)
+    counted = [_answered("A") for _ in range(3)]
+    _voted(database, counted)
+    _voted(
+        database,
+        [
+            _answered(None),
+            _answered("A", kind="explorer"),
+            _answered("A", kind="smoke"),
+            _answered("A", arm="canary"),
+            _answered("A", version="4"),
+        ],
+    )
+    database.write([VoteRow(counted[0].prediction_id, -3.0, time.time())])  # changed their mind
+    stale = database.stale_sites(VERSION)
+    assert list(stale) == ["A"]
+    votes = database.site_votes(VERSION, "A", stale["A"])
+    assert sorted(v.thermal_sensation for v in votes) == [-3.0, 3.0, 3.0]  # the latest of each
+    assert all(v.zero_shot == (0.1, 0.3, 0.6) and v.ta == 26.0 for v in votes)
+    assert list(database.stale_sites("4")) == ["A"]  # each version learns its own votes
+    database.close()
+
+
+def test_a_state_is_recorded_once_and_every_change_is_kept(
+    log_url: str, learner: Callable[..., SiteAdaptations]
+) -> None:
+    database = LogDatabase(log_url)
+    _voted(database, [_answered("A") for _ in range(20)])
+    first, second = learner(), learner()
+    assert first.refresh() == 1
+    assert second.refresh() == 0  # the same votes: learned already, read back
+    assert database.stale_sites(VERSION) == {}
+    assert first.learned.sites.keys() == second.learned.sites.keys() == {"A"}
+    state, adjustment = second.learned.sites["A"]
+    assert state.votes == 20
+    assert adjustment.offset[2] > adjustment.offset[0]  # hot votes: warmer answers
+    assert SiteAdjustment.from_json(state.state).offset.tolist() == adjustment.offset.tolist()
+
+    _voted(database, [_answered("A") for _ in range(5)], vote=-3.0)
+    assert second.refresh() == 1
+    audit = table_rows(log_url, site_adaptations)
+    assert [r["votes"] for r in sorted(audit, key=lambda r: r["version"])] == [20, 25]
+    assert first.refresh() == 0
+    assert first.learned.sites["A"][0] == second.learned.sites["A"][0]
+    database.close()
+
+
+def test_answers_for_a_site_are_adjusted_and_say_by_what(
+    log_url: str, learner: Callable[..., SiteAdaptations]
+) -> None:
+    database = LogDatabase(log_url)
+    _voted(database, [_answered("A") for _ in range(30)])
+    _voted(database, [_answered("B") for _ in range(30)])
+    adaptations = learner(off=["B"])
+    adaptations.refresh()
+    proba = np.array([[0.2, 0.6, 0.2]] * 4)
+    adapted, applied = adaptations.adjust(
+        VERSION, proba, ["A", None, "B", "C"], [26.0, 26.0, None, 1]
+    )
+    assert adapted[0, 2] > 0.2
+    assert adapted[0].sum() == pytest.approx(1.0)
+    assert adapted[1:].tolist() == proba[1:].tolist()  # no site, switched off, no votes
+    state = adaptations.learned.sites["A"][0]
+    assert (
+        applied == [Adaptation("A", 30, state.version, Probabilities(0.2, 0.6, 0.2))] + [None] * 3
+    )
+    other, none = adaptations.adjust("4", proba, ["A"] * 4, [26.0] * 4)
+    assert other is proba
+    assert none == [None] * 4
+    database.close()
+
+
+def test_an_adapted_answer_teaches_from_its_zero_shot_probabilities(log_url: str) -> None:
+    database = LogDatabase(log_url)
+    zero_shot = Probabilities(0.5, 0.4, 0.1)
+    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, zero_shot))
+    _voted(database, [adapted])
+    [vote] = database.site_votes(VERSION, "A", 10**9)
+    assert vote.zero_shot == (0.5, 0.4, 0.1)
+    stored = table_rows(log_url, predictions)[0]
+    assert (stored["adapted_votes"], stored["adaptation_version"]) == (3, 7)
+    database.close()
+
+
+def test_the_writer_process_answers_the_learners_calls(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    database = LogDatabase(url)
+    _voted(database, [_answered("A") for _ in range(10)])
+    writer = LogProcess(url, tmp_path / "spool").start()
+    adaptations = SiteAdaptations(writer, SiteAdaptationServeSettings(refresh_seconds=0.05))
+    adaptations.follow(VERSION, LEARN)
+    adaptations.start()
+    try:
+        deadline = time.monotonic() + 30
+        while "A" not in adaptations.learned.sites and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert adaptations.learned.sites["A"][0].votes == 10
+    finally:
+        adaptations.close()
+        writer.close()
+    with sa.create_engine(url).connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(site_adaptations)).scalar() == 1
+    database.close()
