@@ -149,6 +149,12 @@ class SiteAdaptationServeSettings(BaseModel):
     off: list[str] = Field(
         default_factory=list, description="Sites always answered zero-shot, whatever their votes."
     )
+    votes_per_client: int = Field(
+        100,
+        ge=1,
+        description="Most votes of one client (X-Client-Id, else its address) that count for a "
+        "site, its latest: what one client can teach a site is bounded.",
+    )
 
 
 class ServeSettings(BaseModel):
@@ -186,6 +192,12 @@ class ServeSettings(BaseModel):
         600.0,
         gt=0,
         description="How long a vote for a prediction not stored yet is held as pending [s].",
+    )
+    votes_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Votes one client (X-Client-Id, else its address) may send to /feedback "
+        "a minute, in bursts of as many; more are refused (429) [1/min].",
     )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the /admin routes; unset disables them."

@@ -195,9 +195,10 @@ def test_an_alert_reaches_slack_and_resolves_and_every_panel_has_data(
             _until(lambda: _posts(received, "ConfortoNoProductionModel", "resolved"))
 
             answers = [client.post("/predict", json=OBS).json() for _ in range(40)]
-            for answer in answers:
+            for answer in answers:  # each occupant's app (one client's votes are rate-limited)
                 vote = {"prediction_id": answer["prediction_id"], "thermal_sensation": 0.0}
-                assert client.post("/feedback", json=vote).status_code == 201
+                occupant = {"X-Client-Id": answer["prediction_id"]}
+                assert client.post("/feedback", json=vote, headers=occupant).status_code == 201
             _until(lambda: _votes_stored(client) == 40)  # the log's buffer is written in batches
         for monitor in ("drift", "performance"):
             done = conforto_cli("monitor", monitor, "--since", "1h", "--push", gateway.url)

@@ -62,9 +62,9 @@ def fault(predictor):
         raise RuntimeError("a fault injected by the test")
 
 
-def faulty_score(self, rows, levels=()):
+def faulty_score(self, rows, levels=(), sites=()):
     fault(self)
-    return score(self, rows, levels)
+    return score(self, rows, levels, sites)
 
 
 def faulty_classify(self, rows, matrix=None):
@@ -148,7 +148,8 @@ def test_a_shadow_scores_every_request_behind_production(
         agreed = _metric(client, "conforto_shadow_agreed_total")
         for i, answer in enumerate(answers[:40]):  # occupants vote on 40 of them
             vote = {"prediction_id": answer["prediction_id"], "thermal_sensation": i % 7 - 3}
-            assert client.post("/feedback", json=vote).status_code == 201
+            occupant = {"X-Client-Id": f"occupant {i}"}  # one client's votes are rate-limited
+            assert client.post("/feedback", json=vote, headers=occupant).status_code == 201
     server.stop()
     url = _log_url(server)
     stored = {r["prediction_id"]: r for r in table_rows(url, shadow)}

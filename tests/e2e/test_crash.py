@@ -62,8 +62,10 @@ class Load:
         for thread in self._threads:
             thread.join()
 
-    def _post(self, conn: http.client.HTTPConnection, path: str, body: bytes) -> Any:
-        conn.request("POST", path, body, HEADERS)
+    def _post(
+        self, conn: http.client.HTTPConnection, path: str, body: bytes, client: str = ""
+    ) -> Any:
+        conn.request("POST", path, body, {**HEADERS, "X-Client-Id": client} if client else HEADERS)
         response = conn.getresponse()
         return response.status, response.read()
 
@@ -83,7 +85,8 @@ class Load:
                     with self._lock:
                         self.votes_sent[prediction_id] += 1
                     vote = json.dumps({"prediction_id": prediction_id, "thermal_sensation": 1})
-                    status, _ = self._post(conn, "/feedback", vote.encode())
+                    # each vote an occupant's own (one client's votes are rate-limited)
+                    status, _ = self._post(conn, "/feedback", vote.encode(), prediction_id)
                     if status in (201, 202):
                         with self._lock:
                             self.votes_accepted[prediction_id] += 1

@@ -85,10 +85,26 @@ def test_only_occupants_votes_on_production_answers_for_a_site_count(log_url: st
     database.write([VoteRow(counted[0].prediction_id, -3.0, time.time())])  # changed their mind
     stale = database.stale_sites(VERSION)
     assert list(stale) == ["A"]
-    votes = database.site_votes(VERSION, "A", stale["A"])
+    votes = database.site_votes(VERSION, "A", stale["A"], per_client=100)
     assert sorted(v.thermal_sensation for v in votes) == [-3.0, 3.0, 3.0]  # the latest of each
     assert all(v.zero_shot == (0.1, 0.3, 0.6) and v.ta == 26.0 for v in votes)
     assert list(database.stale_sites("4")) == ["A"]  # each version learns its own votes
+    database.close()
+
+
+def test_one_client_teaches_a_site_at_most_its_latest_votes(log_url: str) -> None:
+    database = LogDatabase(log_url)
+    rows = [_answered("A") for _ in range(9)]
+    database.write(rows)
+    senders = ["x"] * 5 + ["y"] * 2 + [None] * 2  # None: stored before clients were kept
+    database.write(
+        [
+            VoteRow(r.prediction_id, float(k), time.time(), sender)
+            for k, (r, sender) in enumerate(zip(rows, senders, strict=True))
+        ]
+    )
+    votes = database.site_votes(VERSION, "A", 10**9, per_client=3)
+    assert [v.thermal_sensation for v in votes] == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     database.close()
 
 
@@ -116,7 +132,7 @@ def test_a_state_is_recorded_once_and_every_change_is_kept(
     database.close()
 
 
-def test_answers_for_a_site_are_adjusted_and_say_by_what(
+def test_answers_for_a_site_are_adjusted_by_its_state_unless_switched_off(
     log_url: str, learner: Callable[..., SiteAdaptations]
 ) -> None:
     database = LogDatabase(log_url)
@@ -131,10 +147,7 @@ def test_answers_for_a_site_are_adjusted_and_say_by_what(
     assert adapted[0, 2] > 0.2
     assert adapted[0].sum() == pytest.approx(1.0)
     assert adapted[1:].tolist() == proba[1:].tolist()  # no site, switched off, no votes
-    state = adaptations.learned.sites["A"][0]
-    assert (
-        applied == [Adaptation("A", 30, state.version, Probabilities(0.2, 0.6, 0.2))] + [None] * 3
-    )
+    assert applied == [adaptations.learned.sites["A"][0], None, None, None]
     other, none = adaptations.adjust("4", proba, ["A"] * 4, [26.0] * 4)
     assert other is proba
     assert none == [None] * 4
@@ -144,12 +157,13 @@ def test_answers_for_a_site_are_adjusted_and_say_by_what(
 def test_an_adapted_answer_teaches_from_its_zero_shot_probabilities(log_url: str) -> None:
     database = LogDatabase(log_url)
     zero_shot = Probabilities(0.5, 0.4, 0.1)
-    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, zero_shot))
+    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, "cool", zero_shot))
     _voted(database, [adapted])
-    [vote] = database.site_votes(VERSION, "A", 10**9)
+    [vote] = database.site_votes(VERSION, "A", 10**9, per_client=100)
     assert vote.zero_shot == (0.5, 0.4, 0.1)
     stored = table_rows(log_url, predictions)[0]
     assert (stored["adapted_votes"], stored["adaptation_version"]) == (3, 7)
+    assert stored["zero_shot_class"] == "cool"
     database.close()
 
 

@@ -246,6 +246,24 @@ def test_feedback_is_matched_pending_or_404_by_what_the_log_knows(tmp_path: Path
     assert 'conforto_feedback_total{status="pending"} 1.0' in metrics
 
 
+def test_one_clients_votes_are_rate_limited_and_kept_with_its_name(tmp_path: Path) -> None:
+    log = memory_log(tmp_path)
+    client, _ = client_for(FixedPredictor(), log=log, serve=ServeSettings(votes_per_minute=2))
+    own = client.post("/predict", json=OBS).json()["prediction_id"]
+    vote = {"prediction_id": own, "thermal_sensation": 1.0}
+    as_app = {"X-Client-Id": "app 7"}
+    answers = [client.post("/feedback", json=vote, headers=as_app) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [201, 201, 429]
+    refused = answers[2]
+    assert "more than 2 votes a minute" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 30
+    assert client.post("/feedback", json=vote, headers={"X-Client-Id": "app 8"}).status_code == 201
+    assert client.post("/feedback", json=vote).status_code == 201  # by its address
+    clients = [row.client for row in spooled(log) if isinstance(row, VoteRow)]
+    assert clients == ["app 7", "app 7", "app 8", "testclient"]
+    assert 'conforto_errors_total{type="rate_limited"}' in client.get("/metrics").text
+
+
 def test_feedback_is_503_when_the_log_cannot_tell_or_write(tmp_path: Path) -> None:
     down, _ = client_for(FixedPredictor(), log=memory_log(tmp_path / "a", MemoryStore(down=True)))
     response = _vote(down, "a" * 32)

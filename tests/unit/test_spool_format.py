@@ -62,13 +62,13 @@ def test_a_frame_names_every_field_and_reads_back_as_the_rows(tmp_path: Path) ->
         VoteRow("a" * 32, -1.0, 1.7e9),
         made,
         ShadowRow("a" * 32, 1.7e9, "4", None, None, None, None, 3.0, "KeyError"),
-        VoteRow("b" * 32, 2.0, 1.7e9),
+        VoteRow("b" * 32, 2.0, 1.7e9, "app 7"),
     ]
     frame = encode(rows)
     payload = json.loads(frame[HEADER.size :])
     assert payload["feedback"] == {
-        "fields": ["prediction_id", "thermal_sensation", "created"],
-        "rows": [["a" * 32, -1.0, 1.7e9], ["b" * 32, 2.0, 1.7e9]],
+        "fields": ["prediction_id", "thermal_sensation", "created", "client"],
+        "rows": [["a" * 32, -1.0, 1.7e9, None], ["b" * 32, 2.0, 1.7e9, "app 7"]],
     }
     predictions = payload["predictions"]
     named = dict(zip(predictions["fields"], predictions["rows"][0], strict=True))

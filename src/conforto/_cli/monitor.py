@@ -341,6 +341,29 @@ def compare(
     console.print(f"report: {paths['compare.html']}", highlight=False)
 
 
+@app.command("adaptation")
+def adaptation(
+    site: Annotated[
+        str | None, typer.Option(help="Show every state of this site (its audit trail).")
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--model-version", help="Only this model version's states.")
+    ] = None,
+) -> None:
+    """Site adaptation as the service learned it from the prediction log: each site's current
+    state (votes learned, the last vote's id, when, how much warmer its answers are made), or
+    with --site every state that site has had.
+    """
+    from conforto._monitor.window import log_connection
+    from conforto._predictions.adaptations import state_changes
+
+    with errors(), log_connection(get_settings().prediction_log_url) as conn:
+        changes = state_changes(conn, model_version=version, site=site)
+    if site is None:  # the current state of each (model version, site)
+        changes = list({(c.model_version, c.state.site): c for c in changes}.values())
+    render.adaptation(changes, trail=site is not None)
+
+
 @app.command("check")
 def check(
     model: ServedOpt = "production",

@@ -11,11 +11,14 @@ from rich.table import Table
 from conforto._cli.common import console
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from conforto._data.validation import ValidationReport
     from conforto._lifecycle.gate import GateReport
     from conforto._monitor.compare import CompareReport
     from conforto._monitor.drift import DriftReport
     from conforto._monitor.performance import PerformanceReport
+    from conforto._predictions.adaptations import StateChange
     from conforto._registry.audit import Move
     from conforto._scoring.scores import Scores
     from conforto._tracking.model_version import ModelVersion
@@ -208,6 +211,35 @@ def performance(result: PerformanceReport) -> None:
         console.print("performance as validated", highlight=False)
 
 
+def adaptation(changes: Sequence[StateChange], *, trail: bool) -> None:
+    """States of site adaptation (``conforto monitor adaptation``): each site's current one, or
+    every state of one site when ``trail``.
+    """
+    from conforto._adaptation.site import SiteAdjustment
+
+    if not changes:
+        console.print("no site adaptation learned yet: no occupant has voted on a site's answer")
+        return
+    title = "Every state of the site's adaptation" if trail else "Site adaptation, by site"
+    table = Table(title=title)
+    columns = ("model", "site", "votes", "last vote", "learned (UTC)", "warmer [nats]", "slope")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "site") else "right")
+    for change in changes:
+        state = change.state
+        learned = SiteAdjustment.from_json(state.state)
+        table.add_row(
+            change.model_version,
+            state.site,
+            f"{state.votes:,}",
+            str(state.version),
+            change.created.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{learned.offset[2] - learned.offset[0]:+.2f}",
+            f"{learned.slope:+.3f}/K",
+        )
+    console.print(table)
+
+
 def compare(report: CompareReport) -> None:
     """Each challenger of the window beside production (``conforto monitor compare``)."""
     from conforto._monitor.compare import CanaryComparison, ShadowComparison
@@ -219,6 +251,8 @@ def compare(report: CompareReport) -> None:
         *((f"shadow {v}", e) for v, e in report.shadow.items()),
         *((f"canary {v}", e) for v, e in report.canary.items()),
     ]
+    if report.adaptation is not None:
+        entries.append(("site adaptation", report.adaptation))
     for name, entry in entries:
         if isinstance(entry, ShadowComparison):
             counted, votes, agreement = entry.predictions, entry.votes, entry.agreement
@@ -237,7 +271,7 @@ def compare(report: CompareReport) -> None:
             if difference
             else ("too few votes", ""),
         )
-    if not report.shadow and not report.canary:
-        console.print("no challenger ran in this window")
+    if not entries:
+        console.print("no challenger ran in this window, and site adaptation adjusted no answer")
         return
     console.print(table)

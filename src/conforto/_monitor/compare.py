@@ -5,7 +5,9 @@ row by row: how often they agree, each one's class mix and, on the rows occupant
 each one's realised accuracy and macro-F1 with a *paired* bootstrap interval of the difference
 (the same resampled buildings, or sites, or days, for both). A **canary** answered other
 clients than production, so its figures are set beside production's over the same window and
-the interval of the difference resamples each side on its own.
+the interval of the difference resamples each side on its own. **Site adaptation** is compared
+as a shadow is: its adjusted answers against the model's own (zero-shot) on the requests it
+adjusted.
 """
 
 from __future__ import annotations
@@ -111,14 +113,17 @@ class CompareReport:
     shadow: dict[str, ShadowComparison]
     canary: dict[str, CanaryComparison]
     events: tuple[ChallengerEvent, ...]
+    #: Site adaptation's answers (``challenger``) against the zero-shot ones (``production``)
+    #: on the requests it adjusted; ``None`` when it adjusted none in the window.
+    adaptation: ShadowComparison | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``compare.json``'s content (a comparison without enough votes has no scores)."""
         data = asdict(self)
-        for mode in ("shadow", "canary"):
-            for entry in data[mode].values():
-                for key in [k for k, v in entry.items() if v is None and k != "agreement"]:
-                    del entry[key]
+        entries = [*data["shadow"].values(), *data["canary"].values()]
+        for entry in [*entries, data["adaptation"]] if data["adaptation"] else entries:
+            for key in [k for k, v in entry.items() if v is None and k != "agreement"]:
+                del entry[key]
         return data
 
 
@@ -139,7 +144,8 @@ def read_ab(url: str, span: Span) -> tuple[pd.DataFrame, pd.DataFrame]:
     -------
     tuple
         ``(rows, events)``: one row per prediction (``arm``: ``production`` or ``canary``;
-        ``shadow_version``, ``shadow_class``, ``shadow_error`` where a shadow scored it;
+        ``zero_shot_class`` where site adaptation adjusted it; ``shadow_version``,
+        ``shadow_class``, ``shadow_error`` where a shadow scored it;
         ``vote``: the voted class index, NaN without one) and the events of the window.
 
     Raises
@@ -156,6 +162,7 @@ def read_ab(url: str, span: Span) -> tuple[pd.DataFrame, pd.DataFrame]:
             predictions.c.predicted_class,
             predictions.c.site,
             predictions.c.arm,
+            predictions.c.zero_shot_class,
             shadow.c.model_version.label("shadow_version"),
             shadow.c.predicted_class.label("shadow_class"),
             shadow.c.error.label("shadow_error"),
@@ -279,6 +286,17 @@ def compare_shadow(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> Shado
     )
 
 
+def compare_adaptation(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> ShadowComparison:
+    """Site adaptation's answers against the model's zero-shot ones on the same requests
+    (``rows``: those it adjusted), compared as a shadow is: ``production`` is the zero-shot
+    answer, ``challenger`` the adapted one.
+    """
+    paired = rows.assign(
+        predicted_class=rows["zero_shot_class"], shadow_class=rows["predicted_class"]
+    )
+    return compare_shadow(paired.assign(shadow_error=None), reps, seed)
+
+
 def compare_canary(rows: pd.DataFrame, reps: int = 1000, seed: int = 0) -> CanaryComparison:
     """Production's answers and one canary's, to other clients in the same window: the counts
     and class mix of each arm and, with at least :data:`MIN_VOTES` votes on each side, their
@@ -331,6 +349,7 @@ def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> Compare
     """
     rows, events = read_ab(url, span)
     canaries = rows.loc[rows["arm"] == "canary", "model_version"].unique().tolist()
+    adapted = rows[rows["zero_shot_class"].notna()]
     return CompareReport(
         source={
             "from": span.start.isoformat(timespec="seconds"),
@@ -352,6 +371,7 @@ def compare(url: str, span: Span, *, reps: int = 1000, seed: int = 0) -> Compare
             )
             for row in events.itertuples(index=False)
         ),
+        adaptation=compare_adaptation(adapted, reps, seed) if len(adapted) else None,
     )
 
 

@@ -11,6 +11,7 @@ the audit trail of every change); the current state of a site is its row of the 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -66,7 +67,9 @@ class AdaptationStore(Protocol):
     def stale_sites(self, model_version: str) -> dict[str, int]:
         """See :func:`stale_sites`."""
 
-    def site_votes(self, model_version: str, site: str, up_to: int) -> list[SiteVote]:
+    def site_votes(
+        self, model_version: str, site: str, up_to: int, per_client: int
+    ) -> list[SiteVote]:
         """See :func:`site_votes`."""
 
     def record_state(self, model_version: str, learned: SiteState) -> bool:
@@ -107,12 +110,18 @@ def stale_sites(conn: sa.Connection, model_version: str) -> dict[str, int]:
     return {site: int(last) for site, last in newest if last > learned.get(site, 0)}
 
 
-def site_votes(conn: sa.Connection, model_version: str, site: str, up_to: int) -> list[SiteVote]:
-    """The votes that count for ``site`` up to the vote ``up_to``, oldest first."""
+def site_votes(
+    conn: sa.Connection, model_version: str, site: str, up_to: int, per_client: int
+) -> list[SiteVote]:
+    """The votes that count for ``site`` up to the vote ``up_to``, oldest first: the latest of
+    each prediction, and of each client at most its latest ``per_client`` (votes from before
+    clients were kept are not bounded).
+    """
     rows = conn.execute(
         sa.select(
             feedback.c.feedback_id,
             feedback.c.prediction_id,
+            feedback.c.client,
             feedback.c.thermal_sensation,
             predictions.c.created,
             sa.func.coalesce(predictions.c.zero_shot_cool, predictions.c.p_cool),
@@ -125,17 +134,28 @@ def site_votes(conn: sa.Connection, model_version: str, site: str, up_to: int) -
         .where(feedback.c.feedback_id <= up_to)
         .order_by(feedback.c.feedback_id)
     )
-    latest = {}  # one vote per prediction: its latest
-    for vote_id, prediction_id, vote, created, cool, neutral, warm, inputs in rows:
+    latest: dict[str, tuple[str | None, SiteVote]] = {}  # by prediction: its latest vote
+    for vote_id, prediction_id, client, vote, created, cool, neutral, warm, inputs in rows:
         ta = inputs.get("ta") if isinstance(inputs, dict) else None
-        latest[prediction_id] = SiteVote(
-            int(vote_id),
-            _utc(created).timestamp(),
-            (float(cool), float(neutral), float(warm)),
-            None if ta is None else float(ta),
-            float(vote),
+        latest[prediction_id] = (
+            client,
+            SiteVote(
+                int(vote_id),
+                _utc(created).timestamp(),
+                (float(cool), float(neutral), float(warm)),
+                None if ta is None else float(ta),
+                float(vote),
+            ),
         )
-    return sorted(latest.values(), key=lambda v: v.feedback_id)
+    kept: list[SiteVote] = []
+    counted: Counter[str] = Counter()
+    for client, vote in sorted(latest.values(), key=lambda v: -v[1].feedback_id):
+        if client is not None:
+            counted[client] += 1
+            if counted[client] > per_client:
+                continue
+        kept.append(vote)
+    return kept[::-1]
 
 
 def record_state(conn: sa.Connection, model_version: str, learned: SiteState) -> None:
@@ -180,6 +200,38 @@ def current_states(conn: sa.Connection, model_version: str) -> list[SiteState]:
     )
     return [
         SiteState(site, int(version), int(votes), state) for site, version, votes, state in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One row of the audit trail: a state a site's adaptation to a model version took, and
+    when [UTC].
+    """
+
+    model_version: str
+    created: datetime
+    state: SiteState
+
+
+def state_changes(
+    conn: sa.Connection, *, model_version: str | None = None, site: str | None = None
+) -> list[StateChange]:
+    """Every state recorded (of one model version, one site, when given), oldest first."""
+    query = sa.select(site_adaptations).order_by(
+        site_adaptations.c.created, site_adaptations.c.version
+    )
+    if model_version is not None:
+        query = query.where(site_adaptations.c.model_version == model_version)
+    if site is not None:
+        query = query.where(site_adaptations.c.site == site)
+    return [
+        StateChange(
+            row.model_version,
+            _utc(row.created),
+            SiteState(row.site, int(row.version), int(row.votes), row.state),
+        )
+        for row in conn.execute(query)
     ]
 
 

@@ -46,6 +46,9 @@ class Adaptation:
         int,
         Field(description="The adaptation's state: the last vote it learned (an increasing id)."),
     ]
+    zero_shot_class: Annotated[
+        Sensation, Field(description="The class the model answers without the adaptation.")
+    ]
     zero_shot: Annotated[
         Probabilities, Field(description="The model's probabilities without the adaptation.")
     ]

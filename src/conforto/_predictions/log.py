@@ -178,9 +178,14 @@ class PredictionLog:
         """Spool a challenger's start, removal or automatic stop (:class:`EventRow`)."""
         return self.spool.append([EventRow(time.time(), version, mode, event, reason)])
 
-    def add_feedback(self, prediction_id: str, thermal_sensation: float) -> bool:
-        """Spool an occupant's vote for a prediction; False when the disk refused it."""
-        return self.spool.append([VoteRow(prediction_id, thermal_sensation, time.time())])
+    def add_feedback(
+        self, prediction_id: str, thermal_sensation: float, client: str | None = None
+    ) -> bool:
+        """Spool an occupant's vote for a prediction (sent by ``client``); False when the
+        disk refused it.
+        """
+        row = VoteRow(prediction_id, thermal_sensation, time.time(), client)
+        return self.spool.append([row])
 
     def lookup(self, prediction_id: str) -> Lookup:
         """What the log knows of a prediction id.

@@ -49,7 +49,7 @@ class PredictionRow:
         ``canary`` when a challenger answered it; ``None``: production.
     kind
         Who asked (:data:`Kind`).
-    zero_shot_cool, zero_shot_neutral, zero_shot_warm
+    zero_shot_cool, zero_shot_neutral, zero_shot_warm, zero_shot_class
         The model's answer before site adaptation adjusted it (``None``: it did not).
     adapted_votes, adaptation_version
         The votes the adaptation learned from, and its state's version (its last vote's id).
@@ -81,6 +81,7 @@ class PredictionRow:
     zero_shot_warm: float | None = None
     adapted_votes: int | None = None
     adaptation_version: int | None = None
+    zero_shot_class: str | None = None
 
     @classmethod
     def of(
@@ -124,17 +125,21 @@ class PredictionRow:
             None if zero_shot is None else zero_shot.warm,
             None if adapted is None else adapted.votes,
             None if adapted is None else adapted.version,
+            None if adapted is None else adapted.zero_shot_class,
         )
 
 
 @dataclass(slots=True)
 class VoteRow:
-    """An occupant's vote on a prediction (``created`` [s since the epoch])."""
+    """An occupant's vote on a prediction (``created`` [s since the epoch]), sent by
+    ``client`` (``X-Client-Id``, else its address; ``None`` in rows from before it was kept).
+    """
 
     TABLE: ClassVar[str] = "feedback"
     prediction_id: str
     thermal_sensation: float
     created: float
+    client: str | None = None
 
 
 @dataclass(slots=True)

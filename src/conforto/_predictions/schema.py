@@ -58,6 +58,7 @@ predictions = sa.Table(
     *(sa.Column(name, sa.Float) for name in ZERO_SHOT_FIELDS),
     sa.Column("adapted_votes", sa.Integer),
     sa.Column("adaptation_version", sa.BigInteger),
+    sa.Column("zero_shot_class", sa.String(8)),
 )
 #: A shadow challenger's answers, beside production's (same ``prediction_id``).
 shadow = sa.Table(
@@ -94,6 +95,8 @@ feedback = sa.Table(
     # matched: its prediction is stored; pending: not yet (answered elsewhere, still spooled);
     # orphaned: still not, past the horizon
     sa.Column("status", sa.String(8), nullable=False, server_default="matched", index=True),
+    # who sent it (X-Client-Id, else the address): what one client teaches a site is bounded
+    sa.Column("client", sa.String(64)),
 )
 #: How far each spool segment has been stored, written in the same transaction as its rows:
 #: a segment read again after a crash resumes there, so no row is stored twice.
@@ -164,13 +167,16 @@ def _add_kind(conn: sa.Connection) -> None:
 
 
 def _add_adaptation(conn: sa.Connection) -> None:
-    """Version 8: the zero-shot answer, ``adapted_votes`` and ``adaptation_version`` of
-    predictions (null before: zero-shot); ``site_adaptations`` is new, made by ``create_all``.
+    """Version 8: the zero-shot answer (``zero_shot_*``), ``adapted_votes`` and
+    ``adaptation_version`` of predictions (null before: zero-shot), ``feedback.client``;
+    ``site_adaptations`` is new, made by ``create_all``.
     """
     for name in ZERO_SHOT_FIELDS:
         conn.execute(sa.text(f"ALTER TABLE predictions ADD COLUMN {name} FLOAT"))
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adapted_votes INTEGER"))
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adaptation_version BIGINT"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN zero_shot_class VARCHAR(8)"))
+    conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN client VARCHAR(64)"))
 
 
 #: ``MIGRATIONS[n]`` moves a database from version ``n`` to ``n + 1``.

@@ -21,7 +21,7 @@ import numpy as np
 from conforto._adaptation.site import SiteAdjustment, Votes, fit_latest
 from conforto._data.target import sensation_class
 from conforto._predictions.adaptations import SiteState
-from conforto._predictions.answer import Adaptation, Probabilities
+from conforto._serving import telemetry
 from conforto.errors import LogUnavailable
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class SiteAdaptations:
         version, settings = model
         recorded = 0
         for site, last in sorted(self.store.stale_sites(version).items()):
-            votes = self.store.site_votes(version, site, last)
+            votes = self.store.site_votes(version, site, last, self.settings.votes_per_client)
             adjustment = fit_latest(votes_of(votes), settings)
             state = SiteState(site, last, len(votes), adjustment.to_json())
             recorded += self.store.record_state(version, state)
@@ -117,6 +117,8 @@ class SiteAdaptations:
         self.learned = Learned(
             version, {s.site: (s, SiteAdjustment.from_json(s.state)) for s in states}
         )
+        telemetry.ADAPTATION_SITES.set(len(states))
+        telemetry.ADAPTATION_VERSION.set(max((s.version for s in states), default=0))
         return recorded
 
     def adjust(
@@ -125,8 +127,8 @@ class SiteAdaptations:
         proba: np.ndarray,
         sites: Sequence[str | None],
         ta: Sequence[float | None],
-    ) -> tuple[np.ndarray, list[Adaptation | None]]:
-        """Rows' probabilities with their sites' adaptations, and what each row had.
+    ) -> tuple[np.ndarray, list[SiteState | None]]:
+        """Rows' probabilities with their sites' adaptations, and the state each row had.
 
         Parameters
         ----------
@@ -140,7 +142,7 @@ class SiteAdaptations:
             Each row's air temperature [°C], ``None`` where not given.
         """
         learned = self.learned
-        applied: list[Adaptation | None] = [None] * len(proba)
+        applied: list[SiteState | None] = [None] * len(proba)
         if learned.model_version != model_version or not learned.sites:
             return proba, applied
         rows_of: dict[str, list[int]] = defaultdict(list)
@@ -156,9 +158,7 @@ class SiteAdaptations:
             logp = np.log(np.clip(proba[rows], 1e-12, 1.0))
             adapted[rows] = np.exp(adjustment.apply(logp, temperature[rows]))
             for i in rows:
-                applied[i] = Adaptation(
-                    site, state.votes, state.version, Probabilities(*proba[i].tolist())
-                )
+                applied[i] = state
         return adapted, applied
 
     def _run(self) -> None:

@@ -232,8 +232,9 @@ class Challenger:
         while True:
             time.sleep(LINGER)
             with self._lock:
-                if not self._queue:
+                if not self._queue or not self.running:  # a stopped shadow scores no more
                     self._draining = False
+                    self._queue, self._waiting = [], 0
                     return
                 queued, self._queue = self._queue, []
             rows = [row for batch, _, _ in queued for row in batch]

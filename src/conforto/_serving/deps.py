@@ -56,6 +56,16 @@ async def get_prediction_log(service: ServiceDep) -> PredictionLog:
 PredictionLogDep = Annotated[PredictionLog, Depends(get_prediction_log)]
 
 
+def client_name(request: Request) -> str:
+    """Who is asking: ``X-Client-Id`` when sent, else the client's address (at most 64
+    characters: the log keeps that many).
+    """
+    named = request.headers.get("x-client-id")
+    if named:
+        return named[:64]
+    return request.client.host if request.client else ""
+
+
 async def require_admin(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     service: ServiceDep,

@@ -13,7 +13,7 @@ from conforto._data.categories import normalise_value
 from conforto._data.target import CLASS_NAMES
 from conforto._model.inputs import Observation
 from conforto._physics.features import PHYSICS_INPUTS, comfort_arrays
-from conforto._predictions.answer import Prediction, Preference, Probabilities
+from conforto._predictions.answer import Adaptation, Prediction, Preference, Probabilities
 from conforto._predictions.ids import new_ids
 from conforto._predictions.records import OCCUPANT
 from conforto._settings import DEFAULT_LEVEL
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     import asyncio
 
     from conforto._model.artifact import ThermalModel
-    from conforto._predictions.answer import Adaptation
     from conforto._predictions.records import Kind
     from conforto._serving.adaptation import SiteAdaptations
 
@@ -170,10 +169,7 @@ class Predictor:
         """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
-        adapted: list[Adaptation | None] = [None] * len(observations)
-        if self.adaptations is not None and any(sites):
-            ta = [_number(o.get("ta")) for o in observations]
-            proba, adapted = self.adaptations.adjust(self.version, proba, sites, ta)
+        proba, adapted = self.adapt(observations, proba, sites)
         decided = self.model.decide(proba)
         levels = levels or [None] * len(observations)
         sets, coverage = self.sets(observations, proba, decided, levels)
@@ -213,6 +209,29 @@ class Predictor:
                 preference,
             ), adaptation in rows
         ], matrix
+
+    def adapt(
+        self, observations: Sequence[Observation], proba: np.ndarray, sites: Sequence[str | None]
+    ) -> tuple[np.ndarray, list[Adaptation | None]]:
+        """The answers with their sites' adaptations, and what each row had (``None``:
+        zero-shot).
+        """
+        none: list[Adaptation | None] = [None] * len(observations)
+        if self.adaptations is None or not any(sites):
+            return proba, none
+        ta = [_number(o.get("ta")) for o in observations]
+        adapted, states = self.adaptations.adjust(self.version, proba, sites, ta)
+        if not any(states):
+            return proba, none
+        zero_shot = self.model.decide(proba).tolist()
+        return adapted, [
+            None
+            if state is None
+            else Adaptation(
+                state.site, state.votes, state.version, CLASS_NAMES[decision], Probabilities(*p)
+            )
+            for state, decision, p in zip(states, zero_shot, proba.tolist(), strict=True)
+        ]
 
     def responses(self, matrix: np.ndarray) -> list[Responses]:
         """Each row's occupant responses (``None`` each without the heads)."""

@@ -27,6 +27,7 @@ from conforto._predictions.writer import LogProcess
 from conforto._serving import telemetry
 from conforto._serving.adaptation import SiteAdaptations
 from conforto._serving.challenger_slot import ChallengerSlot
+from conforto._serving.ratelimit import TokenBuckets
 from conforto._serving.runtime import WARM_UP, Asked, MicroBatcher, Predictor
 from conforto._serving.schemas import ChallengerStatus, Reloaded
 from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
@@ -119,6 +120,7 @@ class ServiceState:
         self.batcher: MicroBatcher | None = None
         self.log: PredictionLog | None = None
         self.adaptations: SiteAdaptations | None = None
+        self.vote_limit = TokenBuckets(settings.serve.votes_per_minute)
         self._poller: asyncio.Task[None] | None = None
         self._swap = asyncio.Lock()
         self._per_class = {
@@ -127,6 +129,7 @@ class ServiceState:
             for kind in KINDS
         }
         self._per_size = {n: telemetry.SET_SIZES.labels(str(n)) for n in (1, 2, 3)}
+        self._adapted = {c: telemetry.ADAPTED.labels(str(c).lower()) for c in (True, False)}
         self._latency = {
             arm: telemetry.MODEL_LATENCY.labels(arm) for arm in ("production", "canary")
         }
@@ -289,6 +292,12 @@ class ServiceState:
             self._per_class[key].inc(count)
         for size, count in Counter(len(r.prediction_set) for r in results).items():
             self._per_size[size].inc(count)
+        for changed, count in Counter(
+            r.predicted_class != r.adaptation.zero_shot_class
+            for r in results
+            if r.adaptation is not None
+        ).items():
+            self._adapted[changed].inc(count)
         now = time.perf_counter()
         latencies = [(now - a.start) * 1000.0 for a in asked]
         if results:

@@ -116,6 +116,22 @@ CHALLENGER_FAILURES = Counter(
 CHALLENGER_STOPS = Counter(
     "conforto_challenger_stops", "Challengers stopped automatically, by reason.", ["reason"]
 )
+ADAPTED = Counter(
+    "conforto_adapted_predictions",
+    "Production's answers site adaptation adjusted, by whether it changed their class from the "
+    "model's zero-shot answer (changed: true or false).",
+    ["changed"],
+)
+ADAPTATION_SITES = Gauge(
+    "conforto_adaptation_sites",
+    "Sites whose occupants' votes adjust the served model's answers.",
+    multiprocess_mode="livemax",
+)
+ADAPTATION_VERSION = Gauge(
+    "conforto_adaptation_version",
+    "The newest vote site adaptation has learned (its id; it grows as votes are learned).",
+    multiprocess_mode="livemax",
+)
 ERRORS = Counter("conforto_errors", "Error responses and failures, by type.", ["type"])
 RELOADS = Counter("conforto_model_reloads", "Model reloads, by outcome.", ["outcome"])
 
@@ -129,6 +145,7 @@ ERROR_TYPES = {
     409: "conflict",
     413: "body_too_large",
     422: "validation",
+    429: "rate_limited",
     500: "internal",
     503: "unavailable",
 }

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from conforto._predictions.answer import Prediction
 from conforto._predictions.records import OCCUPANT, Kind
-from conforto._serving.deps import ServiceDep, service_of
+from conforto._serving.deps import ServiceDep, client_name, service_of
 from conforto._serving.runtime import Asked
 from conforto._serving.schemas import BatchRequest, BatchResponse, Observation
 from conforto._serving.state import ServiceState
@@ -131,10 +131,7 @@ def client_of(request: Request, service: ServiceState) -> str | None:
     """
     if service.challenger is None or service.challenger.mode != "canary":
         return None
-    named = request.headers.get("x-client-id")
-    if named:
-        return named
-    return request.client.host if request.client else ""
+    return client_name(request)
 
 
 @router.post(
