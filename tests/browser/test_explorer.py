@@ -4,8 +4,9 @@ live ``conforto serve``."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -134,3 +135,47 @@ def test_the_explorer_shows_the_api_message_beside_the_field_and_works_at_360_px
         ".filter(e => !document.querySelector(`label[for='${e.id}']`)).length"
     )
     assert unlabelled == 0
+
+
+def test_the_explorer_shows_a_site_with_and_without_its_adaptation(
+    serve: Callable[..., Server], trained_model: Path, page: Page
+) -> None:
+    env = {"CONFORTO_SERVE__ADAPTATION__REFRESH_SECONDS": "0.2"}
+    server = serve("--model", str(trained_model), env=env)
+    room = {"ta": 24.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6, "site": "bloco A"}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for i in range(12):  # occupants of bloco A find it hot
+            pid = client.post("/predict", json=room).json()["prediction_id"]
+            vote = {"prediction_id": pid, "thermal_sensation": 3}
+            client.post("/feedback", json=vote, headers={"X-Client-Id": f"occupant {i}"})
+        answer: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while not answer.get("adaptation") and time.monotonic() < deadline:
+            answer = client.post("/predict", json=room).json()
+    assert answer["adaptation"]["votes"] == 12
+
+    page.goto(f"{server.url}/explorer")
+    page.wait_for_selector("body[data-loaded='true']")
+    for name, value in room.items():
+        page.fill(f"#f-{name}", str(value))
+    _submit(page)
+    page.wait_for_selector("body[data-ready='true']")
+    answer = httpx.post(f"{server.url}/predict", json=page.evaluate("observation()")).json()
+    assert page.is_visible("#adaptation-table")
+    assert "12 votes" in (page.text_content("#adaptation-summary") or "")
+    assert page.text_content("#zero-shot-class") == answer["adaptation"]["zero_shot_class"]
+    assert page.text_content("#adapted-class") == answer["predicted_class"]
+    for name in CLASSES:
+        shown = page.text_content(f"#zero-shot-{name}")
+        assert shown == f"{100 * answer['adaptation']['zero_shot'][name]:.1f} %"
+        points = page.locator(f"polyline[data-series=zero-shot-{name}]").get_attribute("points")
+        assert len((points or "").split()) == 37
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explorer-site.png"), full_page=True)
+
+    page.fill("#f-site", "bloco Z")  # nobody there has voted
+    _submit(page)
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.is_hidden("#adaptation-table")
+    assert "No adaptation" in (page.text_content("#adaptation-summary") or "")
+    assert page.locator("polyline[data-series=zero-shot-warm]").count() == 0

@@ -118,17 +118,18 @@ def test_a_state_is_recorded_once_and_every_change_is_kept(
     assert second.refresh() == 0  # the same votes: learned already, read back
     assert database.stale_sites(VERSION) == {}
     assert first.learned.sites.keys() == second.learned.sites.keys() == {"A"}
-    state, adjustment = second.learned.sites["A"]
+    state = second.learned.sites["A"]
+    adjustment = SiteAdjustment.from_json(state.state)
     assert state.votes == 20
     assert adjustment.offset[2] > adjustment.offset[0]  # hot votes: warmer answers
-    assert SiteAdjustment.from_json(state.state).offset.tolist() == adjustment.offset.tolist()
+    assert second.learned.offset.tolist() == [adjustment.offset.tolist()]  # stacked, by site
 
     _voted(database, [_answered("A") for _ in range(5)], vote=-3.0)
     assert second.refresh() == 1
     audit = table_rows(log_url, site_adaptations)
     assert [r["votes"] for r in sorted(audit, key=lambda r: r["version"])] == [20, 25]
     assert first.refresh() == 0
-    assert first.learned.sites["A"][0] == second.learned.sites["A"][0]
+    assert first.learned.sites["A"] == second.learned.sites["A"]
     database.close()
 
 
@@ -147,7 +148,15 @@ def test_answers_for_a_site_are_adjusted_by_its_state_unless_switched_off(
     assert adapted[0, 2] > 0.2
     assert adapted[0].sum() == pytest.approx(1.0)
     assert adapted[1:].tolist() == proba[1:].tolist()  # no site, switched off, no votes
-    assert applied == [adaptations.learned.sites["A"][0], None, None, None]
+    assert applied == [adaptations.learned.sites["A"], None, None, None]
+    both = learner()
+    both.refresh()
+    ta = np.array([20.0, 26.0, 30.0, np.nan])
+    mixed, _ = both.adjust(VERSION, proba, ["A", "B", "A", "B"], [*ta[:3], None])
+    for i, site in enumerate(["A", "B", "A", "B"]):  # each row by its own site's state
+        alone = SiteAdjustment.from_json(both.learned.sites[site].state)
+        expected = np.exp(alone.apply(np.log(proba[i : i + 1]), ta[i : i + 1]))
+        assert mixed[i] == pytest.approx(expected[0], abs=1e-12)
     other, none = adaptations.adjust("4", proba, ["A"] * 4, [26.0] * 4)
     assert other is proba
     assert none == [None] * 4
@@ -179,7 +188,7 @@ def test_the_writer_process_answers_the_learners_calls(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while "A" not in adaptations.learned.sites and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert adaptations.learned.sites["A"][0].votes == 10
+        assert adaptations.learned.sites["A"].votes == 10
     finally:
         adaptations.close()
         writer.close()

@@ -186,13 +186,11 @@ class SiteAdjustment:
 
     def shift(self, ta: FloatArray, occupant: ObjectArray | None = None) -> FloatArray:
         """Each row's change of log-probabilities [nats] (rows × 3, centred, clipped)."""
-        temperature = np.nan_to_num(np.asarray(ta, dtype=np.float64) - self.reference_ta)
-        change = self.offset + self.slope * temperature[:, None] * WARMER
+        personal = None
         if occupant is not None and self.occupants:
             zero = np.zeros(3)
-            change = change + np.stack([self.occupants.get(o, zero) for o in occupant])
-        change = change - change.mean(axis=1, keepdims=True)
-        return np.asarray(np.clip(change, -self.cap, self.cap), dtype=np.float64)
+            personal = np.stack([self.occupants.get(o, zero) for o in occupant])
+        return shifts(self.offset, self.slope, self.reference_ta, self.cap, ta, personal)
 
     def apply(
         self, logp: FloatArray, ta: FloatArray, occupant: ObjectArray | None = None
@@ -208,6 +206,34 @@ class SiteAdjustment:
         if self.votes == 0:
             return logp
         return log_normalise(logp + self.shift(ta, occupant))
+
+
+def shifts(
+    offset: FloatArray,
+    slope: FloatArray | float,
+    reference_ta: FloatArray | float,
+    cap: FloatArray | float,
+    ta: FloatArray,
+    personal: FloatArray | None = None,
+) -> FloatArray:
+    """Rows' changes of log-probabilities [nats] (rows × 3, centred, clipped), each row with
+    its own site's parameters (``offset`` rows × 3, the others one per row) or all with one
+    site's (``offset`` of 3, scalars); ``personal``: occupants' offsets on top (rows × 3).
+
+    Examples
+    --------
+    >>> shifts(np.array([[0.0, 0, 1], [1, 0, 0]]), np.zeros(2), np.zeros(2), np.array([3, 0.1]),
+    ...        np.array([20.0, 20.0])).round(2).tolist()
+    [[-0.33, -0.33, 0.67], [0.1, -0.1, -0.1]]
+    """
+    temperature = np.nan_to_num(np.asarray(ta, dtype=np.float64) - reference_ta)
+    change = offset + (slope * temperature)[:, None] * WARMER
+    if personal is not None:
+        change = change + personal
+    change = change - change.mean(axis=1, keepdims=True)
+    bound = np.asarray(cap, dtype=np.float64)
+    bound = bound[:, None] if bound.ndim else bound
+    return np.asarray(np.clip(change, -bound, bound), dtype=np.float64)
 
 
 def log_normalise(z: FloatArray) -> FloatArray:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
-from conforto._adaptation.site import SiteAdjustment, Votes, fit_latest
+from conforto._adaptation.site import SiteAdjustment, Votes, fit_latest, log_normalise, shifts
 from conforto._data.target import sensation_class
 from conforto._predictions.adaptations import SiteState
 from conforto._serving import telemetry
@@ -32,22 +32,47 @@ if TYPE_CHECKING:
     from conforto._settings import SiteAdaptationServeSettings
 
 log = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
 SECONDS_A_DAY = 86_400.0
+#: Probabilities are clipped at this before their logarithm.
+SMALLEST = 1e-12
 
 
 @dataclass(frozen=True)
 class Learned:
-    """The states one pass read: each site's adjustment of ``model_version``'s answers."""
+    """The states one pass read: each site's adjustment of ``model_version``'s answers, its
+    parameters stacked one row a site (``index``: the site's row) so that a batch of many
+    sites is adjusted in one go.
+    """
 
     model_version: str | None = None
-    sites: Mapping[str, tuple[SiteState, SiteAdjustment]] = field(default_factory=dict)
+    sites: Mapping[str, SiteState] = field(default_factory=dict)
+    index: Mapping[str, int] = field(default_factory=dict)
+    offset: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))
+    slope: FloatArray = field(default_factory=lambda: np.zeros(0))
+    reference_ta: FloatArray = field(default_factory=lambda: np.zeros(0))
+    cap: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def of(cls, model_version: str, states: Sequence[SiteState]) -> Learned:
+        """The states' adjustments (each state's JSON read once, here)."""
+        learned = [SiteAdjustment.from_json(s.state) for s in states]
+        return cls(
+            model_version,
+            {s.site: s for s in states},
+            {s.site: i for i, s in enumerate(states)},
+            np.array([a.offset for a in learned], dtype=np.float64).reshape(len(states), 3),
+            np.array([a.slope for a in learned], dtype=np.float64),
+            np.array([a.reference_ta for a in learned], dtype=np.float64),
+            np.array([a.cap for a in learned], dtype=np.float64),
+        )
 
 
 def votes_of(rows: Sequence[SiteVote]) -> Votes:
     """The adaptation's view of a site's votes (day: the UTC date of the prediction)."""
     zero_shot = np.array([v.zero_shot for v in rows], dtype=np.float64).reshape(len(rows), 3)
     return Votes(
-        logp=np.log(np.clip(zero_shot, 1e-12, 1.0)),
+        logp=np.log(np.clip(zero_shot, SMALLEST, 1.0)),
         y=sensation_class([v.thermal_sensation for v in rows]).astype(np.int64),
         day=np.floor(np.array([v.created for v in rows], dtype=np.float64) / SECONDS_A_DAY),
         ta=np.array([np.nan if v.ta is None else v.ta for v in rows], dtype=np.float64),
@@ -114,9 +139,7 @@ class SiteAdaptations:
             state = SiteState(site, last, len(votes), adjustment.to_json())
             recorded += self.store.record_state(version, state)
         states = self.store.site_states(version)
-        self.learned = Learned(
-            version, {s.site: (s, SiteAdjustment.from_json(s.state)) for s in states}
-        )
+        self.learned = Learned.of(version, states)
         telemetry.ADAPTATION_SITES.set(len(states))
         telemetry.ADAPTATION_VERSION.set(max((s.version for s in states), default=0))
         return recorded
@@ -145,20 +168,26 @@ class SiteAdaptations:
         applied: list[SiteState | None] = [None] * len(proba)
         if learned.model_version != model_version or not learned.sites:
             return proba, applied
-        rows_of: dict[str, list[int]] = defaultdict(list)
+        rows, at = [], []
         for i, site in enumerate(sites):
-            if site is not None and site in learned.sites and site not in self.off:
-                rows_of[site].append(i)
-        if not rows_of:
+            k = learned.index.get(site) if site is not None and site not in self.off else None
+            if k is not None:
+                rows.append(i)
+                at.append(k)
+                applied[i] = learned.sites[site]  # type: ignore[index]
+        if not rows:
             return proba, applied
+        temperature = np.array([np.nan if ta[i] is None else ta[i] for i in rows], dtype=float)
+        change = shifts(
+            learned.offset[at],
+            learned.slope[at],
+            learned.reference_ta[at],
+            learned.cap[at],
+            temperature,
+        )
         adapted = proba.copy()
-        temperature = np.array([np.nan if t is None else t for t in ta], dtype=np.float64)
-        for site, rows in rows_of.items():
-            state, adjustment = learned.sites[site]
-            logp = np.log(np.clip(proba[rows], 1e-12, 1.0))
-            adapted[rows] = np.exp(adjustment.apply(logp, temperature[rows]))
-            for i in rows:
-                applied[i] = state
+        logp = np.log(np.clip(proba[rows], SMALLEST, 1.0))
+        adapted[rows] = np.exp(log_normalise(logp + change))
         return adapted, applied
 
     def _run(self) -> None:

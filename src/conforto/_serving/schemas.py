@@ -56,8 +56,9 @@ _fields["site"] = (
     Field(
         None,
         description="The building or site of the observation (any identifier, not a model "
-        "input): stored with the prediction, so that occupants' votes can train later models "
-        "grouped by site.",
+        "input): the answer is adjusted by what the site's occupants taught with their votes "
+        "(site adaptation), and stored with it so that their votes train later models grouped "
+        "by site.",
     ),
 )
 

@@ -7,7 +7,7 @@
 const CLASSES = ["cool", "neutral", "warm"];
 const SVG = "http://www.w3.org/2000/svg";
 /** The fields shown first; the rest are in "optional context". */
-const MAIN = ["ta", "tr", "rh", "vel", "met", "clo"];
+const MAIN = ["ta", "tr", "rh", "vel", "met", "clo", "site"];
 /** Air temperatures of the curve [°C]: 16 to 34 in steps of 0.5. */
 const CURVE = Array.from({ length: 37 }, (_, i) => 16 + i * 0.5);
 /** Presets: changes to the schema's example (an ordinary air-conditioned office in summer). */
@@ -177,7 +177,31 @@ function showAnswer(answer) {
   $("preference").textContent = pref ? [pref.cooler, pref.no_change, pref.warmer].map(pct).join(" / ") : "–";
   $("notes").replaceChildren(...answer.notes.map((note) => el("li", {}, note)));
   $("model-version").textContent = answer.model_version;
+  showAdaptation(answer);
   $("answer").hidden = false;
+}
+
+/** The site's adaptation beside the model's own answer, or why there is none. */
+function showAdaptation(answer) {
+  const site = $("f-site").value.trim();
+  const adapted = answer.adaptation;
+  $("adaptation").hidden = !site;
+  $("adaptation-table").hidden = !adapted;
+  if (!site) return;
+  $("adaptation-site").textContent = site;
+  if (!adapted) {
+    $("adaptation-summary").textContent = "No adaptation: none of this site's occupants has voted on "
+      + "this model's answers yet, or the site is switched off. The answer is the model's alone.";
+    return;
+  }
+  $("adaptation-summary").textContent = `Adjusted by what ${adapted.votes} votes of this site's `
+    + `occupants taught (up to vote ${adapted.version}).`;
+  $("adapted-class").textContent = answer.predicted_class;
+  $("zero-shot-class").textContent = adapted.zero_shot_class;
+  for (const name of CLASSES) {
+    $(`adapted-${name}`).textContent = pct(answer.probabilities[name]);
+    $(`zero-shot-${name}`).textContent = pct(adapted.zero_shot[name]);
+  }
 }
 
 /** Scale [a, b] onto [c, d]. */
@@ -221,6 +245,10 @@ function drawCurve(temperatures, answers) {
     ["ppd", (a) => (a.ppd === null ? null : y(a.ppd / 100))],
     ["pmv", (a) => (a.pmv === null ? null : yPmv(Math.max(-3, Math.min(3, a.pmv))))],
   ];
+  if (answers.some((a) => a.adaptation)) { // the model alone, beside the site's adaptation
+    series.push(...CLASSES.map((name) => [`zero-shot-${name}`,
+      (a) => y((a.adaptation ? a.adaptation.zero_shot : a.probabilities)[name])]));
+  }
   for (const [name, at] of series) {
     const points = answers.map((a, i) => [x(temperatures[i]), at(a)]).filter(([, v]) => v !== null);
     svg.append(el("svg:polyline", {
@@ -232,6 +260,8 @@ function drawCurve(temperatures, answers) {
   const labels = {
     cool: "P(cool)", neutral: "P(neutral)", warm: "P(warm)", dissatisfied: "model: share dissatisfied",
     ppd: "ISO PPD (PMV's share dissatisfied)", pmv: "PMV (right axis)",
+    "zero-shot-cool": "P(cool), model alone", "zero-shot-neutral": "P(neutral), model alone",
+    "zero-shot-warm": "P(warm), model alone",
   };
   $("curve-legend").replaceChildren(...series.map(([name]) => {
     const item = el("span", { class: "legend-item" });
