@@ -136,6 +136,27 @@ def test_an_occupant_is_learned_on_top_of_the_site_and_unknown_ones_get_the_site
     assert set(only.occupants) == {"o0"}
 
 
+def _head(votes: Votes, rate: float, seed: int = 1) -> Votes:
+    """``votes`` with a dissatisfied head that answers 0.2 where ``rate`` of them are."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(len(votes)) < rate).astype(np.int64)
+    head = np.full(len(votes), 0.2)
+    return Votes(votes.logp, votes.y, votes.day, votes.ta, votes.occupant, labels, head)
+
+
+def test_a_site_more_dissatisfied_than_the_head_says_is_learned_and_shrunk() -> None:
+    many = fit_site(_head(_votes(400, warm=0.0), rate=0.5), SETTINGS, day=10.0)
+    few = fit_site(_head(_votes(8, warm=0.0), rate=0.5), SETTINGS, day=10.0)
+    calm = fit_site(_head(_votes(400, warm=0.0), rate=0.2), SETTINGS, day=10.0)
+    assert many.apply_dissatisfied(np.array([0.2]))[0] == pytest.approx(0.5, abs=0.06)
+    assert 0.0 < few.dissatisfied < many.dissatisfied
+    assert abs(calm.dissatisfied) < 0.15  # as the head says: little to learn
+    assert fit_site(_votes(400, warm=0.0), SETTINGS, day=10.0).dissatisfied == 0.0  # no head
+    again = SiteAdjustment.from_json(many.to_json())
+    assert again.dissatisfied == many.dissatisfied
+    assert np.isnan(many.apply_dissatisfied(np.array([np.nan]))[0])
+
+
 def test_a_services_state_learns_every_dated_vote_and_survives_json() -> None:
     votes = _votes(60, warm=1.0, ta=24.0, occupants=4)
     undated = Votes(
@@ -272,6 +293,9 @@ def _predictions() -> pd.DataFrame:
             "timestamp": pd.Series(stamps).where(~np.isnan(votes.day), None),
             "ta": votes.ta,
             "subject_id": [float(str(o).rsplit("o", 1)[1]) for o in votes.occupant],
+            # site 0's occupants are dissatisfied more often than the head says
+            "dissatisfied": np.where(votes.y < 0, -1, (sites == 0) | (votes.y != 1)),
+            "p_dissatisfied": np.full(len(sites), 0.3),
         }
     )
 
@@ -311,6 +335,12 @@ def test_training_replays_its_folds_and_stores_the_strength_they_chose() -> None
     assert headline["bucket"] == "20+"
     assert headline["votes"] == int((frame["adapted_votes"] >= 20).sum())
     assert headline["log_loss_change"]["value"] < 0
+    brier = headline["dissatisfied_brier_change"]  # the head adapted too: closer to the votes
+    assert brier["value"] == pytest.approx(
+        headline["adapted"]["dissatisfied_brier"] - headline["zero_shot"]["dissatisfied_brier"]
+    )
+    assert brier["high"] < 0
+    assert frame.loc[first_days, "adapted_dissatisfied"].eq(0.3).all()
 
 
 def _bucket(label: str, votes: int, loss: tuple[float, float, float]) -> BucketScores:
@@ -349,6 +379,13 @@ def test_the_gate_refuses_a_large_bucket_made_worse_and_only_shows_small_ones() 
     refused = adaptation_checks(summary, min_votes=500)
     assert [c.passed for c in refused] == [True, False]
     assert "5,000 votes" in refused[1].detail
+    summary["buckets"][3] = _bucket("40+", 5000, (-0.04, -0.06, -0.02))
+    summary["buckets"][3]["dissatisfied_brier_change"] = Difference(
+        value=0.01, low=0.004, high=0.02
+    )
+    head_worse = adaptation_checks(summary, min_votes=500)
+    assert [c.passed for c in head_worse] == [True, False]
+    assert "dissatisfied Brier +0.0100" in head_worse[1].detail
     assert adaptation_checks(None, min_votes=500) == []
 
 

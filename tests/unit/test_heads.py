@@ -99,7 +99,7 @@ def test_scores_of_known_probabilities() -> None:
 def test_heads_learn_the_answers_and_beat_their_baselines(tmp_path: Path) -> None:
     fit = _training(tmp_path)
     matrix, rows, groups = fit.matrix, fit.rows, fit.groups
-    heads, report = train_heads(fit)
+    heads, report, _ = train_heads(fit)
     assert heads is not None
     assert not isinstance(report, str)
     for name in ("dissatisfied", "unacceptable", "preference"):
@@ -130,8 +130,9 @@ def test_heads_learn_the_answers_and_beat_their_baselines(tmp_path: Path) -> Non
 
 
 def test_without_answers_there_are_no_heads(tmp_path: Path) -> None:
-    heads, report = train_heads(_training(tmp_path, answered=False))
+    heads, report, cv = train_heads(_training(tmp_path, answered=False))
     assert heads is None
+    assert cv == {}
     assert isinstance(report, str)
     assert "unacceptable: 0 answers" in report
     assert head_checks(None) == []

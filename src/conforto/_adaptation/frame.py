@@ -66,15 +66,28 @@ def votes_of(frame: pd.DataFrame, scorer: str = "p") -> Votes:
     ----------
     frame
         ``y``, ``building_id``, ``scorer``'s probabilities, and when present ``timestamp``,
-        ``ta`` [°C] and ``subject_id``.
+        ``ta`` [°C], ``subject_id`` and the dissatisfied head's ``dissatisfied`` (label, −1
+        where none) and ``p_dissatisfied``.
     scorer
         Whose answers the adaptation adjusts (see :data:`conforto._scoring.oof.SCORERS`).
     """
-    return votes_from(frame, oof.probabilities(frame, scorer), frame["y"].to_numpy(dtype=np.int64))
+    head = None
+    if {"dissatisfied", "p_dissatisfied"} <= set(frame.columns):
+        head = (
+            frame["dissatisfied"].to_numpy(dtype=np.int64),
+            frame["p_dissatisfied"].to_numpy(dtype=np.float64),
+        )
+    y = frame["y"].to_numpy(dtype=np.int64)
+    return votes_from(frame, oof.probabilities(frame, scorer), y, dissatisfied=head)
 
 
 def votes_from(
-    rows: pd.DataFrame, proba: FloatArray, y: npt.NDArray[np.int64], *, site: str = "building_id"
+    rows: pd.DataFrame,
+    proba: FloatArray,
+    y: npt.NDArray[np.int64],
+    *,
+    site: str = "building_id",
+    dissatisfied: tuple[npt.NDArray[np.int64], FloatArray] | None = None,
 ) -> Votes:
     """The adaptation's view of rows the model answered.
 
@@ -88,6 +101,9 @@ def votes_from(
         The votes' classes, −1 where a row has none.
     site
         The column naming each row's site.
+    dissatisfied
+        The votes' dissatisfied labels (−1 where none) and the dissatisfied head's
+        probabilities, when the model has the head.
     """
     missing = pd.Series(np.full(len(rows), np.nan))
     return Votes(
@@ -96,4 +112,6 @@ def votes_from(
         day=days(rows["timestamp"] if "timestamp" in rows.columns else missing),
         ta=(rows["ta"] if "ta" in rows.columns else missing).to_numpy(dtype=np.float64),
         occupant=occupants(rows, site=site),
+        dissatisfied=None if dissatisfied is None else dissatisfied[0],
+        p_dissatisfied=None if dissatisfied is None else dissatisfied[1],
     )

@@ -38,10 +38,13 @@ class Replay:
     votes
         How many votes of earlier days of the row's site the answer used (0 for undated rows
         and a site's first day).
+    p_dissatisfied
+        The dissatisfied head's adapted probabilities; ``None`` without the head's answers.
     """
 
     logp: FloatArray
     votes: IntArray
+    p_dissatisfied: FloatArray | None = None
 
 
 def replay(votes: Votes, sites: npt.NDArray[np.generic], settings: AdaptationSettings) -> Replay:
@@ -63,6 +66,7 @@ def replay(votes: Votes, sites: npt.NDArray[np.generic], settings: AdaptationSet
         In the rows' order.
     """
     logp = votes.logp.copy()
+    head = None if votes.p_dissatisfied is None else votes.p_dissatisfied.copy()
     used = np.zeros(len(votes), dtype=np.int64)
     dated = ~np.isnan(votes.day) & pd.notna(sites)
     for site in pd.unique(sites[dated]):
@@ -77,8 +81,10 @@ def replay(votes: Votes, sites: npt.NDArray[np.generic], settings: AdaptationSet
             asked = {o for o in votes.occupant[today] if o is not None}
             learned = fit_site(votes.take(earlier), settings, day=float(day), occupants=asked)
             logp[today] = learned.apply(logp[today], votes.ta[today], votes.occupant[today])
+            if head is not None:
+                head[today] = learned.apply_dissatisfied(head[today])
             used[today] = learned.votes
-    return Replay(logp, used)
+    return Replay(logp, used, head)
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,15 @@ def choose_strength(
         return min(strengths, key=lambda s: float(losses[s][rows].mean()))
 
     logp = votes.logp.copy()
+    head = None if votes.p_dissatisfied is None else votes.p_dissatisfied.copy()
     by_fold = {}
     for fold in np.unique(folds).tolist():
         by_fold[fold] = best(adapted & (folds != fold))
         mine = folds == fold
-        logp[mine] = replays[by_fold[fold]].logp[mine]
+        chosen = replays[by_fold[fold]]
+        logp[mine] = chosen.logp[mine]
+        if head is not None and chosen.p_dissatisfied is not None:
+            head[mine] = chosen.p_dissatisfied[mine]
     mean = {s: float(loss[adapted].mean()) if adapted.any() else 0.0 for s, loss in losses.items()}
-    return StrengthChoice(best(adapted), by_fold, Replay(logp, replays[strengths[0]].votes), mean)
+    replayed = Replay(logp, replays[strengths[0]].votes, head)
+    return StrengthChoice(best(adapted), by_fold, replayed, mean)

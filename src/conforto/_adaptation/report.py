@@ -2,9 +2,10 @@
 
 Votes are put in buckets by the number of earlier-day votes of their site the adaptation
 learned from (0, 1-9, 10-19, 20-39, 40+). In each, the adapted answers are compared with the
-zero-shot ones on the same votes: macro-F1 under the model's decision rule and log loss, with
-95 % intervals of the difference from a bootstrap that resamples whole buildings (the votes of
-one building are not independent), paired (the same draw for both answers).
+zero-shot ones on the same votes: macro-F1 under the model's decision rule, log loss and, where
+the model has a dissatisfied head, that head's Brier score, with 95 % intervals of the
+difference from a bootstrap that resamples whole buildings (the votes of one building are not
+independent), paired (the same draw for both answers).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from typing import NotRequired, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from conforto._scoring.scores import log_losses, macro_f1, paired_differences
+from conforto._scoring.scores import cluster_draws, log_losses, macro_f1, paired_differences
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+#: The dissatisfied head's labels (1 dissatisfied, 0 not, −1 no vote) and its zero-shot and
+#: adapted probabilities, one each a vote.
+Dissatisfied = tuple[IntArray, FloatArray, FloatArray]
 
 #: Buckets of earlier votes: (label, fewest, most); ``None``: no upper limit.
 BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -46,6 +50,8 @@ class Answered(TypedDict):
     log_loss: float
     #: Share of the votes inside their prediction set, when the sets were given.
     coverage: NotRequired[float]
+    #: Brier score of the dissatisfied head (mean squared error of P(dissatisfied)), if any.
+    dissatisfied_brier: NotRequired[float]
 
 
 class BucketScores(TypedDict):
@@ -59,8 +65,9 @@ class BucketScores(TypedDict):
         How many votes, of how many buildings.
     zero_shot, adapted
         The two answers' scores.
-    macro_f1_gain, log_loss_change
-        Adapted minus zero-shot, with 95 % building-bootstrap intervals.
+    macro_f1_gain, log_loss_change, dissatisfied_brier_change
+        Adapted minus zero-shot, with 95 % building-bootstrap intervals (the last where the
+        model has a dissatisfied head).
     """
 
     bucket: str
@@ -70,6 +77,7 @@ class BucketScores(TypedDict):
     adapted: Answered
     macro_f1_gain: Difference
     log_loss_change: Difference
+    dissatisfied_brier_change: NotRequired[Difference]
 
 
 def bucket_of(votes: IntArray) -> npt.NDArray[np.str_]:
@@ -95,6 +103,7 @@ def compare(
     *,
     label: str,
     covered: tuple[BoolArray, BoolArray] | None = None,
+    dissatisfied: Dissatisfied | None = None,
     reps: int = 200,
     seed: int = 0,
 ) -> BucketScores:
@@ -114,6 +123,8 @@ def compare(
         The bucket's label.
     covered
         Whether each vote lies inside its zero-shot and its adapted prediction set.
+    dissatisfied
+        The dissatisfied head's labels and its zero-shot and adapted probabilities.
     reps, seed
         Bootstrap replicates and seed.
     """
@@ -130,7 +141,7 @@ def compare(
     if covered is not None:
         for entry, inside in zip(answered, covered, strict=True):
             entry["coverage"] = float(inside.mean())
-    return BucketScores(
+    found = BucketScores(
         bucket=label,
         votes=len(y),
         buildings=int(np.unique(buildings).size),
@@ -140,6 +151,29 @@ def compare(
         log_loss_change=_difference(
             float(losses[1].mean() - losses[0].mean()), replicates["log_loss"]
         ),
+    )
+    if dissatisfied is not None:
+        _brier(found, dissatisfied, buildings, reps=reps, seed=seed)
+    return found
+
+
+def _brier(
+    found: BucketScores, head: Dissatisfied, buildings: IntArray, *, reps: int, seed: int
+) -> None:
+    """Add the dissatisfied head's Brier scores and their paired difference to ``found``."""
+    labels, zero_shot, adapted = head
+    known = (labels >= 0) & ~np.isnan(zero_shot) & ~np.isnan(adapted)
+    if not known.any():
+        return
+    errors = [(p[known] - labels[known]) ** 2 for p in (zero_shot, adapted)]
+    found["zero_shot"]["dissatisfied_brier"] = float(errors[0].mean())
+    found["adapted"]["dissatisfied_brier"] = float(errors[1].mean())
+    inverse, draws = cluster_draws(buildings[known].astype(np.int64), reps, seed)
+    clusters = draws.shape[1]
+    change = np.bincount(inverse, errors[1] - errors[0], minlength=clusters)
+    counts = np.bincount(inverse, minlength=clusters).astype(np.float64)
+    found["dissatisfied_brier_change"] = _difference(
+        float(errors[1].mean() - errors[0].mean()), (draws @ change) / (draws @ counts)
     )
 
 
@@ -157,6 +191,7 @@ def by_earlier_votes(
     buildings: IntArray,
     *,
     covered: tuple[BoolArray, BoolArray] | None = None,
+    dissatisfied: Dissatisfied | None = None,
     reps: int = 200,
     seed: int = 0,
 ) -> list[BucketScores]:
@@ -166,7 +201,7 @@ def by_earlier_votes(
     ----------
     earlier
         Each vote's number of earlier votes of its site the adapted answer used.
-    covered
+    covered, dissatisfied
         As for :func:`compare`, for every vote.
     """
     labels = bucket_of(earlier)
@@ -184,6 +219,9 @@ def by_earlier_votes(
                     buildings[rows],
                     label=label,
                     covered=None if covered is None else (covered[0][rows], covered[1][rows]),
+                    dissatisfied=None
+                    if dissatisfied is None
+                    else (dissatisfied[0][rows], dissatisfied[1][rows], dissatisfied[2][rows]),
                     reps=reps,
                     seed=seed,
                 )

@@ -87,6 +87,11 @@ class Votes:
         Air temperature [°C], NaN where unknown (the slope then ignores the row).
     occupant
         Who voted (any hashable id), ``None`` where unknown.
+    dissatisfied
+        Whether the vote says dissatisfied (1: ±2 or ±3, else 0; −1 without a vote); ``None``
+        when the model has no dissatisfied head (then ``p_dissatisfied`` is too).
+    p_dissatisfied
+        The dissatisfied head's probability of each row (NaN where it gave none).
     """
 
     logp: FloatArray
@@ -94,15 +99,21 @@ class Votes:
     day: FloatArray
     ta: FloatArray
     occupant: ObjectArray
+    dissatisfied: IntArray | None = None
+    p_dissatisfied: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.y)
-        if self.logp.shape != (n, 3) or not all(
-            len(a) == n for a in (self.day, self.ta, self.occupant)
+        head = [a for a in (self.dissatisfied, self.p_dissatisfied) if a is not None]
+        if (
+            self.logp.shape != (n, 3)
+            or not all(len(a) == n for a in (self.day, self.ta, self.occupant, *head))
+            or len(head) == 1
         ):
             raise ValueError(
                 f"votes need one row each: logp {self.logp.shape}, y {n}, day {len(self.day)}, "
-                f"ta {len(self.ta)}, occupant {len(self.occupant)}"
+                f"ta {len(self.ta)}, occupant {len(self.occupant)}, dissatisfied "
+                f"{[len(a) for a in head]} (both or neither)"
             )
 
     def __len__(self) -> int:
@@ -110,19 +121,28 @@ class Votes:
 
     @classmethod
     def join(cls, *parts: Votes) -> Votes:
-        """The rows of ``parts``, one after the other."""
+        """The rows of ``parts``, one after the other (the head's answers if all have them)."""
+        head = all(p.dissatisfied is not None for p in parts)
         return cls(
             np.vstack([p.logp for p in parts]),
             np.concatenate([p.y for p in parts]),
             np.concatenate([p.day for p in parts]),
             np.concatenate([p.ta for p in parts]),
             np.concatenate([p.occupant for p in parts]),
+            np.concatenate([p.dissatisfied for p in parts]) if head else None,
+            np.concatenate([p.p_dissatisfied for p in parts]) if head else None,
         )
 
     def take(self, rows: IntArray) -> Votes:
         """The votes of ``rows`` (indices)."""
         return Votes(
-            self.logp[rows], self.y[rows], self.day[rows], self.ta[rows], self.occupant[rows]
+            self.logp[rows],
+            self.y[rows],
+            self.day[rows],
+            self.ta[rows],
+            self.occupant[rows],
+            None if self.dissatisfied is None else self.dissatisfied[rows],
+            None if self.p_dissatisfied is None else self.p_dissatisfied[rows],
         )
 
 
@@ -136,11 +156,14 @@ class AdjustmentState(BaseModel):
     reference_ta: float
     cap: float = Field(gt=0)
     votes: int = Field(ge=0)
+    dissatisfied: float = 0.0
 
 
 @dataclass(frozen=True)
 class SiteAdjustment:
-    """What a site's earlier votes teach: offsets [nats], slope [nats/K], occupants' offsets."""
+    """What a site's earlier votes teach: offsets [nats], slope [nats/K], occupants' offsets,
+    and the offset of the dissatisfied head's logit [nats].
+    """
 
     offset: FloatArray
     slope: float
@@ -148,6 +171,7 @@ class SiteAdjustment:
     cap: float
     votes: int
     occupants: Mapping[object, FloatArray] = field(default_factory=dict)
+    dissatisfied: float = 0.0
 
     @classmethod
     def none(cls, cap: float = 3.0) -> SiteAdjustment:
@@ -165,6 +189,7 @@ class SiteAdjustment:
             reference_ta=self.reference_ta,
             cap=self.cap,
             votes=self.votes,
+            dissatisfied=self.dissatisfied,
         )
         return state.model_dump_json()
 
@@ -182,7 +207,14 @@ class SiteAdjustment:
         except ValidationError as exc:
             raise ValueError(f"not a site adjustment's state: {exc}") from None
         offset = np.asarray(state.offset, dtype=np.float64)
-        return cls(offset, state.slope, state.reference_ta, state.cap, state.votes)
+        return cls(
+            offset,
+            state.slope,
+            state.reference_ta,
+            state.cap,
+            state.votes,
+            dissatisfied=state.dissatisfied,
+        )
 
     def shift(self, ta: FloatArray, occupant: ObjectArray | None = None) -> FloatArray:
         """Each row's change of log-probabilities [nats] (rows × 3, centred, clipped)."""
@@ -206,6 +238,28 @@ class SiteAdjustment:
         if self.votes == 0:
             return logp
         return log_normalise(logp + self.shift(ta, occupant))
+
+    def apply_dissatisfied(self, p: FloatArray) -> FloatArray:
+        """The dissatisfied head's adapted probabilities of rows (NaN stays NaN)."""
+        if self.votes == 0 or self.dissatisfied == 0.0:
+            return p
+        return shift_dissatisfied(p, self.dissatisfied, self.cap)
+
+
+def shift_dissatisfied(
+    p: FloatArray, offset: FloatArray | float, cap: FloatArray | float
+) -> FloatArray:
+    """The dissatisfied head's probabilities with ``offset`` added to their logit [nats],
+    clipped at ± ``cap`` (one offset for all rows, or one per row).
+
+    Examples
+    --------
+    >>> shift_dissatisfied(np.array([0.5, 0.2]), np.log(3.0), 3.0).round(3).tolist()
+    [0.75, 0.429]
+    """
+    logit = np.log(np.clip(p, 1e-12, 1.0)) - np.log(np.clip(1.0 - p, 1e-12, 1.0))
+    shifted = logit + np.clip(offset, -np.asarray(cap), np.asarray(cap))
+    return np.asarray(1.0 / (1.0 + np.exp(-shifted)), dtype=np.float64)
 
 
 def shifts(
@@ -254,7 +308,7 @@ def map_offsets(
     Parameters
     ----------
     z
-        Offsets: the model's log-probabilities (rows × 3) [nats].
+        Offsets: the model's log-probabilities (rows × classes) [nats].
     y
         Class indices.
     weights
@@ -270,7 +324,7 @@ def map_offsets(
         ``θ``, one per coefficient.
     """
     theta = np.zeros(len(precision))
-    target = np.eye(3)[y]
+    target = np.eye(z.shape[1])[y]
     for _ in range(MAX_STEPS):
         p = np.exp(log_normalise(z + np.tensordot(theta, design, axes=1)))
         gradient = np.einsum("tij,ij->t", design, (p - target) * weights[:, None])
@@ -339,7 +393,24 @@ def fit_site(
         site_logp = votes.logp + np.tensordot(theta, design, axes=1)
         strength = settings.strength * settings.occupant_ratio
         learned = _occupants(votes, site_logp, weights, strength, occupants)
-    return SiteAdjustment(offset, slope, reference, settings.cap, n, learned)
+    dissatisfied = _dissatisfied(votes, weights, settings.strength)
+    return SiteAdjustment(offset, slope, reference, settings.cap, n, learned, dissatisfied)
+
+
+def _dissatisfied(votes: Votes, weights: FloatArray, strength: float) -> float:
+    """The offset of the dissatisfied head's logit the votes teach [nats], under a prior of
+    precision ``strength`` [votes]; 0 without the head's answers.
+    """
+    if votes.dissatisfied is None or votes.p_dissatisfied is None:
+        return 0.0
+    rows = np.flatnonzero((votes.dissatisfied >= 0) & ~np.isnan(votes.p_dissatisfied))
+    if rows.size == 0:
+        return 0.0
+    p = np.clip(votes.p_dissatisfied[rows], 1e-12, 1.0 - 1e-12)
+    z = np.log(np.column_stack([1.0 - p, p]))
+    design = np.broadcast_to(np.array([0.0, 1.0]), (1, rows.size, 2))
+    theta = map_offsets(z, votes.dissatisfied[rows], weights[rows], design, np.array([strength]))
+    return float(theta[0])
 
 
 def fit_latest(votes: Votes, settings: AdaptationSettings) -> SiteAdjustment:

@@ -395,7 +395,8 @@ def head_checks(report: dict[str, HeadEvaluation] | None, min_gain: float = 0.0)
 def adaptation_checks(summary: AdaptationSummary | None, min_votes: int) -> list[GateCheck]:
     """Site adaptation makes no bucket of earlier votes worse: in every bucket of at least
     ``min_votes`` votes, adapted answers are not worse than zero-shot beyond the interval of
-    the difference (macro-F1's upper bound below zero, or log loss's lower bound above it).
+    the difference (macro-F1's upper bound below zero, or log loss's or the dissatisfied head's
+    Brier score's lower bound above it).
     Smaller buckets are shown in the report, not judged; none for a model without adaptation.
     """
     if summary is None:
@@ -405,7 +406,14 @@ def adaptation_checks(summary: AdaptationSummary | None, min_votes: int) -> list
         if bucket["bucket"] == "0" or bucket["votes"] < min_votes:
             continue  # no earlier vote: answered zero-shot
         f1, loss = bucket["macro_f1_gain"], bucket["log_loss_change"]
-        worse = f1["high"] < 0 or loss["low"] > 0
+        brier = bucket.get("dissatisfied_brier_change")
+        worse = f1["high"] < 0 or loss["low"] > 0 or (brier is not None and brier["low"] > 0)
+        head = (
+            ""
+            if brier is None
+            else f", dissatisfied Brier {brier['value']:+.4f} ({brier['low']:+.4f}, "
+            f"{brier['high']:+.4f})"
+        )
         checks.append(
             GateCheck(
                 f"site adaptation with {bucket['bucket']} earlier votes",
@@ -413,7 +421,7 @@ def adaptation_checks(summary: AdaptationSummary | None, min_votes: int) -> list
                 not worse,
                 f"{bucket['votes']:,} votes of {bucket['buildings']} buildings replayed: "
                 f"macro-F1 {f1['value']:+.4f} ({f1['low']:+.4f}, {f1['high']:+.4f}), log loss "
-                f"{loss['value']:+.4f} ({loss['low']:+.4f}, {loss['high']:+.4f}) against "
+                f"{loss['value']:+.4f} ({loss['low']:+.4f}, {loss['high']:+.4f}){head} against "
                 "zero-shot (95 % over buildings; refused when wholly worse)",
                 f1["value"],
                 0.0,

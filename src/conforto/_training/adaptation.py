@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from conforto._adaptation.frame import votes_of
 from conforto._adaptation.replay import choose_strength
-from conforto._adaptation.report import BucketScores, by_earlier_votes, compare
+from conforto._adaptation.report import BucketScores, Dissatisfied, by_earlier_votes, compare
 from conforto._scoring import oof
 from conforto._uncertainty.calibration import cross_conformal_sets
 
@@ -64,8 +64,9 @@ def adapt_out_of_fold(
     ----------
     predictions
         The cross-validation's predictions frame (``fold``, ``building_id``, ``y``, ``p_*``,
-        ``timestamp``, ``ta``, ``subject_id``); gains the ``adapted_*`` probabilities and
-        ``adapted_votes`` (earlier votes of the row's site used) in place.
+        ``timestamp``, ``ta``, ``subject_id``; ``dissatisfied`` and ``p_dissatisfied`` with a
+        dissatisfied head); gains the ``adapted_*`` probabilities (``adapted_dissatisfied``
+        too) and ``adapted_votes`` (earlier votes of the row's site used) in place.
     class_weights
         Each fold's decision weights (cool, neutral, warm), by fold number.
     settings
@@ -90,6 +91,15 @@ def adapt_out_of_fold(
     for name, column in zip(oof.columns("adapted"), adapted.T, strict=True):
         predictions[name] = column
     predictions["adapted_votes"] = choice.replay.votes
+    head: Dissatisfied | None = None
+    adapted_head = choice.replay.p_dissatisfied
+    if (
+        votes.dissatisfied is not None
+        and votes.p_dissatisfied is not None
+        and adapted_head is not None
+    ):
+        predictions["adapted_dissatisfied"] = adapted_head
+        head = (votes.dissatisfied, votes.p_dissatisfied, adapted_head)
     zero_shot = oof.probabilities(predictions)
     weights = np.asarray(class_weights, dtype=np.float64)[folds]
     used = choice.replay.votes
@@ -101,7 +111,15 @@ def adapt_out_of_fold(
         strength_by_fold=[choice.by_fold[k] for k in sorted(choice.by_fold)],
         log_loss_by_strength={f"{s:g}": loss for s, loss in choice.losses.items()},
         buckets=by_earlier_votes(
-            votes.y, zero_shot, adapted, used, weights, buildings, covered=covered, seed=seed
+            votes.y,
+            zero_shot,
+            adapted,
+            used,
+            weights,
+            buildings,
+            covered=covered,
+            dissatisfied=head,
+            seed=seed,
         ),
         headline=compare(
             votes.y[headline],
@@ -111,6 +129,9 @@ def adapt_out_of_fold(
             buildings[headline],
             label=f"{HEADLINE_VOTES}+",
             covered=(covered[0][headline], covered[1][headline]),
+            dissatisfied=None
+            if head is None
+            else (head[0][headline], head[1][headline], head[2][headline]),
             seed=seed,
         )
         if headline.any()

@@ -320,13 +320,16 @@ def _coverage_figure(report: CoverageReport) -> str:
 def _adaptation_figure(summary: AdaptationSummary) -> str:
     """The learning curve: what site adaptation changes, by number of earlier votes."""
     buckets = summary["buckets"]
-    fig = new_figure(8.0, 3.2)
-    panels = (
+    panels = [
         ("macro-F1 gain", [b["macro_f1_gain"] for b in buckets]),
         ("log-loss change [nats]", [b["log_loss_change"] for b in buckets]),
-    )
+    ]
+    if all("dissatisfied_brier_change" in b for b in buckets):
+        brier = [b["dissatisfied_brier_change"] for b in buckets]
+        panels.append(("dissatisfied Brier change", brier))
+    fig = new_figure(4.0 * len(panels), 3.2)
     for k, (label, differences) in enumerate(panels):
-        ax = fig.add_subplot(1, 2, k + 1)
+        ax = fig.add_subplot(1, len(panels), k + 1)
         values = np.array([d["value"] for d in differences])
         low = values - np.array([d["low"] for d in differences])
         high = np.array([d["high"] for d in differences]) - values

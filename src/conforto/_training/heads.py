@@ -389,24 +389,38 @@ def _missing(labels: dict[str, FloatArray], fold_of: IntArray) -> str | None:
 
 def train_heads(
     fit: SensationFit, *, seed: int = 0
-) -> tuple[Heads | None, dict[str, HeadEvaluation] | str]:
+) -> tuple[Heads | None, dict[str, HeadEvaluation] | str, dict[str, HeadCV]]:
     """Cross-validate, judge and fit the heads; none when the data lacks the answers.
 
     Returns
     -------
     tuple
-        The final heads and their report (:func:`heads_report`); when skipped, ``None`` and
-        why.
+        The final heads, their report (:func:`heads_report`) and their cross-validation; when
+        skipped, ``None``, why, and no cross-validation.
     """
     from conforto._physics.features import comfort_features
 
     reason = _missing(targets(fit.rows), fit.fold_of)
     if reason is not None:
-        return None, reason
+        return None, reason, {}
     comfort = comfort_features(fit.rows, ["pmv_iso", "ppd_iso"])
     cv = cross_validate_heads(fit, comfort)
     heads = fit_heads(fit, cv, comfort["pmv_iso"].to_numpy())
-    return heads, heads_report(cv, seed=seed)
+    return heads, heads_report(cv, seed=seed), cv
+
+
+def add_dissatisfied(predictions: pd.DataFrame, cv: dict[str, HeadCV]) -> None:
+    """Add the dissatisfied head's labels (``dissatisfied``: 1, 0, −1 where none) and its
+    out-of-fold probabilities (``p_dissatisfied``, NaN where none) to the cross-validation's
+    predictions frame (one row per training row), in place; nothing without the head.
+    """
+    head = cv.get("dissatisfied")
+    if head is None:
+        return
+    labels, proba = np.full(len(predictions), -1, dtype=np.int64), np.full(len(predictions), np.nan)
+    labels[head.rows] = head.y
+    proba[head.rows] = head.proba[:, 1]
+    predictions["dissatisfied"], predictions["p_dissatisfied"] = labels, proba
 
 
 #: Each head's physics baseline, the one the gate holds it to.

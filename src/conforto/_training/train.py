@@ -25,7 +25,7 @@ from conforto._training.adaptation import adapt_out_of_fold
 from conforto._training.baselines import ProbabilisticPMV, logistic_candidate, majority_proba
 from conforto._training.booster import FittedBooster, TrainConfig, fit_booster, group_folds
 from conforto._training.evaluate import summarise
-from conforto._training.heads import SensationFit, train_heads
+from conforto._training.heads import SensationFit, add_dissatisfied, train_heads
 from conforto._training.random_split import random_split_metrics
 from conforto._training.summary import FoldFit, MetricsFile
 from conforto._uncertainty.calibration import calibrate_frame, coverage_report
@@ -257,7 +257,8 @@ def train_model(
         fit = SensationFit(
             matrix, rows, groups, spec, cv.fold_of, cv.tuned, (final.params, final.rounds)
         )
-        heads, heads_report = train_heads(fit, seed=config.seed)
+        heads, heads_report, heads_cv = train_heads(fit, seed=config.seed)
+    add_dissatisfied(cv.predictions, heads_cv)  # its answers are adapted in the replay too
     summary = summarise(cv.predictions, seed=config.seed)
     if isinstance(heads_report, str):
         summary["heads_skipped"] = heads_report
