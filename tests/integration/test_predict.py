@@ -314,10 +314,13 @@ def test_a_replay_answers_each_row_from_its_sites_earlier_days_only(
     zero_shot = tmp_path / "zero-shot.csv"
     assert _predict(trained_model, votes_csv, zero_shot).exit_code == 0
     plain = pd.read_csv(zero_shot)
-    columns = ["p_cool", "p_neutral", "p_warm"]
+    columns = ["p_cool", "p_neutral", "p_warm", "p_dissatisfied"]  # the head adapts too
     nothing = replayed["adapted_votes"] == 0
     np.testing.assert_allclose(replayed.loc[nothing, columns], plain.loc[nothing, columns])
-    assert not np.allclose(replayed.loc[~nothing, columns], plain.loc[~nothing, columns])
+    for column in columns:
+        assert not np.allclose(replayed.loc[~nothing, column], plain.loc[~nothing, column])
+    own = ["p_unacceptable", "p_prefer_cooler"]  # the other responses stay the model's
+    np.testing.assert_allclose(replayed[own], plain[own])
     # a building's later votes blanked: none of the answers up to that day changes
     building = source["building_id"].value_counts().index[0]
     cut = _middle_day(day[source["building_id"] == building])
@@ -368,7 +371,7 @@ def test_votes_of_a_file_teach_new_rows_as_the_replay_would(
     assert taught["record_id"].tolist() == asked["record_id"].tolist()
     # the first day asked learns exactly what the replay learns for it: the days before
     first = (day[asked.index] == cut).to_numpy() & asked["timestamp"].notna().to_numpy()
-    columns = ["p_cool", "p_neutral", "p_warm", "adapted_votes"]
+    columns = ["p_cool", "p_neutral", "p_warm", "p_dissatisfied", "adapted_votes"]
     expected = replayed.loc[asked.index[first], columns].to_numpy()
     np.testing.assert_allclose(taught.loc[first, columns].to_numpy(), expected)
     # undated rows learn from every earlier vote of their site

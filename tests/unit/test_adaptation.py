@@ -24,7 +24,7 @@ from conforto._adaptation.site import (
     fit_site,
 )
 from conforto._lifecycle.gate_checks import adaptation_checks
-from conforto._model.adapted import replayed
+from conforto._model.adapted import Answers, replayed
 from conforto._training.adaptation import AdaptationSummary, adapt_out_of_fold
 from conforto.errors import ArtifactError
 from tests.factories import bare_model, manifest_of
@@ -391,10 +391,11 @@ def test_the_gate_refuses_a_large_bucket_made_worse_and_only_shows_small_ones() 
 
 def test_a_model_trained_before_adaptation_refuses_to_replay() -> None:
     frame = pd.DataFrame({"building_id": [1.0], "timestamp": ["2020-01-01"], "ta": [24.0]})
-    proba = np.array([[0.3, 0.4, 0.3]])
+    answers = Answers(np.array([[0.3, 0.4, 0.3]]), np.full((1, 5), np.nan))
     with pytest.raises(ArtifactError, match="trained before site adaptation"):
-        replayed(bare_model(), frame, np.array([True]), proba)
+        replayed(bare_model(), frame, np.array([True]), answers)
     adapting = bare_model(manifest=manifest_of(adaptation=AdaptationSettings()))
-    adapted, used = replayed(adapting, frame, np.array([True]), proba)
-    np.testing.assert_array_equal(adapted, proba)  # nothing earlier to learn from
-    assert used.tolist() == [0]
+    adapted = replayed(adapting, frame, np.array([True]), answers)
+    np.testing.assert_array_equal(adapted.proba, answers.proba)  # nothing earlier to learn from
+    assert adapted.used is not None
+    assert adapted.used.tolist() == [0]

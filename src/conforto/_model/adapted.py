@@ -20,7 +20,8 @@ import pandas as pd
 from conforto._adaptation.frame import votes_from
 from conforto._adaptation.replay import Replay, replay
 from conforto._adaptation.site import AdaptationSettings, Votes
-from conforto._data.target import sensation_class
+from conforto._data.target import sensation_class, sensation_vote
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.errors import ArtifactError, ColumnError
 
 if TYPE_CHECKING:
@@ -34,21 +35,38 @@ BoolArray = npt.NDArray[np.bool_]
 @dataclass(frozen=True)
 class EarlierVotes:
     """A file of earlier votes, as :func:`taught` learns from it: the rows the model scored
-    (canonical columns) and its zero-shot probabilities of them (rows × 3).
+    (canonical columns), its zero-shot probabilities of them (rows × 3) and its occupants'
+    responses (rows × 5, NaN without heads).
     """
 
     rows: pd.DataFrame
     proba: FloatArray
+    responses: FloatArray
 
 
+@dataclass(frozen=True)
+class Answers:
+    """Rows' answers: probabilities (rows × 3), occupants' responses (rows × 5, the heads'
+    :data:`~conforto._model.heads.COLUMNS`; NaN without heads) and, once adapted, how many
+    earlier votes of its site each used.
+    """
+
+    proba: FloatArray
+    responses: FloatArray
+    used: IntArray | None = None
+
+
+#: Where the dissatisfied head's probability is among the occupants' responses.
+DISSATISFIED = HEAD_COLUMNS.index("p_dissatisfied")
 #: Columns a replay reads besides the model's inputs.
 REPLAY_COLUMNS = frozenset({"site", "building_id", "timestamp", "thermal_sensation", "subject_id"})
 
 
 def replayed(
-    model: ThermalModel, frame: pd.DataFrame, scored: BoolArray, proba: FloatArray
-) -> tuple[FloatArray, IntArray]:
-    """The adapted probabilities of the scored rows, and how many earlier votes each used.
+    model: ThermalModel, frame: pd.DataFrame, scored: BoolArray, answers: Answers
+) -> Answers:
+    """The scored rows' answers adapted as the replay does, with how many earlier votes each
+    used (the dissatisfied head's answers adapted too; the other responses stay the model's).
 
     Parameters
     ----------
@@ -60,13 +78,8 @@ def replayed(
         ``subject_id`` when known.
     scored
         The rows the model answered.
-    proba
-        Its zero-shot probabilities (rows × 3, NaN where not scored).
-
-    Returns
-    -------
-    tuple
-        Probabilities (rows × 3) and ``adapted_votes`` per row (0 where nothing was learned).
+    answers
+        Its zero-shot answers (NaN where not scored).
 
     Raises
     ------
@@ -78,19 +91,17 @@ def replayed(
     settings = _settings(model)
     site = _site(frame, "the file", needs=("timestamp",))
     rows = frame.loc[scored]
-    votes = _votes(rows, proba[scored], site)
-    answered = replay(votes, rows[site].to_numpy(dtype=object), settings)
-    return _spread(proba, scored, answered)
+    votes = _votes(rows, answers.proba[scored], answers.responses[scored], site)
+    return _spread(answers, scored, replay(votes, rows[site].to_numpy(dtype=object), settings))
 
 
 def taught(
     model: ThermalModel,
     frame: pd.DataFrame,
     scored: BoolArray,
-    proba: FloatArray,
-    earlier: pd.DataFrame,
-    earlier_proba: FloatArray,
-) -> tuple[FloatArray, IntArray]:
+    answers: Answers,
+    earlier: EarlierVotes,
+) -> Answers:
     """New rows answered with what a file of earlier votes teaches about their sites.
 
     A dated row learns from its site's votes of the days before its own; an undated row from
@@ -98,13 +109,11 @@ def taught(
 
     Parameters
     ----------
-    model, frame, scored, proba
+    model, frame, scored, answers
         As for :func:`replayed`: the rows to answer (their own votes, if any, teach nothing).
     earlier
-        The votes: ``site`` or ``building_id``, ``timestamp``, ``thermal_sensation``, ``ta``,
-        ``subject_id`` when known; the rows the model scored.
-    earlier_proba
-        The model's zero-shot probabilities of ``earlier`` (rows × 3).
+        The votes (``site`` or ``building_id``, ``timestamp``, ``thermal_sensation``, ``ta``,
+        ``subject_id`` when known), scored.
 
     Raises
     ------
@@ -113,20 +122,25 @@ def taught(
     """
     settings = _settings(model)
     site = _site(frame, "the file", needs=())
-    voted_site = _site(earlier, "the votes", needs=("timestamp",))
+    voted_site = _site(earlier.rows, "the votes", needs=("timestamp",))
     rows = frame.loc[scored]
-    asked = _votes(rows, proba[scored], site, teach=False)
-    known = _votes(earlier, earlier_proba, voted_site)
+    asked = _votes(rows, answers.proba[scored], answers.responses[scored], site, teach=False)
+    known = _votes(earlier.rows, earlier.proba, earlier.responses, voted_site)
     sites = np.concatenate(
-        [earlier[voted_site].to_numpy(dtype=object), rows[site].to_numpy(dtype=object)]
+        [earlier.rows[voted_site].to_numpy(dtype=object), rows[site].to_numpy(dtype=object)]
     )
     last = pd.Series(known.day).groupby(sites[: len(known)]).max()
     after = pd.Series(rows[site].to_numpy(dtype=object)).map(last).to_numpy(dtype=np.float64) + 1
     asked = replace(asked, day=np.where(np.isnan(asked.day), after, asked.day))
 
     answered = replay(Votes.join(known, asked), sites, settings)
-    mine = Replay(answered.logp[len(known) :], answered.votes[len(known) :])
-    return _spread(proba, scored, mine)
+    head = answered.p_dissatisfied
+    mine = Replay(
+        answered.logp[len(known) :],
+        answered.votes[len(known) :],
+        None if head is None else head[len(known) :],
+    )
+    return _spread(answers, scored, mine)
 
 
 def _settings(model: ThermalModel) -> AdaptationSettings:
@@ -152,18 +166,29 @@ def _site(frame: pd.DataFrame, what: str, *, needs: tuple[str, ...]) -> str:
     return site
 
 
-def _votes(rows: pd.DataFrame, proba: FloatArray, site: str, *, teach: bool = True) -> Votes:
-    """The adaptation's view of scored rows: their answers and, when ``teach``, their votes."""
+def _votes(
+    rows: pd.DataFrame, proba: FloatArray, responses: FloatArray, site: str, *, teach: bool = True
+) -> Votes:
+    """The adaptation's view of scored rows: their answers (the dissatisfied head's too, when
+    the model has heads) and, when ``teach``, their votes.
+    """
     labels = np.full(len(rows), -1, dtype=np.int64)
+    upset = np.full(len(rows), -1, dtype=np.int64)
     if teach and "thermal_sensation" in rows.columns:
-        vote = sensation_class(rows["thermal_sensation"])
-        labels = np.where(np.isnan(vote), -1, vote).astype(np.int64)
-    return votes_from(rows, proba, labels, site=site)
+        vote = sensation_vote(rows["thermal_sensation"])
+        labels = np.where(np.isnan(vote), -1, sensation_class(vote)).astype(np.int64)
+        upset = np.where(np.isnan(vote), -1, np.abs(vote) >= 2).astype(np.int64)
+    head = responses[:, DISSATISFIED]
+    dissatisfied = None if np.isnan(head).all() else (upset, head)
+    return votes_from(rows, proba, labels, site=site, dissatisfied=dissatisfied)
 
 
-def _spread(proba: FloatArray, scored: BoolArray, answered: Replay) -> tuple[FloatArray, IntArray]:
-    """Every row's probabilities and adapted votes, from the scored rows' replay."""
-    adapted, used = proba.copy(), np.zeros(len(proba), dtype=np.int64)
-    adapted[scored] = np.exp(answered.logp)
-    used[scored] = answered.votes
-    return adapted, used
+def _spread(answers: Answers, scored: BoolArray, replayed: Replay) -> Answers:
+    """Every row's answers and adapted votes, from the scored rows' replay."""
+    proba, responses = answers.proba.copy(), answers.responses.copy()
+    used = np.zeros(len(proba), dtype=np.int64)
+    proba[scored] = np.exp(replayed.logp)
+    used[scored] = replayed.votes
+    if replayed.p_dissatisfied is not None:
+        responses[scored, DISSATISFIED] = replayed.p_dissatisfied
+    return Answers(proba, responses, used)

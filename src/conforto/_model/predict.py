@@ -27,7 +27,7 @@ from conforto._data.columns import NUMERIC, resolve_columns, resolve_name, valid
 from conforto._data.load import coerce_numeric, read_table
 from conforto._data.target import CLASS_NAMES
 from conforto._fileio import atomic_writer
-from conforto._model.adapted import REPLAY_COLUMNS, EarlierVotes, replayed, taught
+from conforto._model.adapted import REPLAY_COLUMNS, Answers, EarlierVotes, replayed, taught
 from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto._model.inputs import REQUIRED_INPUTS, encode
 from conforto._physics.features import PHYSICS_INPUTS
@@ -140,8 +140,8 @@ def score_frame(
         Confidence level of the prediction sets (0.5 to 0.99).
     replay
         Answer each row adapted to its site by the votes of the site's earlier days, as the
-        day-by-day replay does (:mod:`conforto._model.adapted`; the occupants' responses stay
-        the model's own); adds ``adapted_votes``.
+        day-by-day replay does (:mod:`conforto._model.adapted`; of the occupants' responses,
+        the dissatisfied head's is adapted too); adds ``adapted_votes``.
     votes
         Earlier votes (scored) to answer each row adapted to its site by what they teach
         (:func:`conforto._model.adapted.taught`); adds ``adapted_votes``.
@@ -164,11 +164,12 @@ def score_frame(
     ok, proba, responses, reasons, flags = zero_shot(model, frame)
     labels = np.full(len(frame), None, dtype=object)
     sets = np.full(len(frame), None, dtype=object)
-    used = None
+    answers = Answers(proba, responses)
     if replay:
-        proba, used = replayed(model, frame, ok, proba)
+        answers = replayed(model, frame, ok, answers)
     elif votes is not None:
-        proba, used = taught(model, frame, ok, proba, votes.rows, votes.proba)
+        answers = taught(model, frame, ok, answers, votes)
+    proba, responses, used = answers.proba, answers.responses, answers.used
     if ok.any():
         decision = model.decide(proba[ok])
         labels[ok] = np.array(CLASS_NAMES, dtype=object)[decision]
@@ -232,10 +233,10 @@ def earlier_votes(
     if not frames:
         raise DataSourceError(f"{path} has no votes.")
     frame = _with_metadata(frames[0], metadata)
-    ok, proba, *_ = zero_shot(model, frame)
+    ok, proba, responses, *_ = zero_shot(model, frame)
     if not ok.any():
         raise DataSourceError(f"{path}: the model could score none of its rows (see 'reason').")
-    return EarlierVotes(frame.loc[ok].reset_index(drop=True), proba[ok])
+    return EarlierVotes(frame.loc[ok].reset_index(drop=True), proba[ok], responses[ok])
 
 
 def _with_metadata(frame: pd.DataFrame, buildings: pd.DataFrame | None) -> pd.DataFrame:
