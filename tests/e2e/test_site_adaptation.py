@@ -86,6 +86,9 @@ def test_two_instances_on_one_log_apply_the_same_adaptation(
         assert on_a["adaptation"]["zero_shot"] == first["probabilities"]
         assert on_a["adaptation"]["zero_shot_class"] == first["predicted_class"]
         assert on_a["probabilities"]["warm"] > first["probabilities"]["warm"]  # hot votes
+        assert on_a["adaptation"]["zero_shot_dissatisfied"] == first["dissatisfied"]
+        assert on_a["dissatisfied"] > first["dissatisfied"]  # +3: every one dissatisfied
+        assert on_a["unacceptable"] == first["unacceptable"]  # the model's own
         elsewhere = _adapted(b, {**ROOM, "site": "bloco B"})
         assert elsewhere["adaptation"] is None
         assert elsewhere["probabilities"] == first["probabilities"]

@@ -143,7 +143,13 @@ def test_a_version_1_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN site"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN arm"))
         conn.execute(sa.text("ALTER TABLE predictions DROP COLUMN kind"))
-        for name in (*ZERO_SHOT_FIELDS, "adapted_votes", "adaptation_version", "zero_shot_class"):
+        for name in (
+            *ZERO_SHOT_FIELDS,
+            "adapted_votes",
+            "adaptation_version",
+            "zero_shot_class",
+            "zero_shot_dissatisfied",
+        ):
             conn.execute(sa.text(f"ALTER TABLE predictions DROP COLUMN {name}"))
         conn.execute(sa.text("ALTER TABLE feedback DROP COLUMN client"))
         conn.execute(sa.text("DROP TABLE site_adaptations"))

@@ -43,7 +43,7 @@ def _answered(
     when: float = HOT_DAY,
     adaptation: Adaptation | None = None,
 ) -> PredictionRow:
-    prediction = answer("neutral", model_version=version, adaptation=adaptation)
+    prediction = answer("neutral", model_version=version, adaptation=adaptation, dissatisfied=0.2)
     return PredictionRow.of(prediction, {"ta": 26.0}, 1.0, site, now=when, arm=arm, kind=kind)
 
 
@@ -88,6 +88,7 @@ def test_only_occupants_votes_on_production_answers_for_a_site_count(log_url: st
     votes = database.site_votes(VERSION, "A", stale["A"], per_client=100)
     assert sorted(v.thermal_sensation for v in votes) == [-3.0, 3.0, 3.0]  # the latest of each
     assert all(v.zero_shot == (0.1, 0.3, 0.6) and v.ta == 26.0 for v in votes)
+    assert {v.dissatisfied for v in votes} == {0.2}
     assert list(database.stale_sites("4")) == ["A"]  # each version learns its own votes
     database.close()
 
@@ -142,22 +143,26 @@ def test_answers_for_a_site_are_adjusted_by_its_state_unless_switched_off(
     adaptations = learner(off=["B"])
     adaptations.refresh()
     proba = np.array([[0.2, 0.6, 0.2]] * 4)
-    adapted, applied = adaptations.adjust(
-        VERSION, proba, ["A", None, "B", "C"], [26.0, 26.0, None, 1]
+    upset = np.array([0.2, 0.2, 0.2, np.nan])
+    adapted, head, applied = adaptations.adjust(
+        VERSION, proba, ["A", None, "B", "C"], [26.0, 26.0, None, 1], upset
     )
     assert adapted[0, 2] > 0.2
     assert adapted[0].sum() == pytest.approx(1.0)
     assert adapted[1:].tolist() == proba[1:].tolist()  # no site, switched off, no votes
+    assert head is not None
+    assert head[0] > 0.2  # votes of +3: every one dissatisfied
+    np.testing.assert_array_equal(head[1:], upset[1:])
     assert applied == [adaptations.learned.sites["A"], None, None, None]
     both = learner()
     both.refresh()
     ta = np.array([20.0, 26.0, 30.0, np.nan])
-    mixed, _ = both.adjust(VERSION, proba, ["A", "B", "A", "B"], [*ta[:3], None])
+    mixed, _, _ = both.adjust(VERSION, proba, ["A", "B", "A", "B"], [*ta[:3], None])
     for i, site in enumerate(["A", "B", "A", "B"]):  # each row by its own site's state
         alone = SiteAdjustment.from_json(both.learned.sites[site].state)
         expected = np.exp(alone.apply(np.log(proba[i : i + 1]), ta[i : i + 1]))
         assert mixed[i] == pytest.approx(expected[0], abs=1e-12)
-    other, none = adaptations.adjust("4", proba, ["A"] * 4, [26.0] * 4)
+    other, _, none = adaptations.adjust("4", proba, ["A"] * 4, [26.0] * 4)
     assert other is proba
     assert none == [None] * 4
     database.close()
@@ -166,10 +171,11 @@ def test_answers_for_a_site_are_adjusted_by_its_state_unless_switched_off(
 def test_an_adapted_answer_teaches_from_its_zero_shot_probabilities(log_url: str) -> None:
     database = LogDatabase(log_url)
     zero_shot = Probabilities(0.5, 0.4, 0.1)
-    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, "cool", zero_shot))
+    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, "cool", zero_shot, 0.1))
     _voted(database, [adapted])
     [vote] = database.site_votes(VERSION, "A", 10**9, per_client=100)
     assert vote.zero_shot == (0.5, 0.4, 0.1)
+    assert vote.dissatisfied == 0.1  # the head's zero-shot answer, not the adapted 0.2
     stored = table_rows(log_url, predictions)[0]
     assert (stored["adapted_votes"], stored["adaptation_version"]) == (3, 7)
     assert stored["zero_shot_class"] == "cool"

@@ -38,6 +38,8 @@ class SiteVote:
         The air temperature asked about [°C], ``None`` when not given.
     thermal_sensation
         The occupant's vote on the 7-point scale.
+    dissatisfied
+        The model's P(dissatisfied) before any adaptation, ``None`` without heads.
     """
 
     feedback_id: int
@@ -45,6 +47,7 @@ class SiteVote:
     zero_shot: tuple[float, float, float]
     ta: float | None
     thermal_sensation: float
+    dissatisfied: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ def site_votes(
             sa.func.coalesce(predictions.c.zero_shot_cool, predictions.c.p_cool),
             sa.func.coalesce(predictions.c.zero_shot_neutral, predictions.c.p_neutral),
             sa.func.coalesce(predictions.c.zero_shot_warm, predictions.c.p_warm),
+            sa.func.coalesce(predictions.c.zero_shot_dissatisfied, predictions.c.p_dissatisfied),
             predictions.c.inputs,
         )
         .select_from(_voted)
@@ -135,7 +139,7 @@ def site_votes(
         .order_by(feedback.c.feedback_id)
     )
     latest: dict[str, tuple[str | None, SiteVote]] = {}  # by prediction: its latest vote
-    for vote_id, prediction_id, client, vote, created, cool, neutral, warm, inputs in rows:
+    for vote_id, prediction_id, client, vote, created, cool, neutral, warm, upset, inputs in rows:
         ta = inputs.get("ta") if isinstance(inputs, dict) else None
         latest[prediction_id] = (
             client,
@@ -145,6 +149,7 @@ def site_votes(
                 (float(cool), float(neutral), float(warm)),
                 None if ta is None else float(ta),
                 float(vote),
+                None if upset is None else float(upset),
             ),
         )
     kept: list[SiteVote] = []

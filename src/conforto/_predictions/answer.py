@@ -52,6 +52,10 @@ class Adaptation:
     zero_shot: Annotated[
         Probabilities, Field(description="The model's probabilities without the adaptation.")
     ]
+    zero_shot_dissatisfied: Annotated[
+        float | None,
+        Field(description="The model's P(dissatisfied) without the adaptation (null: no heads)."),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True)

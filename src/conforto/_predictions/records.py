@@ -49,7 +49,7 @@ class PredictionRow:
         ``canary`` when a challenger answered it; ``None``: production.
     kind
         Who asked (:data:`Kind`).
-    zero_shot_cool, zero_shot_neutral, zero_shot_warm, zero_shot_class
+    zero_shot_cool, zero_shot_neutral, zero_shot_warm, zero_shot_class, zero_shot_dissatisfied
         The model's answer before site adaptation adjusted it (``None``: it did not).
     adapted_votes, adaptation_version
         The votes the adaptation learned from, and its state's version (its last vote's id).
@@ -82,6 +82,7 @@ class PredictionRow:
     adapted_votes: int | None = None
     adaptation_version: int | None = None
     zero_shot_class: str | None = None
+    zero_shot_dissatisfied: float | None = None
 
     @classmethod
     def of(
@@ -126,6 +127,7 @@ class PredictionRow:
             None if adapted is None else adapted.votes,
             None if adapted is None else adapted.version,
             None if adapted is None else adapted.zero_shot_class,
+            None if adapted is None else adapted.zero_shot_dissatisfied,
         )
 
 

@@ -59,6 +59,7 @@ predictions = sa.Table(
     sa.Column("adapted_votes", sa.Integer),
     sa.Column("adaptation_version", sa.BigInteger),
     sa.Column("zero_shot_class", sa.String(8)),
+    sa.Column("zero_shot_dissatisfied", sa.Float),
 )
 #: A shadow challenger's answers, beside production's (same ``prediction_id``).
 shadow = sa.Table(
@@ -176,6 +177,7 @@ def _add_adaptation(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adapted_votes INTEGER"))
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN adaptation_version BIGINT"))
     conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN zero_shot_class VARCHAR(8)"))
+    conn.execute(sa.text("ALTER TABLE predictions ADD COLUMN zero_shot_dissatisfied FLOAT"))
     conn.execute(sa.text("ALTER TABLE feedback ADD COLUMN client VARCHAR(64)"))
 
 

@@ -18,8 +18,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from conforto._adaptation.site import SiteAdjustment, Votes, fit_latest, log_normalise, shifts
-from conforto._data.target import sensation_class
+from conforto._adaptation.site import (
+    SiteAdjustment,
+    Votes,
+    fit_latest,
+    log_normalise,
+    shift_dissatisfied,
+    shifts,
+)
+from conforto._data.target import sensation_class, sensation_vote
 from conforto._predictions.adaptations import SiteState
 from conforto._serving import telemetry
 from conforto.errors import LogUnavailable
@@ -52,6 +59,7 @@ class Learned:
     slope: FloatArray = field(default_factory=lambda: np.zeros(0))
     reference_ta: FloatArray = field(default_factory=lambda: np.zeros(0))
     cap: FloatArray = field(default_factory=lambda: np.zeros(0))
+    dissatisfied: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def of(cls, model_version: str, states: Sequence[SiteState]) -> Learned:
@@ -65,18 +73,26 @@ class Learned:
             np.array([a.slope for a in learned], dtype=np.float64),
             np.array([a.reference_ta for a in learned], dtype=np.float64),
             np.array([a.cap for a in learned], dtype=np.float64),
+            np.array([a.dissatisfied for a in learned], dtype=np.float64),
         )
 
 
 def votes_of(rows: Sequence[SiteVote]) -> Votes:
-    """The adaptation's view of a site's votes (day: the UTC date of the prediction)."""
+    """The adaptation's view of a site's votes (day: the UTC date of the prediction; the
+    dissatisfied head's answers when the model has heads).
+    """
     zero_shot = np.array([v.zero_shot for v in rows], dtype=np.float64).reshape(len(rows), 3)
+    vote = sensation_vote([v.thermal_sensation for v in rows])
+    head = np.array([np.nan if v.dissatisfied is None else v.dissatisfied for v in rows])
+    known = not np.isnan(head).all()
     return Votes(
         logp=np.log(np.clip(zero_shot, SMALLEST, 1.0)),
-        y=sensation_class([v.thermal_sensation for v in rows]).astype(np.int64),
+        y=sensation_class(vote).astype(np.int64),
         day=np.floor(np.array([v.created for v in rows], dtype=np.float64) / SECONDS_A_DAY),
         ta=np.array([np.nan if v.ta is None else v.ta for v in rows], dtype=np.float64),
         occupant=np.full(len(rows), None, dtype=object),
+        dissatisfied=(np.abs(vote) >= 2).astype(np.int64) if known else None,
+        p_dissatisfied=head if known else None,
     )
 
 
@@ -147,11 +163,12 @@ class SiteAdaptations:
     def adjust(
         self,
         model_version: str,
-        proba: np.ndarray,
+        proba: FloatArray,
         sites: Sequence[str | None],
         ta: Sequence[float | None],
-    ) -> tuple[np.ndarray, list[SiteState | None]]:
-        """Rows' probabilities with their sites' adaptations, and the state each row had.
+        dissatisfied: FloatArray | None = None,
+    ) -> tuple[FloatArray, FloatArray | None, list[SiteState | None]]:
+        """Rows' answers with their sites' adaptations, and the state each row had.
 
         Parameters
         ----------
@@ -163,11 +180,18 @@ class SiteAdaptations:
             Each row's site, ``None`` where it names none.
         ta
             Each row's air temperature [°C], ``None`` where not given.
+        dissatisfied
+            The model's P(dissatisfied) of each row (NaN where none), without heads ``None``.
+
+        Returns
+        -------
+        tuple
+            The probabilities, P(dissatisfied) and each row's state (``None``: zero-shot).
         """
         learned = self.learned
         applied: list[SiteState | None] = [None] * len(proba)
         if learned.model_version != model_version or not learned.sites:
-            return proba, applied
+            return proba, dissatisfied, applied
         rows, at = [], []
         for i, site in enumerate(sites):
             k = learned.index.get(site) if site is not None and site not in self.off else None
@@ -176,19 +200,20 @@ class SiteAdaptations:
                 at.append(k)
                 applied[i] = learned.sites[site]  # type: ignore[index]
         if not rows:
-            return proba, applied
+            return proba, dissatisfied, applied
         temperature = np.array([np.nan if ta[i] is None else ta[i] for i in rows], dtype=float)
+        cap = learned.cap[at]
         change = shifts(
-            learned.offset[at],
-            learned.slope[at],
-            learned.reference_ta[at],
-            learned.cap[at],
-            temperature,
+            learned.offset[at], learned.slope[at], learned.reference_ta[at], cap, temperature
         )
         adapted = proba.copy()
         logp = np.log(np.clip(proba[rows], SMALLEST, 1.0))
         adapted[rows] = np.exp(log_normalise(logp + change))
-        return adapted, applied
+        if dissatisfied is not None:
+            dissatisfied = dissatisfied.copy()
+            head = learned.dissatisfied[at]
+            dissatisfied[rows] = shift_dissatisfied(dissatisfied[rows], head, cap)
+        return adapted, dissatisfied, applied
 
     def _run(self) -> None:
         while not self._stop.is_set():

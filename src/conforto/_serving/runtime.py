@@ -169,11 +169,11 @@ class Predictor:
         """:meth:`predict`'s answers, and the model matrix they were scored from."""
         matrix, physics, notes = self.matrix(observations)
         proba = self.model.predict_matrix(matrix)
-        proba, adapted = self.adapt(observations, proba, sites)
+        responses = self.responses(matrix)
+        proba, responses, adapted = self.adapt(observations, proba, responses, sites)
         decided = self.model.decide(proba)
         levels = levels or [None] * len(observations)
         sets, coverage = self.sets(observations, proba, decided, levels)
-        responses = self.responses(matrix)
         rows = zip(
             decided.tolist(),
             proba.tolist(),
@@ -211,27 +211,49 @@ class Predictor:
         ], matrix
 
     def adapt(
-        self, observations: Sequence[Observation], proba: np.ndarray, sites: Sequence[str | None]
-    ) -> tuple[np.ndarray, list[Adaptation | None]]:
-        """The answers with their sites' adaptations, and what each row had (``None``:
-        zero-shot).
+        self,
+        observations: Sequence[Observation],
+        proba: np.ndarray,
+        responses: list[Responses],
+        sites: Sequence[str | None],
+    ) -> tuple[np.ndarray, list[Responses], list[Adaptation | None]]:
+        """The answers with their sites' adaptations (P(dissatisfied) too; the other responses
+        stay the model's), and what each row had (``None``: zero-shot).
         """
         none: list[Adaptation | None] = [None] * len(observations)
         if self.adaptations is None or not any(sites):
-            return proba, none
+            return proba, responses, none
         ta = [_number(o.get("ta")) for o in observations]
-        adapted, states = self.adaptations.adjust(self.version, proba, sites, ta)
+        upset = None
+        if self.model.heads is not None:
+            upset = np.array([np.nan if r[0] is None else r[0] for r in responses])
+        adapted, adapted_upset, states = self.adaptations.adjust(
+            self.version, proba, sites, ta, upset
+        )
         if not any(states):
-            return proba, none
+            return proba, responses, none
         zero_shot = self.model.decide(proba).tolist()
-        return adapted, [
+        applied = [
             None
             if state is None
             else Adaptation(
-                state.site, state.votes, state.version, CLASS_NAMES[decision], Probabilities(*p)
+                state.site,
+                state.votes,
+                state.version,
+                CLASS_NAMES[decision],
+                Probabilities(*p),
+                answers[0],
             )
-            for state, decision, p in zip(states, zero_shot, proba.tolist(), strict=True)
+            for state, decision, p, answers in zip(
+                states, zero_shot, proba.tolist(), responses, strict=True
+            )
         ]
+        if adapted_upset is not None:
+            responses = [
+                answers if state is None else (float(d), *answers[1:])
+                for state, d, answers in zip(states, adapted_upset.tolist(), responses, strict=True)
+            ]
+        return adapted, responses, applied
 
     def responses(self, matrix: np.ndarray) -> list[Responses]:
         """Each row's occupant responses (``None`` each without the heads)."""
