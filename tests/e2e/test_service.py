@@ -77,7 +77,9 @@ def test_predict_returns_probabilities_pmv_and_notes(running: httpx.Client) -> N
         "dissatisfied",
         "unacceptable",
         "preference",
+        "adaptation",
     }
+    assert body["adaptation"] is None  # no site named: the model's own answer
     assert sum(body["probabilities"].values()) == pytest.approx(1.0)
     assert 0 < body["dissatisfied"] < 1
     assert 0 < body["unacceptable"] < 1

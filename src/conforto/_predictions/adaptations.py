@@ -6,7 +6,8 @@ explorer's or a smoke test's) naming that site; of several votes on one predicti
 counts. Each state learned is a new row of ``site_adaptations`` (never updated: the table is
 the audit trail of every change); the current state of a site is its row of the highest
 ``version``, the id of the last vote it learned. This module fits nothing: the service does
-(:mod:`conforto._serving.adaptation`).
+(:mod:`conforto._serving.adaptation`), through the writer process (:mod:`.sites` holds the
+types it sees).
 """
 
 from __future__ import annotations
@@ -14,72 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 import sqlalchemy as sa
 
 from conforto._predictions.records import OCCUPANT
 from conforto._predictions.schema import feedback, predictions, site_adaptations
-
-
-@dataclass(frozen=True, slots=True)
-class SiteVote:
-    """A vote that counts for its site's adaptation, with the answer it was given on.
-
-    Attributes
-    ----------
-    feedback_id
-        The vote's id (they increase as votes arrive).
-    created
-        When the prediction was answered [s since the epoch].
-    zero_shot
-        The model's probabilities (cool, neutral, warm) before any adaptation.
-    ta
-        The air temperature asked about [°C], ``None`` when not given.
-    thermal_sensation
-        The occupant's vote on the 7-point scale.
-    dissatisfied
-        The model's P(dissatisfied) before any adaptation, ``None`` without heads.
-    """
-
-    feedback_id: int
-    created: float
-    zero_shot: tuple[float, float, float]
-    ta: float | None
-    thermal_sensation: float
-    dissatisfied: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SiteState:
-    """A state of a site's adaptation to a model version: ``state`` is the adjustment as JSON
-    text, learned from ``votes`` votes up to the vote ``version``.
-    """
-
-    site: str
-    version: int
-    votes: int
-    state: str
-
-
-class AdaptationStore(Protocol):
-    """Site adaptation's calls to the log (:class:`~.writer.LogProcess`; each raises
-    :class:`~conforto.errors.LogUnavailable` when the database cannot be asked).
-    """
-
-    def stale_sites(self, model_version: str) -> dict[str, int]:
-        """See :func:`stale_sites`."""
-
-    def site_votes(
-        self, model_version: str, site: str, up_to: int, per_client: int
-    ) -> list[SiteVote]:
-        """See :func:`site_votes`."""
-
-    def record_state(self, model_version: str, learned: SiteState) -> bool:
-        """See :func:`record_state`; False when another instance recorded it first."""
-
-    def site_states(self, model_version: str) -> list[SiteState]:
-        """See :func:`current_states`."""
+from conforto._predictions.sites import SiteState, SiteVote
 
 
 def _counted(model_version: str) -> sa.ColumnElement[bool]:

@@ -37,8 +37,8 @@ from conforto.errors import ConfigError, ConfortoError, LogUnavailable
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from conforto._predictions.adaptations import SiteState, SiteVote
     from conforto._predictions.records import Row
+    from conforto._predictions.sites import SiteState, SiteVote
 
 
 def _columns(rows: Sequence[Row], **extra: str) -> list[dict[str, Any]]:

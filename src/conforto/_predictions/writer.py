@@ -25,8 +25,8 @@ from conforto.errors import ConfigError, LogUnavailable
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from conforto._predictions.adaptations import SiteState, SiteVote
     from conforto._predictions.drain import Drainer, DrainStatus
+    from conforto._predictions.sites import SiteState, SiteVote
     from conforto._predictions.store import LogDatabase
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from conforto._adaptation.site import (
     shifts,
 )
 from conforto._data.target import sensation_class, sensation_vote
-from conforto._predictions.adaptations import SiteState
+from conforto._predictions.sites import SiteState
 from conforto._serving import telemetry
 from conforto.errors import LogUnavailable
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from conforto._adaptation.site import AdaptationSettings
-    from conforto._predictions.adaptations import AdaptationStore, SiteVote
+    from conforto._predictions.sites import AdaptationStore, SiteVote
     from conforto._settings import SiteAdaptationServeSettings
 
 log = logging.getLogger(__name__)
