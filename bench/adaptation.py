@@ -10,7 +10,8 @@ each fold with the strength the other folds favour, for three methods:
 - ``site + occupant``: the same and each occupant's offsets on top (the default).
 
 For the votes with at least 20 earlier votes of their site (and by bucket of earlier votes):
-macro-F1 and log loss of each method against zero-shot, and of each method against the
+macro-F1 and log loss of each method against zero-shot (and the dissatisfied head's Brier score,
+for a model trained with the head's out-of-fold answers), and of each method against the
 baseline, with 95 % intervals that resample buildings (paired: one draw for both answers).
 
     .venv/bin/python bench/adaptation.py --model .conforto/models/latest
@@ -39,10 +40,14 @@ METHODS = {
 
 def _line(name: str, scores: BucketScores) -> str:
     f1, ll = scores["macro_f1_gain"], scores["log_loss_change"]
+    brier = scores.get("dissatisfied_brier_change")
+    head = ""
+    if brier is not None:
+        head = f"  ΔBrier {brier['value']:+.4f} ({brier['low']:+.4f}, {brier['high']:+.4f})"
     return (
         f"  {name:<34} {scores['votes']:>6} {scores['buildings']:>4}  "
         f"ΔF1 {f1['value']:+.4f} ({f1['low']:+.4f}, {f1['high']:+.4f})  "
-        f"Δlog loss {ll['value']:+.4f} ({ll['low']:+.4f}, {ll['high']:+.4f})"
+        f"Δlog loss {ll['value']:+.4f} ({ll['low']:+.4f}, {ll['high']:+.4f}){head}"
     )
 
 
@@ -66,9 +71,24 @@ def main() -> None:
         choice = choose_strength(votes, buildings, fold, settings)
         adapted[name] = np.exp(choice.replay.logp)
         used = choice.replay.votes
+        head = None
+        upset = choice.replay.p_dissatisfied
+        if (
+            votes.dissatisfied is not None
+            and votes.p_dissatisfied is not None
+            and upset is not None
+        ):
+            head = (votes.dissatisfied, votes.p_dissatisfied, upset)
         print(f"{name}: strength {choice.strength:g} (by fold {list(choice.by_fold.values())})")
         for scores in by_earlier_votes(
-            votes.y, zero, adapted[name], used, weights, buildings, reps=args.reps
+            votes.y,
+            zero,
+            adapted[name],
+            used,
+            weights,
+            buildings,
+            dissatisfied=head,
+            reps=args.reps,
         ):
             print(_line(f"earlier votes {scores['bucket']}", scores))
     head = used >= args.least

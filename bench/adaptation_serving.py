@@ -48,7 +48,7 @@ def _learned(predictor: Predictor, folder: Path) -> SiteAdaptations:
     votes = rng.integers(-3, 4, len(answers)).astype(float)
     database.write([VoteRow(a.prediction_id, v, now) for a, v in zip(answers, votes, strict=True)])
     adaptations = SiteAdaptations(database, SiteAdaptationServeSettings())
-    adaptations.follow(predictor.version, predictor.model.manifest.adaptation)
+    adaptations.follow(predictor.version, predictor.model.manifest.adaptation, predictor.zero_shot)
     adaptations.refresh()
     return adaptations
 

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import sqlalchemy as sa
 
@@ -22,15 +23,17 @@ from conforto._settings import SiteAdaptationServeSettings
 from tests.factories import answer, table_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
+    from conforto._model.inputs import Observation
     from conforto._predictions.records import Kind
 
 pytestmark = pytest.mark.integration
 
 VERSION = "3"
 LEARN = AdaptationSettings(strength=2.0)
+FloatArray = npt.NDArray[np.float64]
 HOT_DAY = 20_000 * 86_400.0  # a day in 2024 [s since the epoch]
 
 
@@ -52,6 +55,11 @@ def _voted(database: LogDatabase, rows: list[PredictionRow], vote: float = 3.0) 
     database.write([VoteRow(r.prediction_id, vote, time.time()) for r in rows])
 
 
+def _scored(rooms: Sequence[Observation]) -> tuple[FloatArray, FloatArray]:
+    """A model that answers every room (0.1, 0.3, 0.6), P(dissatisfied) 0.2."""
+    return np.tile([0.1, 0.3, 0.6], (len(rooms), 1)), np.full(len(rooms), 0.2)
+
+
 @pytest.fixture
 def learner(log_url: str) -> Iterator[Callable[..., SiteAdaptations]]:
     """Make learners of ``VERSION`` on the log (each with its own connections, as instances)."""
@@ -60,7 +68,7 @@ def learner(log_url: str) -> Iterator[Callable[..., SiteAdaptations]]:
     def make(**settings: Any) -> SiteAdaptations:
         opened.append(LogDatabase(log_url))
         made = SiteAdaptations(opened[-1], SiteAdaptationServeSettings(**settings))
-        made.follow(VERSION, LEARN)
+        made.follow(VERSION, LEARN, _scored)
         return made
 
     yield make
@@ -79,17 +87,17 @@ def test_only_occupants_votes_on_production_answers_for_a_site_count(log_url: st
             _answered("A", kind="explorer"),
             _answered("A", kind="smoke"),
             _answered("A", arm="canary"),
-            _answered("A", version="4"),
         ],
     )
+    counted.append(_answered("A", version="2"))  # an earlier version's answer teaches too
+    _voted(database, counted[-1:])
     database.write([VoteRow(counted[0].prediction_id, -3.0, time.time())])  # changed their mind
     stale = database.stale_sites(VERSION)
     assert list(stale) == ["A"]
-    votes = database.site_votes(VERSION, "A", stale["A"], per_client=100)
-    assert sorted(v.thermal_sensation for v in votes) == [-3.0, 3.0, 3.0]  # the latest of each
-    assert all(v.zero_shot == (0.1, 0.3, 0.6) and v.ta == 26.0 for v in votes)
-    assert {v.dissatisfied for v in votes} == {0.2}
-    assert list(database.stale_sites("4")) == ["A"]  # each version learns its own votes
+    votes = database.site_votes("A", stale["A"], per_client=100)
+    assert sorted(v.thermal_sensation for v in votes) == [-3.0, 3.0, 3.0, 3.0]  # the latest each
+    assert all(v.inputs == {"ta": 26.0} for v in votes)  # the rooms, for the model to score
+    assert stale == database.stale_sites("9")  # a new version learns from every vote
     database.close()
 
 
@@ -104,7 +112,7 @@ def test_one_client_teaches_a_site_at_most_its_latest_votes(log_url: str) -> Non
             for k, (r, sender) in enumerate(zip(rows, senders, strict=True))
         ]
     )
-    votes = database.site_votes(VERSION, "A", 10**9, per_client=3)
+    votes = database.site_votes("A", 10**9, per_client=3)
     assert [v.thermal_sensation for v in votes] == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     database.close()
 
@@ -168,17 +176,30 @@ def test_answers_for_a_site_are_adjusted_by_its_state_unless_switched_off(
     database.close()
 
 
-def test_an_adapted_answer_teaches_from_its_zero_shot_probabilities(log_url: str) -> None:
+def test_a_new_version_learns_from_votes_on_the_answers_of_the_one_before(
+    log_url: str, learner: Callable[..., SiteAdaptations]
+) -> None:
     database = LogDatabase(log_url)
     zero_shot = Probabilities(0.5, 0.4, 0.1)
-    adapted = _answered("A", adaptation=Adaptation("A", 3, 7, "cool", zero_shot, 0.1))
-    _voted(database, [adapted])
-    [vote] = database.site_votes(VERSION, "A", 10**9, per_client=100)
-    assert vote.zero_shot == (0.5, 0.4, 0.1)
-    assert vote.dissatisfied == 0.1  # the head's zero-shot answer, not the adapted 0.2
+    adapted = [
+        _answered("A", version="2", adaptation=Adaptation("A", 3, 7, "cool", zero_shot, 0.1))
+        for _ in range(20)
+    ]
+    _voted(database, adapted)
     stored = table_rows(log_url, predictions)[0]
     assert (stored["adapted_votes"], stored["adaptation_version"]) == (3, 7)
-    assert stored["zero_shot_class"] == "cool"
+    assert (stored["zero_shot_class"], stored["zero_shot_dissatisfied"]) == ("cool", 0.1)
+    fresh = learner()  # follows VERSION: it scores the rooms voted on again, its own answers
+    assert fresh.refresh() == 1
+    assert fresh.learned.sites["A"].votes == 20
+    other = learner()  # another model, answering the same rooms otherwise, learns otherwise
+    other.follow("9", LEARN, lambda rooms: (np.tile([0.5, 0.4, 0.1], (len(rooms), 1)), None))
+    assert other.refresh() == 1
+    ours = SiteAdjustment.from_json(fresh.learned.sites["A"].state)
+    theirs = SiteAdjustment.from_json(other.learned.sites["A"].state)
+    assert theirs.offset[2] - theirs.offset[0] > ours.offset[2] - ours.offset[0]  # colder model
+    assert ours.dissatisfied > 0.0  # its head said 0.2 to votes of +3
+    assert theirs.dissatisfied == 0.0  # a model without heads learns no head
     database.close()
 
 
@@ -188,7 +209,7 @@ def test_the_writer_process_answers_the_learners_calls(tmp_path: Path) -> None:
     _voted(database, [_answered("A") for _ in range(10)])
     writer = LogProcess(url, tmp_path / "spool").start()
     adaptations = SiteAdaptations(writer, SiteAdaptationServeSettings(refresh_seconds=0.05))
-    adaptations.follow(VERSION, LEARN)
+    adaptations.follow(VERSION, LEARN, _scored)
     adaptations.start()
     try:
         deadline = time.monotonic() + 30

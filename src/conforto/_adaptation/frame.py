@@ -11,13 +11,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from conforto._adaptation.site import Votes
+from conforto._adaptation.site import SMALLEST, Votes
 from conforto._data.load import utc_timestamps
 from conforto._scoring import oof
 
 FloatArray = npt.NDArray[np.float64]
-#: Probabilities are clipped at this before their logarithm (an answer of 0 stays finite).
-SMALLEST = 1e-12
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from conforto._data.target import sensation_class, sensation_vote
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
@@ -37,6 +39,8 @@ ObjectArray = npt.NDArray[np.object_]
 WARMER: FloatArray = np.array([-1.0, 0.0, 1.0])
 #: One direction per class: the site's offset ``a`` is free in each (the prior keeps it centred).
 CLASS_DIRECTIONS: FloatArray = np.eye(3)
+#: Probabilities are clipped at this before their logarithm (an answer of 0 stays finite).
+SMALLEST = 1e-12
 #: Newton steps stop when no parameter moves more than this [nats, nats/K].
 TOLERANCE = 1e-8
 MAX_STEPS = 25
@@ -257,7 +261,7 @@ def shift_dissatisfied(
     >>> shift_dissatisfied(np.array([0.5, 0.2]), np.log(3.0), 3.0).round(3).tolist()
     [0.75, 0.429]
     """
-    logit = np.log(np.clip(p, 1e-12, 1.0)) - np.log(np.clip(1.0 - p, 1e-12, 1.0))
+    logit = np.log(np.clip(p, SMALLEST, 1.0)) - np.log(np.clip(1.0 - p, SMALLEST, 1.0))
     shifted = logit + np.clip(offset, -np.asarray(cap), np.asarray(cap))
     return np.asarray(1.0 / (1.0 + np.exp(-shifted)), dtype=np.float64)
 
@@ -406,11 +410,30 @@ def _dissatisfied(votes: Votes, weights: FloatArray, strength: float) -> float:
     rows = np.flatnonzero((votes.dissatisfied >= 0) & ~np.isnan(votes.p_dissatisfied))
     if rows.size == 0:
         return 0.0
-    p = np.clip(votes.p_dissatisfied[rows], 1e-12, 1.0 - 1e-12)
+    p = np.clip(votes.p_dissatisfied[rows], SMALLEST, 1.0 - SMALLEST)
     z = np.log(np.column_stack([1.0 - p, p]))
     design = np.broadcast_to(np.array([0.0, 1.0]), (1, rows.size, 2))
     theta = map_offsets(z, votes.dissatisfied[rows], weights[rows], design, np.array([strength]))
     return float(theta[0])
+
+
+def vote_labels(thermal_sensation: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+    """Votes on the 7-point scale as the model learns them: each one's class (0 cool,
+    1 neutral, 2 warm) and whether it says dissatisfied (±2 or ±3 once rounded), −1 each
+    where there is no vote.
+
+    Examples
+    --------
+    >>> [a.tolist() for a in vote_labels([-2.6, 0.5, 1.5, float("nan")])]
+    [[0, 1, 2, -1], [1, 0, 1, -1]]
+    """
+    classes = sensation_class(thermal_sensation)
+    missing = np.isnan(classes)
+    upset = np.abs(sensation_vote(thermal_sensation)) >= 2
+    return (
+        np.where(missing, -1, classes).astype(np.int64),
+        np.where(missing, -1, upset).astype(np.int64),
+    )
 
 
 def fit_latest(votes: Votes, settings: AdaptationSettings) -> SiteAdjustment:

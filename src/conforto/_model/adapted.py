@@ -19,8 +19,7 @@ import pandas as pd
 
 from conforto._adaptation.frame import votes_from
 from conforto._adaptation.replay import Replay, replay
-from conforto._adaptation.site import AdaptationSettings, Votes
-from conforto._data.target import sensation_class, sensation_vote
+from conforto._adaptation.site import AdaptationSettings, Votes, vote_labels
 from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto.errors import ArtifactError, ColumnError
 
@@ -175,9 +174,7 @@ def _votes(
     labels = np.full(len(rows), -1, dtype=np.int64)
     upset = np.full(len(rows), -1, dtype=np.int64)
     if teach and "thermal_sensation" in rows.columns:
-        vote = sensation_vote(rows["thermal_sensation"])
-        labels = np.where(np.isnan(vote), -1, sensation_class(vote)).astype(np.int64)
-        upset = np.where(np.isnan(vote), -1, np.abs(vote) >= 2).astype(np.int64)
+        labels, upset = vote_labels(rows["thermal_sensation"])
     head = responses[:, DISSATISFIED]
     dissatisfied = None if np.isnan(head).all() else (upset, head)
     return votes_from(rows, proba, labels, site=site, dissatisfied=dissatisfied)

@@ -1,11 +1,12 @@
 """Site adaptation's side of the prediction log: the votes that count, and each site's states.
 
-A vote counts for a site's adaptation to a model version when it is matched to a prediction
-that version answered for an occupant (``kind`` ``occupant``, not a canary's, not the
-explorer's or a smoke test's) naming that site; of several votes on one prediction, the latest
-counts. Each state learned is a new row of ``site_adaptations`` (never updated: the table is
-the audit trail of every change); the current state of a site is its row of the highest
-``version``, the id of the last vote it learned. This module fits nothing: the service does
+A vote counts for a site's adaptation when it is matched to a prediction production answered
+for an occupant (``kind`` ``occupant``, not a canary's, not the explorer's or a smoke test's)
+naming that site, whichever model version answered (each version's adaptation scores the rooms
+voted on again); of several votes on one prediction, the latest counts. Each state learned is
+a new row of ``site_adaptations`` (never updated: the table is the audit trail of every
+change); the current state of a site is its row of the highest ``version``, the id of the last
+vote it learned. This module fits nothing: the service does
 (:mod:`conforto._serving.adaptation`), through the writer process (:mod:`.sites` holds the
 types it sees).
 """
@@ -23,9 +24,9 @@ from conforto._predictions.schema import feedback, predictions, site_adaptations
 from conforto._predictions.sites import SiteState, SiteVote
 
 
-def _counted(model_version: str) -> sa.ColumnElement[bool]:
+def _counted() -> sa.ColumnElement[bool]:
+    """Votes on answers production gave an occupant that named a site (any model version)."""
     return sa.and_(
-        predictions.c.model_version == model_version,
         predictions.c.kind == OCCUPANT,
         predictions.c.arm.is_(None),
         predictions.c.site.is_not(None),
@@ -37,11 +38,13 @@ _voted = feedback.join(predictions, predictions.c.prediction_id == feedback.c.pr
 
 
 def stale_sites(conn: sa.Connection, model_version: str) -> dict[str, int]:
-    """The sites with votes newer than their current state, each with its newest vote's id."""
+    """The sites with votes newer than their current state for ``model_version`` (every site
+    with votes, for a version that has learned none), each with its newest vote's id.
+    """
     newest = conn.execute(
         sa.select(predictions.c.site, sa.func.max(feedback.c.feedback_id))
         .select_from(_voted)
-        .where(_counted(model_version))
+        .where(_counted())
         .group_by(predictions.c.site)
     )
     learned: dict[str, int] = dict(
@@ -54,9 +57,7 @@ def stale_sites(conn: sa.Connection, model_version: str) -> dict[str, int]:
     return {site: int(last) for site, last in newest if last > learned.get(site, 0)}
 
 
-def site_votes(
-    conn: sa.Connection, model_version: str, site: str, up_to: int, per_client: int
-) -> list[SiteVote]:
+def site_votes(conn: sa.Connection, site: str, up_to: int, per_client: int) -> list[SiteVote]:
     """The votes that count for ``site`` up to the vote ``up_to``, oldest first: the latest of
     each prediction, and of each client at most its latest ``per_client`` (votes from before
     clients were kept are not bounded).
@@ -68,31 +69,17 @@ def site_votes(
             feedback.c.client,
             feedback.c.thermal_sensation,
             predictions.c.created,
-            sa.func.coalesce(predictions.c.zero_shot_cool, predictions.c.p_cool),
-            sa.func.coalesce(predictions.c.zero_shot_neutral, predictions.c.p_neutral),
-            sa.func.coalesce(predictions.c.zero_shot_warm, predictions.c.p_warm),
-            sa.func.coalesce(predictions.c.zero_shot_dissatisfied, predictions.c.p_dissatisfied),
             predictions.c.inputs,
         )
         .select_from(_voted)
-        .where(_counted(model_version), predictions.c.site == site)
+        .where(_counted(), predictions.c.site == site)
         .where(feedback.c.feedback_id <= up_to)
         .order_by(feedback.c.feedback_id)
     )
     latest: dict[str, tuple[str | None, SiteVote]] = {}  # by prediction: its latest vote
-    for vote_id, prediction_id, client, vote, created, cool, neutral, warm, upset, inputs in rows:
-        ta = inputs.get("ta") if isinstance(inputs, dict) else None
-        latest[prediction_id] = (
-            client,
-            SiteVote(
-                int(vote_id),
-                _utc(created).timestamp(),
-                (float(cool), float(neutral), float(warm)),
-                None if ta is None else float(ta),
-                float(vote),
-                None if upset is None else float(upset),
-            ),
-        )
+    for vote_id, prediction_id, client, vote, created, inputs in rows:
+        answered = _utc(created).timestamp()
+        latest[prediction_id] = client, SiteVote(int(vote_id), answered, inputs, float(vote))
     kept: list[SiteVote] = []
     counted: Counter[str] = Counter()
     for client, vote in sorted(latest.values(), key=lambda v: -v[1].feedback_id):

@@ -7,12 +7,17 @@ calls, :mod:`.writer`; the queries are :mod:`.adaptations`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from conforto._predictions.records import InputValue
 
 
 @dataclass(frozen=True, slots=True)
 class SiteVote:
-    """A vote that counts for its site's adaptation, with the answer it was given on.
+    """A vote that counts for its site's adaptation, with the room it was asked about.
 
     Attributes
     ----------
@@ -20,22 +25,17 @@ class SiteVote:
         The vote's id (they increase as votes arrive).
     created
         When the prediction was answered [s since the epoch].
-    zero_shot
-        The model's probabilities (cool, neutral, warm) before any adaptation.
-    ta
-        The air temperature asked about [°C], ``None`` when not given.
+    inputs
+        The inputs of the prediction voted on, as sent: the model in service scores them
+        again (an adaptation belongs to one model, and learns from votes on any's answers).
     thermal_sensation
         The occupant's vote on the 7-point scale.
-    dissatisfied
-        The model's P(dissatisfied) before any adaptation, ``None`` without heads.
     """
 
     feedback_id: int
     created: float
-    zero_shot: tuple[float, float, float]
-    ta: float | None
+    inputs: Mapping[str, InputValue]
     thermal_sensation: float
-    dissatisfied: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +58,7 @@ class AdaptationStore(Protocol):
     def stale_sites(self, model_version: str) -> dict[str, int]:
         """See :func:`stale_sites`."""
 
-    def site_votes(
-        self, model_version: str, site: str, up_to: int, per_client: int
-    ) -> list[SiteVote]:
+    def site_votes(self, site: str, up_to: int, per_client: int) -> list[SiteVote]:
         """See :func:`site_votes`."""
 
     def record_state(self, model_version: str, learned: SiteState) -> bool:

@@ -246,12 +246,10 @@ class LogDatabase:
             with self.engine.connect() as conn:
                 return adaptations.stale_sites(conn, model_version)
 
-    def site_votes(
-        self, model_version: str, site: str, up_to: int, per_client: int
-    ) -> list[SiteVote]:
+    def site_votes(self, site: str, up_to: int, per_client: int) -> list[SiteVote]:
         """See :func:`.adaptations.site_votes`."""
         with _unavailable(), self.engine.connect() as conn:
-            return adaptations.site_votes(conn, model_version, site, up_to, per_client)
+            return adaptations.site_votes(conn, site, up_to, per_client)
 
     def record_state(self, model_version: str, learned: SiteState) -> bool:
         """Add a state of a site's adaptation; False when another instance recorded it first."""

@@ -114,11 +114,9 @@ class LogProcess:
         found: dict[str, int] = self._call("stale_sites", (model_version,))
         return found
 
-    def site_votes(
-        self, model_version: str, site: str, up_to: int, per_client: int
-    ) -> list[SiteVote]:
+    def site_votes(self, site: str, up_to: int, per_client: int) -> list[SiteVote]:
         """See :meth:`LogDatabase.site_votes`."""
-        found: list[SiteVote] = self._call("site_votes", (model_version, site, up_to, per_client))
+        found: list[SiteVote] = self._call("site_votes", (site, up_to, per_client))
         return found
 
     def record_state(self, model_version: str, learned: SiteState) -> bool:

@@ -1,17 +1,19 @@
 """Site adaptation in the service: production's answers for a site, adjusted by its occupants.
 
 Every instance shares the adaptation through the prediction log: a thread of each learns the
-votes that arrived (a site with votes newer than its state is fitted again and its new state
-recorded; two instances learning the same votes record it once) and reads every site's
-current state, every ``refresh_seconds``. Requests never wait for it: they read the states
+votes that arrived (a site with votes newer than its state is fitted again, from the model's
+answers to every room its occupants voted on, and its new state recorded; two instances
+learning the same votes record it once) and reads every site's current state, every
+``refresh_seconds``. Requests never wait for it: they read the states
 the last pass left (:meth:`SiteAdaptations.adjust`). An adaptation belongs to one model
-version: a new production starts from its own votes.
+version: a new production learns every site again from all the votes, with its own answers.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,30 +21,33 @@ import numpy as np
 import numpy.typing as npt
 
 from conforto._adaptation.site import (
+    SMALLEST,
     SiteAdjustment,
     Votes,
     fit_latest,
     log_normalise,
     shift_dissatisfied,
     shifts,
+    vote_labels,
 )
-from conforto._data.target import sensation_class, sensation_vote
 from conforto._predictions.sites import SiteState
 from conforto._serving import telemetry
 from conforto.errors import LogUnavailable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from conforto._adaptation.site import AdaptationSettings
+    from conforto._model.inputs import Observation
     from conforto._predictions.sites import AdaptationStore, SiteVote
     from conforto._settings import SiteAdaptationServeSettings
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
+#: The model in service answering rooms: its probabilities (rows × 3) and P(dissatisfied)
+#: (``None`` without heads).
+Scorer = Callable[[Sequence["Observation"]], tuple[FloatArray, "FloatArray | None"]]
 SECONDS_A_DAY = 86_400.0
-#: Probabilities are clipped at this before their logarithm.
-SMALLEST = 1e-12
 
 
 @dataclass(frozen=True)
@@ -77,22 +82,20 @@ class Learned:
         )
 
 
-def votes_of(rows: Sequence[SiteVote]) -> Votes:
-    """The adaptation's view of a site's votes (day: the UTC date of the prediction; the
-    dissatisfied head's answers when the model has heads).
+def votes_of(rows: Sequence[SiteVote], proba: FloatArray, dissatisfied: FloatArray | None) -> Votes:
+    """The adaptation's view of a site's votes, with the model's answers to their rooms (day:
+    the UTC date of the prediction voted on).
     """
-    zero_shot = np.array([v.zero_shot for v in rows], dtype=np.float64).reshape(len(rows), 3)
-    vote = sensation_vote([v.thermal_sensation for v in rows])
-    head = np.array([np.nan if v.dissatisfied is None else v.dissatisfied for v in rows])
-    known = not np.isnan(head).all()
+    classes, upset = vote_labels([v.thermal_sensation for v in rows])
+    ta = [v.inputs.get("ta") for v in rows]
     return Votes(
-        logp=np.log(np.clip(zero_shot, SMALLEST, 1.0)),
-        y=sensation_class(vote).astype(np.int64),
+        logp=np.log(np.clip(proba, SMALLEST, 1.0)),
+        y=classes,
         day=np.floor(np.array([v.created for v in rows], dtype=np.float64) / SECONDS_A_DAY),
-        ta=np.array([np.nan if v.ta is None else v.ta for v in rows], dtype=np.float64),
+        ta=np.array([t if isinstance(t, float | int) else np.nan for t in ta], dtype=np.float64),
         occupant=np.full(len(rows), None, dtype=object),
-        dissatisfied=(np.abs(vote) >= 2).astype(np.int64) if known else None,
-        p_dissatisfied=head if known else None,
+        dissatisfied=None if dissatisfied is None else upset,
+        p_dissatisfied=dissatisfied,
     )
 
 
@@ -112,7 +115,7 @@ class SiteAdaptations:
         self.settings = settings
         self.off = frozenset(settings.off)
         self.learned = Learned()
-        self._model: tuple[str, AdaptationSettings] | None = None
+        self._model: tuple[str, AdaptationSettings, Scorer] | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conforto-adaptation", daemon=True)
@@ -122,11 +125,15 @@ class SiteAdaptations:
         self._thread.start()
         return self
 
-    def follow(self, model_version: str, settings: AdaptationSettings | None) -> None:
+    def follow(
+        self, model_version: str, settings: AdaptationSettings | None, score: Scorer
+    ) -> None:
         """Adapt ``model_version``'s answers from now on (``settings``: what its training
-        chose; ``None``, a model trained before site adaptation: answers stay zero-shot).
+        chose; ``None``, a model trained before site adaptation: answers stay zero-shot);
+        ``score`` answers the rooms voted on with that model (votes on an earlier version's
+        answers teach it too).
         """
-        self._model = None if settings is None else (model_version, settings)
+        self._model = None if settings is None else (model_version, settings, score)
         if self.learned.model_version != model_version:
             self.learned = Learned()
         self._wake.set()
@@ -147,11 +154,12 @@ class SiteAdaptations:
         model = self._model
         if model is None:
             return 0
-        version, settings = model
+        version, settings, score = model
         recorded = 0
         for site, last in sorted(self.store.stale_sites(version).items()):
-            votes = self.store.site_votes(version, site, last, self.settings.votes_per_client)
-            adjustment = fit_latest(votes_of(votes), settings)
+            votes = self.store.site_votes(site, last, self.settings.votes_per_client)
+            proba, dissatisfied = score([dict(v.inputs) for v in votes])
+            adjustment = fit_latest(votes_of(votes, proba, dissatisfied), settings)
             state = SiteState(site, last, len(votes), adjustment.to_json())
             recorded += self.store.record_state(version, state)
         states = self.store.site_states(version)

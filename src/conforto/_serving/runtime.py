@@ -11,6 +11,7 @@ import numpy as np
 
 from conforto._data.categories import normalise_value
 from conforto._data.target import CLASS_NAMES
+from conforto._model.heads import COLUMNS as HEAD_COLUMNS
 from conforto._model.inputs import Observation
 from conforto._physics.features import PHYSICS_INPUTS, comfort_arrays
 from conforto._predictions.answer import Adaptation, Prediction, Preference, Probabilities
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 _normalise = lru_cache(maxsize=4096)(normalise_value)
 
 
+#: Where P(dissatisfied) is among the heads' answers.
+DISSATISFIED = HEAD_COLUMNS.index("p_dissatisfied")
 #: An ordinary room, scored once after loading so the first request finds everything warm.
 WARM_UP: Observation = {"ta": 22.0, "rh": 50.0, "vel": 0.1, "met": 1.1, "clo": 0.6}
 #: Each row's occupant responses: P(dissatisfied), P(unacceptable) and the preference.
@@ -254,6 +257,17 @@ class Predictor:
                 for state, d, answers in zip(states, adapted_upset.tolist(), responses, strict=True)
             ]
         return adapted, responses, applied
+
+    def zero_shot(
+        self, observations: Sequence[Observation]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model's own probabilities of observations (rows × 3) and its P(dissatisfied)
+        (``None`` without heads): what site adaptation learns from.
+        """
+        matrix, _, _ = self.matrix(observations)
+        heads = self.model.heads
+        upset = None if heads is None else heads.predict(matrix)[:, DISSATISFIED]
+        return self.model.predict_matrix(matrix), upset
 
     def responses(self, matrix: np.ndarray) -> list[Responses]:
         """Each row's occupant responses (``None`` each without the heads)."""

@@ -189,9 +189,10 @@ class ServiceState:
             self.batcher = MicroBatcher(runtime.predictor, after=self._after)
         self.batcher.predictor = runtime.predictor
         if self.adaptations is not None:  # production's answers only, never a challenger's
-            runtime.predictor.adaptations = self.adaptations
+            predictor = runtime.predictor
+            predictor.adaptations = self.adaptations
             self.adaptations.follow(
-                runtime.predictor.version, runtime.predictor.model.manifest.adaptation
+                predictor.version, predictor.model.manifest.adaptation, predictor.zero_shot
             )
         accuracy = runtime.predictor.model.manifest.metrics.accuracy
         telemetry.set_model(runtime.predictor.version, previous, accuracy)
