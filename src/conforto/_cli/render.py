@@ -222,7 +222,7 @@ def adaptation(changes: Sequence[StateChange], *, trail: bool) -> None:
         return
     title = "Every state of the site's adaptation" if trail else "Site adaptation, by site"
     table = Table(title=title)
-    columns = ("model", "site", "votes", "last vote", "learned (UTC)", "warmer [nats]", "slope")
+    columns = ("model", "site", "votes", "last vote", "learned (UTC)", "warmer (nats)", "nats/K")
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "site") else "right")
     for change in changes:
@@ -235,7 +235,7 @@ def adaptation(changes: Sequence[StateChange], *, trail: bool) -> None:
             str(state.version),
             change.created.strftime("%Y-%m-%d %H:%M:%S"),
             f"{learned.offset[2] - learned.offset[0]:+.2f}",
-            f"{learned.slope:+.3f}/K",
+            f"{learned.slope:+.3f}",
         )
     console.print(table)
 
