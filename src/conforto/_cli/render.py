@@ -222,7 +222,15 @@ def adaptation(changes: Sequence[StateChange], *, trail: bool) -> None:
         return
     title = "Every state of the site's adaptation" if trail else "Site adaptation, by site"
     table = Table(title=title)
-    columns = ("model", "site", "votes", "last vote", "learned (UTC)", "warmer (nats)", "nats/K")
+    columns = (
+        "model",
+        "site",
+        "votes",
+        "last vote",
+        "learned (UTC)",
+        "warmer (nats)",
+        "slope (nats/K)",
+    )
     for col in columns:
         table.add_column(col, justify="left" if col in ("model", "site") else "right")
     for change in changes:
