@@ -15,7 +15,13 @@ from typing import NotRequired, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from conforto._scoring.scores import cluster_draws, log_losses, macro_f1, paired_differences
+from conforto._scoring.scores import (
+    cluster_draws,
+    log_losses,
+    macro_f1,
+    paired_differences,
+    replicate_means,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -169,11 +175,9 @@ def _brier(
     found["zero_shot"]["dissatisfied_brier"] = float(errors[0].mean())
     found["adapted"]["dissatisfied_brier"] = float(errors[1].mean())
     inverse, draws = cluster_draws(buildings[known].astype(np.int64), reps, seed)
-    clusters = draws.shape[1]
-    change = np.bincount(inverse, errors[1] - errors[0], minlength=clusters)
-    counts = np.bincount(inverse, minlength=clusters).astype(np.float64)
     found["dissatisfied_brier_change"] = _difference(
-        float(errors[1].mean() - errors[0].mean()), (draws @ change) / (draws @ counts)
+        float(errors[1].mean() - errors[0].mean()),
+        replicate_means(errors[1] - errors[0], inverse, draws),
     )
 
 

@@ -48,6 +48,16 @@ def cluster_draws(
     return inverse.astype(np.int64), draws.astype(np.float64)
 
 
+def replicate_means(values: FloatArray, inverse: IntArray, draws: FloatArray) -> FloatArray:
+    """Each bootstrap replicate's mean of per-row ``values`` (``inverse`` and ``draws`` from
+    :func:`cluster_draws`).
+    """
+    clusters = draws.shape[1]
+    totals = np.bincount(inverse, values, minlength=clusters)
+    rows = np.bincount(inverse, minlength=clusters).astype(np.float64)
+    return np.asarray((draws @ totals) / (draws @ rows), dtype=np.float64)
+
+
 def macro_f1(y: IntArray, pred: IntArray) -> float:
     """Unweighted mean of the per-class F1 scores.
 
@@ -190,7 +200,6 @@ def paired_differences(
     """
     inverse, draws = cluster_draws(groups.astype(np.int64), reps, seed)
     clusters = draws.shape[1]
-    rows = np.bincount(inverse, minlength=clusters).astype(np.float64)
     out: dict[str, list[FloatArray]] = {"macro_f1": [], "log_loss": []}
     for proba, decision in (first, second):
         cm = np.zeros((clusters, N_CLASSES * N_CLASSES))
@@ -198,8 +207,7 @@ def paired_differences(
         out["macro_f1"].append(
             macro_f1_from_confusion((draws @ cm).reshape(reps, N_CLASSES, N_CLASSES))
         )
-        loss = np.bincount(inverse, log_losses(y, proba), minlength=clusters)
-        out["log_loss"].append((draws @ loss) / (draws @ rows))
+        out["log_loss"].append(replicate_means(log_losses(y, proba), inverse, draws))
     return {k: v[0] - v[1] for k, v in out.items()}
 
 
