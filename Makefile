@@ -48,7 +48,7 @@ lock:  ## Re-resolve requirements.lock (everything), requirements-serve.lock (th
 	$(BIN)/uv pip compile pyproject.toml --extra train --extra dev --extra docs -o requirements.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml -c requirements.lock -o requirements-serve.lock --python-version 3.11 --quiet
 	$(BIN)/uv pip compile pyproject.toml --extra spark -c requirements.lock -o requirements-spark.lock --python-version 3.11 --quiet
-	printf 'mlflow==%s\npsycopg[binary]==%s\n' \
+	printf 'mlflow[auth]==%s\npsycopg[binary]==%s\n' \
 	  "$$($(BIN)/python -c 'from importlib.metadata import version; print(version("mlflow-skinny"))')" \
 	  "$$($(BIN)/python -c 'from importlib.metadata import version; print(version("psycopg"))')" \
 	  | $(BIN)/uv pip compile - -o requirements-mlflow.lock --python-version 3.11 --quiet
@@ -108,13 +108,18 @@ wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependenc
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
 	  --python-version 3.11 -r requirements-serve.lock "setuptools>=75"
 
-image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in)
+# the registry version of a baked model (`conforto model download` wrote it beside the artifact)
+MODEL_LABEL = $(if $(wildcard $(MODEL)/registered.json),--label $(MODEL_VERSION_LABEL)=$(shell \
+  $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["version"])' < $(MODEL)/registered.json))
+MODEL_VERSION_LABEL := io.conforto.model.version
+
+image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in, labelled with its registry version)
 	rm -rf build/image && mkdir -p build/image/deploy
 	cp -r Dockerfile pyproject.toml README.md requirements-serve.lock src wheelhouse build/image/
 	cp -r deploy/no-model build/image/deploy/
 	$(if $(MODEL),cp -r $(MODEL) build/image/model,)
 	find build/image/src -name __pycache__ -prune -exec rm -rf {} +
-	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) $(if $(MODEL),--build-arg MODEL_DIR=model,) build/image
+	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) $(if $(MODEL),--build-arg MODEL_DIR=model,) $(MODEL_LABEL) build/image
 
 push-image: image  ## Push the image as IMAGE=registry/repository/conforto:tag with the engine that built it
 	deploy/image/push.sh $(IMAGE)

@@ -147,12 +147,14 @@ def bare_model(spec: Any = None, manifest: Any = None, directory: Path | None = 
 
 def variant(model: Path, out: Path) -> Path:
     """A copy of ``model`` at ``out`` that a registry takes for another training: the same
-    booster, another checksum and another configuration (its seed) in the manifest."""
+    booster, another checksum and another configuration (its seed) in the manifest; only the
+    artifact's own files (not what a registry added beside them: MLflow's, a registration)."""
     import shutil
 
-    from conforto._model.artifact import read_manifest, save_manifest
+    from conforto._model.artifact import MANIFEST, read_manifest, save_manifest
 
-    shutil.copytree(model, out)
+    listed = {MANIFEST, *read_manifest(model).files}
+    shutil.copytree(model, out, ignore=lambda _, names: [n for n in names if n not in listed])
     manifest = read_manifest(out)
     seed = manifest.seed + 1
     changed = {"note": f"a variant of {model.name}", "seed": seed}

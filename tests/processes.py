@@ -255,10 +255,17 @@ def pushgateway() -> Daemon:
 MLFLOW = Path(__file__).parents[1] / ".venv-mlflow" / "bin" / "mlflow"
 
 
-def mlflow_server(folder: Path, backend: str) -> Daemon:
+#: The admin of a locked tracking server (MLflow's ``basic-auth`` app): who creates its users.
+ADMIN = ("admin", "rehearsal-admin-password")
+
+
+def mlflow_server(folder: Path, backend: str, *, locked: bool = False) -> Daemon:
     """A real ``mlflow server`` on a free port: its backend store at the SQLAlchemy URL
     ``backend`` (PostgreSQL in the tests, as in the cloud) and proxied artifacts (served over
-    HTTP, ``--serve-artifacts``) in ``folder``."""
+    HTTP, ``--serve-artifacts``) in ``folder``. ``locked``: MLflow's ``basic-auth`` app, its
+    users in ``folder/basic_auth.db``, :data:`ADMIN` its admin; a stranger may do nothing, an
+    account read everything and change only what it was granted (``default_permission =
+    READ``)."""
     if not MLFLOW.is_file():
         pytest.fail(f"{MLFLOW} not found: `make test` installs full MLflow there")
     port = free_port()
@@ -278,8 +285,50 @@ def mlflow_server(folder: Path, backend: str) -> Daemon:
         str(folder / "artifacts"),
     ]
     # no job runner: its seven consumers (MLflow's GenAI jobs) would start and poll for nothing
-    quiet = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return Daemon(command, "/health", port, cwd=folder, timeout=120.0, env=quiet)
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    if locked:
+        config = folder / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{folder / 'basic_auth.db'}\n"
+            f"admin_username = {ADMIN[0]}\nadmin_password = {ADMIN[1]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        command += ["--app-name", "basic-auth"]
+        env |= {
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+        }
+    return Daemon(command, "/health", port, cwd=folder, timeout=120.0, env=env)
+
+
+#: The locked registry's accounts: the workflows' (training, deploys) and the monitoring's,
+#: which may read the registry and record its checks' runs, never move a version.
+WORKFLOW = ("workflow", "rehearsal-workflow-password")
+MONITORING = ("monitoring", "rehearsal-monitoring-password")
+
+
+def lock_registry(url: str) -> None:
+    """What the admin of a new locked registry does once: the two accounts, each granted what
+    it may change on every experiment, registered model and version (the moves' journal records
+    included); every account reads everything, strangers nothing."""
+    import httpx
+
+    with httpx.Client(base_url=f"{url}/api", auth=ADMIN, timeout=30) as api:
+        for user, password in (WORKFLOW, MONITORING):
+            account = {"username": user, "password": password}
+            api.post("/2.0/mlflow/users/create", json=account).raise_for_status()
+        for user, kind, permission in (
+            (WORKFLOW[0], "experiment", "MANAGE"),
+            (WORKFLOW[0], "registered_model", "MANAGE"),
+            (WORKFLOW[0], "registered_model_version", "MANAGE"),
+            (MONITORING[0], "experiment", "EDIT"),  # its checks' runs
+        ):
+            grant = {"username": user, "resource_type": kind, "resource_id": "*"}
+            granted = api.post(
+                "/3.0/mlflow/users/permissions/grant", json={**grant, "permission": permission}
+            )
+            granted.raise_for_status()
 
 
 def scrape(url: str) -> dict[str, float]:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Push the image `make image` built (conforto:latest, or $SOURCE) as $1 with the engine that
 # built it (podman where it is, else docker), and print the pushed image's reference by digest
-# (REPOSITORY@sha256:…), also written to build/image/pushed. With REGISTRY_PASSWORD set (e.g.
-# `gcloud auth print-access-token`), logs in to the registry first as REGISTRY_USER (default
-# oauth2accesstoken, Artifact Registry's). REGISTRY_TLS_VERIFY=false: a registry over plain HTTP
-# (a local one, for the tests).
+# (REPOSITORY@sha256:…), also written to build/image/pushed; the registry version of its baked
+# model (label io.conforto.model.version) goes to build/image/model-version. With
+# REGISTRY_PASSWORD set (e.g. `gcloud auth print-access-token`), logs in to the registry first
+# as REGISTRY_USER (default oauth2accesstoken, Artifact Registry's). REGISTRY_TLS_VERIFY=false:
+# a registry over plain HTTP (a local one, for the tests).
 #   deploy/image/push.sh REGISTRY/REPOSITORY/conforto:TAG
 set -euo pipefail
 target="${1:?usage: push.sh REGISTRY/REPOSITORY/NAME:TAG}"
@@ -30,4 +31,7 @@ else
   digest="$(docker inspect --format '{{index .RepoDigests 0}}' "$target")"
   digest="${digest#*@}"
 fi
+# the registry version of the model baked in (its label; empty without one), for the deploy
+"${engine[@]}" image inspect --format '{{ index .Config.Labels "io.conforto.model.version" }}' \
+  "$target" | sed 's/^<no value>$//' > build/image/model-version
 echo "${target%:*}@$digest" | tee build/image/pushed

@@ -100,6 +100,12 @@ class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
 
 
+class AccessRefused(ConfigError):  # noqa: N818 - reads as what happened
+    """A server refused the credentials sent (or their absence): not an outage, so the call is
+    neither kept for later nor retried; the message says which variables to set.
+    """
+
+
 class DeliveryError(ConfortoError):
     """A result could not be handed to an outside service (a Pushgateway, Slack)."""
 

@@ -14,10 +14,13 @@ from conforto._registry.model_registry import open_registry
 from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
-from tests.fakes import install
+from tests.fakes import describe_cloud, install
 
 pytestmark = pytest.mark.integration
 IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcdef" * 4
+#: The fake Google Cloud's project, and its environments (a service account and a secret each).
+PROJECT = "conforto-test"
+ENVIRONMENTS = ("staging", "production")
 
 
 @pytest.fixture
@@ -25,11 +28,14 @@ def gcloud(tmp_path: Path, serve: Any, trained_model: Path) -> dict[str, str]:
     """The fake on PATH, its state folder, and a service of ``trained_model`` behind it."""
     bin_dir = install(tmp_path / "bin", "gcloud").parent
     server = serve("--model", str(trained_model))
+    accounts = [f"conforto-{env}@{PROJECT}.iam.gserviceaccount.com" for env in ENVIRONMENTS]
+    secrets = {f"conforto-{env}-log-url": "sqlite:///log.db" for env in ENVIRONMENTS}
+    describe_cloud(tmp_path / "gcloud", PROJECT, accounts, secrets)
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_GCLOUD_DIR": str(tmp_path / "gcloud"),
         "FAKE_GCLOUD_URL": server.url,
-        "CONFORTO_DEPLOY__GCP_PROJECT": "conforto-test",
+        "CONFORTO_DEPLOY__GCP_PROJECT": PROJECT,
     }
 
 
@@ -142,6 +148,7 @@ def test_a_failed_smoke_test_leaves_the_traffic_where_it_was(gcloud: dict[str, s
     )  # the fake's URL serves version 1
     assert wrong.returncode == 1
     assert "smoke test on the candidate revision failed" in wrong.stderr
+    assert "the service runs another version than 2" in wrong.stderr  # said by /ready
     previous = "conforto-production-v1-0123456789"
     assert f"traffic back on {previous}" in wrong.stderr
     assert calls(gcloud)[-1][-1] == f"{previous}=100"
@@ -177,6 +184,7 @@ def test_a_failing_gcloud_rolls_back_and_exits_1(gcloud: dict[str, str]) -> None
         (["--image", "conforto:latest"], "by digest"),
         (["--image", IMAGE, "--project", "My Project"], "not a Google Cloud project ID"),
         (["--image", IMAGE, "--region", "Mars"], "not a Google Cloud region"),
+        (["--image", IMAGE, "--version", ""], "--version is empty"),
     ],
 )
 def test_a_bad_image_project_or_region_is_refused_before_any_call(
@@ -186,3 +194,55 @@ def test_a_bad_image_project_or_region_is_refused_before_any_call(
     assert done.returncode == 1
     assert message in done.stderr
     assert not (Path(gcloud["FAKE_GCLOUD_DIR"]) / "calls.jsonl").exists()
+
+
+def cloud(env: dict[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads((Path(env["FAKE_GCLOUD_DIR"]) / "cloud.json").read_text())
+    return found
+
+
+@pytest.mark.usefixtures("versions")
+def test_cloud_run_refuses_what_does_not_exist_or_fit_its_schema(
+    gcloud: dict[str, str], tmp_path: Path
+) -> None:
+    """The fake refuses what Cloud Run would: a secret or a service account the project lacks,
+    another project, a field the service schema does not have; the traffic never moves."""
+    described = cloud(gcloud)
+    del described["secrets"]["conforto-staging-log-url"]
+    (Path(gcloud["FAKE_GCLOUD_DIR"]) / "cloud.json").write_text(json.dumps(described))
+    missing = deploy(gcloud, "--env", "staging", "--image", IMAGE)
+    assert missing.returncode == 1
+    said = "secret conforto-staging-log-url (for CONFORTO_SERVE__LOG_URL) not found in the project"
+    assert said in missing.stderr
+    assert "the traffic never moved" in missing.stderr
+
+    other = deploy(
+        {**gcloud, "CONFORTO_DEPLOY__GCP_PROJECT": "someone-else"},
+        "--env",
+        "production",
+        "--image",
+        IMAGE,
+    )
+    assert other.returncode == 1
+    assert "project someone-else does not exist, or you may not use it" in other.stderr
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    template = (REPO / "deploy/cloudrun/production.yaml").read_text()
+    timeout = "      timeoutSeconds: 60\n"
+    for old, new, said in (
+        (timeout, f"{timeout}      replicas: 3\n", "unknown fields: spec.template.spec.replicas"),
+        (
+            "conforto-production@",
+            "nobody@",
+            f"service account nobody@{PROJECT}.iam.gserviceaccount.com does not exist",
+        ),
+    ):
+        (manifests / "production.yaml").write_text(template.replace(old, new))
+        at = ["--manifests", str(manifests), "--env", "production", "--image", IMAGE]
+        refused = conforto_cli("deploy", "cloudrun", *at, env=gcloud)
+        assert refused.returncode == 1
+        assert said in refused.stderr
+    assert "conforto-production" not in json.loads(
+        (Path(gcloud["FAKE_GCLOUD_DIR"]) / "state.json").read_text()
+    ).get("services", {})

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests import processes
 from tests.cli import conforto_cli
 
 if TYPE_CHECKING:
@@ -86,3 +87,40 @@ def test_the_gate_report_is_kept_with_the_version_for_every_machine(
         tracking_uri=mlflow_server.url,
     )
     assert "version 1" in Path(page).read_text()
+
+
+def test_a_locked_registry_refuses_strangers_and_what_an_account_may_not_do(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """MLflow's basic-auth app, as the workflows' server runs it: without credentials every
+    command stops and says which variables to set (a stage's runs are not kept for later: they
+    would be refused again); the monitoring account reads, and may not move a version."""
+    server = processes.mlflow_server(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", locked=True)
+    try:
+        processes.lock_registry(server.url)
+        uri = {"CONFORTO_TRACKING__URI": server.url, "CONFORTO_HOME": str(tmp_path / "home")}
+
+        def account(user: tuple[str, str]) -> dict[str, str]:
+            return {**uri, "MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]}
+
+        stranger = conforto_cli("model", "register", str(trained_model), env=uri)
+        assert stranger.returncode != 0
+        assert "asks who you are: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in (
+            stranger.stderr
+        )
+        staged = conforto_cli("tracking", "build", "--image", "i", "--commit", "c", env=uri)
+        assert staged.returncode != 0
+        assert "asks who you are" in staged.stderr
+        assert not (tmp_path / "home" / "tracking" / "outbox.jsonl").exists()
+
+        workflow = account(processes.WORKFLOW)
+        assert conforto_cli("model", "register", str(trained_model), env=workflow).returncode == 0
+        monitoring = account(processes.MONITORING)
+        listed = conforto_cli("model", "list", "--json", env=monitoring)
+        assert [v["version"] for v in json.loads(listed.stdout)] == ["1"], listed.stderr
+        moved = conforto_cli("model", "promote", "1", "--force", env=monitoring)
+        assert moved.returncode != 0
+        assert "refused monitoring the permission this needs" in moved.stderr
+        assert conforto_cli("model", "promote", "1", "--force", env=workflow).returncode == 0
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,3 +15,13 @@ def install(bin_dir: Path, name: str) -> Path:
     command.write_text(f'#!/bin/sh\nexec {sys.executable} {Path(__file__).parent / name}.py "$@"\n')
     command.chmod(0o755)
     return command
+
+
+def describe_cloud(
+    folder: Path, project: str, service_accounts: list[str], secrets: dict[str, str]
+) -> None:
+    """What exists in the fake ``gcloud``'s Google Cloud (its ``FAKE_GCLOUD_DIR`` is
+    ``folder``): the project, its service accounts, its secrets (name → value)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cloud = {"project": project, "service_accounts": service_accounts, "secrets": secrets}
+    (folder / "cloud.json").write_text(json.dumps(cloud))

@@ -26,6 +26,7 @@ from conforto._deploy.smoke import golden_cases, smoke
 from conforto._model.artifact import load_model
 from conforto._model.predict import predict_file
 from conforto._registry.model_registry import open_registry
+from conforto._registry.registration import write_registration
 from conforto._settings import get_settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ FIND_FORBIDDEN = (
     "find / -xdev \\( -name .git -o -name tests -o -name '*.csv*' -o -name '*.parquet' "
     "-o -name .env -o -name id_rsa -o -name slack_webhook_url \\) -not -path '/model/*' -print"
 )
+#: The registry version the baked model's registration record (and the image's label) says.
+VERSION = "7"
 OBS = {"ta": 24.5, "tr": 25.0, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 
 
@@ -67,6 +70,7 @@ def context(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Pa
     shutil.copytree(REPO / "wheelhouse", root / "wheelhouse")
     shutil.copytree(REPO / "deploy/no-model", root / "deploy/no-model")
     shutil.copytree(trained_model, root / "model")
+    write_registration(root / "model", VERSION, get_settings().tracking.model_name)
     return root
 
 
@@ -74,6 +78,7 @@ def context(tmp_path_factory: pytest.TempPathFactory, trained_model: Path) -> Pa
 def image(context: Path) -> Iterator[str]:
     podman("image", "exists", BASE)  # deploy/image/debian-base.sh makes it
     build = ["build", "--format", "docker", "--network", "none", *LIMITS, "-t", TAG]
+    build += ["--label", f"io.conforto.model.version={VERSION}"]  # as `make image` labels it
     podman(*build, "--build-arg", f"BASE={BASE}", "--build-arg", "MODEL_DIR=model", context)
     yield TAG
     remove_images(TAG, "127.0.0.1:")  # with what the push test pulled from its registry
@@ -148,8 +153,9 @@ def test_the_image_passes_its_smoke_test_and_answers_as_batch_prediction(
     running: Container, trained_model: Path, tmp_path: Path
 ) -> None:
     model = load_model(trained_model)
-    result = smoke(running.url, model)
+    result = smoke(running.url, model, version=VERSION)
     assert result.passed, result.reason
+    assert result.model_version == VERSION  # its registration record, baked beside it
     counted = scrape(f"{running.url}/metrics")
     prefix = 'conforto_predictions_total{kind="smoke"'
     smoked = sum(v for k, v in counted.items() if k.startswith(prefix))
@@ -316,6 +322,7 @@ def test_the_image_is_pushed_by_its_builder_and_pulled_by_digest(
         pushed = done.stdout.strip().splitlines()[-1]
         assert pushed.startswith(f"127.0.0.1:{port}/conforto/conforto@sha256:")
         assert (tmp_path / "build/image/pushed").read_text().strip() == pushed
+        assert (tmp_path / "build/image/model-version").read_text().strip() == VERSION
         podman("rmi", target)
         podman("pull", "--tls-verify=false", "--quiet", pushed)
         digests = json.loads(

@@ -10,16 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
 from conforto._cli import app
 from conforto._model.artifact import read_manifest, save_manifest
 from conforto._registry.model_registry import PRODUCTION, Registry, open_registry
-from conforto._registry.pointer import read_pointer
-from conforto._settings import get_settings
+from conforto._registry.pointer import artifact_sha256, read_pointer
+from conforto._registry.registration import Registration, read_registration
+from conforto._serving.app import create_app
+from conforto._settings import ServeSettings, Settings, get_settings
 from conforto.errors import ArtifactError, RegistryError
 from tests.cli import conforto_cli
+from tests.factories import variant
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -270,3 +274,37 @@ def test_concurrent_promotions_are_serialised(
     alias, _history, pointer, tagged = _state(home)
     assert alias == pointer == moves[1].to
     assert tagged == [alias]
+
+
+def test_a_download_carries_its_registry_version_to_the_service(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """`model download` writes the version beside the copy; a service serving the copy (an
+    image's baked model) reports it; the record moved to another artifact is refused."""
+    assert runner.invoke(app, ["model", "register", str(trained_model)]).exit_code == 0
+    copy = tmp_path / "copy"
+    downloaded = runner.invoke(app, ["model", "download", "1", "--out", str(copy)])
+    assert downloaded.exit_code == 0, downloaded.output
+    assert read_registration(copy) == Registration(
+        "1", get_settings().tracking.model_name, artifact_sha256(copy)
+    )
+    settings = Settings(serve=ServeSettings(log_url=f"sqlite:///{tmp_path / 'log.db'}"))
+    room = {"ta": 24.5, "tr": 25.0, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
+    with TestClient(create_app(copy, settings=settings)) as client:
+        assert client.get("/ready").json()["model_version"] == "1"
+        assert client.post("/predict", json=room).json()["model_version"] == "1"
+    assert runner.invoke(app, ["model", "register", str(copy)]).exit_code == 0  # the same: v1
+    assert [v.version for v in _registry().store.versions()] == ["1"]
+
+    changed = variant(copy, tmp_path / "changed")
+    shutil.copy(copy / "registered.json", changed)  # the record came along, the manifest moved
+    with TestClient(create_app(changed, settings=settings)) as client:
+        refused = client.get("/ready")
+    assert refused.status_code == 503
+    assert "registered.json says version 1 of another artifact" in refused.text
+    told = runner.invoke(app, ["model", "register", str(changed)])
+    assert told.exit_code == 1
+    assert "remove it, or download the version again" in told.output
+    (changed / "registered.json").unlink()
+    forced = runner.invoke(app, ["model", "register", str(changed), "--force"])
+    assert forced.exit_code == 0, forced.output

@@ -139,9 +139,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "physics",
         "data",
     ),
-    # the service reads the production pointer, never the registry, training or trackers
+    # the service reads the production pointer and a download's registration record, never
+    # the registry, training or trackers
     "serving": (
         "registry.pointer",
+        "registry.registration",
         "predictions",
         "model",
         "adaptation",
@@ -231,7 +233,9 @@ def test_the_service_never_reaches_training_trackers_or_the_monitor() -> None:
             seen.add(module)
             todo.extend(graph[module])
     assert {_layer(m) for m in seen} & {"training", "tracking", "monitor", "lifecycle"} == set()
-    assert {m for m in seen if _layer(m) == "registry"} == {"conforto._registry.pointer"}
+    # the files the registry leaves: the production pointer, a download's registration record
+    files = {"conforto._registry.pointer", "conforto._registry.registration"}
+    assert {m for m in seen if _layer(m) == "registry"} == files
 
 
 def test_the_layer_rules_refuse_an_upward_import() -> None:

@@ -13,6 +13,7 @@ from conforto._tracking import (
     replay_outbox,
     tracked_run,
 )
+from conforto.errors import AccessRefused
 from tests.processes import in_thread
 
 if TYPE_CHECKING:
@@ -84,6 +85,21 @@ def test_programming_errors_are_not_swallowed_into_the_outbox(tmp_path: Path) ->
     guarded.start_run("stage")
     with pytest.raises(TypeError, match="float"):
         guarded.log_metrics({"rows": 60.0})
+    assert not (tmp_path / "outbox.jsonl").exists()
+
+
+class RefusedTracker(RecordingTracker):
+    """A tracker whose server refuses the credentials sent."""
+
+    def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
+        raise AccessRefused("the tracking server at http://mlflow asks who you are")
+
+
+def test_a_refusal_of_credentials_stops_the_stage_and_keeps_nothing(tmp_path: Path) -> None:
+    guarded = Trackers({"mlflow": RefusedTracker()}, tmp_path / "outbox.jsonl")
+    with pytest.raises(AccessRefused, match="asks who you are"):
+        guarded.start_run("stage")
+    assert guarded.failures == []
     assert not (tmp_path / "outbox.jsonl").exists()
 
 

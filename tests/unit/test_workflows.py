@@ -139,6 +139,8 @@ def test_training_runs_on_sundays_at_two_and_on_demand() -> None:
     secrets = re.findall(r"secrets\.(\w+)", (WORKFLOWS / "model-training.yml").read_text())
     assert set(secrets) <= {
         "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",  # the locked registry's workflow account
+        "MLFLOW_TRACKING_PASSWORD",
         "CLEARML_API_HOST",
         "CLEARML_API_ACCESS_KEY",
         "CLEARML_API_SECRET_KEY",
@@ -179,3 +181,24 @@ def test_every_test_folder_is_run_by_a_make_target() -> None:
     named = set(re.findall(r"\btests/(\w+)", makefile))
     folders = {p.parent.name for p in (REPO / "tests").glob("*/test_*.py")}
     assert folders <= named, f"not run by any target: {sorted(folders - named)}"
+
+
+@pytest.mark.parametrize(
+    "name", ["mlops-pipeline.yml", "model-training.yml", "model-monitoring.yml"]
+)
+def test_every_step_that_reaches_the_registry_signs_in(name: str) -> None:
+    """The registry is locked: wherever a step has its URI, it has an account's credentials,
+    from secrets (the monitoring workflow's own, read-only account)."""
+    workflow = load(name)
+    account = "MLFLOW_MONITORING" if name == "model-monitoring.yml" else "MLFLOW_TRACKING"
+    for job_name, job in workflow["jobs"].items():
+        for step in job["steps"]:
+            env = {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
+            if "CONFORTO_TRACKING__URI" not in env:
+                continue
+            assert env["MLFLOW_TRACKING_USERNAME"] == f"${{{{ secrets.{account}_USERNAME }}}}", (
+                job_name
+            )
+            assert env["MLFLOW_TRACKING_PASSWORD"] == f"${{{{ secrets.{account}_PASSWORD }}}}", (
+                job_name
+            )

@@ -41,11 +41,14 @@ import pytest
 import yaml
 
 from tests.factories import REPO, write_buildings
-from tests.fakes import install
+from tests.fakes import describe_cloud, install
 from tests.processes import (
+    MONITORING,
+    WORKFLOW,
     Daemon,
     free_port,
     in_thread,
+    lock_registry,
     mlflow_server,
     pushgateway,
     remove_images,
@@ -194,6 +197,14 @@ class Rehearsal:
         git("tag", tag, cwd=self.origin)
         self.sha = git("rev-parse", "HEAD", cwd=self.origin)
         return self.sha
+
+    def tracking(self) -> dict[str, str]:
+        """The variables a command run here needs to reach the registry, as the workflows'."""
+        return {
+            "CONFORTO_TRACKING__URI": self.secrets["MLFLOW_TRACKING_URI"],
+            "MLFLOW_TRACKING_USERNAME": self.secrets["MLFLOW_TRACKING_USERNAME"],
+            "MLFLOW_TRACKING_PASSWORD": self.secrets["MLFLOW_TRACKING_PASSWORD"],
+        }
 
     def gh_calls(self) -> list[list[str]]:
         calls = Path(self.env["FAKE_GH_DIR"]) / "calls.jsonl"
@@ -421,6 +432,10 @@ def machine(
 
 #: How many clouds this session started: each runs its revisions on ports of its own.
 CLOUDS = itertools.count()
+#: The Google Cloud project of every world (what the fake ``gcloud`` knows to exist).
+PROJECT = "rehearsal"
+#: The prediction log the revisions' secrets name: SQLite in the container's own home.
+REVISION_LOG = "sqlite:////var/lib/conforto/predictions.db"
 
 
 @contextlib.contextmanager
@@ -430,23 +445,26 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
     Cloud Run records; everything stopped, its revisions removed, when the block ends."""
     root.mkdir(parents=True)
     if store is not None:
-        with (
-            contextlib.closing(sqlite3.connect(store.root / "mlflow.db")) as source,
-            contextlib.closing(sqlite3.connect(root / "mlflow.db")) as copy,
-        ):
-            source.backup(copy)
+        for database in ("mlflow.db", "basic_auth.db"):  # the registry, its accounts
+            with (
+                contextlib.closing(sqlite3.connect(store.root / database)) as source,
+                contextlib.closing(sqlite3.connect(root / database)) as copy,
+            ):
+                source.backup(copy)
         shutil.copytree(store.root / "artifacts", root / "artifacts")
     origin = clone(machine.origin, root / "origin")
     with contextlib.ExitStack() as stack:
         started = []
         for start in (
-            lambda: mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}"),
+            lambda: mlflow_server(root, f"sqlite:///{root / 'mlflow.db'}", locked=True),
             lambda: registry(root / "registry"),
             pushgateway,
         ):
             started.append(start())
             stack.callback(started[-1].stop)
         mlflow, oci, gateway = started
+        if store is None:
+            lock_registry(mlflow.url)
         hook, messages = stack.enter_context(slack_receiver())
         label = f"label=conforto-rehearsal={root / 'cloud-run'}"
         stack.callback(
@@ -454,6 +472,14 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
             ["podman", "rm", "--force", "--time", "2", "--filter", label],
             capture_output=True,
             check=False,
+        )
+        environments = ("staging", "production")
+        describe_cloud(
+            root / "cloud-run",
+            PROJECT,
+            [f"conforto-{env}@{PROJECT}.iam.gserviceaccount.com" for env in environments],
+            # each revision's log in its own container (the service's default place)
+            {f"conforto-{env}-log-url": REVISION_LOG for env in environments},
         )
         env = {
             **machine.env,
@@ -464,12 +490,16 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
         }
         secrets = {
             "GITHUB_TOKEN": "rehearsal",  # act's github.token
-            "GCP_PROJECT_ID": "rehearsal",
+            "GCP_PROJECT_ID": PROJECT,
             "GCP_WORKLOAD_IDENTITY_PROVIDER": (
                 "projects/1/locations/global/workloadIdentityPools/github/providers/github"
             ),
-            "GCP_SERVICE_ACCOUNT": "deployer@rehearsal.iam.gserviceaccount.com",
+            "GCP_SERVICE_ACCOUNT": f"deployer@{PROJECT}.iam.gserviceaccount.com",
             "MLFLOW_TRACKING_URI": mlflow.url,
+            "MLFLOW_TRACKING_USERNAME": WORKFLOW[0],
+            "MLFLOW_TRACKING_PASSWORD": WORKFLOW[1],
+            "MLFLOW_MONITORING_USERNAME": MONITORING[0],
+            "MLFLOW_MONITORING_PASSWORD": MONITORING[1],
             "SLACK_WEBHOOK_URL": hook,
             "CODECOV_TOKEN": "rehearsal",
             "PREDICTION_LOG_URL": f"sqlite:///{root / 'predictions.db'}",

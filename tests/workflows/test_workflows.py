@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,8 +20,9 @@ import httpx
 from conforto._data.load import load_dataset
 from conforto._model.artifact import load_model
 from tests.cli import conforto_cli
-from tests.factories import serve_and_vote
+from tests.factories import serve_and_vote, variant
 from tests.fakes.gcloud import serving_revision
+from tests.processes import ADMIN
 from tests.workflows.conftest import QUICK_CHECKS, SCHEDULE
 
 if TYPE_CHECKING:
@@ -43,25 +46,21 @@ def registry(world: Rehearsal) -> dict[str, list[str]]:
         "model",
         "list",
         "--json",
-        env={"CONFORTO_TRACKING__URI": world.secrets["MLFLOW_TRACKING_URI"]},
+        env=world.tracking(),
     )
     assert done.returncode == 0, done.stderr
     return {v["version"]: v["tags"] for v in json.loads(done.stdout)}
 
 
 def tracked(world: Rehearsal) -> list[str]:
-    """The names of the tracking server's runs, oldest first."""
+    """The names of the tracking server's runs, oldest first (as its admin sees them)."""
     uri = world.secrets["MLFLOW_TRACKING_URI"]
-    query = {"max_results": 1000, "order_by": ["attributes.start_time ASC"]}
-    found = httpx.post(
-        f"{uri}/api/2.0/mlflow/runs/search", json={**query, "experiment_ids": experiments(uri)}
-    ).json()
-    return [r["info"]["run_name"] for r in found.get("runs", [])]
-
-
-def experiments(uri: str) -> list[str]:
-    found = httpx.post(f"{uri}/api/2.0/mlflow/experiments/search", json={"max_results": 100})
-    return [e["experiment_id"] for e in found.json()["experiments"]]
+    with httpx.Client(base_url=f"{uri}/api/2.0/mlflow", auth=ADMIN) as api:
+        found = api.post("/experiments/search", json={"max_results": 100}).json()
+        query = {"max_results": 1000, "order_by": ["attributes.start_time ASC"]}
+        ids = [e["experiment_id"] for e in found["experiments"]]
+        runs = api.post("/runs/search", json={**query, "experiment_ids": ids}).json()
+    return [r["info"]["run_name"] for r in runs.get("runs", [])]
 
 
 def slack_texts(world: Rehearsal) -> list[str]:
@@ -91,8 +90,7 @@ def test_the_first_weekly_training_promotes_a_model_and_dispatches_its_deploy(
 
 def production_model(world: Rehearsal, out: Path) -> Path:
     """The production version's artifact, downloaded from the tracking server into ``out``."""
-    tracking = {"CONFORTO_TRACKING__URI": world.secrets["MLFLOW_TRACKING_URI"]}
-    done = conforto_cli("model", "download", "production", "--out", str(out), env=tracking)
+    done = conforto_cli("model", "download", "production", "--out", str(out), env=world.tracking())
     assert done.returncode == 0, done.stderr
     return out
 
@@ -113,22 +111,36 @@ def served(world: Rehearsal, environment: str) -> tuple[list[str], dict[str, Any
     return service["revisions"], health
 
 
-def test_the_deploy_it_dispatches_ships_the_production_model(
+def test_the_deploy_it_dispatches_ships_the_model_it_built_though_another_is_promoted_meanwhile(
     promoted: Rehearsal, tmp_path: Path
 ) -> None:
-    """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production."""
+    """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production. Between
+    the build and the deploy (as while production waits for its reviewers) someone promotes
+    another version: every deploy still ships the version the image was built with."""
     rehearsal = promoted
+    tracking = rehearsal.tracking()
+    other = variant(production_model(rehearsal, tmp_path / "production"), tmp_path / "other")
+    registered = conforto_cli("model", "register", str(other), "--force", env=tracking)
+    assert registered.returncode == 0, registered.stderr
+    promote = ["-m", "conforto", "model", "promote", "2", "--force", "--reason", "meanwhile"]
+    home = f"CONFORTO_HOME={tmp_path / 'home'}"
+    rehearsal.env["FAKE_GCLOUD_MEANWHILE"] = shlex.join(
+        ["env", *(f"{k}={v}" for k, v in tracking.items()), home, sys.executable, *promote]
+    )
     run = rehearsal.act("workflow_dispatch", "mlops-pipeline.yml", DISPATCH)
     succeeded(run, DEPLOY)
+    assert rehearsal.cloud_run()["meanwhile"] == 0  # version 2 promoted before the deploys
     assert images(rehearsal) == [rehearsal.sha]  # pushed by the engine that built it
     deployed = f"deployed-{rehearsal.sha[:12]}"  # by staging, then by production
-    assert registry(rehearsal) == {"1": ["training", "validated", "production", deployed]}
-    baked = load_model(production_model(rehearsal, tmp_path / "production")).version
+    tags = registry(rehearsal)
+    assert deployed in tags["1"], tags
+    assert "production" in tags["2"], tags
+    assert deployed not in tags["2"], tags
     for environment in ("staging", "production"):
         revisions, health = served(rehearsal, environment)
         assert len(revisions) == 1
         assert revisions[0].startswith(f"conforto-{environment}-v1-")
-        assert health["model_version"] == baked, health  # the image's model: its content id
+        assert health["model_version"] == "1", health  # its registry version, from the image
     assert "image_build" in tracked(rehearsal)
     assert "deployment" in tracked(rehearsal)
     assert (run.artifacts / "clearml-offline-tracking").is_dir()  # the ClearML sessions, kept
@@ -199,6 +211,21 @@ def test_a_worse_challenger_is_rejected_and_told(promoted: Rehearsal) -> None:
     assert RUN_URL in told
 
 
+def test_a_job_without_the_registry_credentials_is_refused_and_says_which_to_set(
+    promoted: Rehearsal,
+) -> None:
+    """The registry is locked (MLflow's basic-auth app): a repository whose secrets lack the
+    workflow account's gets nothing from it, and the job says what to set."""
+    rehearsal = promoted
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        del rehearsal.secrets[name]
+    run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
+    assert run.jobs["data-validation"] == "failure", run.explain()
+    assert not {"training", "validation", "promotion", "deploy"} & run.ran()
+    assert "asks who you are: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in run.log
+    assert "model-training failed" in slack_texts(rehearsal)[-1]
+
+
 def test_a_weekly_run_rests_on_nothing_new_and_learns_from_new_votes(
     promoted: Rehearsal, tmp_path: Path
 ) -> None:
@@ -220,7 +247,7 @@ def test_a_weekly_run_rests_on_nothing_new_and_learns_from_new_votes(
     run = rehearsal.act("schedule", "model-training.yml", SCHEDULE)
     succeeded(run, {"data-validation", "training"})
     assert "validation" in run.ran(), run.explain()  # a new version, judged
-    tracking = {"CONFORTO_TRACKING__URI": rehearsal.secrets["MLFLOW_TRACKING_URI"]}
+    tracking = rehearsal.tracking()
     learned = conforto_cli("model", "download", "2", "--out", str(tmp_path / "v2"), env=tracking)
     assert learned.returncode == 0, learned.stderr
     learnt, first = load_model(tmp_path / "v2").manifest, load_model(model).manifest

@@ -71,7 +71,7 @@ COMMANDS = {
     "release": Entry(
         "conforto._cli.deploy",
         "release",
-        "Write the release notes of the production model: dist/CHANGELOG.md, dist/MODEL_CARD.md.",
+        "Write the release notes of the model shipped: dist/CHANGELOG.md, dist/MODEL_CARD.md.",
     ),
     "data": Entry(
         "conforto._cli.data", "app", "Download, validate and profile thermal-comfort data."

@@ -193,9 +193,16 @@ def cloudrun(
             typer.echo(steps.text())
             return
         image, project = check_target(image, project, region)
+        if not version.strip():
+            raise fail(
+                "--version is empty: give the registered version baked into the image (the "
+                "label io.conforto.model.version, which the image job outputs), or 'production'."
+            )
         registry = open_registry()
         found, artifact = registry.resolve(version)
-        runner = CloudRunDeploy(Gcloud(), lambda url: _smoke(url, artifact), region, project)
+        runner = CloudRunDeploy(
+            Gcloud(), lambda url: _smoke(url, artifact, found.version), region, project
+        )
         target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
         done = roll_out(
             runner,
@@ -231,11 +238,11 @@ def _registered(version: str) -> str:
         return "VERSION"
 
 
-def _smoke(url: str, artifact: Path) -> Any:
+def _smoke(url: str, artifact: Path, version: str) -> Any:
     from conforto._deploy.smoke import smoke as check
     from conforto._model.artifact import load_model
 
-    return check(url, load_model(artifact, verify=False), timeout=30)
+    return check(url, load_model(artifact, verify=False), version=version, timeout=30)
 
 
 def release(
@@ -245,12 +252,15 @@ def release(
     out: Annotated[Path, typer.Option(help="Folder for CHANGELOG.md and MODEL_CARD.md.")] = Path(
         "dist"
     ),
+    version: Annotated[
+        str, typer.Option("--version", help="The registered version shipped, or 'production'.")
+    ] = "production",
 ) -> None:
-    """Write the release notes of the production model: dist/CHANGELOG.md, dist/MODEL_CARD.md."""
+    """Write the release notes of the model shipped: dist/CHANGELOG.md, dist/MODEL_CARD.md."""
     from conforto._lifecycle.release import git_tag, write_release
 
     with errors():
         name = tag or git_tag()
-        paths = write_release(open_registry(), name, out)
+        paths = write_release(open_registry(), name, out, version)
     for path in paths.values():
         console.print(f"{name}: {path}", highlight=False)

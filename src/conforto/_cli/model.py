@@ -76,14 +76,20 @@ def download(
     version: Annotated[str, typer.Argument(help="Version number or 'production'.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to create with the artifact.")],
 ) -> None:
-    """Copy a version's artifact (verified against its checksums) into a folder of its own."""
+    """Copy a version's artifact (verified against its checksums) into a folder of its own,
+    with the version's number beside it (``registered.json``: what an image built from the
+    folder and a service serving it report).
+    """
     import shutil
+
+    from conforto._registry.registration import write_registration
 
     with errors():
         found, artifact = open_registry().resolve(version)
         if out.exists():
             raise fail(f"{out} already exists: choose another --out.")
         shutil.copytree(artifact, out)
+        write_registration(out, found.version, get_settings().tracking.model_name)
     console.print(f"version {found.version}: {out}", highlight=False)
 
 

@@ -21,12 +21,18 @@ def build(
     image: Annotated[str, typer.Option(help="The image pushed, by digest.")],
     commit: Annotated[str, typer.Option(help="The commit it was built from.")],
     run_url: Annotated[str, typer.Option(help="The CI run that built it.")] = "",
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="The registered version baked in; default: production's now."
+        ),
+    ] = None,
 ) -> None:
     """Record a built image: a run `image_build` with the image, its commit, the CI run and the
-    production model version it serves.
+    model version it serves.
     """
     with errors():
-        version = open_registry().store.alias_version("production") or "none"
+        version = version or open_registry().store.alias_version("production") or "none"
         with stage_run("image_build", "build") as run:
             params = {"image": image, "commit": commit, "run_url": run_url}
             run.log_params({**params, "model_version": version})

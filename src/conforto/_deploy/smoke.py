@@ -37,7 +37,9 @@ def golden_cases(model: ThermalModel) -> list[GoldenCase]:
     return golden["cases"]
 
 
-def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResult:
+def smoke(
+    url: str, model: ThermalModel, *, version: str | None = None, timeout: float = 10.0
+) -> SmokeResult:
     """Check the service at ``url`` against ``model`` (its predictions logged as a smoke test's,
     which the monitors and retraining leave out).
 
@@ -47,8 +49,12 @@ def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResul
         The service's base URL, e.g. ``http://127.0.0.1:8080``.
     model
         The model it should serve.
+    version
+        The registry version it should say it serves (``/ready``'s ``model_version``; its
+        content id, ``model.version``, passes too: a copy without its registration record);
+        ``None``: not checked.
     timeout
-        Seconds to wait for each answer.
+        Seconds to wait for each answer [s].
 
     Returns
     -------
@@ -58,12 +64,12 @@ def smoke(url: str, model: ThermalModel, *, timeout: float = 10.0) -> SmokeResul
     try:
         kind = {"X-Request-Kind": "smoke"}
         with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=kind) as client:
-            return _checks(client, model)
+            return _checks(client, model, version)
     except httpx.HTTPError as exc:
         return SmokeResult(False, f"{url} cannot be reached: {type(exc).__name__}: {exc}")
 
 
-def _checks(client: httpx.Client, model: ThermalModel) -> SmokeResult:
+def _checks(client: httpx.Client, model: ThermalModel, expected: str | None) -> SmokeResult:
     health = client.get("/health")
     if health.status_code != 200 or health.json() != {"status": "healthy"}:
         return SmokeResult(False, f"/health answered {health.status_code}: {health.text[:200]}")
@@ -71,6 +77,10 @@ def _checks(client: httpx.Client, model: ThermalModel) -> SmokeResult:
     if ready.status_code != 200:
         return SmokeResult(False, f"/ready answered {ready.status_code}: {ready.text[:200]}")
     version = ready.json().get("model_version")
+    if expected is not None and version not in (expected, model.version):
+        return SmokeResult(
+            False, f"/ready says model {version}: the service runs another version than {expected}"
+        )
     cases = golden_cases(model)
     for i, case in enumerate(cases):
         answer = client.post("/predict", json=case["inputs"])

@@ -79,15 +79,18 @@ def entry(tag: str, current: ModelVersion, previous: ModelVersion | None) -> str
     return "\n".join(lines)
 
 
-def write_release(registry: Registry, tag: str, out: Path) -> dict[str, Path]:
-    """Write the release's ``CHANGELOG.md`` entry and ``MODEL_CARD.md`` into ``out``.
+def write_release(
+    registry: Registry, tag: str, out: Path, version: str = PRODUCTION
+) -> dict[str, Path]:
+    """Write the release's ``CHANGELOG.md`` entry and ``MODEL_CARD.md`` of ``version`` (the one
+    shipped; default: production's) into ``out``.
 
     Raises
     ------
     RegistryError
-        When nothing is in production.
+        When nothing is in production, or the version does not exist.
     """
-    current, artifact = registry.resolve(PRODUCTION)
+    current, artifact = registry.resolve(version)
     earlier = [v for v in registry.history()[:-1] if v != current.version]
     previous = registry.store.get(earlier[-1]) if earlier else None
     out.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,9 @@ if TYPE_CHECKING:  # frames only for batch scoring: the service never imports pa
 #: The format :func:`upgrade_format` rewrites.
 PREVIOUS_FORMAT = 1
 MANIFEST = "manifest.json"
+#: The registry version of a copy of the artifact, kept beside it (``conforto._registry.
+#: registration``): never listed in the manifest, whose checksums are the artifact's own.
+REGISTRATION = "registered.json"
 #: A sample of the training inputs, the reference of drift checks.
 DRIFT_REFERENCE = "drift_reference.parquet"
 #: A few rooms and the probabilities the model gave them, for smoke tests.
@@ -170,7 +173,7 @@ def save_manifest(directory: Path, manifest: Manifest) -> None:
     files = {
         p.name: file_sha256(p)
         for p in sorted(directory.iterdir())
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, REGISTRATION)
     }
     content = manifest.model_copy(update={"files": files}).to_json()
     (directory / MANIFEST).write_text(_manifest_text(content, FORMAT_VERSION))

@@ -27,9 +27,16 @@ from conforto._registry.pointer import (
     read_pointer,
     write_pointer,
 )
+from conforto._registry.registration import read_registration
 from conforto._registry.store import clip_tag
 from conforto._registry.version_index import indexed_version, version_index
-from conforto.errors import ArtifactError, NoProductionModel, RegistryBusy, RegistryError
+from conforto.errors import (
+    AccessRefused,
+    ArtifactError,
+    NoProductionModel,
+    RegistryBusy,
+    RegistryError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -136,7 +143,8 @@ class Registry:
     def reconcile(self) -> list[str]:
         """Bring the audit log, the tags and this machine's pointer in line with the registry's
         production alias: an interrupted move is completed (or abandoned, when the alias never
-        moved). Nothing is touched while another command is moving production.
+        moved). Nothing is touched while another command is moving production, nor by an
+        account that may not move it (this machine's pointer still follows the alias).
 
         Returns
         -------
@@ -155,6 +163,8 @@ class Registry:
                     current, repaired = self._repair()
             except RegistryBusy:
                 return []  # another command is moving production: it will leave things right
+            except AccessRefused:
+                return []  # an account that may not move production (the monitoring's) reads
         if current is not None:
             pointer = read_pointer(self.directory)
             if pointer is None or pointer.version != current:
@@ -259,9 +269,11 @@ class Registry:
         Raises
         ------
         ArtifactError
-            When the artifact is incomplete or corrupt.
+            When the artifact is incomplete or corrupt, or carries the registration record of
+            another artifact (a download's, changed since).
         """
         model = load_model(artifact)  # verifies every file against the manifest
+        read_registration(artifact)  # a record left by a download names this very artifact
         sha = artifact_sha256(artifact)
         with self.locked():
             for version in self.store.versions():

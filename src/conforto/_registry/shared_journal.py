@@ -92,7 +92,11 @@ class SharedJournal:
         ------
         RegistryBusy
             When another command holds an unexpired lease, or created the same record first.
+        AccessRefused
+            When the account may not move the model's versions: refused by the model itself
+            (its ``lease`` tag names the last taker), before any record is made.
         """
+        self.store.set_model_tag("lease", self.owner)
         records = self._records()
         if records and self._live(records[-1]):
             raise RegistryBusy(

@@ -88,6 +88,11 @@ class RegistryStore(Protocol):
     def set_record_tag(self, name: str, key: str, value: str) -> None:
         """Set one tag of a record."""
 
+    def set_model_tag(self, key: str, value: str) -> None:
+        """Set one tag of the registered model itself: a write that only an account that may
+        move its versions can make (on a locked server).
+        """
+
 
 class MemoryStore:
     """A registry store held in memory: the protocol's plainest implementation.
@@ -102,6 +107,7 @@ class MemoryStore:
         self._versions: dict[str, ModelVersion] = {}
         self._aliases: dict[str, str] = {}
         self._records: dict[str, dict[str, str]] = {}
+        self.model_tags: dict[str, str] = {}
 
     def register(
         self,
@@ -184,3 +190,7 @@ class MemoryStore:
     def set_record_tag(self, name: str, key: str, value: str) -> None:
         """Set one tag of a record."""
         self._records[name][key] = value
+
+    def set_model_tag(self, key: str, value: str) -> None:
+        """Set one tag of the registered model."""
+        self.model_tags[key] = value

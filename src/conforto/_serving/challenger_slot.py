@@ -94,15 +94,17 @@ def load_challenger(
         When it cannot be resolved or loaded.
     """
     from conforto._model.artifact import load_model
+    from conforto._registry.registration import registered_version
 
     try:
         directory, version = resolve(spec, resolver)
         model = load_model(directory)
+        version = version or registered_version(directory) or model.version
     except ReloadError:
         raise
     except ConfortoError as exc:
         raise ReloadError(f"challenger {spec}: {exc}") from None
-    predictor = Predictor(model, version or model.version, settings.serve.coverage)
+    predictor = Predictor(model, version, settings.serve.coverage)
     predictor.predict([WARM_UP])
     return predictor
 

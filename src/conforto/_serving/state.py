@@ -75,6 +75,7 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
     """
     from conforto._model.artifact import load_model
     from conforto._registry.pointer import artifact_sha256, production_artifact
+    from conforto._registry.registration import registered_version
 
     try:
         if model_dir is None:
@@ -84,7 +85,8 @@ def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
             directory = model_dir
             version = ""
         model = load_model(directory)
-        predictor = Predictor(model, version or model.version, settings.serve.coverage)
+        version = version or registered_version(directory) or model.version
+        predictor = Predictor(model, version, settings.serve.coverage)
         predictor.predict([WARM_UP])
         return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
     except ConfortoError as exc:

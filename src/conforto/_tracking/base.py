@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from conforto._fileio import atomic_write_text
+from conforto.errors import AccessRefused
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -97,7 +98,9 @@ class Trackers:
 
     Every call goes to every backend; a call that raises in one logs a warning instead of
     failing, and that backend is left alone for the rest of the run, so one backend being down
-    never stops the others, nor the stage.
+    never stops the others, nor the stage. A bug (a programming error) and a server refusing
+    the credentials sent (:class:`AccessRefused`) stop the stage: replayed later, they would
+    fail the same way.
 
     Parameters
     ----------
@@ -131,8 +134,8 @@ class Trackers:
                 continue
             try:
                 getattr(tracker, method)(*args)
-            except PROGRAMMING_ERRORS:
-                raise  # a bug in the caller or the tracker: replaying it later would fail again
+            except (*PROGRAMMING_ERRORS, AccessRefused):
+                raise  # a bug, or credentials refused: replaying it later would fail again
             except Exception as exc:  # servers and SDKs raise anything; none may stop the stage
                 self._down.add(backend)
                 self.failures.append((method, f"{backend}: {type(exc).__name__}: {exc}"))

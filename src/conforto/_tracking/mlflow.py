@@ -8,6 +8,7 @@ Without a tracking URI, MLflow runs embedded: a SQLite store and an artifact fol
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from conforto._tracking.base import TrackedRun
-from conforto.errors import TrackingError
+from conforto.errors import AccessRefused, TrackingError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mlflow import MlflowClient
     from mlflow.entities import Run
+    from mlflow.exceptions import MlflowException
 
     from conforto._tracking.base import Params
 
@@ -43,6 +45,26 @@ def client(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri, registry_uri or tracking_uri)
+
+
+def refusal(exc: MlflowException, uri: str) -> AccessRefused | None:
+    """What to tell when the tracking server at ``uri`` refused a request for who sent it (a
+    server running MLflow's ``basic-auth`` app: 401 without credentials, 403 without the
+    permission); ``None`` for any other failure.
+    """
+    if exc.error_code == "UNAUTHENTICATED":
+        return AccessRefused(
+            f"the tracking server at {uri} asks who you are: set MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD (the workflows pass them from the secrets of the same names)."
+        )
+    if exc.error_code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+        return AccessRefused(
+            f"the tracking server at {uri} refused {user} the permission this needs "
+            f"({exc.message.splitlines()[0][:200]}): ask its admin for it, or use an account "
+            "that has it."
+        )
+    return None
 
 
 def _experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -83,7 +105,7 @@ def runs_since(tracking_uri: str, experiment: str, since: datetime) -> list[Trac
             if not token:
                 break
     except MlflowException as exc:
-        raise TrackingError(
+        raise refusal(exc, tracking_uri) or TrackingError(
             f"the runs at {tracking_uri} could not be read ({exc.message.splitlines()[0][:300]}); "
             "run the command again once the tracking server answers."
         ) from None
@@ -156,9 +178,20 @@ class MlflowTracker:
         return self.run_id
 
     def start_run(self, name: str, tags: Mapping[str, str] | None = None) -> None:
-        """Open a run called ``name`` in the experiment."""
-        experiment_id = _experiment_id(self.client, self.experiment, self.artifact_location)
-        run = self.client.create_run(experiment_id, run_name=name, tags=dict(tags or {}))
+        """Open a run called ``name`` in the experiment.
+
+        Raises
+        ------
+        AccessRefused
+            When the server refuses who asks (no outbox keeps such a call: it would fail again).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment_id = _experiment_id(self.client, self.experiment, self.artifact_location)
+            run = self.client.create_run(experiment_id, run_name=name, tags=dict(tags or {}))
+        except MlflowException as exc:
+            raise refusal(exc, self.tracking_uri) or exc from None
         self.run_id = run.info.run_id
 
     def log_params(self, params: Params) -> None:

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from conforto._tracking.mlflow import MlflowTracker, client, uri_to_path
+from conforto._tracking.mlflow import MlflowTracker, client, refusal, uri_to_path
 from conforto._tracking.model_version import ModelVersion
 from conforto.errors import RegistryError
 
@@ -42,7 +42,7 @@ def answered(method: Callable[P, T]) -> Callable[P, T]:
             return method(*args, **kwargs)
         except MlflowException as exc:
             uri = getattr(args[0], "tracking_uri", "")
-            raise RegistryError(
+            raise refusal(exc, uri) or RegistryError(
                 f"the registry at {uri} failed ({exc.message.splitlines()[0][:300]}); "
                 "see `conforto model audit` once it answers, and run the command again."
             ) from None
@@ -262,6 +262,11 @@ class MlflowRegistryStore:
         """Set one tag of the registered model ``name``."""
         self.client.set_registered_model_tag(name, key, value)
 
+    @answered
+    def set_model_tag(self, key: str, value: str) -> None:
+        """Set one tag of the registered model (EDIT on it, on a locked server)."""
+        self.client.set_registered_model_tag(self.model_name, key, value)
+
     def _cached(self, version: ModelVersion) -> Path:
         return (self.cache or Path(".")) / f"v{version.version}"
 
@@ -331,7 +336,14 @@ class MlflowRegistryStore:
         except MlflowException as exc:
             if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
                 return None
+            if exc.error_code == "PERMISSION_DENIED" and not self._model_exists():
+                return None  # a locked server refuses to look for an alias of no model
             raise
+
+    def _model_exists(self) -> bool:
+        """Whether the registered model exists (as far as this account may see)."""
+        found = self.client.search_registered_models(f"name = '{self.model_name}'")
+        return any(m.name == self.model_name for m in found)
 
     @answered
     def set_alias(self, alias: str, version: str) -> None:
