@@ -202,6 +202,11 @@ class ServeSettings(BaseModel):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the /admin routes; unset disables them."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to /metrics; unset: /metrics is open (a "
+        "service on 127.0.0.1). Set wherever the service is reachable by anyone (Cloud Run).",
+    )
     poll_seconds: float = Field(
         5.0, ge=0, description="How often to check for a new production model [s]; 0: never."
     )
@@ -273,6 +278,19 @@ class DeploySettings(BaseModel):
         "deploy): allUsers for a public API, or a member such as group:clients@example.org; "
         "empty: leave their IAM policy alone.",
     )
+    alert_channel: str | None = Field(
+        None,
+        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$",
+        description="Cloud Monitoring notification channel the services' alert policies notify "
+        "(projects/PROJECT/notificationChannels/ID: a Slack channel, made once in the console); "
+        "unset: the policies are applied without one.",
+    )
+
+    @field_validator("alert_channel", mode="before")
+    @classmethod
+    def _no_channel_when_empty(cls, value: object) -> object:
+        # a workflow passes an unset repository variable as ""
+        return None if value == "" else value
 
 
 class Settings(BaseSettings):

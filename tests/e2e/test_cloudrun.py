@@ -21,6 +21,7 @@ IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcd
 #: The fake Google Cloud's project, and its environments (a service account and a secret each).
 PROJECT = "conforto-test"
 ENVIRONMENTS = ("staging", "production")
+SECRETS = ("log-url", "metrics-token")
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def gcloud(tmp_path: Path, serve: Any, trained_model: Path) -> dict[str, str]:
     bin_dir = install(tmp_path / "bin", "gcloud").parent
     server = serve("--model", str(trained_model))
     accounts = [f"conforto-{env}@{PROJECT}.iam.gserviceaccount.com" for env in ENVIRONMENTS]
-    secrets = {f"conforto-{env}-log-url": "sqlite:///log.db" for env in ENVIRONMENTS}
+    secrets = {f"conforto-{env}-{name}": "x" for env in ENVIRONMENTS for name in SECRETS}
     describe_cloud(tmp_path / "gcloud", PROJECT, accounts, secrets)
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -84,6 +85,7 @@ def test_dry_run_needs_no_project_and_names_its_placeholders() -> None:
     assert "memory: 2Gi" in out
     assert "path: /ready" in out  # the startup probe
     assert "path: /health" in out  # liveness
+    assert "name: conforto-production-metrics-token" in out  # /metrics not for the world
     assert "--to-revisions conforto-production-vversion-digest=10" in out  # no registry here
     assert not get_settings().registry_dir.exists()  # and the dry run made none
 
@@ -104,7 +106,7 @@ def test_first_then_canary_deploys_run_the_exact_commands(
     revision = "conforto-staging-v1-0123456789"
     scope = ["--region", "europe-west1", "--project", "conforto-test", "--quiet"]
     manifest = str(home / "deploy/cloudrun/staging.yaml")
-    assert calls(gcloud) == [
+    assert [c for c in calls(gcloud) if c[0] == "run"] == [
         ["run", "services", "describe", "conforto-staging", *scope, "--format", "json"],
         ["run", "services", "replace", manifest, *scope],
         [
@@ -246,3 +248,39 @@ def test_cloud_run_refuses_what_does_not_exist_or_fit_its_schema(
     assert "conforto-production" not in json.loads(
         (Path(gcloud["FAKE_GCLOUD_DIR"]) / "state.json").read_text()
     ).get("services", {})
+
+
+@pytest.mark.usefixtures("versions")
+def test_every_deploy_applies_the_alert_policies_that_notify_slack(gcloud: dict[str, str]) -> None:
+    """deploy/cloudrun/alerts: created by the first deploy, updated by the next (by display
+    name), each with the Slack channel; a channel the project lacks is refused, and said."""
+    channel = f"projects/{PROJECT}/notificationChannels/42"
+    described = cloud(gcloud) | {"channels": [channel]}
+    (Path(gcloud["FAKE_GCLOUD_DIR"]) / "cloud.json").write_text(json.dumps(described))
+    env = {**gcloud, "CONFORTO_DEPLOY__ALERT_CHANNEL": channel}
+    first = deploy(env, "--env", "production", "--image", IMAGE)
+    assert first.returncode == 0, first.stderr
+    files = list((REPO / "deploy/cloudrun/alerts").glob("*.yaml"))
+    assert first.stdout.count("alert policy created") == len(files) == 4
+
+    def policies() -> list[dict[str, Any]]:
+        state = json.loads((Path(gcloud["FAKE_GCLOUD_DIR"]) / "state.json").read_text())
+        return list(state["policies"].values())
+
+    assert all(p["displayName"].startswith("conforto-production ") for p in policies())
+    assert all(p["notificationChannels"] == [channel] for p in policies())
+    again = deploy(env, "--env", "production", "--image", IMAGE.replace("0", "5"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("alert policy updated") == 4
+    assert len(policies()) == 4
+
+    unknown = {
+        **gcloud,
+        "CONFORTO_DEPLOY__ALERT_CHANNEL": f"projects/{PROJECT}/notificationChannels/7",
+    }
+    refused = deploy(unknown, "--env", "production", "--image", IMAGE.replace("0", "6"))
+    assert refused.returncode == 1
+    assert "deployed, but its alert policies were not applied" in refused.stderr
+    assert f"notification channel projects/{PROJECT}/notificationChannels/7 does not exist" in (
+        refused.stderr
+    )

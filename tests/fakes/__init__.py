@@ -18,10 +18,20 @@ def install(bin_dir: Path, name: str) -> Path:
 
 
 def describe_cloud(
-    folder: Path, project: str, service_accounts: list[str], secrets: dict[str, str]
+    folder: Path,
+    project: str,
+    service_accounts: list[str],
+    secrets: dict[str, str],
+    channels: tuple[str, ...] = (),
 ) -> None:
     """What exists in the fake ``gcloud``'s Google Cloud (its ``FAKE_GCLOUD_DIR`` is
-    ``folder``): the project, its service accounts, its secrets (name → value)."""
+    ``folder``): the project, its service accounts, its secrets (name → value), its
+    notification channels."""
     folder.mkdir(parents=True, exist_ok=True)
-    cloud = {"project": project, "service_accounts": service_accounts, "secrets": secrets}
+    cloud = {
+        "project": project,
+        "service_accounts": service_accounts,
+        "secrets": secrets,
+        "channels": list(channels),
+    }
     (folder / "cloud.json").write_text(json.dumps(cloud))

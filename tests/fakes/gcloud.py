@@ -15,7 +15,10 @@ FAKE_GCLOUD_DIR/cloud.json what exists in Google Cloud (:func:`tests.fakes.descr
                  Run, the fake refuses a call without `--region` and `--project`, another
                  project, and a manifest whose fields Cloud Run's service schema does not have,
                  whose location label is not the region, whose revision is not named after the
-                 service, or that names a service account or a secret that does not exist
+                 service, or that names a service account or a secret that does not exist;
+                 and `monitoring policies` list, create and update the project's alert
+                 policies, refusing fields Cloud Monitoring's AlertPolicy does not have, a
+                 notification channel the project lacks (`channels`) or an unknown service
 FAKE_GCLOUD_PODMAN a first port: each revision then runs for real, its manifest's image pulled
                  and run under podman on the next port (label conforto-rehearsal, whose value
                  is FAKE_GCLOUD_DIR: each cloud removes its own), and `describe` gives the URLs
@@ -25,6 +28,7 @@ FAKE_GCLOUD_PODMAN a first port: each revision then runs for real, its manifest'
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -92,18 +96,99 @@ SCHEMA: dict[str, set[str]] = {
 }
 
 
-def unknown_fields(node: object, path: str = "") -> list[str]:
-    """The fields of ``node`` (a manifest, or the object at ``path`` in one) that Cloud Run's
-    schema does not have, as dotted paths."""
+def unknown_fields(node: object, path: str = "", schema: dict[str, set[str]] = SCHEMA) -> list[str]:
+    """The fields of ``node`` (a manifest, or the object at ``path`` in one) that ``schema``
+    (Cloud Run's by default) does not have, as dotted paths."""
     if isinstance(node, list):
-        return [f for item in node for f in unknown_fields(item, f"{path}[]")]
-    if not isinstance(node, dict) or path not in SCHEMA or "*" in SCHEMA[path]:
+        return [f for item in node for f in unknown_fields(item, f"{path}[]", schema)]
+    if not isinstance(node, dict) or path not in schema or "*" in schema[path]:
         return []
     found: list[str] = []
     for key, value in node.items():
         inner = f"{path}.{key}" if path else key
-        found += [inner] if key not in SCHEMA[path] else unknown_fields(value, inner)
+        found += [inner] if key not in schema[path] else unknown_fields(value, inner, schema)
     return found
+
+
+#: Cloud Monitoring's AlertPolicy (the fields of each object, by its path).
+ALERT_POLICY: dict[str, set[str]] = {
+    "": {
+        "displayName",
+        "documentation",
+        "userLabels",
+        "conditions",
+        "combiner",
+        "enabled",
+        "notificationChannels",
+        "alertStrategy",
+        "severity",
+    },
+    "documentation": {"content", "mimeType", "subject"},
+    "userLabels": {"*"},
+    "conditions[]": {"displayName", "conditionThreshold", "conditionAbsent"},
+    "conditions[].conditionThreshold": {
+        "filter",
+        "aggregations",
+        "comparison",
+        "thresholdValue",
+        "duration",
+        "trigger",
+        "evaluationMissingData",
+    },
+    "conditions[].conditionThreshold.aggregations[]": {
+        "alignmentPeriod",
+        "perSeriesAligner",
+        "crossSeriesReducer",
+        "groupByFields",
+    },
+    "conditions[].conditionThreshold.trigger": {"count", "percent"},
+    "alertStrategy": {"autoClose", "notificationRateLimit"},
+}
+
+
+def policy_refusal(policy: dict, cloud: dict, services: dict) -> str | None:
+    """Why Cloud Monitoring would refuse the alert ``policy``, or ``None``; a policy watching
+    a Cloud Run service that does not exist is refused too (it would never fire)."""
+    if unknown := unknown_fields(policy, schema=ALERT_POLICY):
+        return f"unknown fields: {', '.join(unknown)}"
+    if not policy.get("displayName") or not policy.get("conditions"):
+        return "an alert policy needs a displayName and conditions"
+    for channel in policy.get("notificationChannels", []):
+        if channel not in cloud.get("channels", []):
+            return f"notification channel {channel} does not exist"
+    for condition in policy["conditions"]:
+        threshold = condition.get("conditionThreshold", {})
+        if not str(threshold.get("comparison", "")).startswith("COMPARISON_"):
+            return f"condition {condition.get('displayName')}: no comparison"
+        if not re.fullmatch(r"\d+s", str(threshold.get("duration", ""))):
+            return f"condition {condition.get('displayName')}: duration must be like 300s"
+        watched = re.search(r'resource\.labels\.service_name = "([^"]+)"', threshold["filter"])
+        if watched is None or watched[1] not in services:
+            return f"condition {condition.get('displayName')} watches no existing service"
+    return None
+
+
+def monitoring(args: list[str], state: dict, cloud: dict) -> None:
+    """Answer `gcloud monitoring policies list|create|update` on the fake's policies."""
+    verb = args[2]
+    project(args, cloud, f"monitoring.policies.{verb}")
+    policies = state.setdefault("policies", {})
+    if verb == "list":
+        wanted = args[args.index("--filter") + 1].removeprefix('displayName="').rstrip('"')
+        found = [{"name": n, **p} for n, p in policies.items() if p["displayName"] == wanted]
+        print(json.dumps(found))
+        return
+    policy = yaml.safe_load(Path(args[args.index("--policy-from-file") + 1]).read_text())
+    if refused := policy_refusal(policy, cloud, state.get("services", {})):
+        sys.exit(f"ERROR: (gcloud.monitoring.policies.{verb}) INVALID_ARGUMENT: {refused}")
+    if verb == "create":
+        name = f"projects/{cloud['project']}/alertPolicies/{len(policies) + 1}"
+    elif verb == "update" and args[3] in policies:
+        name = args[3]
+    else:
+        sys.exit(f"ERROR: (gcloud.monitoring.policies.{verb}) NOT_FOUND: {args[3:4]}")
+    policies[name] = policy
+    print(f"{verb}d alert policy [{name}].")
 
 
 def refusal(manifest: dict, region: str, cloud: dict) -> str | None:
@@ -131,22 +216,28 @@ def refusal(manifest: dict, region: str, cloud: dict) -> str | None:
     return None
 
 
+def project(args: list[str], cloud: dict, command: str) -> None:
+    """Exit as gcloud would for a call without ``--project``, or another than ``cloud``'s."""
+    if "--project" not in args:
+        sys.exit(f"ERROR: (gcloud.{command}) --project is required")
+    if (named := args[args.index("--project") + 1]) != cloud["project"]:
+        sys.exit(
+            f"ERROR: (gcloud.{command}) PERMISSION_DENIED: project {named} does not exist, "
+            "or you may not use it"
+        )
+
+
 def scoped(args: list[str], cloud: dict) -> str:
     """The region of a `run services` call; exits as gcloud would without a region and a
     project, or with a project other than ``cloud``'s."""
-    scope = {flag: args[args.index(flag) + 1] for flag in ("--region", "--project") if flag in args}
-    if set(scope) != {"--region", "--project"}:
-        sys.exit(f"ERROR: (gcloud.run.services.{args[2]}) --region and --project are required")
-    if scope["--project"] != cloud["project"]:
-        sys.exit(
-            f"ERROR: (gcloud.run.services.{args[2]}) PERMISSION_DENIED: project "
-            f"{scope['--project']} does not exist, or you may not use it"
-        )
-    return scope["--region"]
+    project(args, cloud, f"run.services.{args[2]}")
+    if "--region" not in args:
+        sys.exit(f"ERROR: (gcloud.run.services.{args[2]}) --region is required")
+    return args[args.index("--region") + 1]
 
 
 def main(args: list[str]) -> None:
-    """Answer one gcloud call."""
+    """Answer one gcloud call (the state kept whatever the answer)."""
     folder = Path(os.environ["FAKE_GCLOUD_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "calls.jsonl").open("a") as log:
@@ -156,16 +247,26 @@ def main(args: list[str]) -> None:
     if args[:2] == ["auth", "print-access-token"]:
         print("rehearsal-access-token")
         return
+    cloud = json.loads((folder / "cloud.json").read_text())
+    try:
+        if args[:2] == ["monitoring", "policies"] and len(args) > 2:
+            monitoring(args, state, cloud)
+        else:
+            run_services(args, folder, state, cloud)
+    finally:
+        state_file.write_text(json.dumps(state))
+
+
+def run_services(args: list[str], folder: Path, state: dict, cloud: dict) -> None:
+    """Answer `gcloud run services …` on the fake's services."""
     if args[:2] != ["run", "services"] or len(args) < 4:
         sys.exit(f"fake gcloud: unsupported call {args}")
     verb, target = args[2], args[3]
-    cloud = json.loads((folder / "cloud.json").read_text())
     region = scoped(args, cloud)
     counts = state.setdefault("counts", {})
     counts[verb] = counts.get(verb, 0) + 1
     fail = os.environ.get("FAKE_GCLOUD_FAIL", "")
     if fail == f"{verb}:{counts[verb]}":
-        state_file.write_text(json.dumps(state))
         sys.exit(f"ERROR: (gcloud.run.services.{verb}) injected failure")
     services = state.setdefault("services", {})
     meanwhile = os.environ.get("FAKE_GCLOUD_MEANWHILE", "")
@@ -176,7 +277,6 @@ def main(args: list[str]) -> None:
     if verb == "replace":
         manifest = yaml.safe_load(Path(target).read_text())
         if refused := refusal(manifest, region, cloud):
-            state_file.write_text(json.dumps(state))
             sys.exit(f"ERROR: (gcloud.run.services.replace) INVALID_ARGUMENT: {refused}")
         name = manifest["metadata"]["name"]
         service = services.setdefault(name, {"revisions": []})
@@ -192,7 +292,6 @@ def main(args: list[str]) -> None:
         print(f"Updated IAM policy for service [{target}]: {member} {role}.")
     elif verb == "describe":
         if target not in services:
-            state_file.write_text(json.dumps(state))
             sys.exit(f"ERROR: (gcloud.run.services.describe) Cannot find service [{target}]")
         service = services[target]
         urls = state.get("urls", {})
@@ -225,7 +324,6 @@ def main(args: list[str]) -> None:
         )
         service["traffic"] = [{"revisionName": revision, "percent": share}, *rest]
         print(f"Traffic: {service['traffic']}")
-    state_file.write_text(json.dumps(state))
 
 
 def serving_revision(service: dict) -> str:

@@ -302,6 +302,24 @@ def test_admin_reload_needs_the_configured_token(
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    ("token", "header", "status"),
+    [
+        (None, None, 200),  # a local service: open
+        ("s3cret", None, 401),
+        ("s3cret", "Bearer wrong", 403),
+        ("s3cret", "Bearer s3cret", 200),
+    ],
+)
+def test_metrics_need_the_metrics_token_once_one_is_set(
+    token: str | None, header: str | None, status: int
+) -> None:
+    client, _ = client_for(FixedPredictor(), serve=ServeSettings(metrics_token=token))
+    response = client.get("/metrics", headers={"Authorization": header} if header else {})
+    assert response.status_code == status
+    assert ("conforto_predictions_total" in response.text) == (status == 200)
+
+
 def test_a_reload_that_cannot_load_is_409_and_the_old_model_keeps_serving(
     tmp_path: Path,
 ) -> None:

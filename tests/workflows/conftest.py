@@ -434,8 +434,15 @@ def machine(
 CLOUDS = itertools.count()
 #: The Google Cloud project of every world (what the fake ``gcloud`` knows to exist).
 PROJECT = "rehearsal"
+#: The Slack channel of every world's Cloud Monitoring (the alert policies notify it).
+ALERT_CHANNEL = f"projects/{PROJECT}/notificationChannels/1"
 #: The prediction log the revisions' secrets name: SQLite in the container's own home.
 REVISION_LOG = "sqlite:////var/lib/conforto/predictions.db"
+
+
+def scraper_token(environment: str) -> str:
+    """The bearer token an environment's /metrics asks for (its secret in the fake cloud)."""
+    return f"{environment}-scraper"
 
 
 @contextlib.contextmanager
@@ -479,7 +486,9 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
             PROJECT,
             [f"conforto-{env}@{PROJECT}.iam.gserviceaccount.com" for env in environments],
             # each revision's log in its own container (the service's default place)
-            {f"conforto-{env}-log-url": REVISION_LOG for env in environments},
+            {f"conforto-{env}-log-url": REVISION_LOG for env in environments}
+            | {f"conforto-{env}-metrics-token": scraper_token(env) for env in environments},
+            channels=(ALERT_CHANNEL,),
         )
         env = {
             **machine.env,
@@ -508,6 +517,7 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
             "IMAGE_REPOSITORY": f"127.0.0.1:{oci.port}/conforto",
             "PUSHGATEWAY_URL": gateway.url,
             "CONFORTO_CI_TARGETS": QUICK_CHECKS,
+            "ALERT_CHANNEL": ALERT_CHANNEL,
         }
         world = Rehearsal(
             machine,

@@ -23,7 +23,7 @@ from tests.cli import conforto_cli
 from tests.factories import serve_and_vote, variant
 from tests.fakes.gcloud import serving_revision
 from tests.processes import ADMIN
-from tests.workflows.conftest import QUICK_CHECKS, SCHEDULE
+from tests.workflows.conftest import ALERT_CHANNEL, QUICK_CHECKS, SCHEDULE, scraper_token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -107,7 +107,12 @@ def served(world: Rehearsal, environment: str) -> tuple[list[str], dict[str, Any
     service = state["services"][f"conforto-{environment}"]
     serving = serving_revision(service)
     assert "allUsers" in service.get("invokers", []), service  # reachable: the smoke test's need
-    health = httpx.get(f"{state['urls'][serving]}/ready").json()
+    url = state["urls"][serving]
+    health = httpx.get(f"{url}/ready").json()
+    # /metrics only for Prometheus: the token of the environment's secret (the fake's cloud)
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    scraper = {"Authorization": f"Bearer {scraper_token(environment)}"}
+    assert "conforto_predictions_total" in httpx.get(f"{url}/metrics", headers=scraper).text
     return service["revisions"], health
 
 
@@ -141,6 +146,12 @@ def test_the_deploy_it_dispatches_ships_the_model_it_built_though_another_is_pro
         assert len(revisions) == 1
         assert revisions[0].startswith(f"conforto-{environment}-v1-")
         assert health["model_version"] == "1", health  # its registry version, from the image
+    watched = rehearsal.cloud_run()["policies"].values()  # latency, 5xx, instances, memory
+    assert (
+        sorted(p["displayName"].split()[0] for p in watched)
+        == ["conforto-production"] * 4 + ["conforto-staging"] * 4
+    )
+    assert all(p["notificationChannels"] == [ALERT_CHANNEL] for p in watched)
     assert "image_build" in tracked(rehearsal)
     assert "deployment" in tracked(rehearsal)
     assert (run.artifacts / "clearml-offline-tracking").is_dir()  # the ClearML sessions, kept

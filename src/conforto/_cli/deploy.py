@@ -224,6 +224,28 @@ def cloudrun(
             done.previous,
         )
         _announce(outcome, registry)
+        _watch(done.plan.service, env, manifests / "alerts", project, target.parent / "alerts")
+
+
+def _watch(service: str, env: str, policies: Path, project: str, out: Path) -> None:
+    """Apply the service's alert policies (deploy/cloudrun/alerts) after its rollout."""
+    from conforto._deploy.alerts import apply_policies, render_policies
+    from conforto._deploy.cloudrun import Gcloud
+    from conforto.errors import ConfortoError
+
+    channel = get_settings().deploy.alert_channel
+    rendered = render_policies(policies, service=service, environment=env, channel=channel)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        applied = apply_policies(Gcloud(), rendered, project=project, folder=out)
+    except ConfortoError as exc:
+        raise fail(f"{service} deployed, but its alert policies were not applied: {exc}") from None
+    for line in applied:
+        console.print(line, highlight=False)
+    if rendered and channel is None:
+        console.print(
+            "no alert channel: the policies notify nobody (set CONFORTO_DEPLOY__ALERT_CHANNEL)"
+        )
 
 
 def _registered(version: str) -> str:

@@ -8,7 +8,7 @@ costs more than the lookup itself) and each can be swapped in a test through
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,6 +18,9 @@ from conforto._predictions.log import PredictionLog
 from conforto._serving.runtime import Predictor
 from conforto._serving.state import ServiceState
 from conforto.errors import LogUnavailable
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 #: ``Authorization: Bearer <token>`` of the admin routes (checked by :func:`require_admin`).
 BEARER = HTTPBearer(auto_error=False)
@@ -81,6 +84,25 @@ async def require_admin(
     token = service.settings.serve.admin_token
     if token is None:
         raise HTTPException(404, "the admin routes are off: set CONFORTO_SERVE__ADMIN_TOKEN")
+    _check_bearer(credentials, token)
+
+
+async def require_metrics_reader(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    service: ServiceDep,
+) -> None:
+    """Let a request for ``/metrics`` through: anyone's when no metrics token is configured,
+    else only one with that bearer token (401 without a token, 403 with a wrong one).
+    """
+    token = service.settings.serve.metrics_token
+    if token is not None:
+        _check_bearer(credentials, token)
+
+
+def _check_bearer(credentials: HTTPAuthorizationCredentials | None, token: SecretStr) -> None:
+    """401 without a bearer token, 403 with another than ``token`` (compared in constant
+    time).
+    """
     if credentials is None:
         raise HTTPException(
             401, "send 'Authorization: Bearer <token>'", headers={"WWW-Authenticate": "Bearer"}
@@ -92,3 +114,4 @@ async def require_admin(
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+MetricsReaderDep = Annotated[None, Depends(require_metrics_reader)]
