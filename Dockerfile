@@ -42,16 +42,21 @@ RUN if compgen -G "/wheels/*.whl" >/dev/null; then from=(--no-index --find-links
  && find /opt/conforto -path '*/tests' -prune -exec rm -rf {} + \
  && /opt/conforto/bin/python -m compileall -q -j 0 /opt/conforto
 
-# ---------------------------------------------------------------- the model, when baked in
+# ---------------------------------------------------------------- the models, when baked in
 FROM ${BASE} AS model
 ARG MODEL_DIR=
+ARG CHALLENGER_DIR=
 COPY ${MODEL_DIR:-deploy/no-model}/ /model-src/
-RUN mkdir -p /model && if [ -f /model-src/manifest.json ]; then cp -a /model-src/. /model/; fi \
- && chmod -R a+rX,go-w /model
+COPY ${CHALLENGER_DIR:-deploy/no-model}/ /challenger-src/
+RUN mkdir -p /model /challenger \
+ && if [ -f /model-src/manifest.json ]; then cp -a /model-src/. /model/; fi \
+ && if [ -f /challenger-src/manifest.json ]; then cp -a /challenger-src/. /challenger/; fi \
+ && chmod -R a+rX,go-w /model /challenger
 
 # ---------------------------------------------------------------- runtime
 FROM ${BASE}
 ARG MODEL_DIR=
+ARG CHALLENGER_DIR=
 # LightGBM needs OpenMP's runtime; the local base has it, the official slim image gets it here
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008
@@ -66,13 +71,16 @@ RUN groupadd --system --gid 10001 conforto \
  && install -d -o conforto -g conforto -m 0750 /var/lib/conforto
 COPY --from=build /opt/conforto /opt/conforto
 COPY --from=model /model /model
-# a baked-in model is served; without one, CONFORTO_SERVE__MODEL_DIR or the production pointer
+COPY --from=model /challenger /challenger
+# a baked-in model is served; without one, CONFORTO_SERVE__MODEL_DIR or the production pointer;
+# a baked-in challenger scores every request behind it, as a shadow
 ENV PATH=/opt/conforto/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PORT=8080 \
     CONFORTO_HOME=/var/lib/conforto \
-    CONFORTO_SERVE__MODEL_DIR=${MODEL_DIR:+/model}
+    CONFORTO_SERVE__MODEL_DIR=${MODEL_DIR:+/model} \
+    CONFORTO_SERVE__CHALLENGER__MODEL=${CHALLENGER_DIR:+/challenger}
 USER 10001:10001
 EXPOSE 8080
 VOLUME ["/var/lib/conforto"]

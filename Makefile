@@ -108,18 +108,25 @@ wheelhouse: $(STAMP) requirements-serve.lock  ## Wheels of the image's dependenc
 	$(BIN)/python -m pip download --quiet --dest wheelhouse --only-binary=:all: --no-deps \
 	  --python-version 3.11 -r requirements-serve.lock "setuptools>=75"
 
-# the registry version of a baked model (`conforto model download` wrote it beside the artifact)
-MODEL_LABEL = $(if $(wildcard $(MODEL)/registered.json),--label $(MODEL_VERSION_LABEL)=$(shell \
-  $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["version"])' < $(MODEL)/registered.json))
-MODEL_VERSION_LABEL := io.conforto.model.version
+# a baked model's label: its registry version (`conforto model download` wrote it beside the
+# artifact), as io.conforto.$(1).version; none without a record
+baked_label = $(if $(wildcard $(2)/registered.json),--label io.conforto.$(1).version=$(shell \
+  $(BIN)/python -c 'import json, sys; print(json.load(sys.stdin)["version"])' < $(2)/registered.json))
+# a model folder copied into the build context as $(2), and its build argument $(3)
+bake = $(if $(1),cp -r $(1) build/image/$(2),)
+baked_arg = $(if $(1),--build-arg $(3)=$(2),)
 
-image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in, labelled with its registry version)
+image: wheelhouse  ## Build the image conforto:latest (MODEL=dir bakes that model in, CHALLENGER=dir a shadow challenger; each labelled with its registry version)
 	rm -rf build/image && mkdir -p build/image/deploy
 	cp -r Dockerfile pyproject.toml README.md requirements-serve.lock src wheelhouse build/image/
 	cp -r deploy/no-model build/image/deploy/
-	$(if $(MODEL),cp -r $(MODEL) build/image/model,)
+	$(call bake,$(MODEL),model)
+	$(call bake,$(CHALLENGER),challenger)
 	find build/image/src -name __pycache__ -prune -exec rm -rf {} +
-	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) $(if $(MODEL),--build-arg MODEL_DIR=model,) $(MODEL_LABEL) build/image
+	$(BUILD) -t conforto:latest --build-arg BASE=$(BASE) \
+	  $(call baked_arg,$(MODEL),model,MODEL_DIR) $(call baked_label,model,$(MODEL)) \
+	  $(call baked_arg,$(CHALLENGER),challenger,CHALLENGER_DIR) $(call baked_label,challenger,$(CHALLENGER)) \
+	  build/image
 
 push-image: image  ## Push the image as IMAGE=registry/repository/conforto:tag with the engine that built it
 	deploy/image/push.sh $(IMAGE)

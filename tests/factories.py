@@ -219,6 +219,12 @@ def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
 LOGGED_INPUTS = ["ta", "tr", "rh", "vel", "met", "clo", "t_mot_isd", "season", "cooling_type"]
 
 
+def observations(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """``frame``'s rooms as the service takes them: the logged inputs each room has."""
+    rows = frame[LOGGED_INPUTS].to_dict("records")
+    return [{str(k): v for k, v in r.items() if v is not None and v == v} for r in rows]
+
+
 def serve_and_vote(
     url: str,
     model_dir: Path,
@@ -239,8 +245,7 @@ def serve_and_vote(
     from conforto._serving.runtime import Predictor
 
     predictor = Predictor(load_model(model_dir), "1")
-    rows = frame[LOGGED_INPUTS].to_dict("records")
-    inputs = [{str(k): v for k, v in r.items() if v is not None and v == v} for r in rows]
+    inputs = observations(frame)
     answers = predictor.predict(inputs)
     now = time.time()
     names = [f"building {b}" for b in frame["building_id"]] if sites else [None] * len(frame)

@@ -18,10 +18,11 @@ import pytest
 
 if TYPE_CHECKING:
     import socketserver
-    from collections.abc import Iterator, Sized
+    from collections.abc import Callable, Iterator, Sized
 
 
 ServerT = TypeVar("ServerT", bound="socketserver.BaseServer")
+T = TypeVar("T")
 
 
 #: podman as the tests run it: the overlay store and runc, as CI's runner has them.
@@ -343,6 +344,25 @@ def scrape(url: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             found[key] = float(value)
     return found
+
+
+def eventually(
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> T:
+    """The first true value of ``condition``, polled every 0.1 s (an exception in ``ignoring``
+    counts as not yet); fail past ``timeout`` [s]."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = condition()
+        except ignoring:
+            found = None
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met in {timeout:g} s")
 
 
 def wait_for_more(items: Sized, count: int, timeout: float = 60.0) -> None:

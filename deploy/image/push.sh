@@ -2,7 +2,8 @@
 # Push the image `make image` built (conforto:latest, or $SOURCE) as $1 with the engine that
 # built it (podman where it is, else docker), and print the pushed image's reference by digest
 # (REPOSITORY@sha256:…), also written to build/image/pushed; the registry version of its baked
-# model (label io.conforto.model.version) goes to build/image/model-version. With
+# model (label io.conforto.model.version) goes to build/image/model-version, its challenger's
+# (io.conforto.challenger.version; empty without) to build/image/challenger-version. With
 # REGISTRY_PASSWORD set (e.g. `gcloud auth print-access-token`), logs in to the registry first
 # as REGISTRY_USER (default oauth2accesstoken, Artifact Registry's). REGISTRY_TLS_VERIFY=false:
 # a registry over plain HTTP (a local one, for the tests).
@@ -31,7 +32,9 @@ else
   digest="$(docker inspect --format '{{index .RepoDigests 0}}' "$target")"
   digest="${digest#*@}"
 fi
-# the registry version of the model baked in (its label; empty without one), for the deploy
-"${engine[@]}" image inspect --format '{{ index .Config.Labels "io.conforto.model.version" }}' \
-  "$target" | sed 's/^<no value>$//' > build/image/model-version
+# the registry versions of the models baked in (their labels; empty without), for the deploy
+for baked in model challenger; do
+  "${engine[@]}" image inspect --format "{{ index .Config.Labels \"io.conforto.$baked.version\" }}" \
+    "$target" | sed 's/^<no value>$//' > "build/image/$baked-version"
+done
 echo "${target%:*}@$digest" | tee build/image/pushed

@@ -94,6 +94,13 @@ def _absolute(value: Path | None) -> Path | None:
     return None if value is None else value.expanduser().absolute()
 
 
+def _unset_when_empty(value: object) -> object:
+    """An image built without a model (or a challenger) sets its variable to "" (Dockerfile
+    ``${VAR:+...}``): unset.
+    """
+    return None if value == "" else value
+
+
 class ChallengerSettings(BaseModel):
     """A second model beside production in the service: A/B tests
     (:mod:`conforto._serving.challenger`).
@@ -103,6 +110,7 @@ class ChallengerSettings(BaseModel):
         None,
         description="Challenger: a registry version number or a model directory; unset: none.",
     )
+    _none_when_empty = field_validator("model", mode="before")(_unset_when_empty)
     mode: Literal["shadow", "canary"] = Field(
         "shadow",
         description="shadow: production answers, the challenger scores the same rows behind it; "
@@ -213,12 +221,7 @@ class ServeSettings(BaseModel):
     challenger: ChallengerSettings = ChallengerSettings()
     adaptation: SiteAdaptationServeSettings = SiteAdaptationServeSettings()
 
-    @field_validator("model_dir", mode="before")
-    @classmethod
-    def _unset_when_empty(cls, value: object) -> object:
-        # an image built without a model sets the variable to "" (Dockerfile ${VAR:+...})
-        return None if value == "" else value
-
+    _no_model_when_empty = field_validator("model_dir", mode="before")(_unset_when_empty)
     _absolute_paths = field_validator("model_dir", "spool_dir")(_absolute)
 
     @field_validator("log_url")

@@ -20,8 +20,10 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
     ├── RegistryError          a registry operation cannot be done (unknown     409   1
     │   │                      version, no gate, …)
     │   ├── NoProductionModel  nothing is in production yet                    503   3
-    │   └── RegistryBusy       another command is moving production (try       409   4
-    │                          again when it has finished)
+    │   ├── RegistryBusy       another command is moving production (try       409   4
+    │   │                      again when it has finished)
+    │   └── ShadowPending      the version waits for its shadow period (serve  409   5
+    │                          it as a shadow challenger first)
     ├── TrackingError          an experiment tracker failed (never fatal to a   500   1
     │                          stage: it becomes a warning)
     ├── DeliveryError          a result could not be handed to an outside       502   1
@@ -35,10 +37,11 @@ user as a bug: exit code 1 with a traceback, or HTTP 500 "internal error").
 The CLI prints the message on one line (the traceback only with ``--debug``) and exits with
 the code above (:data:`EXIT_CODE`): 3 tells a script that there is no production model yet (a
 new project's first run), 4 that another command, maybe on another machine, is moving
-production (run the same command again once it has finished). The service answers
-``{"detail": message}`` with the status above (:data:`HTTP_STATUS`, the most specific class
-wins). A failed gate or validation is a result, not an error: those commands exit 1 after
-printing their report.
+production (run the same command again once it has finished), 5 that the version is
+validated but waits for the shadow period the gate asks for (deploy it as a shadow challenger).
+The service answers ``{"detail": message}`` with the status above (:data:`HTTP_STATUS`, the
+most specific class wins). A failed gate or validation is a result, not an error: those
+commands exit 1 after printing their report.
 """
 
 from __future__ import annotations
@@ -96,6 +99,13 @@ class RegistryBusy(RegistryError):  # noqa: N818 - reads as what happened
     """
 
 
+class ShadowPending(RegistryError):  # noqa: N818 - reads as what happened
+    """The gate asks for a shadow period the version has not had yet
+    (``gate.shadow_min_predictions``): it stays validated, waiting to be served as a shadow
+    challenger; nothing was changed.
+    """
+
+
 class TrackingError(ConfortoError):
     """An experiment tracker failed; stages log it as a warning and carry on."""
 
@@ -142,6 +152,7 @@ EXIT_CODE: dict[type[ConfortoError], int] = {
     ConfortoError: 1,
     NoProductionModel: 3,
     RegistryBusy: 4,
+    ShadowPending: 5,
 }
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from conforto._serving.runtime import Predictor
 from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import table_rows
+from tests.processes import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,16 +93,6 @@ def _metric(client: httpx.Client, name: str, **labels: str) -> float:
     )
 
 
-def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def _ask(
     client: httpx.Client, rooms: list[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -139,7 +129,7 @@ def test_a_shadow_scores_every_request_behind_production(
         answers = _ask(client, ROOMS)
         served = load_model(production).version
         assert {a["model_version"] for a in answers} == {served}
-        status = _wait(lambda: (s := _status(client))["shadowed"] == len(ROOMS) and s)
+        status = eventually(lambda: (s := _status(client))["shadowed"] == len(ROOMS) and s)
         assert (status["mode"], status["state"]) == ("shadow", "running")
         assert status["version"] == load_model(challenger).version
         assert _metric(client, "conforto_model_predictions_total", arm="production") == 60
@@ -264,7 +254,7 @@ def test_a_failing_shadow_is_stopped_counted_and_notified(
     server = serve("--model", str(tiny_models[0]), "--challenger", str(tiny_challenger), env=env)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         _ask(client, ROOMS)  # every answer is production's, the shadow failing behind it
-        status = _wait(lambda: (s := _status(client))["state"] == "stopped" and s)
+        status = eventually(lambda: (s := _status(client))["state"] == "stopped" and s)
         assert status["stopped_because"].startswith("error rate 100.0% over the last")
         assert _metric(client, "conforto_challenger_stops_total", reason="error_rate") == 1
         assert _metric(client, "conforto_challenger_state", state="stopped") == 1
@@ -272,7 +262,7 @@ def test_a_failing_shadow_is_stopped_counted_and_notified(
         scored = status["shadowed"]
         _ask(client, ROOMS[:20])
         assert _status(client)["shadowed"] == scored  # out of the path
-    _wait(lambda: received)
+    eventually(lambda: received)
     assert "challenger" in received[0]["text"]
     assert "stopped" in received[0]["text"]
     server.stop()
@@ -320,19 +310,25 @@ def test_a_promotion_waits_for_a_clean_shadow_period(
     assert conforto_cli("model", "promote", "1", "--force").returncode == 0
     open_registry(get_settings()).tag("2", "validated", "2026-12-02T00:00:00Z")
     early = conforto_cli("model", "promote", "2", "--config", str(config))
-    assert early.returncode == 1
+    assert early.returncode == 5  # waiting, not failed: what a workflow tells apart
     assert "0 shadowed predictions (at least 30 needed)" in early.stderr
+    waiting = conforto_cli("model", "challenger", "--config", str(config))
+    assert (waiting.returncode, waiting.stdout) == (0, "2\n")  # what a deploy bakes in
+    (tmp_path / "unasked.yaml").write_text("gate: {}\n")
+    unasked = conforto_cli("model", "challenger", "--config", str(tmp_path / "unasked.yaml"))
+    assert (unasked.returncode, unasked.stdout) == (0, "")
+    assert "the gate asks for no shadow period" in unasked.stderr
     polling = {**ADMIN, "CONFORTO_SERVE__POLL_SECONDS": "0.5"}
     server = serve("--challenger", "2", env=polling)  # production, by its pointer
     url = get_settings().prediction_log_url
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert {a["model_version"] for a in _ask(client, ROOMS[:30])} == {"1"}
         assert _status(client)["version"] == "2"
-        _wait(lambda: len(table_rows(url, shadow)) == 30)  # stored, where `promote` reads
+        eventually(lambda: len(table_rows(url, shadow)) == 30)  # stored, where `promote` reads
         done = conforto_cli("model", "promote", "2", "--config", str(config))
         assert done.returncode == 0, done.stderr
         assert "version 1 → 2" in done.stdout
-        _wait(lambda: client.get("/model").json()["version"] == "2")  # the service follows
+        eventually(lambda: client.get("/model").json()["version"] == "2")  # the service follows
         assert client.get("/admin/challenger", headers=AUTH).status_code == 404  # it is production
         assert {a["model_version"] for a in _ask(client, ROOMS[:5])} == {"2"}
     server.stop()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from conforto._registry.model_registry import open_registry
+from conforto._registry.registration import write_registration
 from conforto._settings import get_settings
 from tests.cli import conforto_cli
 from tests.factories import REPO
@@ -21,7 +24,7 @@ IMAGE = "europe-docker.pkg.dev/proj/conforto/conforto@sha256:" + "0123456789abcd
 #: The fake Google Cloud's project, and its environments (a service account and a secret each).
 PROJECT = "conforto-test"
 ENVIRONMENTS = ("staging", "production")
-SECRETS = ("log-url", "metrics-token")
+SECRETS = ("log-url", "metrics-token", "admin-token")
 
 
 @pytest.fixture
@@ -284,3 +287,41 @@ def test_every_deploy_applies_the_alert_policies_that_notify_slack(gcloud: dict[
     assert f"notification channel projects/{PROJECT}/notificationChannels/7 does not exist" in (
         refused.stderr
     )
+
+
+@pytest.mark.usefixtures("versions")
+def test_a_revision_with_a_baked_challenger_runs_its_shadow_or_is_rolled_back(
+    gcloud: dict[str, str], serve: Any, trained_model: Path, second_model: Path, tmp_path: Path
+) -> None:
+    """--challenger: the image has version 2 baked in beside production; the revision runs it
+    as a shadow, CPU kept after each response, and /ready must name it."""
+    dry = deploy(gcloud, "--env", "production", "--challenger", "2", "--dry-run")
+    assert "run.googleapis.com/cpu-throttling: 'false'" in dry.stdout
+    assert "value: /challenger" in dry.stdout
+    assert "cpu-throttling" not in deploy(gcloud, "--env", "production", "--dry-run").stdout
+    assert deploy(gcloud, "--env", "production", "--image", IMAGE).returncode == 0
+    alone = deploy(
+        gcloud, "--env", "production", "--image", IMAGE.replace("0", "1"), "--challenger", "2"
+    )  # the fake's URL serves version 1 and no challenger
+    assert alone.returncode == 1
+    assert "names challenger None, not 2" in alone.stderr
+    assert "traffic back on conforto-production-v1-0123456789" in alone.stderr
+    baked = tmp_path / "challenger"
+    shutil.copytree(second_model, baked)
+    write_registration(baked, "2", get_settings().tracking.model_name)  # as the image job's
+    beside = serve("--model", str(trained_model), "--challenger", str(baked))
+    shadowed = {**gcloud, "FAKE_GCLOUD_URL": beside.url}
+    image = IMAGE.replace("0", "2")
+    done = deploy(shadowed, "--env", "production", "--image", image, "--challenger", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = "conforto-production-v1-2123456789"
+    assert traffic(gcloud, "conforto-production") == [{"revisionName": new, "percent": 100}]
+    replaced = [c for c in calls(gcloud) if c[2] == "replace"][-1]
+    template = yaml.safe_load(Path(replaced[3]).read_text())["spec"]["template"]
+    assert template["metadata"]["annotations"]["run.googleapis.com/cpu-throttling"] == "false"
+    assert {"name": "CONFORTO_SERVE__CHALLENGER__MODEL", "value": "/challenger"} in template[
+        "spec"
+    ]["containers"][0]["env"]
+    bad = deploy(gcloud, "--env", "production", "--image", IMAGE, "--challenger", "two")
+    assert bad.returncode == 1
+    assert "is not a version number" in bad.stderr

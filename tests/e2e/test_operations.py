@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from conforto._predictions.schema import feedback, predictions
 from conforto._registry.model_registry import open_registry
 from conforto._settings import get_settings
 from tests.factories import table_rows
+from tests.processes import eventually
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,6 +27,8 @@ pytestmark = pytest.mark.integration
 
 OBS = {"ta": 24.5, "rh": 55.0, "vel": 0.15, "met": 1.1, "clo": 0.6}
 TOKEN = "s3cret-token-for-tests"  # noqa: S105 - a test's own token
+#: Until a condition holds; the log's tables appear with the service's first write.
+settled = functools.partial(eventually, ignoring=(sa.exc.SQLAlchemyError,))
 
 
 def _metrics(client: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -44,18 +47,6 @@ def _sum(
 ) -> float:
     wanted = set(labels.items())
     return sum(v for (n, have), v in samples.items() if n == name and wanted <= set(have))
-
-
-def _wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except sa.exc.SQLAlchemyError:  # the service has not created its tables yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_url: str) -> None:
@@ -82,8 +73,8 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         out_of_range = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 4})
         assert out_of_range.status_code == 422
 
-        _wait_for(lambda: len(table_rows(log_url, predictions)) == 5)
-        _wait_for(lambda: len(table_rows(log_url, feedback)) == 2)
+        settled(lambda: len(table_rows(log_url, predictions)) == 5)
+        settled(lambda: len(table_rows(log_url, feedback)) == 2)
         votes = sorted(r["thermal_sensation"] for r in table_rows(log_url, feedback))
         assert votes == [-0.5, 1.5]
         stored = {r["prediction_id"]: r for r in table_rows(log_url, predictions)}
@@ -93,7 +84,7 @@ def test_feedback_round_trip_and_metrics(serve: Any, trained_model: Path, log_ur
         assert stored[pid]["predicted_class"] == answers[0]["predicted_class"]
 
         written = "conforto_prediction_log_writes_total"  # read from the writer every second
-        _wait_for(lambda: _sum(_metrics(client), written, table="feedback") == 2)
+        settled(lambda: _sum(_metrics(client), written, table="feedback") == 2)
         samples = _metrics(client)
         assert _sum(samples, "conforto_http_requests_total", route="/predict", status="200") == 3
         assert _sum(samples, "conforto_http_requests_total", route="/feedback", status="404") == 1
@@ -156,9 +147,9 @@ def test_new_production_version_is_swapped_in_under_load_without_errors(
     for worker in workers:
         worker.start()
     try:
-        _wait_for(lambda: len(seen) >= 50)
+        settled(lambda: len(seen) >= 50)
         registry.promote("2", force=True)  # the service notices the pointer by itself
-        _wait_for(lambda: bool(seen) and seen[-1][1] == "2")
+        settled(lambda: bool(seen) and seen[-1][1] == "2")
         registry.rollback()
         reload = httpx.post(
             f"{server.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
@@ -166,7 +157,7 @@ def test_new_production_version_is_swapped_in_under_load_without_errors(
         assert reload.status_code == 200
         assert reload.json()["model_version"] == "1"
         after = len(seen)
-        _wait_for(lambda: len(seen) >= after + 50)
+        settled(lambda: len(seen) >= after + 50)
     finally:
         stop.set()
         for worker in workers:
@@ -190,13 +181,13 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
     server = serve("--model", str(trained_model), env={"CONFORTO_SERVE__LOG_URL": postgres.url})
     with httpx.Client(base_url=server.url, timeout=10) as client:
         before = [client.post("/predict", json=OBS) for _ in range(10)]
-        _wait_for(lambda: len(table_rows(postgres.url, predictions)) == 10)
+        settled(lambda: len(table_rows(postgres.url, predictions)) == 10)
         postgres.stop()
         during = [client.post("/predict", json=OBS) for _ in range(40)]
         assert {r.status_code for r in before + during} == {200}
-        _wait_for(lambda: _sum(_metrics(client), "conforto_prediction_log_failures_total") >= 1)
+        settled(lambda: _sum(_metrics(client), "conforto_prediction_log_failures_total") >= 1)
         spooled = "conforto_prediction_log_spool_bytes"
-        _wait_for(lambda: _sum(_metrics(client), spooled) > 0)  # the rows wait on disk
+        settled(lambda: _sum(_metrics(client), spooled) > 0)  # the rows wait on disk
         pid = during[0].json()["prediction_id"]
         vote = client.post("/feedback", json={"prediction_id": pid, "thermal_sensation": 1})
         assert vote.status_code == 201  # spooled by this process: known without the database
@@ -207,9 +198,9 @@ def test_database_down_mid_load_predictions_go_on_rows_land_later(
         gone = client.post("/feedback", json={"prediction_id": "f" * 32, "thermal_sensation": 1})
         assert gone.status_code == 503  # only the database could tell: not a false 404
         postgres.start()
-        _wait_for(lambda: len(table_rows(postgres.url, predictions)) == 50, timeout=30)
-        _wait_for(lambda: len(table_rows(postgres.url, feedback)) == 2)
-        _wait_for(lambda: _sum(_metrics(client), spooled) == 0)
+        settled(lambda: len(table_rows(postgres.url, predictions)) == 50, timeout=30)
+        settled(lambda: len(table_rows(postgres.url, feedback)) == 2)
+        settled(lambda: _sum(_metrics(client), spooled) == 0)
         status = {r["prediction_id"]: r["status"] for r in table_rows(postgres.url, feedback)}
         assert status[pid] == "matched"
 
@@ -231,7 +222,7 @@ def test_metrics_add_up_across_workers(
     assert totals == {30.0}
     assert len(list(temporary.glob("conforto-metrics-*/*.db"))) >= 2  # both workers wrote samples
     # the workers' writers keep the log in the home, relative or not
-    _wait_for(lambda: len(table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)) == 30)
+    settled(lambda: len(table_rows(f"sqlite:///{home / 'predictions.db'}", predictions)) == 30)
     server.stop()
     assert not list(temporary.iterdir())  # the samples' folder goes with the service
 

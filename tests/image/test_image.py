@@ -323,6 +323,7 @@ def test_the_image_is_pushed_by_its_builder_and_pulled_by_digest(
         assert pushed.startswith(f"127.0.0.1:{port}/conforto/conforto@sha256:")
         assert (tmp_path / "build/image/pushed").read_text().strip() == pushed
         assert (tmp_path / "build/image/model-version").read_text().strip() == VERSION
+        assert (tmp_path / "build/image/challenger-version").read_text() == "\n"  # none baked
         podman("rmi", target)
         podman("pull", "--tls-verify=false", "--quiet", pushed)
         digests = json.loads(

@@ -21,6 +21,8 @@ from conforto.errors import ArtifactError, RegistryError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from conforto._predictions.records import Kind
+
 
 @pytest.fixture(params=["file", "shared"])
 def journal(request: pytest.FixtureRequest) -> str:
@@ -187,8 +189,9 @@ def test_upgrade_refuses_an_artifact_changed_since_it_was_registered(older: Regi
     assert [m for m in older.audit() if m.action == "upgrade"] == []
 
 
-def _shadowed(url: str, version: str, ids: range) -> None:
-    """Predictions of production's (one per id), each scored by ``version`` as a shadow."""
+def _shadowed(url: str, version: str, ids: range, kind: Kind = "occupant") -> None:
+    """Predictions of production's (one per id, asked as ``kind``), each scored by ``version``
+    as a shadow."""
     import time
 
     from conforto._predictions.records import PredictionRow, Row, ShadowRow
@@ -199,7 +202,7 @@ def _shadowed(url: str, version: str, ids: range) -> None:
     for i in ids:
         made = answer("warm", f"{i:032d}", model_version="1")
         rows += [
-            PredictionRow.of(made, {"ta": 25.0}, 1.0, None, now=time.time()),
+            PredictionRow.of(made, {"ta": 25.0}, 1.0, None, now=time.time(), kind=kind),
             ShadowRow(f"{i:032d}", time.time(), version, "warm", 0.2, 0.2, 0.6, 2.0),
         ]
     database = LogDatabase(url)
@@ -211,14 +214,23 @@ def _shadowed(url: str, version: str, ids: range) -> None:
 def test_a_promotion_waits_for_its_shadow_period(registry: Registry, tmp_path: Path) -> None:
     from functools import partial
 
-    from conforto._lifecycle.shadow import promote
+    from conforto._lifecycle.shadow import awaiting_shadow, promote
+    from conforto.errors import ShadowPending, exit_code
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
-    registry.promote("1", force=True)
-    registry.store.set_tag("2", "validated", "")
+    registry.store.set_tag("1", "validated", "")
     waiting = partial(promote, registry, log_url=url, min_predictions=30)
-    with pytest.raises(RegistryError, match=r"0 shadowed predictions \(at least 30 needed\)"):
+    assert awaiting_shadow(registry) is None  # nothing in production: nothing to shadow
+    first = waiting("1")  # the first production version has no shadow period
+    assert first is not None
+    assert first.to == "1"
+    assert awaiting_shadow(registry) is None  # version 2 is not validated
+    registry.store.set_tag("2", "validated", "")
+    assert awaiting_shadow(registry) == "2"  # the challenger a deploy bakes in
+    _shadowed(url, "2", range(100, 140), kind="smoke")  # deploys' smoke tests: not its period
+    with pytest.raises(ShadowPending, match=r"0 shadowed predictions \(at least 30 needed\)"):
         waiting("2")
+    assert exit_code(ShadowPending("")) == 5  # what a workflow tells from any other failure
     _shadowed(url, "2", range(29))
     with pytest.raises(RegistryError, match="29 shadowed predictions"):
         waiting("2")
@@ -247,15 +259,19 @@ def test_the_pipeline_leaves_a_version_for_its_shadow_period(
     said: list[str] = []
     config = PipelineConfig(gate=GateConfig(shadow_min_predictions=100))
     stages = _Stages(registry, tmp_path, config, NullTracker(), None, said.append, False)
-    registry.store.set_tag("1", "validated", "")
-    result = SimpleNamespace(version="1", promoted=None)
+    for version in ("1", "2"):
+        registry.store.set_tag(version, "validated", "")
+    first = SimpleNamespace(version="1", promoted=None)
+    _promote(stages, first)  # type: ignore[arg-type]
+    assert first.promoted is not None  # nothing in production: nothing to shadow
+    result = SimpleNamespace(version="2", promoted=None)
     _promote(stages, result)  # type: ignore[arg-type]
     assert result.promoted is None
-    assert registry.store.alias_version(PRODUCTION) is None
-    assert said == [
-        "version 1 waits for its shadow period before production: `conforto serve "
-        "--challenger 1`, then `conforto model promote 1`"
-    ]
+    assert registry.store.alias_version(PRODUCTION) == "1"
+    assert said[-1] == (
+        "version 2 waits for its shadow period before production: `conforto serve "
+        "--challenger 2`, then `conforto model promote 2`"
+    )
     stages.config = PipelineConfig()
     _promote(stages, result)  # type: ignore[arg-type]
     assert result.promoted is not None

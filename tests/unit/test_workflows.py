@@ -33,7 +33,10 @@ def commands(workflow: dict[str, Any]) -> list[list[str]]:
         for step in job.get("steps", []):
             for line in step.get("run", "").replace("\\\n", " ").splitlines():
                 if ".venv/bin/conforto " in line:
-                    words = shlex.split(line.split(".venv/bin/conforto ", 1)[1].split("|")[0])
+                    command = line.split(".venv/bin/conforto ", 1)[1].split("|")[0]
+                    if "$(.venv/bin/conforto " in line:  # a command substitution's
+                        command = command.split(")", 1)[0]
+                    words = shlex.split(command)
                     found.append(words)
     return found
 

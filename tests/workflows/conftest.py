@@ -46,6 +46,7 @@ from tests.processes import (
     MONITORING,
     WORKFLOW,
     Daemon,
+    Postgres,
     free_port,
     in_thread,
     lock_registry,
@@ -188,15 +189,21 @@ class Rehearsal:
         (self.root / f"run-{self.runs}-{workflow}.log").write_text(log)
         return Run(done.returncode, jobs, log, artifacts)
 
+    def commit(self, path: str, text: str, message: str) -> str:
+        """A new commit on this world's main, ``path`` holding ``text``; its sha."""
+        (self.origin / path).write_text(text)
+        git("commit", "--quiet", "--all", "--message", message, cwd=self.origin)
+        self.sha = git("rev-parse", "HEAD", cwd=self.origin)
+        return self.sha
+
     def release_commit(self, tag: str) -> str:
         """A new commit on this world's main (a comment in the package names the release), with
         ``tag``: what a maintainer pushes to release."""
-        init = self.origin / "src" / "conforto" / "__init__.py"
-        init.write_text(init.read_text() + f"\n\n# {tag}\n")  # formatted as ruff would
-        git("commit", "--quiet", "--all", "--message", f"release {tag}", cwd=self.origin)
+        init = "src/conforto/__init__.py"
+        text = (self.origin / init).read_text() + f"\n\n# {tag}\n"  # formatted as ruff would
+        sha = self.commit(init, text, f"release {tag}")
         git("tag", tag, cwd=self.origin)
-        self.sha = git("rev-parse", "HEAD", cwd=self.origin)
-        return self.sha
+        return sha
 
     def tracking(self) -> dict[str, str]:
         """The variables a command run here needs to reach the registry, as the workflows'."""
@@ -446,10 +453,17 @@ def scraper_token(environment: str) -> str:
 
 
 @contextlib.contextmanager
-def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Iterator[Rehearsal]:
+def cloud(
+    machine: Machine,
+    root: Path,
+    store: Rehearsal | None = None,
+    logs: dict[str, str] | None = None,
+) -> Iterator[Rehearsal]:
     """A world for one scenario under ``root``: its own repository, MLflow server (on a copy of
     ``store``'s registry when given, else empty), OCI registry, Pushgateway, Slack, GitHub and
-    Cloud Run records; everything stopped, its revisions removed, when the block ends."""
+    Cloud Run records; everything stopped, its revisions removed, when the block ends. Each
+    environment's revisions log to ``logs[environment]`` (the cloud's PostgreSQL databases,
+    production's the workflows' PREDICTION_LOG_URL), else each to its own container."""
     root.mkdir(parents=True)
     if store is not None:
         for database in ("mlflow.db", "basic_auth.db"):  # the registry, its accounts
@@ -481,13 +495,15 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
             check=False,
         )
         environments = ("staging", "production")
+        logs = logs or dict.fromkeys(environments, REVISION_LOG)
         describe_cloud(
             root / "cloud-run",
             PROJECT,
             [f"conforto-{env}@{PROJECT}.iam.gserviceaccount.com" for env in environments],
             # each revision's log in its own container (the service's default place)
-            {f"conforto-{env}-log-url": REVISION_LOG for env in environments}
-            | {f"conforto-{env}-metrics-token": scraper_token(env) for env in environments},
+            {f"conforto-{env}-log-url": logs[env] for env in environments}
+            | {f"conforto-{env}-metrics-token": scraper_token(env) for env in environments}
+            | {f"conforto-{env}-admin-token": f"{env}-operator" for env in environments},
             channels=(ALERT_CHANNEL,),
         )
         env = {
@@ -511,7 +527,11 @@ def cloud(machine: Machine, root: Path, store: Rehearsal | None = None) -> Itera
             "MLFLOW_MONITORING_PASSWORD": MONITORING[1],
             "SLACK_WEBHOOK_URL": hook,
             "CODECOV_TOKEN": "rehearsal",
-            "PREDICTION_LOG_URL": f"sqlite:///{root / 'predictions.db'}",
+            "PREDICTION_LOG_URL": (
+                f"sqlite:///{root / 'predictions.db'}"
+                if logs["production"] == REVISION_LOG
+                else logs["production"]
+            ),
         }
         variables = {
             "IMAGE_REPOSITORY": f"127.0.0.1:{oci.port}/conforto",
@@ -552,14 +572,45 @@ def rehearsal(machine: Machine, tmp_path: Path) -> Iterator[Rehearsal]:
         yield world
 
 
+def _promoted(first_training: tuple[Rehearsal, Run]) -> Rehearsal:
+    """The first weekly training's world, once it is known to have promoted its model."""
+    first, run = first_training
+    if run.jobs.get("promotion") != "success":
+        pytest.fail(f"the first weekly training promoted nothing: {run.explain()}")
+    return first
+
+
 @pytest.fixture
 def promoted(
     machine: Machine, first_training: tuple[Rehearsal, Run], tmp_path: Path
 ) -> Iterator[Rehearsal]:
     """A world whose registry is a copy of the one the first weekly training left: version 1,
     validated and in production."""
-    first, run = first_training
-    if run.jobs.get("promotion") != "success":
-        pytest.fail(f"the first weekly training promoted nothing: {run.explain()}")
-    with cloud(machine, tmp_path / "world", store=first) as world:
+    with cloud(machine, tmp_path / "world", store=_promoted(first_training)) as world:
+        yield world
+
+
+#: The shadow period :func:`shadowing`'s gate asks for [predictions].
+SHADOW_PERIOD = 40
+
+
+@pytest.fixture
+def shadowing(
+    machine: Machine, first_training: tuple[Rehearsal, Run], postgres: Postgres, tmp_path: Path
+) -> Iterator[Rehearsal]:
+    """A world like :func:`promoted`'s whose gate asks for a shadow period (its main's
+    configs/pipeline.yaml) and whose services log to PostgreSQL, as in the cloud: production
+    to the database the workflows read (PREDICTION_LOG_URL), staging to one of its own."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS staging"))
+        conn.execute(sa.text("CREATE DATABASE staging"))
+    engine.dispose()
+    logs = {"production": postgres.url, "staging": postgres.url.rsplit("/", 1)[0] + "/staging"}
+    with cloud(machine, tmp_path / "world", _promoted(first_training), logs) as world:
+        config = yaml.safe_load((world.origin / PIPELINE).read_text())
+        config["gate"]["shadow_min_predictions"] = SHADOW_PERIOD
+        world.commit(PIPELINE, yaml.safe_dump(config), "a shadow period before every promotion")
         yield world

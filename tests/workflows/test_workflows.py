@@ -19,11 +19,19 @@ import httpx
 
 from conforto._data.load import load_dataset
 from conforto._model.artifact import load_model
+from conforto._predictions.schema import shadow
+from conforto._settings import Settings
 from tests.cli import conforto_cli
-from tests.factories import serve_and_vote, variant
+from tests.factories import observations, serve_and_vote, table_rows, variant
 from tests.fakes.gcloud import serving_revision
-from tests.processes import ADMIN
-from tests.workflows.conftest import ALERT_CHANNEL, QUICK_CHECKS, SCHEDULE, scraper_token
+from tests.processes import ADMIN, eventually
+from tests.workflows.conftest import (
+    ALERT_CHANNEL,
+    QUICK_CHECKS,
+    SCHEDULE,
+    SHADOW_PERIOD,
+    scraper_token,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,36 +124,61 @@ def served(world: Rehearsal, environment: str) -> tuple[list[str], dict[str, Any
     return service["revisions"], health
 
 
-def test_the_deploy_it_dispatches_ships_the_model_it_built_though_another_is_promoted_meanwhile(
-    promoted: Rehearsal, tmp_path: Path
+def validated(world: Rehearsal, version: str) -> None:
+    """Tag ``version`` validated, as the gate's job would (through the server, as its admin)."""
+    uri = world.secrets["MLFLOW_TRACKING_URI"]
+    tag = {
+        "name": Settings().tracking.model_name,
+        "version": version,
+        "key": "validated",
+        "value": "rehearsal",
+    }
+    with httpx.Client(base_url=f"{uri}/api/2.0/mlflow", auth=ADMIN) as api:
+        api.post("/model-versions/set-tag", json=tag).raise_for_status()
+
+
+def shadowed(url: str, version: str) -> int:
+    """Production's predictions the challenger ``version`` scored, in the log at ``url``."""
+    return sum(r["model_version"] == version for r in table_rows(url, shadow))
+
+
+def test_the_deploy_it_dispatches_ships_what_it_built_and_its_shadow_earns_the_promotion(
+    shadowing: Rehearsal, tmp_path: Path
 ) -> None:
-    """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production. Between
-    the build and the deploy (as while production waits for its reviewers) someone promotes
-    another version: every deploy still ships the version the image was built with."""
-    rehearsal = promoted
+    """`gh workflow run` arrives as workflow_dispatch: build, push, staging, production. The gate
+    asks for a shadow period, so version 2 (validated) is baked in beside production as every
+    revision's shadow. Between the build and the deploy (as while production waits for its
+    reviewers) someone promotes version 3: every deploy still ships the versions the image was
+    built with. Production's traffic is scored by the shadow into the shared PostgreSQL log,
+    where the promotion job, run by hand for version 2, finds its shadow period."""
+    rehearsal = shadowing
     tracking = rehearsal.tracking()
-    other = variant(production_model(rehearsal, tmp_path / "production"), tmp_path / "other")
-    registered = conforto_cli("model", "register", str(other), "--force", env=tracking)
-    assert registered.returncode == 0, registered.stderr
-    promote = ["-m", "conforto", "model", "promote", "2", "--force", "--reason", "meanwhile"]
+    production = production_model(rehearsal, tmp_path / "production")
+    challenger = variant(production, tmp_path / "challenger")
+    for model in (challenger, variant(challenger, tmp_path / "other")):
+        registered = conforto_cli("model", "register", str(model), "--force", env=tracking)
+        assert registered.returncode == 0, registered.stderr
+    validated(rehearsal, "2")
+    promote = ["-m", "conforto", "model", "promote", "3", "--force", "--reason", "meanwhile"]
     home = f"CONFORTO_HOME={tmp_path / 'home'}"
     rehearsal.env["FAKE_GCLOUD_MEANWHILE"] = shlex.join(
         ["env", *(f"{k}={v}" for k, v in tracking.items()), home, sys.executable, *promote]
     )
     run = rehearsal.act("workflow_dispatch", "mlops-pipeline.yml", DISPATCH)
     succeeded(run, DEPLOY)
-    assert rehearsal.cloud_run()["meanwhile"] == 0  # version 2 promoted before the deploys
+    assert rehearsal.cloud_run()["meanwhile"] == 0  # version 3 promoted before the deploys
     assert images(rehearsal) == [rehearsal.sha]  # pushed by the engine that built it
     deployed = f"deployed-{rehearsal.sha[:12]}"  # by staging, then by production
     tags = registry(rehearsal)
     assert deployed in tags["1"], tags
-    assert "production" in tags["2"], tags
-    assert deployed not in tags["2"], tags
+    assert "production" in tags["3"], tags
+    assert deployed not in tags["3"], tags
     for environment in ("staging", "production"):
         revisions, health = served(rehearsal, environment)
         assert len(revisions) == 1
         assert revisions[0].startswith(f"conforto-{environment}-v1-")
         assert health["model_version"] == "1", health  # its registry version, from the image
+        assert health["challenger"] == "2", health  # the shadow baked beside it
     watched = rehearsal.cloud_run()["policies"].values()  # latency, 5xx, instances, memory
     assert (
         sorted(p["displayName"].split()[0] for p in watched)
@@ -159,6 +192,25 @@ def test_the_deploy_it_dispatches_ships_the_model_it_built_though_another_is_pro
     assert "production success" in told, told
     assert RUN_URL in told
     assert not (rehearsal.root / "github" / "releases").exists()  # no tag: no release
+
+    log = rehearsal.secrets["PREDICTION_LOG_URL"]
+    state = rehearsal.cloud_run()
+    url = state["urls"][serving_revision(state["services"]["conforto-production"])]
+    rooms = load_dataset(*rehearsal.data_files("good")).frame.dropna(
+        subset=["ta", "rh", "vel", "met", "clo"]
+    )
+    rows = observations(rooms.sample(SHADOW_PERIOD, random_state=5))
+    answered = httpx.post(f"{url}/predict/batch", json={"observations": rows}, timeout=60)
+    assert answered.status_code == 200, answered.text
+    eventually(lambda: shadowed(log, "2") >= SHADOW_PERIOD, 60)  # every instance's, one log
+    calls = len(rehearsal.gh_calls())
+    run = rehearsal.act("workflow_dispatch", "model-training.yml", {"inputs": {"promote": "2"}})
+    succeeded(run, {"promotion", "deploy"})
+    assert run.ran() == {"promotion", "deploy"}, run.explain()  # no training
+    assert "production" in registry(rehearsal)["2"]
+    assert rehearsal.gh_calls()[calls:] == [
+        ["workflow", "run", "mlops-pipeline.yml", "--ref", "main", "--repo", "rehearsal/conforto"]
+    ]
 
 
 def test_a_tagged_push_to_main_ships_and_releases(promoted: Rehearsal) -> None:

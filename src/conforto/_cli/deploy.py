@@ -151,6 +151,14 @@ def cloudrun(
     version: Annotated[
         str, typer.Option("--version", help="The registered version baked into the image.")
     ] = "production",
+    challenger: Annotated[
+        str,
+        typer.Option(
+            help="The registered version of the challenger baked into the image beside it (the "
+            "label io.conforto.challenger.version, which the image job outputs): the revision "
+            "runs it as a shadow. Empty: none.",
+        ),
+    ] = "",
     canary: Annotated[
         int | None,
         typer.Option(
@@ -189,19 +197,19 @@ def cloudrun(
                 canary=canary,
                 manifest_path=Path(f"{env}.yaml"),
                 invoker=settings.deploy.invoker,
+                shadow=bool(challenger),
             )
             typer.echo(steps.text())
             return
         image, project = check_target(image, project, region)
-        if not version.strip():
-            raise fail(
-                "--version is empty: give the registered version baked into the image (the "
-                "label io.conforto.model.version, which the image job outputs), or 'production'."
-            )
+        _check_baked(version, challenger)
         registry = open_registry()
         found, artifact = registry.resolve(version)
         runner = CloudRunDeploy(
-            Gcloud(), lambda url: _smoke(url, artifact, found.version), region, project
+            Gcloud(),
+            lambda url: _smoke(url, artifact, found.version, challenger or None),
+            region,
+            project,
         )
         target = settings.home / "deploy" / "cloudrun" / f"{env}.yaml"
         done = roll_out(
@@ -213,6 +221,7 @@ def cloudrun(
             version=found.version,
             canary=canary,
             invoker=settings.deploy.invoker,
+            shadow=bool(challenger),
         )
         outcome = Outcome(
             f"cloudrun/{env}",
@@ -225,6 +234,20 @@ def cloudrun(
         )
         _announce(outcome, registry)
         _watch(done.plan.service, env, manifests / "alerts", project, target.parent / "alerts")
+
+
+def _check_baked(version: str, challenger: str) -> None:
+    """The versions baked into the image, as the deploy was given them (its labels)."""
+    if not version.strip():
+        raise fail(
+            "--version is empty: give the registered version baked into the image (the "
+            "label io.conforto.model.version, which the image job outputs), or 'production'."
+        )
+    if challenger and not challenger.isdigit():
+        raise fail(
+            f"--challenger {challenger!r} is not a version number: give the label "
+            "io.conforto.challenger.version of the image (empty when it has none)."
+        )
 
 
 def _watch(service: str, env: str, policies: Path, project: str, out: Path) -> None:
@@ -260,11 +283,12 @@ def _registered(version: str) -> str:
         return "VERSION"
 
 
-def _smoke(url: str, artifact: Path, version: str) -> Any:
+def _smoke(url: str, artifact: Path, version: str, challenger: str | None) -> Any:
     from conforto._deploy.smoke import smoke as check
     from conforto._model.artifact import load_model
 
-    return check(url, load_model(artifact, verify=False), version=version, timeout=30)
+    model = load_model(artifact, verify=False)
+    return check(url, model, version=version, challenger=challenger, timeout=30)
 
 
 def release(

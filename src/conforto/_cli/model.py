@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conforto._cli import render
 from conforto._cli.common import (
     console,
+    err_console,
     errors,
     fail,
     open_registry,
@@ -22,10 +23,26 @@ from conforto._cli.notify import tell
 from conforto._registry.audit import move_message
 from conforto._settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from conforto._lifecycle.pipeline import PipelineConfig
+
 app = typer.Typer(
     help="The model registry: register, list, promote, roll back.", no_args_is_help=True
 )
 ReasonOpt = Annotated[str, typer.Option(help="Why, for the audit log.")]
+ShadowConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Pipeline config whose gate may ask for a shadow period "
+        "(shadow_min_predictions). Default: configs/pipeline.yaml when present."
+    ),
+]
+
+
+def _pipeline(config: Path | None) -> PipelineConfig:
+    """The pipeline config given, else ``configs/pipeline.yaml`` when present, else defaults."""
+    default = Path("configs/pipeline.yaml")
+    return pipeline_config(config or (default if default.is_file() else None))
 
 
 @app.command("register")
@@ -130,22 +147,15 @@ def promote(
         typer.Option("--force", help="Promote even if not validated (or not shadowed)."),
     ] = False,
     reason: ReasonOpt = "",
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="Pipeline config whose gate may ask for a shadow period "
-            "(shadow_min_predictions). Default: configs/pipeline.yaml when present."
-        ),
-    ] = None,
+    config: ShadowConfigOpt = None,
 ) -> None:
     """Make a version the production version (only `validated` ones, unless --force; after
-    its shadow period when the gate asks for one).
+    its shadow period when the gate asks for one: until then, exit code 5 and nothing changes).
     """
     from conforto._lifecycle.shadow import promote as promote_after_shadow
 
     with errors():
-        default = Path("configs/pipeline.yaml")
-        cfg = pipeline_config(config or (default if default.is_file() else None))
+        cfg = _pipeline(config)
         with stage_run("model_promotion", "promote", cfg.tracking) as run:
             run.log_params({"version": version, "force": force, "reason": reason})
             move = promote_after_shadow(
@@ -163,6 +173,25 @@ def promote(
     else:
         console.print(f"production: version {move.previous or '-'} → {move.to}", highlight=False)
         tell(move_message(move))
+
+
+@app.command("challenger")
+def challenger(config: ShadowConfigOpt = None) -> None:
+    """Print the version waiting for its shadow period (nothing when none): the newest
+    validated version newer than production, while the gate asks for a shadow period. It is
+    the challenger a deploy bakes into the image beside production, scoring its requests.
+    """
+    from conforto._lifecycle.shadow import awaiting_shadow
+
+    with errors(), stdout_to_stderr():
+        asked = _pipeline(config).gate.shadow_min_predictions
+        waiting = None if asked is None else awaiting_shadow(open_registry())
+    if waiting is not None:
+        typer.echo(waiting)
+    elif asked is None:
+        err_console.print("no challenger: the gate asks for no shadow period")
+    else:
+        err_console.print("no challenger: no validated version newer than production")
 
 
 @app.command("rollback")

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 #: The role that lets a member call a Cloud Run service.
 INVOKER_ROLE = "roles/run.invoker"
 DIGEST = re.compile(r"^[\w./:-]+@sha256:[0-9a-f]{64}$")
+#: Cloud Run's annotation: "false" keeps the CPU allocated between requests.
+CPU_THROTTLING = "run.googleapis.com/cpu-throttling"
+#: A revision's settings for the challenger baked into its image (the Dockerfile's /challenger).
+SHADOW_ENV = {
+    "CONFORTO_SERVE__CHALLENGER__MODEL": "/challenger",
+    "CONFORTO_SERVE__CHALLENGER__MODE": "shadow",
+}
 
 
 class TrafficTarget(TypedDict, total=False):
@@ -138,6 +145,20 @@ def render(
     return manifest
 
 
+def with_shadow(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a revision whose image has a challenger baked in: every instance runs it
+    as a shadow (its configuration names it), with the CPU kept after each response, when the
+    shadow scores (Cloud Run throttles it otherwise).
+    """
+    template = manifest["spec"]["template"]
+    template["metadata"].setdefault("annotations", {})[CPU_THROTTLING] = "false"
+    container = template["spec"]["containers"][0]
+    container.setdefault("env", []).extend(
+        {"name": name, "value": value} for name, value in SHADOW_ENV.items()
+    )
+    return manifest
+
+
 def _scope(region: str, project: str) -> list[str]:
     return ["--region", region, "--project", project, "--quiet"]
 
@@ -154,9 +175,11 @@ def plan(
     canary: int | None,
     manifest_path: Path,
     invoker: str = "",
+    shadow: bool = False,
 ) -> Plan:
     """The manifest and the commands of a deploy (see the module docstring); ``invoker``, when
-    given, is granted ``roles/run.invoker`` on the service (``allUsers``: a public API).
+    given, is granted ``roles/run.invoker`` on the service (``allUsers``: a public API);
+    ``shadow``: the image has a challenger baked in, which the revision runs (:func:`with_shadow`).
     """
     template = templates / f"{environment}.yaml"
     if not template.is_file():
@@ -165,6 +188,8 @@ def plan(
     manifest = render(
         template, image=image, revision=revision, project=project, region=region, previous=previous
     )
+    if shadow:
+        manifest = with_shadow(manifest)
     service = str(manifest["metadata"]["name"])
     scope = _scope(region, project)
     run = ["gcloud", "run", "services"]
@@ -320,6 +345,7 @@ def roll_out(
     version: str,
     canary: int | None,
     invoker: str = "",
+    shadow: bool = False,
 ) -> Rollout:
     """Plan a deploy against what serves now, write its manifest to ``target`` and run it."""
     previous = serving_revision(runner.describe(f"conforto-{environment}") or DescribedService())
@@ -334,6 +360,7 @@ def roll_out(
         canary=canary,
         manifest_path=target,
         invoker=invoker,
+        shadow=shadow,
     )
     atomic_write_text(target, steps.manifest_text())
     ok, summary = runner.run(steps, previous)

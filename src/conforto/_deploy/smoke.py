@@ -38,7 +38,12 @@ def golden_cases(model: ThermalModel) -> list[GoldenCase]:
 
 
 def smoke(
-    url: str, model: ThermalModel, *, version: str | None = None, timeout: float = 10.0
+    url: str,
+    model: ThermalModel,
+    *,
+    version: str | None = None,
+    challenger: str | None = None,
+    timeout: float = 10.0,
 ) -> SmokeResult:
     """Check the service at ``url`` against ``model`` (its predictions logged as a smoke test's,
     which the monitors and retraining leave out).
@@ -53,6 +58,9 @@ def smoke(
         The registry version it should say it serves (``/ready``'s ``model_version``; its
         content id, ``model.version``, passes too: a copy without its registration record);
         ``None``: not checked.
+    challenger
+        The registry version of the challenger it should run beside the model (``/ready``'s
+        ``challenger``); ``None``: not checked.
     timeout
         Seconds to wait for each answer [s].
 
@@ -64,12 +72,14 @@ def smoke(
     try:
         kind = {"X-Request-Kind": "smoke"}
         with httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=kind) as client:
-            return _checks(client, model, version)
+            return _checks(client, model, version, challenger)
     except httpx.HTTPError as exc:
         return SmokeResult(False, f"{url} cannot be reached: {type(exc).__name__}: {exc}")
 
 
-def _checks(client: httpx.Client, model: ThermalModel, expected: str | None) -> SmokeResult:
+def _checks(
+    client: httpx.Client, model: ThermalModel, expected: str | None, challenger: str | None
+) -> SmokeResult:
     health = client.get("/health")
     if health.status_code != 200 or health.json() != {"status": "healthy"}:
         return SmokeResult(False, f"/health answered {health.status_code}: {health.text[:200]}")
@@ -80,6 +90,13 @@ def _checks(client: httpx.Client, model: ThermalModel, expected: str | None) -> 
     if expected is not None and version not in (expected, model.version):
         return SmokeResult(
             False, f"/ready says model {version}: the service runs another version than {expected}"
+        )
+    beside = ready.json().get("challenger")
+    if challenger is not None and beside != challenger:
+        return SmokeResult(
+            False,
+            f"/ready names challenger {beside}, not {challenger}: the challenger baked into the "
+            "image did not start (the service's log says why)",
         )
     cases = golden_cases(model)
     for i, case in enumerate(cases):

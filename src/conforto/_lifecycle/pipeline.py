@@ -20,7 +20,7 @@ from conforto._lineage import code_fingerprint, config_hash
 from conforto._model.artifact import ThermalModel, load_model
 from conforto._monitor.thresholds import MonitorConfig
 from conforto._notify import Message, context, header, section
-from conforto._registry.model_registry import training_lineage
+from conforto._registry.model_registry import PRODUCTION, training_lineage
 from conforto._tracking import NullTracker, Tracker, tracked_run
 from conforto._training.train import TrainConfig
 from conforto.errors import ConfortoError
@@ -219,7 +219,8 @@ def _promote(stages: _Stages, result: PipelineResult) -> None:
     version = stages.registry.store.get(result.version)
     if "validated" not in version.tags or {"production", "archived"} & set(version.tags):
         return
-    if stages.config.gate.shadow_min_predictions is not None:
+    shadowed = stages.config.gate.shadow_min_predictions is not None
+    if shadowed and stages.registry.store.alias_version(PRODUCTION) is not None:
         stages.notify(
             f"version {version.version} waits for its shadow period before production: "
             f"`conforto serve --challenger {version.version}`, then `conforto model promote "

@@ -2,10 +2,13 @@
 when it is promoted.
 
 With ``gate.shadow_min_predictions`` set (``configs/pipeline.yaml``), a validated version
-waits: the pipeline leaves it validated, the service runs it as a shadow challenger
-(``conforto serve --challenger VERSION``), and ``conforto model promote VERSION`` takes it
-without ``--force`` only once it scored that many of production's requests and was never
-stopped automatically.
+waits: the pipeline leaves it validated (``conforto model promote`` exits 5,
+:class:`~conforto.errors.ShadowPending`), the service runs it as a shadow challenger
+(``conforto serve --challenger VERSION``; on Cloud Run, baked into the image beside production:
+:func:`awaiting_shadow` says which), and ``conforto model promote VERSION`` takes it without
+``--force`` only once it scored that many of occupants' requests to production and was never
+stopped automatically. The first production version has nothing to shadow: it needs no shadow
+period.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import TYPE_CHECKING
 
 from conforto._lifecycle.gate_checks import GateCheck
 from conforto._monitor.compare import shadow_record
-from conforto.errors import RegistryError
+from conforto._registry.model_registry import PRODUCTION
+from conforto.errors import ShadowPending
 
 if TYPE_CHECKING:
     from conforto._registry.audit import Move
@@ -72,20 +76,43 @@ def promote(
 
     Raises
     ------
+    ShadowPending
+        When the shadow check fails (with what it found): nothing changed.
     RegistryError
-        When the shadow check fails (with what it found), or the registry refuses.
+        When the registry refuses.
     """
     if min_predictions is not None and not force:
         from conforto._model.artifact import load_model
 
         target, artifact = registry.resolve(version)
-        if registry.store.alias_version("production") != target.version:
+        production = registry.store.alias_version(PRODUCTION)
+        if production not in (None, target.version):
             names = [target.version, load_model(artifact).version]
             check = shadow_check(log_url, names, min_predictions)
             if not check.passed:
-                raise RegistryError(
+                raise ShadowPending(
                     f"version {target.version} has not had its shadow period: {check.detail}. "
-                    f"Serve it as a shadow (`conforto serve --challenger {target.version}`), "
-                    "or pass --force."
+                    f"Serve it as a shadow (`conforto serve --challenger {target.version}`; "
+                    "a deploy bakes it into the image beside production), or pass --force."
                 )
     return registry.promote(version, force=force, reason=reason, command=command)
+
+
+def awaiting_shadow(registry: Registry) -> str | None:
+    """The version waiting for its shadow period: the newest validated one, newer than
+    production and never rejected or archived (``None``: none, or nothing in production).
+
+    It is the challenger to serve beside production (a deploy bakes it into the image) while
+    ``gate.shadow_min_predictions`` asks for a shadow period.
+    """
+    production = registry.store.alias_version(PRODUCTION)
+    if production is None:
+        return None
+    waiting = [
+        v.version
+        for v in registry.versions()
+        if int(v.version) > int(production)
+        and "validated" in v.tags
+        and not {"rejected", "archived"} & set(v.tags)
+    ]
+    return max(waiting, key=int, default=None)

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from conforto._data.target import CLASS_NAMES, sensation_class
 from conforto._fileio import atomic_write_json, atomic_write_text
 from conforto._monitor.window import log_connection, read_votes
+from conforto._predictions.records import OCCUPANT
 from conforto._predictions.schema import challenger_events, predictions, shadow
 from conforto._reports import figure_uri, new_figure, render
 from conforto._scoring.scores import N_CLASSES, cluster_draws, macro_f1_from_confusion
@@ -426,7 +427,8 @@ def write_compare(report: CompareReport, out: Path) -> dict[str, Path]:
 
 def shadow_record(url: str, names: Sequence[str]) -> ShadowRecord:
     """What the log holds of a challenger's shadow period, under any of its ``names`` (its
-    registry version, its content id).
+    registry version, its content id): occupants' requests only (not smoke tests' or the
+    explorer's).
 
     Returns
     -------
@@ -439,10 +441,16 @@ def shadow_record(url: str, names: Sequence[str]) -> ShadowRecord:
         When the database cannot be read.
     """
     names = list(names)
-    counted = sa.select(
-        sa.func.count().filter(shadow.c.error.is_(None)),
-        sa.func.count().filter(shadow.c.error.is_not(None)),
-    ).where(shadow.c.model_version.in_(names))
+    counted = (
+        sa.select(
+            sa.func.count().filter(shadow.c.error.is_(None)),
+            sa.func.count().filter(shadow.c.error.is_not(None)),
+        )
+        .select_from(
+            shadow.join(predictions, shadow.c.prediction_id == predictions.c.prediction_id)
+        )
+        .where(shadow.c.model_version.in_(names), predictions.c.kind == OCCUPANT)
+    )
     stops = sa.select(challenger_events.c.reason).where(
         challenger_events.c.model_version.in_(names), challenger_events.c.event == "stopped"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from conforto._lineage import package_version
 from conforto._serving.deps import PredictorDep, ServiceDep
@@ -36,6 +36,11 @@ class Ready(BaseModel):
 
     status: str = "ready"
     model_version: str
+    challenger: str | None = Field(
+        None,
+        description="The version of the challenger running beside production (a shadow or a "
+        "canary), if any: what a deploy that baked one checks.",
+    )
 
 
 @router.get("/", response_model=None, responses={200: ABOUT})
@@ -55,7 +60,13 @@ async def health() -> dict[str, str]:
     return {"status": "healthy"}
 
 
-@router.get("/ready", responses={503: {"description": "No model is loaded."}})
-async def ready(predictor: PredictorDep) -> Ready:
-    """Readiness: a model is loaded and answering."""
-    return Ready(model_version=predictor.version)
+@router.get(
+    "/ready",
+    response_model_exclude_none=True,  # no challenger: not named
+    responses={503: {"description": "No model is loaded."}},
+)
+async def ready(predictor: PredictorDep, service: ServiceDep) -> Ready:
+    """Readiness: a model is loaded and answering (and which challenger runs beside it)."""
+    challenger = service.challenger
+    running = challenger.version if challenger is not None and challenger.running else None
+    return Ready(model_version=predictor.version, challenger=running)
