@@ -428,8 +428,13 @@ def machine(
             "REGISTRY_TLS_VERIFY": "false",
             "DATA_URL": f"http://127.0.0.1:{server.server_address[1]}",
             "REHEARSAL_GCLOUD_BIN": str(root / "gcloud-bin"),
-            # how OpenMP threads wait on the busy cores `make test-workflows` sets it for
-            **{k: v for k, v in os.environ.items() if k == "OMP_WAIT_POLICY"},
+            # how OpenMP threads wait on the busy cores, and the podman store of the
+            # rehearsal's own (tests/workflows/storage.conf), as `make test-workflows` sets them
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k in ("OMP_WAIT_POLICY", "CONTAINERS_STORAGE_CONF")
+            },
         }
         warm_installers(root, env)
         yield Machine(root, origin, sha, uses, data, env)
