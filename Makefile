@@ -153,15 +153,15 @@ $(INDEX)/.complete: requirements.lock
 	touch $@
 
 # The rehearsal's podman store, apart from the default one (tests/workflows/storage.conf), with
-# a copy of the base image (again whenever the default store's changed)
+# a copy of the base image the default store holds (copied again whenever that one changed)
 PODMAN := podman --storage-driver=overlay --runtime runc
+REHEARSAL_STORE := CONTAINERS_STORAGE_CONF=$(abspath tests/workflows/storage.conf)
 REHEARSAL_BASE := localhost/conforto-base:bookworm
-test-workflows: export CONTAINERS_STORAGE_CONF = $(abspath tests/workflows/storage.conf)
 test-workflows: $(STAMP) $(MLFLOW_STAMP) $(INDEX)/.complete base-image  ## The GitHub workflows under a real runner (act), offline: push, PR, dispatch, training, monitoring
-	base="$$(env -u CONTAINERS_STORAGE_CONF $(PODMAN) image inspect --format '{{.Id}}' $(REHEARSAL_BASE))"; \
-	  [ "$$($(PODMAN) image inspect --format '{{.Id}}' $(REHEARSAL_BASE) 2>/dev/null)" = "$$base" ] \
-	  || env -u CONTAINERS_STORAGE_CONF $(PODMAN) image save $(REHEARSAL_BASE) | $(PODMAN) load --quiet
-	unshare --net sh -c 'ip link set lo up && exec $(BIN)/pytest -p no:cacheprovider -q $(DURATIONS) tests/workflows'
+	base="$$($(PODMAN) image inspect --format '{{.Id}}' $(REHEARSAL_BASE))"; \
+	  [ "$$($(REHEARSAL_STORE) $(PODMAN) image inspect --format '{{.Id}}' $(REHEARSAL_BASE) 2>/dev/null)" = "$$base" ] \
+	  || $(PODMAN) image save $(REHEARSAL_BASE) | $(REHEARSAL_STORE) $(PODMAN) load --quiet
+	$(REHEARSAL_STORE) unshare --net sh -c 'ip link set lo up && exec $(BIN)/pytest -p no:cacheprovider -q $(DURATIONS) tests/workflows'
 
 bench: $(STAMP)  ## Run the benchmarks in bench/
 	$(BIN)/python bench/data_stage.py
