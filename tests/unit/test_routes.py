@@ -18,10 +18,11 @@ from conforto._predictions.records import PredictionRow, Row, VoteRow
 from conforto._predictions.spool import Spool, frames, segments
 from conforto._serving.app import create_app
 from conforto._serving.deps import ServiceDep, get_prediction_log, get_predictor
+from conforto._serving.loading import Runtime
 from conforto._serving.routes.predict import CoverageQuery, KindHeader
 from conforto._serving.routes.predict import predict as fast_predict
 from conforto._serving.schemas import Observation  # noqa: TC001 - FastAPI reads it at runtime
-from conforto._serving.state import Runtime, ServiceState
+from conforto._serving.state import ServiceState
 from conforto._settings import ServeSettings, Settings
 from conforto.errors import LogUnavailable
 from tests.factories import answer, manifest_of

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from conforto._deploy.cloudrun import checked
 from conforto._fileio import atomic_write_text
-from conforto.errors import ConfigError, ConfortoError
+from conforto.errors import ConfigError
 
 if TYPE_CHECKING:
     import subprocess
@@ -77,39 +78,25 @@ def apply_policies(
         When ``gcloud`` fails, with its message.
     """
     scope = ["--project", project, "--quiet"]
+
+    def policies_call(*args: str) -> str:
+        return checked(
+            gcloud,
+            ["monitoring", "policies", *args, *scope],
+            f"`gcloud monitoring policies {args[0]}`",
+        )
+
     done = []
     for number, policy in enumerate(policies):
         path = folder / f"policy-{number}.yaml"
         atomic_write_text(path, yaml.safe_dump(policy.body, sort_keys=False))
         query = f'displayName="{policy.display_name}"'
-        found = _call(
-            gcloud, "monitoring", "policies", "list", "--filter", query, *scope, "--format", "json"
-        )
-        existing = json.loads(found or "[]")
+        existing = json.loads(policies_call("list", "--filter", query, "--format", "json") or "[]")
         if existing:
             name = str(existing[0]["name"])
-            _call(
-                gcloud,
-                "monitoring",
-                "policies",
-                "update",
-                name,
-                "--policy-from-file",
-                str(path),
-                *scope,
-            )
+            policies_call("update", name, "--policy-from-file", str(path))
             done.append(f"alert policy updated: {policy.display_name}")
         else:
-            _call(
-                gcloud, "monitoring", "policies", "create", "--policy-from-file", str(path), *scope
-            )
+            policies_call("create", "--policy-from-file", str(path))
             done.append(f"alert policy created: {policy.display_name}")
     return done
-
-
-def _call(gcloud: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> str:
-    """``gcloud *args``'s output; :class:`ConfortoError` with its message when it fails."""
-    result = gcloud(*args)
-    if result.returncode != 0:
-        raise ConfortoError(f"`gcloud {' '.join(args[:3])}` failed: {result.stderr.strip()[-300:]}")
-    return str(result.stdout)

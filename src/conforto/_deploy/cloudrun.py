@@ -26,7 +26,7 @@ from conforto._settings import GCP_PROJECT, GCP_REGION
 from conforto.errors import ConfigError, ConfortoError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from conforto._deploy.smoke import SmokeResult
@@ -99,6 +99,18 @@ class Gcloud:
         return subprocess.run(  # noqa: S603 - gcloud with arguments this module builds
             [binary, *args], capture_output=True, text=True, check=False, timeout=900
         )
+
+
+def checked(
+    gcloud: Callable[..., subprocess.CompletedProcess[str]], args: Sequence[str], what: str
+) -> str:
+    """``gcloud *args``'s output; :class:`ConfortoError` naming ``what`` failed, with the end of
+    gcloud's message, when it exits non-zero.
+    """
+    done = gcloud(*args)
+    if done.returncode != 0:
+        raise ConfortoError(f"{what} failed: {done.stderr.strip()[-300:]}")
+    return str(done.stdout)
 
 
 def revision_name(environment: str, version: str, image: str) -> str:
@@ -243,11 +255,7 @@ class CloudRunDeploy:
         return found
 
     def _step(self, why: str, command: list[str]) -> None:
-        done = self.gcloud(*command[1:])
-        if done.returncode != 0:
-            raise ConfortoError(
-                f"{why}: `{' '.join(command)}` failed: {done.stderr.strip()[-300:]}"
-            )
+        checked(self.gcloud, command[1:], f"{why}: `{' '.join(command)}`")
 
     def _back(self, service: str, previous: str | None) -> str:
         if previous is None:

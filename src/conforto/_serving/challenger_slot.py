@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Protocol
 from conforto._notify import notify
 from conforto._serving import telemetry
 from conforto._serving.challenger import Challenger, Mode, challenger_message
-from conforto._serving.runtime import WARM_UP, AfterBatch, Predictor
+from conforto._serving.loading import warm_predictor
 from conforto.errors import ConfortoError, ReloadError
 
 if TYPE_CHECKING:
     from conforto._predictions.log import PredictionLog
+    from conforto._serving.runtime import AfterBatch, Predictor
     from conforto._serving.schemas import ChallengerStatus
     from conforto._settings import Settings
 
@@ -93,20 +94,13 @@ def load_challenger(
     ReloadError
         When it cannot be resolved or loaded.
     """
-    from conforto._model.artifact import load_model
-    from conforto._registry.registration import registered_version
-
     try:
         directory, version = resolve(spec, resolver)
-        model = load_model(directory)
-        version = version or registered_version(directory) or model.version
+        return warm_predictor(directory, version, settings)
     except ReloadError:
         raise
     except ConfortoError as exc:
         raise ReloadError(f"challenger {spec}: {exc}") from None
-    predictor = Predictor(model, version, settings.serve.coverage)
-    predictor.predict([WARM_UP])
-    return predictor
 
 
 class ChallengerSlot:

@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -27,10 +26,11 @@ from conforto._predictions.writer import LogProcess
 from conforto._serving import telemetry
 from conforto._serving.adaptation import SiteAdaptations
 from conforto._serving.challenger_slot import ChallengerSlot
+from conforto._serving.loading import Runtime, load_runtime
 from conforto._serving.ratelimit import TokenBuckets
-from conforto._serving.runtime import WARM_UP, Asked, MicroBatcher, Predictor
+from conforto._serving.runtime import Asked, MicroBatcher, Predictor
 from conforto._serving.schemas import ChallengerStatus, Reloaded
-from conforto.errors import ConfortoError, ModelUnavailable, RegistryError, ReloadError
+from conforto.errors import ConfortoError, ModelUnavailable, ReloadError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,55 +44,6 @@ if TYPE_CHECKING:
     from conforto._settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What the service serves: a predictor, or the reason there is none."""
-
-    predictor: Predictor | None = None
-    error: str | None = None
-    artifact: Path | None = None
-    sha256: str | None = None
-    no_production: bool = False
-
-
-def load_runtime(model_dir: Path | None, settings: Settings) -> Runtime:
-    """Load a model; a failure becomes the reason ``/ready`` gives.
-
-    Parameters
-    ----------
-    model_dir
-        Model directory; ``None`` loads the production version named by the registry's
-        pointer file (without MLflow).
-    settings
-        Where the registry's pointer lives.
-
-    Returns
-    -------
-    Runtime
-        The warmed-up predictor with its artifact's checksum, or the error that prevented it.
-    """
-    from conforto._model.artifact import load_model
-    from conforto._registry.pointer import artifact_sha256, production_artifact
-    from conforto._registry.registration import registered_version
-
-    try:
-        if model_dir is None:
-            pointer, directory = production_artifact(settings.registry_dir)
-            version = pointer.version
-        else:
-            directory = model_dir
-            version = ""
-        model = load_model(directory)
-        version = version or registered_version(directory) or model.version
-        predictor = Predictor(model, version, settings.serve.coverage)
-        predictor.predict([WARM_UP])
-        return Runtime(predictor, artifact=directory, sha256=artifact_sha256(directory))
-    except ConfortoError as exc:
-        log.error("no model loaded: %s", exc)
-        no_production = isinstance(exc, RegistryError) and model_dir is None  # no pointer
-        return Runtime(error=str(exc), no_production=no_production)
 
 
 class ServiceState:
