@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 #: Where what the tests build is kept between sessions of a run.
 CACHE = Path(os.environ.get("CONFORTO_TEST_CACHE", REPO / "build" / "test-cache"))
+#: The site adaptation strength [votes] a test model's replay is given, alone: choosing one
+#: among candidates replays every fold once per candidate (six by default, a quarter of a small
+#: training's time). tests/unit/test_adaptation.py judges the choice; the other tests need a
+#: model that adapts, not the search.
+ONE_STRENGTH = (5.0,)
 
 
 def cached(key: str, make: Callable[[Path], None]) -> Path:
@@ -66,12 +71,15 @@ def fingerprint(paths: tuple[Path, Path], config: dict[str, Any]) -> str:
 
 
 def trained(paths: tuple[Path, Path], **config: Any) -> Path:
-    """A model trained on the data files ``paths`` with ``TrainConfig(**config)``.
+    """A model trained on the data files ``paths`` with ``TrainConfig(**config)`` (its site
+    adaptation strength :data:`ONE_STRENGTH` unless ``config`` gives candidates).
 
     The folder is shared: a test that changes a model works on a copy. Every file is checked
     against the manifest on the way out, so a test that changed the shared one fails here.
     """
     from conforto._model.artifact import load_model
+
+    config = {"adaptation_strengths": ONE_STRENGTH, **config}
 
     def train(folder: Path) -> None:
         from conforto._data.load import load_dataset

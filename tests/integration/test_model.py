@@ -17,6 +17,7 @@ from conforto._training.evaluate import evaluate_model, predictions_frame
 from conforto._training.save import write_model
 from conforto._training.train import TrainConfig, train_model
 from conforto.errors import ArtifactError
+from tests.models import ONE_STRENGTH
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,7 +76,7 @@ def test_cross_validation_is_grouped_by_building(trained_model: Path) -> None:
 def test_training_is_deterministic(sample_paths: tuple[Path, Path], tmp_path: Path) -> None:
     frame = load_dataset(*sample_paths).frame
     frame = frame[frame["building_id"].isin(frame["building_id"].unique()[:40])]
-    config = TrainConfig(folds=2, search_trials=1, max_rounds=60)
+    config = TrainConfig(folds=2, search_trials=1, max_rounds=60, adaptation_strengths=ONE_STRENGTH)
     a = write_model(train_model(frame, config=config, progress=False), frame, tmp_path / "a")
     b = write_model(train_model(frame, config=config, progress=False), frame, tmp_path / "b")
     metrics_a = json.loads((tmp_path / "a" / "metrics.json").read_text())["cv"]["model"]

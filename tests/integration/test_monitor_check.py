@@ -24,7 +24,7 @@ from tests.factories import serve_and_vote
 pytestmark = pytest.mark.integration
 
 SMALL = """
-train: {folds: 2, search_trials: 1, max_rounds: 60}
+train: {folds: 2, search_trials: 1, max_rounds: 60, adaptation_strengths: [5]}
 gate: {min_gain_over_pmv: -1.0, min_gain_over_majority: -1.0,
        min_log_loss_gain_over_probabilistic_pmv: -1.0,
        champion_margin_macro_f1: 0.5, champion_margin_log_loss: 0.5, slice_tolerance: 1.0,

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 #: A small budget on 50 buildings: the gate's thresholds on what so few votes can show (the
 #: heads' gain over PPD included) are relaxed; the gate itself is judged in test_gate.py.
 CONFIG = """
-train: {folds: 3, search_trials: 1, max_rounds: 150, seed: SEED}
+train: {folds: 3, search_trials: 1, max_rounds: 150, adaptation_strengths: [5], seed: SEED}
 gate: {min_gain_over_pmv: 0.0, min_head_log_loss_gain: -0.05, slice_min_rows: 2000,
        bootstrap_reps: 400}
 tracking: [mlflow, clearml]

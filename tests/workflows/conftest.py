@@ -42,6 +42,7 @@ import yaml
 
 from tests.factories import REPO, write_buildings
 from tests.fakes import describe_cloud, install
+from tests.models import ONE_STRENGTH
 from tests.processes import (
     MONITORING,
     WORKFLOW,
@@ -81,8 +82,15 @@ FIRST_REVISION_PORT = 18_000
 PIPELINE = "configs/pipeline.yaml"
 #: The rehearsal's training budget: the workflows' plumbing is rehearsed, not the model's
 #: quality (tests/integration/test_gate.py and tests/model judge that); five folds
-#: of four trials would cost minutes a training.
-BUDGET = {"folds": 3, "search_trials": 1, "inner_folds": 2, "max_rounds": 200}
+#: of four trials would cost minutes a training, and each candidate strength of site
+#: adaptation a replay of every fold (tests/models.py: ONE_STRENGTH).
+BUDGET = {
+    "folds": 3,
+    "search_trials": 1,
+    "inner_folds": 2,
+    "max_rounds": 200,
+    "adaptation_strengths": list(ONE_STRENGTH),
+}
 #: The test job's checks (``.ci/run``'s ``CONFORTO_CI_TARGETS``): the suite runs beside the
 #: rehearsal, not again inside it (that codecov uploads what `make test` writes:
 #: tests/unit/test_workflows.py).
